@@ -1,0 +1,275 @@
+// Package zkconn dials ZooKeeper for the engine: one session per Conn, a root
+// prefix (chroot) applied to every path, session events fanned out to any
+// number of subscribers, and context-aware wrappers around go-zookeeper's
+// blocking calls so that no caller hangs while ZooKeeper is unreachable.
+package zkconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"go.uber.org/zap"
+)
+
+// Errors of this package.
+var (
+	// ErrConfig is wrapped by every configuration error.
+	ErrConfig = errors.New("zkconn: bad configuration")
+	// ErrUnavailable is returned when a call could not reach ZooKeeper before
+	// its context ended.
+	ErrUnavailable = errors.New("zookeeper unavailable")
+)
+
+// Defaults.
+const (
+	DefaultSessionTimeout = 10 * time.Second
+	DefaultHosts          = "127.0.0.1:2181"
+	// MaxResponseBytes bounds a single response the client accepts. Listing
+	// a queue of 100,000 entries takes about 2.5 MB, over the 1 MB default
+	// of other clients, so the engine allows far more.
+	MaxResponseBytes = 64 << 20
+)
+
+// Config says how to reach ZooKeeper.
+type Config struct {
+	// Hosts are "host:port" addresses of the ensemble.
+	Hosts []string
+	// Root is the prefix of every path the engine uses ("/" by default).
+	Root string
+	// SessionTimeout is the requested session timeout; the server bounds it
+	// to 2–20 ticks.
+	SessionTimeout time.Duration
+	// Logger receives connection events; zap.NewNop() when nil.
+	Logger *zap.Logger
+}
+
+// ParseHosts splits a comma-separated host list, trimming blanks, and adds
+// port 2181 where none is given.
+func ParseHosts(s string) ([]string, error) {
+	var out []string
+	for _, h := range strings.Split(s, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			continue
+		}
+		if strings.Contains(h, "/") {
+			return nil, fmt.Errorf("%w: host %q: use --zk-root for a path prefix, not a chroot suffix", ErrConfig, h)
+		}
+		if !strings.Contains(h, ":") {
+			h += ":2181"
+		}
+		out = append(out, h)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: no ZooKeeper hosts given (set --zk-hosts or JOBENGINE_ZK_HOSTS, e.g. 127.0.0.1:2181)", ErrConfig)
+	}
+	return out, nil
+}
+
+// CleanRoot normalises a root prefix: absolute, no trailing slash ("/" stays).
+func CleanRoot(root string) (string, error) {
+	if root == "" {
+		return "/", nil
+	}
+	if !strings.HasPrefix(root, "/") {
+		return "", fmt.Errorf("%w: root %q must start with /", ErrConfig, root)
+	}
+	return path.Clean(root), nil
+}
+
+// Conn is one ZooKeeper session (go-zookeeper reconnects and, after an
+// expiry, opens a new session on the same Conn: watch SessionID or subscribe
+// to events to notice).
+type Conn struct {
+	*zk.Conn
+	root   string
+	logger *zap.Logger
+
+	mu   sync.Mutex
+	subs map[int]chan zk.Event
+	next int
+}
+
+// Dial connects and waits until a session is established or ctx ends.
+func Dial(ctx context.Context, cfg Config) (*Conn, error) {
+	if len(cfg.Hosts) == 0 {
+		return nil, fmt.Errorf("%w: no ZooKeeper hosts given", ErrConfig)
+	}
+	root, err := CleanRoot(cfg.Root)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = DefaultSessionTimeout
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	c := &Conn{root: root, logger: logger, subs: make(map[int]chan zk.Event)}
+	established := make(chan struct{})
+	var once sync.Once
+	zc, events, err := zk.Connect(cfg.Hosts, cfg.SessionTimeout,
+		zk.WithLogger(zkLogger{logger.Sugar()}),
+		zk.WithLogInfo(false),
+		zk.WithMaxBufferSize(MaxResponseBytes),
+		zk.WithEventCallback(func(ev zk.Event) {
+			if ev.Type == zk.EventSession && ev.State == zk.StateHasSession {
+				once.Do(func() { close(established) })
+			}
+			c.publish(ev)
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("zkconn: connecting to %s: %w", strings.Join(cfg.Hosts, ","), err)
+	}
+	go func() { // drain: go-zookeeper drops events when this channel is full
+		for range events {
+		}
+	}()
+	c.Conn = zc
+	select {
+	case <-established:
+		return c, nil
+	case <-ctx.Done():
+		zc.Close()
+		return nil, fmt.Errorf("%w: no session with %s: %v", ErrUnavailable, strings.Join(cfg.Hosts, ","), ctx.Err())
+	}
+}
+
+// Root returns the root prefix.
+func (c *Conn) Root() string { return c.root }
+
+// Path joins p (absolute or relative) under the root prefix.
+func (c *Conn) Path(p ...string) string {
+	return path.Join(append([]string{c.root}, p...)...)
+}
+
+// Logger returns the connection's logger.
+func (c *Conn) Logger() *zap.Logger { return c.logger }
+
+// Subscribe returns a channel of session events (buffered; a subscriber that
+// does not keep up loses events, never blocks the connection) and a function
+// that ends the subscription.
+func (c *Conn) Subscribe() (<-chan zk.Event, func()) {
+	ch := make(chan zk.Event, 64)
+	c.mu.Lock()
+	id := c.next
+	c.next++
+	c.subs[id] = ch
+	c.mu.Unlock()
+	return ch, func() {
+		c.mu.Lock()
+		delete(c.subs, id)
+		c.mu.Unlock()
+	}
+}
+
+func (c *Conn) publish(ev zk.Event) {
+	if ev.Type != zk.EventSession {
+		return
+	}
+	switch ev.State {
+	case zk.StateExpired:
+		c.logger.Warn("zookeeper session expired")
+	case zk.StateDisconnected:
+		c.logger.Info("zookeeper disconnected", zap.String("server", ev.Server))
+	case zk.StateHasSession:
+		c.logger.Debug("zookeeper session established", zap.String("server", ev.Server))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ch := range c.subs {
+		select {
+		case ch <- ev:
+		default:
+		}
+	}
+}
+
+// Connected reports whether the connection currently has a session.
+func (c *Conn) Connected() bool { return c.State() == zk.StateHasSession }
+
+// Do runs fn, a blocking go-zookeeper call, and returns its error, or an
+// error wrapping ErrUnavailable and ctx's error if ctx ends first. The call
+// itself then finishes in the background (go-zookeeper fails queued requests
+// once it has tried every server), so nothing hangs and nothing leaks for
+// long.
+func Do(ctx context.Context, fn func() error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+	}
+}
+
+// EnsurePath creates p and its parents as persistent nodes when missing.
+func (c *Conn) EnsurePath(ctx context.Context, p string) error {
+	return Do(ctx, func() error { return ensure(c.Conn, p) })
+}
+
+func ensure(zc *zk.Conn, p string) error {
+	if p == "/" || p == "" {
+		return nil
+	}
+	ok, _, err := zc.Exists(p)
+	if err != nil {
+		return err
+	}
+	if ok {
+		return nil
+	}
+	if err := ensure(zc, path.Dir(p)); err != nil {
+		return err
+	}
+	_, err = zc.Create(p, nil, 0, zk.WorldACL(zk.PermAll))
+	if err != nil && !errors.Is(err, zk.ErrNodeExists) {
+		return err
+	}
+	return nil
+}
+
+// Transient reports whether err is a connection-level failure worth
+// retrying after a back-off (as opposed to a logical answer such as
+// ErrNoNode or ErrBadVersion).
+func Transient(err error) bool {
+	return errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, zk.ErrNoServer) ||
+		errors.Is(err, zk.ErrSessionExpired) || errors.Is(err, zk.ErrSessionMoved) ||
+		errors.Is(err, zk.ErrClosing) || errors.Is(err, ErrUnavailable) ||
+		errors.Is(err, zk.ErrUnknown) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// MultiError returns the first per-operation error of a failed multi
+// (go-zookeeper reports the multi itself with a generic error and marks the
+// failing operation in the responses) or err itself.
+func MultiError(res []zk.MultiResponse, err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, r := range res {
+		if r.Error != nil && !errors.Is(r.Error, zk.ErrAPIError) && r.Error.Error() != "zk: runtime inconsistency" {
+			return r.Error
+		}
+	}
+	return err
+}
+
+// ACL is the ACL the engine creates nodes with.
+var ACL = zk.WorldACL(zk.PermAll)
+
+type zkLogger struct{ s *zap.SugaredLogger }
+
+func (l zkLogger) Printf(format string, args ...interface{}) {
+	l.s.Debugf("zookeeper: "+format, args...)
+}
