@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Regenerates the Go code of the plugin protocol (actions/proto/v*/*.proto).
+#
+# Needs protoc (Debian: apt-get install protobuf-compiler) and Go. The two
+# protoc plugins are installed, pinned, into <repo>/.bin on first use, so a
+# fresh machine needs nothing else. Run it with `make generate`,
+# `go generate ./engine/pluginhost` or directly.
+set -euo pipefail
+
+PROTOC_GEN_GO_VERSION=v1.36.12     # matches google.golang.org/protobuf in go.mod
+PROTOC_GEN_GO_GRPC_VERSION=v1.6.1  # generates code for grpc >= 1.64
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+bin="$root/.bin"
+mkdir -p "$bin"
+
+if ! command -v protoc >/dev/null 2>&1; then
+	echo "generate.sh: protoc not found; install it with: apt-get install protobuf-compiler" >&2
+	exit 1
+fi
+
+# install NAME PACKAGE VERSION: installs PACKAGE@VERSION into .bin unless the
+# binary there already reports VERSION.
+install_tool() {
+	local name=$1 pkg=$2 version=$3
+	if [ -x "$bin/$name" ] && "$bin/$name" --version 2>/dev/null | grep -q -- "${version#v}"; then
+		return
+	fi
+	echo "generate.sh: installing $pkg@$version into $bin" >&2
+	GOBIN="$bin" GOFLAGS= go install "$pkg@$version"
+}
+install_tool protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go "$PROTOC_GEN_GO_VERSION"
+install_tool protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc "$PROTOC_GEN_GO_GRPC_VERSION"
+
+cd "$root"
+for proto in actions/proto/v*/*.proto; do
+	PATH="$bin:$PATH" protoc -I . \
+		--go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative \
+		"$proto"
+	echo "generate.sh: generated Go code for $proto" >&2
+done
