@@ -250,20 +250,30 @@ func Transient(err error) bool {
 		errors.Is(err, zk.ErrUnknown) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// MultiError returns the first per-operation error of a failed multi
-// (go-zookeeper reports the multi itself with a generic error and marks the
-// failing operation in the responses) or err itself.
-func MultiError(res []zk.MultiResponse, err error) error {
+// MultiError returns the index and error of the operation that made a multi
+// fail (go-zookeeper reports the operations before it as nil and those after
+// it as a runtime inconsistency), or -1 and err when no operation is marked.
+func MultiError(res []zk.MultiResponse, err error) (int, error) {
 	if err == nil {
-		return nil
+		return -1, nil
 	}
-	for _, r := range res {
-		if r.Error != nil && !errors.Is(r.Error, zk.ErrAPIError) && r.Error.Error() != "zk: runtime inconsistency" {
-			return r.Error
+	for i, r := range res {
+		if r.Error != nil {
+			return i, r.Error
 		}
 	}
-	return err
+	return -1, err
 }
+
+// MultiErrorOnly returns the error of the operation that made a multi fail.
+func MultiErrorOnly(res []zk.MultiResponse, err error) error {
+	_, e := MultiError(res, err)
+	return e
+}
+
+// EnsureSync creates p and its parents when missing, without a context; for
+// use inside a function already run by Do.
+func EnsureSync(zc *zk.Conn, p string) error { return ensure(zc, p) }
 
 // ACL is the ACL the engine creates nodes with.
 var ACL = zk.WorldACL(zk.PermAll)

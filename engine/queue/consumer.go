@@ -1,0 +1,635 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"github.com/jobengine/jobengine/engine/zkconn"
+)
+
+// ConsumerOptions configure a Consumer.
+type ConsumerOptions struct {
+	// Name is written into the consumer's owner node, to tell who holds
+	// what (default hostname-pid).
+	Name string
+	// Logger receives the consumer's log lines.
+	Logger *zap.Logger
+}
+
+// ConsumerStats are counters of a consumer, for tests and metrics.
+type ConsumerStats struct {
+	Listings   int64 // listings of the queue
+	Taken      int64 // successful takes
+	Contended  int64 // takes lost to another consumer or to a consume
+	OwnerNodes int64 // owner nodes created (one per session)
+}
+
+// Consumer takes entries for any number of workers in one process. It keeps
+// one listing of the queue, refreshed by child watches, and hands each
+// candidate to one worker at a time, so the workers neither re-list the
+// queue on every change nor fight over the same entry.
+type Consumer struct {
+	q    *Queue
+	name string
+	log  *zap.Logger
+
+	ownerMu sync.Mutex // serialises owner node creation
+
+	mu       sync.Mutex
+	session  int64  // the session the owner node belongs to
+	owner    string // owner node path, "" until created
+	takerID  []byte
+	avail    []string        // candidates in queue order, not handed out
+	inflight map[string]bool // handed to a worker, take in progress
+	held     map[string]*Item // taken by this consumer, by entry name
+	changed  chan struct{}   // closed and replaced whenever avail changes
+	dirty    bool            // a watch fired since the last listing
+	listed   bool            // a listing succeeded at least once
+	waiters  int             // workers waiting for a candidate
+	lastErr  error           // the last listing error, for Take's error
+	closed   bool
+	stats    ConsumerStats
+
+	wake chan struct{}
+	stop chan struct{}
+	done chan struct{}
+
+	// Test hooks: called before each take attempt; a fixed re-list interval.
+	beforeTake     func(name string)
+	relistOverride time.Duration
+}
+
+// NewConsumer starts a consumer of q. Close it to stop its listing loop and
+// remove its owner node.
+func (q *Queue) NewConsumer(opts ConsumerOptions) *Consumer {
+	c := q.newConsumer(opts)
+	go c.loop()
+	return c
+}
+
+func (q *Queue) newConsumer(opts ConsumerOptions) *Consumer {
+	if opts.Name == "" {
+		h, _ := os.Hostname()
+		opts.Name = fmt.Sprintf("%s-%d", h, os.Getpid())
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	c := &Consumer{
+		q:        q,
+		name:     opts.Name,
+		log:      opts.Logger,
+		inflight: make(map[string]bool),
+		held:     make(map[string]*Item),
+		changed:  make(chan struct{}),
+		dirty:    true,
+		wake:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	return c
+}
+
+// Stats returns the consumer's counters.
+func (c *Consumer) Stats() ConsumerStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats
+}
+
+// Close stops the consumer. Entries it still holds stay taken until its
+// session ends; release them first.
+func (c *Consumer) Close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	owner := c.owner
+	close(c.changed)
+	c.mu.Unlock()
+	close(c.stop)
+	<-c.done
+	if owner != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = zkconn.Do(ctx, func() error { return c.q.conn.Delete(owner, -1) })
+	}
+}
+
+// Take blocks until it holds an entry, or ctx ends. It tries candidates in
+// queue order and moves on at once when one is lost to another consumer.
+// While ZooKeeper is unreachable it keeps trying until ctx ends and then
+// returns an error wrapping ctx's error and the last failure.
+func (c *Consumer) Take(ctx context.Context) (*Item, error) {
+	backoff := 10 * time.Millisecond
+	for {
+		name, err := c.next(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if c.beforeTake != nil {
+			c.beforeTake(name)
+		}
+		it, err := c.tryTake(ctx, name)
+		c.resolve(name, it)
+		if it != nil {
+			return it, nil
+		}
+		if err == nil {
+			backoff = 10 * time.Millisecond
+			continue
+		}
+		if !zkconn.Transient(err) {
+			return nil, err
+		}
+		c.setErr(err)
+		c.markDirty()
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("queue: take: %w (last error: %v)", ctx.Err(), err)
+		case <-time.After(jitter(backoff)):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// next hands out the next candidate, waiting for the listing when none is
+// left.
+func (c *Consumer) next(ctx context.Context) (string, error) {
+	c.mu.Lock()
+	for {
+		if c.closed {
+			c.mu.Unlock()
+			return "", ErrClosed
+		}
+		if len(c.avail) > 0 {
+			name := c.avail[0]
+			c.avail = c.avail[1:]
+			c.inflight[name] = true
+			c.mu.Unlock()
+			return name, nil
+		}
+		ch := c.changed
+		c.waiters++
+		c.mu.Unlock()
+		c.poke()
+		select {
+		case <-ch:
+			c.mu.Lock()
+			c.waiters--
+		case <-ctx.Done():
+			c.mu.Lock()
+			c.waiters--
+			last := c.lastErr
+			c.mu.Unlock()
+			if last != nil {
+				return "", fmt.Errorf("queue: take: %w (last error: %v)", ctx.Err(), last)
+			}
+			return "", fmt.Errorf("queue: take: %w", ctx.Err())
+		}
+	}
+}
+
+func (c *Consumer) resolve(name string, it *Item) {
+	c.mu.Lock()
+	delete(c.inflight, name)
+	if it != nil {
+		c.held[name] = it
+		c.stats.Taken++
+	}
+	c.mu.Unlock()
+}
+
+func (c *Consumer) forget(it *Item) {
+	c.mu.Lock()
+	if c.held[it.Name] == it {
+		delete(c.held, it.Name)
+	}
+	c.mu.Unlock()
+}
+
+// holding reports whether it is an entry this consumer holds (this very
+// take: an item consumed or released before is not held any more, even if
+// the same entry was taken again).
+func (c *Consumer) holding(it *Item) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.held[it.Name] == it
+}
+
+func (c *Consumer) setErr(err error) {
+	c.mu.Lock()
+	c.lastErr = err
+	c.mu.Unlock()
+}
+
+func (c *Consumer) markDirty() {
+	c.mu.Lock()
+	c.dirty = true
+	c.mu.Unlock()
+	c.poke()
+}
+
+func (c *Consumer) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ensureOwner returns the owner node of the current session, creating it
+// (with a new taker id) when the session changed.
+func (c *Consumer) ensureOwner(ctx context.Context) (string, []byte, error) {
+	sid := c.q.conn.SessionID()
+	c.mu.Lock()
+	owner, taker, have := c.owner, c.takerID, c.session
+	c.mu.Unlock()
+	if owner != "" && have == sid && sid != 0 {
+		return owner, taker, nil
+	}
+	c.ownerMu.Lock()
+	defer c.ownerMu.Unlock()
+	c.mu.Lock()
+	owner, taker, have = c.owner, c.takerID, c.session
+	c.mu.Unlock()
+	if owner != "" && have == sid && sid != 0 {
+		return owner, taker, nil
+	}
+	// kazoo's taker ids are uuid4 hex; ours are too, new for every session.
+	id := uuid.New()
+	taker = fmt.Appendf(nil, "%x", id[:])
+	path := c.q.owners + "/" + string(taker)
+	err := zkconn.Do(ctx, func() error {
+		_, err := c.q.conn.Create(path, []byte(c.name), zk.FlagEphemeral, zkconn.ACL)
+		if errors.Is(err, zk.ErrNoNode) {
+			if err := ensureDirs(c.q); err != nil {
+				return err
+			}
+			_, err = c.q.conn.Create(path, []byte(c.name), zk.FlagEphemeral, zkconn.ACL)
+		}
+		return err
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	c.mu.Lock()
+	c.owner, c.takerID, c.session = path, taker, sid
+	c.stats.OwnerNodes++
+	c.mu.Unlock()
+	return path, taker, nil
+}
+
+// tryTake takes one entry: it returns the item, or nil and nil when the
+// entry was lost to someone else (try the next), or a connection error.
+func (c *Consumer) tryTake(ctx context.Context, name string) (*Item, error) {
+	owner, taker, err := c.ensureOwner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	entry, taken := c.q.entries+"/"+name, c.q.taken+"/"+name
+	// The entry check in the same multi means an entry consumed between the
+	// listing and this take can never leave an orphan taken node.
+	ops := []interface{}{
+		&zk.CheckVersionRequest{Path: owner, Version: 0},
+		&zk.CheckVersionRequest{Path: entry, Version: -1},
+		&zk.CreateRequest{Path: taken, Data: taker, Flags: zk.FlagEphemeral, Acl: zkconn.ACL},
+	}
+	var res []zk.MultiResponse
+	err = zkconn.Do(ctx, func() error {
+		var err error
+		res, err = c.q.conn.Multi(ops...)
+		return err
+	})
+	if err != nil {
+		i, opErr := zkconn.MultiError(res, err)
+		switch {
+		case i == 0 && errors.Is(opErr, zk.ErrNoNode):
+			// Our session changed under us: forget the owner node, retry later.
+			c.dropOwner(owner)
+			return nil, nil
+		case (i == 1 && errors.Is(opErr, zk.ErrNoNode)) || (i == 2 && errors.Is(opErr, zk.ErrNodeExists)):
+			c.mu.Lock()
+			c.stats.Contended++
+			c.mu.Unlock()
+			return nil, nil
+		}
+		return nil, opErr
+	}
+	var data []byte
+	err = zkconn.Do(ctx, func() error {
+		var err error
+		data, _, err = c.q.conn.Get(entry)
+		return err
+	})
+	if err != nil {
+		// Only a lock-ignoring delete (kazoo's consume is not one) can remove
+		// the entry now; either way give the taken node back.
+		it := &Item{Name: name, owner: owner, takerID: taker, q: c.q}
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		rerr := c.release(rctx, it)
+		cancel()
+		if rerr != nil && !errors.Is(rerr, ErrLockLost) {
+			c.log.Warn("could not give back a taken entry; it stays taken until this session ends",
+				zap.String("entry", name), zap.Error(rerr))
+		}
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	p, _, _ := ParseEntry(name)
+	return &Item{Name: name, Data: data, Priority: p, owner: owner, takerID: taker, q: c.q}, nil
+}
+
+func (c *Consumer) dropOwner(owner string) {
+	c.mu.Lock()
+	if c.owner == owner {
+		c.owner, c.takerID, c.session = "", nil, 0
+	}
+	c.mu.Unlock()
+}
+
+// OpError reports that one of the caller's extra operations made a
+// Consume or Release fail; the entry is still held.
+type OpError struct {
+	Index int   // index among the extra operations
+	Err   error // the ZooKeeper error of that operation
+}
+
+func (e *OpError) Error() string {
+	return fmt.Sprintf("queue: operation %d of the transaction failed: %v", e.Index, e.Err)
+}
+
+func (e *OpError) Unwrap() error { return e.Err }
+
+// Consume removes a held entry and its taken node in one multi, together
+// with the caller's extra operations (the executor's final job write), and
+// only if this consumer still holds the entry — checked inside the same
+// multi. It returns ErrLockLost when the hold is gone, an *OpError when an
+// extra operation failed (still held), or a connection error (unknown
+// outcome: the caller re-reads what it wrote).
+func (c *Consumer) Consume(ctx context.Context, it *Item, extra ...interface{}) error {
+	if !c.holding(it) {
+		return fmt.Errorf("%w: entry %s is not held by this consumer (already consumed or released)", ErrLockLost, it.Name)
+	}
+	entry, taken := c.q.entries+"/"+it.Name, c.q.taken+"/"+it.Name
+	ops := append([]interface{}{
+		it.FenceOp(),
+		&zk.DeleteRequest{Path: taken, Version: -1},
+		&zk.DeleteRequest{Path: entry, Version: -1},
+	}, extra...)
+	err := c.apply(ctx, it, ops, 3)
+	var nodeErr *entryGoneError
+	if errors.As(err, &nodeErr) {
+		// The entry was removed while held (a cancel or a repair): only the
+		// taken node is left to delete.
+		err = c.apply(ctx, it, append([]interface{}{it.FenceOp(), &zk.DeleteRequest{Path: taken, Version: -1}}, extra...), 2)
+	}
+	if err != nil {
+		return err
+	}
+	c.forget(it)
+	return nil
+}
+
+// Release gives a held entry back to the queue (with the caller's extra
+// operations, in one multi), only if this consumer still holds it.
+func (c *Consumer) Release(ctx context.Context, it *Item, extra ...interface{}) error {
+	if !c.holding(it) {
+		return fmt.Errorf("%w: entry %s is not held by this consumer (already consumed or released)", ErrLockLost, it.Name)
+	}
+	ops := append([]interface{}{
+		it.FenceOp(),
+		&zk.DeleteRequest{Path: c.q.taken + "/" + it.Name, Version: -1},
+	}, extra...)
+	if err := c.apply(ctx, it, ops, 2); err != nil {
+		return err
+	}
+	c.forget(it)
+	c.markDirty()
+	return nil
+}
+
+// release gives back a taken node this consumer has not handed out yet.
+func (c *Consumer) release(ctx context.Context, it *Item) error {
+	return c.apply(ctx, it, []interface{}{it.FenceOp(), &zk.DeleteRequest{Path: c.q.taken + "/" + it.Name, Version: -1}}, 2)
+}
+
+type entryGoneError struct{}
+
+func (*entryGoneError) Error() string { return "queue: entry gone" }
+
+// apply runs a fenced multi: ops[0] is the fence, ops[1] deletes the taken
+// node, ops[2] (when own == 3) deletes the entry, ops[own:] are the caller's.
+func (c *Consumer) apply(ctx context.Context, it *Item, ops []interface{}, own int) error {
+	var res []zk.MultiResponse
+	err := zkconn.Do(ctx, func() error {
+		var err error
+		res, err = c.q.conn.Multi(ops...)
+		return err
+	})
+	if err == nil {
+		return nil
+	}
+	i, opErr := zkconn.MultiError(res, err)
+	switch {
+	case i == 0 || (i == 1 && errors.Is(opErr, zk.ErrNoNode)):
+		c.forget(it)
+		if i == 0 {
+			c.dropOwner(it.owner)
+			return fmt.Errorf("%w: entry %s: this consumer's session ended, the entry may be taken elsewhere", ErrLockLost, it.Name)
+		}
+		return fmt.Errorf("%w: entry %s: its taken node is gone", ErrLockLost, it.Name)
+	case own == 3 && i == 2 && errors.Is(opErr, zk.ErrNoNode):
+		return &entryGoneError{}
+	case i >= own:
+		return &OpError{Index: i - own, Err: opErr}
+	}
+	return fmt.Errorf("queue: %s: %w", it.Name, opErr)
+}
+
+// HoldsLock reports whether this consumer still holds the entry, reading
+// the latest state from the leader (sync) first.
+func (c *Consumer) HoldsLock(ctx context.Context, it *Item) (bool, error) {
+	var holds bool
+	err := zkconn.Do(ctx, func() error {
+		taken := c.q.taken + "/" + it.Name
+		if _, err := c.q.conn.Sync(taken); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return err
+		}
+		ok, _, err := c.q.conn.Exists(it.owner)
+		if err != nil || !ok {
+			return err
+		}
+		data, st, err := c.q.conn.Get(taken)
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		holds = bytes.Equal(data, it.takerID) && st.EphemeralOwner == c.q.conn.SessionID()
+		return nil
+	})
+	return holds, err
+}
+
+// relistInterval is how long a stale listing may be used while candidates
+// remain: a few times what a listing costs, so listing stays a small share
+// of the work even at 100,000 entries.
+func (c *Consumer) relistInterval(last time.Duration) time.Duration {
+	if c.relistOverride > 0 {
+		return c.relistOverride
+	}
+	return min(max(4*last, 50*time.Millisecond), time.Second)
+}
+
+// loop keeps the listing: it lists when a watch fired and either workers
+// wait with nothing to take or the listing is older than relistInterval.
+// It is the only place that sets watches, one per directory at a time, so
+// watches never accumulate however many takes time out.
+func (c *Consumer) loop() {
+	defer close(c.done)
+	var entriesW, takenW <-chan zk.Event
+	var lastList time.Time
+	var lastDur time.Duration
+	backoff := 50 * time.Millisecond
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		c.mu.Lock()
+		dirty, avail, waiters := c.dirty, len(c.avail), c.waiters
+		c.mu.Unlock()
+		due := dirty && (avail == 0 && waiters > 0 || time.Since(lastList) >= c.relistInterval(lastDur))
+		if dirty && avail == 0 && !c.isListed() {
+			due = true
+		}
+		if due {
+			start := time.Now()
+			err := c.list(&entriesW, &takenW)
+			if err != nil {
+				c.setErr(err)
+				c.log.Debug("listing the queue failed", zap.Error(err))
+				select {
+				case <-c.stop:
+					return
+				case <-time.After(jitter(backoff)):
+				}
+				backoff = min(2*backoff, 2*time.Second)
+				continue
+			}
+			backoff = 50 * time.Millisecond
+			lastList, lastDur = time.Now(), time.Since(start)
+			continue
+		}
+		wait := time.Hour
+		if dirty {
+			wait = max(c.relistInterval(lastDur)-time.Since(lastList), time.Millisecond)
+		}
+		timer.Reset(wait)
+		select {
+		case <-c.stop:
+			return
+		case <-entriesW:
+			entriesW = nil
+			c.markDirtyLocked()
+		case <-takenW:
+			takenW = nil
+			c.markDirtyLocked()
+		case <-c.wake:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+func (c *Consumer) isListed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.listed
+}
+
+func (c *Consumer) markDirtyLocked() {
+	c.mu.Lock()
+	c.dirty = true
+	c.mu.Unlock()
+}
+
+// list reads entries and taken nodes, arming a watch on a directory only
+// when its previous watch has fired.
+func (c *Consumer) list(entriesW, takenW *<-chan zk.Event) error {
+	conn := c.q.conn
+	var entries, taken []string
+	var err error
+	if *entriesW == nil {
+		var ch <-chan zk.Event
+		entries, _, ch, err = conn.ChildrenW(c.q.entries)
+		if errors.Is(err, zk.ErrNoNode) {
+			if err = ensureDirs(c.q); err == nil {
+				entries, _, ch, err = conn.ChildrenW(c.q.entries)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		*entriesW = ch
+	} else if entries, _, err = conn.Children(c.q.entries); err != nil {
+		return err
+	}
+	if *takenW == nil {
+		var ch <-chan zk.Event
+		taken, _, ch, err = conn.ChildrenW(c.q.taken)
+		if err != nil {
+			return err
+		}
+		*takenW = ch
+	} else if taken, _, err = conn.Children(c.q.taken); err != nil {
+		return err
+	}
+	isTaken := make(map[string]struct{}, len(taken))
+	for _, t := range taken {
+		isTaken[t] = struct{}{}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	avail := entries[:0]
+	for _, e := range entries {
+		if _, ok := isTaken[e]; ok || c.inflight[e] || c.held[e] != nil {
+			continue
+		}
+		avail = append(avail, e)
+	}
+	slices.Sort(avail)
+	c.avail = avail
+	c.dirty = false
+	c.listed = true
+	c.lastErr = nil
+	c.stats.Listings++
+	if !c.closed {
+		close(c.changed)
+		c.changed = make(chan struct{})
+	}
+	return nil
+}
+
+func jitter(d time.Duration) time.Duration {
+	return d/2 + time.Duration(rand.Int64N(int64(d)))
+}
