@@ -50,14 +50,14 @@ type Consumer struct {
 	session  int64  // the session the owner node belongs to
 	owner    string // owner node path, "" until created
 	takerID  []byte
-	avail    []string        // candidates in queue order, not handed out
-	inflight map[string]bool // handed to a worker, take in progress
+	avail    []string         // candidates in queue order, not handed out
+	inflight map[string]bool  // handed to a worker, take in progress
 	held     map[string]*Item // taken by this consumer, by entry name
-	changed  chan struct{}   // closed and replaced whenever avail changes
-	dirty    bool            // a watch fired since the last listing
-	listed   bool            // a listing succeeded at least once
-	waiters  int             // workers waiting for a candidate
-	lastErr  error           // the last listing error, for Take's error
+	changed  chan struct{}    // closed and replaced whenever avail changes
+	dirty    bool             // a watch fired since the last listing
+	listed   bool             // a listing succeeded at least once
+	waiters  int              // workers waiting for a candidate
+	lastErr  error            // the last listing error, for Take's error
 	closed   bool
 	stats    ConsumerStats
 
