@@ -1,0 +1,53 @@
+# jobengine — build, test and package.
+GO        ?= go
+BIN       := bin/jobengine
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X github.com/jobengine/jobengine/engine/version.Version=$(VERSION)
+PKGS      := ./...
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+
+.PHONY: all build plugins deps test test-unit test-faults bench lint generate packages clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/jobengine
+
+# The example plugin, as the packages ship it.
+plugins:
+	$(GO) build -o bin/actions/hello ./actions/examples/hello
+
+deps:
+	./scripts/deps.sh
+
+# Everything CI runs: unit, integration (real ZooKeeper, real processes),
+# end-to-end and interoperability tests.
+test: deps build plugins
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 30m $(PKGS)
+
+# Quick layer: unit tests and short integration tests.
+test-unit: deps
+	$(GO) test -count=1 -short -timeout 10m $(PKGS)
+
+# The fault-injection suite (long; run before each release).
+test-faults: deps build
+	$(GO) test -count=1 -timeout 60m -run 'TestFault' -tags faults ./engine/faults/...
+
+bench: deps build
+	$(BIN) bench queue --jobs 20000 --workers 32 --connections 4
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./engine/...
+
+lint:
+	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
+
+generate:
+	./scripts/deps.sh protoc
+	$(GO) generate ./...
+
+packages: build plugins
+	./packaging/build.sh $(VERSION)
+
+clean:
+	rm -rf bin dist

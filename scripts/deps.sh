@@ -1,0 +1,29 @@
+#!/bin/sh
+# Installs what the tests need on a Debian machine when it is missing:
+# ZooKeeper (the Debian package; the tests start it themselves, no service)
+# and python3-kazoo (the interoperability tests). Run as root, or with sudo.
+set -eu
+
+need=""
+[ -f /usr/share/java/zookeeper.jar ] || need="$need zookeeper"
+command -v java >/dev/null 2>&1 || need="$need default-jre-headless"
+/usr/bin/python3 -c 'import kazoo' >/dev/null 2>&1 || need="$need python3-kazoo"
+for extra in "$@"; do
+	case "$extra" in
+	protoc) command -v protoc >/dev/null 2>&1 || need="$need protobuf-compiler" ;;
+	rpm) command -v rpm >/dev/null 2>&1 || need="$need rpm" ;;
+	esac
+done
+
+[ -z "$need" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "missing Debian packages:$need" >&2
+	echo "install them with: sudo apt-get install -y$need" >&2
+	exit 1
+fi
+echo "installing Debian packages:$need" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $need >/dev/null
