@@ -1,0 +1,93 @@
+package pluginhost
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// ReadChecksumsFile reads a checksums file in sha256sum's format into
+// Options.Checksums; see ParseChecksums.
+func ReadChecksumsFile(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("pluginhost: checksums file: %w", err)
+	}
+	defer f.Close()
+	sums, err := ParseChecksums(f)
+	if err != nil {
+		return nil, fmt.Errorf("%w (in %s)", err, path)
+	}
+	return sums, nil
+}
+
+// ParseChecksums parses the output of `sha256sum FILE...`: one
+// "HEX  NAME" (or "HEX *NAME") per line; blank lines and lines starting
+// with # are ignored. Plugins are pinned by file name, so a NAME with a
+// directory ("actions/hello") pins "hello".
+func ParseChecksums(r io.Reader) (map[string]string, error) {
+	out := make(map[string]string)
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimRight(sc.Text(), "\r")
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		escaped := strings.HasPrefix(line, `\`)
+		line = strings.TrimPrefix(line, `\`)
+		sum, name, ok := strings.Cut(line, " ")
+		if !ok || len(name) < 2 || (name[0] != ' ' && name[0] != '*') {
+			return nil, fmt.Errorf("pluginhost: checksums line %d: want \"HEX  NAME\" as sha256sum prints, got %q", n, line)
+		}
+		sum, name = strings.ToLower(sum), name[1:]
+		if escaped {
+			name = strings.NewReplacer(`\\`, `\`, `\n`, "\n", `\r`, "\r").Replace(name)
+		}
+		if err := checkHex(sum); err != nil {
+			return nil, fmt.Errorf("pluginhost: checksums line %d: %w", n, err)
+		}
+		name = filepath.Base(name)
+		if old, ok := out[name]; ok && old != sum {
+			return nil, fmt.Errorf("pluginhost: checksums line %d: %s is pinned twice, to different sums", n, name)
+		}
+		out[name] = sum
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("pluginhost: checksums: %w", err)
+	}
+	return out, nil
+}
+
+// fileSHA256 returns the hex SHA-256 of the file at path.
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("reading %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// verify refuses a binary that does not match its pin.
+func (pl *plugin) verify() error {
+	if pl.pin == "" {
+		return nil
+	}
+	sum, err := fileSHA256(pl.path)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrChecksum, err)
+	}
+	if sum != pl.pin {
+		return fmt.Errorf("%w: %s has SHA-256 %s, pinned %s; refusing to start it (reinstall the plugin or update the pin)", ErrChecksum, pl.path, sum, pl.pin)
+	}
+	return nil
+}
