@@ -1,0 +1,87 @@
+// Command sdkplugin is a test plugin built with the SDK: well-behaved
+// actions, and actions that crash, panic or ignore cancellation.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/jobengine/jobengine/actions/sdk"
+)
+
+func main() {
+	sdk.Serve(sdk.Plugin{
+		Version: "2.3.4",
+		Actions: []sdk.Action{
+			{Name: "echo", Description: "reports everything it can", DefaultTimeout: 90 * time.Second, LostPolicy: sdk.Fail, MaxAttempts: 1, Run: echo},
+			{Name: "sleepy", Run: sleepy},
+			{Name: "stubborn", Run: stubborn},
+			{Name: "crash", Run: crash},
+			{Name: "panic", Run: panicky},
+			{Name: "noop", Run: noop},
+		},
+	})
+}
+
+type args struct {
+	RC      int    `json:"rc"`
+	Message string `json:"message"`
+	Error   string `json:"error"`
+	Sleep   string `json:"sleep"`
+}
+
+func pid(job *sdk.Job) { job.Status("pid=" + strconv.Itoa(os.Getpid())) }
+
+func echo(_ context.Context, job *sdk.Job) (sdk.Result, error) {
+	var a args
+	if err := job.Decode(&a); err != nil {
+		return sdk.Result{}, err
+	}
+	pid(job)
+	job.Progress(10)
+	job.Progress(150) // clamped by the SDK
+	job.Affected(job.Target, "")
+	job.Log.Debug("debug line")
+	job.Log.Info("info line", "attempt", job.Attempt, "tags", len(job.Tags))
+	job.Log.Warn("warn line")
+	job.Log.Error("error line")
+	if a.Error != "" {
+		return sdk.ReturnCode(a.RC), errors.New(a.Error)
+	}
+	return sdk.Result{ReturnCode: a.RC, Message: a.Message}, nil
+}
+
+func sleepy(ctx context.Context, job *sdk.Job) (sdk.Result, error) {
+	var a args
+	_ = job.Decode(&a)
+	d, _ := time.ParseDuration(a.Sleep)
+	pid(job)
+	select {
+	case <-ctx.Done():
+		return sdk.Result{}, fmt.Errorf("sleepy stopped: %w", ctx.Err())
+	case <-time.After(d):
+		return sdk.ReturnCode(0), nil
+	}
+}
+
+func stubborn(_ context.Context, job *sdk.Job) (sdk.Result, error) {
+	pid(job)
+	select {} // ignores cancellation
+}
+
+func crash(_ context.Context, job *sdk.Job) (sdk.Result, error) {
+	pid(job)
+	job.Progress(30)
+	go func() { panic("disk on fire") }() // not recoverable: the process dies
+	select {}
+}
+
+func panicky(_ context.Context, job *sdk.Job) (sdk.Result, error) {
+	panic("bad luck")
+}
+
+func noop(context.Context, *sdk.Job) (sdk.Result, error) { return sdk.Result{}, nil }
