@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -488,13 +489,15 @@ func (c *Consumer) HoldsLock(ctx context.Context, it *Item) (bool, error) {
 }
 
 // relistInterval is how long a stale listing may be used while candidates
-// remain: a few times what a listing costs, so listing stays a small share
-// of the work even at 100,000 entries.
+// remain: many times what a listing costs, so listing stays a small share of
+// the work even at 100,000 entries. It bounds how late a new entry of a
+// higher priority is seen while a backlog is being worked through; an empty
+// listing is refreshed as soon as a watch fires.
 func (c *Consumer) relistInterval(last time.Duration) time.Duration {
 	if c.relistOverride > 0 {
 		return c.relistOverride
 	}
-	return min(max(4*last, 50*time.Millisecond), time.Second)
+	return min(max(20*last, 100*time.Millisecond), 2*time.Second)
 }
 
 // loop keeps the listing: it lists when a watch fired and either workers
@@ -604,12 +607,25 @@ func (c *Consumer) list(entriesW, takenW *<-chan zk.Event) error {
 	} else if taken, _, err = conn.Children(c.q.taken); err != nil {
 		return err
 	}
+	// The live consumers of this package each have an owner node; knowing
+	// how many there are and our rank among them lets each consumer try its
+	// own share of every priority first, so consumers in different processes
+	// do not all chase the head of the queue.
+	owners, _, err := conn.Children(c.q.owners)
+	if err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return err
+	}
+	slices.Sort(owners)
 	isTaken := make(map[string]struct{}, len(taken))
 	for _, t := range taken {
 		isTaken[t] = struct{}{}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	rank := -1
+	if c.owner != "" {
+		rank = slices.Index(owners, c.owner[strings.LastIndexByte(c.owner, '/')+1:])
+	}
 	avail := entries[:0]
 	for _, e := range entries {
 		if _, ok := isTaken[e]; ok || c.inflight[e] || c.held[e] != nil {
@@ -617,7 +633,7 @@ func (c *Consumer) list(entriesW, takenW *<-chan zk.Event) error {
 		}
 		avail = append(avail, e)
 	}
-	slices.Sort(avail)
+	sortShare(avail, rank, len(owners))
 	c.avail = avail
 	c.dirty = false
 	c.listed = true
@@ -628,6 +644,42 @@ func (c *Consumer) list(entriesW, takenW *<-chan zk.Event) error {
 		c.changed = make(chan struct{})
 	}
 	return nil
+}
+
+// sortShare sorts candidates by priority; within a priority, the entries of
+// this consumer's share (sequence number modulo the number of consumers
+// equals its rank) come first, each part in FIFO order.
+func sortShare(names []string, rank, n int) {
+	slices.Sort(names) // fixed-width names: priority, then FIFO
+	if rank < 0 || n < 2 {
+		return
+	}
+	pri := func(name string) string {
+		if len(name) > len(entryPrefix)+3 {
+			return name[:len(entryPrefix)+3]
+		}
+		return name
+	}
+	others := make([]string, 0, len(names))
+	for i := 0; i < len(names); {
+		j, p := i, pri(names[i])
+		for j < len(names) && pri(names[j]) == p {
+			j++
+		}
+		// Stable partition of names[i:j]: this consumer's share first.
+		k := i
+		others = others[:0]
+		for _, name := range names[i:j] {
+			if _, seq, ok := ParseEntry(name); ok && int(seq%int64(n)) == rank {
+				names[k] = name
+				k++
+			} else {
+				others = append(others, name)
+			}
+		}
+		copy(names[k:j], others)
+		i = j
+	}
 }
 
 func jitter(d time.Duration) time.Duration {

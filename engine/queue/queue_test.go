@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -607,5 +608,25 @@ func TestHundredThousandEntries(t *testing.T) {
 	wg.Wait()
 	if consumed.Load() != n {
 		t.Fatalf("consumed %d of %d", consumed.Load(), n)
+	}
+}
+
+func TestSortShareKeepsPriorityOrder(t *testing.T) {
+	names := []string{
+		"entry-200-0000000001", "entry-100-0000000004", "entry-100-0000000003",
+		"entry-100-0000000002", "entry-200-0000000000", "entry-100-0000000001",
+	}
+	sortShare(names, 1, 2)
+	want := []string{
+		"entry-100-0000000001", "entry-100-0000000003", // share of rank 1 (odd)
+		"entry-100-0000000002", "entry-100-0000000004",
+		"entry-200-0000000001", "entry-200-0000000000",
+	}
+	if strings.Join(names, " ") != strings.Join(want, " ") {
+		t.Fatalf("got  %v\nwant %v", names, want)
+	}
+	sortShare(names, -1, 0)
+	if !slices.IsSorted(names) {
+		t.Fatalf("without a rank the order is not FIFO: %v", names)
 	}
 }

@@ -1,0 +1,2 @@
+// Package distributors holds the built-in distributors, registered by name.
+package distributors
