@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"go.uber.org/goleak"
 
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/engine/zkserver"
@@ -441,3 +442,39 @@ func TestContendersOfAnUnknownElection(t *testing.T) {
 }
 
 func newRootOf(e *Election) string { return e.conn.Root() }
+
+func TestRunLeavesNoGoroutines(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	root := newRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := zkconn.Dial(ctx, zkconn.Config{Hosts: zkc.Addrs(), Root: root, SessionTimeout: sessionTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := New(conn, "dist", "a", nil, WithSessionTimeout(sessionTimeout))
+	runCtx, stop := context.WithCancel(ctx)
+	led := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- e.Run(runCtx, func(ctx context.Context) error {
+			close(led)
+			<-ctx.Done()
+			return nil
+		})
+	}()
+	select {
+	case <-led:
+	case <-ctx.Done():
+		t.Fatal("never led")
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	cs, err := e.Contenders(ctx)
+	if err != nil || len(cs) != 0 {
+		t.Fatalf("contenders after Run returned: %v, %v; want none", cs, err)
+	}
+	conn.Close()
+}
