@@ -55,8 +55,7 @@ func ParseState(s string) (State, error) {
 var transitions = map[State][]State{
 	Pending: {Queued, Canceled},
 	Queued:  {Running, Canceled},
-	// RUNNING → QUEUED is the rerun of a job whose executor was lost.
-	Running: {Success, Failed, Canceled, Queued},
+	Running: {Success, Failed, Canceled},
 }
 
 // CanTransition reports whether a job may go from one state to another.

@@ -1,0 +1,825 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"go.uber.org/zap"
+
+	"github.com/jobengine/jobengine/engine/queue"
+	"github.com/jobengine/jobengine/engine/zkconn"
+)
+
+// Errors of the job store.
+var (
+	ErrNotFound     = errors.New("no such job")
+	ErrDuplicate    = errors.New("a live job with the same unique key exists")
+	ErrBacklogFull  = errors.New("backlog full")
+	ErrConflict     = errors.New("job changed concurrently")
+	ErrFinal        = errors.New("job is already in a final state")
+	ErrIllegalState = errors.New("illegal state transition")
+)
+
+// DefaultMaxBacklog is the default cap on queue entries (QUEUED and RUNNING
+// jobs); creation over the cap fails with ErrBacklogFull.
+const DefaultMaxBacklog = 200_000
+
+// ZooKeeper layout of the store, under the connection's root.
+const (
+	QueuePath  = "job"    // the locking queue of job ids
+	jobsDir    = "jobs"   // /jobs/<2 hex>/<uuid>: live job documents
+	uniqDir    = "unique" // /unique/<sha256 of key>: data = job id
+	cancelDir  = "cancel" // /cancel/<uuid>: cancel request of a RUNNING job
+	logsDir    = "logs"   // /logs/<2 hex>/<uuid>: the tail of the job's log
+	shardChars = 2        // 256 shards: 100,000s of live jobs, a few thousand per directory
+)
+
+// StoreConfig configures a Store.
+type StoreConfig struct {
+	// MaxBacklog caps the number of queue entries (default DefaultMaxBacklog).
+	MaxBacklog int
+	// Outbox, when set, returns the operation that records a document
+	// version for indexing; it is added to every write's transaction, so
+	// nothing is indexed that was not written and nothing written is lost
+	// to the index. Nil when indexing is off.
+	Outbox func(j *Job, doc []byte) *zk.CreateRequest
+	// Logger receives the store's log lines.
+	Logger *zap.Logger
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// Store reads and writes live job documents in ZooKeeper.
+type Store struct {
+	conn *zkconn.Conn
+	q    *queue.Queue
+	cfg  StoreConfig
+	log  *zap.Logger
+}
+
+// NewStore returns the store on conn.
+func NewStore(conn *zkconn.Conn, cfg StoreConfig) *Store {
+	if cfg.MaxBacklog <= 0 {
+		cfg.MaxBacklog = DefaultMaxBacklog
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Store{conn: conn, q: queue.New(conn, QueuePath), cfg: cfg, log: cfg.Logger}
+}
+
+// Queue returns the job queue.
+func (s *Store) Queue() *queue.Queue { return s.q }
+
+// Conn returns the store's connection.
+func (s *Store) Conn() *zkconn.Conn { return s.conn }
+
+func (s *Store) now() time.Time { return s.cfg.Now().UTC() }
+
+// DocPath returns the znode of a job document.
+func (s *Store) DocPath(uid string) string { return s.conn.Path(jobsDir, shard(uid), uid) }
+
+// CancelPath returns the znode of a job's cancel request.
+func (s *Store) CancelPath(uid string) string { return s.conn.Path(cancelDir, uid) }
+
+func (s *Store) logPath(uid string) string { return s.conn.Path(logsDir, shard(uid), uid) }
+
+func (s *Store) uniqPath(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return s.conn.Path(uniqDir, hex.EncodeToString(sum[:]))
+}
+
+func shard(uid string) string {
+	if len(uid) < shardChars {
+		return "00"
+	}
+	return uid[:shardChars]
+}
+
+// Ensure creates the store's directories (idempotent).
+func (s *Store) Ensure(ctx context.Context) error {
+	if err := s.q.Ensure(ctx); err != nil {
+		return err
+	}
+	for _, d := range []string{uniqDir, cancelDir} {
+		if err := s.conn.EnsurePath(ctx, s.conn.Path(d)); err != nil {
+			return fmt.Errorf("jobs: creating %s: %w", d, err)
+		}
+	}
+	return nil
+}
+
+// NewJob describes a job to create.
+type NewJob struct {
+	ID        string // optional "job/<uuid>"; a deterministic id makes creation idempotent
+	Action    string
+	Target    string
+	Priority  int
+	Payload   json.RawMessage
+	Timeout   time.Duration
+	UniqueKey string
+	Tags      []string
+	ParentJob string
+	CreatedBy string
+	Tick      string
+}
+
+// Validate checks a new job and returns a clear error naming what is wrong.
+func (n *NewJob) Validate() error {
+	if n.Action == "" || len(n.Action) > 64 || strings.ContainsAny(n.Action, " /\t\n") {
+		return fmt.Errorf("%w: action %q must be 1-64 characters without spaces or slashes", ErrInvalid, n.Action)
+	}
+	if n.Priority < queue.MinPriority || n.Priority > queue.MaxPriority {
+		return fmt.Errorf("%w: priority %d is outside %d–%d", ErrInvalid, n.Priority, queue.MinPriority, queue.MaxPriority)
+	}
+	if len(n.Payload) > 0 {
+		if len(n.Payload) > MaxPayloadBytes {
+			return fmt.Errorf("%w: payload of %d bytes is over the %d-byte limit", ErrInvalid, len(n.Payload), MaxPayloadBytes)
+		}
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(n.Payload, &obj); err != nil {
+			return fmt.Errorf("%w: payload must be a JSON object: %v", ErrInvalid, err)
+		}
+	}
+	if n.Timeout < 0 {
+		return fmt.Errorf("%w: negative timeout %s", ErrInvalid, n.Timeout)
+	}
+	for what, v := range map[string]string{"target": n.Target, "unique key": n.UniqueKey, "parent job": n.ParentJob, "created-by": n.CreatedBy, "tick": n.Tick} {
+		if len(v) > MaxIDBytes {
+			return fmt.Errorf("%w: %s is over %d bytes", ErrInvalid, what, MaxIDBytes)
+		}
+	}
+	if len(n.Tags) > MaxTags {
+		return fmt.Errorf("%w: %d tags, at most %d", ErrInvalid, len(n.Tags), MaxTags)
+	}
+	if n.ID != "" {
+		if _, _, err := ParseID(n.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) build(n NewJob) (*Job, error) {
+	if err := n.Validate(); err != nil {
+		return nil, err
+	}
+	id := n.ID
+	if id == "" {
+		id, _ = NewID()
+	} else {
+		id, _, _ = ParseID(id)
+	}
+	now := s.now()
+	j := &Job{
+		ID:                 id,
+		Action:             n.Action,
+		State:              Queued,
+		Priority:           n.Priority,
+		Payload:            n.Payload,
+		Tags:               n.Tags,
+		ParentJob:          n.ParentJob,
+		Created:            now,
+		Updated:            now,
+		TimeOfStatusChange: now,
+		Timeout:            n.Timeout.Seconds(),
+		Version:            1,
+		UniqueKey:          n.UniqueKey,
+		CreatedBy:          n.CreatedBy,
+		Tick:               n.Tick,
+	}
+	if n.Target != "" {
+		j.TargetResource = &Resource{Href: n.Target}
+	}
+	return j, nil
+}
+
+// Create writes a job document and its queue entry in one transaction,
+// with its unique key when it has one.
+func (s *Store) Create(ctx context.Context, n NewJob) (*Job, error) {
+	js, err := s.CreateMany(ctx, []NewJob{n})
+	if err != nil {
+		return nil, err
+	}
+	return js[0], nil
+}
+
+// CreateMany creates jobs in one transaction: all or none.
+func (s *Store) CreateMany(ctx context.Context, ns []NewJob) ([]*Job, error) {
+	if len(ns) == 0 {
+		return nil, nil
+	}
+	// The cap is checked against the entry count before the transaction:
+	// concurrent creators may overshoot it by at most their own batches.
+	n, err := s.q.Len(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: create: %w", err)
+	}
+	if n+len(ns) > s.cfg.MaxBacklog {
+		return nil, fmt.Errorf("%w: %d jobs queued or running, the cap is %d (raise --max-backlog or wait for executors to catch up)", ErrBacklogFull, n, s.cfg.MaxBacklog)
+	}
+	var ops []interface{}
+	out := make([]*Job, 0, len(ns))
+	keys := map[string]bool{}
+	for i, nj := range ns {
+		j, err := s.build(nj)
+		if err != nil {
+			if len(ns) > 1 {
+				return nil, fmt.Errorf("job %d: %w", i, err)
+			}
+			return nil, err
+		}
+		data, err := json.Marshal(j)
+		if err != nil {
+			return nil, err
+		}
+		put, err := s.q.PutOp([]byte(j.ID), j.Priority)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, &zk.CreateRequest{Path: s.DocPath(j.UUID()), Data: data, Acl: zkconn.ACL}, put)
+		if j.UniqueKey != "" {
+			if keys[j.UniqueKey] {
+				return nil, fmt.Errorf("%w: unique key %q appears twice in one batch", ErrDuplicate, j.UniqueKey)
+			}
+			keys[j.UniqueKey] = true
+			ops = append(ops, &zk.CreateRequest{Path: s.uniqPath(j.UniqueKey), Data: []byte(j.ID), Acl: zkconn.ACL})
+		}
+		if s.cfg.Outbox != nil {
+			ops = append(ops, s.cfg.Outbox(j, data))
+		}
+		out = append(out, j)
+	}
+	var res []zk.MultiResponse
+	err = zkconn.Do(ctx, func() error {
+		var err error
+		for attempt := 0; ; attempt++ {
+			res, err = s.conn.Multi(ops...)
+			i, opErr := zkconn.MultiError(res, err)
+			if attempt > 0 || i < 0 || !errors.Is(opErr, zk.ErrNoNode) {
+				return err
+			}
+			// A missing directory (a new shard, a fresh root): create the
+			// parents of every path and try once more.
+			for _, op := range ops {
+				if c, ok := op.(*zk.CreateRequest); ok {
+					if err := zkconn.EnsureSync(s.conn.Conn, path.Dir(c.Path)); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	})
+	if err != nil {
+		i, opErr := zkconn.MultiError(res, err)
+		if i >= 0 && errors.Is(opErr, zk.ErrNodeExists) {
+			if c, ok := ops[i].(*zk.CreateRequest); ok && strings.HasPrefix(c.Path, s.conn.Path(uniqDir)+"/") {
+				holder, _, _ := s.conn.Get(c.Path)
+				return nil, fmt.Errorf("%w: %s holds the key", ErrDuplicate, holder)
+			}
+			return nil, fmt.Errorf("%w: the job id exists already", ErrDuplicate)
+		}
+		return nil, fmt.Errorf("jobs: create: %w", opErr)
+	}
+	for _, j := range out {
+		s.log.Info("job created", zap.String("job", j.ID), zap.String("action", j.Action), zap.Int("priority", j.Priority))
+	}
+	return out, nil
+}
+
+// Get reads a job document and the znode version to compare-and-set with.
+func (s *Store) Get(ctx context.Context, id string) (*Job, int32, error) {
+	_, uid, err := ParseID(id)
+	if err != nil {
+		return nil, 0, err
+	}
+	var data []byte
+	var st *zk.Stat
+	err = zkconn.Do(ctx, func() error {
+		var err error
+		data, st, err = s.conn.Get(s.DocPath(uid))
+		return err
+	})
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("jobs: reading %s: %w", id, err)
+	}
+	var j Job
+	if err := json.Unmarshal(data, &j); err != nil {
+		return nil, 0, fmt.Errorf("jobs: document of %s is not valid JSON: %w", id, err)
+	}
+	return &j, st.Version, nil
+}
+
+// Transition moves j to state to, setting the fields that go with it. It
+// does not write: see Update and WriteOps.
+func (j *Job) Transition(to State, now time.Time) error {
+	if j.State.Final() {
+		return fmt.Errorf("%w: %s is %s", ErrFinal, j.ID, j.State)
+	}
+	if !CanTransition(j.State, to) {
+		return fmt.Errorf("%w: %s → %s", ErrIllegalState, j.State, to)
+	}
+	now = now.UTC()
+	j.State = to
+	j.TimeOfStatusChange = now
+	switch {
+	case to == Running:
+		j.Started = &now
+		j.Progress = 0
+		j.ReturnCode = nil
+	case to.Final():
+		j.Progress = 100
+		if j.Started != nil {
+			d := now.Sub(*j.Started).Seconds()
+			j.Duration = &d
+		}
+	}
+	return nil
+}
+
+// WriteOps returns the operations that write j over znode version ver (a
+// compare-and-set), with its outbox record and, when j is final, the
+// release of its unique key. j.Version and j.Updated are advanced.
+func (s *Store) WriteOps(j *Job, ver int32) ([]interface{}, error) {
+	j.Version++
+	j.Updated = s.now()
+	j.StatusMessage = TruncateStatus(j.StatusMessage)
+	if len(j.AffectedResources) > MaxAffected {
+		j.AffectedResources = j.AffectedResources[:MaxAffected]
+	}
+	data, err := json.Marshal(j)
+	if err != nil {
+		return nil, err
+	}
+	ops := []interface{}{&zk.SetDataRequest{Path: s.DocPath(j.UUID()), Data: data, Version: ver}}
+	if s.cfg.Outbox != nil {
+		ops = append(ops, s.cfg.Outbox(j, data))
+	}
+	if j.State.Final() && j.UniqueKey != "" {
+		p := s.uniqPath(j.UniqueKey)
+		// Only the final transition removes the key, and only if it is still
+		// this job's (a repair may have removed it).
+		if holder, _, err := s.conn.Get(p); err == nil && string(holder) == j.ID {
+			ops = append(ops, &zk.DeleteRequest{Path: p, Version: -1})
+		}
+	}
+	return ops, nil
+}
+
+// Update writes j over znode version ver and returns the new version. It
+// fails with ErrConflict when the document changed since it was read.
+func (s *Store) Update(ctx context.Context, j *Job, ver int32) (int32, error) {
+	ops, err := s.WriteOps(j, ver)
+	if err != nil {
+		return 0, err
+	}
+	var res []zk.MultiResponse
+	err = zkconn.Do(ctx, func() error {
+		var err error
+		res, err = s.conn.Multi(ops...)
+		return err
+	})
+	if err != nil {
+		j.Version--
+		_, opErr := zkconn.MultiError(res, err)
+		if errors.Is(opErr, zk.ErrBadVersion) {
+			return 0, fmt.Errorf("%w: %s", ErrConflict, j.ID)
+		}
+		if errors.Is(opErr, zk.ErrNoNode) {
+			return 0, fmt.Errorf("%w: %s", ErrNotFound, j.ID)
+		}
+		return 0, fmt.Errorf("jobs: writing %s: %w", j.ID, opErr)
+	}
+	return ver + 1, nil
+}
+
+// IsConflict reports whether the multi failed on the job document's
+// compare-and-set at index i.
+func IsConflict(res []zk.MultiResponse, err error, i int) bool {
+	j, opErr := zkconn.MultiError(res, err)
+	return j == i && (errors.Is(opErr, zk.ErrBadVersion) || errors.Is(opErr, zk.ErrNoNode))
+}
+
+// Cancel cancels a job. A QUEUED (or PENDING) job becomes CANCELED at once
+// and its queue entry is removed; a RUNNING job gets a cancel request that
+// its executor acts on. It returns the job as it is after the call.
+func (s *Store) Cancel(ctx context.Context, id, by string) (*Job, error) {
+	for attempt := 0; attempt < 10; attempt++ {
+		j, ver, err := s.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case j.State.Final():
+			return j, fmt.Errorf("%w: %s is %s", ErrFinal, j.ID, j.State)
+		case j.State == Running:
+			data, _ := json.Marshal(map[string]string{"by": by, "time": s.now().Format(time.RFC3339Nano)})
+			err := zkconn.Do(ctx, func() error {
+				_, err := s.conn.Create(s.CancelPath(j.UUID()), data, 0, zkconn.ACL)
+				if errors.Is(err, zk.ErrNoNode) {
+					if err := zkconn.EnsureSync(s.conn.Conn, s.conn.Path(cancelDir)); err != nil {
+						return err
+					}
+					_, err = s.conn.Create(s.CancelPath(j.UUID()), data, 0, zkconn.ACL)
+				}
+				if errors.Is(err, zk.ErrNodeExists) {
+					return nil
+				}
+				return err
+			})
+			if err != nil {
+				return nil, fmt.Errorf("jobs: requesting cancel of %s: %w", j.ID, err)
+			}
+			s.log.Info("cancel requested", zap.String("job", j.ID), zap.String("action", j.Action), zap.String("by", by))
+			return j, nil
+		}
+		if err := j.Transition(Canceled, s.now()); err != nil {
+			return nil, err
+		}
+		j.StatusMessage = "canceled"
+		if by != "" {
+			j.StatusMessage = "canceled by " + by
+		}
+		if _, err := s.Update(ctx, j, ver); errors.Is(err, ErrConflict) {
+			continue // it changed (an executor took it): look again
+		} else if err != nil {
+			return nil, err
+		}
+		s.log.Info("job canceled", zap.String("job", j.ID), zap.String("action", j.Action), zap.String("by", by))
+		if err := s.removeEntry(ctx, j); err != nil {
+			// The entry stays until an executor takes it, sees the final
+			// state and consumes it, or `queue restore` removes it.
+			s.log.Warn("canceled job's queue entry not removed", zap.String("job", j.ID), zap.Error(err))
+		}
+		return j, nil
+	}
+	return nil, fmt.Errorf("%w: %s kept changing, try again", ErrConflict, id)
+}
+
+// removeEntry finds and removes the queue entry of j (unless held).
+func (s *Store) removeEntry(ctx context.Context, j *Job) error {
+	name, err := s.findEntry(ctx, j)
+	if err != nil || name == "" {
+		return err
+	}
+	err = s.q.Remove(ctx, name)
+	if errors.Is(err, queue.ErrLockLost) {
+		return nil // an executor holds it and will consume it
+	}
+	return err
+}
+
+// findEntry scans the entries of j's priority for the one holding j's id.
+func (s *Store) findEntry(ctx context.Context, j *Job) (string, error) {
+	var names []string
+	err := zkconn.Do(ctx, func() error {
+		var err error
+		names, _, err = s.conn.Children(s.q.EntriesPath())
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	prefix := fmt.Sprintf("entry-%03d-", j.Priority)
+	var found string
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for _, n := range names {
+		if !strings.HasPrefix(n, prefix) {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(n string) {
+			defer func() { <-sem; wg.Done() }()
+			data, _, err := s.conn.Get(s.q.EntriesPath() + "/" + n)
+			if err == nil && string(data) == j.ID {
+				mu.Lock()
+				found = n
+				mu.Unlock()
+			}
+		}(n)
+	}
+	wg.Wait()
+	return found, nil
+}
+
+// CancelRequested reports whether a cancel request exists for the job and
+// returns a watch that fires when that changes.
+func (s *Store) CancelRequested(uid string) (bool, <-chan zk.Event, error) {
+	ok, _, ch, err := s.conn.ExistsW(s.CancelPath(uid))
+	return ok, ch, err
+}
+
+// ClearCancelOp returns the operation that deletes a job's cancel request.
+func (s *Store) ClearCancelOp(uid string) *zk.DeleteRequest {
+	return &zk.DeleteRequest{Path: s.CancelPath(uid), Version: -1}
+}
+
+// ClearCancel deletes a job's cancel request, if any.
+func (s *Store) ClearCancel(ctx context.Context, uid string) error {
+	return zkconn.Do(ctx, func() error {
+		err := s.conn.Delete(s.CancelPath(uid), -1)
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil
+		}
+		return err
+	})
+}
+
+// Filter selects jobs in List.
+type Filter struct {
+	State  State
+	Action string
+	Limit  int // 0: no limit
+}
+
+// Match reports whether j passes the filter.
+func (f Filter) Match(j *Job) bool {
+	return (f.State == "" || j.State == f.State) && (f.Action == "" || j.Action == f.Action)
+}
+
+// List reads the live jobs that match f, newest first.
+func (s *Store) List(ctx context.Context, f Filter) ([]*Job, error) {
+	var out []*Job
+	err := s.Walk(ctx, func(j *Job, _ int32) {
+		if f.Match(j) {
+			out = append(out, j)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Created.After(out[b].Created) })
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+// Walk calls fn for every live job document (serially) with its version.
+func (s *Store) Walk(ctx context.Context, fn func(j *Job, ver int32)) error {
+	var shards []string
+	err := zkconn.Do(ctx, func() error {
+		var err error
+		shards, _, err = s.conn.Children(s.conn.Path(jobsDir))
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("jobs: listing: %w", err)
+	}
+	type doc struct {
+		j   *Job
+		ver int32
+	}
+	docs := make(chan doc, 256)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(docs)
+		sem := make(chan struct{}, 16)
+		var wg sync.WaitGroup
+		for _, sh := range shards {
+			dir := s.conn.Path(jobsDir, sh)
+			var uids []string
+			if err := zkconn.Do(ctx, func() error {
+				var err error
+				uids, _, err = s.conn.Children(dir)
+				return err
+			}); err != nil && !errors.Is(err, zk.ErrNoNode) {
+				select {
+				case errc <- err:
+				default:
+				}
+				return
+			}
+			for _, uid := range uids {
+				wg.Add(1)
+				sem <- struct{}{}
+				go func(p string) {
+					defer func() { <-sem; wg.Done() }()
+					data, st, err := s.conn.Get(p)
+					if err != nil {
+						return // deleted meanwhile
+					}
+					var j Job
+					if json.Unmarshal(data, &j) == nil {
+						docs <- doc{&j, st.Version}
+					}
+				}(dir + "/" + uid)
+			}
+		}
+		wg.Wait()
+	}()
+	for d := range docs {
+		fn(d.j, d.ver)
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("jobs: listing: %w", err)
+	default:
+		return ctx.Err()
+	}
+}
+
+// Delete removes a job document with its log and cancel request, if the
+// document is still at version ver.
+func (s *Store) Delete(ctx context.Context, uid string, ver int32) error {
+	ops := []interface{}{&zk.DeleteRequest{Path: s.DocPath(uid), Version: ver}}
+	return zkconn.Do(ctx, func() error {
+		_, err := s.conn.Multi(ops...)
+		if err != nil {
+			return fmt.Errorf("jobs: deleting %s: %w", uid, zkconn.MultiErrorOnly(nil, err))
+		}
+		for _, p := range []string{s.logPath(uid), s.CancelPath(uid)} {
+			if err := s.conn.Delete(p, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// RestoreReport says what Restore repaired.
+type RestoreReport struct {
+	Requeued     []string `json:"requeued"`      // QUEUED/RUNNING jobs whose entry was missing
+	Removed      []string `json:"removed"`       // entries whose job is gone or final
+	SkippedTaken []string `json:"skipped-taken"` // such entries held by a consumer, left alone
+}
+
+// Restore re-queues QUEUED and RUNNING jobs whose queue entry is missing
+// and removes entries whose job is gone or final. It is idempotent and safe
+// to run at any time: every repair is conditional on what it read.
+func (s *Store) Restore(ctx context.Context) (RestoreReport, error) {
+	var rep RestoreReport
+	entries, err := s.q.Entries(ctx)
+	if err != nil {
+		return rep, err
+	}
+	queued := map[string]bool{}
+	byJob := map[string][]queue.Entry{}
+	for _, e := range entries {
+		byJob[e.Item] = append(byJob[e.Item], e)
+	}
+	type live struct {
+		j   *Job
+		ver int32
+	}
+	var lives []live
+	if err := s.Walk(ctx, func(j *Job, ver int32) { lives = append(lives, live{j, ver}) }); err != nil {
+		return rep, err
+	}
+	isLive := map[string]bool{}
+	for _, l := range lives {
+		if !l.j.State.Final() {
+			isLive[l.j.ID] = true
+		}
+		if len(byJob[l.j.ID]) > 0 {
+			queued[l.j.ID] = true
+		}
+	}
+	for _, l := range lives {
+		if l.j.State.Final() || queued[l.j.ID] || l.j.State == Pending {
+			continue
+		}
+		put, err := s.q.PutOp([]byte(l.j.ID), l.j.Priority)
+		if err != nil {
+			return rep, err
+		}
+		// Only if the document did not change since it was read.
+		err = zkconn.Do(ctx, func() error {
+			_, err := s.conn.Multi(&zk.CheckVersionRequest{Path: s.DocPath(l.j.UUID()), Version: l.ver}, put)
+			return err
+		})
+		if err != nil {
+			s.log.Warn("restore: not re-queued, it changed meanwhile", zap.String("job", l.j.ID), zap.Error(err))
+			continue
+		}
+		s.log.Info("restore: job re-queued", zap.String("job", l.j.ID), zap.String("action", l.j.Action))
+		rep.Requeued = append(rep.Requeued, l.j.ID)
+	}
+	for _, e := range entries {
+		if isLive[e.Item] {
+			continue
+		}
+		err := s.q.Remove(ctx, e.Name)
+		switch {
+		case errors.Is(err, queue.ErrLockLost):
+			rep.SkippedTaken = append(rep.SkippedTaken, e.Name)
+		case err != nil:
+			return rep, err
+		default:
+			s.log.Info("restore: entry removed", zap.String("entry", e.Name), zap.String("job", e.Item))
+			rep.Removed = append(rep.Removed, e.Name)
+		}
+	}
+	return rep, nil
+}
+
+// LogLine is one line of a job's log as kept in ZooKeeper.
+type LogLine struct {
+	Time    time.Time `json:"time"`
+	Level   string    `json:"level"`
+	Message string    `json:"message"`
+}
+
+// MaxLogBytes bounds the tail of a job's log kept in ZooKeeper; the full
+// log goes to the job-events index when Elasticsearch is configured.
+const MaxLogBytes = 64 << 10
+
+// AppendLog appends lines to the tail of a job's log kept in ZooKeeper,
+// dropping the oldest lines beyond MaxLogBytes.
+func (s *Store) AppendLog(ctx context.Context, uid string, lines []LogLine) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	p := s.logPath(uid)
+	return zkconn.Do(ctx, func() error {
+		for attempt := 0; attempt < 5; attempt++ {
+			data, st, err := s.conn.Get(p)
+			if errors.Is(err, zk.ErrNoNode) {
+				buf := encodeLines(nil, lines)
+				if err := zkconn.EnsureSync(s.conn.Conn, path.Dir(p)); err != nil {
+					return err
+				}
+				_, err = s.conn.Create(p, buf, 0, zkconn.ACL)
+				if errors.Is(err, zk.ErrNodeExists) {
+					continue
+				}
+				return err
+			}
+			if err != nil {
+				return err
+			}
+			buf := encodeLines(data, lines)
+			_, err = s.conn.Set(p, buf, st.Version)
+			if errors.Is(err, zk.ErrBadVersion) {
+				continue
+			}
+			return err
+		}
+		return ErrConflict
+	})
+}
+
+func encodeLines(old []byte, lines []LogLine) []byte {
+	buf := bytes.NewBuffer(old)
+	for _, l := range lines {
+		b, _ := json.Marshal(l)
+		buf.Write(b)
+		buf.WriteByte('\n')
+	}
+	out := buf.Bytes()
+	for len(out) > MaxLogBytes {
+		i := bytes.IndexByte(out, '\n')
+		if i < 0 {
+			return nil
+		}
+		out = out[i+1:]
+	}
+	return out
+}
+
+// Logs returns the tail of a job's log kept in ZooKeeper.
+func (s *Store) Logs(ctx context.Context, uid string) ([]LogLine, error) {
+	var data []byte
+	err := zkconn.Do(ctx, func() error {
+		var err error
+		data, _, err = s.conn.Get(s.logPath(uid))
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []LogLine
+	for _, l := range bytes.Split(data, []byte("\n")) {
+		var line LogLine
+		if len(l) > 0 && json.Unmarshal(l, &line) == nil {
+			out = append(out, line)
+		}
+	}
+	return out, nil
+}
