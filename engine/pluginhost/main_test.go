@@ -163,10 +163,16 @@ func (r *recorder) pid() int {
 	return 0
 }
 
-func (r *recorder) snapshot() recorder {
+// report is a copy of what a recorder holds.
+type report struct {
+	progress               []int
+	status, affected, logs []string
+}
+
+func (r *recorder) snapshot() report {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return recorder{
+	return report{
 		progress: slices.Clone(r.progress), status: slices.Clone(r.status),
 		affected: slices.Clone(r.affected), logs: slices.Clone(r.logs),
 	}
