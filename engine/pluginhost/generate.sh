@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates the Go code of the plugin protocol (actions/proto/v*/*.proto).
 #
-# Needs protoc (Debian: apt-get install protobuf-compiler) and Go. The two
-# protoc plugins are installed, pinned, into <repo>/.bin on first use, so a
-# fresh machine needs nothing else. Run it with `make generate`,
+# Needs Go and protoc (Debian's protobuf-compiler, installed here when
+# missing if run as root). The two protoc plugins are installed, pinned,
+# into <repo>/.bin on first use, so a fresh machine needs nothing else. Run it with `make generate`,
 # `go generate ./engine/pluginhost` or directly.
 set -euo pipefail
 
@@ -15,8 +15,13 @@ bin="$root/.bin"
 mkdir -p "$bin"
 
 if ! command -v protoc >/dev/null 2>&1; then
-	echo "generate.sh: protoc not found; install it with: apt-get install protobuf-compiler" >&2
-	exit 1
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+		echo "generate.sh: installing protoc (Debian package protobuf-compiler)" >&2
+		apt-get install -y protobuf-compiler >&2 || { apt-get update >&2 && apt-get install -y protobuf-compiler >&2; }
+	else
+		echo "generate.sh: protoc not found; install it with: sudo apt-get install protobuf-compiler" >&2
+		exit 1
+	fi
 fi
 
 # install NAME PACKAGE VERSION: installs PACKAGE@VERSION into .bin unless the

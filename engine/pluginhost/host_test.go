@@ -495,3 +495,23 @@ func sha256sum(t *testing.T, path string) string {
 	}
 	return strings.Fields(string(out))[0]
 }
+
+// A context that ends while the run is being set up still reaches the
+// plugin: the cancel request is repeated until the plugin knows the run.
+func TestCancelRightAtTheStart(t *testing.T) {
+	h, _ := load(t, pluginhost.Options{Dir: pluginDir(t, "sdkplugin"), KillGrace: 2 * time.Second})
+	rn := runner(t, h, "sleepy")
+	reached := 0
+	for i := range 40 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%8)*100*time.Microsecond)
+		_, err := rn.Run(ctx, job("sleepy", `{"sleep":"1h"}`), &recorder{})
+		cancel()
+		if err == nil || errors.Is(err, action.ErrPluginKilled) {
+			t.Fatalf("run cancelled at once: %v, want the plugin's own error", err)
+		}
+		if strings.Contains(err.Error(), "sleepy stopped") {
+			reached++
+		}
+	}
+	t.Logf("%d of 40 runs reached the plugin", reached)
+}

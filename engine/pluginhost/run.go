@@ -82,17 +82,29 @@ func (p *proc) run(ctx context.Context, name string, job *action.Job, r action.R
 		grace := p.pl.host.opts.KillGrace
 		deadline := time.Now().Add(grace)
 		log.Info("job context ended, cancelling the plugin run", zap.Error(context.Cause(ctx)), zap.Duration("grace", grace))
-		cctx, cancel := context.WithDeadline(context.Background(), deadline)
-		_, _ = p.rpc.Cancel(cctx, &actionv1.CancelRequest{RunId: runID}) // a failure shows as a kill
-		cancel()
-		t := time.NewTimer(time.Until(deadline))
-		defer t.Stop()
-		select {
-		case <-done:
-		case <-t.C:
-			log.Warn("plugin did not end the run within the grace period, killing its process", zap.Duration("grace", grace))
-			killedHere.Store(true)
-			p.terminate()
+		kill := time.NewTimer(grace)
+		defer kill.Stop()
+		retry := time.NewTicker(20 * time.Millisecond)
+		defer retry.Stop()
+		// The plugin may not know the run yet (its Run call is still on
+		// the way): repeat the cancel until it does.
+		for known := false; ; {
+			if !known {
+				cctx, cancel := context.WithDeadline(context.Background(), deadline)
+				resp, err := p.rpc.Cancel(cctx, &actionv1.CancelRequest{RunId: runID})
+				cancel()
+				known = (err == nil && resp.GetFound()) || status.Code(err) == codes.Unimplemented
+			}
+			select {
+			case <-done:
+				return
+			case <-kill.C:
+				log.Warn("plugin did not end the run within the grace period, killing its process", zap.Duration("grace", grace))
+				killedHere.Store(true)
+				p.terminate()
+				return
+			case <-retry.C:
+			}
 		}
 	}()
 	defer func() {
