@@ -55,7 +55,9 @@ func ParseState(s string) (State, error) {
 var transitions = map[State][]State{
 	Pending: {Queued, Canceled},
 	Queued:  {Running, Canceled},
-	Running: {Success, Failed, Canceled},
+	// RUNNING → QUEUED is a requeue: an executor that stops gives back the
+	// jobs it could not finish within its shutdown grace.
+	Running: {Success, Failed, Canceled, Queued},
 }
 
 // CanTransition reports whether a job may go from one state to another.

@@ -340,6 +340,9 @@ func (j *Job) Transition(to State, now time.Time) error {
 	j.State = to
 	j.TimeOfStatusChange = now
 	switch {
+	case to == Queued:
+		j.Started = nil
+		j.Progress = 0
 	case to == Running:
 		j.Started = &now
 		j.Progress = 0

@@ -59,6 +59,7 @@ func TestTransitionsEveryPair(t *testing.T) {
 		{Pending, Queued}: true, {Pending, Canceled}: true,
 		{Queued, Running}: true, {Queued, Canceled}: true,
 		{Running, Running}: true, // a new attempt after a lost executor
+		{Running, Queued}:  true, // requeued by a stopping executor
 		{Running, Success}: true, {Running, Failed}: true, {Running, Canceled}: true,
 	}
 	for _, from := range States {
