@@ -87,7 +87,7 @@ func TestLoadSkipsWhatIsNotAPlugin(t *testing.T) {
 	}
 	writeScript(t, dir, ".hidden", "exit 1")
 
-	h, logs := load(t, pluginhost.Options{Dir: dir, StartTimeout: 2 * time.Second})
+	h, logs := load(t, pluginhost.Options{Dir: dir, StartTimeout: 3 * time.Second})
 
 	if got := h.Plugins(); len(got) != 1 || got[0].Name != "sdkplugin" {
 		t.Fatalf("loaded %+v, want sdkplugin only", got)
@@ -499,7 +499,7 @@ func sha256sum(t *testing.T, path string) string {
 // A context that ends while the run is being set up still reaches the
 // plugin: the cancel request is repeated until the plugin knows the run.
 func TestCancelRightAtTheStart(t *testing.T) {
-	h, _ := load(t, pluginhost.Options{Dir: pluginDir(t, "sdkplugin"), KillGrace: 2 * time.Second})
+	h, _ := load(t, pluginhost.Options{Dir: pluginDir(t, "sdkplugin"), KillGrace: 5 * time.Second})
 	rn := runner(t, h, "sleepy")
 	reached := 0
 	for i := range 40 {

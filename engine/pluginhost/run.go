@@ -190,14 +190,15 @@ func (p *proc) runFailed(err error) error {
 		return fmt.Errorf("plugin %q (pid %d): %w: its process was killed because another job it ran did not end in time",
 			p.pl.name, p.pid, action.ErrPluginKilled)
 	}
-	code := status.Code(err)
-	if code == codes.Unavailable || code == codes.Canceled || code == codes.Unknown {
-		// A broken connection: most likely the process died. Its exit is
-		// noticed a moment after the connection breaks.
-		if p.waitExited(2 * time.Second) {
-			return fmt.Errorf("plugin %q (pid %d): %w while running the job (%s); its output ended with:\n%s",
-				p.pl.name, p.pid, ErrCrashed, p.exitStatus(), p.out.tail())
-		}
+	// A broken connection most likely means the process died; its exit
+	// is noticed a moment after the connection breaks.
+	wait := time.Duration(0)
+	if code := status.Code(err); code == codes.Unavailable || code == codes.Canceled {
+		wait = 5 * time.Second
+	}
+	if p.waitExited(wait) {
+		return fmt.Errorf("plugin %q (pid %d): %w while running the job (%s); its output ended with:\n%s",
+			p.pl.name, p.pid, ErrCrashed, p.exitStatus(), p.out.tail())
 	}
 	return fmt.Errorf("plugin %q (%s): %w", p.pl.name, p.pl.path, rpcProblem(err))
 }
