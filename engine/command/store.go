@@ -1,0 +1,206 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/urfave/cli/v2"
+	"go.uber.org/zap"
+
+	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/zkconn"
+)
+
+// maxBacklogFlag is the cap on queued and running jobs for commands that
+// create jobs. It belongs with the global flags once the daemons create
+// jobs too; c.Int finds it wherever it is defined.
+func maxBacklogFlag() cli.Flag {
+	return &cli.IntFlag{Name: "max-backlog", Value: jobs.DefaultMaxBacklog, EnvVars: envs("JOBENGINE_MAX_BACKLOG"),
+		Usage: "refuse to create jobs while this many are queued or running"}
+}
+
+// errZKLost ends a command's context when its ZooKeeper connection has been
+// down for longer than --zk-connect-timeout.
+var errZKLost = errors.New("lost the connection to ZooKeeper")
+
+// client is what a job or queue command works with: the job store on one
+// ZooKeeper session, and the history in Elasticsearch when configured.
+type client struct {
+	conn  *zkconn.Conn
+	store *jobs.Store
+	log   *zap.Logger
+	// ctx ends with the command, or when ZooKeeper has been unreachable for
+	// longer than --zk-connect-timeout, so no command hangs on a lost server.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	hosts  string
+	hist   *history // nil when Elasticsearch is not configured
+}
+
+// openClient dials ZooKeeper (and Elasticsearch when --es-hosts is set) and
+// opens the job store. Callers validate their own input first, so bad input
+// never needs a server.
+func openClient(c *cli.Context) (*client, error) {
+	log := quietLogger(c)
+	esCfg, err := esConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	if c.Int("max-backlog") < 0 {
+		return nil, usagef("--max-backlog must not be negative")
+	}
+	conn, err := dial(c, log)
+	if err != nil {
+		return nil, err
+	}
+	cl := &client{conn: conn, log: log, hosts: c.String("zk-hosts")}
+	cl.ctx, cl.cancel = sessionContext(c.Context, conn, c.Duration("zk-connect-timeout"))
+	cfg := jobs.StoreConfig{MaxBacklog: c.Int("max-backlog"), Logger: log.Named("jobs")}
+	if esCfg != nil {
+		h, err := openHistory(*esCfg, log)
+		if err != nil {
+			cl.Close()
+			return nil, err
+		}
+		cl.hist = h
+		cfg.Outbox = h.outbox(conn)
+	}
+	cl.store = jobs.NewStore(conn, cfg)
+	return cl, nil
+}
+
+// Close ends the ZooKeeper session.
+func (cl *client) Close() {
+	cl.cancel(context.Canceled)
+	cl.conn.Close()
+	_ = cl.log.Sync()
+}
+
+// ensure creates the store's directories before a command writes: the
+// queue's taken and owners directories are not created with the first job,
+// and removing an entry needs them.
+func (cl *client) ensure() error {
+	return cl.fail(cl.store.Ensure(cl.ctx), "")
+}
+
+// fail turns an error of the store into the error a user sees: a missing
+// job, bad input, or a lost ZooKeeper with what to do about it.
+func (cl *client) fail(err error, id string) error {
+	var ue *UsageError
+	var ee *ExitError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ue), errors.As(err, &ee):
+		return err
+	case errors.Is(err, jobs.ErrNotFound):
+		return fmt.Errorf("no such job: %s", id)
+	case errors.Is(err, jobs.ErrInvalid):
+		return &UsageError{Err: err}
+	case errors.Is(context.Cause(cl.ctx), errZKLost):
+		return fmt.Errorf("%w at %s for longer than the connect timeout (is ZooKeeper running? set --zk-hosts or JOBENGINE_ZK_HOSTS, or raise --zk-connect-timeout)", errZKLost, cl.hosts)
+	case errors.Is(err, zkconn.ErrUnavailable) || zkconn.Transient(err):
+		return fmt.Errorf("%w (is ZooKeeper running at %s? set --zk-hosts or JOBENGINE_ZK_HOSTS)", err, cl.hosts)
+	}
+	return err
+}
+
+// sessionContext returns a context that ends with parent, or with cause
+// errZKLost once conn has been without a connection for longer than grace.
+// A short disconnection (a server restart, a leader election) is ridden out.
+func sessionContext(parent context.Context, conn *zkconn.Conn, grace time.Duration) (context.Context, context.CancelCauseFunc) {
+	ctx, cancel := context.WithCancelCause(parent)
+	events, unsubscribe := conn.Subscribe()
+	go func() {
+		defer unsubscribe()
+		var lost <-chan time.Time
+		var timer *time.Timer
+		stop := func() {
+			if timer != nil {
+				timer.Stop()
+				timer, lost = nil, nil
+			}
+		}
+		defer stop()
+		// The state may have changed between Dial and Subscribe.
+		if !conn.Connected() {
+			timer = time.NewTimer(grace)
+			lost = timer.C
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-lost:
+				cancel(errZKLost)
+				return
+			case ev := <-events:
+				switch ev.State {
+				case zk.StateHasSession, zk.StateConnected:
+					stop()
+				case zk.StateDisconnected, zk.StateConnecting, zk.StateExpired:
+					if timer == nil {
+						timer = time.NewTimer(grace)
+						lost = timer.C
+					}
+				}
+			}
+		}
+	}()
+	return ctx, cancel
+}
+
+// esHosts splits --es-hosts into URLs, checking each one.
+func esHosts(s string) ([]string, error) {
+	var out []string
+	for _, h := range strings.Split(s, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			continue
+		}
+		if !strings.HasPrefix(h, "http://") && !strings.HasPrefix(h, "https://") {
+			return nil, usagef("--es-hosts: %q is not a URL (want http://host:9200 or https://host:9200)", h)
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// esSettings are the Elasticsearch flags, checked before anything is dialed.
+type esSettings struct {
+	Hosts              []string
+	Username, Password string
+	Prefix             string
+}
+
+// esConfig reads the Elasticsearch flags; nil when --es-hosts is empty.
+func esConfig(c *cli.Context) (*esSettings, error) {
+	hosts, err := esHosts(c.String("es-hosts"))
+	if err != nil || len(hosts) == 0 {
+		return nil, err
+	}
+	return &esSettings{Hosts: hosts, Username: c.String("es-username"), Password: c.String("es-password"), Prefix: c.String("es-index-prefix")}, nil
+}
+
+// history reads jobs and their events from Elasticsearch.
+type history struct{}
+
+func openHistory(cfg esSettings, log *zap.Logger) (*history, error) {
+	return nil, errors.New("the Elasticsearch history is not available yet; run without --es-hosts")
+}
+
+func (h *history) outbox(conn *zkconn.Conn) func(j *jobs.Job, doc []byte) *zk.CreateRequest {
+	return nil
+}
+
+func (h *history) get(ctx context.Context, uid string) (*jobs.Job, error) { return nil, nil }
+
+func (h *history) list(ctx context.Context, f jobs.Filter, limit int) ([]jobs.Job, error) {
+	return nil, nil
+}
+
+func (h *history) events(ctx context.Context, id string) ([]jobs.LogLine, error) { return nil, nil }
