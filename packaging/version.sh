@@ -5,7 +5,7 @@
 #   v1.2.3               -> 1.2.3
 #   v1.2.3-rc.1          -> 1.2.3~rc.1           pre-release: before 1.2.3
 #   v1.2.3-4-gabc1234    -> 1.2.3+4.gabc1234     4 commits after 1.2.3
-#   v1.2.3-dirty         -> 1.2.3+dirty
+#   v1.2.3-dirty         -> 1.2.3+0.dirty
 #   abc1234              -> 0.0.0~git.abc1234    no tag yet
 #   dev                  -> 0.0.0~dev            no git at all
 #
@@ -51,10 +51,15 @@ else
 	hash=$(printf '%s' "$v" | sed -E "s/$re/\\7/")
 	out=$base
 	[ -n "$pre" ] && out="$out~$pre"
+	# A dirty tree on the tag itself is "0 commits after" it, so that dpkg
+	# and rpm both order it before the next commit.
 	post=""
-	[ -n "$n" ] && post="$n.$hash"
+	if [ -n "$n" ]; then
+		post="$n.$hash"
+	elif [ -n "$dirty" ]; then
+		post=0
+	fi
 	post=$(join "$post" "$dirty" .)
-	post=${post#.}
 	[ -n "$post" ] && out="$out+$post"
 fi
 printf '%s\n' "$out"
