@@ -293,8 +293,22 @@ func installDeb(t *testing.T, deb string) {
 		t.Errorf("reinstalling changed the user: %q, was %q", got, pw)
 	}
 
+	// Enabled units are disabled on removal; systemctl enables them
+	// without a running systemd too.
+	systemctl, _ := exec.LookPath("systemctl")
+	if systemctl != "" {
+		mustRun(t, time.Minute, systemctl, "enable", units[0].verifyAs, units[1].verifyAs)
+		t.Cleanup(func() { run(t, time.Minute, nil, systemctl, "disable", units[0].verifyAs, units[1].verifyAs) })
+	}
+
 	// Purge removes files, settings, logs and state; the user stays.
 	dpkg("--purge", "jobengine")
+	if systemctl != "" {
+		links, _ := filepath.Glob("/etc/systemd/system/*/jobengine-*")
+		if len(links) != 0 {
+			t.Errorf("after dpkg --purge, the units are still enabled: %v", links)
+		}
+	}
 	for _, p := range []string{"/usr/bin/jobengine", "/usr/libexec/jobengine", "/etc/default/jobengine-executor",
 		"/etc/default/jobengine-distributor", "/etc/jobengine", "/var/log/jobengine", "/var/lib/jobengine",
 		unitDirs["deb"] + "/jobengine-executor.service", unitDirs["deb"] + "/jobengine-distributor@.service"} {
