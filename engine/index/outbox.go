@@ -1,0 +1,153 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/zkconn"
+)
+
+// ZooKeeper layout of the indexer, under the connection's root:
+//
+//	/index/outbox/<uuid>-<version %010d>  persistent; data = the job document (JSON) at that version
+//	/index/failed/<uuid>-<version %010d>  persistent; an entry Elasticsearch refused for good
+//	/index/pump-lock                      ephemeral; data = the name of the active pump
+const (
+	indexDir  = "index"
+	outboxDir = "outbox"
+	failedDir = "failed"
+	lockNode  = "pump-lock"
+)
+
+// OutboxPath returns the outbox directory.
+func OutboxPath(c *zkconn.Conn) string { return c.Path(indexDir, outboxDir) }
+
+// FailedPath returns the directory of entries Elasticsearch refused.
+func FailedPath(c *zkconn.Conn) string { return c.Path(indexDir, failedDir) }
+
+// LockPath returns the pump's lock node.
+func LockPath(c *zkconn.Conn) string { return c.Path(indexDir, lockNode) }
+
+// EntryName returns the outbox entry name of a job document version.
+func EntryName(uid string, version int64) string {
+	return fmt.Sprintf("%s-%010d", uid, version)
+}
+
+// ParseEntryName splits an outbox entry name into the job uuid and the
+// document version.
+func ParseEntryName(name string) (uid string, version int64, ok bool) {
+	i := strings.LastIndexByte(name, '-')
+	if i <= 0 || i == len(name)-1 {
+		return "", 0, false
+	}
+	v, err := strconv.ParseInt(name[i+1:], 10, 64)
+	if err != nil || v < 0 {
+		return "", 0, false
+	}
+	if _, _, err := jobs.ParseID(name[:i]); err != nil {
+		return "", 0, false
+	}
+	return name[:i], v, true
+}
+
+// OutboxCreate returns the operation that records version j.Version of job
+// j for indexing; the job store appends it to the multi that writes the
+// document, so the record exists exactly when the write happened. doc is the
+// encoded job as written. The outbox directory must exist (EnsurePaths).
+func OutboxCreate(c *zkconn.Conn, j *jobs.Job, doc []byte) *zk.CreateRequest {
+	return &zk.CreateRequest{
+		Path: c.Path(indexDir, outboxDir, EntryName(j.UUID(), j.Version)),
+		Data: doc,
+		Acl:  zkconn.ACL,
+	}
+}
+
+// EnsurePaths creates the outbox and failed directories (idempotent). Run it
+// before writing jobs with outbox entries.
+func EnsurePaths(ctx context.Context, c *zkconn.Conn) error {
+	for _, p := range []string{OutboxPath(c), FailedPath(c)} {
+		if err := c.EnsurePath(ctx, p); err != nil {
+			return fmt.Errorf("index: creating %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// Pending returns the uuids of the jobs that still have outbox entries, that
+// is versions not yet acknowledged by Elasticsearch. The cleanup of finished
+// jobs keeps these in ZooKeeper. Entries moved to failed/ are not pending:
+// they keep their own copy of the document.
+func Pending(ctx context.Context, c *zkconn.Conn) (map[string]bool, error) {
+	names, err := children(ctx, c, OutboxPath(c))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(names))
+	for _, n := range names {
+		if uid, _, ok := ParseEntryName(n); ok {
+			out[uid] = true
+		}
+	}
+	return out, nil
+}
+
+// Failed returns the names of the entries Elasticsearch refused, sorted.
+func Failed(ctx context.Context, c *zkconn.Conn) ([]string, error) {
+	names, err := children(ctx, c, FailedPath(c))
+	sort.Strings(names)
+	return names, err
+}
+
+// RetryFailed moves every failed entry back to the outbox (after the cause
+// was fixed, e.g. a mapping) and returns how many it moved.
+func RetryFailed(ctx context.Context, c *zkconn.Conn) (int, error) {
+	names, err := Failed(ctx, c)
+	if err != nil {
+		return 0, err
+	}
+	moved := 0
+	for _, n := range names {
+		err := zkconn.Do(ctx, func() error {
+			data, stat, err := c.Get(c.Path(indexDir, failedDir, n))
+			if err != nil {
+				return err
+			}
+			return zkconn.MultiErrorOnly(c.Multi(
+				&zk.CreateRequest{Path: c.Path(indexDir, outboxDir, n), Data: data, Acl: zkconn.ACL},
+				&zk.DeleteRequest{Path: c.Path(indexDir, failedDir, n), Version: stat.Version},
+			))
+		})
+		switch {
+		case err == nil:
+			moved++
+		case errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrNodeExists) || errors.Is(err, zk.ErrBadVersion):
+			// Moved or changed meanwhile: leave it.
+		default:
+			return moved, fmt.Errorf("index: moving %s back to the outbox: %w", n, err)
+		}
+	}
+	return moved, nil
+}
+
+func children(ctx context.Context, c *zkconn.Conn, p string) ([]string, error) {
+	var names []string
+	err := zkconn.Do(ctx, func() error {
+		var err error
+		names, _, err = c.Children(p)
+		return err
+	})
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("index: listing %s: %w", p, err)
+	}
+	return names, nil
+}

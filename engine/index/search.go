@@ -1,0 +1,193 @@
+package index
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/jobengine/jobengine/engine/jobs"
+)
+
+// Query limits.
+const (
+	// DefaultLimit is the number of results when a query does not say.
+	DefaultLimit = 20
+	// MaxLimit is Elasticsearch's default index.max_result_window.
+	MaxLimit = 10_000
+)
+
+// JobQuery selects jobs from the history. Empty fields match everything.
+type JobQuery struct {
+	State  string // a job state, any case ("failed")
+	Action string // an action name
+	Limit  int    // at most this many (DefaultLimit when 0, at most MaxLimit)
+}
+
+func limit(n, def int) int {
+	switch {
+	case n <= 0:
+		return def
+	case n > MaxLimit:
+		return MaxLimit
+	}
+	return n
+}
+
+// searchHits is the part of a search answer the client reads.
+type searchHits struct {
+	Hits struct {
+		Hits []struct {
+			ID     string          `json:"_id"`
+			Source json.RawMessage `json:"_source"`
+		} `json:"hits"`
+	} `json:"hits"`
+}
+
+// search runs a search on one index; a missing index is an empty result
+// (nothing was indexed yet).
+func (c *Client) search(ctx context.Context, what, index string, body any) (*searchHits, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encoding the %s query: %v", ErrConfig, what, err)
+	}
+	res, err := c.es.Search(
+		c.es.Search.WithContext(ctx),
+		c.es.Search.WithIndex(index),
+		c.es.Search.WithBody(bytes.NewReader(b)),
+	)
+	if err != nil {
+		return nil, c.transportError(what, err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, c.transportError(what, err)
+	}
+	if res.StatusCode == http.StatusNotFound && errType(raw) == "index_not_found_exception" {
+		return &searchHits{}, nil
+	}
+	if res.IsError() {
+		return nil, c.statusError(what, res.StatusCode, raw)
+	}
+	var out searchHits
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, fmt.Errorf("%w: %s: unreadable answer from %s: %v", ErrUnavailable, what, c.hosts, err)
+	}
+	return &out, nil
+}
+
+// SearchJobs returns the jobs of the history that match q, newest first
+// (by creation time). Recent writes become visible within Elasticsearch's
+// refresh interval (1s by default).
+func (c *Client) SearchJobs(ctx context.Context, q JobQuery) ([]jobs.Job, error) {
+	var filters []any
+	if q.State != "" {
+		st, err := jobs.ParseState(q.State)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+		filters = append(filters, obj{"term": obj{"state": string(st)}})
+	}
+	if q.Action != "" {
+		filters = append(filters, obj{"term": obj{"action": q.Action}})
+	}
+	query := obj{"match_all": obj{}}
+	if len(filters) > 0 {
+		query = obj{"bool": obj{"filter": filters}}
+	}
+	body := obj{
+		"query": query,
+		"size":  limit(q.Limit, DefaultLimit),
+		"sort": []any{
+			obj{"created": obj{"order": "desc", "unmapped_type": "date"}},
+			obj{"id": obj{"order": "desc", "unmapped_type": "keyword"}},
+		},
+	}
+	hits, err := c.search(ctx, "searching jobs", c.JobsIndex(), body)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]jobs.Job, 0, len(hits.Hits.Hits))
+	for _, h := range hits.Hits.Hits {
+		var j jobs.Job
+		if err := json.Unmarshal(h.Source, &j); err != nil {
+			return nil, fmt.Errorf("%w: searching jobs: document %s is not a job: %v", ErrRejected, h.ID, err)
+		}
+		out = append(out, j)
+	}
+	return out, nil
+}
+
+// GetJob returns the newest indexed version of a job ("job/<uuid>" or a
+// bare uuid); the error wraps ErrNotFound when it was never indexed.
+func (c *Client) GetJob(ctx context.Context, id string) (*jobs.Job, error) {
+	jid, uid, err := jobs.ParseID(id)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	res, err := c.es.Get(c.JobsIndex(), uid, c.es.Get.WithContext(ctx))
+	if err != nil {
+		return nil, c.transportError("getting "+jid, err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, c.transportError("getting "+jid, err)
+	}
+	if res.StatusCode == http.StatusNotFound {
+		return nil, fmt.Errorf("%w: %s is not in %s (not indexed yet, or never existed)", ErrNotFound, jid, c.JobsIndex())
+	}
+	if res.IsError() {
+		return nil, c.statusError("getting "+jid, res.StatusCode, raw)
+	}
+	var doc struct {
+		Source json.RawMessage `json:"_source"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("%w: getting %s: unreadable answer: %v", ErrUnavailable, jid, err)
+	}
+	var j jobs.Job
+	if err := json.Unmarshal(doc.Source, &j); err != nil {
+		return nil, fmt.Errorf("%w: getting %s: the indexed document is not a job: %v", ErrRejected, jid, err)
+	}
+	return &j, nil
+}
+
+// JobEvents returns up to limit events of a job ("job/<uuid>" or a bare
+// uuid) strictly after the given time (all when zero), oldest first. To
+// follow a job, pass the Time of the last event received.
+func (c *Client) JobEvents(ctx context.Context, jobID string, after time.Time, limitN int) ([]Event, error) {
+	jid, _, err := jobs.ParseID(jobID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	filters := []any{obj{"term": obj{"job": jid}}}
+	if !after.IsZero() {
+		filters = append(filters, obj{"range": obj{"time": obj{"gt": after.UTC().Format(time.RFC3339Nano)}}})
+	}
+	body := obj{
+		"query": obj{"bool": obj{"filter": filters}},
+		"size":  limit(limitN, 100),
+		"sort": []any{
+			obj{"time": obj{"order": "asc", "unmapped_type": "date_nanos"}},
+			obj{"id": obj{"order": "asc", "unmapped_type": "keyword"}},
+		},
+	}
+	hits, err := c.search(ctx, "reading events of "+jid, c.EventsIndex(), body)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Event, 0, len(hits.Hits.Hits))
+	for _, h := range hits.Hits.Hits {
+		var ev Event
+		if err := json.Unmarshal(h.Source, &ev); err != nil {
+			return nil, fmt.Errorf("%w: reading events of %s: document %s is not an event: %v", ErrRejected, jid, h.ID, err)
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
