@@ -699,17 +699,59 @@ func queueInspectCommand() *cli.Command {
 			if limit > 0 && len(es) > limit {
 				es = es[:limit]
 			}
+			out, err := cl.takerNames(es)
+			if err != nil {
+				return err
+			}
 			if c.Bool("json") {
-				return writeJSON(c.App.Writer, es)
+				return writeJSON(c.App.Writer, out)
 			}
 			tw := newTable(c.App.Writer)
-			fmt.Fprintln(tw, "ENTRY\tPRIORITY\tITEM\tTAKEN\tTAKER")
-			for _, e := range es {
-				fmt.Fprintf(tw, "%s\t%03d\t%s\t%s\t%s\n", e.Name, e.Priority, oneLine(e.Item), yesNo(e.Taken), dash(oneLine(e.Taker)))
+			fmt.Fprintln(tw, "ENTRY\tPRIORITY\tITEM\tTAKEN\tTAKER\tTAKER-NAME")
+			for _, e := range out {
+				fmt.Fprintf(tw, "%s\t%03d\t%s\t%s\t%s\t%s\n", e.Name, e.Priority, oneLine(e.Item), yesNo(e.Taken), dash(oneLine(e.Taker)), dash(oneLine(e.TakerName)))
 			}
 			return tw.Flush()
 		},
 	}
+}
+
+// inspectedEntry is a queue entry as `queue inspect` prints it.
+type inspectedEntry struct {
+	queue.Entry
+	// TakerName is the name the taker's consumer registered (an executor's
+	// hostname-pid); empty for takers that register none (kazoo clients).
+	TakerName string `json:"taker-name,omitempty"`
+}
+
+// takerNames adds to each taken entry the name of its taker, read from the
+// consumer's owner node (<queue>/owners/<taker id>), once per taker.
+func (cl *client) takerNames(es []queue.Entry) ([]inspectedEntry, error) {
+	names := map[string]string{}
+	out := make([]inspectedEntry, len(es))
+	for i, e := range es {
+		out[i].Entry = e
+		if e.Taker == "" || strings.Contains(e.Taker, "/") {
+			continue
+		}
+		name, ok := names[e.Taker]
+		if !ok {
+			err := zkconn.Do(cl.ctx, func() error {
+				data, _, err := cl.conn.Get(cl.store.Queue().Path() + "/owners/" + e.Taker)
+				if errors.Is(err, zk.ErrNoNode) {
+					return nil
+				}
+				name = string(data)
+				return err
+			})
+			if err != nil {
+				return nil, cl.fail(err, "")
+			}
+			names[e.Taker] = name
+		}
+		out[i].TakerName = name
+	}
+	return out, nil
 }
 
 func queueRestoreCommand() *cli.Command {

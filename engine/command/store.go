@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
+	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
@@ -61,7 +62,7 @@ func openClient(c *cli.Context) (*client, error) {
 	cl.ctx, cl.cancel = sessionContext(c.Context, conn, c.Duration("zk-connect-timeout"))
 	cfg := jobs.StoreConfig{MaxBacklog: c.Int("max-backlog"), Logger: log.Named("jobs")}
 	if esCfg != nil {
-		h, err := openHistory(*esCfg, log)
+		h, err := openHistory(*esCfg, c.Duration("zk-connect-timeout"), log)
 		if err != nil {
 			cl.Close()
 			return nil, err
@@ -77,6 +78,9 @@ func openClient(c *cli.Context) (*client, error) {
 func (cl *client) Close() {
 	cl.cancel(context.Canceled)
 	cl.conn.Close()
+	if cl.hist != nil {
+		cl.hist.close()
+	}
 	_ = cl.log.Sync()
 }
 
@@ -84,7 +88,14 @@ func (cl *client) Close() {
 // queue's taken and owners directories are not created with the first job,
 // and removing an entry needs them.
 func (cl *client) ensure() error {
-	return cl.fail(cl.store.Ensure(cl.ctx), "")
+	if err := cl.store.Ensure(cl.ctx); err != nil {
+		return cl.fail(err, "")
+	}
+	if cl.hist != nil {
+		// The outbox entries of the writes go there.
+		return cl.fail(index.EnsurePaths(cl.ctx, cl.conn), "")
+	}
+	return nil
 }
 
 // fail turns an error of the store into the error a user sees: a missing
@@ -154,53 +165,116 @@ func sessionContext(parent context.Context, conn *zkconn.Conn, grace time.Durati
 	return ctx, cancel
 }
 
-// esHosts splits --es-hosts into URLs, checking each one.
-func esHosts(s string) ([]string, error) {
-	var out []string
-	for _, h := range strings.Split(s, ",") {
-		h = strings.TrimSpace(h)
-		if h == "" {
-			continue
+// esConfig reads the Elasticsearch flags and checks them (without
+// contacting Elasticsearch); nil when --es-hosts is empty.
+func esConfig(c *cli.Context) (*index.Config, error) {
+	var hosts []string
+	for _, h := range strings.Split(c.String("es-hosts"), ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hosts = append(hosts, h)
 		}
-		if !strings.HasPrefix(h, "http://") && !strings.HasPrefix(h, "https://") {
-			return nil, usagef("--es-hosts: %q is not a URL (want http://host:9200 or https://host:9200)", h)
-		}
-		out = append(out, h)
 	}
-	return out, nil
-}
-
-// esSettings are the Elasticsearch flags, checked before anything is dialed.
-type esSettings struct {
-	Hosts              []string
-	Username, Password string
-	Prefix             string
-}
-
-// esConfig reads the Elasticsearch flags; nil when --es-hosts is empty.
-func esConfig(c *cli.Context) (*esSettings, error) {
-	hosts, err := esHosts(c.String("es-hosts"))
-	if err != nil || len(hosts) == 0 {
-		return nil, err
+	if len(hosts) == 0 {
+		return nil, nil
 	}
-	return &esSettings{Hosts: hosts, Username: c.String("es-username"), Password: c.String("es-password"), Prefix: c.String("es-index-prefix")}, nil
+	cfg := &index.Config{Hosts: hosts, Username: c.String("es-username"), Password: c.String("es-password"), Prefix: c.String("es-index-prefix")}
+	if _, err := index.New(*cfg, nil); err != nil {
+		return nil, usagef("--es-hosts/--es-index-prefix: %v", err)
+	}
+	return cfg, nil
 }
 
-// history reads jobs and their events from Elasticsearch.
-type history struct{}
-
-func openHistory(cfg esSettings, log *zap.Logger) (*history, error) {
-	return nil, errors.New("the Elasticsearch history is not available yet; run without --es-hosts")
+// history reads jobs and their events from Elasticsearch. It only ever
+// shows what happened; nothing is decided from it.
+type history struct {
+	es *index.Client
+	// timeout bounds each query, so an Elasticsearch that does not answer
+	// cannot hold a command up.
+	timeout time.Duration
 }
 
+func openHistory(cfg index.Config, timeout time.Duration, log *zap.Logger) (*history, error) {
+	es, err := index.New(cfg, log.Named("index"))
+	if err != nil {
+		return nil, &UsageError{Err: err}
+	}
+	return &history{es: es, timeout: timeout}, nil
+}
+
+func (h *history) close() { _ = h.es.Close(context.Background()) }
+
+// outbox is the store's hook that records every document version for the
+// indexer, in the transaction that writes it.
 func (h *history) outbox(conn *zkconn.Conn) func(j *jobs.Job, doc []byte) *zk.CreateRequest {
-	return nil
+	return func(j *jobs.Job, doc []byte) *zk.CreateRequest { return index.OutboxCreate(conn, j, doc) }
 }
 
-func (h *history) get(ctx context.Context, uid string) (*jobs.Job, error) { return nil, nil }
+// get returns the indexed copy of a job, nil when there is none.
+func (h *history) get(ctx context.Context, uid string) (*jobs.Job, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	j, err := h.es.GetJob(ctx, uid)
+	if errors.Is(err, index.ErrNotFound) {
+		return nil, nil
+	}
+	return j, err
+}
 
+// list returns the indexed jobs that match f, newest first; limit 0 asks
+// for as many as Elasticsearch returns in one page.
 func (h *history) list(ctx context.Context, f jobs.Filter, limit int) ([]jobs.Job, error) {
-	return nil, nil
+	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	if limit <= 0 || limit > index.MaxLimit {
+		limit = index.MaxLimit
+	}
+	return h.es.SearchJobs(ctx, index.JobQuery{State: string(f.State), Action: f.Action, Limit: limit})
 }
 
-func (h *history) events(ctx context.Context, id string) ([]jobs.LogLine, error) { return nil, nil }
+// events returns a job's events from the job-events index, oldest first,
+// as log lines: log events as written, the others described.
+func (h *history) events(ctx context.Context, id string) ([]jobs.LogLine, error) {
+	var out []jobs.LogLine
+	var after time.Time
+	for {
+		qctx, cancel := context.WithTimeout(ctx, h.timeout)
+		evs, err := h.es.JobEvents(qctx, id, after, index.MaxLimit)
+		cancel()
+		if err != nil {
+			return out, err
+		}
+		for _, ev := range evs {
+			out = append(out, eventLine(ev))
+		}
+		if len(evs) < index.MaxLimit {
+			return out, nil
+		}
+		after = evs[len(evs)-1].Time
+	}
+}
+
+// eventLine renders an indexed event as a log line.
+func eventLine(ev index.Event) jobs.LogLine {
+	l := jobs.LogLine{Time: ev.Time, Level: ev.Level, Message: ev.Message}
+	if l.Level == "" {
+		l.Level = "info"
+	}
+	switch ev.Type {
+	case index.EventLog:
+	case index.EventState:
+		l.Message = "state " + string(ev.State)
+		if ev.Executor != "" {
+			l.Message += fmt.Sprintf(" (executor %s, attempt %d)", ev.Executor, ev.Attempt)
+		}
+		if ev.Message != "" {
+			l.Message += ": " + ev.Message
+		}
+	case index.EventProgress:
+		l.Message = fmt.Sprintf("progress %d%%", ev.Progress)
+	case index.EventStatus:
+		l.Message = "status: " + ev.Message
+	default:
+		l.Message = ev.Type + ": " + ev.Message
+	}
+	return l
+}
