@@ -92,7 +92,8 @@ func (e *Event) fill(now time.Time) {
 // SinkOptions configure an EventSink. Zero values take the defaults.
 type SinkOptions struct {
 	// MaxBuffered bounds the events held while Elasticsearch is slow or
-	// down (default 10,000); beyond it the oldest are dropped and counted.
+	// down (default 10,000; one batch in flight comes on top); beyond it
+	// the oldest are dropped and counted.
 	MaxBuffered int
 	// BatchSize is the number of events per bulk request (default 500).
 	BatchSize int

@@ -238,3 +238,6 @@ func errorIf(cond bool, format string, args ...any) error {
 	}
 	return nil
 }
+
+func fieldStr(k, v string) zap.Field     { return zap.String(k, v) }
+func fieldInt(k string, v int) zap.Field { return zap.Int(k, v) }

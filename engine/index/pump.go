@@ -283,6 +283,7 @@ func (p *Pump) pump(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		p.count(func(s *PumpStats) { s.Retries++ })
 		p.outage(bo, "cannot install the Elasticsearch index templates; indexing waits for them", err, -1)
 		if !bo.wait(ctx) {
 			return

@@ -1,0 +1,106 @@
+package index_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jobengine/jobengine/engine/index"
+	"github.com/jobengine/jobengine/engine/index/estest"
+	"github.com/jobengine/jobengine/engine/internal/check"
+	"github.com/jobengine/jobengine/engine/jobs"
+)
+
+func TestEventSinkBatchesAndFlushesOnClose(t *testing.T) {
+	s := estest.Start(t, estest.Options{})
+	log, _ := logs(t)
+	c := newClient(t, s, log)
+	sink := index.NewEventSink(c, log, index.SinkOptions{BatchSize: 100, FlushInterval: time.Hour})
+	j := newJob("deploy", 0)
+	for i := 0; i < 250; i++ {
+		sink.Emit(index.Event{Job: j.ID, Type: index.EventLog, Level: "info", Message: fmt.Sprint("line ", i)})
+	}
+	// Two full batches go at once; the rest waits for the (long) interval
+	// and goes at Close.
+	check.For(t, 10*time.Second, 10*time.Millisecond, func() error {
+		return errorIf(s.Count(c.EventsIndex()) != 200, "%d events indexed, want 200", s.Count(c.EventsIndex()))
+	})
+	if err := sink.Close(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Count(c.EventsIndex()); n != 250 {
+		t.Fatalf("after Close: %d events indexed, want 250", n)
+	}
+	st := sink.Stats()
+	if st.Sent != 250 || st.Dropped != 0 || st.Buffered != 0 {
+		t.Fatalf("stats: %+v", st)
+	}
+	for _, d := range s.Docs(c.EventsIndex())[:3] {
+		if !strings.HasPrefix(d.ID, j.UUID()+"-log-") || !strings.Contains(string(d.Source), `"job":"`+j.ID+`"`) {
+			t.Fatalf("event document: %s %s", d.ID, d.Source)
+		}
+	}
+	sink.Emit(index.Event{Job: j.ID, Type: index.EventLog})
+	if sink.Stats().Dropped != 1 {
+		t.Fatal("an event emitted after Close was not counted as dropped")
+	}
+}
+
+func TestEventSinkDropsOldestWhileDown(t *testing.T) {
+	s := estest.Start(t, estest.Options{})
+	log, obs := logs(t)
+	c := newClient(t, s, log)
+	s.Down()
+	sink := index.NewEventSink(c, log, index.SinkOptions{
+		MaxBuffered: 50, BatchSize: 20, FlushInterval: 10 * time.Millisecond,
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+	})
+	j := newJob("deploy", 0)
+	for i := 0; i < 200; i++ {
+		sink.Emit(index.Event{ID: fmt.Sprintf("ev-%03d", i), Job: j.ID, Type: index.EventProgress, Progress: i % 101})
+	}
+	// At most MaxBuffered events wait, plus one batch in flight.
+	st := sink.Stats()
+	if st.Buffered > 50 || st.Dropped < 130 {
+		t.Fatalf("memory not bounded while down: %+v", st)
+	}
+	check.For(t, 10*time.Second, 10*time.Millisecond, func() error {
+		return errorIf(obs.FilterMessageSnippet("cannot index job events").Len() == 0, "no warning logged")
+	})
+	if err := s.Up(); err != nil {
+		t.Fatal(err)
+	}
+	check.For(t, 10*time.Second, 10*time.Millisecond, func() error {
+		return errorIf(s.Count(c.EventsIndex()) != 50, "%d events indexed, want 50", s.Count(c.EventsIndex()))
+	})
+	if err := sink.Close(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	// The newest survived, the oldest were dropped.
+	if _, ok := s.Doc(c.EventsIndex(), "ev-199"); !ok {
+		t.Error("the newest event is missing")
+	}
+	if _, ok := s.Doc(c.EventsIndex(), "ev-000"); ok {
+		t.Error("the oldest event survived a full buffer")
+	}
+	st = sink.Stats()
+	if st.Sent != 50 || st.Dropped != 150 {
+		t.Fatalf("stats: %+v", st)
+	}
+}
+
+func TestEventSinkCloseGivesUpWhenDown(t *testing.T) {
+	s := estest.Start(t, estest.Options{})
+	c := newClient(t, s, nil)
+	s.Down()
+	sink := index.NewEventSink(c, nil, index.SinkOptions{MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+	sink.Emit(index.StateEvent(next(newJob("a", 0), jobs.Running)))
+	err := sink.Close(ctxT(t, 300*time.Millisecond))
+	if !index.Retryable(err) || !strings.Contains(err.Error(), "1 job events not indexed") {
+		t.Fatalf("Close while down: %v", err)
+	}
+	if st := sink.Stats(); st.Dropped != 1 || st.Buffered != 0 {
+		t.Fatalf("stats: %+v", st)
+	}
+}
