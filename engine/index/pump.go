@@ -223,6 +223,14 @@ func (p *Pump) release() {
 // the connection is lost (acquire then finds out whether the lock is still
 // ours) or the lock node changes.
 func (p *Pump) lead(ctx context.Context, events <-chan zk.Event) {
+	// Session events from before the ownership check below are stale.
+	for drained := false; !drained; {
+		select {
+		case <-events:
+		default:
+			drained = true
+		}
+	}
 	sid := p.c.SessionID()
 	var lockWatch <-chan zk.Event
 	err := p.do(ctx, func() error {
