@@ -281,9 +281,9 @@ func (c *Client) transportError(what string, err error) error {
 	case strings.Contains(msg, "not Elasticsearch"):
 		return fmt.Errorf("%w: %s: the server at %s is not Elasticsearch (check the URL and port)", ErrConfig, what, c.hosts)
 	case strings.Contains(msg, "connection refused"):
-		return fmt.Errorf("%w: %s: connection to %s refused: is Elasticsearch running there? (check the Elasticsearch hosts setting)", ErrUnavailable, what, c.hosts)
+		return fmt.Errorf("%w: %s: connection to %s refused: is Elasticsearch running there? (check --es-hosts)", ErrUnavailable, what, c.hosts)
 	case strings.Contains(msg, "no such host"):
-		return fmt.Errorf("%w: %s: cannot resolve %s (check the Elasticsearch hosts setting): %v", ErrUnavailable, what, c.hosts, err)
+		return fmt.Errorf("%w: %s: cannot resolve %s (check --es-hosts): %v", ErrUnavailable, what, c.hosts, err)
 	case strings.Contains(msg, "x509") || strings.Contains(msg, "tls:"):
 		return fmt.Errorf("%w: %s: TLS with %s failed (check https vs http and the server certificate): %v", ErrConfig, what, c.hosts, err)
 	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
@@ -300,7 +300,7 @@ func (c *Client) statusError(what string, status int, body []byte) error {
 	}
 	switch {
 	case status == http.StatusUnauthorized:
-		return fmt.Errorf("%w: %s: Elasticsearch at %s refused the credentials (401 %s): check the username and password", ErrAuth, what, c.hosts, detail)
+		return fmt.Errorf("%w: %s: Elasticsearch at %s refused the credentials (401 %s): check the username and password (--es-username, --es-password)", ErrAuth, what, c.hosts, detail)
 	case status == http.StatusForbidden:
 		return fmt.Errorf("%w: %s: the Elasticsearch user lacks a privilege (403 %s): grant the privileges listed in docs/elasticsearch.md", ErrAuth, what, detail)
 	case status == http.StatusTooManyRequests || status >= 500:
