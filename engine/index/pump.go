@@ -125,7 +125,10 @@ func (p *Pump) Run(ctx context.Context) error {
 	defer p.release()
 	bo := newBackoff(p.opts.MinBackoff, p.opts.MaxBackoff)
 	for ctx.Err() == nil {
-		if err := EnsurePaths(ctx, p.c); err != nil {
+		ectx, cancel := context.WithTimeout(ctx, p.opts.OpTimeout)
+		err := EnsurePaths(ectx, p.c)
+		cancel()
+		if err != nil {
 			if ctx.Err() == nil {
 				p.log.Warn("cannot create the outbox directories; retrying", zap.Error(err))
 				bo.wait(ctx)
@@ -161,17 +164,24 @@ func (p *Pump) acquire(ctx context.Context, events <-chan zk.Event, bo *backoff)
 		}
 		// Created or already there: whose is it? (A create that succeeded
 		// just before a connection loss is ours too.)
+		// Results go to variables of this iteration only: a call that
+		// outlives its timeout must not write what a later one reads.
 		var exists bool
 		var stat *zk.Stat
+		var w <-chan zk.Event
+		armed := watch != nil
 		err = p.do(ctx, func() error {
 			var err error
-			if watch == nil {
-				exists, stat, watch, err = p.c.ExistsW(lock)
+			if !armed {
+				exists, stat, w, err = p.c.ExistsW(lock)
 			} else {
 				exists, stat, err = p.c.Exists(lock)
 			}
 			return err
 		})
+		if err == nil && !armed {
+			watch = w
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				bo.wait(ctx)
@@ -275,7 +285,7 @@ func (p *Pump) lead(ctx context.Context, events <-chan zk.Event) {
 	cancel()
 	wg.Wait()
 	if ctx.Err() == nil {
-		p.log.Info("this pump stopped indexing: its ZooKeeper session was interrupted; contending again")
+		p.log.Info("this pump stopped indexing (ZooKeeper connection interrupted or lock changed); contending again")
 	}
 }
 
@@ -308,16 +318,22 @@ func (p *Pump) pump(ctx context.Context) {
 			default:
 			}
 		}
+		// Results go to variables of this iteration only (see acquire).
 		var names []string
+		var w <-chan zk.Event
+		armed := watch != nil
 		err := p.do(ctx, func() error {
 			var err error
-			if watch == nil {
-				names, _, watch, err = p.c.ChildrenW(outbox)
+			if !armed {
+				names, _, w, err = p.c.ChildrenW(outbox)
 			} else {
 				names, _, err = p.c.Children(outbox)
 			}
 			return err
 		})
+		if err == nil && !armed {
+			watch = w
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				p.log.Debug("cannot list the outbox; retrying", zap.Error(err))
