@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -186,7 +187,10 @@ func (c *Client) bulk(ctx context.Context, ops []bulkOp) ([]Result, error) {
 			if err == nil {
 				err = ctx.Err()
 			}
-			results[i] = Result{Index: o.index, ID: o.id, Err: c.transportError("bulk", fmt.Errorf("no answer for the document: %v", err))}
+			if err == nil {
+				err = errors.New("the document was not sent")
+			}
+			results[i] = Result{Index: o.index, ID: o.id, Err: c.transportError("bulk", err)}
 		}
 		if e := results[i].Err; e != nil {
 			failed++
