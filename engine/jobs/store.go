@@ -96,6 +96,9 @@ func (s *Store) DocPath(uid string) string { return s.conn.Path(jobsDir, shard(u
 // CancelPath returns the znode of a job's cancel request.
 func (s *Store) CancelPath(uid string) string { return s.conn.Path(cancelDir, uid) }
 
+// LogPath returns the znode of a job's log tail.
+func (s *Store) LogPath(uid string) string { return s.logPath(uid) }
+
 func (s *Store) logPath(uid string) string { return s.conn.Path(logsDir, shard(uid), uid) }
 
 func (s *Store) uniqPath(key string) string {
@@ -274,7 +277,11 @@ func (s *Store) CreateMany(ctx context.Context, ns []NewJob) ([]*Job, error) {
 				return err
 			}
 			// A missing directory (a new shard, a fresh root): create the
-			// parents of every path and try once more.
+			// queue's directories and the parents of every path, and try
+			// once more.
+			if err := s.q.EnsureSync(); err != nil {
+				return err
+			}
 			for _, op := range ops {
 				if c, ok := op.(*zk.CreateRequest); ok {
 					if err := zkconn.EnsureSync(s.conn.Conn, path.Dir(c.Path)); err != nil {

@@ -500,6 +500,31 @@ func (c *Consumer) relistInterval(last time.Duration) time.Duration {
 	return min(max(20*last, 100*time.Millisecond), 2*time.Second)
 }
 
+// read lists the entries and taken directories, arming a watch on a
+// directory only when its previous watch has fired.
+func (c *Consumer) read(entriesW, takenW *<-chan zk.Event) (entries, taken []string, err error) {
+	conn := c.q.conn
+	if *entriesW == nil {
+		var ch <-chan zk.Event
+		if entries, _, ch, err = conn.ChildrenW(c.q.entries); err != nil {
+			return nil, nil, err
+		}
+		*entriesW = ch
+	} else if entries, _, err = conn.Children(c.q.entries); err != nil {
+		return nil, nil, err
+	}
+	if *takenW == nil {
+		var ch <-chan zk.Event
+		if taken, _, ch, err = conn.ChildrenW(c.q.taken); err != nil {
+			return nil, nil, err
+		}
+		*takenW = ch
+	} else if taken, _, err = conn.Children(c.q.taken); err != nil {
+		return nil, nil, err
+	}
+	return entries, taken, nil
+}
+
 // loop keeps the listing: it lists when a watch fired and either workers
 // wait with nothing to take or the listing is older than relistInterval.
 // It is the only place that sets watches, one per directory at a time, so
@@ -579,34 +604,18 @@ func (c *Consumer) markDirtyLocked() {
 // list reads entries and taken nodes, arming a watch on a directory only
 // when its previous watch has fired.
 func (c *Consumer) list(entriesW, takenW *<-chan zk.Event) error {
+	entries, taken, err := c.read(entriesW, takenW)
+	if errors.Is(err, zk.ErrNoNode) {
+		// A queue nobody has used yet (or a directory removed by hand).
+		if err := ensureDirs(c.q); err != nil {
+			return err
+		}
+		entries, taken, err = c.read(entriesW, takenW)
+	}
+	if err != nil {
+		return err
+	}
 	conn := c.q.conn
-	var entries, taken []string
-	var err error
-	if *entriesW == nil {
-		var ch <-chan zk.Event
-		entries, _, ch, err = conn.ChildrenW(c.q.entries)
-		if errors.Is(err, zk.ErrNoNode) {
-			if err = ensureDirs(c.q); err == nil {
-				entries, _, ch, err = conn.ChildrenW(c.q.entries)
-			}
-		}
-		if err != nil {
-			return err
-		}
-		*entriesW = ch
-	} else if entries, _, err = conn.Children(c.q.entries); err != nil {
-		return err
-	}
-	if *takenW == nil {
-		var ch <-chan zk.Event
-		taken, _, ch, err = conn.ChildrenW(c.q.taken)
-		if err != nil {
-			return err
-		}
-		*takenW = ch
-	} else if taken, _, err = conn.Children(c.q.taken); err != nil {
-		return err
-	}
 	// The live consumers of this package each have an owner node; knowing
 	// how many there are and our rank among them lets each consumer try its
 	// own share of every priority first, so consumers in different processes

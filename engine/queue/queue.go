@@ -182,6 +182,10 @@ func (q *Queue) PutMany(ctx context.Context, items [][]byte, priority int) ([]st
 	return names, nil
 }
 
+// EnsureSync creates the queue's directories without a context, for use
+// inside a function already run by zkconn.Do.
+func (q *Queue) EnsureSync() error { return ensureDirs(q) }
+
 func ensureDirs(q *Queue) error {
 	for _, p := range []string{q.entries, q.taken, q.owners} {
 		if err := zkconn.EnsureSync(q.conn.Conn, p); err != nil {

@@ -1,0 +1,815 @@
+// Package executor runs jobs: one ZooKeeper session, N workers sharing one
+// queue consumer, each taking a job, running its action with a timeout and
+// writing the final state together with the consume of the queue entry.
+//
+// Fencing: every write of a job document by a worker is a compare-and-set
+// on the document's znode version inside a multi that also checks the
+// consumer's session fence (queue.Item.FenceOp). A worker whose session
+// expired can therefore never overwrite a newer state written by the
+// executor that took the job after it.
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"go.uber.org/zap"
+
+	"github.com/jobengine/jobengine/engine/action"
+	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/queue"
+	"github.com/jobengine/jobengine/engine/zkconn"
+)
+
+// Errors of the executor.
+var (
+	ErrConfig    = errors.New("executor: bad configuration")
+	ErrNameInUse = errors.New("executor: name in use")
+)
+
+// Causes of an action's context ending, besides its deadline.
+var (
+	errCanceled    = errors.New("canceled")
+	errSessionLost = errors.New("zookeeper session lost")
+	errShutdown    = errors.New("executor shutting down")
+)
+
+// EventSink receives job events for the job-events index (optional).
+type EventSink interface {
+	Event(jobID, kind, level, message string, fields map[string]any)
+}
+
+// Config configures an executor.
+type Config struct {
+	// Name identifies the executor (default hostname-pid); it names its
+	// membership node and is written into the jobs it runs.
+	Name string
+	// Threads is the number of workers (default: number of CPUs).
+	Threads int
+	// Registry holds the actions this executor runs.
+	Registry *action.Registry
+	// ActionTimeouts override actions' default timeouts (a job's own
+	// timeout still wins).
+	ActionTimeouts map[string]time.Duration
+	// ShutdownGrace is how long running jobs may finish after a stop
+	// request before they are canceled and requeued (default 2m).
+	ShutdownGrace time.Duration
+	// Heartbeat is the interval of membership updates (default 3s).
+	Heartbeat time.Duration
+	// ReportInterval bounds how often an action's progress reports are
+	// written to its job document (default 1s).
+	ReportInterval time.Duration
+	// MaxBackoff caps the back-off after ZooKeeper failures (default 10s).
+	MaxBackoff time.Duration
+	// Store is the job store (required).
+	Store *jobs.Store
+	// Events receives job events for Elasticsearch (optional).
+	Events EventSink
+	// Metrics, when set, is updated as jobs run.
+	Metrics *Metrics
+	// Logger receives the executor's log.
+	Logger *zap.Logger
+	// Version is reported in the membership node.
+	Version string
+	// SessionTimeout is the ZooKeeper session timeout, used to stop actions
+	// when the connection has been lost long enough for the session to
+	// expire on the server (default: the store connection's).
+	SessionTimeout time.Duration
+}
+
+// RunningJob describes a job a worker runs now.
+type RunningJob struct {
+	Job     string    `json:"job"`
+	Action  string    `json:"action"`
+	Attempt int       `json:"attempt"`
+	Started time.Time `json:"started"`
+	Worker  int       `json:"worker"`
+}
+
+// Executor is a running executor.
+type Executor struct {
+	cfg      Config
+	conn     *zkconn.Conn
+	store    *jobs.Store
+	consumer *queue.Consumer
+	log      *zap.Logger
+	started  time.Time
+	host     string
+
+	takeCtx    context.Context // ends when the executor stops taking jobs
+	stopTaking context.CancelFunc
+	jobsCtx    context.Context // ends when running jobs must stop
+	stopJobs   context.CancelCauseFunc
+
+	mu      sync.Mutex
+	running map[string]*run // by job uuid
+	lostGen int             // bumped on each session loss
+
+	wg       sync.WaitGroup // workers
+	bg       sync.WaitGroup // heartbeat, cancel watcher, session watcher
+	bgCancel context.CancelFunc
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+// run is one job being run by a worker.
+type run struct {
+	job     *jobs.Job
+	started time.Time
+	worker  int
+	cancel  context.CancelCauseFunc
+}
+
+// Start registers the executor (its membership node) and starts its
+// workers. Stop it with Shutdown or Stop.
+func Start(ctx context.Context, conn *zkconn.Conn, cfg Config) (*Executor, error) {
+	if cfg.Store == nil || cfg.Registry == nil {
+		return nil, fmt.Errorf("%w: a store and an action registry are required", ErrConfig)
+	}
+	host, _ := os.Hostname()
+	if cfg.Name == "" {
+		cfg.Name = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if !action.ValidName(strings.ToLower(cfg.Name)) && strings.ContainsAny(cfg.Name, "/ \t\n") {
+		return nil, fmt.Errorf("%w: name %q must not contain slashes or spaces", ErrConfig, cfg.Name)
+	}
+	if cfg.Threads <= 0 {
+		cfg.Threads = runtime.NumCPU()
+	}
+	if cfg.ShutdownGrace < 0 {
+		return nil, fmt.Errorf("%w: negative shutdown grace", ErrConfig)
+	}
+	if cfg.ShutdownGrace == 0 {
+		cfg.ShutdownGrace = 2 * time.Minute
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 3 * time.Second
+	}
+	if cfg.ReportInterval <= 0 {
+		cfg.ReportInterval = time.Second
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 10 * time.Second
+	}
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = zkconn.DefaultSessionTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	for name := range cfg.ActionTimeouts {
+		if _, ok := cfg.Registry.Lookup(name); !ok {
+			return nil, fmt.Errorf("%w: --action-timeout names %q, which is not an action of this executor (have: %s)", ErrConfig, name, strings.Join(cfg.Registry.Names(), ", "))
+		}
+	}
+	e := &Executor{
+		cfg:     cfg,
+		conn:    conn,
+		store:   cfg.Store,
+		log:     cfg.Logger.Named("executor").With(zap.String("executor", cfg.Name)),
+		started: time.Now().UTC(),
+		host:    host,
+		running: make(map[string]*run),
+		done:    make(chan struct{}),
+	}
+	if err := e.store.Ensure(ctx); err != nil {
+		return nil, err
+	}
+	if err := e.register(ctx); err != nil {
+		return nil, err
+	}
+	e.consumer = e.store.Queue().NewConsumer(queue.ConsumerOptions{Name: cfg.Name, Logger: e.log})
+	e.takeCtx, e.stopTaking = context.WithCancel(context.Background())
+	e.jobsCtx, e.stopJobs = context.WithCancelCause(context.Background())
+	bgCtx, bgCancel := context.WithCancel(context.Background())
+	e.bgCancel = bgCancel
+	e.bg.Add(3)
+	go e.heartbeatLoop(bgCtx)
+	go e.cancelWatchLoop(bgCtx)
+	go e.sessionLoop(bgCtx)
+	for i := 0; i < cfg.Threads; i++ {
+		e.wg.Add(1)
+		go e.worker(i)
+	}
+	e.log.Info("executor started", zap.Int("threads", cfg.Threads), zap.Strings("actions", cfg.Registry.Names()))
+	return e, nil
+}
+
+// Name returns the executor's name.
+func (e *Executor) Name() string { return e.cfg.Name }
+
+// Done is closed when the executor has stopped.
+func (e *Executor) Done() <-chan struct{} { return e.done }
+
+// Running lists the jobs being run now, oldest first.
+func (e *Executor) Running() []RunningJob {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]RunningJob, 0, len(e.running))
+	for _, r := range e.running {
+		out = append(out, RunningJob{Job: r.job.ID, Action: r.job.Action, Attempt: r.job.Attempt, Started: r.started, Worker: r.worker})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
+	return out
+}
+
+// Shutdown stops taking jobs, lets running jobs finish within the shutdown
+// grace, then cancels and requeues what is left, and returns when every
+// worker has stopped. A ctx that ends early cuts the grace short.
+func (e *Executor) Shutdown(ctx context.Context) {
+	e.stopOnce.Do(func() {
+		e.log.Info("executor stopping: no new jobs", zap.Int("running", len(e.Running())), zap.Duration("grace", e.cfg.ShutdownGrace))
+		e.stopTaking()
+		idle := make(chan struct{})
+		go func() { e.wg.Wait(); close(idle) }()
+		grace := time.NewTimer(e.cfg.ShutdownGrace)
+		defer grace.Stop()
+		select {
+		case <-idle:
+		case <-grace.C:
+			e.log.Warn("shutdown grace over: canceling and requeuing running jobs", zap.Int("running", len(e.Running())))
+		case <-ctx.Done():
+			e.log.Warn("stopping at once: canceling and requeuing running jobs", zap.Int("running", len(e.Running())))
+		}
+		e.stopJobs(errShutdown)
+		<-idle
+		e.consumer.Close()
+		e.bgCancel()
+		e.bg.Wait()
+		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = zkconn.Do(dctx, func() error { return e.conn.Delete(e.memberPath(), -1) })
+		e.log.Info("executor stopped")
+		close(e.done)
+	})
+	<-e.done
+}
+
+// Stop stops at once: running jobs are canceled and requeued.
+func (e *Executor) Stop() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	e.Shutdown(ctx)
+}
+
+func (e *Executor) worker(id int) {
+	defer e.wg.Done()
+	backoff := newBackoff(e.cfg.MaxBackoff)
+	for e.takeCtx.Err() == nil {
+		it, err := e.consumer.Take(e.takeCtx)
+		if err != nil {
+			if e.takeCtx.Err() != nil {
+				return
+			}
+			e.log.Warn("taking a job failed; backing off", zap.Error(err))
+			backoff.wait(e.takeCtx)
+			continue
+		}
+		if e.handle(id, it) {
+			backoff.reset()
+		} else {
+			backoff.wait(e.takeCtx)
+		}
+	}
+}
+
+// handle processes one taken entry. It returns false when the worker should
+// back off (ZooKeeper trouble).
+func (e *Executor) handle(worker int, it *queue.Item) bool {
+	ctx := context.Background()
+	id := string(it.Data)
+	log := e.log.With(zap.String("job", id), zap.Int("worker", worker))
+	for attempt := 0; attempt < 5; attempt++ {
+		rctx, cancel := context.WithTimeout(ctx, e.cfg.SessionTimeout)
+		j, ver, err := e.store.Get(rctx, id)
+		cancel()
+		switch {
+		case errors.Is(err, jobs.ErrNotFound) || errors.Is(err, jobs.ErrInvalid):
+			log.Warn("queue entry without a valid job document; entry consumed", zap.String("entry", it.Name), zap.Error(err))
+			e.consume(log, it)
+			return true
+		case err != nil:
+			log.Warn("reading the job failed; entry released", zap.Error(err))
+			e.release(log, it)
+			return false
+		}
+		log = log.With(zap.String("action", j.Action))
+		switch e.prepare(log, worker, it, j, ver) {
+		case stepDone:
+			return true
+		case stepRetry:
+			continue
+		case stepBackoff:
+			return false
+		}
+	}
+	log.Warn("the job kept changing under the executor; entry released")
+	e.release(log, it)
+	return true
+}
+
+type step int
+
+const (
+	stepDone step = iota
+	stepRetry
+	stepBackoff
+)
+
+// prepare decides what to do with a loaded job and does it.
+func (e *Executor) prepare(log *zap.Logger, worker int, it *queue.Item, j *jobs.Job, ver int32) step {
+	if j.State.Final() {
+		log.Debug("job already final; entry consumed", zap.String("state", string(j.State)))
+		e.consume(log, it)
+		return stepDone
+	}
+	if j.State == jobs.Pending {
+		log.Warn("a PENDING job was queued; entry consumed, the scheduler will queue it again")
+		e.consume(log, it)
+		return stepDone
+	}
+	def, ok := e.cfg.Registry.Lookup(j.Action)
+	if !ok {
+		return e.finish(log, it, j, ver, jobs.Failed, nil, "no such action: "+j.Action)
+	}
+	if j.State == jobs.Running {
+		// Its taken node vanished with its executor's session, or we would
+		// not hold the entry: the executor that ran it is gone.
+		if def.LostPolicy == action.Fail || j.Attempt >= def.MaxAttempts {
+			msg := fmt.Sprintf("executor lost (%s, attempt %d of %d)", j.Executor, j.Attempt, def.MaxAttempts)
+			if def.LostPolicy == action.Fail {
+				msg = fmt.Sprintf("executor lost (%s); action %s does not rerun lost jobs", j.Executor, j.Action)
+			}
+			return e.finish(log, it, j, ver, jobs.Failed, nil, msg)
+		}
+		log.Warn("job lost by a dead executor; running it again", zap.String("lost-executor", j.Executor), zap.Int("attempt", j.Attempt+1))
+	}
+	if err := j.Transition(jobs.Running, time.Now()); err != nil {
+		log.Error("cannot start the job", zap.Error(err))
+		e.release(log, it)
+		return stepDone
+	}
+	j.Attempt++
+	j.Executor = e.cfg.Name
+	j.StatusMessage = ""
+	ops, err := e.store.WriteOps(j, ver)
+	if err != nil {
+		log.Error("encoding the job failed", zap.Error(err))
+		e.release(log, it)
+		return stepDone
+	}
+	err = e.multi(append([]interface{}{it.FenceOp()}, ops...))
+	if err != nil {
+		var me *multiErr
+		switch {
+		case errors.As(err, &me) && me.index == 0:
+			log.Warn("lost the entry before starting the job (session ended)")
+			return stepDone
+		case errors.As(err, &me) && me.index == 1:
+			log.Debug("job changed before it started; reloading")
+			return stepRetry
+		}
+		log.Warn("writing RUNNING failed; entry released", zap.Error(err))
+		e.release(log, it)
+		return stepBackoff
+	}
+	e.execute(log, worker, it, j, ver+1, def)
+	return stepDone
+}
+
+// execute runs the action and writes the outcome.
+func (e *Executor) execute(log *zap.Logger, worker int, it *queue.Item, j *jobs.Job, ver int32, def action.Definition) {
+	timeout := def.DefaultTimeout
+	if d, ok := e.cfg.ActionTimeouts[def.Name]; ok {
+		timeout = d
+	}
+	if d := j.TimeoutDuration(); d > 0 {
+		timeout = d
+	}
+	runCtx, cancel := context.WithCancelCause(e.jobsCtx)
+	defer cancel(nil)
+	runCtx, cancelTimeout := context.WithTimeout(runCtx, timeout)
+	defer cancelTimeout()
+
+	r := &run{job: j, started: time.Now(), worker: worker, cancel: cancel}
+	e.mu.Lock()
+	e.running[j.UUID()] = r
+	gen := e.lostGen
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.running, j.UUID())
+		e.mu.Unlock()
+	}()
+	// A cancel request made before we registered the run.
+	if ok, _, err := e.store.CancelRequested(j.UUID()); err == nil && ok {
+		cancel(errCanceled)
+	}
+	e.cfg.Metrics.started(j)
+	log.Info("job started", zap.Int("attempt", j.Attempt), zap.Duration("timeout", timeout))
+
+	rep := newReporter(e, log, it, j, ver)
+	stopReports := rep.start()
+	ajob := &action.Job{
+		ID: j.ID, Action: j.Action, Target: j.Target(), Payload: j.Payload, Priority: j.Priority,
+		Attempt: j.Attempt, Tags: j.Tags, Parent: j.ParentJob, Timeout: timeout,
+	}
+	res, runErr := safeRun(runCtx, def.Runner, ajob, rep)
+	j, ver = stopReports()
+
+	cause := context.Cause(runCtx)
+	e.mu.Lock()
+	sessionLost := e.lostGen != gen
+	e.mu.Unlock()
+	var state jobs.State
+	var msg string
+	var rc *int
+	switch {
+	case errors.Is(cause, errSessionLost) || sessionLost:
+		log.Warn("ZooKeeper session lost while the job ran: the job may be taken elsewhere; result discarded")
+		return
+	case errors.Is(cause, errShutdown):
+		e.requeue(log, it, j, ver)
+		return
+	case errors.Is(cause, errCanceled):
+		state, msg = jobs.Canceled, "canceled"
+	case errors.Is(cause, context.DeadlineExceeded) && errors.Is(runCtx.Err(), context.DeadlineExceeded):
+		state, msg = jobs.Failed, fmt.Sprintf("timed out after %s", timeout)
+		if errors.Is(runErr, action.ErrPluginKilled) {
+			msg += ", plugin killed"
+		}
+	case runErr != nil:
+		state, msg = jobs.Failed, runErr.Error()
+	default:
+		code := res.ReturnCode
+		rc = &code
+		state, msg = jobs.Success, res.Message
+		if code != 0 {
+			state = jobs.Failed
+			if msg == "" {
+				msg = fmt.Sprintf("return code %d", code)
+			}
+		}
+	}
+	e.finish(log, it, j, ver, state, rc, msg)
+}
+
+// safeRun runs the action, turning a panic into an error.
+func safeRun(ctx context.Context, r action.Runner, j *action.Job, rep action.Reporter) (res action.Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("action panicked: %v", p)
+		}
+	}()
+	return r.Run(ctx, j, rep)
+}
+
+// finish writes a final state and consumes the entry in one transaction.
+func (e *Executor) finish(log *zap.Logger, it *queue.Item, j *jobs.Job, ver int32, state jobs.State, rc *int, msg string) step {
+	if j.State == jobs.Queued && state == jobs.Failed {
+		// A job that cannot start (no such action) still passes through
+		// RUNNING, in the same write: the state machine has no QUEUED → FAILED.
+		_ = j.Transition(jobs.Running, time.Now())
+		j.Attempt++
+		j.Executor = e.cfg.Name
+	}
+	if rc == nil && state == jobs.Failed {
+		one := 1
+		rc = &one
+	}
+	if err := j.Transition(state, time.Now()); err != nil {
+		log.Error("cannot finish the job", zap.Error(err))
+		e.release(log, it)
+		return stepDone
+	}
+	j.ReturnCode = rc
+	j.StatusMessage = msg
+	ops, err := e.store.WriteOps(j, ver)
+	if err != nil {
+		log.Error("encoding the job failed", zap.Error(err))
+		e.release(log, it)
+		return stepDone
+	}
+	if ok, _, err := e.store.CancelRequested(j.UUID()); err == nil && ok {
+		ops = append(ops, e.store.ClearCancelOp(j.UUID()))
+	}
+	uncertain := false // a transient failure may have applied the transaction
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
+		err = e.consumer.Consume(ctx, it, ops...)
+		cancel()
+		if errors.Is(err, queue.ErrLockLost) && uncertain {
+			if cur, _, gerr := e.store.Get(context.Background(), j.ID); gerr == nil && cur.Version == j.Version && cur.State == state && cur.Executor == e.cfg.Name {
+				err = nil // our earlier attempt went through
+			}
+		}
+		var opErr *queue.OpError
+		switch {
+		case err == nil:
+			fields := []zap.Field{zap.String("state", string(state)), zap.Int("attempt", j.Attempt)}
+			if j.Duration != nil {
+				fields = append(fields, zap.Float64("duration", *j.Duration))
+			}
+			if msg != "" {
+				fields = append(fields, zap.String("message", msg))
+			}
+			log.Info("job finished", fields...)
+			e.cfg.Metrics.finished(j)
+			if e.cfg.Events != nil {
+				e.cfg.Events.Event(j.ID, "state", "info", msg, map[string]any{"state": string(state), "executor": e.cfg.Name, "attempt": j.Attempt})
+			}
+			return stepDone
+		case errors.Is(err, queue.ErrLockLost):
+			log.Warn("lost the job's entry before writing its outcome (session ended); the outcome is discarded and the job runs elsewhere", zap.String("state", string(state)))
+			return stepDone
+		case errors.As(err, &opErr) && opErr.Index == 0:
+			// The document changed under us: only a concurrent cancel of a
+			// QUEUED job racing our take does that. A final state wins.
+			if cur, _, gerr := e.store.Get(context.Background(), j.ID); gerr == nil && cur.State.Final() {
+				log.Info("job was finished elsewhere meanwhile; entry consumed", zap.String("state", string(cur.State)))
+				e.consume(log, it)
+				return stepDone
+			}
+			log.Warn("the job document changed unexpectedly; outcome not written, entry released", zap.Error(err))
+			e.release(log, it)
+			return stepDone
+		case zkconn.Transient(err) && attempt < 1000:
+			// Still ours while our session lives: retry until ZooKeeper
+			// answers or the session is gone (then the fence fails).
+			uncertain = true
+			log.Warn("writing the outcome failed; retrying", zap.Error(err))
+			time.Sleep(jitter(min(time.Duration(attempt+1)*200*time.Millisecond, e.cfg.MaxBackoff)))
+		default:
+			log.Error("writing the outcome failed; entry released", zap.Error(err))
+			e.release(log, it)
+			return stepDone
+		}
+	}
+}
+
+// requeue gives a job back to the queue on shutdown: RUNNING → QUEUED and
+// the entry released, in one transaction; the attempt is not counted.
+func (e *Executor) requeue(log *zap.Logger, it *queue.Item, j *jobs.Job, ver int32) {
+	if err := j.Transition(jobs.Queued, time.Now()); err != nil {
+		e.release(log, it)
+		return
+	}
+	j.Attempt--
+	j.Executor = ""
+	j.StatusMessage = "requeued: executor " + e.cfg.Name + " stopped"
+	ops, err := e.store.WriteOps(j, ver)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = e.consumer.Release(ctx, it, ops...)
+		cancel()
+	}
+	if err != nil {
+		log.Warn("requeuing the job failed; it will be rerun as lost", zap.Error(err))
+		e.release(log, it)
+		return
+	}
+	log.Info("job requeued: executor stopping")
+}
+
+func (e *Executor) consume(log *zap.Logger, it *queue.Item) {
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
+	defer cancel()
+	if err := e.consumer.Consume(ctx, it); err != nil && !errors.Is(err, queue.ErrLockLost) {
+		log.Warn("consuming the entry failed", zap.Error(err))
+	}
+}
+
+func (e *Executor) release(log *zap.Logger, it *queue.Item) {
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
+	defer cancel()
+	if err := e.consumer.Release(ctx, it); err != nil && !errors.Is(err, queue.ErrLockLost) {
+		log.Warn("releasing the entry failed; it is freed when this session ends", zap.Error(err))
+	}
+}
+
+type multiErr struct {
+	index int
+	err   error
+}
+
+func (m *multiErr) Error() string { return fmt.Sprintf("operation %d: %v", m.index, m.err) }
+func (m *multiErr) Unwrap() error { return m.err }
+
+// multi runs a transaction, reporting which operation failed.
+func (e *Executor) multi(ops []interface{}) error {
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
+	defer cancel()
+	var res []zk.MultiResponse
+	err := zkconn.Do(ctx, func() error {
+		var err error
+		res, err = e.conn.Multi(ops...)
+		return err
+	})
+	if err == nil {
+		return nil
+	}
+	i, opErr := zkconn.MultiError(res, err)
+	if i >= 0 {
+		return &multiErr{index: i, err: opErr}
+	}
+	return err
+}
+
+// cancelWatchLoop watches the cancel directory (one child watch for the
+// whole executor) and cancels the running jobs that have a request.
+func (e *Executor) cancelWatchLoop(ctx context.Context) {
+	defer e.bg.Done()
+	dir := e.conn.Path("cancel")
+	backoff := newBackoff(2 * time.Second)
+	for ctx.Err() == nil {
+		names, _, ch, err := e.conn.ChildrenW(dir)
+		if err != nil {
+			if errors.Is(err, zk.ErrNoNode) {
+				_ = e.conn.EnsurePath(ctx, dir)
+			}
+			backoff.wait(ctx)
+			continue
+		}
+		backoff.reset()
+		e.mu.Lock()
+		for _, uid := range names {
+			if r, ok := e.running[uid]; ok {
+				e.log.Info("cancel request received", zap.String("job", r.job.ID), zap.String("action", r.job.Action))
+				r.cancel(errCanceled)
+			}
+		}
+		e.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// sessionLoop cancels every running action when the session is lost, or
+// when the connection has been down long enough that the server may have
+// expired the session: their jobs may be taken elsewhere by now.
+func (e *Executor) sessionLoop(ctx context.Context) {
+	defer e.bg.Done()
+	events, unsub := e.conn.Subscribe()
+	defer unsub()
+	session := e.conn.SessionID()
+	var suspect <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-suspect:
+			suspect = nil
+			e.loseSession("connection lost for most of the session timeout")
+		case ev := <-events:
+			switch ev.State {
+			case zk.StateDisconnected:
+				if suspect == nil {
+					suspect = time.After(e.cfg.SessionTimeout * 2 / 3)
+				}
+			case zk.StateExpired:
+				suspect = nil
+				e.loseSession("session expired")
+			case zk.StateHasSession:
+				suspect = nil
+				if id := e.conn.SessionID(); id != session {
+					if session != 0 {
+						e.loseSession("new session")
+					}
+					session = id
+				}
+			}
+		}
+	}
+}
+
+func (e *Executor) loseSession(why string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.lostGen++
+	if len(e.running) > 0 {
+		e.log.Warn("ZooKeeper session lost: canceling running actions, their jobs may run elsewhere", zap.String("reason", why), zap.Int("running", len(e.running)))
+	}
+	for _, r := range e.running {
+		r.cancel(errSessionLost)
+	}
+}
+
+type backoff struct {
+	cur, max time.Duration
+}
+
+func newBackoff(max time.Duration) *backoff { return &backoff{cur: 100 * time.Millisecond, max: max} }
+
+func (b *backoff) reset() { b.cur = 100 * time.Millisecond }
+
+func (b *backoff) wait(ctx context.Context) {
+	t := time.NewTimer(jitter(b.cur))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	b.cur = min(2*b.cur, b.max)
+}
+
+// jitter returns a duration in [d/2, 3d/2).
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d/2 + time.Duration(rand.Int64N(int64(d)))
+}
+
+// membership
+
+// Member is the JSON of an executor's membership node.
+type Member struct {
+	Name     string       `json:"name"`
+	Host     string       `json:"host"`
+	PID      int          `json:"pid"`
+	Version  string       `json:"version"`
+	Threads  int          `json:"threads"`
+	Busy     int          `json:"busy"`
+	Actions  []string     `json:"actions"`
+	Started  time.Time    `json:"started"`
+	LastSeen time.Time    `json:"last-seen"`
+	Running  []RunningJob `json:"running"`
+}
+
+// MembersPath is the directory of executor membership nodes.
+const MembersPath = "executors"
+
+func (e *Executor) memberPath() string { return e.conn.Path(MembersPath, e.cfg.Name) }
+
+func (e *Executor) member() []byte {
+	running := e.Running()
+	m := Member{
+		Name: e.cfg.Name, Host: e.host, PID: os.Getpid(), Version: e.cfg.Version,
+		Threads: e.cfg.Threads, Busy: len(running), Actions: e.cfg.Registry.Names(),
+		Started: e.started, LastSeen: time.Now().UTC(), Running: running,
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+// register creates the membership node, refusing a name a live executor
+// already uses.
+func (e *Executor) register(ctx context.Context) error {
+	return zkconn.Do(ctx, func() error {
+		if err := zkconn.EnsureSync(e.conn.Conn, e.conn.Path(MembersPath)); err != nil {
+			return err
+		}
+		_, err := e.conn.Create(e.memberPath(), e.member(), zk.FlagEphemeral, zkconn.ACL)
+		if errors.Is(err, zk.ErrNodeExists) {
+			data, st, gerr := e.conn.Get(e.memberPath())
+			if gerr == nil && st.EphemeralOwner == e.conn.SessionID() {
+				return nil
+			}
+			var m Member
+			_ = json.Unmarshal(data, &m)
+			return fmt.Errorf("%w: executor %q is already running (pid %d on %s); give this one another --name", ErrNameInUse, e.cfg.Name, m.PID, m.Host)
+		}
+		return err
+	})
+}
+
+// heartbeatLoop keeps the membership node current, recreating it after a
+// new session.
+func (e *Executor) heartbeatLoop(ctx context.Context) {
+	defer e.bg.Done()
+	t := time.NewTicker(e.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		e.cfg.Metrics.setBusy(len(e.Running()))
+		if n, err := e.store.Queue().Len(ctx); err == nil {
+			e.cfg.Metrics.setDepth(n)
+		}
+		err := zkconn.Do(ctx, func() error {
+			_, err := e.conn.Set(e.memberPath(), e.member(), -1)
+			if errors.Is(err, zk.ErrNoNode) {
+				_, err = e.conn.Create(e.memberPath(), e.member(), zk.FlagEphemeral, zkconn.ACL)
+			}
+			return err
+		})
+		if err != nil && ctx.Err() == nil {
+			e.log.Debug("heartbeat failed", zap.Error(err))
+		}
+	}
+}

@@ -1,0 +1,82 @@
+package executor
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/jobengine/jobengine/engine/jobs"
+)
+
+// Metrics are the executor's Prometheus metrics. A nil *Metrics is valid
+// and records nothing.
+type Metrics struct {
+	Started  *prometheus.CounterVec
+	Finished *prometheus.CounterVec
+	Duration *prometheus.HistogramVec
+	Claim    *prometheus.HistogramVec
+	Busy     prometheus.Gauge
+	Depth    prometheus.Gauge
+	Registry *prometheus.Registry
+}
+
+// NewMetrics registers the executor's metrics in a new registry (one per
+// executor, so several executors can live in one process).
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		Started: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jobengine_jobs_started_total", Help: "Jobs started, by action.",
+		}, []string{"action"}),
+		Finished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jobengine_jobs_finished_total", Help: "Jobs finished, by action and final state.",
+		}, []string{"action", "state"}),
+		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "jobengine_job_duration_seconds", Help: "Run time of finished jobs, by action.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 12),
+		}, []string{"action"}),
+		Claim: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "jobengine_job_claim_latency_seconds", Help: "Time from a job's creation (or requeue) to RUNNING, by action.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 12),
+		}, []string{"action"}),
+		Busy: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "jobengine_executor_busy_workers", Help: "Workers running a job.",
+		}),
+		Depth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "jobengine_queue_depth", Help: "Entries in the job queue (queued and running).",
+		}),
+		Registry: prometheus.NewRegistry(),
+	}
+	m.Registry.MustRegister(m.Started, m.Finished, m.Duration, m.Claim, m.Busy, m.Depth,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *Metrics) started(j *jobs.Job) {
+	if m == nil {
+		return
+	}
+	m.Started.WithLabelValues(j.Action).Inc()
+	if j.Started != nil {
+		m.Claim.WithLabelValues(j.Action).Observe(j.Started.Sub(j.Created).Seconds())
+	}
+}
+
+func (m *Metrics) finished(j *jobs.Job) {
+	if m == nil {
+		return
+	}
+	m.Finished.WithLabelValues(j.Action, string(j.State)).Inc()
+	if j.Duration != nil {
+		m.Duration.WithLabelValues(j.Action).Observe(*j.Duration)
+	}
+}
+
+func (m *Metrics) setBusy(n int) {
+	if m != nil {
+		m.Busy.Set(float64(n))
+	}
+}
+
+func (m *Metrics) setDepth(n int) {
+	if m != nil {
+		m.Depth.Set(float64(n))
+	}
+}
