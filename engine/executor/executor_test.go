@@ -190,7 +190,7 @@ func TestOutcomes(t *testing.T) {
 			if got.Progress != 100 || got.TimeOfStatusChange.IsZero() {
 				t.Fatalf("final fields: %+v", got)
 			}
-			if (got.Duration == nil || got.Started == nil || got.Executor != "x1" || got.Attempt != 1) {
+			if got.Duration == nil || got.Started == nil || got.Executor != "x1" || got.Attempt != 1 {
 				t.Fatalf("run fields: %+v", got)
 			}
 		})
