@@ -223,6 +223,14 @@ func (s *Store) Create(ctx context.Context, n NewJob) (*Job, error) {
 
 // CreateMany creates jobs in one transaction: all or none.
 func (s *Store) CreateMany(ctx context.Context, ns []NewJob) ([]*Job, error) {
+	return s.CreateFenced(ctx, ns)
+}
+
+// CreateFenced creates jobs in one transaction with extra operations, such
+// as a leader's election fence: nothing is created unless every extra
+// operation succeeds too. A failing extra operation is reported as an
+// *ExtraOpError.
+func (s *Store) CreateFenced(ctx context.Context, ns []NewJob, extra ...interface{}) ([]*Job, error) {
 	if len(ns) == 0 {
 		return nil, nil
 	}
@@ -267,6 +275,8 @@ func (s *Store) CreateMany(ctx context.Context, ns []NewJob) ([]*Job, error) {
 		}
 		out = append(out, j)
 	}
+	nOwn := len(ops)
+	ops = append(ops, extra...)
 	var res []zk.MultiResponse
 	err = zkconn.Do(ctx, func() error {
 		var err error
@@ -293,6 +303,9 @@ func (s *Store) CreateMany(ctx context.Context, ns []NewJob) ([]*Job, error) {
 	})
 	if err != nil {
 		i, opErr := zkconn.MultiError(res, err)
+		if i >= nOwn {
+			return nil, &ExtraOpError{Index: i - nOwn, Err: opErr}
+		}
 		if i >= 0 && errors.Is(opErr, zk.ErrNodeExists) {
 			if c, ok := ops[i].(*zk.CreateRequest); ok && strings.HasPrefix(c.Path, s.conn.Path(uniqDir)+"/") {
 				holder, _, _ := s.conn.Get(c.Path)
@@ -307,6 +320,19 @@ func (s *Store) CreateMany(ctx context.Context, ns []NewJob) ([]*Job, error) {
 	}
 	return out, nil
 }
+
+// ExtraOpError reports that an extra operation of CreateFenced failed;
+// nothing was created.
+type ExtraOpError struct {
+	Index int
+	Err   error
+}
+
+func (e *ExtraOpError) Error() string {
+	return fmt.Sprintf("jobs: create: extra operation %d failed: %v", e.Index, e.Err)
+}
+
+func (e *ExtraOpError) Unwrap() error { return e.Err }
 
 // Get reads a job document and the znode version to compare-and-set with.
 func (s *Store) Get(ctx context.Context, id string) (*Job, int32, error) {
