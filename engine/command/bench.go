@@ -2,6 +2,7 @@ package command
 
 import (
 	"encoding/json"
+	"os"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -33,6 +34,38 @@ func benchCommand() *cli.Command {
 				res, err := bench.Queue(c.Context, bench.QueueOptions{
 					ZK: cfg, Jobs: c.Int("jobs"), Depth: c.Int("depth"), Workers: c.Int("workers"),
 					Connections: c.Int("connections"), RawDuration: c.Duration("raw-duration"),
+				})
+				if err != nil {
+					return err
+				}
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			},
+		}, {
+			Name:  "executors",
+			Usage: "end-to-end no-op job throughput with 1, 2 and 4 executor processes, claim latency, memory (JSON)",
+			Description: "Starts executor processes of this binary under a scratch root below --zk-root, drains a\n" +
+				"backlog of echo jobs with each count, then times created → RUNNING on an idle and a busy cluster.",
+			Flags: []cli.Flag{
+				&cli.IntFlag{Name: "jobs", Value: 10000, Usage: "backlog drained by each executor count"},
+				&cli.IntSliceFlag{Name: "executors", Value: cli.NewIntSlice(1, 2, 4), Usage: "executor counts"},
+				&cli.IntFlag{Name: "threads", Value: 8, Usage: "workers per executor"},
+				&cli.IntFlag{Name: "probes", Value: 200, Usage: "jobs timed on the idle cluster"},
+				&cli.DurationFlag{Name: "raw-duration", Value: 3 * time.Second, Usage: "length of the raw ZooKeeper phase"},
+			},
+			Action: func(c *cli.Context) error {
+				cfg, err := zkConfig(c, nil)
+				if err != nil {
+					return err
+				}
+				self, err := os.Executable()
+				if err != nil {
+					return err
+				}
+				res, err := bench.Executors(c.Context, bench.ExecutorOptions{
+					ZK: cfg, Binary: self, Counts: c.IntSlice("executors"), Jobs: c.Int("jobs"),
+					Threads: c.Int("threads"), Probes: c.Int("probes"), RawDuration: c.Duration("raw-duration"),
 				})
 				if err != nil {
 					return err

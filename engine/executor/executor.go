@@ -114,6 +114,9 @@ type Executor struct {
 	mu      sync.Mutex
 	running map[string]*run // by job uuid
 	lostGen int             // bumped on each session loss
+	// cancels is the last listing of the cancel directory, kept by
+	// cancelWatchLoop, so a worker checks for a request without a read.
+	cancels map[string]bool
 
 	wg       sync.WaitGroup // workers
 	bg       sync.WaitGroup // heartbeat, cancel watcher, session watcher
@@ -411,8 +414,12 @@ func (e *Executor) execute(log *zap.Logger, worker int, it *queue.Item, j *jobs.
 		delete(e.running, j.UUID())
 		e.mu.Unlock()
 	}()
-	// A cancel request made before we registered the run.
-	if ok, _, err := e.store.CancelRequested(j.UUID()); err == nil && ok {
+	// A cancel request listed before we registered the run (one listed
+	// after it cancels the run from cancelWatchLoop).
+	e.mu.Lock()
+	requested := e.cancels[j.UUID()]
+	e.mu.Unlock()
+	if requested {
 		cancel(errCanceled)
 	}
 	e.cfg.Metrics.started(j)
@@ -500,7 +507,12 @@ func (e *Executor) finish(log *zap.Logger, it *queue.Item, j *jobs.Job, ver int3
 		e.release(log, it)
 		return stepDone
 	}
-	if ok, _, err := e.store.CancelRequested(j.UUID()); err == nil && ok {
+	e.mu.Lock()
+	requested := e.cancels[j.UUID()]
+	e.mu.Unlock()
+	if requested {
+		// A request made after the last listing stays until the job's
+		// document is deleted by the cleanup, which removes it too.
 		ops = append(ops, e.store.ClearCancelOp(j.UUID()))
 	}
 	uncertain := false // a transient failure may have applied the transaction
@@ -642,7 +654,9 @@ func (e *Executor) cancelWatchLoop(ctx context.Context) {
 		}
 		backoff.reset()
 		e.mu.Lock()
+		e.cancels = make(map[string]bool, len(names))
 		for _, uid := range names {
+			e.cancels[uid] = true
 			if r, ok := e.running[uid]; ok {
 				e.log.Info("cancel request received", zap.String("job", r.job.ID), zap.String("action", r.job.Action))
 				r.cancel(errCanceled)
