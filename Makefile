@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/jobengine/jobengine/engine/version.Version=$(VE
 PKGS      := ./...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
 
-.PHONY: all build plugins deps test test-unit test-faults bench lint generate packages clean
+.PHONY: all build plugins deps dev test test-unit test-faults bench lint generate packages clean
 
 all: build
 
@@ -19,6 +19,11 @@ plugins:
 
 deps:
 	./scripts/deps.sh
+
+# A complete local system in the foreground: ZooKeeper, an executor and the
+# demo distributor. Ctrl-C stops it.
+dev: deps build plugins
+	$(BIN) dev --plugin-dir bin/actions
 
 # Everything CI runs: unit, integration (real ZooKeeper, real processes),
 # end-to-end and interoperability tests.
