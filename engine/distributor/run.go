@@ -178,6 +178,7 @@ func (x *Distributor) lead(ctx context.Context) (err error) {
 		ver       int32
 		stateRead bool
 		dropped   time.Time // the first missed tick last logged
+		since     time.Time // when this term first read the state
 	)
 	for {
 		if ctx.Err() != nil {
@@ -192,8 +193,13 @@ func (x *Distributor) lead(ctx context.Context) (err error) {
 				continue
 			}
 			stateRead = true
+			if since.IsZero() {
+				since = x.cfg.Clock.Now()
+			}
 		}
-		var last time.Time
+		// With no tick ever completed, ticks count from when this term
+		// found that out: the first tick after it runs.
+		last := since
 		if st.Tick != "" {
 			if t, err := schedule.ParseTickID(st.Tick); err == nil {
 				last = t.At
