@@ -4,7 +4,7 @@ BIN       := bin/jobengine
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/jobengine/jobengine/engine/version.Version=$(VERSION)
 PKGS      := ./...
-STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.6.1
 
 .PHONY: all build plugins deps dev test test-unit test-faults bench lint generate packages clean
 

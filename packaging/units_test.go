@@ -156,18 +156,18 @@ func TestUnitSettings(t *testing.T) {
 			// A daemon failing at start must not spin: restarts are spaced
 			// by RestartSec, and StartLimitBurst of them fit in
 			// StartLimitIntervalSec, so the start limit stops them.
-			restartSec := parseSpan(t, u.get(t, "Service", "RestartSec"))
-			if restartSec < time.Second {
-				t.Errorf("RestartSec=%s: restarts would come too fast", restartSec)
+			restartDelay := parseSpan(t, u.get(t, "Service", "RestartSec"))
+			if restartDelay < time.Second {
+				t.Errorf("RestartSec=%s: restarts would come too fast", restartDelay)
 			}
 			burst, err := strconv.Atoi(u.get(t, "Unit", "StartLimitBurst"))
 			if err != nil {
 				t.Fatalf("StartLimitBurst: %v", err)
 			}
 			interval := parseSpan(t, u.get(t, "Unit", "StartLimitIntervalSec"))
-			if burst < 1 || time.Duration(burst)*restartSec >= interval {
+			if burst < 1 || time.Duration(burst)*restartDelay >= interval {
 				t.Errorf("StartLimitBurst=%d × RestartSec=%s does not fit in StartLimitIntervalSec=%s: a failing daemon would restart forever",
-					burst, restartSec, interval)
+					burst, restartDelay, interval)
 			}
 
 			stop := parseSpan(t, u.get(t, "Service", "TimeoutStopSec"))

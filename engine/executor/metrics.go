@@ -2,6 +2,7 @@ package executor
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/jobengine/jobengine/engine/jobs"
 )
@@ -45,7 +46,7 @@ func NewMetrics() *Metrics {
 		Registry: prometheus.NewRegistry(),
 	}
 	m.Registry.MustRegister(m.Started, m.Finished, m.Duration, m.Claim, m.Busy, m.Depth,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

@@ -173,7 +173,7 @@ func checkPrefix(p string) error {
 	case p != strings.ToLower(p):
 		return fmt.Errorf("%w: index prefix %q must be lowercase", ErrConfig, p)
 	case strings.ContainsAny(p, `\/*?"<>| ,#:`):
-		return fmt.Errorf("%w: index prefix %q must not contain any of \\ / * ? \" < > | space , # :", ErrConfig, p)
+		return fmt.Errorf("%w: index prefix %q must not contain any of: backslash / * ? \" < > | space , # or colon", ErrConfig, p)
 	case strings.HasPrefix(p, "-") || strings.HasPrefix(p, "_") || strings.HasPrefix(p, "+"):
 		return fmt.Errorf("%w: index prefix %q must not start with -, _ or +", ErrConfig, p)
 	case len(p) > 200:

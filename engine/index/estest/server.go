@@ -30,7 +30,6 @@ import (
 	"compress/gzip"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -694,12 +693,6 @@ func randomID() string {
 	b := make([]byte, 15)
 	_, _ = rand.Read(b)
 	return strings.TrimRight(base64.RawURLEncoding.EncodeToString(b), "=")
-}
-
-func randomHex() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // docParsingType returns the error type of a document that does not fit its
