@@ -433,6 +433,10 @@ func (e *Executor) execute(log *zap.Logger, worker int, it *queue.Item, j *jobs.
 	}
 	res, runErr := safeRun(runCtx, def.Runner, ajob, rep)
 	j, ver = stopReports()
+	var pe *panicError
+	if errors.As(runErr, &pe) {
+		log.Error("action panicked; the job fails and the worker goes on", zap.Any("panic", pe.value), zap.ByteString("stack", pe.stack))
+	}
 
 	cause := context.Cause(runCtx)
 	e.mu.Lock()
@@ -471,11 +475,20 @@ func (e *Executor) execute(log *zap.Logger, worker int, it *queue.Item, j *jobs.
 	e.finish(log, it, j, ver, state, rc, msg)
 }
 
+// panicError is a panic of an action, with its stack for the log.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (p *panicError) Error() string { return fmt.Sprintf("action panicked: %v", p.value) }
+
 // safeRun runs the action, turning a panic into an error.
 func safeRun(ctx context.Context, r action.Runner, j *action.Job, rep action.Reporter) (res action.Result, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("action panicked: %v", p)
+			buf := make([]byte, 64<<10)
+			err = &panicError{value: p, stack: buf[:runtime.Stack(buf, false)]}
 		}
 	}()
 	return r.Run(ctx, j, rep)
