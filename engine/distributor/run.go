@@ -184,6 +184,12 @@ func (x *Distributor) lead(ctx context.Context) (err error) {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
+		// A process that was frozen wakes up here before its timers have
+		// told it that the term is over.
+		if err := term.Check(); err != nil {
+			log.Info("leadership lost", zap.Error(err))
+			return x.stepDown(ctx, err)
+		}
 		if !stateRead {
 			var err error
 			st, ver, err = ReadState(ctx, x.cfg.Conn, x.def.Name)
@@ -234,14 +240,7 @@ func (x *Distributor) lead(ctx context.Context) (err error) {
 			}
 			if ctx.Err() != nil || errors.Is(err, election.ErrNotLeader) {
 				log.Info("leadership lost during a tick", zap.String("tick", d.Tick.ID()), zap.Error(err))
-				// The election notices too and ends the term; should it not,
-				// returning gives leadership up.
-				select {
-				case <-ctx.Done():
-					return context.Cause(ctx)
-				case <-time.After(x.cfg.SessionTimeout):
-					return err
-				}
+				return x.stepDown(ctx, err)
 			}
 			log.Warn("tick failed; retrying after a back-off", zap.String("tick", d.Tick.ID()), zap.Error(err))
 			bo.sleep(ctx)
@@ -250,6 +249,19 @@ func (x *Distributor) lead(ctx context.Context) (err error) {
 		if err := schedule.SleepUntil(ctx, x.cfg.Clock, d.Wake); err != nil {
 			return context.Cause(ctx)
 		}
+	}
+}
+
+// stepDown waits for the election to end the term after err showed that
+// leadership is lost; should it not, returning gives leadership up.
+func (x *Distributor) stepDown(ctx context.Context, err error) error {
+	t := time.NewTimer(x.cfg.SessionTimeout)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-t.C:
+		return err
 	}
 }
 
