@@ -516,3 +516,32 @@ func TestDistributorBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestDistributorExampleFileIsValid: the example the packages install
+// declares a valid distributor once its settings are uncommented.
+func TestDistributorExampleFileIsValid(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "..", "packaging", "distributors.d", "dummy.yaml.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// After the introduction, "# # …" lines explain and "# …" lines are
+	// the settings.
+	_, body, ok := strings.Cut(string(src), "# # Name of the distributor")
+	if !ok {
+		t.Fatal("the example no longer starts its settings with the name")
+	}
+	var settings []string
+	for _, l := range strings.Split(body, "\n") {
+		if s, ok := strings.CutPrefix(l, "# "); ok && !strings.HasPrefix(s, "# ") {
+			settings = append(settings, s)
+		}
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "dummy.yaml"), []byte(strings.Join(settings, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := run(t, "distributor", "validate", "--config-dir", dir)
+	if code != 0 || !strings.Contains(out, "dummy") {
+		t.Fatalf("the example, uncommented:\n%s\nvalidate: exit %d\n%s%s", strings.Join(settings, "\n"), code, out, errOut)
+	}
+}
