@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"go.uber.org/goleak"
 
 	"github.com/jobengine/jobengine/engine/election"
 	"github.com/jobengine/jobengine/engine/internal/check"
@@ -374,4 +375,37 @@ func TestStaleLeaderIsFenced(t *testing.T) {
 	close(release)
 	cancel()
 	<-done
+}
+
+// TestStopLeaksNothing: a stopped distributor leaves no goroutine behind.
+func TestStopLeaksNothing(t *testing.T) {
+	e := newEnv(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	conn, err := zkconn.Dial(ctx, zkconn.Config{Hosts: e.hosts, Root: e.root, SessionTimeout: sessionTimeout})
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	d := Definition{Name: "brief", Action: "echo", Schedule: schedule.Spec{Interval: time.Second}, Dedup: DedupAlways}
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- RunAll(runCtx, Config{Conn: conn, Store: jobs.NewStore(conn, jobs.StoreConfig{}), SessionTimeout: sessionTimeout, Identifier: "x"}, []Definition{d})
+	}()
+	check.For(t, 15*time.Second, 20*time.Millisecond, func() error {
+		if len(e.jobs()) == 0 {
+			return errors.New("no job yet")
+		}
+		return nil
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if cs, err := election.New(e.conn, "brief", "", nil).Contenders(e.ctx()); err != nil || len(cs) != 0 {
+		t.Errorf("contenders after the stop: %+v, %v", cs, err)
+	}
+	conn.Close()
 }
