@@ -246,6 +246,11 @@ func (x *Distributor) lead(ctx context.Context) (err error) {
 			bo.sleep(ctx)
 			continue
 		}
+		if d.Wake.IsZero() { // the schedule never fires again
+			log.Warn("the schedule has no further tick")
+			<-ctx.Done()
+			return context.Cause(ctx)
+		}
 		if err := schedule.SleepUntil(ctx, x.cfg.Clock, d.Wake); err != nil {
 			return context.Cause(ctx)
 		}
