@@ -409,6 +409,13 @@ func (e *Executor) execute(log *zap.Logger, worker int, it *queue.Item, j *jobs.
 	e.running[j.UUID()] = r
 	gen := e.lostGen
 	e.mu.Unlock()
+	discarded := false
+	// Deferred first, so it runs once the job has left the running table.
+	defer func() {
+		if discarded {
+			e.releaseLost(log, it)
+		}
+	}()
 	defer func() {
 		e.mu.Lock()
 		delete(e.running, j.UUID())
@@ -448,6 +455,7 @@ func (e *Executor) execute(log *zap.Logger, worker int, it *queue.Item, j *jobs.
 	switch {
 	case errors.Is(cause, errSessionLost) || sessionLost:
 		log.Warn("ZooKeeper session lost while the job ran: the job may be taken elsewhere; result discarded")
+		discarded = true
 		return
 	case errors.Is(cause, errShutdown):
 		e.requeue(log, it, j, ver)
@@ -619,6 +627,50 @@ func (e *Executor) release(log *zap.Logger, it *queue.Item) {
 	defer cancel()
 	if err := e.consumer.Release(ctx, it); err != nil && !errors.Is(err, queue.ErrLockLost) {
 		log.Warn("releasing the entry failed; it is freed when this session ends", zap.Error(err))
+	}
+}
+
+// releaseLost gives back the entry of a job whose run was stopped because
+// the session looked lost. When the connection came back before the server
+// expired the session, the session still holds the entry and nobody else
+// may take the job: it would stay RUNNING until this executor exits.
+// Released, it is taken again and treated as lost (rerun or failed by its
+// action's policy). When the session did end, the fence fails and there is
+// nothing to give back. Each release waits for ZooKeeper's answer rather
+// than a timeout, so no earlier request can still land later, and a retry
+// first checks that this session still holds the entry (a release whose
+// answer was lost may have gone through, and the entry be taken anew).
+func (e *Executor) releaseLost(log *zap.Logger, it *queue.Item) {
+	for attempt := 0; attempt == 0 || e.takeCtx.Err() == nil; attempt++ {
+		if attempt > 0 {
+			t := time.NewTimer(jitter(min(time.Duration(attempt)*200*time.Millisecond, e.cfg.MaxBackoff)))
+			select {
+			case <-t.C:
+			case <-e.takeCtx.Done():
+				t.Stop()
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
+			held, err := e.consumer.HoldsLock(ctx, it)
+			cancel()
+			if err != nil {
+				continue
+			}
+			if !held {
+				return
+			}
+		}
+		err := e.consumer.Release(context.Background(), it)
+		switch {
+		case err == nil:
+			log.Info("the session survived: entry released, the job will be taken again as lost")
+			return
+		case errors.Is(err, queue.ErrLockLost):
+			return
+		case !zkconn.Transient(err):
+			log.Warn("releasing the entry failed; it is freed when this session ends", zap.Error(err))
+			return
+		}
 	}
 }
 
