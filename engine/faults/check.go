@@ -1,0 +1,500 @@
+package faults
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jobengine/jobengine/engine/jobs"
+)
+
+// Sources of submitted jobs.
+const (
+	SourceWorkload    = "workload"    // the batches of the plan
+	SourceProbe       = "probe"       // the job submitted when a fault is injected
+	SourceDistributor = "distributor" // a distributor tick
+)
+
+// Submission is a job the run created, with when it was created.
+type Submission struct {
+	Source string    `json:"source"`
+	At     time.Time `json:"at"`
+}
+
+// Interval is a span of time; a zero To means it had not ended.
+type Interval struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+}
+
+// Process is one executor or distributor process (an incarnation of an
+// instance: a restart is a new process with the same instance name).
+type Process struct {
+	ID       string     `json:"id"`       // "x1#2": instance name, #, incarnation
+	Instance string     `json:"instance"` // the --name it ran with
+	Role     string     `json:"role"`     // "executor" or "distributor"
+	PID      int        `json:"pid"`
+	Started  time.Time  `json:"started"`
+	Exited   time.Time  `json:"exited"` // zero while running
+	Killed   time.Time  `json:"killed"` // when SIGKILL was sent, if it was
+	Pauses   []Interval `json:"pauses,omitempty"`
+}
+
+// FaultEvent is a fault as it was played.
+type FaultEvent struct {
+	N       int           `json:"n"`
+	Kind    Kind          `json:"kind"`
+	Scope   string        `json:"scope,omitempty"`
+	Planned time.Duration `json:"planned"`
+	// At is when the fault was injected; HealAt when healing began
+	// (restart, SIGCONT, node start); Healed when it was done (the
+	// process registered again, the nodes serve).
+	At     time.Time `json:"at"`
+	HealAt time.Time `json:"heal_at"`
+	Healed time.Time `json:"healed"`
+	// Target names what was hit: a process id, a ZooKeeper node.
+	Target string `json:"target"`
+	// Restarted is the process that replaced a killed one.
+	Restarted string `json:"restarted,omitempty"`
+	Probe     string `json:"probe"`
+	Note      string `json:"note,omitempty"`
+}
+
+// Input is everything the checker looks at.
+type Input struct {
+	Plan *Plan
+	// Submitted are the jobs the harness created (workload and probes);
+	// distributor jobs are found among Jobs by their tick.
+	Submitted map[string]Submission
+	// Jobs are every job document at the end.
+	Jobs []*jobs.Job
+	// QueueAvailable and QueueTaken count the queue's entries at the end.
+	QueueAvailable, QueueTaken int
+	// Runs are the recorder's runs.
+	Runs      []Run
+	Processes []Process
+	// Finished counts the "job finished" lines of the executors' logs per
+	// job: each is one final write that went through.
+	Finished map[string]int
+	Faults   []FaultEvent
+	// Distributor is the distributor's name, when one ran.
+	Distributor string
+	// Started and Ended bound the run; a run with no end line whose
+	// process did not exit ends at Ended.
+	Started, Ended time.Time
+}
+
+// Millis is a duration written as milliseconds in JSON and reports.
+type Millis time.Duration
+
+// MarshalJSON writes the duration in milliseconds, -1 for "not measured".
+func (m Millis) MarshalJSON() ([]byte, error) {
+	if m < 0 {
+		return []byte("-1"), nil
+	}
+	return json.Marshal(time.Duration(m).Milliseconds())
+}
+
+// String is the duration to 10ms, or "-" when not measured.
+func (m Millis) String() string {
+	if m < 0 {
+		return "-"
+	}
+	return time.Duration(m).Round(10 * time.Millisecond).String()
+}
+
+// notMeasured marks a recovery time that does not apply or was not seen.
+const notMeasured = Millis(-1)
+
+// FaultResult is a played fault with its measured effects.
+type FaultResult struct {
+	FaultEvent
+	// Offset is when the fault was injected, from the start of the workload.
+	Offset Millis `json:"offset_ms"`
+	// Probe: from injection until the job submitted at that moment started.
+	ProbeRecovery Millis `json:"probe_recovery_ms"`
+	// InFlight is the number of runs the faulted executor had going;
+	// Rerun how many of their jobs ran again; RerunAfter the time from
+	// injection until the last of them started again.
+	InFlight   int    `json:"in_flight"`
+	Rerun      int    `json:"rerun"`
+	RerunAfter Millis `json:"rerun_after_ms"`
+	// Rejoin: from the heal until the faulted executor (or its
+	// replacement) started a job again.
+	Rejoin Millis `json:"rejoin_ms"`
+	// NextTick: from injection until a distributor job was created again.
+	NextTick Millis `json:"next_tick_ms"`
+	// Canceled counts runs that ended canceled between this fault and the
+	// next (actions stopped on session loss).
+	Canceled int `json:"canceled_runs"`
+}
+
+// Overlap is two runs of one job whose times intersect.
+type Overlap struct {
+	Job     string `json:"job"`
+	First   Run    `json:"first"`
+	Second  Run    `json:"second"`
+	Allowed bool   `json:"allowed"`
+	// Evidence explains the verdict: the freeze of the first executor and
+	// the session timeout, or why no fault explains it.
+	Evidence string `json:"evidence"`
+}
+
+// JobCounts sums up the jobs.
+type JobCounts struct {
+	Submitted   int            `json:"submitted"`
+	Workload    int            `json:"workload"`
+	Probes      int            `json:"probes"`
+	Distributor int            `json:"distributor"`
+	Final       map[string]int `json:"final"`
+	// NotFinal are jobs left QUEUED or RUNNING (or missing) at the end.
+	NotFinal []string `json:"not_final,omitempty"`
+	// Unsuccessful lists jobs that ended FAILED or CANCELED, with why.
+	Unsuccessful []string `json:"unsuccessful,omitempty"`
+}
+
+// RunCounts sums up the recorder's runs.
+type RunCounts struct {
+	Total int `json:"total"`
+	// Reruns are runs with attempt > 1, on JobsRerun jobs.
+	Reruns     int `json:"reruns"`
+	JobsRerun  int `json:"jobs_rerun"`
+	MaxAttempt int `json:"max_attempt"`
+	// Unfinished runs left no end line (their process was killed).
+	Unfinished int `json:"unfinished"`
+	Canceled   int `json:"canceled"`
+}
+
+// TickCounts sums up the distributor's ticks.
+type TickCounts struct {
+	Ticks int `json:"ticks"`
+	// Duplicates lists ticks that made more than one job.
+	Duplicates []string `json:"duplicates,omitempty"`
+}
+
+// Report is the checker's verdict and the run's numbers.
+type Report struct {
+	Seed      uint64        `json:"seed"`
+	Config    Config        `json:"config"`
+	Started   time.Time     `json:"started"`
+	Elapsed   Millis        `json:"elapsed_ms"`
+	Jobs      JobCounts     `json:"jobs"`
+	Runs      RunCounts     `json:"runs"`
+	Ticks     TickCounts    `json:"ticks"`
+	Faults    []FaultResult `json:"faults"`
+	Overlaps  []Overlap     `json:"overlaps"`
+	Processes []Process     `json:"processes"`
+	// Violations are broken promises; the run fails when there is any.
+	Violations []string `json:"violations"`
+}
+
+// OK reports whether every promise held.
+func (r *Report) OK() bool { return len(r.Violations) == 0 }
+
+func (r *Report) violate(format string, args ...any) {
+	r.Violations = append(r.Violations, fmt.Sprintf(format, args...))
+}
+
+// instanceOf returns the instance name of a process id ("x1#2" → "x1").
+func instanceOf(id string) string {
+	name, _, _ := strings.Cut(id, "#")
+	return name
+}
+
+// Check checks the promises on in and measures the faults.
+func Check(in Input) *Report {
+	r := &Report{Started: in.Started, Elapsed: Millis(in.Ended.Sub(in.Started)), Processes: in.Processes}
+	var s time.Duration
+	if in.Plan != nil {
+		r.Seed, r.Config = in.Plan.Config.Seed, in.Plan.Config
+		s = in.Plan.Config.SessionTimeout
+	}
+	docs := make(map[string]*jobs.Job, len(in.Jobs))
+	for _, j := range in.Jobs {
+		docs[j.ID] = j
+	}
+	procs := make(map[string]*Process, len(in.Processes))
+	for i := range in.Processes {
+		procs[in.Processes[i].ID] = &in.Processes[i]
+	}
+	runsByJob := map[string][]Run{}
+	for _, run := range in.Runs {
+		runsByJob[run.Job] = append(runsByJob[run.Job], run)
+	}
+
+	checkJobs(r, in, docs, runsByJob)
+	checkRuns(r, in, procs, runsByJob, s)
+	checkTicks(r, in)
+	measureFaults(r, in, runsByJob)
+	return r
+}
+
+// checkJobs: every submitted job reached exactly one final state, nothing
+// is left queued or running, and nothing appeared that nobody submitted.
+func checkJobs(r *Report, in Input, docs map[string]*jobs.Job, runsByJob map[string][]Run) {
+	r.Jobs.Final = map[string]int{}
+	submitted := make(map[string]string, len(in.Submitted))
+	for id, sub := range in.Submitted {
+		submitted[id] = sub.Source
+	}
+	for _, j := range in.Jobs {
+		if j.Tick != "" {
+			submitted[j.ID] = SourceDistributor
+		}
+	}
+	ids := make([]string, 0, len(submitted))
+	for id := range submitted {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		switch submitted[id] {
+		case SourceWorkload:
+			r.Jobs.Workload++
+		case SourceProbe:
+			r.Jobs.Probes++
+		case SourceDistributor:
+			r.Jobs.Distributor++
+		}
+		r.Jobs.Submitted++
+		j, ok := docs[id]
+		if !ok {
+			r.Jobs.NotFinal = append(r.Jobs.NotFinal, id+" MISSING")
+			r.violate("job lost: %s (%s) was created but has no document at the end", id, submitted[id])
+			continue
+		}
+		r.Jobs.Final[string(j.State)]++
+		if !j.State.Final() {
+			r.Jobs.NotFinal = append(r.Jobs.NotFinal, fmt.Sprintf("%s %s executor=%q attempt=%d", id, j.State, j.Executor, j.Attempt))
+			r.violate("job left %s: %s (executor %q, attempt %d, %d runs recorded)", j.State, id, j.Executor, j.Attempt, len(runsByJob[id]))
+			continue
+		}
+		if n := in.Finished[id]; n > 1 {
+			r.violate("job %s: %d final writes went through (executor logs say \"job finished\" %d times)", id, n, n)
+		}
+		if j.State != jobs.Success {
+			r.Jobs.Unsuccessful = append(r.Jobs.Unsuccessful, fmt.Sprintf("%s %s attempt %d: %s", id, j.State, j.Attempt, j.StatusMessage))
+			continue
+		}
+		// A SUCCESS must come from a run of that attempt, on that executor,
+		// that completed.
+		found := false
+		for _, run := range runsByJob[id] {
+			if run.Attempt == j.Attempt && instanceOf(run.Executor) == j.Executor && run.Outcome == OutcomeDone {
+				found = true
+				break
+			}
+		}
+		if !found {
+			r.violate("job %s is SUCCESS by %s attempt %d, but no run of that attempt on that executor completed", id, j.Executor, j.Attempt)
+		}
+	}
+	for _, j := range in.Jobs {
+		if _, ok := submitted[j.ID]; !ok {
+			r.violate("job %s (%s, created by %q) was never submitted", j.ID, j.State, j.CreatedBy)
+		}
+	}
+	if in.QueueAvailable != 0 || in.QueueTaken != 0 {
+		r.violate("queue not empty at the end: %d entries available, %d taken", in.QueueAvailable, in.QueueTaken)
+	}
+}
+
+// checkRuns counts the runs and finds overlapping runs of one job.
+func checkRuns(r *Report, in Input, procs map[string]*Process, runsByJob map[string][]Run, s time.Duration) {
+	for _, run := range in.Runs {
+		r.Runs.Total++
+		if run.Attempt > 1 {
+			r.Runs.Reruns++
+		}
+		r.Runs.MaxAttempt = max(r.Runs.MaxAttempt, run.Attempt)
+		if !run.Finished() {
+			r.Runs.Unfinished++
+		}
+		if run.Outcome == OutcomeCanceled {
+			r.Runs.Canceled++
+		}
+		if _, ok := procs[run.Executor]; !ok {
+			r.violate("run %s of %s names executor process %q, which the harness did not start", run.ID, run.Job, run.Executor)
+		}
+	}
+	jobIDs := make([]string, 0, len(runsByJob))
+	for id := range runsByJob {
+		jobIDs = append(jobIDs, id)
+	}
+	sort.Strings(jobIDs)
+	for _, id := range jobIDs {
+		runs := runsByJob[id]
+		if len(runs) > 1 {
+			r.Runs.JobsRerun++
+		}
+		for a := 0; a < len(runs); a++ {
+			for b := a + 1; b < len(runs); b++ {
+				first, second := runs[a], runs[b]
+				end, why := effectiveEnd(first, procs, in.Ended)
+				if second.Start >= end {
+					continue
+				}
+				o := Overlap{Job: id, First: first, Second: second}
+				o.Allowed, o.Evidence = explainOverlap(first, second, procs[first.Executor], s)
+				if why != "" {
+					o.Evidence = why + "; " + o.Evidence
+				}
+				r.Overlaps = append(r.Overlaps, o)
+				if !o.Allowed {
+					r.violate("job %s ran on two executors at once: %s", id, o.Evidence)
+				}
+			}
+		}
+	}
+}
+
+// effectiveEnd is when a run ended: its end line, else the exit of its
+// process (killed), else the end of the run (an upper bound).
+func effectiveEnd(run Run, procs map[string]*Process, ended time.Time) (int64, string) {
+	if run.Finished() {
+		return run.End, ""
+	}
+	if p := procs[run.Executor]; p != nil && !p.Exited.IsZero() {
+		return p.Exited.UnixNano(), fmt.Sprintf("the first run left no end line; it ended at the latest when %s exited at %s", p.ID, stamp(p.Exited))
+	}
+	return ended.UnixNano(), "the first run left no end line and its process did not exit; counted as running until the end"
+}
+
+// explainOverlap decides whether an overlap is the allowed case: the first
+// run's executor was frozen long enough that its session expired before
+// the second run began. With session timeout S the server expires a
+// session S after the last packet it heard, and a client sends one at
+// least every S/3, so the earliest expiry is 2S/3 after the freeze; a
+// freeze longer than S always ends in expiry.
+func explainOverlap(first, second Run, p *Process, s time.Duration) (bool, string) {
+	desc := fmt.Sprintf("run %s (attempt %d on %s, %s–%s) and run %s (attempt %d on %s, from %s)",
+		first.ID, first.Attempt, first.Executor, stampNS(first.Start), stampNS(first.End),
+		second.ID, second.Attempt, second.Executor, stampNS(second.Start))
+	if p == nil {
+		return false, desc + "; the first executor is unknown"
+	}
+	for _, pz := range p.Pauses {
+		from := pz.From.UnixNano()
+		to := pz.To
+		if from > second.Start {
+			continue
+		}
+		held := s + 1 // still paused at the end: longer than anything
+		if !to.IsZero() {
+			held = to.Sub(pz.From)
+		}
+		earliest := from + int64(s*2/3)
+		if held > s && second.Start >= earliest {
+			return true, fmt.Sprintf("%s; %s was frozen (SIGSTOP) from %s for %s, longer than the session timeout %s, and the second run began %s after the freeze: the first session had expired",
+				desc, p.ID, stamp(pz.From), held.Round(time.Millisecond), s, time.Duration(second.Start-from).Round(time.Millisecond))
+		}
+	}
+	return false, desc + "; no freeze of " + p.ID + " explains it (its session was alive)"
+}
+
+// checkTicks: no distributor tick made more than one job.
+func checkTicks(r *Report, in Input) {
+	perTick := map[string][]string{}
+	for _, j := range in.Jobs {
+		if j.Tick == "" {
+			continue
+		}
+		name, _, _ := strings.Cut(j.CreatedBy, "@")
+		k := name + " " + j.Tick
+		perTick[k] = append(perTick[k], j.ID+" by "+j.CreatedBy)
+	}
+	keys := make([]string, 0, len(perTick))
+	for k := range perTick {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	r.Ticks.Ticks = len(perTick)
+	for _, k := range keys {
+		if js := perTick[k]; len(js) > 1 {
+			d := fmt.Sprintf("tick %s: %d jobs: %s", k, len(js), strings.Join(js, ", "))
+			r.Ticks.Duplicates = append(r.Ticks.Duplicates, d)
+			r.violate("a distributor tick created more than one job: %s", d)
+		}
+	}
+}
+
+// measureFaults computes each fault's recovery times.
+func measureFaults(r *Report, in Input, runsByJob map[string][]Run) {
+	var tickTimes []time.Time
+	for _, j := range in.Jobs {
+		if j.Tick != "" {
+			tickTimes = append(tickTimes, j.Created)
+		}
+	}
+	sort.Slice(tickTimes, func(a, b int) bool { return tickTimes[a].Before(tickTimes[b]) })
+	for i, e := range in.Faults {
+		fr := FaultResult{FaultEvent: e, Offset: Millis(e.At.Sub(in.Started)), ProbeRecovery: notMeasured, RerunAfter: notMeasured, Rejoin: notMeasured, NextTick: notMeasured}
+		at := e.At.UnixNano()
+		if runs := runsByJob[e.Probe]; len(runs) > 0 {
+			fr.ProbeRecovery = Millis(runs[0].Start - at)
+		}
+		windowEnd := in.Ended.UnixNano()
+		if i+1 < len(in.Faults) {
+			windowEnd = in.Faults[i+1].At.UnixNano()
+		}
+		for _, run := range in.Runs {
+			if run.Outcome == OutcomeCanceled && run.End >= at && run.End < windowEnd {
+				fr.Canceled++
+			}
+		}
+		switch e.Kind {
+		case KillExecutor, PauseExecutor:
+			var worst int64 = -1
+			for _, run := range in.Runs {
+				if run.Executor != e.Target || run.Start >= at || (run.Finished() && run.End <= at) {
+					continue
+				}
+				fr.InFlight++
+				for _, later := range runsByJob[run.Job] {
+					if later.Start > at && later.Attempt > run.Attempt {
+						fr.Rerun++
+						worst = max(worst, later.Start-at)
+						break
+					}
+				}
+			}
+			if worst >= 0 {
+				fr.RerunAfter = Millis(worst)
+			}
+			who, since := e.Target, e.HealAt
+			if e.Kind == KillExecutor {
+				who = e.Restarted
+			}
+			for _, run := range in.Runs {
+				if run.Executor == who && run.Start >= since.UnixNano() {
+					fr.Rejoin = Millis(run.Start - since.UnixNano())
+					break
+				}
+			}
+		case KillDistributorLeader:
+			for _, t := range tickTimes {
+				if t.After(e.At) {
+					fr.NextTick = Millis(t.Sub(e.At))
+					break
+				}
+			}
+		}
+		r.Faults = append(r.Faults, fr)
+	}
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Format("15:04:05.000")
+}
+
+func stampNS(ns int64) string {
+	if ns == 0 {
+		return "(no end)"
+	}
+	return stamp(time.Unix(0, ns))
+}

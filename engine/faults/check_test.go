@@ -1,0 +1,329 @@
+package faults
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jobengine/jobengine/engine/jobs"
+)
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// at returns t0 + ms milliseconds.
+func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+
+func ns(ms int) int64 { return at(ms).UnixNano() }
+
+func run(id, job string, attempt int, exec string, start, end int) Run {
+	r := Run{ID: id, Job: job, Attempt: attempt, Executor: exec, Start: ns(start)}
+	if end >= 0 {
+		r.End, r.Outcome = ns(end), OutcomeDone
+	}
+	return r
+}
+
+func doc(id string, st jobs.State, exec string, attempt int) *jobs.Job {
+	return &jobs.Job{ID: id, State: st, Executor: exec, Attempt: attempt}
+}
+
+// base is a clean run: two jobs, each run once, both SUCCESS.
+func base() Input {
+	return Input{
+		Plan:      &Plan{Config: Config{SessionTimeout: 2 * time.Second}.WithDefaults()},
+		Submitted: map[string]Submission{"job/a": {Source: SourceWorkload, At: at(0)}, "job/b": {Source: SourceProbe, At: at(0)}},
+		Jobs:      []*jobs.Job{doc("job/a", jobs.Success, "x1", 1), doc("job/b", jobs.Success, "x2", 1)},
+		Runs:      []Run{run("r1", "job/a", 1, "x1#1", 100, 200), run("r2", "job/b", 1, "x2#1", 150, 300)},
+		Processes: []Process{{ID: "x1#1", Instance: "x1", Role: RoleExecutor}, {ID: "x2#1", Instance: "x2", Role: RoleExecutor}},
+		Finished:  map[string]int{"job/a": 1, "job/b": 1},
+		Started:   at(0), Ended: at(60_000),
+	}
+}
+
+func violations(r *Report) string { return strings.Join(r.Violations, "\n") }
+
+func TestCheckCleanRun(t *testing.T) {
+	r := Check(base())
+	if !r.OK() {
+		t.Fatalf("violations on a clean run:\n%s", violations(r))
+	}
+	if r.Jobs.Submitted != 2 || r.Jobs.Workload != 1 || r.Jobs.Probes != 1 || r.Jobs.Final["SUCCESS"] != 2 || r.Runs.Total != 2 || r.Runs.Reruns != 0 {
+		t.Fatalf("counts: %+v %+v", r.Jobs, r.Runs)
+	}
+	if !strings.Contains(r.Summary(), "no job lost") {
+		t.Fatalf("summary:\n%s", r.Summary())
+	}
+}
+
+func TestCheckJobPromises(t *testing.T) {
+	for name, tc := range map[string]struct {
+		change func(in *Input)
+		want   string
+	}{
+		"missing document":                {func(in *Input) { in.Jobs = in.Jobs[:1] }, "job lost: job/b"},
+		"left running":                    {func(in *Input) { in.Jobs[1].State = jobs.Running }, "job left RUNNING: job/b"},
+		"left queued":                     {func(in *Input) { in.Jobs[1].State = jobs.Queued }, "job left QUEUED: job/b"},
+		"two final writes":                {func(in *Input) { in.Finished["job/a"] = 2 }, "job/a: 2 final writes"},
+		"success without a completed run": {func(in *Input) { in.Jobs[0].Attempt = 2 }, "no run of that attempt"},
+		"success by another executor":     {func(in *Input) { in.Jobs[0].Executor = "x3" }, "no run of that attempt"},
+		"canceled run is no success": {func(in *Input) {
+			in.Runs[0].Outcome = OutcomeCanceled
+		}, "no run of that attempt"},
+		"job nobody submitted": {func(in *Input) {
+			in.Jobs = append(in.Jobs, doc("job/c", jobs.Success, "x1", 1))
+		}, "job/c (SUCCESS, created by \"\") was never submitted"},
+		"queue not empty": {func(in *Input) { in.QueueTaken = 1 }, "queue not empty"},
+		"unknown executor": {func(in *Input) {
+			in.Runs = append(in.Runs, run("r9", "job/a", 1, "ghost#1", 500, 600))
+		}, "\"ghost#1\", which the harness did not start"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			in := base()
+			tc.change(&in)
+			r := Check(in)
+			if !strings.Contains(violations(r), tc.want) {
+				t.Fatalf("want a violation with %q, got:\n%s", tc.want, violations(r))
+			}
+		})
+	}
+}
+
+func TestCheckFailedJobIsFinalNotViolation(t *testing.T) {
+	in := base()
+	in.Jobs[0].State, in.Jobs[0].StatusMessage = jobs.Failed, "executor lost (x1, attempt 3 of 3)"
+	r := Check(in)
+	if !r.OK() || len(r.Jobs.Unsuccessful) != 1 || !strings.Contains(r.Jobs.Unsuccessful[0], "attempt 3 of 3") {
+		t.Fatalf("violations %v, unsuccessful %v", r.Violations, r.Jobs.Unsuccessful)
+	}
+}
+
+func TestCheckOverlaps(t *testing.T) {
+	const S = 2000
+	for name, tc := range map[string]struct {
+		first, second Run
+		pauses        []Interval // of x1#1
+		exited        int        // of x1#1, ms; 0: still running
+		overlap       bool
+		allowed       bool
+	}{
+		"one after the other": {
+			first: run("r1", "job/a", 1, "x1#1", 100, 200), second: run("r2", "job/a", 2, "x2#1", 200, 300),
+		},
+		"at once, nothing explains it": {
+			first: run("r1", "job/a", 1, "x1#1", 100, 5000), second: run("r2", "job/a", 2, "x2#1", 3000, 3100),
+			overlap: true,
+		},
+		"first frozen past its session": {
+			first: run("r1", "job/a", 1, "x1#1", 100, 5000), second: run("r2", "job/a", 2, "x2#1", 1000+S, 3100),
+			pauses:  []Interval{{From: at(1000), To: at(1000 + S + 1000)}},
+			overlap: true, allowed: true,
+		},
+		"first still frozen at the end": {
+			first: run("r1", "job/a", 1, "x1#1", 100, 5000), second: run("r2", "job/a", 2, "x2#1", 1000+S, 3100),
+			pauses:  []Interval{{From: at(1000)}},
+			overlap: true, allowed: true,
+		},
+		"second began before the session could expire": {
+			first: run("r1", "job/a", 1, "x1#1", 100, 5000), second: run("r2", "job/a", 2, "x2#1", 1500, 3100),
+			pauses:  []Interval{{From: at(1000), To: at(1000 + S + 1000)}},
+			overlap: true,
+		},
+		"freeze shorter than the session timeout": {
+			first: run("r1", "job/a", 1, "x1#1", 100, 5000), second: run("r2", "job/a", 2, "x2#1", 2900, 3100),
+			pauses:  []Interval{{From: at(1000), To: at(1000 + S - 100)}},
+			overlap: true,
+		},
+		"freeze after the second began": {
+			first: run("r1", "job/a", 1, "x1#1", 100, 9000), second: run("r2", "job/a", 2, "x2#1", 500, 600),
+			pauses:  []Interval{{From: at(1000), To: at(1000 + S + 1000)}},
+			overlap: true,
+		},
+		"killed run, rerun after the kill": {
+			first: run("r1", "job/a", 1, "x1#1", 100, -1), second: run("r2", "job/a", 2, "x2#1", 4000, 4100),
+			exited: 1500,
+		},
+		"killed run, rerun before the kill": {
+			first: run("r1", "job/a", 1, "x1#1", 100, -1), second: run("r2", "job/a", 2, "x2#1", 1000, 1100),
+			exited: 1500, overlap: true,
+		},
+		"run with no end whose process lives": {
+			first: run("r1", "job/a", 1, "x1#1", 100, -1), second: run("r2", "job/a", 2, "x2#1", 4000, 4100),
+			overlap: true,
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			in := base()
+			in.Runs = []Run{tc.first, tc.second, in.Runs[1]}
+			in.Jobs[0].Executor, in.Jobs[0].Attempt = "x2", 2
+			in.Processes[0].Pauses = tc.pauses
+			if tc.exited > 0 {
+				in.Processes[0].Exited = at(tc.exited)
+			}
+			r := Check(in)
+			if !tc.overlap {
+				if len(r.Overlaps) != 0 || !r.OK() {
+					t.Fatalf("overlaps %+v, violations:\n%s", r.Overlaps, violations(r))
+				}
+				return
+			}
+			if len(r.Overlaps) != 1 {
+				t.Fatalf("want one overlap, got %+v", r.Overlaps)
+			}
+			o := r.Overlaps[0]
+			if o.Allowed != tc.allowed || o.Job != "job/a" || o.First.ID != "r1" || o.Second.ID != "r2" {
+				t.Fatalf("overlap %+v", o)
+			}
+			if r.OK() != tc.allowed {
+				t.Fatalf("OK() = %v with allowed = %v: %v", r.OK(), tc.allowed, r.Violations)
+			}
+			if !strings.Contains(r.Summary(), o.Evidence) {
+				t.Fatalf("the summary does not report the overlap:\n%s", r.Summary())
+			}
+		})
+	}
+}
+
+func TestCheckTicks(t *testing.T) {
+	in := base()
+	tick := func(id, tick, by string) *jobs.Job {
+		j := doc(id, jobs.Success, "x1", 1)
+		j.Tick, j.CreatedBy, j.Created = tick, by, at(5000)
+		in.Runs = append(in.Runs, run("r-"+id, id, 1, "x1#1", 6000, 6100))
+		return j
+	}
+	in.Jobs = append(in.Jobs, tick("job/t1", "T1", "faults@d1#1"), tick("job/t2", "T2", "faults@d1#1"))
+	if r := Check(in); !r.OK() || r.Ticks.Ticks != 2 || r.Jobs.Distributor != 2 {
+		t.Fatalf("ticks %+v, violations:\n%s", r.Ticks, violations(r))
+	}
+	in.Jobs = append(in.Jobs, tick("job/t3", "T2", "faults@d2#1"))
+	r := Check(in)
+	if len(r.Ticks.Duplicates) != 1 || !strings.Contains(violations(r), "tick faults T2: 2 jobs") {
+		t.Fatalf("ticks %+v, violations:\n%s", r.Ticks, violations(r))
+	}
+}
+
+func TestMeasureFaults(t *testing.T) {
+	in := base()
+	// x1#1 is killed at 1000 while running job/a; job/a runs again on x2
+	// at 3500; the probe job/b starts at 1200; x1#2 starts at 4200 after
+	// the restart at 4000.
+	in.Runs = []Run{
+		run("r1", "job/a", 1, "x1#1", 500, -1),
+		run("r2", "job/b", 1, "x2#1", 1200, 1300),
+		run("r3", "job/a", 2, "x2#1", 3500, 3600),
+		run("r4", "job/c", 1, "x1#2", 4200, 4300),
+	}
+	in.Submitted["job/c"] = Submission{Source: SourceWorkload}
+	in.Jobs = []*jobs.Job{doc("job/a", jobs.Success, "x2", 2), doc("job/b", jobs.Success, "x2", 1), doc("job/c", jobs.Success, "x1", 1)}
+	in.Finished["job/c"] = 1
+	in.Processes[0].Exited = at(1010)
+	in.Processes = append(in.Processes, Process{ID: "x1#2", Instance: "x1", Role: RoleExecutor})
+	in.Faults = []FaultEvent{{N: 1, Kind: KillExecutor, At: at(1000), HealAt: at(4000), Healed: at(4100), Target: "x1#1", Restarted: "x1#2", Probe: "job/b"}}
+	r := Check(in)
+	if !r.OK() {
+		t.Fatalf("violations:\n%s", violations(r))
+	}
+	f := r.Faults[0]
+	if f.ProbeRecovery != Millis(200*time.Millisecond) || f.InFlight != 1 || f.Rerun != 1 ||
+		f.RerunAfter != Millis(2500*time.Millisecond) || f.Rejoin != Millis(200*time.Millisecond) || f.NextTick != notMeasured {
+		t.Fatalf("fault result %+v", f)
+	}
+	if r.Runs.Reruns != 1 || r.Runs.Unfinished != 1 || r.Runs.JobsRerun != 1 {
+		t.Fatalf("runs %+v", r.Runs)
+	}
+}
+
+func TestReadRecords(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "rec.log")
+	lines := `{"ev":"start","run":"a","job":"job/1","attempt":1,"executor":"x1#1","pid":1,"t":100}
+{"ev":"start","run":"b","job":"job/1","attempt":2,"executor":"x2#1","pid":2,"t":300}
+{"ev":"end","run":"a","job":"job/1","attempt":1,"executor":"x1#1","pid":1,"t":200,"outcome":"done"}
+{"ev":"start","run":"c","job":"job/2","attempt":1,"ex`
+	if err := os.WriteFile(p, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := ReadRecords(p)
+	if err != nil {
+		t.Fatal(err) // a torn last line is a killed writer, not an error
+	}
+	runs, err := Runs(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Run{
+		{ID: "a", Job: "job/1", Attempt: 1, Executor: "x1#1", Start: 100, End: 200, Outcome: OutcomeDone},
+		{ID: "b", Job: "job/1", Attempt: 2, Executor: "x2#1", Start: 300},
+	}
+	if !reflect.DeepEqual(runs, want) {
+		t.Fatalf("runs %+v", runs)
+	}
+	if err := os.WriteFile(p, []byte("garbage\n"+lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadRecords(p); !errors.Is(err, ErrRecord) {
+		t.Fatalf("a bad line in the middle: %v", err)
+	}
+	if _, err := Runs([]Record{{Event: EventEnd, Run: "z", Job: "job/1"}}); !errors.Is(err, ErrRecord) {
+		t.Fatalf("an end without a start: %v", err)
+	}
+}
+
+func TestPlanIsReproducible(t *testing.T) {
+	cfg := Config{Seed: 42, Distributor: true}
+	a, err := NewPlan(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewPlan(cfg)
+	if !reflect.DeepEqual(a, b) {
+		t.Fatal("the same seed gave two plans")
+	}
+	c, _ := NewPlan(Config{Seed: 43, Distributor: true})
+	if reflect.DeepEqual(a.Faults, c.Faults) {
+		t.Fatal("two seeds gave the same faults")
+	}
+	if a.Jobs() != 600 || len(a.Faults) != 6 {
+		t.Fatalf("%d jobs, %d faults", a.Jobs(), len(a.Faults))
+	}
+	kinds := map[Kind]bool{}
+	ids := map[string]bool{}
+	for i, f := range a.Faults {
+		kinds[f.Kind] = true
+		ids[f.Probe] = true
+		if i > 0 && f.At < a.Faults[i-1].At+a.Faults[i-1].Hold+settleTime {
+			t.Fatalf("fault %d at %s leaves the one before no time to recover", i+1, f.At)
+		}
+		if f.Kind == PauseExecutor && f.Hold <= a.Config.SessionTimeout {
+			t.Fatalf("a pause of %s is not longer than the session timeout", f.Hold)
+		}
+	}
+	for _, k := range Kinds {
+		if !kinds[k] {
+			t.Fatalf("no %s in %v", k, a.Faults)
+		}
+	}
+	for _, b := range a.Batches {
+		for _, j := range b.Jobs {
+			ids[j.ID] = true
+		}
+	}
+	if len(ids) != 606 {
+		t.Fatalf("%d distinct ids for 600 jobs and 6 probes", len(ids))
+	}
+	// More jobs leave the faults as they were.
+	d, _ := NewPlan(Config{Seed: 42, Distributor: true, Jobs: 5000})
+	if !reflect.DeepEqual(a.Faults, d.Faults) {
+		t.Fatal("the number of jobs changed the fault schedule")
+	}
+	if _, err := NewPlan(Config{Seed: 1, Faults: 20, Duration: time.Minute}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("20 faults in a minute: %v", err)
+	}
+	if _, err := NewPlan(Config{Seed: 1, Executors: 1}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("one executor: %v", err)
+	}
+}

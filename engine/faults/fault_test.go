@@ -1,0 +1,90 @@
+//go:build faults
+
+package faults
+
+import (
+	"context"
+	"flag"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+var (
+	flagSeed        = flag.Uint64("faults.seed", 0, "seed of the workload and the fault schedule (0: a random one, printed)")
+	flagJobs        = flag.Int("faults.jobs", 0, "workload jobs (default 600)")
+	flagExecutors   = flag.Int("faults.executors", 0, "executor processes (default 3)")
+	flagThreads     = flag.Int("faults.threads", 0, "workers per executor (default 3)")
+	flagDuration    = flag.Duration("faults.duration", 0, "length of the workload and fault schedule (default 90s)")
+	flagFaults      = flag.Int("faults.faults", 0, "number of faults (default 6)")
+	flagOut         = flag.String("faults.out", "", "directory for the logs, recorder log, plan and report (default: a new temporary directory, kept)")
+	flagDrain       = flag.Duration("faults.drain", 2*time.Minute, "how long the queue may take to drain after the workload")
+	flagDistributor = flag.Bool("faults.distributor", true, "run a distributor on two processes and kill its leader")
+)
+
+// TestFaultInjection plays a seeded workload and fault schedule against a
+// 3-node ZooKeeper ensemble and real executor and distributor processes,
+// and fails on any broken promise: a job lost or left unfinished, a job run
+// by two executors at once (unless the first had been frozen past its
+// session), a distributor tick that made two jobs.
+func TestFaultInjection(t *testing.T) {
+	seed := *flagSeed
+	if seed == 0 {
+		seed = rand.Uint64() % 1_000_000_000
+	}
+	t.Logf("seed %d — run this schedule again with: make test-faults FAULTS_ARGS='-faults.seed=%d'", seed, seed)
+
+	out := *flagOut
+	if out == "" {
+		var err error
+		if out, err = os.MkdirTemp("", "jobengine-faults-"); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("output: %s", out)
+
+	bin, plugins, err := Build(filepath.Join(out, "bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{
+		Seed: seed, Jobs: *flagJobs, Executors: *flagExecutors, Threads: *flagThreads,
+		Duration: *flagDuration, Faults: *flagFaults,
+		Distributor: *flagDistributor && HasDistributor(bin),
+	}
+	if *flagDistributor && !cfg.Distributor {
+		t.Logf("the binary has no distributor command: the distributor fault is left out")
+	}
+	plan, err := NewPlan(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := plan.Config
+	t.Logf("%d jobs in %d batches, %d executors × %d threads, session timeout %s, workload %s; fault schedule:\n%s",
+		plan.Jobs(), len(plan.Batches), c.Executors, c.Threads, c.SessionTimeout, c.Duration, plan)
+
+	ctx := context.Background()
+	if dl, ok := t.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-30*time.Second))
+		defer cancel()
+	}
+	h := &Harness{Plan: plan, Bin: bin, PluginDir: plugins, OutDir: out, DrainTimeout: *flagDrain, Logf: t.Logf}
+	rep, err := h.Run(ctx)
+	if rep != nil {
+		t.Logf("report (%s):\n%s", filepath.Join(out, "report.json"), rep.Summary())
+	}
+	if err != nil {
+		t.Fatalf("the run could not be played: %v (logs in %s; seed %d)", err, out, seed)
+	}
+	for _, v := range rep.Violations {
+		t.Errorf("violation: %s", v)
+	}
+	if !rep.OK() {
+		t.Errorf("%d violations; evidence in %s (process logs, recorder.log, report.json); seed %d", len(rep.Violations), out, seed)
+	}
+}

@@ -1,0 +1,866 @@
+package faults
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/jobengine/jobengine/engine/election"
+	"github.com/jobengine/jobengine/engine/executor"
+	"github.com/jobengine/jobengine/engine/internal/check"
+	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/zkconn"
+	"github.com/jobengine/jobengine/engine/zkserver"
+)
+
+// Roles of the processes the harness runs.
+const (
+	RoleExecutor    = "executor"
+	RoleDistributor = "distributor"
+)
+
+// DistributorName is the distributor the harness declares.
+const DistributorName = "faults"
+
+// Priorities of the jobs: probes jump the workload's queue, so their wait
+// measures recovery, not backlog.
+const (
+	workloadPriority    = 500
+	probePriority       = 0
+	distributorPriority = 100
+)
+
+// Build compiles the jobengine binary and the recorder plugin into dir and
+// returns the binary's path and the plugin directory.
+func Build(dir string) (bin, pluginDir string, err error) {
+	bin = filepath.Join(dir, "jobengine")
+	pluginDir = filepath.Join(dir, "actions")
+	for _, b := range [][2]string{
+		{bin, "github.com/jobengine/jobengine/cmd/jobengine"},
+		{filepath.Join(pluginDir, "recorder"), "github.com/jobengine/jobengine/engine/faults/testdata/recorder"},
+	} {
+		out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput()
+		if err != nil {
+			return "", "", fmt.Errorf("faults: go build %s: %v\n%s", b[1], err, out)
+		}
+	}
+	return bin, pluginDir, nil
+}
+
+// HasDistributor reports whether the binary has the distributor command.
+func HasDistributor(bin string) bool {
+	return exec.Command(bin, "distributor", "--help").Run() == nil
+}
+
+// Harness plays a Plan against a real ZooKeeper ensemble and real
+// executor and distributor processes, then checks the outcome.
+type Harness struct {
+	Plan *Plan
+	// Bin is the jobengine binary; PluginDir holds the recorder plugin.
+	Bin, PluginDir string
+	// OutDir receives the process logs, the recorder log, the plan and
+	// the report; it must exist.
+	OutDir string
+	// DrainTimeout bounds the wait for every job to end once the workload
+	// is over (default 2m).
+	DrainTimeout time.Duration
+	// Logf receives progress lines.
+	Logf func(format string, args ...any)
+
+	zk      *zkserver.Cluster
+	root    string
+	conn    *zkconn.Conn
+	store   *jobs.Store
+	recLog  string
+	confDir string
+	execs   []*instance
+	dists   []*instance
+	start   time.Time
+
+	mu        sync.Mutex
+	submitted map[string]Submission
+	events    []FaultEvent
+}
+
+// instance is an executor or distributor instance: a name and the
+// processes that ran under it, one after the other.
+type instance struct {
+	role  string
+	name  string
+	procs []*process // guarded by Harness.mu
+}
+
+// process is one running (or ended) process of an instance.
+type process struct {
+	info Process // guarded by Harness.mu
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (h *Harness) logf(format string, args ...any) {
+	if h.Logf != nil {
+		h.Logf(format, args...)
+	}
+}
+
+// Run plays the plan and returns the checker's report. An error means the
+// harness could not play the plan (ZooKeeper would not start, a process
+// could not be started again); promises broken by the engine are in the
+// report's violations.
+func (h *Harness) Run(ctx context.Context) (rep *Report, err error) {
+	cfg := h.Plan.Config
+	if h.DrainTimeout <= 0 {
+		h.DrainTimeout = 2 * time.Minute
+	}
+	h.submitted = map[string]Submission{}
+	h.recLog = filepath.Join(h.OutDir, "recorder.log")
+	h.root = "/faults"
+	if err := writeJSON(filepath.Join(h.OutDir, "plan.json"), h.Plan); err != nil {
+		return nil, err
+	}
+
+	h.logf("starting a 3-node ZooKeeper ensemble")
+	h.zk, err = zkserver.Start(zkserver.Options{Servers: 3})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		h.copyZKLogs()
+		h.zk.Close()
+	}()
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	h.conn, err = zkconn.Dial(dctx, zkconn.Config{Hosts: h.zk.Addrs(), Root: h.root, SessionTimeout: 5 * time.Second})
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	defer h.conn.Close()
+	h.store = jobs.NewStore(h.conn, jobs.StoreConfig{})
+	if err := h.store.Ensure(ctx); err != nil {
+		return nil, err
+	}
+	defer h.killAll()
+
+	for i := 0; i < cfg.Executors; i++ {
+		h.execs = append(h.execs, &instance{role: RoleExecutor, name: fmt.Sprintf("x%d", i+1)})
+	}
+	if cfg.Distributor {
+		if err := h.writeDistributorConfig(); err != nil {
+			return nil, err
+		}
+		h.dists = []*instance{{role: RoleDistributor, name: "d1"}, {role: RoleDistributor, name: "d2"}}
+	}
+	for _, in := range append(append([]*instance(nil), h.execs...), h.dists...) {
+		if _, err := h.startProcess(ctx, in); err != nil {
+			return nil, err
+		}
+	}
+	h.logf("%d executors and %d distributor instances running; playing the workload (%d jobs over %s) and %d faults",
+		len(h.execs), len(h.dists), h.Plan.Jobs(), cfg.Duration, len(h.Plan.Faults))
+
+	h.start = time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	wg.Add(2)
+	go func() { defer wg.Done(); errs[0] = h.submit(ctx) }()
+	go func() { defer wg.Done(); errs[1] = h.playFaults(ctx) }()
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+
+	for _, in := range h.dists {
+		h.stopProcess(h.current(in))
+	}
+	h.logf("workload and faults done after %s; waiting for the queue to drain", time.Since(h.start).Round(time.Second))
+	drained := h.drain(ctx)
+	for _, in := range h.execs {
+		h.stopProcess(h.current(in))
+	}
+	ended := time.Now()
+	if drained != nil {
+		h.logf("%v", drained)
+	}
+	return h.check(ctx, ended)
+}
+
+// cleanEnv is the environment of the test without JOBENGINE_ variables,
+// which the commands would read as flags.
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "JOBENGINE_") && !strings.HasPrefix(kv, "NOTIFY_SOCKET=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func (h *Harness) writeDistributorConfig() error {
+	h.confDir = filepath.Join(h.OutDir, "distributors")
+	if err := os.MkdirAll(h.confDir, 0o755); err != nil {
+		return err
+	}
+	// dedup always: a job every tick, with the tick's deterministic id.
+	conf := fmt.Sprintf("name: %s\naction: %s\ninterval: %s\npayload:\n  sleep_ms: 50\npriority: %d\ndedup: always\n",
+		DistributorName, RecordAction, h.Plan.Config.TickInterval, distributorPriority)
+	return os.WriteFile(filepath.Join(h.confDir, DistributorName+".yaml"), []byte(conf), 0o644)
+}
+
+// startProcess starts a new process of the instance and waits until it
+// has registered (executor) or contends (distributor). A process that
+// exits first, e.g. because the session of the process it replaces has not
+// expired yet and still holds the name, is started again.
+func (h *Harness) startProcess(ctx context.Context, in *instance) (*process, error) {
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		p, err := h.launch(in)
+		if err != nil {
+			return nil, err
+		}
+		err = h.waitReady(ctx, p, deadline)
+		if err == nil {
+			return p, nil
+		}
+		select {
+		case <-p.done:
+		default:
+			h.kill(p)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("faults: %s %s did not start: %v (see %s)", in.role, in.name, err, h.logPath(p.info.ID))
+		}
+		h.logf("%s did not start (%v); starting it again", p.info.ID, err)
+		t := time.NewTimer(500 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+}
+
+func (h *Harness) logPath(id string) string {
+	return filepath.Join(h.OutDir, strings.ReplaceAll(id, "#", "-")+".log")
+}
+
+func (h *Harness) launch(in *instance) (*process, error) {
+	cfg := h.Plan.Config
+	h.mu.Lock()
+	id := fmt.Sprintf("%s#%d", in.name, len(in.procs)+1)
+	h.mu.Unlock()
+	args := []string{"--zk-hosts", h.zk.ConnectString(), "--zk-root", h.root,
+		"--zk-session-timeout", cfg.SessionTimeout.String(), "--log-format", "json"}
+	switch in.role {
+	case RoleExecutor:
+		args = append(args, "executor", "--name", in.name, "--threads", fmt.Sprint(cfg.Threads),
+			"--plugin-dir", h.PluginDir, "--shutdown-grace", "20s")
+	case RoleDistributor:
+		args = append(args, "distributor", "--config-dir", h.confDir, "--identifier", id, DistributorName)
+	}
+	logf, err := os.OpenFile(h.logPath(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(h.Bin, args...)
+	cmd.Env = append(cleanEnv(), EnvLog+"="+h.recLog, EnvExecutor+"="+id)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own process group, so a pause can freeze it with its plugins;
+	// killed with the test process.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("faults: starting %s: %w", id, err)
+	}
+	p := &process{cmd: cmd, done: make(chan struct{}), info: Process{
+		ID: id, Instance: in.name, Role: in.role, PID: cmd.Process.Pid, Started: time.Now(),
+	}}
+	h.mu.Lock()
+	in.procs = append(in.procs, p)
+	h.mu.Unlock()
+	go func() {
+		_ = cmd.Wait()
+		h.mu.Lock()
+		p.info.Exited = time.Now()
+		h.mu.Unlock()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// waitReady polls ZooKeeper until the process shows: an executor's
+// membership node with its pid, a distributor's election node with its
+// identifier.
+func (h *Harness) waitReady(ctx context.Context, p *process, deadline time.Time) error {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	exited := fmt.Errorf("%s exited", p.info.ID)
+	err := check.Until(ctx, 100*time.Millisecond, func() error {
+		select {
+		case <-p.done:
+			cancel() // no use polling a process that is gone
+			return exited
+		default:
+		}
+		switch p.info.Role {
+		case RoleExecutor:
+			data, _, err := h.conn.Get(h.conn.Path(executor.MembersPath, instanceOf(p.info.ID)))
+			if err != nil {
+				return err
+			}
+			var m executor.Member
+			if err := json.Unmarshal(data, &m); err != nil {
+				return err
+			}
+			if m.PID != p.info.PID {
+				return fmt.Errorf("the name is held by pid %d", m.PID)
+			}
+			return nil
+		default:
+			cs, err := election.New(h.conn, DistributorName, "", zap.NewNop()).Contenders(ctx)
+			if err != nil {
+				return err
+			}
+			for _, c := range cs {
+				if c.Identifier == p.info.ID {
+					return nil
+				}
+			}
+			return fmt.Errorf("%s does not contend yet", p.info.ID)
+		}
+	})
+	if err != nil && errors.Is(err, context.Canceled) {
+		return exited
+	}
+	return err
+}
+
+func (h *Harness) current(in *instance) *process {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return in.procs[len(in.procs)-1]
+}
+
+// kill sends SIGKILL to the process (not its group: its plugins must die
+// with it on their own) and waits until it has exited.
+func (h *Harness) kill(p *process) {
+	h.mu.Lock()
+	p.info.Killed = time.Now()
+	h.mu.Unlock()
+	_ = syscall.Kill(p.info.PID, syscall.SIGKILL)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		h.logf("%s did not exit 10s after SIGKILL", p.info.ID)
+	}
+}
+
+// stopProcess stops the process gracefully (SIGTERM), or kills it after 45s.
+func (h *Harness) stopProcess(p *process) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.info.PID, syscall.SIGCONT)
+	_ = syscall.Kill(p.info.PID, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(45 * time.Second):
+		h.logf("%s still running 45s after SIGTERM; killing it", p.info.ID)
+		h.kill(p)
+	}
+}
+
+func (h *Harness) killAll() {
+	h.mu.Lock()
+	var all []*process
+	for _, in := range append(append([]*instance(nil), h.execs...), h.dists...) {
+		all = append(all, in.procs...)
+	}
+	h.mu.Unlock()
+	for _, p := range all {
+		select {
+		case <-p.done:
+		default:
+			_ = syscall.Kill(-p.info.PID, syscall.SIGCONT)
+			_ = syscall.Kill(-p.info.PID, syscall.SIGKILL)
+			<-p.done
+		}
+	}
+}
+
+// pause freezes the process (scope "process") or its whole group with its
+// plugins (scope "group").
+func (h *Harness) pause(p *process, scope string) time.Time {
+	pid := p.info.PID
+	if scope == "group" {
+		pid = -pid
+	}
+	now := time.Now()
+	h.mu.Lock()
+	p.info.Pauses = append(p.info.Pauses, Interval{From: now})
+	h.mu.Unlock()
+	_ = syscall.Kill(pid, syscall.SIGSTOP)
+	return now
+}
+
+func (h *Harness) resume(p *process, scope string) time.Time {
+	pid := p.info.PID
+	if scope == "group" {
+		pid = -pid
+	}
+	_ = syscall.Kill(pid, syscall.SIGCONT)
+	now := time.Now()
+	h.mu.Lock()
+	p.info.Pauses[len(p.info.Pauses)-1].To = now
+	h.mu.Unlock()
+	return now
+}
+
+// sleep waits d, or until ctx ends: it paces the workload and holds
+// faults; it never stands in for waiting on a condition.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// submit creates the workload's batches at their planned times.
+func (h *Harness) submit(ctx context.Context) error {
+	for _, b := range h.Plan.Batches {
+		if err := sleep(ctx, time.Until(h.start.Add(b.At))); err != nil {
+			return err
+		}
+		ns := make([]jobs.NewJob, len(b.Jobs))
+		for i, pj := range b.Jobs {
+			payload, _ := json.Marshal(Payload{SleepMS: pj.SleepMS})
+			ns[i] = jobs.NewJob{ID: pj.ID, Action: RecordAction, Priority: workloadPriority, Payload: payload, CreatedBy: "faults-workload"}
+		}
+		if err := h.create(ctx, ns, SourceWorkload); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// create creates jobs in one transaction, trying again while ZooKeeper is
+// unavailable. A transaction whose answer was lost may have been applied:
+// the ids are fixed, so the retry then fails as a duplicate and the first
+// job's document tells.
+func (h *Harness) create(ctx context.Context, ns []jobs.NewJob, source string) error {
+	first := time.Now()
+	for attempt := 0; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := h.store.CreateMany(cctx, ns)
+		if errors.Is(err, jobs.ErrDuplicate) {
+			if _, _, gerr := h.store.Get(cctx, ns[0].ID); gerr == nil {
+				err = nil
+			}
+		}
+		cancel()
+		if err == nil {
+			now := time.Now()
+			h.mu.Lock()
+			for _, n := range ns {
+				h.submitted[n.ID] = Submission{Source: source, At: now}
+			}
+			h.mu.Unlock()
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if attempt%20 == 0 {
+			h.logf("creating %d %s jobs failed for %s, retrying: %v", len(ns), source, time.Since(first).Round(time.Millisecond), err)
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// playFaults injects the planned faults at their times, one after the
+// other: a fault waits until the previous one's probe job has started, so
+// each recovery is measured on its own.
+func (h *Harness) playFaults(ctx context.Context) error {
+	var probes sync.WaitGroup
+	defer probes.Wait()
+	prevProbe := ""
+	for i, f := range h.Plan.Faults {
+		if err := sleep(ctx, time.Until(h.start.Add(f.At))); err != nil {
+			return err
+		}
+		if prevProbe != "" {
+			h.waitStarted(ctx, prevProbe, 90*time.Second)
+		}
+		prevProbe = f.Probe
+		e := FaultEvent{N: i + 1, Kind: f.Kind, Scope: f.Scope, Planned: f.At, Probe: f.Probe}
+		probe := func() {
+			probes.Add(1)
+			go func() {
+				defer probes.Done()
+				payload, _ := json.Marshal(Payload{SleepMS: 0})
+				nj := jobs.NewJob{ID: f.Probe, Action: RecordAction, Priority: probePriority, Payload: payload, CreatedBy: "faults-probe"}
+				if err := h.create(ctx, []jobs.NewJob{nj}, SourceProbe); err != nil {
+					h.logf("probe of fault %d not created: %v", e.N, err)
+				}
+			}()
+		}
+		var err error
+		switch f.Kind {
+		case KillExecutor:
+			err = h.killExecutor(ctx, f, &e, probe)
+		case PauseExecutor:
+			err = h.pauseExecutor(ctx, f, &e, probe)
+		case KillZKLeader:
+			err = h.killZKLeader(ctx, f, &e, probe)
+		case RestartEnsemble:
+			err = h.restartEnsemble(ctx, f, &e, probe)
+		case KillDistributorLeader:
+			err = h.killDistributorLeader(ctx, f, &e, probe)
+		default:
+			err = fmt.Errorf("faults: unknown fault kind %q", f.Kind)
+		}
+		if err != nil {
+			return fmt.Errorf("fault %d (%s): %w", e.N, f.Kind, err)
+		}
+		h.logf("fault %d at %s: %s %s %s, healed after %s %s", e.N, e.At.Sub(h.start).Round(100*time.Millisecond), e.Kind, e.Scope, e.Target,
+			e.Healed.Sub(e.At).Round(100*time.Millisecond), e.Note)
+		h.mu.Lock()
+		h.events = append(h.events, e)
+		h.mu.Unlock()
+	}
+	if prevProbe != "" {
+		h.waitStarted(ctx, prevProbe, 90*time.Second)
+	}
+	return nil
+}
+
+// waitStarted polls until the job has left QUEUED, or wait passes.
+func (h *Harness) waitStarted(ctx context.Context, id string, wait time.Duration) {
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	err := check.Until(wctx, 100*time.Millisecond, func() error {
+		j, _, err := h.store.Get(wctx, id)
+		if err != nil {
+			return err
+		}
+		if j.State == jobs.Queued {
+			return errors.New("still queued")
+		}
+		return nil
+	})
+	if err != nil {
+		h.logf("probe %s has not started within %s: %v", id, wait, err)
+	}
+}
+
+func (h *Harness) killExecutor(ctx context.Context, f Fault, e *FaultEvent, probe func()) error {
+	in := h.execs[f.Target]
+	p := h.current(in)
+	e.Target = p.info.ID
+	e.At = time.Now()
+	h.kill(p)
+	probe()
+	if err := sleep(ctx, f.Hold); err != nil {
+		return err
+	}
+	e.HealAt = time.Now()
+	np, err := h.startProcess(ctx, in)
+	if err != nil {
+		return err
+	}
+	e.Healed, e.Restarted = time.Now(), np.info.ID
+	return nil
+}
+
+func (h *Harness) pauseExecutor(ctx context.Context, f Fault, e *FaultEvent, probe func()) error {
+	p := h.current(h.execs[f.Target])
+	e.Target = p.info.ID
+	e.At = h.pause(p, f.Scope)
+	probe()
+	if err := sleep(ctx, f.Hold); err != nil {
+		h.resume(p, f.Scope)
+		return err
+	}
+	e.HealAt = h.resume(p, f.Scope)
+	e.Healed = e.HealAt
+	return nil
+}
+
+func (h *Harness) killZKLeader(ctx context.Context, f Fault, e *FaultEvent, probe func()) error {
+	var leader *zkserver.Server
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := check.Until(lctx, 100*time.Millisecond, func() error {
+		var err error
+		leader, err = h.zk.Leader()
+		return err
+	})
+	cancel()
+	if err != nil {
+		return err
+	}
+	e.Target = fmt.Sprintf("zk%d", leader.ID)
+	e.At = time.Now()
+	if err := leader.Kill(); err != nil {
+		return err
+	}
+	probe()
+	if err := sleep(ctx, f.Hold); err != nil {
+		return err
+	}
+	e.HealAt = time.Now()
+	if err := leader.Start(); err != nil {
+		return err
+	}
+	if err := leader.WaitServing(90 * time.Second); err != nil {
+		return err
+	}
+	e.Healed = time.Now()
+	if nl, err := h.zk.Leader(); err == nil {
+		e.Note = fmt.Sprintf("(zk%d leads now)", nl.ID)
+	}
+	return nil
+}
+
+func (h *Harness) restartEnsemble(ctx context.Context, f Fault, e *FaultEvent, probe func()) error {
+	e.Target = "all nodes"
+	e.At = time.Now()
+	var wg sync.WaitGroup
+	for _, s := range h.zk.Servers {
+		wg.Add(1)
+		go func(s *zkserver.Server) {
+			defer wg.Done()
+			if f.Scope == "kill" {
+				_ = s.Kill()
+			} else {
+				_ = s.Stop()
+			}
+		}(s)
+	}
+	wg.Wait()
+	probe()
+	e.Note = fmt.Sprintf("(stopped in %s)", time.Since(e.At).Round(10*time.Millisecond))
+	if err := sleep(ctx, f.Hold); err != nil {
+		return err
+	}
+	e.HealAt = time.Now()
+	for _, s := range h.zk.Servers {
+		if err := s.Start(); err != nil {
+			return err
+		}
+	}
+	if err := h.zk.WaitReady(90 * time.Second); err != nil {
+		return err
+	}
+	e.Healed = time.Now()
+	return nil
+}
+
+// killDistributorLeader kills the instance that leads the distributor's
+// election, at a random point of its tick interval.
+func (h *Harness) killDistributorLeader(ctx context.Context, f Fault, e *FaultEvent, probe func()) error {
+	var leader string
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := check.Until(lctx, 50*time.Millisecond, func() error {
+		var err error
+		leader, err = election.New(h.conn, DistributorName, "", zap.NewNop()).Leader(lctx)
+		return err
+	})
+	cancel()
+	if err != nil {
+		return err
+	}
+	var in *instance
+	var p *process
+	for _, d := range h.dists {
+		if cur := h.current(d); cur.info.ID == leader {
+			in, p = d, cur
+		}
+	}
+	if p == nil {
+		return fmt.Errorf("the distributor leader %q is none of the harness's processes", leader)
+	}
+	e.Target = p.info.ID
+	e.At = time.Now()
+	h.kill(p)
+	probe()
+	if err := sleep(ctx, f.Hold); err != nil {
+		return err
+	}
+	e.HealAt = time.Now()
+	np, err := h.startProcess(ctx, in)
+	if err != nil {
+		return err
+	}
+	e.Healed, e.Restarted = time.Now(), np.info.ID
+	return nil
+}
+
+// drain waits until every job is final, or DrainTimeout passes.
+func (h *Harness) drain(ctx context.Context) error {
+	dctx, cancel := context.WithTimeout(ctx, h.DrainTimeout)
+	defer cancel()
+	last := time.Now()
+	err := check.Until(dctx, 500*time.Millisecond, func() error {
+		h.mu.Lock()
+		want := make(map[string]bool, len(h.submitted))
+		for id := range h.submitted {
+			want[id] = true
+		}
+		h.mu.Unlock()
+		states := map[jobs.State]int{}
+		if err := h.store.Walk(dctx, func(j *jobs.Job, _ int32) {
+			states[j.State]++
+			delete(want, j.ID)
+		}); err != nil {
+			return err
+		}
+		open := len(want) + states[jobs.Queued] + states[jobs.Running] + states[jobs.Pending]
+		if open == 0 {
+			return nil
+		}
+		err := fmt.Errorf("%d jobs not final (%d queued, %d running, %d submitted jobs without a document)",
+			open, states[jobs.Queued], states[jobs.Running], len(want))
+		if time.Since(last) > 10*time.Second {
+			last = time.Now()
+			h.logf("draining: %v", err)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("the queue did not drain within %s: %w", h.DrainTimeout, err)
+	}
+	return nil
+}
+
+// check gathers what the run left and checks it.
+func (h *Harness) check(ctx context.Context, ended time.Time) (*Report, error) {
+	var docs []*jobs.Job
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := h.store.Walk(cctx, func(j *jobs.Job, _ int32) { docs = append(docs, j) }); err != nil {
+		return nil, err
+	}
+	sort.Slice(docs, func(a, b int) bool { return docs[a].ID < docs[b].ID })
+	qs, err := h.store.Queue().Stats(cctx)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := ReadRecords(h.recLog)
+	if err != nil {
+		return nil, err
+	}
+	runs, err := Runs(recs)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	var procs []Process
+	for _, in := range append(append([]*instance(nil), h.execs...), h.dists...) {
+		for _, p := range in.procs {
+			procs = append(procs, p.info)
+		}
+	}
+	submitted := make(map[string]Submission, len(h.submitted))
+	for k, v := range h.submitted {
+		submitted[k] = v
+	}
+	events := append([]FaultEvent(nil), h.events...)
+	h.mu.Unlock()
+	finished := map[string]int{}
+	for _, p := range procs {
+		if p.Role != RoleExecutor {
+			continue
+		}
+		if err := countFinished(h.logPath(p.ID), finished); err != nil {
+			return nil, err
+		}
+	}
+	in := Input{
+		Plan: h.Plan, Submitted: submitted, Jobs: docs, QueueAvailable: qs.Available, QueueTaken: qs.Taken,
+		Runs: runs, Processes: procs, Finished: finished, Faults: events, Started: h.start, Ended: ended,
+	}
+	if h.Plan.Config.Distributor {
+		in.Distributor = DistributorName
+	}
+	if qs.Entries != qs.Available+qs.Taken {
+		in.QueueAvailable = qs.Entries - qs.Taken
+	}
+	rep := Check(in)
+	if err := rep.WriteJSON(filepath.Join(h.OutDir, "report.json")); err != nil {
+		return rep, err
+	}
+	if err := os.WriteFile(filepath.Join(h.OutDir, "summary.txt"), []byte(rep.Summary()), 0o644); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+// countFinished adds the "job finished" lines of an executor log to n.
+func countFinished(path string, n map[string]int) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if !strings.Contains(string(line), `"job finished"`) {
+			continue
+		}
+		var l struct {
+			Msg string `json:"msg"`
+			Job string `json:"job"`
+		}
+		if json.Unmarshal(line, &l) == nil && l.Msg == "job finished" && l.Job != "" {
+			n[l.Job]++
+		}
+	}
+	return sc.Err()
+}
+
+// copyZKLogs keeps the ZooKeeper nodes' logs with the run's output.
+func (h *Harness) copyZKLogs() {
+	for _, s := range h.zk.Servers {
+		src, err := os.Open(s.LogPath())
+		if err != nil {
+			continue
+		}
+		dst, err := os.Create(filepath.Join(h.OutDir, fmt.Sprintf("zk%d.log", s.ID)))
+		if err == nil {
+			_, _ = io.Copy(dst, src)
+			dst.Close()
+		}
+		src.Close()
+	}
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}

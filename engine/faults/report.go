@@ -1,0 +1,97 @@
+package faults
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Summary is the report as a table for people.
+func (r *Report) Summary() string {
+	var b strings.Builder
+	c := r.Config
+	fmt.Fprintf(&b, "fault run: seed %d, %d executors × %d threads, session timeout %s, workload %s, took %s\n",
+		r.Seed, c.Executors, c.Threads, c.SessionTimeout, c.Duration, r.Elapsed)
+	fmt.Fprintf(&b, "jobs:      %d submitted (%d workload, %d probes, %d by the distributor); final: %s; left unfinished: %d\n",
+		r.Jobs.Submitted, r.Jobs.Workload, r.Jobs.Probes, r.Jobs.Distributor, counts(r.Jobs.Final), len(r.Jobs.NotFinal))
+	fmt.Fprintf(&b, "runs:      %d; reruns (attempt > 1): %d on %d jobs, highest attempt %d; killed mid-run: %d; stopped on session loss: %d\n",
+		r.Runs.Total, r.Runs.Reruns, r.Runs.JobsRerun, r.Runs.MaxAttempt, r.Runs.Unfinished, r.Runs.Canceled)
+	allowed := 0
+	for _, o := range r.Overlaps {
+		if o.Allowed {
+			allowed++
+		}
+	}
+	fmt.Fprintf(&b, "overlaps:  %d allowed (first executor frozen past its session), %d forbidden\n", allowed, len(r.Overlaps)-allowed)
+	if c.Distributor {
+		fmt.Fprintf(&b, "ticks:     %d, of which %d made more than one job\n", r.Ticks.Ticks, len(r.Ticks.Duplicates))
+	}
+	fmt.Fprintf(&b, "faults:    %d injected\n", len(r.Faults))
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  #\tAT\tFAULT\tTARGET\tHELD\tPROBE RUNS AFTER\tIN-FLIGHT\tRERUN\tRERUN AFTER\tREJOIN\tNEXT TICK\tSTOPPED RUNS")
+	for _, f := range r.Faults {
+		held := "-"
+		if !f.HealAt.IsZero() {
+			held = f.Healed.Sub(f.At).Round(10 * time.Millisecond).String()
+		}
+		kind := string(f.Kind)
+		if f.Scope != "" {
+			kind += " (" + f.Scope + ")"
+		}
+		inflight, rerun := "-", "-"
+		if f.Kind == KillExecutor || f.Kind == PauseExecutor {
+			inflight, rerun = fmt.Sprint(f.InFlight), fmt.Sprint(f.Rerun)
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", f.N, f.Offset, kind, f.Target, held,
+			f.ProbeRecovery, inflight, rerun, f.RerunAfter, f.Rejoin, f.NextTick, f.Canceled)
+	}
+	tw.Flush()
+	for _, o := range r.Overlaps {
+		verdict := "ALLOWED"
+		if !o.Allowed {
+			verdict = "FORBIDDEN"
+		}
+		fmt.Fprintf(&b, "overlap %s: job %s: %s\n", verdict, o.Job, o.Evidence)
+	}
+	for _, u := range r.Jobs.Unsuccessful {
+		fmt.Fprintf(&b, "not successful: %s\n", u)
+	}
+	if len(r.Violations) == 0 {
+		b.WriteString("verdict:   no job lost, none run twice at once, no tick doubled\n")
+	} else {
+		fmt.Fprintf(&b, "verdict:   %d VIOLATIONS\n", len(r.Violations))
+		for _, v := range r.Violations {
+			fmt.Fprintf(&b, "  - %s\n", v)
+		}
+	}
+	return b.String()
+}
+
+func counts(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// WriteJSON writes the report to path, indented.
+func (r *Report) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}

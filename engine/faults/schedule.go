@@ -1,0 +1,281 @@
+package faults
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Kind is a kind of fault.
+type Kind string
+
+// The faults the suite injects.
+const (
+	// KillExecutor kills an executor with SIGKILL and starts it again, with
+	// the same name, after Hold.
+	KillExecutor Kind = "kill-executor"
+	// PauseExecutor stops an executor with SIGSTOP for Hold (longer than the
+	// session timeout), then continues it. Scope "process" stops the
+	// executor alone (its plugin processes keep running, as in a long GC
+	// pause); "group" stops it with its plugins (a frozen machine).
+	PauseExecutor Kind = "pause-executor"
+	// KillZKLeader kills the ZooKeeper leader with SIGKILL and starts it
+	// again after Hold.
+	KillZKLeader Kind = "kill-zk-leader"
+	// RestartEnsemble stops every ZooKeeper node, waits Hold and starts
+	// them again. Scope "stop" stops them with SIGTERM, "kill" with SIGKILL.
+	RestartEnsemble Kind = "restart-ensemble"
+	// KillDistributorLeader kills the leading distributor instance with
+	// SIGKILL in the middle of its tick interval and starts it again after
+	// Hold.
+	KillDistributorLeader Kind = "kill-distributor-leader"
+)
+
+// Kinds lists every kind of fault.
+var Kinds = []Kind{KillExecutor, PauseExecutor, KillZKLeader, RestartEnsemble, KillDistributorLeader}
+
+// Config sizes a fault run. The zero value of a field means its default.
+type Config struct {
+	// Seed makes the run reproducible: the jobs, their durations and the
+	// fault schedule follow from it.
+	Seed uint64
+	// Jobs is the number of workload jobs (default 600).
+	Jobs int
+	// Executors is the number of executor processes (default 3).
+	Executors int
+	// Threads is the number of workers of each executor (default 3).
+	Threads int
+	// Duration is the length of the workload, during which jobs are
+	// submitted and faults injected (default 90s).
+	Duration time.Duration
+	// Faults is the number of faults (default 6); the schedule holds every
+	// kind at least once when there is room.
+	Faults int
+	// SessionTimeout is the executors' ZooKeeper session timeout (default 2s).
+	SessionTimeout time.Duration
+	// Distributor adds a distributor on two processes and its fault.
+	Distributor bool
+	// TickInterval is the distributor's interval (default 1s).
+	TickInterval time.Duration
+	// LongJobs is the share of jobs that run for 1–4s instead of 20–400ms
+	// (default 0.15), so that faults catch jobs in the middle of a run.
+	LongJobs float64
+}
+
+// ErrConfig is wrapped by the errors of a Config that cannot be played.
+var ErrConfig = errors.New("faults: bad configuration")
+
+// WithDefaults returns c with its zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.Jobs <= 0 {
+		c.Jobs = 600
+	}
+	if c.Executors <= 0 {
+		c.Executors = 3
+	}
+	if c.Threads <= 0 {
+		c.Threads = 3
+	}
+	if c.Duration <= 0 {
+		c.Duration = 90 * time.Second
+	}
+	if c.Faults <= 0 {
+		c.Faults = 6
+	}
+	if c.SessionTimeout <= 0 {
+		c.SessionTimeout = 2 * time.Second
+	}
+	if c.TickInterval <= 0 {
+		c.TickInterval = time.Second
+	}
+	if c.LongJobs <= 0 {
+		c.LongJobs = 0.15
+	}
+	return c
+}
+
+// Fault is one planned fault.
+type Fault struct {
+	Kind Kind `json:"kind"`
+	// At is when the fault is injected, from the start of the workload.
+	At time.Duration `json:"at"`
+	// Hold is how long the fault lasts before it is healed (process
+	// restarted, continued, node started).
+	Hold time.Duration `json:"hold"`
+	// Target is the index of the executor or distributor instance hit
+	// (executor faults; the distributor leader is whichever leads then).
+	Target int `json:"target,omitempty"`
+	// Scope refines the kind: "process" or "group" for a pause, "stop" or
+	// "kill" for an ensemble restart.
+	Scope string `json:"scope,omitempty"`
+	// Probe is the id of the job submitted the moment the fault is
+	// injected: the time until it starts is the fault's recovery time.
+	Probe string `json:"probe"`
+}
+
+// PlannedJob is one workload job.
+type PlannedJob struct {
+	ID      string `json:"id"`
+	SleepMS int    `json:"sleep_ms"`
+}
+
+// Batch is a set of jobs created in one transaction at a point of the
+// workload.
+type Batch struct {
+	At   time.Duration `json:"at"`
+	Jobs []PlannedJob  `json:"jobs"`
+}
+
+// Plan is everything a seed decides: the workload and the fault schedule.
+type Plan struct {
+	Config  Config  `json:"config"`
+	Batches []Batch `json:"batches"`
+	Faults  []Fault `json:"faults"`
+}
+
+// Time of the workload around the faults.
+const (
+	leadIn     = 5 * time.Second // the first fault comes after the workload settled
+	settleTime = 8 * time.Second // room left after a fault's hold to recover before the next
+	batchEvery = 500 * time.Millisecond
+)
+
+// NewPlan draws the workload and the fault schedule from cfg.Seed. The
+// workload and the schedule use separate random streams: changing the
+// number of jobs keeps the faults, and the other way round.
+func NewPlan(cfg Config) (*Plan, error) {
+	cfg = cfg.WithDefaults()
+	if cfg.Executors < 2 {
+		return nil, fmt.Errorf("%w: %d executors; at least 2, so that one survives a fault", ErrConfig, cfg.Executors)
+	}
+	p := &Plan{Config: cfg}
+	jr := rand.New(rand.NewPCG(cfg.Seed, 1))
+	fr := rand.New(rand.NewPCG(cfg.Seed, 2))
+
+	// Jobs are submitted in batches spread over the first 90% of the
+	// workload, leaving its end for the queue to drain.
+	window := cfg.Duration * 9 / 10
+	nb := max(1, int(window/batchEvery))
+	ids := idSource(jr)
+	for i := 0; i < cfg.Jobs; i++ {
+		b := i * nb / cfg.Jobs
+		if len(p.Batches) <= b {
+			for len(p.Batches) <= b {
+				p.Batches = append(p.Batches, Batch{At: time.Duration(len(p.Batches)) * window / time.Duration(nb)})
+			}
+		}
+		sleep := 20 + jr.IntN(381)
+		if jr.Float64() < cfg.LongJobs {
+			sleep = 1000 + jr.IntN(3001)
+		}
+		p.Batches[b].Jobs = append(p.Batches[b].Jobs, PlannedJob{ID: ids(), SleepMS: sleep})
+	}
+	var kept []Batch
+	for _, b := range p.Batches {
+		if len(b.Jobs) > 0 {
+			kept = append(kept, b)
+		}
+	}
+	p.Batches = kept
+
+	kinds := make([]Kind, 0, len(Kinds))
+	for _, k := range Kinds {
+		if k != KillDistributorLeader || cfg.Distributor {
+			kinds = append(kinds, k)
+		}
+	}
+	// Every kind once, then executor faults (the common case in the field)
+	// and the odd ZooKeeper fault, in a random order.
+	plan := append([]Kind(nil), kinds...)
+	if cfg.Faults < len(plan) {
+		fr.Shuffle(len(plan), func(i, j int) { plan[i], plan[j] = plan[j], plan[i] })
+		plan = plan[:cfg.Faults]
+	}
+	extra := []Kind{KillExecutor, KillExecutor, PauseExecutor, PauseExecutor, KillZKLeader}
+	if cfg.Distributor {
+		extra = append(extra, KillDistributorLeader)
+	}
+	for len(plan) < cfg.Faults {
+		plan = append(plan, extra[fr.IntN(len(extra))])
+	}
+	fr.Shuffle(len(plan), func(i, j int) { plan[i], plan[j] = plan[j], plan[i] })
+
+	slot := (cfg.Duration - leadIn) / time.Duration(len(plan))
+	fids := idSource(fr)
+	for i, k := range plan {
+		f := Fault{Kind: k, Probe: fids()}
+		switch k {
+		case KillExecutor:
+			f.Target = fr.IntN(cfg.Executors)
+			f.Hold = between(fr, time.Second, 4*time.Second)
+		case PauseExecutor:
+			f.Target = fr.IntN(cfg.Executors)
+			f.Hold = cfg.SessionTimeout + between(fr, 500*time.Millisecond, 3*time.Second)
+			f.Scope = []string{"process", "group"}[fr.IntN(2)]
+		case KillZKLeader:
+			f.Hold = between(fr, 2*time.Second, 6*time.Second)
+		case RestartEnsemble:
+			f.Hold = between(fr, time.Second, 3*time.Second)
+			f.Scope = []string{"stop", "kill"}[fr.IntN(2)]
+		case KillDistributorLeader:
+			f.Hold = between(fr, 2*time.Second, 5*time.Second)
+		}
+		room := slot - f.Hold - settleTime
+		if room < 0 {
+			return nil, fmt.Errorf("%w: %d faults do not fit in %s (each needs its hold plus %s to recover); give a longer duration or fewer faults", ErrConfig, len(plan), cfg.Duration, settleTime)
+		}
+		f.At = leadIn + time.Duration(i)*slot + between(fr, 0, room)
+		p.Faults = append(p.Faults, f)
+	}
+	return p, nil
+}
+
+// between returns a duration in [lo, hi], rounded to milliseconds.
+func between(r *rand.Rand, lo, hi time.Duration) time.Duration {
+	if hi <= lo {
+		return lo
+	}
+	return (lo + time.Duration(r.Int64N(int64(hi-lo)+1))).Round(time.Millisecond)
+}
+
+// idSource returns a function drawing job ids from r.
+func idSource(r *rand.Rand) func() string {
+	return func() string {
+		var b [16]byte
+		binary.LittleEndian.PutUint64(b[:8], r.Uint64())
+		binary.LittleEndian.PutUint64(b[8:], r.Uint64())
+		u, _ := uuid.NewRandomFromReader(strings.NewReader(string(b[:])))
+		return "job/" + u.String()
+	}
+}
+
+// Jobs returns the number of planned workload jobs.
+func (p *Plan) Jobs() int {
+	n := 0
+	for _, b := range p.Batches {
+		n += len(b.Jobs)
+	}
+	return n
+}
+
+// String describes the fault schedule, one line per fault.
+func (p *Plan) String() string {
+	var b strings.Builder
+	for i, f := range p.Faults {
+		fmt.Fprintf(&b, "  %d. at %-7s %-24s hold %-7s", i+1, f.At.Round(100*time.Millisecond), f.Kind, f.Hold.Round(100*time.Millisecond))
+		switch f.Kind {
+		case KillExecutor, PauseExecutor:
+			fmt.Fprintf(&b, " executor %d", f.Target+1)
+		}
+		if f.Scope != "" {
+			fmt.Fprintf(&b, " (%s)", f.Scope)
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
