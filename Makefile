@@ -35,9 +35,12 @@ test: deps build plugins
 test-unit: deps
 	$(GO) test -count=1 -short -timeout 10m $(PKGS)
 
-# The fault-injection suite (long; run before each release).
-test-faults: deps build
-	$(GO) test -count=1 -timeout 60m -run 'TestFault' -tags faults ./engine/faults/...
+# The fault-injection suite (docs/faults.md): about 2 minutes by default.
+# FAULTS_ARGS passes flags to it, e.g. FAULTS_ARGS='-faults.seed=1' to replay
+# a schedule, or the release size:
+# FAULTS_ARGS='-faults.jobs=5000 -faults.executors=5 -faults.duration=10m -faults.faults=30'
+test-faults: deps
+	$(GO) test -count=1 -v -timeout 60m -run 'TestFault' -tags faults ./engine/faults/ $(if $(FAULTS_ARGS),-args $(FAULTS_ARGS))
 
 bench: deps build
 	$(BIN) bench queue --jobs 20000 --workers 32 --connections 4
