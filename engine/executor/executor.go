@@ -409,13 +409,6 @@ func (e *Executor) execute(log *zap.Logger, worker int, it *queue.Item, j *jobs.
 	e.running[j.UUID()] = r
 	gen := e.lostGen
 	e.mu.Unlock()
-	discarded := false
-	// Deferred first, so it runs once the job has left the running table.
-	defer func() {
-		if discarded {
-			e.releaseLost(log, it)
-		}
-	}()
 	defer func() {
 		e.mu.Lock()
 		delete(e.running, j.UUID())
@@ -454,8 +447,13 @@ func (e *Executor) execute(log *zap.Logger, worker int, it *queue.Item, j *jobs.
 	var rc *int
 	switch {
 	case errors.Is(cause, errSessionLost) || sessionLost:
-		log.Warn("ZooKeeper session lost while the job ran: the job may be taken elsewhere; result discarded")
-		discarded = true
+		log.Warn("ZooKeeper session lost or in doubt while the job ran: action canceled, its outcome discarded")
+		// The action has stopped: the job leaves the running table (and the
+		// heartbeat) while the worker finds out whether it still holds it.
+		e.mu.Lock()
+		delete(e.running, j.UUID())
+		e.mu.Unlock()
+		e.requeueHeld(log, it, j, ver)
 		return
 	case errors.Is(cause, errShutdown):
 		e.requeue(log, it, j, ver)
@@ -614,6 +612,50 @@ func (e *Executor) requeue(log *zap.Logger, it *queue.Item, j *jobs.Job, ver int
 	log.Info("job requeued: executor stopping")
 }
 
+// requeueHeld requeues a job whose action was canceled because the session
+// was in doubt. If the session survived, this executor still holds the
+// entry and must give it back, or the job would stay RUNNING forever; if it
+// expired, the fence refuses the write and the job is someone else's. It
+// retries until one of the two is known (or the executor stops).
+func (e *Executor) requeueHeld(log *zap.Logger, it *queue.Item, j *jobs.Job, ver int32) {
+	b := newBackoff(e.cfg.MaxBackoff)
+	for {
+		jj := *j
+		if err := jj.Transition(jobs.Queued, time.Now()); err != nil {
+			e.release(log, it)
+			return
+		}
+		jj.Attempt--
+		jj.Executor = ""
+		jj.StatusMessage = "requeued: executor " + e.cfg.Name + " lost its ZooKeeper session"
+		ops, err := e.store.WriteOps(&jj, ver)
+		if err != nil {
+			e.release(log, it)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
+		err = e.consumer.Release(ctx, it, ops...)
+		cancel()
+		var opErr *queue.OpError
+		switch {
+		case err == nil:
+			log.Info("job requeued: the session survived")
+			return
+		case errors.Is(err, queue.ErrLockLost):
+			log.Info("the job's entry was lost with the session; another executor runs it")
+			return
+		case errors.As(err, &opErr):
+			log.Warn("requeuing failed: the job changed meanwhile; entry released", zap.Error(err))
+			e.release(log, it)
+			return
+		}
+		if e.jobsCtx.Err() != nil {
+			return // stopping at once: the entry is freed when the session ends
+		}
+		b.wait(e.jobsCtx)
+	}
+}
+
 func (e *Executor) consume(log *zap.Logger, it *queue.Item) {
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
 	defer cancel()
@@ -627,50 +669,6 @@ func (e *Executor) release(log *zap.Logger, it *queue.Item) {
 	defer cancel()
 	if err := e.consumer.Release(ctx, it); err != nil && !errors.Is(err, queue.ErrLockLost) {
 		log.Warn("releasing the entry failed; it is freed when this session ends", zap.Error(err))
-	}
-}
-
-// releaseLost gives back the entry of a job whose run was stopped because
-// the session looked lost. When the connection came back before the server
-// expired the session, the session still holds the entry and nobody else
-// may take the job: it would stay RUNNING until this executor exits.
-// Released, it is taken again and treated as lost (rerun or failed by its
-// action's policy). When the session did end, the fence fails and there is
-// nothing to give back. Each release waits for ZooKeeper's answer rather
-// than a timeout, so no earlier request can still land later, and a retry
-// first checks that this session still holds the entry (a release whose
-// answer was lost may have gone through, and the entry be taken anew).
-func (e *Executor) releaseLost(log *zap.Logger, it *queue.Item) {
-	for attempt := 0; attempt == 0 || e.takeCtx.Err() == nil; attempt++ {
-		if attempt > 0 {
-			t := time.NewTimer(jitter(min(time.Duration(attempt)*200*time.Millisecond, e.cfg.MaxBackoff)))
-			select {
-			case <-t.C:
-			case <-e.takeCtx.Done():
-				t.Stop()
-				return
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
-			held, err := e.consumer.HoldsLock(ctx, it)
-			cancel()
-			if err != nil {
-				continue
-			}
-			if !held {
-				return
-			}
-		}
-		err := e.consumer.Release(context.Background(), it)
-		switch {
-		case err == nil:
-			log.Info("the session survived: entry released, the job will be taken again as lost")
-			return
-		case errors.Is(err, queue.ErrLockLost):
-			return
-		case !zkconn.Transient(err):
-			log.Warn("releasing the entry failed; it is freed when this session ends", zap.Error(err))
-			return
-		}
 	}
 }
 
@@ -735,33 +733,64 @@ func (e *Executor) cancelWatchLoop(ctx context.Context) {
 	}
 }
 
-// sessionLoop cancels every running action when the session is lost, or
-// when the connection has been down long enough that the server may have
-// expired the session: their jobs may be taken elsewhere by now.
+// sessionLoop cancels every running action when the session is lost or in
+// doubt: their jobs may be taken elsewhere by now. Doubt is a lease: the
+// executor counts from the send time of its last answered round trip, and
+// when two thirds of the session timeout pass without one, the server may
+// soon expire the session, so the actions stop before another executor can
+// take their jobs. (go-zookeeper itself notices a silent server only after
+// two thirds of the session timeout, too late to start a timer then.)
 func (e *Executor) sessionLoop(ctx context.Context) {
 	defer e.bg.Done()
 	events, unsub := e.conn.Subscribe()
 	defer unsub()
 	session := e.conn.SessionID()
-	var suspect <-chan time.Time
+	lease := e.cfg.SessionTimeout * 2 / 3
+	renew := max(e.cfg.SessionTimeout/8, 20*time.Millisecond)
+	var mu sync.Mutex
+	lastOK := time.Now()
+	go func() { // the pinger: one cheap round trip per renew interval
+		t := time.NewTicker(renew)
+		defer t.Stop()
+		for {
+			start := time.Now()
+			pctx, cancel := context.WithTimeout(ctx, lease)
+			err := zkconn.Do(pctx, func() error { _, _, err := e.conn.Exists(e.memberPath()); return err })
+			cancel()
+			if err == nil {
+				mu.Lock()
+				lastOK = start
+				mu.Unlock()
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	check := time.NewTicker(max(renew/2, 10*time.Millisecond))
+	defer check.Stop()
+	inDoubt := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-suspect:
-			suspect = nil
-			e.loseSession("connection lost for most of the session timeout")
+		case <-check.C:
+			mu.Lock()
+			since := time.Since(lastOK)
+			mu.Unlock()
+			if since > lease && !inDoubt {
+				inDoubt = true
+				e.loseSession(fmt.Sprintf("no answer from ZooKeeper for %s", since.Round(time.Millisecond)))
+			} else if since <= lease {
+				inDoubt = false
+			}
 		case ev := <-events:
 			switch ev.State {
-			case zk.StateDisconnected:
-				if suspect == nil {
-					suspect = time.After(e.cfg.SessionTimeout * 2 / 3)
-				}
 			case zk.StateExpired:
-				suspect = nil
 				e.loseSession("session expired")
 			case zk.StateHasSession:
-				suspect = nil
 				if id := e.conn.SessionID(); id != session {
 					if session != 0 {
 						e.loseSession("new session")

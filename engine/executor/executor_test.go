@@ -79,9 +79,13 @@ func newEnv(t *testing.T) *env {
 }
 
 func (e *env) dial(hosts ...string) *zkconn.Conn {
+	return e.dialTimeout(2*time.Second, hosts...)
+}
+
+func (e *env) dialTimeout(session time.Duration, hosts ...string) *zkconn.Conn {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	c, err := zkconn.Dial(ctx, zkconn.Config{Hosts: hosts, Root: e.root, SessionTimeout: 2 * time.Second})
+	c, err := zkconn.Dial(ctx, zkconn.Config{Hosts: hosts, Root: e.root, SessionTimeout: session})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -98,7 +102,7 @@ func (e *env) start(name string, conn *zkconn.Conn, mod ...func(*Config)) *Execu
 		Name: name, Threads: 2, Registry: e.reg, Store: jobs.NewStore(conn, jobs.StoreConfig{}),
 		Heartbeat: 100 * time.Millisecond, ReportInterval: 50 * time.Millisecond,
 		SessionTimeout: 2 * time.Second, MaxBackoff: 500 * time.Millisecond,
-		Logger: zaptest.NewLogger(e.t, zaptest.Level(zap.WarnLevel)),
+		Logger: zaptest.NewLogger(e.t, zaptest.Level(testLogLevel)),
 	}
 	for _, m := range mod {
 		m(&cfg)
@@ -353,6 +357,35 @@ func TestSessionExpiryFencing(t *testing.T) {
 	_ = fresh
 }
 
+// A partition longer than the executor's lease but shorter than the session
+// timeout: the action is canceled (its job might have been taken elsewhere),
+// and since the session survived, the executor gives the job back instead of
+// holding it forever; it then runs again and finishes.
+func TestShortPartitionRequeuesHeldJob(t *testing.T) {
+	e := newEnv(t)
+	proxy, err := zkserver.NewProxy(zkc.Servers[0].Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	conn := e.dialTimeout(4*time.Second, proxy.Addr())
+	e.start("x1", conn, func(c *Config) { c.SessionTimeout = 4 * time.Second; c.Threads = 1 })
+	j := e.add("sleep", `{"duration":"4s"}`)
+	e.waitState(j.ID, jobs.Running, 10*time.Second)
+	session := conn.SessionID()
+	proxy.Block()
+	// Lease 2.67 s < 3.1 s < 4 s − the pinger's 0.5 s: the session survives.
+	time.Sleep(3100 * time.Millisecond) // the fault itself, not a synchronisation
+	proxy.Unblock()
+	got := e.waitState(j.ID, jobs.Success, 30*time.Second)
+	if conn.SessionID() != session {
+		t.Skip("the session expired during the partition (a slow machine); the requeue path was not exercised")
+	}
+	if got.Attempt != 1 || got.Executor != "x1" {
+		t.Fatalf("after the requeue: attempt %d executor %s", got.Attempt, got.Executor)
+	}
+}
+
 func TestFenceRefusesStaleWrite(t *testing.T) {
 	e := newEnv(t)
 	proxy, err := zkserver.NewProxy(zkc.Servers[0].Addr())
@@ -519,3 +552,6 @@ func TestConcurrentExecutorsRunEachJobOnce(t *testing.T) {
 }
 
 func queueOpts(name string) queue.ConsumerOptions { return queue.ConsumerOptions{Name: name} }
+
+// testLogLevel is the level of the executors' logs in test output.
+var testLogLevel = zap.WarnLevel
