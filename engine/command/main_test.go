@@ -23,15 +23,7 @@ func TestMain(m *testing.M) {
 			os.Unsetenv(k)
 		}
 	}
-	var err error
-	testZK, err = zkserver.Start(zkserver.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	testZK.Close()
-	os.Exit(code)
+	os.Exit(zkserver.RunTests(m, zkserver.Options{}, &testZK))
 }
 
 var testRootSeq atomic.Int64

@@ -40,15 +40,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(contenderMain())
 	}
-	var err error
-	zkc, err = zkserver.Start(zkserver.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	zkc.Close()
-	os.Exit(code)
+	os.Exit(zkserver.RunTests(m, zkserver.Options{}, &zkc))
 }
 
 var rootSeq atomic.Int64

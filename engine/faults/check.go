@@ -81,6 +81,9 @@ type Input struct {
 	Faults   []FaultEvent
 	// Distributor is the distributor's name, when one ran.
 	Distributor string
+	// TicksResumed counts ticks a new leader found half done: their job
+	// created by a leader that was killed before it recorded the tick.
+	TicksResumed int
 	// Started and Ended bound the run; a run with no end line whose
 	// process did not exit ends at Ended.
 	Started, Ended time.Time
@@ -170,6 +173,9 @@ type RunCounts struct {
 // TickCounts sums up the distributor's ticks.
 type TickCounts struct {
 	Ticks int `json:"ticks"`
+	// Resumed counts ticks whose job a new leader found already created
+	// by the leader killed in the middle of the tick.
+	Resumed int `json:"resumed"`
 	// Duplicates lists ticks that made more than one job.
 	Duplicates []string `json:"duplicates,omitempty"`
 }
@@ -411,6 +417,7 @@ func checkTicks(r *Report, in Input) {
 	}
 	sort.Strings(keys)
 	r.Ticks.Ticks = len(perTick)
+	r.Ticks.Resumed = in.TicksResumed
 	for _, k := range keys {
 		if js := perTick[k]; len(js) > 1 {
 			d := fmt.Sprintf("tick %s: %d jobs: %s", k, len(js), strings.Join(js, ", "))

@@ -700,9 +700,20 @@ func (h *Harness) killDistributorLeader(ctx context.Context, f Fault, e *FaultEv
 	if p == nil {
 		return fmt.Errorf("the distributor leader %q is none of the harness's processes", leader)
 	}
+	// Ticks are due at multiples of the interval since the epoch: kill the
+	// leader a few milliseconds after one, as it creates the tick's job.
+	every := h.Plan.Config.TickInterval
+	tick := time.Now().Truncate(every).Add(every)
+	if time.Until(tick) < 50*time.Millisecond {
+		tick = tick.Add(every)
+	}
+	if err := sleep(ctx, time.Until(tick.Add(f.TickOffset))); err != nil {
+		return err
+	}
 	e.Target = p.info.ID
 	e.At = time.Now()
 	h.kill(p)
+	e.Note = fmt.Sprintf("(killed %s after the tick due at %s)", e.At.Sub(tick).Round(100*time.Microsecond), tick.Format("15:04:05"))
 	probe()
 	if err := sleep(ctx, f.Hold); err != nil {
 		return err
@@ -788,8 +799,14 @@ func (h *Harness) check(ctx context.Context, ended time.Time) (*Report, error) {
 	events := append([]FaultEvent(nil), h.events...)
 	h.mu.Unlock()
 	finished := map[string]int{}
+	resumed := 0
 	for _, p := range procs {
-		if p.Role != RoleExecutor {
+		if p.Role == RoleDistributor {
+			n, err := countLines(h.logPath(p.ID), "job of this tick already created by an earlier leader")
+			if err != nil {
+				return nil, err
+			}
+			resumed += n
 			continue
 		}
 		if err := countFinished(h.logPath(p.ID), finished); err != nil {
@@ -799,6 +816,7 @@ func (h *Harness) check(ctx context.Context, ended time.Time) (*Report, error) {
 	in := Input{
 		Plan: h.Plan, Submitted: submitted, Jobs: docs, QueueAvailable: qs.Available, QueueTaken: qs.Taken,
 		Runs: runs, Processes: procs, Finished: finished, Faults: events, Started: h.start, Ended: ended,
+		TicksResumed: resumed,
 	}
 	if h.Plan.Config.Distributor {
 		in.Distributor = DistributorName
@@ -839,6 +857,24 @@ func countFinished(path string, n map[string]int) error {
 		}
 	}
 	return sc.Err()
+}
+
+// countLines counts the lines of a log that hold s.
+func countLines(path, s string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), s) {
+			n++
+		}
+	}
+	return n, sc.Err()
 }
 
 // copyZKLogs keeps the ZooKeeper nodes' logs with the run's output.

@@ -116,6 +116,9 @@ type Fault struct {
 	// Probe is the id of the job submitted the moment the fault is
 	// injected: the time until it starts is the fault's recovery time.
 	Probe string `json:"probe"`
+	// TickOffset places a distributor kill this long after a tick is due,
+	// while the leader creates the tick's job and records the tick.
+	TickOffset time.Duration `json:"tick_offset,omitempty"`
 }
 
 // PlannedJob is one workload job.
@@ -156,6 +159,7 @@ func NewPlan(cfg Config) (*Plan, error) {
 	p := &Plan{Config: cfg}
 	jr := rand.New(rand.NewPCG(cfg.Seed, 1))
 	fr := rand.New(rand.NewPCG(cfg.Seed, 2))
+	tr := rand.New(rand.NewPCG(cfg.Seed, 3))
 
 	// Jobs are submitted in batches spread over the first 90% of the
 	// workload, leaving its end for the queue to drain.
@@ -224,6 +228,7 @@ func NewPlan(cfg Config) (*Plan, error) {
 			f.Scope = []string{"stop", "kill"}[fr.IntN(2)]
 		case KillDistributorLeader:
 			f.Hold = between(fr, 2*time.Second, 5*time.Second)
+			f.TickOffset = time.Duration(tr.IntN(20_000)) * time.Microsecond
 		}
 		room := slot - f.Hold - settleTime
 		if room < 0 {

@@ -19,15 +19,7 @@ import (
 var zkc *zkserver.Cluster
 
 func TestMain(m *testing.M) {
-	var err error
-	zkc, err = zkserver.Start(zkserver.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	zkc.Close()
-	os.Exit(code)
+	os.Exit(zkserver.RunTests(m, zkserver.Options{}, &zkc))
 }
 
 var seq atomic.Int64

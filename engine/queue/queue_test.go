@@ -24,15 +24,7 @@ import (
 var zkc *zkserver.Cluster
 
 func TestMain(m *testing.M) {
-	var err error
-	zkc, err = zkserver.Start(zkserver.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	zkc.Close()
-	os.Exit(code)
+	os.Exit(zkserver.RunTests(m, zkserver.Options{}, &zkc))
 }
 
 var rootSeq atomic.Int64
