@@ -40,6 +40,9 @@ type Process struct {
 	Exited   time.Time  `json:"exited"` // zero while running
 	Killed   time.Time  `json:"killed"` // when SIGKILL was sent, if it was
 	Pauses   []Interval `json:"pauses,omitempty"`
+	// Partitions are the times the process was cut off from ZooKeeper;
+	// unlike pauses they never excuse an overlap.
+	Partitions []Interval `json:"partitions,omitempty"`
 }
 
 // FaultEvent is a fault as it was played.
@@ -119,7 +122,8 @@ type FaultResult struct {
 	// Probe: from injection until the job submitted at that moment started.
 	ProbeRecovery Millis `json:"probe_recovery_ms"`
 	// InFlight is the number of runs the faulted executor had going;
-	// Rerun how many of their jobs ran again; RerunAfter the time from
+	// Rerun how many of their jobs ran again (on any executor, the same
+	// one included after a pause or partition); RerunAfter the time from
 	// injection until the last of them started again.
 	InFlight   int    `json:"in_flight"`
 	Rerun      int    `json:"rerun"`
@@ -161,7 +165,9 @@ type JobCounts struct {
 // RunCounts sums up the recorder's runs.
 type RunCounts struct {
 	Total int `json:"total"`
-	// Reruns are runs with attempt > 1, on JobsRerun jobs.
+	// Reruns are runs after a job's first, on JobsRerun jobs (a job
+	// requeued because its executor's session was in doubt runs again
+	// with the same attempt number).
 	Reruns     int `json:"reruns"`
 	JobsRerun  int `json:"jobs_rerun"`
 	MaxAttempt int `json:"max_attempt"`
@@ -311,9 +317,6 @@ func checkJobs(r *Report, in Input, docs map[string]*jobs.Job, runsByJob map[str
 func checkRuns(r *Report, in Input, procs map[string]*Process, runsByJob map[string][]Run, s time.Duration) {
 	for _, run := range in.Runs {
 		r.Runs.Total++
-		if run.Attempt > 1 {
-			r.Runs.Reruns++
-		}
 		r.Runs.MaxAttempt = max(r.Runs.MaxAttempt, run.Attempt)
 		if !run.Finished() {
 			r.Runs.Unfinished++
@@ -334,12 +337,20 @@ func checkRuns(r *Report, in Input, procs map[string]*Process, runsByJob map[str
 		runs := runsByJob[id]
 		if len(runs) > 1 {
 			r.Runs.JobsRerun++
+			r.Runs.Reruns += len(runs) - 1
 		}
 		for a := 0; a < len(runs); a++ {
 			for b := a + 1; b < len(runs); b++ {
+				// The first run is the job's earlier owner: the lower
+				// attempt. A frozen executor may start its action late,
+				// after the next owner's (runs[] is in start order).
 				first, second := runs[a], runs[b]
+				if second.Attempt < first.Attempt {
+					first, second = second, first
+				}
 				end, why := effectiveEnd(first, procs, in.Ended)
-				if second.Start >= end {
+				end2, _ := effectiveEnd(second, procs, in.Ended)
+				if second.Start >= end || first.Start >= end2 {
 					continue
 				}
 				o := Overlap{Job: id, First: first, Second: second}
@@ -452,7 +463,7 @@ func measureFaults(r *Report, in Input, runsByJob map[string][]Run) {
 			}
 		}
 		switch e.Kind {
-		case KillExecutor, PauseExecutor:
+		case KillExecutor, PauseExecutor, PartitionExecutor:
 			var worst int64 = -1
 			for _, run := range in.Runs {
 				if run.Executor != e.Target || run.Start >= at || (run.Finished() && run.End <= at) {
@@ -460,7 +471,7 @@ func measureFaults(r *Report, in Input, runsByJob map[string][]Run) {
 				}
 				fr.InFlight++
 				for _, later := range runsByJob[run.Job] {
-					if later.Start > at && later.Attempt > run.Attempt {
+					if later.Start > at && later.ID != run.ID {
 						fr.Rerun++
 						worst = max(worst, later.Start-at)
 						break

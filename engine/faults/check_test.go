@@ -142,6 +142,15 @@ func TestCheckOverlaps(t *testing.T) {
 			pauses:  []Interval{{From: at(1000), To: at(1000 + S + 1000)}},
 			overlap: true,
 		},
+		"frozen executor starts its run late, after the next owner's": {
+			first: run("r2", "job/a", 2, "x2#1", 2900, 3100), second: run("r1", "job/a", 1, "x1#1", 3000, 3050),
+			pauses:  []Interval{{From: at(500), To: at(3000)}},
+			overlap: true, allowed: true,
+		},
+		"late start of a stale run nothing explains": {
+			first: run("r2", "job/a", 2, "x2#1", 2900, 3100), second: run("r1", "job/a", 1, "x1#1", 3000, 3050),
+			overlap: true,
+		},
 		"killed run, rerun after the kill": {
 			first: run("r1", "job/a", 1, "x1#1", 100, -1), second: run("r2", "job/a", 2, "x2#1", 4000, 4100),
 			exited: 1500,
@@ -174,6 +183,7 @@ func TestCheckOverlaps(t *testing.T) {
 				t.Fatalf("want one overlap, got %+v", r.Overlaps)
 			}
 			o := r.Overlaps[0]
+			// The first is the earlier owner, attempt 1, whatever started first.
 			if o.Allowed != tc.allowed || o.Job != "job/a" || o.First.ID != "r1" || o.Second.ID != "r2" {
 				t.Fatalf("overlap %+v", o)
 			}

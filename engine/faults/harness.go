@@ -101,6 +101,9 @@ type instance struct {
 	role  string
 	name  string
 	procs []*process // guarded by Harness.mu
+	// proxies stand between an executor and each ZooKeeper node, so a
+	// partition can cut it off.
+	proxies []*zkserver.Proxy
 }
 
 // process is one running (or ended) process of an instance.
@@ -155,7 +158,16 @@ func (h *Harness) Run(ctx context.Context) (rep *Report, err error) {
 	defer h.killAll()
 
 	for i := 0; i < cfg.Executors; i++ {
-		h.execs = append(h.execs, &instance{role: RoleExecutor, name: fmt.Sprintf("x%d", i+1)})
+		in := &instance{role: RoleExecutor, name: fmt.Sprintf("x%d", i+1)}
+		for _, addr := range h.zk.Addrs() {
+			px, err := zkserver.NewProxy(addr)
+			if err != nil {
+				return nil, err
+			}
+			defer px.Close()
+			in.proxies = append(in.proxies, px)
+		}
+		h.execs = append(h.execs, in)
 	}
 	if cfg.Distributor {
 		if err := h.writeDistributorConfig(); err != nil {
@@ -262,7 +274,15 @@ func (h *Harness) launch(in *instance) (*process, error) {
 	h.mu.Lock()
 	id := fmt.Sprintf("%s#%d", in.name, len(in.procs)+1)
 	h.mu.Unlock()
-	args := []string{"--zk-hosts", h.zk.ConnectString(), "--zk-root", h.root,
+	hosts := h.zk.ConnectString()
+	if len(in.proxies) > 0 {
+		addrs := make([]string, len(in.proxies))
+		for i, px := range in.proxies {
+			addrs[i] = px.Addr()
+		}
+		hosts = strings.Join(addrs, ",")
+	}
+	args := []string{"--zk-hosts", hosts, "--zk-root", h.root,
 		"--zk-session-timeout", cfg.SessionTimeout.String(), "--log-format", "json"}
 	switch in.role {
 	case RoleExecutor:
@@ -531,6 +551,8 @@ func (h *Harness) playFaults(ctx context.Context) error {
 			err = h.killExecutor(ctx, f, &e, probe)
 		case PauseExecutor:
 			err = h.pauseExecutor(ctx, f, &e, probe)
+		case PartitionExecutor:
+			err = h.partitionExecutor(ctx, f, &e, probe)
 		case KillZKLeader:
 			err = h.killZKLeader(ctx, f, &e, probe)
 		case RestartEnsemble:
@@ -605,6 +627,32 @@ func (h *Harness) pauseExecutor(ctx context.Context, f Fault, e *FaultEvent, pro
 	e.HealAt = h.resume(p, f.Scope)
 	e.Healed = e.HealAt
 	return nil
+}
+
+// partitionExecutor cuts the executor off from every ZooKeeper node: its
+// connections are closed and new ones refused until the hold is over.
+func (h *Harness) partitionExecutor(ctx context.Context, f Fault, e *FaultEvent, probe func()) error {
+	in := h.execs[f.Target]
+	p := h.current(in)
+	e.Target = p.info.ID
+	e.At = time.Now()
+	for _, px := range in.proxies {
+		px.Block()
+	}
+	h.mu.Lock()
+	p.info.Partitions = append(p.info.Partitions, Interval{From: e.At})
+	h.mu.Unlock()
+	probe()
+	err := sleep(ctx, f.Hold)
+	for _, px := range in.proxies {
+		px.Unblock()
+	}
+	e.HealAt = time.Now()
+	e.Healed = e.HealAt
+	h.mu.Lock()
+	p.info.Partitions[len(p.info.Partitions)-1].To = e.HealAt
+	h.mu.Unlock()
+	return err
 }
 
 func (h *Harness) killZKLeader(ctx context.Context, f Fault, e *FaultEvent, probe func()) error {

@@ -18,7 +18,7 @@ func (r *Report) Summary() string {
 		r.Seed, c.Executors, c.Threads, c.SessionTimeout, c.Duration, r.Elapsed)
 	fmt.Fprintf(&b, "jobs:      %d submitted (%d workload, %d probes, %d by the distributor); final: %s; left unfinished: %d\n",
 		r.Jobs.Submitted, r.Jobs.Workload, r.Jobs.Probes, r.Jobs.Distributor, counts(r.Jobs.Final), len(r.Jobs.NotFinal))
-	fmt.Fprintf(&b, "runs:      %d; reruns (attempt > 1): %d on %d jobs, highest attempt %d; killed mid-run: %d; stopped on session loss: %d\n",
+	fmt.Fprintf(&b, "runs:      %d; reruns: %d on %d jobs, highest attempt %d; killed mid-run: %d; stopped on session loss: %d\n",
 		r.Runs.Total, r.Runs.Reruns, r.Runs.JobsRerun, r.Runs.MaxAttempt, r.Runs.Unfinished, r.Runs.Canceled)
 	allowed := 0
 	for _, o := range r.Overlaps {
@@ -44,7 +44,7 @@ func (r *Report) Summary() string {
 			kind += " (" + f.Scope + ")"
 		}
 		inflight, rerun := "-", "-"
-		if f.Kind == KillExecutor || f.Kind == PauseExecutor {
+		if f.Kind == KillExecutor || f.Kind == PauseExecutor || f.Kind == PartitionExecutor {
 			inflight, rerun = fmt.Sprint(f.InFlight), fmt.Sprint(f.Rerun)
 		}
 		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", f.N, f.Offset, kind, f.Target, held,

@@ -24,6 +24,12 @@ const (
 	// executor alone (its plugin processes keep running, as in a long GC
 	// pause); "group" stops it with its plugins (a frozen machine).
 	PauseExecutor Kind = "pause-executor"
+	// PartitionExecutor cuts an executor off from every ZooKeeper node for
+	// Hold (between 0.7 and 1 session timeout plus 3s: sometimes the
+	// session survives, mostly it expires while the executor runs on).
+	// The executor must stop its actions on its own: unlike a frozen one,
+	// it may never run a job at the same time as another executor.
+	PartitionExecutor Kind = "partition-executor"
 	// KillZKLeader kills the ZooKeeper leader with SIGKILL and starts it
 	// again after Hold.
 	KillZKLeader Kind = "kill-zk-leader"
@@ -37,7 +43,7 @@ const (
 )
 
 // Kinds lists every kind of fault.
-var Kinds = []Kind{KillExecutor, PauseExecutor, KillZKLeader, RestartEnsemble, KillDistributorLeader}
+var Kinds = []Kind{KillExecutor, PauseExecutor, PartitionExecutor, KillZKLeader, RestartEnsemble, KillDistributorLeader}
 
 // Config sizes a fault run. The zero value of a field means its default.
 type Config struct {
@@ -53,8 +59,9 @@ type Config struct {
 	// Duration is the length of the workload, during which jobs are
 	// submitted and faults injected (default 90s).
 	Duration time.Duration
-	// Faults is the number of faults (default 6); the schedule holds every
-	// kind at least once when there is room.
+	// Faults is the number of faults (default 6, every kind once with a
+	// distributor); the schedule holds every kind at least once when there
+	// is room.
 	Faults int
 	// SessionTimeout is the executors' ZooKeeper session timeout (default 2s).
 	SessionTimeout time.Duration
@@ -200,7 +207,7 @@ func NewPlan(cfg Config) (*Plan, error) {
 		fr.Shuffle(len(plan), func(i, j int) { plan[i], plan[j] = plan[j], plan[i] })
 		plan = plan[:cfg.Faults]
 	}
-	extra := []Kind{KillExecutor, KillExecutor, PauseExecutor, PauseExecutor, KillZKLeader}
+	extra := []Kind{KillExecutor, KillExecutor, PauseExecutor, PauseExecutor, PartitionExecutor, PartitionExecutor, KillZKLeader}
 	if cfg.Distributor {
 		extra = append(extra, KillDistributorLeader)
 	}
@@ -221,6 +228,9 @@ func NewPlan(cfg Config) (*Plan, error) {
 			f.Target = fr.IntN(cfg.Executors)
 			f.Hold = cfg.SessionTimeout + between(fr, 500*time.Millisecond, 3*time.Second)
 			f.Scope = []string{"process", "group"}[fr.IntN(2)]
+		case PartitionExecutor:
+			f.Target = fr.IntN(cfg.Executors)
+			f.Hold = between(fr, cfg.SessionTimeout*7/10, cfg.SessionTimeout+3*time.Second)
 		case KillZKLeader:
 			f.Hold = between(fr, 2*time.Second, 6*time.Second)
 		case RestartEnsemble:
@@ -274,7 +284,7 @@ func (p *Plan) String() string {
 	for i, f := range p.Faults {
 		fmt.Fprintf(&b, "  %d. at %-7s %-24s hold %-7s", i+1, f.At.Round(100*time.Millisecond), f.Kind, f.Hold.Round(100*time.Millisecond))
 		switch f.Kind {
-		case KillExecutor, PauseExecutor:
+		case KillExecutor, PauseExecutor, PartitionExecutor:
 			fmt.Fprintf(&b, " executor %d", f.Target+1)
 		}
 		if f.Scope != "" {
