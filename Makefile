@@ -42,9 +42,9 @@ test-unit: deps
 test-faults: deps
 	$(GO) test -count=1 -v -timeout 60m -run 'TestFault' -tags faults ./engine/faults/ $(if $(FAULTS_ARGS),-args $(FAULTS_ARGS))
 
+# The benchmarks of docs/benchmarks.md, on a scratch ZooKeeper of their own.
 bench: deps build
-	$(BIN) bench queue --jobs 20000 --workers 32 --connections 4
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./engine/...
+	./scripts/bench.sh
 
 lint:
 	$(GO) vet $(PKGS)

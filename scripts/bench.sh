@@ -1,0 +1,35 @@
+#!/bin/sh
+# Runs the benchmarks of docs/benchmarks.md against a scratch standalone
+# ZooKeeper on a free loopback port, writing JSON results to bench-results/.
+set -eu
+cd "$(dirname "$0")/.."
+BIN=bin/jobengine
+OUT=bench-results
+mkdir -p "$OUT"
+DIR=$(mktemp -d)
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$DIR/data"
+cat > "$DIR/zoo.cfg" <<CFG
+tickTime=250
+dataDir=$DIR/data
+clientPort=$PORT
+clientPortAddress=127.0.0.1
+admin.enableServer=false
+4lw.commands.whitelist=srvr,mntr,ruok,stat,conf
+maxClientCnxns=0
+CFG
+java -Xmx1g -XX:+UseSerialGC -cp /usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar \
+	org.apache.zookeeper.server.quorum.QuorumPeerMain "$DIR/zoo.cfg" > "$DIR/zk.log" 2>&1 &
+ZK=$!
+trap 'kill $ZK 2>/dev/null; wait $ZK 2>/dev/null; rm -rf "$DIR"' EXIT INT TERM
+for i in $(seq 1 100); do
+	if timeout 2 $BIN --zk-hosts 127.0.0.1:$PORT --zk-connect-timeout 1s queue stats >/dev/null 2>&1; then break; fi
+	sleep 0.1
+done
+Z="--zk-hosts 127.0.0.1:$PORT"
+run() { name=$1; shift; echo "== $name: jobengine $*" >&2; $BIN $Z "$@" | tee "$OUT/$name.json"; }
+for i in 1 2 3; do run "queue-1k-$i" bench queue --jobs 20000 --depth 1000 --workers 32 --connections 4; done
+run queue-100k bench queue --jobs 20000 --depth 100000 --workers 32 --connections 4
+run executors bench executors --jobs 10000 --executors 1,2,4 --threads 8 --probes 200
+run drain-100k bench executors --jobs 100000 --executors 4 --threads 8 --probes 50
+go test -run '^$' -bench BenchmarkJob -benchtime 2s -count 3 -benchmem ./engine/pluginhost | tee "$OUT/plugin.txt"
