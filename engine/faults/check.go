@@ -3,6 +3,7 @@ package faults
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -380,11 +381,20 @@ func effectiveEnd(run Run, procs map[string]*Process, ended time.Time) (int64, s
 }
 
 // explainOverlap decides whether an overlap is the allowed case: the first
-// run's executor was frozen long enough that its session expired before
-// the second run began. With session timeout S the server expires a
-// session S after the last packet it heard, and a client sends one at
-// least every S/3, so the earliest expiry is 2S/3 after the freeze; a
-// freeze longer than S always ends in expiry.
+// run's executor was frozen long enough that the session it ran the job
+// under expired before the second run began. With session timeout S the
+// server expires a session S after the last packet it heard, and a client
+// sends one at least every S/3, so the earliest expiry is 2S/3 after the
+// freeze began; a freeze longer than S always ends in expiry.
+//
+// The freeze must be the one that ended the first run's session: the run
+// started before the freeze, or it is a stale start right after it (the
+// process resumed where it stopped and started an action it had been given
+// before the freeze). A run the executor started after the freeze under a
+// new session could only lose its job when that session ended, at least
+// 2S/3 after the resume; a second run that began sooner, with a higher
+// attempt (it took the job over after the first), shows that the first
+// was started under the frozen session.
 func explainOverlap(first, second Run, p *Process, s time.Duration) (bool, string) {
 	desc := fmt.Sprintf("run %s (attempt %d on %s, %s–%s) and run %s (attempt %d on %s, from %s)",
 		first.ID, first.Attempt, first.Executor, stampNS(first.Start), stampNS(first.End),
@@ -394,21 +404,25 @@ func explainOverlap(first, second Run, p *Process, s time.Duration) (bool, strin
 	}
 	for _, pz := range p.Pauses {
 		from := pz.From.UnixNano()
-		to := pz.To
-		if from > second.Start {
+		held := s + 1 // still paused at the end: longer than anything
+		resumed := int64(math.MaxInt64)
+		if !pz.To.IsZero() {
+			held = pz.To.Sub(pz.From)
+			resumed = pz.To.UnixNano()
+		}
+		if held <= s || second.Start < from+int64(s*2/3) {
 			continue
 		}
-		held := s + 1 // still paused at the end: longer than anything
-		if !to.IsZero() {
-			held = to.Sub(pz.From)
-		}
-		earliest := from + int64(s*2/3)
-		if held > s && second.Start >= earliest {
-			return true, fmt.Sprintf("%s; %s was frozen (SIGSTOP) from %s for %s, longer than the session timeout %s, and the second run began %s after the freeze: the first session had expired",
+		switch {
+		case first.Start <= from:
+			return true, fmt.Sprintf("%s; %s was frozen (SIGSTOP) from %s for %s, longer than the session timeout %s, while it ran the first, and the second began %s after the freeze: the first session had expired",
 				desc, p.ID, stamp(pz.From), held.Round(time.Millisecond), s, time.Duration(second.Start-from).Round(time.Millisecond))
+		case first.Start >= resumed && second.Attempt > first.Attempt && second.Start < resumed+int64(s*2/3):
+			return true, fmt.Sprintf("%s; %s was frozen (SIGSTOP) from %s for %s, longer than the session timeout %s, and started the first run stale, %s after it resumed; the second began %s after the freeze: the first session had expired",
+				desc, p.ID, stamp(pz.From), held.Round(time.Millisecond), s, time.Duration(first.Start-resumed).Round(time.Millisecond), time.Duration(second.Start-from).Round(time.Millisecond))
 		}
 	}
-	return false, desc + "; no freeze of " + p.ID + " explains it (its session was alive)"
+	return false, desc + "; no freeze of " + p.ID + " explains it (the session the first run belonged to was alive)"
 }
 
 // checkTicks: no distributor tick made more than one job.

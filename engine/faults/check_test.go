@@ -147,6 +147,16 @@ func TestCheckOverlaps(t *testing.T) {
 			pauses:  []Interval{{From: at(500), To: at(3000)}},
 			overlap: true, allowed: true,
 		},
+		"run started long after an earlier freeze": {
+			first: run("r1", "job/a", 1, "x1#1", 10000, 15000), second: run("r2", "job/a", 2, "x2#1", 12000, 12100),
+			pauses:  []Interval{{From: at(500), To: at(3000)}},
+			overlap: true,
+		},
+		"run started after a freeze, second too late to be explained by it": {
+			first: run("r1", "job/a", 1, "x1#1", 3010, 4500), second: run("r2", "job/a", 2, "x2#1", 4400, 5000),
+			pauses:  []Interval{{From: at(500), To: at(3000)}},
+			overlap: true,
+		},
 		"late start of a stale run nothing explains": {
 			first: run("r2", "job/a", 2, "x2#1", 2900, 3100), second: run("r1", "job/a", 1, "x1#1", 3000, 3050),
 			overlap: true,

@@ -673,7 +673,27 @@ func (h *Harness) killZKLeader(ctx context.Context, f Fault, e *FaultEvent, prob
 		return err
 	}
 	probe()
-	if err := sleep(ctx, f.Hold); err != nil {
+	// How long the two survivors take to elect a leader, apart from how
+	// long clients take to find it.
+	elected := make(chan string, 1)
+	ectx, cancel := context.WithTimeout(ctx, f.Hold)
+	go func() {
+		err := check.Until(ectx, 20*time.Millisecond, func() error {
+			nl, err := h.zk.Leader()
+			if err == nil && nl != leader {
+				elected <- fmt.Sprintf("zk%d elected after %s", nl.ID, time.Since(e.At).Round(10*time.Millisecond))
+				return nil
+			}
+			return errors.New("no new leader")
+		})
+		if err != nil {
+			elected <- fmt.Sprintf("no leader elected within the hold of %s", f.Hold)
+		}
+	}()
+	err = sleep(ctx, f.Hold)
+	cancel()
+	e.Note = "(" + <-elected + ")"
+	if err != nil {
 		return err
 	}
 	e.HealAt = time.Now()
@@ -684,9 +704,6 @@ func (h *Harness) killZKLeader(ctx context.Context, f Fault, e *FaultEvent, prob
 		return err
 	}
 	e.Healed = time.Now()
-	if nl, err := h.zk.Leader(); err == nil {
-		e.Note = fmt.Sprintf("(zk%d leads now)", nl.ID)
-	}
 	return nil
 }
 
@@ -860,6 +877,13 @@ func (h *Harness) check(ctx context.Context, ended time.Time) (*Report, error) {
 		if err := countFinished(h.logPath(p.ID), finished); err != nil {
 			return nil, err
 		}
+	}
+	total := 0
+	for _, n := range finished {
+		total += n
+	}
+	if total == 0 && len(runs) > 0 {
+		return nil, errors.New(`faults: the executors' logs have no "job finished" line: the log message changed? (double final writes cannot be counted)`)
 	}
 	in := Input{
 		Plan: h.Plan, Submitted: submitted, Jobs: docs, QueueAvailable: qs.Available, QueueTaken: qs.Taken,
