@@ -64,6 +64,10 @@ type FaultEvent struct {
 	Restarted string `json:"restarted,omitempty"`
 	Probe     string `json:"probe"`
 	Note      string `json:"note,omitempty"`
+	// TickPhase is where a distributor kill found its tick: "created"
+	// (the job made, the tick not recorded: mid-tick), "before" or
+	// "recorded".
+	TickPhase string `json:"tick_phase,omitempty"`
 }
 
 // Input is everything the checker looks at.
@@ -180,6 +184,9 @@ type RunCounts struct {
 // TickCounts sums up the distributor's ticks.
 type TickCounts struct {
 	Ticks int `json:"ticks"`
+	// MidTickKills counts distributor leaders killed in the middle of a
+	// tick: its job created, the tick not recorded.
+	MidTickKills int `json:"mid_tick_kills"`
 	// Resumed counts ticks whose job a new leader found already created
 	// by the leader killed in the middle of the tick.
 	Resumed int `json:"resumed"`
@@ -443,6 +450,11 @@ func checkTicks(r *Report, in Input) {
 	sort.Strings(keys)
 	r.Ticks.Ticks = len(perTick)
 	r.Ticks.Resumed = in.TicksResumed
+	for _, e := range in.Faults {
+		if e.Kind == KillDistributorLeader && e.TickPhase == tickCreated {
+			r.Ticks.MidTickKills++
+		}
+	}
 	for _, k := range keys {
 		if js := perTick[k]; len(js) > 1 {
 			d := fmt.Sprintf("tick %s: %d jobs: %s", k, len(js), strings.Join(js, ", "))

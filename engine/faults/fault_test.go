@@ -21,6 +21,7 @@ var (
 	flagFaults      = flag.Int("faults.faults", 0, "number of faults (default 6)")
 	flagOut         = flag.String("faults.out", "", "directory for the logs, recorder log, plan and report (default: a new temporary directory, kept)")
 	flagDrain       = flag.Duration("faults.drain", 2*time.Minute, "how long the queue may take to drain after the workload")
+	flagTick        = flag.Duration("faults.tick", 0, "the distributor's interval (default 4s, longer than a leader failover)")
 	flagDistributor = flag.Bool("faults.distributor", true, "run a distributor on two processes and kill its leader")
 )
 
@@ -53,7 +54,7 @@ func TestFaultInjection(t *testing.T) {
 	}
 	cfg := Config{
 		Seed: seed, Jobs: *flagJobs, Executors: *flagExecutors, Threads: *flagThreads,
-		Duration: *flagDuration, Faults: *flagFaults,
+		Duration: *flagDuration, Faults: *flagFaults, TickInterval: *flagTick,
 		Distributor: *flagDistributor && HasDistributor(bin),
 	}
 	if *flagDistributor && !cfg.Distributor {

@@ -18,10 +18,12 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/jobengine/jobengine/engine/distributor"
 	"github.com/jobengine/jobengine/engine/election"
 	"github.com/jobengine/jobengine/engine/executor"
 	"github.com/jobengine/jobengine/engine/internal/check"
 	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/schedule"
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/engine/zkserver"
 )
@@ -741,8 +743,54 @@ func (h *Harness) restartEnsemble(ctx context.Context, f Fault, e *FaultEvent, p
 	return nil
 }
 
+// Phases of a distributor tick, as ZooKeeper shows them.
+const (
+	tickBefore   = "before"   // the tick's job does not exist yet
+	tickCreated  = "created"  // the job exists, the tick is not recorded
+	tickRecorded = "recorded" // the tick is recorded as done
+)
+
+// tickPhase reads how far the distributor got with the tick due at due.
+func (h *Harness) tickPhase(ctx context.Context, due time.Time) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	tick := schedule.Tick{At: due}
+	st, _, err := distributor.ReadState(ctx, h.conn, DistributorName)
+	if err != nil {
+		return "", err
+	}
+	if st.Tick >= tick.ID() {
+		return tickRecorded, nil
+	}
+	cat, err := distributor.Load(h.confDir)
+	if err != nil {
+		return "", err
+	}
+	def, err := cat.Get(DistributorName)
+	if err != nil {
+		return "", err
+	}
+	js, err := distributor.TickJobs(def, tick, "", nil)
+	if err != nil || len(js) != 1 {
+		return "", fmt.Errorf("faults: the tick's job: %v", err)
+	}
+	_, _, err = h.store.Get(ctx, js[0].ID)
+	switch {
+	case err == nil:
+		return tickCreated, nil
+	case errors.Is(err, jobs.ErrNotFound):
+		return tickBefore, nil
+	}
+	return "", err
+}
+
 // killDistributorLeader kills the instance that leads the distributor's
-// election, at a random point of its tick interval.
+// election in the middle of a tick: after the tick's job was created and
+// before the tick was recorded. It freezes the leader a little after a tick
+// is due, looks at ZooKeeper, and kills it there if the tick is half done;
+// otherwise it lets it go on and tries the next tick a little earlier or
+// later (a binary search over the offset, from the planned one), up to
+// eight ticks, then kills it wherever it is.
 func (h *Harness) killDistributorLeader(ctx context.Context, f Fault, e *FaultEvent, probe func()) error {
 	var leader string
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -765,20 +813,42 @@ func (h *Harness) killDistributorLeader(ctx context.Context, f Fault, e *FaultEv
 	if p == nil {
 		return fmt.Errorf("the distributor leader %q is none of the harness's processes", leader)
 	}
-	// Ticks are due at multiples of the interval since the epoch: kill the
-	// leader a few milliseconds after one, as it creates the tick's job.
+	// Ticks are due at multiples of the interval since the epoch.
 	every := h.Plan.Config.TickInterval
-	tick := time.Now().Truncate(every).Add(every)
-	if time.Until(tick) < 50*time.Millisecond {
-		tick = tick.Add(every)
+	lo, hi, offset := time.Duration(0), 40*time.Millisecond, f.TickOffset
+	const tries = 8
+	for try := 1; ; try++ {
+		due := time.Now().Truncate(every).Add(every)
+		if time.Until(due) < 50*time.Millisecond {
+			due = due.Add(every)
+		}
+		if err := sleep(ctx, time.Until(due.Add(offset))); err != nil {
+			return err
+		}
+		stopped := time.Now()
+		_ = syscall.Kill(p.info.PID, syscall.SIGSTOP)
+		phase, err := h.tickPhase(ctx, due)
+		if err != nil {
+			_ = syscall.Kill(p.info.PID, syscall.SIGCONT)
+			return err
+		}
+		if phase == tickCreated || try == tries {
+			e.Target = p.info.ID
+			e.At = stopped
+			h.kill(p) // SIGKILL ends a stopped process too
+			e.TickPhase = phase
+			e.Note = fmt.Sprintf("(killed %s after the tick due at %s, tick %s; try %d)",
+				stopped.Sub(due).Round(100*time.Microsecond), due.Format("15:04:05"), phase, try)
+			break
+		}
+		_ = syscall.Kill(p.info.PID, syscall.SIGCONT)
+		if phase == tickBefore {
+			lo = offset
+		} else {
+			hi = offset
+		}
+		offset = (lo + hi) / 2
 	}
-	if err := sleep(ctx, time.Until(tick.Add(f.TickOffset))); err != nil {
-		return err
-	}
-	e.Target = p.info.ID
-	e.At = time.Now()
-	h.kill(p)
-	e.Note = fmt.Sprintf("(killed %s after the tick due at %s)", e.At.Sub(tick).Round(100*time.Microsecond), tick.Format("15:04:05"))
 	probe()
 	if err := sleep(ctx, f.Hold); err != nil {
 		return err

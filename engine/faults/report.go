@@ -28,8 +28,8 @@ func (r *Report) Summary() string {
 	}
 	fmt.Fprintf(&b, "overlaps:  %d allowed (first executor frozen past its session), %d forbidden\n", allowed, len(r.Overlaps)-allowed)
 	if c.Distributor {
-		fmt.Fprintf(&b, "ticks:     %d, of which %d made more than one job; %d found half done by a new leader (job created, tick not recorded)\n",
-			r.Ticks.Ticks, len(r.Ticks.Duplicates), r.Ticks.Resumed)
+		fmt.Fprintf(&b, "ticks:     %d, of which %d made more than one job; leaders killed mid-tick (job created, tick not recorded): %d; ticks a new leader found half done and completed: %d\n",
+			r.Ticks.Ticks, len(r.Ticks.Duplicates), r.Ticks.MidTickKills, r.Ticks.Resumed)
 	}
 	fmt.Fprintf(&b, "faults:    %d injected\n", len(r.Faults))
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)

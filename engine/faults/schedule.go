@@ -67,7 +67,12 @@ type Config struct {
 	SessionTimeout time.Duration
 	// Distributor adds a distributor on two processes and its fault.
 	Distributor bool
-	// TickInterval is the distributor's interval (default 1s).
+	// TickInterval is the distributor's interval (default 4s). It is
+	// longer than a leader failover (the session timeout and a little), so
+	// that the new leader runs the tick its predecessor was killed in the
+	// middle of and finds its job already created; with a shorter interval
+	// the catch-up policy drops that tick, and the path that keeps a tick
+	// from making two jobs goes untested.
 	TickInterval time.Duration
 	// LongJobs is the share of jobs that run for 1–4s instead of 20–400ms
 	// (default 0.15), so that faults catch jobs in the middle of a run.
@@ -98,7 +103,7 @@ func (c Config) WithDefaults() Config {
 		c.SessionTimeout = 2 * time.Second
 	}
 	if c.TickInterval <= 0 {
-		c.TickInterval = time.Second
+		c.TickInterval = 4 * time.Second
 	}
 	if c.LongJobs <= 0 {
 		c.LongJobs = 0.15
@@ -123,8 +128,8 @@ type Fault struct {
 	// Probe is the id of the job submitted the moment the fault is
 	// injected: the time until it starts is the fault's recovery time.
 	Probe string `json:"probe"`
-	// TickOffset places a distributor kill this long after a tick is due,
-	// while the leader creates the tick's job and records the tick.
+	// TickOffset is where a distributor kill first looks for the middle of
+	// a tick: this long after the tick is due.
 	TickOffset time.Duration `json:"tick_offset,omitempty"`
 }
 
