@@ -64,6 +64,9 @@ type FaultEvent struct {
 	Restarted string `json:"restarted,omitempty"`
 	Probe     string `json:"probe"`
 	Note      string `json:"note,omitempty"`
+	// NewLeader is when another distributor instance said it leads,
+	// after a distributor kill.
+	NewLeader time.Time `json:"new_leader,omitempty"`
 	// TickPhase is where a distributor kill found its tick: "created"
 	// (the job made, the tick not recorded: mid-tick), "before" or
 	// "recorded".
@@ -136,6 +139,8 @@ type FaultResult struct {
 	// Rejoin: from the heal until the faulted executor (or its
 	// replacement) started a job again.
 	Rejoin Millis `json:"rejoin_ms"`
+	// NewLeader: from a distributor kill until another instance led.
+	NewLeader Millis `json:"new_leader_ms"`
 	// NextTick: from injection until a distributor job was created again.
 	NextTick Millis `json:"next_tick_ms"`
 	// Canceled counts runs that ended canceled between this fault and the
@@ -474,7 +479,7 @@ func measureFaults(r *Report, in Input, runsByJob map[string][]Run) {
 	}
 	sort.Slice(tickTimes, func(a, b int) bool { return tickTimes[a].Before(tickTimes[b]) })
 	for i, e := range in.Faults {
-		fr := FaultResult{FaultEvent: e, Offset: Millis(e.At.Sub(in.Started)), ProbeRecovery: notMeasured, RerunAfter: notMeasured, Rejoin: notMeasured, NextTick: notMeasured}
+		fr := FaultResult{FaultEvent: e, Offset: Millis(e.At.Sub(in.Started)), ProbeRecovery: notMeasured, RerunAfter: notMeasured, Rejoin: notMeasured, NextTick: notMeasured, NewLeader: notMeasured}
 		at := e.At.UnixNano()
 		if runs := runsByJob[e.Probe]; len(runs) > 0 {
 			fr.ProbeRecovery = Millis(runs[0].Start - at)
@@ -518,6 +523,9 @@ func measureFaults(r *Report, in Input, runsByJob map[string][]Run) {
 				}
 			}
 		case KillDistributorLeader:
+			if !e.NewLeader.IsZero() {
+				fr.NewLeader = Millis(e.NewLeader.Sub(e.At))
+			}
 			for _, t := range tickTimes {
 				if t.After(e.At) {
 					fr.NextTick = Millis(t.Sub(e.At))

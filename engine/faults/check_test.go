@@ -216,10 +216,10 @@ func TestCheckTicks(t *testing.T) {
 		return j
 	}
 	in.Jobs = append(in.Jobs, tick("job/t1", "T1", "faults@d1#1"), tick("job/t2", "T2", "faults@d1#1"))
-	in.Faults = []FaultEvent{{N: 1, Kind: KillDistributorLeader, At: at(4000), TickPhase: tickCreated, Target: "d1#1"}}
+	in.Faults = []FaultEvent{{N: 1, Kind: KillDistributorLeader, At: at(4000), TickPhase: tickCreated, Target: "d1#1", NewLeader: at(6300)}}
 	in.TicksResumed = 1
 	if r := Check(in); !r.OK() || r.Ticks.Ticks != 2 || r.Jobs.Distributor != 2 || r.Ticks.MidTickKills != 1 || r.Ticks.Resumed != 1 ||
-		r.Faults[0].NextTick != Millis(time.Second) {
+		r.Faults[0].NextTick != Millis(time.Second) || r.Faults[0].NewLeader != Millis(2300*time.Millisecond) {
 		t.Fatalf("ticks %+v, faults %+v, violations:\n%s", r.Ticks, r.Faults, violations(r))
 	}
 	in.Jobs = append(in.Jobs, tick("job/t3", "T2", "faults@d2#1"))

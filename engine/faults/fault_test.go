@@ -43,6 +43,8 @@ func TestFaultInjection(t *testing.T) {
 		if out, err = os.MkdirTemp("", "jobengine-faults-"); err != nil {
 			t.Fatal(err)
 		}
+	} else if ents, err := os.ReadDir(out); err == nil && len(ents) > 0 {
+		t.Fatalf("-faults.out %s is not empty: give a new directory (the logs of two runs must not mix)", out)
 	} else if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
 	}

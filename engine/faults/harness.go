@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-zookeeper/zk"
 	"go.uber.org/zap"
 
 	"github.com/jobengine/jobengine/engine/distributor"
@@ -132,6 +133,9 @@ func (h *Harness) Run(ctx context.Context) (rep *Report, err error) {
 	}
 	h.submitted = map[string]Submission{}
 	h.recLog = filepath.Join(h.OutDir, "recorder.log")
+	if _, err := os.Stat(h.recLog); err == nil {
+		return nil, fmt.Errorf("faults: %s holds the output of an earlier run; give an empty directory", h.OutDir)
+	}
 	h.root = "/faults"
 	if err := writeJSON(filepath.Join(h.OutDir, "plan.json"), h.Plan); err != nil {
 		return nil, err
@@ -755,6 +759,16 @@ func (h *Harness) tickPhase(ctx context.Context, due time.Time) (string, error) 
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	tick := schedule.Tick{At: due}
+	// Read what the ensemble's leader has, not a lagging follower.
+	if err := zkconn.Do(ctx, func() error {
+		_, err := h.conn.Sync(distributor.StatePath(h.conn, DistributorName))
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil
+		}
+		return err
+	}); err != nil {
+		return "", err
+	}
 	st, _, err := distributor.ReadState(ctx, h.conn, DistributorName)
 	if err != nil {
 		return "", err
@@ -827,6 +841,13 @@ func (h *Harness) killDistributorLeader(ctx context.Context, f Fault, e *FaultEv
 		}
 		stopped := time.Now()
 		_ = syscall.Kill(p.info.PID, syscall.SIGSTOP)
+		// A stopped process sends nothing new, but what it wrote to its
+		// socket before still reaches ZooKeeper: let that land first, or
+		// a tick seen half done may be recorded a moment later.
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			_ = syscall.Kill(p.info.PID, syscall.SIGCONT)
+			return err
+		}
 		phase, err := h.tickPhase(ctx, due)
 		if err != nil {
 			_ = syscall.Kill(p.info.PID, syscall.SIGCONT)
@@ -935,6 +956,7 @@ func (h *Harness) check(ctx context.Context, ended time.Time) (*Report, error) {
 	h.mu.Unlock()
 	finished := map[string]int{}
 	resumed := 0
+	var leading []time.Time
 	for _, p := range procs {
 		if p.Role == RoleDistributor {
 			n, err := countLines(h.logPath(p.ID), "job of this tick already created by an earlier leader")
@@ -942,10 +964,27 @@ func (h *Harness) check(ctx context.Context, ended time.Time) (*Report, error) {
 				return nil, err
 			}
 			resumed += n
+			ts, err := logTimes(h.logPath(p.ID), "leading: creating jobs")
+			if err != nil {
+				return nil, err
+			}
+			leading = append(leading, ts...)
 			continue
 		}
 		if err := countFinished(h.logPath(p.ID), finished); err != nil {
 			return nil, err
+		}
+	}
+	sort.Slice(leading, func(a, b int) bool { return leading[a].Before(leading[b]) })
+	for i := range events {
+		if events[i].Kind != KillDistributorLeader {
+			continue
+		}
+		for _, t := range leading {
+			if t.After(events[i].At) {
+				events[i].NewLeader = t
+				break
+			}
 		}
 	}
 	total := 0
@@ -999,6 +1038,31 @@ func countFinished(path string, n map[string]int) error {
 		}
 	}
 	return sc.Err()
+}
+
+// logTimes returns the times of the JSON log lines whose message is msg.
+func logTimes(path, msg string) ([]time.Time, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []time.Time
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		if !strings.Contains(sc.Text(), msg) {
+			continue
+		}
+		var l struct {
+			Msg  string    `json:"msg"`
+			Time time.Time `json:"time"`
+		}
+		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == msg {
+			out = append(out, l.Time)
+		}
+	}
+	return out, sc.Err()
 }
 
 // countLines counts the lines of a log that hold s.

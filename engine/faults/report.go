@@ -33,7 +33,7 @@ func (r *Report) Summary() string {
 	}
 	fmt.Fprintf(&b, "faults:    %d injected\n", len(r.Faults))
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  #\tAT\tFAULT\tTARGET\tHELD\tPROBE RUNS AFTER\tIN-FLIGHT\tRERUN\tRERUN AFTER\tREJOIN\tNEXT TICK\tSTOPPED RUNS\tNOTE")
+	fmt.Fprintln(tw, "  #\tAT\tFAULT\tTARGET\tHELD\tPROBE RUNS AFTER\tIN-FLIGHT\tRERUN\tRERUN AFTER\tREJOIN\tNEW LEADER\tNEXT TICK\tSTOPPED RUNS\tNOTE")
 	for _, f := range r.Faults {
 		held := "-"
 		if !f.HealAt.IsZero() {
@@ -47,8 +47,8 @@ func (r *Report) Summary() string {
 		if f.Kind == KillExecutor || f.Kind == PauseExecutor || f.Kind == PartitionExecutor {
 			inflight, rerun = fmt.Sprint(f.InFlight), fmt.Sprint(f.Rerun)
 		}
-		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", f.N, f.Offset, kind, f.Target, held,
-			f.ProbeRecovery, inflight, rerun, f.RerunAfter, f.Rejoin, f.NextTick, f.Canceled, f.Note)
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", f.N, f.Offset, kind, f.Target, held,
+			f.ProbeRecovery, inflight, rerun, f.RerunAfter, f.Rejoin, f.NewLeader, f.NextTick, f.Canceled, f.Note)
 	}
 	tw.Flush()
 	for _, o := range r.Overlaps {
