@@ -804,7 +804,7 @@ func (h *Harness) tickPhase(ctx context.Context, due time.Time) (string, error) 
 // is due, looks at ZooKeeper, and kills it there if the tick is half done;
 // otherwise it lets it go on and tries the next tick a little earlier or
 // later (a binary search over the offset, from the planned one), up to
-// eight ticks, then kills it wherever it is.
+// five ticks, then kills it wherever it is.
 func (h *Harness) killDistributorLeader(ctx context.Context, f Fault, e *FaultEvent, probe func()) error {
 	var leader string
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -829,8 +829,8 @@ func (h *Harness) killDistributorLeader(ctx context.Context, f Fault, e *FaultEv
 	}
 	// Ticks are due at multiples of the interval since the epoch.
 	every := h.Plan.Config.TickInterval
-	lo, hi, offset := time.Duration(0), 40*time.Millisecond, f.TickOffset
-	const tries = 8
+	lo, hi, offset := time.Duration(0), 20*time.Millisecond, f.TickOffset
+	const tries = 5
 	for try := 1; ; try++ {
 		due := time.Now().Truncate(every).Add(every)
 		if time.Until(due) < 50*time.Millisecond {
