@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"github.com/jobengine/jobengine/engine/internal/backoff"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -133,7 +133,7 @@ func (x *Distributor) Run(ctx context.Context) error {
 			return fmt.Errorf("distributor %s: %w", x.def.Name, err)
 		}
 		x.log.Error("election stopped; contending again after a back-off", zap.Error(err))
-		bo.sleep(ctx)
+		bo.Wait(ctx)
 	}
 	x.log.Info("stopped")
 	return nil
@@ -195,7 +195,7 @@ func (x *Distributor) lead(ctx context.Context) (err error) {
 			st, ver, err = ReadState(ctx, x.cfg.Conn, x.def.Name)
 			if err != nil {
 				log.Warn("cannot read the distributor state; retrying", zap.Error(err))
-				bo.sleep(ctx)
+				bo.Wait(ctx)
 				continue
 			}
 			stateRead = true
@@ -229,7 +229,7 @@ func (x *Distributor) lead(ctx context.Context) (err error) {
 				nv, err = writeState(ctx, x.cfg.Conn, x.def.Name, next, ver, term.Fence())
 				if err == nil {
 					st, ver = next, nv
-					bo.reset()
+					bo.Reset()
 					log.Debug("tick done", zap.String("tick", next.Tick), zap.Int("created", res.created),
 						zap.Int("existing", res.existing), zap.Int("skipped", res.skipped))
 					continue
@@ -243,7 +243,7 @@ func (x *Distributor) lead(ctx context.Context) (err error) {
 				return x.stepDown(ctx, err)
 			}
 			log.Warn("tick failed; retrying after a back-off", zap.String("tick", d.Tick.ID()), zap.Error(err))
-			bo.sleep(ctx)
+			bo.Wait(ctx)
 			continue
 		}
 		if d.Wake.IsZero() { // the schedule never fires again
@@ -358,8 +358,8 @@ func (x *Distributor) generate(ctx context.Context, tick schedule.Tick) (list []
 	return list, nil
 }
 
-func (x *Distributor) backoff() *backoff {
-	return &backoff{min: x.cfg.RetryMin, max: x.cfg.RetryMax}
+func (x *Distributor) backoff() *backoff.Backoff {
+	return backoff.New(x.cfg.RetryMin, x.cfg.RetryMax)
 }
 
 // RunAll runs every definition in one process, each with its own election,
@@ -386,22 +386,3 @@ func RunAll(ctx context.Context, cfg Config, defs []Definition) error {
 	wg.Wait()
 	return errors.Join(errs...)
 }
-
-// backoff sleeps for growing, jittered intervals between retries.
-type backoff struct{ cur, min, max time.Duration }
-
-func (b *backoff) sleep(ctx context.Context) {
-	if b.cur == 0 {
-		b.cur = b.min
-	}
-	d := b.cur + rand.N(b.cur/4+1)
-	b.cur = min(2*b.cur, b.max)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
-}
-
-func (b *backoff) reset() { b.cur = 0 }

@@ -23,7 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"github.com/jobengine/jobengine/engine/internal/backoff"
 	"path"
 	"regexp"
 	"strings"
@@ -154,7 +154,7 @@ func (e *Election) Run(ctx context.Context, lead func(leaderCtx context.Context)
 	defer c.withdraw()
 	e.log.Info("contending", zap.String("path", e.dir),
 		zap.Duration("session-timeout", e.timeout), zap.Duration("lease", e.leaseLen()))
-	bo := backoff{min: 100 * time.Millisecond, max: min(5*time.Second, e.timeout/2)}
+	bo := backoff.New(100*time.Millisecond, min(5*time.Second, e.timeout/2))
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -165,10 +165,10 @@ func (e *Election) Run(ctx context.Context, lead func(leaderCtx context.Context)
 				return nil
 			}
 			e.log.Warn("cannot contend; retrying", zap.Error(err))
-			bo.sleep(ctx)
+			bo.Wait(ctx)
 			continue
 		}
-		bo.reset()
+		bo.Reset()
 		out, err := c.lead(ctx, lead, confirmed)
 		switch out {
 		case termLost:
@@ -576,7 +576,7 @@ func (c *contender) withdraw() {
 	e := c.e
 	ctx, cancel := context.WithTimeout(context.Background(), e.timeout+time.Second)
 	defer cancel()
-	bo := backoff{min: 50 * time.Millisecond, max: time.Second}
+	bo := backoff.New(50*time.Millisecond, time.Second)
 	for {
 		err := c.removeOwn(ctx)
 		if err == nil {
@@ -587,7 +587,7 @@ func (c *contender) withdraw() {
 			e.log.Warn("could not remove the contender node; it goes when the session ends", zap.Error(err))
 			return
 		}
-		bo.sleep(ctx)
+		bo.Wait(ctx)
 	}
 }
 
@@ -631,22 +631,3 @@ func indexOf(list []string, s string) int {
 }
 
 func sessionHex(id int64) string { return fmt.Sprintf("0x%x", id) }
-
-// backoff sleeps for growing, jittered intervals between retries.
-type backoff struct{ cur, min, max time.Duration }
-
-func (b *backoff) sleep(ctx context.Context) {
-	if b.cur == 0 {
-		b.cur = b.min
-	}
-	d := b.cur + rand.N(b.cur/4+1)
-	b.cur = min(2*b.cur, b.max)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
-}
-
-func (b *backoff) reset() { b.cur = 0 }

@@ -14,7 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"github.com/jobengine/jobengine/engine/internal/backoff"
 	"os"
 	"runtime"
 	"sort"
@@ -267,7 +267,7 @@ func (e *Executor) Stop() {
 
 func (e *Executor) worker(id int) {
 	defer e.wg.Done()
-	backoff := newBackoff(e.cfg.MaxBackoff)
+	bo := backoff.New(100*time.Millisecond, e.cfg.MaxBackoff)
 	for e.takeCtx.Err() == nil {
 		it, err := e.consumer.Take(e.takeCtx)
 		if err != nil {
@@ -275,13 +275,13 @@ func (e *Executor) worker(id int) {
 				return
 			}
 			e.log.Warn("taking a job failed; backing off", zap.Error(err))
-			backoff.wait(e.takeCtx)
+			bo.Wait(e.takeCtx)
 			continue
 		}
 		if e.handle(id, it) {
-			backoff.reset()
+			bo.Reset()
 		} else {
-			backoff.wait(e.takeCtx)
+			bo.Wait(e.takeCtx)
 		}
 	}
 }
@@ -579,7 +579,7 @@ func (e *Executor) finish(log *zap.Logger, it *queue.Item, j *jobs.Job, ver int3
 			// answers or the session is gone (then the fence fails).
 			uncertain = true
 			log.Warn("writing the outcome failed; retrying", zap.Error(err))
-			time.Sleep(jitter(min(time.Duration(attempt+1)*200*time.Millisecond, e.cfg.MaxBackoff)))
+			time.Sleep(backoff.Jitter(min(time.Duration(attempt+1)*200*time.Millisecond, e.cfg.MaxBackoff)))
 		default:
 			log.Error("writing the outcome failed; entry released", zap.Error(err))
 			e.release(log, it)
@@ -618,7 +618,7 @@ func (e *Executor) requeue(log *zap.Logger, it *queue.Item, j *jobs.Job, ver int
 // expired, the fence refuses the write and the job is someone else's. It
 // retries until one of the two is known (or the executor stops).
 func (e *Executor) requeueHeld(log *zap.Logger, it *queue.Item, j *jobs.Job, ver int32) {
-	b := newBackoff(e.cfg.MaxBackoff)
+	b := backoff.New(100*time.Millisecond, e.cfg.MaxBackoff)
 	for {
 		jj := *j
 		if err := jj.Transition(jobs.Queued, time.Now()); err != nil {
@@ -652,7 +652,7 @@ func (e *Executor) requeueHeld(log *zap.Logger, it *queue.Item, j *jobs.Job, ver
 		if e.jobsCtx.Err() != nil {
 			return // stopping at once: the entry is freed when the session ends
 		}
-		b.wait(e.jobsCtx)
+		b.Wait(e.jobsCtx)
 	}
 }
 
@@ -705,17 +705,17 @@ func (e *Executor) multi(ops []interface{}) error {
 func (e *Executor) cancelWatchLoop(ctx context.Context) {
 	defer e.bg.Done()
 	dir := e.conn.Path("cancel")
-	backoff := newBackoff(2 * time.Second)
+	bo := backoff.New(100*time.Millisecond, 2*time.Second)
 	for ctx.Err() == nil {
 		names, _, ch, err := e.conn.ChildrenW(dir)
 		if err != nil {
 			if errors.Is(err, zk.ErrNoNode) {
 				_ = e.conn.EnsurePath(ctx, dir)
 			}
-			backoff.wait(ctx)
+			bo.Wait(ctx)
 			continue
 		}
-		backoff.reset()
+		bo.Reset()
 		e.mu.Lock()
 		e.cancels = make(map[string]bool, len(names))
 		for _, uid := range names {
@@ -812,32 +812,6 @@ func (e *Executor) loseSession(why string) {
 	for _, r := range e.running {
 		r.cancel(errSessionLost)
 	}
-}
-
-type backoff struct {
-	cur, max time.Duration
-}
-
-func newBackoff(max time.Duration) *backoff { return &backoff{cur: 100 * time.Millisecond, max: max} }
-
-func (b *backoff) reset() { b.cur = 100 * time.Millisecond }
-
-func (b *backoff) wait(ctx context.Context) {
-	t := time.NewTimer(jitter(b.cur))
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	b.cur = min(2*b.cur, b.max)
-}
-
-// jitter returns a duration in [d/2, 3d/2).
-func jitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return 0
-	}
-	return d/2 + time.Duration(rand.Int64N(int64(d)))
 }
 
 // membership

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/jobengine/jobengine/engine/internal/backoff"
 	"strconv"
 	"strings"
 	"sync"
@@ -224,7 +225,7 @@ func (s *EventSink) Close(ctx context.Context) error {
 
 func (s *EventSink) run() {
 	defer close(s.done)
-	bo := newBackoff(s.opts.MinBackoff, s.opts.MaxBackoff)
+	bo := backoff.New(s.opts.MinBackoff, s.opts.MaxBackoff)
 	var deadline time.Time // when the batch being filled must go
 	for {
 		s.mu.Lock()
@@ -271,7 +272,7 @@ func (s *EventSink) run() {
 
 // send indexes a batch and puts the retryable failures back at the front;
 // it returns false when the sink must stop.
-func (s *EventSink) send(batch []Event, bo *backoff) bool {
+func (s *EventSink) send(batch []Event, bo *backoff.Backoff) bool {
 	ops := make([]bulkOp, len(batch))
 	for i, ev := range batch {
 		body, _ := json.Marshal(ev) // an Event always encodes
@@ -304,18 +305,18 @@ func (s *EventSink) send(batch []Event, bo *backoff) bool {
 			zap.Uint64("count", rejected), zap.Error(firstRejected))
 	}
 	if len(retry) == 0 {
-		if bo.failures() > 0 {
-			s.log.Info("job events are indexed again", zap.Int("failed_attempts", bo.failures()))
+		if bo.Failures() > 0 {
+			s.log.Info("job events are indexed again", zap.Int("failed_attempts", bo.Failures()))
 		}
-		bo.reset()
+		bo.Reset()
 		return true
 	}
-	if bo.failures() == 0 {
+	if bo.Failures() == 0 {
 		s.log.Warn("cannot index job events; keeping them in memory and retrying", zap.Int("events", len(retry)), zap.Error(err))
 	} else {
 		s.log.Debug("still cannot index job events", zap.Int("events", len(retry)), zap.Error(err))
 	}
-	return bo.wait(s.stopCtx)
+	return bo.Wait(s.stopCtx)
 }
 
 // ring is a FIFO of events bounded by max; it grows as needed.

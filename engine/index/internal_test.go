@@ -38,21 +38,6 @@ func TestRingKeepsTheNewest(t *testing.T) {
 	}
 }
 
-func TestBackoffGrowsWithJitterUpToTheCap(t *testing.T) {
-	b := newBackoff(100*time.Millisecond, time.Second)
-	for i, hi := range []time.Duration{100, 200, 400, 800, 1000, 1000} {
-		hi *= time.Millisecond
-		d := b.next()
-		if d < hi/2 || d > hi {
-			t.Fatalf("wait %d = %v, want within [%v, %v]", i, d, hi/2, hi)
-		}
-	}
-	b.reset()
-	if d := b.next(); d > 100*time.Millisecond {
-		t.Fatalf("after reset: %v", d)
-	}
-}
-
 func TestEntries(t *testing.T) {
 	const uid = "0b6f6b2e-1c1d-4f57-9a5e-5d0f4b7c2a10"
 	name := EntryName(uid, 42)

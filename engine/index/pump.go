@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/jobengine/jobengine/engine/internal/backoff"
 	"net/http"
 	"os"
 	"sort"
@@ -123,7 +124,7 @@ func (p *Pump) Run(ctx context.Context) error {
 	events, unsubscribe := p.c.Subscribe()
 	defer unsubscribe()
 	defer p.release()
-	bo := newBackoff(p.opts.MinBackoff, p.opts.MaxBackoff)
+	bo := backoff.New(p.opts.MinBackoff, p.opts.MaxBackoff)
 	for ctx.Err() == nil {
 		ectx, cancel := context.WithTimeout(ctx, p.opts.OpTimeout)
 		err := EnsurePaths(ectx, p.c)
@@ -131,14 +132,14 @@ func (p *Pump) Run(ctx context.Context) error {
 		if err != nil {
 			if ctx.Err() == nil {
 				p.log.Warn("cannot create the outbox directories; retrying", zap.Error(err))
-				bo.wait(ctx)
+				bo.Wait(ctx)
 			}
 			continue
 		}
 		if !p.acquire(ctx, events, bo) {
 			continue
 		}
-		bo.reset()
+		bo.Reset()
 		p.lead(ctx, events)
 	}
 	return nil
@@ -146,7 +147,7 @@ func (p *Pump) Run(ctx context.Context) error {
 
 // acquire returns true once this pump's session holds the lock, false when
 // ctx ended or after a transient failure (the caller loops).
-func (p *Pump) acquire(ctx context.Context, events <-chan zk.Event, bo *backoff) bool {
+func (p *Pump) acquire(ctx context.Context, events <-chan zk.Event, bo *backoff.Backoff) bool {
 	lock := LockPath(p.c)
 	var watch <-chan zk.Event // armed watch on the lock node, if any
 	holder := ""
@@ -158,7 +159,7 @@ func (p *Pump) acquire(ctx context.Context, events <-chan zk.Event, bo *backoff)
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			if ctx.Err() == nil {
 				p.log.Debug("cannot contend for the pump lock yet", zap.Error(err))
-				bo.wait(ctx)
+				bo.Wait(ctx)
 			}
 			return false
 		}
@@ -184,7 +185,7 @@ func (p *Pump) acquire(ctx context.Context, events <-chan zk.Event, bo *backoff)
 		}
 		if err != nil {
 			if ctx.Err() == nil {
-				bo.wait(ctx)
+				bo.Wait(ctx)
 			}
 			return false
 		}
@@ -292,7 +293,7 @@ func (p *Pump) lead(ctx context.Context, events <-chan zk.Event) {
 // pump installs the templates, then moves outbox entries to Elasticsearch
 // until ctx ends.
 func (p *Pump) pump(ctx context.Context) {
-	bo := newBackoff(p.opts.MinBackoff, p.opts.MaxBackoff)
+	bo := backoff.New(p.opts.MinBackoff, p.opts.MaxBackoff)
 	for {
 		err := p.es.EnsureTemplates(ctx)
 		if err == nil {
@@ -303,7 +304,7 @@ func (p *Pump) pump(ctx context.Context) {
 		}
 		p.count(func(s *PumpStats) { s.Retries++ })
 		p.outage(bo, "cannot install the Elasticsearch index templates; indexing waits for them", err, -1)
-		if !bo.wait(ctx) {
+		if !bo.Wait(ctx) {
 			return
 		}
 	}
@@ -337,7 +338,7 @@ func (p *Pump) pump(ctx context.Context) {
 		if err != nil {
 			if ctx.Err() == nil {
 				p.log.Debug("cannot list the outbox; retrying", zap.Error(err))
-				bo.wait(ctx)
+				bo.Wait(ctx)
 			}
 			continue
 		}
@@ -358,7 +359,7 @@ func (p *Pump) pump(ctx context.Context) {
 			}
 			p.count(func(s *PumpStats) { s.Retries++ })
 			p.outage(bo, "cannot index the outbox; keeping the entries and retrying", err, len(names))
-			bo.wait(ctx)
+			bo.Wait(ctx)
 			continue
 		}
 		p.recovered(bo)
@@ -367,23 +368,23 @@ func (p *Pump) pump(ctx context.Context) {
 
 // outage logs a failed attempt: the first of a series at Warn, the rest at
 // Debug, so an outage of hours does not flood the log.
-func (p *Pump) outage(bo *backoff, msg string, err error, pending int) {
-	fields := []zap.Field{zap.Error(err), zap.Int("failed_attempts", bo.failures()+1)}
+func (p *Pump) outage(bo *backoff.Backoff, msg string, err error, pending int) {
+	fields := []zap.Field{zap.Error(err), zap.Int("failed_attempts", bo.Failures()+1)}
 	if pending >= 0 {
 		fields = append(fields, zap.Int("outbox_entries", pending))
 	}
-	if bo.failures() == 0 {
+	if bo.Failures() == 0 {
 		p.log.Warn(msg, fields...)
 	} else {
 		p.log.Debug(msg, fields...)
 	}
 }
 
-func (p *Pump) recovered(bo *backoff) {
-	if bo.failures() > 0 {
-		p.log.Info("indexing works again", zap.Int("failed_attempts", bo.failures()))
+func (p *Pump) recovered(bo *backoff.Backoff) {
+	if bo.Failures() > 0 {
+		p.log.Info("indexing works again", zap.Int("failed_attempts", bo.Failures()))
 	}
-	bo.reset()
+	bo.Reset()
 }
 
 // entry is one outbox entry read from ZooKeeper.

@@ -5,7 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"github.com/jobengine/jobengine/engine/internal/backoff"
 	"os"
 	"slices"
 	"strings"
@@ -135,7 +135,7 @@ func (c *Consumer) Close() {
 // While ZooKeeper is unreachable it keeps trying until ctx ends and then
 // returns an error wrapping ctx's error and the last failure.
 func (c *Consumer) Take(ctx context.Context) (*Item, error) {
-	backoff := 10 * time.Millisecond
+	delay := 10 * time.Millisecond
 	for {
 		name, err := c.next(ctx)
 		if err != nil {
@@ -150,7 +150,7 @@ func (c *Consumer) Take(ctx context.Context) (*Item, error) {
 			return it, nil
 		}
 		if err == nil {
-			backoff = 10 * time.Millisecond
+			delay = 10 * time.Millisecond
 			continue
 		}
 		if !zkconn.Transient(err) {
@@ -161,9 +161,9 @@ func (c *Consumer) Take(ctx context.Context) (*Item, error) {
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("queue: take: %w (last error: %v)", ctx.Err(), err)
-		case <-time.After(jitter(backoff)):
+		case <-time.After(backoff.Jitter(delay)):
 		}
-		backoff = min(2*backoff, time.Second)
+		delay = min(2*delay, time.Second)
 	}
 }
 
@@ -534,7 +534,7 @@ func (c *Consumer) loop() {
 	var entriesW, takenW <-chan zk.Event
 	var lastList time.Time
 	var lastDur time.Duration
-	backoff := 50 * time.Millisecond
+	delay := 50 * time.Millisecond
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -554,12 +554,12 @@ func (c *Consumer) loop() {
 				select {
 				case <-c.stop:
 					return
-				case <-time.After(jitter(backoff)):
+				case <-time.After(backoff.Jitter(delay)):
 				}
-				backoff = min(2*backoff, 2*time.Second)
+				delay = min(2*delay, 2*time.Second)
 				continue
 			}
-			backoff = 50 * time.Millisecond
+			delay = 50 * time.Millisecond
 			lastList, lastDur = time.Now(), time.Since(start)
 			continue
 		}
@@ -689,8 +689,4 @@ func sortShare(names []string, rank, n int) {
 		copy(names[k:j], others)
 		i = j
 	}
-}
-
-func jitter(d time.Duration) time.Duration {
-	return d/2 + time.Duration(rand.Int64N(int64(d)))
 }
