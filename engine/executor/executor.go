@@ -706,6 +706,10 @@ func (e *Executor) cancelWatchLoop(ctx context.Context) {
 	defer e.bg.Done()
 	dir := e.conn.Path("cancel")
 	bo := backoff.New(100*time.Millisecond, 2*time.Second)
+	// A watch re-registered by go-zookeeper after a reconnect can be lost
+	// without a word; list and arm a new one on every new connection.
+	events, unsubscribe := e.conn.Subscribe()
+	defer unsubscribe()
 	for ctx.Err() == nil {
 		names, _, ch, err := e.conn.ChildrenW(dir)
 		if err != nil {
@@ -726,9 +730,15 @@ func (e *Executor) cancelWatchLoop(ctx context.Context) {
 			}
 		}
 		e.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
+		for waiting := true; waiting; {
+			select {
+			case <-ch:
+				waiting = false
+			case <-ctx.Done():
+				waiting = false
+			case ev := <-events:
+				waiting = ev.Type != zk.EventSession || ev.State != zk.StateHasSession
+			}
 		}
 	}
 }

@@ -525,12 +525,18 @@ func (c *Consumer) read(entriesW, takenW *<-chan zk.Event) (entries, taken []str
 	return entries, taken, nil
 }
 
+// resyncInterval bounds how long workers waiting on an empty listing can
+// miss a new entry when a watch was lost.
+const resyncInterval = 5 * time.Second
+
 // loop keeps the listing: it lists when a watch fired and either workers
 // wait with nothing to take or the listing is older than relistInterval.
 // It is the only place that sets watches, one per directory at a time, so
 // watches never accumulate however many takes time out.
 func (c *Consumer) loop() {
 	defer close(c.done)
+	events, unsubscribe := c.q.conn.Subscribe()
+	defer unsubscribe()
 	var entriesW, takenW <-chan zk.Event
 	var lastList time.Time
 	var lastDur time.Duration
@@ -566,11 +572,24 @@ func (c *Consumer) loop() {
 		wait := time.Hour
 		if dirty {
 			wait = max(c.relistInterval(lastDur)-time.Since(lastList), time.Millisecond)
+		} else if avail == 0 && waiters > 0 {
+			// The last resort against a watch lost without a word (see
+			// below): workers waiting on an empty listing see new entries
+			// within resyncInterval whatever happened to the watches.
+			wait = max(resyncInterval-time.Since(lastList), time.Millisecond)
 		}
 		timer.Reset(wait)
 		select {
 		case <-c.stop:
 			return
+		case ev := <-events:
+			// After a reconnect go-zookeeper re-registers the watches it
+			// knows in a request of its own; when that request fails it only
+			// logs it, and the watch is gone on the server. Arm new ones.
+			if ev.Type == zk.EventSession && ev.State == zk.StateHasSession {
+				entriesW, takenW = nil, nil
+				c.markDirtyLocked()
+			}
 		case <-entriesW:
 			entriesW = nil
 			c.markDirtyLocked()
@@ -579,6 +598,9 @@ func (c *Consumer) loop() {
 			c.markDirtyLocked()
 		case <-c.wake:
 		case <-timer.C:
+			if !dirty && avail == 0 && waiters > 0 && time.Since(lastList) >= resyncInterval {
+				c.markDirtyLocked()
+			}
 		}
 		if !timer.Stop() {
 			select {
