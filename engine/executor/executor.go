@@ -664,11 +664,25 @@ func (e *Executor) consume(log *zap.Logger, it *queue.Item) {
 	}
 }
 
+// release gives an entry back. A connection failure is retried until the
+// release goes through or the hold is known lost: the session may well
+// survive the outage (ZooKeeper keeps sessions across a restart), and an
+// entry held by a live session that nobody releases is never run.
 func (e *Executor) release(log *zap.Logger, it *queue.Item) {
-	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
-	defer cancel()
-	if err := e.consumer.Release(ctx, it); err != nil && !errors.Is(err, queue.ErrLockLost) {
-		log.Warn("releasing the entry failed; it is freed when this session ends", zap.Error(err))
+	bo := backoff.New(100*time.Millisecond, e.cfg.MaxBackoff)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
+		err := e.consumer.Release(ctx, it)
+		cancel()
+		switch {
+		case err == nil || errors.Is(err, queue.ErrLockLost):
+			return
+		case !zkconn.Transient(err) || e.jobsCtx.Err() != nil:
+			log.Warn("releasing the entry failed; it is freed when this session ends", zap.Error(err))
+			return
+		}
+		log.Warn("releasing the entry failed; retrying", zap.Error(err))
+		bo.Wait(e.jobsCtx)
 	}
 }
 

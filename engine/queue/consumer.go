@@ -339,13 +339,7 @@ func (c *Consumer) tryTake(ctx context.Context, name string) (*Item, error) {
 		// Only a lock-ignoring delete (kazoo's consume is not one) can remove
 		// the entry now; either way give the taken node back.
 		it := &Item{Name: name, owner: owner, takerID: taker, q: c.q}
-		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		rerr := c.release(rctx, it)
-		cancel()
-		if rerr != nil && !errors.Is(rerr, ErrLockLost) {
-			c.log.Warn("could not give back a taken entry; it stays taken until this session ends",
-				zap.String("entry", name), zap.Error(rerr))
-		}
+		c.giveBack(it)
 		if errors.Is(err, zk.ErrNoNode) {
 			return nil, nil
 		}
@@ -422,6 +416,32 @@ func (c *Consumer) Release(ctx context.Context, it *Item, extra ...interface{}) 
 	c.forget(it)
 	c.markDirty()
 	return nil
+}
+
+// giveBack releases a taken node this consumer has not handed out, retrying
+// connection failures until it is released or known lost: the session may
+// survive the outage, and then nobody else could ever take the entry.
+func (c *Consumer) giveBack(it *Item) {
+	delay := 100 * time.Millisecond
+	for {
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := c.release(rctx, it)
+		cancel()
+		if err == nil || errors.Is(err, ErrLockLost) {
+			return
+		}
+		if !zkconn.Transient(err) {
+			c.log.Warn("could not give back a taken entry; it stays taken until this session ends",
+				zap.String("entry", it.Name), zap.Error(err))
+			return
+		}
+		select {
+		case <-c.stop:
+			return
+		case <-time.After(backoff.Jitter(delay)):
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
 }
 
 // release gives back a taken node this consumer has not handed out yet.
