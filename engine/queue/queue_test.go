@@ -281,30 +281,7 @@ func TestWorkersShareOneListing(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := consumer(t, q)
-	var mu sync.Mutex
-	seen := map[string]int{}
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				tctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-				it, err := c.Take(tctx)
-				cancel()
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				seen[string(it.Data)]++
-				mu.Unlock()
-				if err := c.Consume(ctx, it); err != nil {
-					t.Error(err)
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	seen := drainWith(t, ctx, map[*Consumer]int{c: 8})
 	if len(seen) != n {
 		t.Fatalf("consumed %d distinct items, want %d", len(seen), n)
 	}
@@ -329,34 +306,11 @@ func TestTwoConsumersNeverTakeTheSameEntry(t *testing.T) {
 	if _, err := q.PutMany(ctx, items, 100); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	seen := map[string]int{}
-	var wg sync.WaitGroup
-	for ci := range 3 {
-		cq := New(dial(t, q.conn.Root()), "job")
-		c := consumer(t, cq)
-		for range 3 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					tctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-					it, err := c.Take(tctx)
-					cancel()
-					if err != nil {
-						return
-					}
-					mu.Lock()
-					seen[string(it.Data)]++
-					mu.Unlock()
-					if err := c.Consume(ctx, it); err != nil {
-						t.Errorf("consumer %d: %v", ci, err)
-					}
-				}
-			}()
-		}
+	workers := map[*Consumer]int{}
+	for range 3 {
+		workers[consumer(t, New(dial(t, q.conn.Root()), "job"))] = 3
 	}
-	wg.Wait()
+	seen := drainWith(t, ctx, workers)
 	if len(seen) != n {
 		t.Fatalf("consumed %d distinct items, want %d", len(seen), n)
 	}
@@ -621,4 +575,38 @@ func TestSortShareKeepsPriorityOrder(t *testing.T) {
 	if !slices.IsSorted(names) {
 		t.Fatalf("without a rank the order is not FIFO: %v", names)
 	}
+}
+
+// drainWith takes and consumes entries with the given number of workers on
+// each consumer until the queue stays empty for half a second, and returns
+// how many times each item was taken.
+func drainWith(t *testing.T, ctx context.Context, workers map[*Consumer]int) map[string]int {
+	t.Helper()
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for c, n := range workers {
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					tctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+					it, err := c.Take(tctx)
+					cancel()
+					if err != nil {
+						return
+					}
+					mu.Lock()
+					seen[string(it.Data)]++
+					mu.Unlock()
+					if err := c.Consume(ctx, it); err != nil {
+						t.Errorf("consumer %s: %v", c.name, err)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	return seen
 }
