@@ -41,7 +41,7 @@ test-unit: deps
 # a schedule, or the release size:
 # FAULTS_ARGS='-faults.jobs=5000 -faults.executors=5 -faults.duration=10m -faults.faults=30'
 test-faults: deps
-	$(GO) test -count=1 -v -timeout 60m -run 'TestFault' -tags faults ./engine/faults/ $(if $(FAULTS_ARGS),-args $(FAULTS_ARGS))
+	$(GO) test -count=1 -v -timeout 60m -run 'TestFault' -tags faults ./internal/testing/faults/ $(if $(FAULTS_ARGS),-args $(FAULTS_ARGS))
 
 # The benchmarks of docs/benchmarks.md, on a scratch ZooKeeper of their own.
 bench: deps build

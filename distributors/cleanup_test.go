@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobengine/jobengine/internal/testing/zktest"
+
 	"github.com/jobengine/jobengine/engine/distributor"
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
@@ -21,7 +23,7 @@ import (
 var zkc *zkserver.Cluster
 
 func TestMain(m *testing.M) {
-	os.Exit(zkserver.RunTests(m, zkserver.Options{}, &zkc))
+	os.Exit(zktest.RunTests(m, zkserver.Options{}, &zkc))
 }
 
 func TestBuiltinsRegistered(t *testing.T) {

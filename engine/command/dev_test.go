@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jobengine/jobengine/engine/internal/check"
+	"github.com/jobengine/jobengine/internal/testing/poll"
+
 	"github.com/jobengine/jobengine/engine/zkserver"
 )
 
@@ -20,7 +21,7 @@ func TestDevRunsALocalSystemAndStopsIt(t *testing.T) {
 	}
 	d := startDaemon(t, "/", "dev", "--data-dir", t.TempDir(), "--demo-interval", "1s", "--plugin-dir", t.TempDir())
 	var addr string
-	check.For(t, 60*time.Second, 50*time.Millisecond, func() error {
+	poll.For(t, 60*time.Second, 50*time.Millisecond, func() error {
 		m := exportLine.FindStringSubmatch(d.out.String())
 		if m == nil {
 			return fmt.Errorf("no export line yet")
@@ -29,7 +30,7 @@ func TestDevRunsALocalSystemAndStopsIt(t *testing.T) {
 		return nil
 	})
 	// The demo distributor creates jobs and the executor runs them.
-	check.For(t, 60*time.Second, 200*time.Millisecond, func() error {
+	poll.For(t, 60*time.Second, 200*time.Millisecond, func() error {
 		out, errOut, code := run(t, "--zk-hosts", addr, "job", "list", "--action", "dummy_test_action", "--state", "SUCCESS", "--json")
 		if code != 0 {
 			return fmt.Errorf("job list exit %d: %s", code, errOut)

@@ -16,10 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobengine/jobengine/internal/testing/poll"
+
 	// The built-in distributors, as the binary has them.
 	_ "github.com/jobengine/jobengine/distributors"
 	"github.com/jobengine/jobengine/engine/election"
-	"github.com/jobengine/jobengine/engine/internal/check"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
@@ -160,7 +161,7 @@ func TestDistributorLeaderKilled(t *testing.T) {
 	b := e.start("", "--config-dir", e.dir, "tick") // and before it, as the systemd unit has them
 	byPID := map[int]*proc{a.cmd.Process.Pid: a, b.cmd.Process.Pid: b}
 	var js []*jobs.Job
-	check.For(t, 20*time.Second, 20*time.Millisecond, func() error {
+	poll.For(t, 20*time.Second, 20*time.Millisecond, func() error {
 		if js = e.jobs(); len(js) < 3 {
 			return fmt.Errorf("%d jobs", len(js))
 		}
@@ -184,7 +185,7 @@ func TestDistributorLeaderKilled(t *testing.T) {
 	killed := time.Now()
 	leader.wait(5 * time.Second)
 	otherPID := other.cmd.Process.Pid
-	check.For(t, distSessionTimeout+time.Second, 10*time.Millisecond, func() error {
+	poll.For(t, distSessionTimeout+time.Second, 10*time.Millisecond, func() error {
 		for _, j := range e.jobs() {
 			if creatorPID(j) == otherPID {
 				return nil
@@ -194,7 +195,7 @@ func TestDistributorLeaderKilled(t *testing.T) {
 	})
 	t.Logf("new leader's first job %s after the kill", time.Since(killed).Round(time.Millisecond))
 	// Three more ticks under the new leader.
-	check.For(t, 10*time.Second, 20*time.Millisecond, func() error {
+	poll.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		n := 0
 		for _, j := range e.jobs() {
 			if creatorPID(j) == otherPID {
@@ -229,7 +230,7 @@ func TestDistributorLeaderPaused(t *testing.T) {
 	b := e.start("", "tick", "--config-dir", e.dir)
 	byPID := map[int]*proc{a.cmd.Process.Pid: a, b.cmd.Process.Pid: b}
 	var js []*jobs.Job
-	check.For(t, 20*time.Second, 20*time.Millisecond, func() error {
+	poll.For(t, 20*time.Second, 20*time.Millisecond, func() error {
 		if js = e.jobs(); len(js) < 2 {
 			return fmt.Errorf("%d jobs", len(js))
 		}
@@ -252,7 +253,7 @@ func TestDistributorLeaderPaused(t *testing.T) {
 		}
 		return n
 	}
-	check.For(t, 10*time.Second, 20*time.Millisecond, func() error {
+	poll.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if n := countBy(otherPID, paused); n < 2 {
 			return fmt.Errorf("%d jobs by the new leader", n)
 		}
@@ -265,7 +266,7 @@ func TestDistributorLeaderPaused(t *testing.T) {
 	thawed := time.Now()
 	// The thawed process finds its term over and contends again.
 	frozenID := fmt.Sprintf("/%d", frozen.cmd.Process.Pid)
-	check.For(t, 10*time.Second, 50*time.Millisecond, func() error {
+	poll.For(t, 10*time.Second, 50*time.Millisecond, func() error {
 		cs, err := election.New(e.conn, "tick", "", nil).Contenders(context.Background())
 		if err != nil {
 			return err
@@ -275,7 +276,7 @@ func TestDistributorLeaderPaused(t *testing.T) {
 		}
 		return nil
 	})
-	check.For(t, 10*time.Second, 20*time.Millisecond, func() error {
+	poll.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if n := countBy(otherPID, thawed); n < 2 {
 			return fmt.Errorf("%d jobs by the leader since the thaw", n)
 		}
@@ -355,7 +356,7 @@ func TestDistributorAllListAndStop(t *testing.T) {
 	p := e.start(sock, "--all", "--config-dir", e.dir)
 	waitMessage(t, msgs, "READY=1")
 	pid := p.cmd.Process.Pid
-	check.For(t, 20*time.Second, 20*time.Millisecond, func() error {
+	poll.For(t, 20*time.Second, 20*time.Millisecond, func() error {
 		actions := map[string]bool{}
 		for _, j := range e.jobs() {
 			actions[j.Action] = true
@@ -438,7 +439,7 @@ func TestDistributorJobsCleanupRetention(t *testing.T) {
 	}
 	old, young := mk(3*time.Hour), mk(time.Minute)
 	p := e.start("", "jobs_cleanup", "--config-dir", e.dir, "--retention", "2h")
-	check.For(t, 15*time.Second, 50*time.Millisecond, func() error {
+	poll.For(t, 15*time.Second, 50*time.Millisecond, func() error {
 		if _, _, err := e.store.Get(ctx, old); !errors.Is(err, jobs.ErrNotFound) {
 			return fmt.Errorf("old job still there (%v)", err)
 		}

@@ -15,7 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jobengine/jobengine/engine/internal/check"
+	"github.com/jobengine/jobengine/internal/testing/poll"
+
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
@@ -107,7 +108,7 @@ func (d *proc) wait(within time.Duration) int {
 // waitLog waits for a log line containing every fragment.
 func (d *proc) waitLog(within time.Duration, fragments ...string) {
 	d.t.Helper()
-	check.For(d.t, within, 20*time.Millisecond, func() error {
+	poll.For(d.t, within, 20*time.Millisecond, func() error {
 		for _, l := range strings.Split(d.out.String(), "\n") {
 			ok := true
 			for _, f := range fragments {
@@ -153,7 +154,7 @@ func createJob(t *testing.T, s *jobs.Store, action, payload string) *jobs.Job {
 func waitJob(t *testing.T, s *jobs.Store, id string, within time.Duration, ok func(*jobs.Job) error) *jobs.Job {
 	t.Helper()
 	var got *jobs.Job
-	check.For(t, within, 20*time.Millisecond, func() error {
+	poll.For(t, within, 20*time.Millisecond, func() error {
 		j, _, err := s.Get(context.Background(), id)
 		if err != nil {
 			return err
@@ -305,7 +306,7 @@ func TestClusterStatus(t *testing.T) {
 	startDaemon(t, root, "executor", "--name", "x", "--threads", "1", "--plugin-dir", t.TempDir())
 	j := createJob(t, s, "sleep", `{"duration":"1h"}`)
 	waitJob(t, s, j.ID, 15*time.Second, inState(jobs.Running))
-	check.For(t, 10*time.Second, 50*time.Millisecond, func() error {
+	poll.For(t, 10*time.Second, 50*time.Millisecond, func() error {
 		out, _, code := run(t, "--zk-hosts", testZK.ConnectString(), "--zk-root", root, "cluster", "status", "--json")
 		if code != 0 {
 			return fmt.Errorf("exit %d", code)

@@ -11,13 +11,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobengine/jobengine/internal/testing/poll"
+	"github.com/jobengine/jobengine/internal/testing/zktest"
+
 	"github.com/jobengine/jobengine/engine/index"
-	"github.com/jobengine/jobengine/engine/index/estest"
-	"github.com/jobengine/jobengine/engine/internal/check"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/queue"
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/engine/zkserver"
+	"github.com/jobengine/jobengine/internal/testing/estest"
 )
 
 // jobEnv is a test's own root on the shared ZooKeeper, with a store on it
@@ -250,7 +252,7 @@ func TestWaitExitCodes(t *testing.T) {
 		}()
 		// Complete the job only once the command watches its document, so
 		// the watch is what wakes it.
-		check.For(t, 20*time.Second, 20*time.Millisecond, func() error {
+		poll.For(t, 20*time.Second, 20*time.Millisecond, func() error {
 			b, _ := os.ReadFile(logFile)
 			if !strings.Contains(string(b), "watching job document") || !strings.Contains(string(b), id) {
 				return fmt.Errorf("the command does not watch %s yet", id)
@@ -327,7 +329,7 @@ func TestLogs(t *testing.T) {
 		done <- Main([]string{"jobengine", "--zk-hosts", testZK.ConnectString(), "--zk-root", e.root, "job", "logs", "--follow", id}, &out, &errOut)
 	}()
 	for i := 3; i <= 5; i++ {
-		check.For(t, 20*time.Second, 10*time.Millisecond, func() error {
+		poll.For(t, 20*time.Second, 10*time.Millisecond, func() error {
 			if !strings.Contains(out.String(), fmt.Sprintf("line %d\n", i-1)) {
 				return fmt.Errorf("line %d not printed yet:\n%s", i-1, out.String())
 			}
@@ -337,7 +339,7 @@ func TestLogs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	check.For(t, 20*time.Second, 10*time.Millisecond, func() error {
+	poll.For(t, 20*time.Second, 10*time.Millisecond, func() error {
 		if !strings.Contains(out.String(), "line 5\n") {
 			return fmt.Errorf("line 5 not printed yet:\n%s", out.String())
 		}
@@ -589,7 +591,7 @@ func TestZooKeeperUnreachable(t *testing.T) {
 // TestLostZooKeeperEndsAWait stops the server a wait is watching through: the
 // wait ends with exit 1 once ZooKeeper has been gone for the connect timeout.
 func TestLostZooKeeperEndsAWait(t *testing.T) {
-	zc := zkserver.StartT(t, zkserver.Options{})
+	zc := zktest.StartT(t, zkserver.Options{})
 	root, hosts := testRoot(t), zc.ConnectString()
 	out, errOut, code := run(t, "--zk-hosts", hosts, "--zk-root", root, "job", "add", "a")
 	if code != 0 {
@@ -603,7 +605,7 @@ func TestLostZooKeeperEndsAWait(t *testing.T) {
 			"--log-level", "debug", "--log-file", logFile, "job", "wait", id)
 		done <- [2]string{fmt.Sprint(code), errOut}
 	}()
-	check.For(t, 20*time.Second, 20*time.Millisecond, func() error {
+	poll.For(t, 20*time.Second, 20*time.Millisecond, func() error {
 		if b, _ := os.ReadFile(logFile); !strings.Contains(string(b), "watching job document") {
 			return fmt.Errorf("not watching yet")
 		}
@@ -741,7 +743,7 @@ func TestHistoryFromElasticsearch(t *testing.T) {
 		out, errOut, code := e.run("--log-level", "debug", "--log-file", logFile, "job", "wait", live, "--timeout", "60s")
 		done <- [2]string{fmt.Sprint(code), out + errOut}
 	}()
-	check.For(t, 20*time.Second, 20*time.Millisecond, func() error {
+	poll.For(t, 20*time.Second, 20*time.Millisecond, func() error {
 		if b, _ := os.ReadFile(logFile); !strings.Contains(string(b), "watching job document") {
 			return fmt.Errorf("not watching yet")
 		}

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/jobengine/jobengine/internal/testing/zktest"
+
 	"github.com/jobengine/jobengine/engine/zkserver"
 )
 
@@ -23,7 +25,7 @@ func TestMain(m *testing.M) {
 			os.Unsetenv(k)
 		}
 	}
-	os.Exit(zkserver.RunTests(m, zkserver.Options{}, &testZK))
+	os.Exit(zktest.RunTests(m, zkserver.Options{}, &testZK))
 }
 
 var testRootSeq atomic.Int64

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobengine/jobengine/internal/testing/zktest"
+
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -28,7 +30,7 @@ var zkc *zkserver.Cluster
 const sessionTimeout = 2 * time.Second
 
 func TestMain(m *testing.M) {
-	os.Exit(zkserver.RunTests(m, zkserver.Options{}, &zkc))
+	os.Exit(zktest.RunTests(m, zkserver.Options{}, &zkc))
 }
 
 var rootSeq atomic.Int64

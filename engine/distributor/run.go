@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/jobengine/jobengine/engine/internal/backoff"
 	"os"
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"github.com/jobengine/jobengine/internal/backoff"
 
 	"go.uber.org/zap"
 

@@ -10,11 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobengine/jobengine/internal/testing/poll"
+	"github.com/jobengine/jobengine/internal/testing/zktest"
+
 	"github.com/go-zookeeper/zk"
 	"go.uber.org/goleak"
 
 	"github.com/jobengine/jobengine/engine/election"
-	"github.com/jobengine/jobengine/engine/internal/check"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/schedule"
 	"github.com/jobengine/jobengine/engine/zkconn"
@@ -26,7 +28,7 @@ import (
 func (e *testEnv) waitJobs(want ...string) []*jobs.Job {
 	e.t.Helper()
 	var js []*jobs.Job
-	check.For(e.t, 15*time.Second, 10*time.Millisecond, func() error {
+	poll.For(e.t, 15*time.Second, 10*time.Millisecond, func() error {
 		js = e.jobs()
 		var got []string
 		for _, j := range js {
@@ -142,7 +144,7 @@ func TestTickFinishedByANewLeader(t *testing.T) {
 	if js[0].CreatedBy != "multi@dead" || js[1].CreatedBy != "multi@next" {
 		t.Errorf("created by %q and %q, want the dead leader's job kept and the rest made by the new one", js[0].CreatedBy, js[1].CreatedBy)
 	}
-	check.For(t, 10*time.Second, 10*time.Millisecond, func() error {
+	poll.For(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if s := e.state("multi"); s.Tick != tick.ID() || s.Created != 1 || s.Existing != 1 || s.By != "next" {
 			return fmt.Errorf("state %+v", s)
 		}
@@ -163,7 +165,7 @@ func TestDedupSkip(t *testing.T) {
 	e.start(d, "a", clock)
 	waitSleeping(t, clock)
 	clock.Set(at("2026-05-04T10:00:10Z"))
-	check.For(t, 10*time.Second, 10*time.Millisecond, func() error {
+	poll.For(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if s := e.state("once"); s.Tick != "2026-05-04T10:00:10Z" || s.Skipped != 1 || s.Created != 0 {
 			return fmt.Errorf("state %+v, want the tick done with one job skipped", s)
 		}
@@ -185,7 +187,7 @@ func TestDedupSkip(t *testing.T) {
 	}
 	waitSleeping(t, clock)
 	clock.Set(at("2026-05-04T10:00:20Z"))
-	check.For(t, 10*time.Second, 10*time.Millisecond, func() error {
+	poll.For(t, 10*time.Second, 10*time.Millisecond, func() error {
 		for _, j := range e.jobs() {
 			if j.Tick == "2026-05-04T10:00:20Z" && j.UniqueKey == "echo|x/1" && j.State == jobs.Queued {
 				return nil
@@ -209,7 +211,7 @@ func TestOnlyTheLeaderCreates(t *testing.T) {
 				byID[id] = e.start(d, id, nil)
 			}
 			var first []*jobs.Job
-			check.For(t, 15*time.Second, 20*time.Millisecond, func() error {
+			poll.For(t, 15*time.Second, 20*time.Millisecond, func() error {
 				if first = e.jobs(); len(first) < 3 {
 					return fmt.Errorf("%d jobs", len(first))
 				}
@@ -232,7 +234,7 @@ func TestOnlyTheLeaderCreates(t *testing.T) {
 			resigned := time.Now()
 			byID[leader].stop()
 			var all []*jobs.Job
-			check.For(t, 5*time.Second, 20*time.Millisecond, func() error {
+			poll.For(t, 5*time.Second, 20*time.Millisecond, func() error {
 				all = e.jobs()
 				for _, j := range all {
 					if j.CreatedBy != first[0].CreatedBy && j.Created.After(resigned) {
@@ -266,7 +268,7 @@ func TestGeneratorPanicIsRecovered(t *testing.T) {
 		},
 	}
 	in := e.start(d, "a", nil)
-	check.For(t, 15*time.Second, 20*time.Millisecond, func() error {
+	poll.For(t, 15*time.Second, 20*time.Millisecond, func() error {
 		if js := e.jobs(); len(js) == 0 {
 			return errors.New("no job yet")
 		}
@@ -293,11 +295,11 @@ func TestZooKeeperRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a ZooKeeper server of its own")
 	}
-	own := zkserver.StartT(t, zkserver.Options{})
+	own := zktest.StartT(t, zkserver.Options{})
 	e := newEnv(t, own.Addrs()...)
 	d := Definition{Name: "survivor", Action: "echo", Schedule: schedule.Spec{Interval: time.Second}, Dedup: DedupAlways}
 	e.start(d, "a", nil)
-	check.For(t, 15*time.Second, 20*time.Millisecond, func() error {
+	poll.For(t, 15*time.Second, 20*time.Millisecond, func() error {
 		if len(e.jobs()) < 2 {
 			return errors.New("fewer than two jobs")
 		}
@@ -308,7 +310,7 @@ func TestZooKeeperRestart(t *testing.T) {
 	}
 	restarted := time.Now().UTC().Format(time.RFC3339)
 	var all []*jobs.Job
-	check.For(t, 30*time.Second, 50*time.Millisecond, func() error {
+	poll.For(t, 30*time.Second, 50*time.Millisecond, func() error {
 		all = nil
 		err := e.store.Walk(e.ctx(), func(j *jobs.Job, _ int32) { all = append(all, j) })
 		if err != nil {
@@ -394,7 +396,7 @@ func TestStopLeaksNothing(t *testing.T) {
 	go func() {
 		done <- RunAll(runCtx, Config{Conn: conn, Store: jobs.NewStore(conn, jobs.StoreConfig{}), SessionTimeout: sessionTimeout, Identifier: "x"}, []Definition{d})
 	}()
-	check.For(t, 15*time.Second, 20*time.Millisecond, func() error {
+	poll.For(t, 15*time.Second, 20*time.Millisecond, func() error {
 		if len(e.jobs()) == 0 {
 			return errors.New("no job yet")
 		}

@@ -23,11 +23,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/jobengine/jobengine/engine/internal/backoff"
 	"path"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/jobengine/jobengine/internal/backoff"
 
 	"github.com/go-zookeeper/zk"
 	"go.uber.org/zap"

@@ -12,11 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobengine/jobengine/internal/testing/zktest"
+
 	"github.com/go-zookeeper/zk"
 	"go.uber.org/goleak"
 
 	"github.com/jobengine/jobengine/engine/zkconn"
-	"github.com/jobengine/jobengine/engine/zkserver"
 )
 
 // member is an in-process contender.
@@ -338,7 +339,7 @@ func TestPausedLeaderNeverLeadsAlongsideItsSuccessor(t *testing.T) {
 
 func TestPartitionedLeaderStepsDownBeforeAnotherLeads(t *testing.T) {
 	g := newGroup(t)
-	proxy, err := zkserver.NewProxy(zkc.Servers[0].Addr())
+	proxy, err := zktest.NewProxy(zkc.Servers[0].Addr())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,9 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobengine/jobengine/internal/testing/poll"
+	"github.com/jobengine/jobengine/internal/testing/zktest"
+
 	"go.uber.org/zap"
 
-	"github.com/jobengine/jobengine/engine/internal/check"
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/engine/zkserver"
 )
@@ -40,7 +42,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(contenderMain())
 	}
-	os.Exit(zkserver.RunTests(m, zkserver.Options{}, &zkc))
+	os.Exit(zktest.RunTests(m, zkserver.Options{}, &zkc))
 }
 
 var rootSeq atomic.Int64
@@ -320,5 +322,5 @@ func leading(spans []*span) (*span, error) {
 
 func waitFor(t testing.TB, wait time.Duration, fn func() error) {
 	t.Helper()
-	check.For(t, wait, 20*time.Millisecond, fn)
+	poll.For(t, wait, 20*time.Millisecond, fn)
 }

@@ -14,13 +14,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/jobengine/jobengine/engine/internal/backoff"
 	"os"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jobengine/jobengine/internal/backoff"
 
 	"github.com/go-zookeeper/zk"
 	"go.uber.org/zap"

@@ -12,13 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobengine/jobengine/internal/testing/poll"
+	"github.com/jobengine/jobengine/internal/testing/zktest"
+
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	_ "github.com/jobengine/jobengine/actions"
 	"github.com/jobengine/jobengine/engine/action"
-	"github.com/jobengine/jobengine/engine/internal/check"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/queue"
 	"github.com/jobengine/jobengine/engine/zkconn"
@@ -28,7 +30,7 @@ import (
 var zkc *zkserver.Cluster
 
 func TestMain(m *testing.M) {
-	os.Exit(zkserver.RunTests(m, zkserver.Options{}, &zkc))
+	os.Exit(zktest.RunTests(m, zkserver.Options{}, &zkc))
 }
 
 var rootSeq atomic.Int64
@@ -130,7 +132,7 @@ func (e *env) add(action string, payload string, mod ...func(*jobs.NewJob)) *job
 func (e *env) waitState(id string, state jobs.State, within time.Duration) *jobs.Job {
 	e.t.Helper()
 	var got *jobs.Job
-	check.For(e.t, within, 20*time.Millisecond, func() error {
+	poll.For(e.t, within, 20*time.Millisecond, func() error {
 		j, _, err := e.store.Get(context.Background(), id)
 		if err != nil {
 			return err
@@ -191,7 +193,7 @@ func TestOutcomes(t *testing.T) {
 			}
 		})
 	}
-	check.For(t, 5*time.Second, 20*time.Millisecond, func() error {
+	poll.For(t, 5*time.Second, 20*time.Millisecond, func() error {
 		if n := e.queueLen(); n != 0 {
 			return fmt.Errorf("%d entries left", n)
 		}
@@ -208,7 +210,7 @@ func TestMissingDocumentIsConsumed(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.start("x1", nil)
-	check.For(t, 10*time.Second, 20*time.Millisecond, func() error {
+	poll.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if n := e.queueLen(); n != 0 {
 			return fmt.Errorf("%d entries left", n)
 		}
@@ -249,7 +251,7 @@ func TestCancelRunningJob(t *testing.T) {
 		t.Fatalf("running: %+v", running)
 	}
 	// Progress reports reach the document.
-	check.For(t, 5*time.Second, 20*time.Millisecond, func() error {
+	poll.For(t, 5*time.Second, 20*time.Millisecond, func() error {
 		cur, _, _ := e.store.Get(context.Background(), j.ID)
 		if cur.Progress != 42 || cur.StatusMessage != "blocking" {
 			return fmt.Errorf("progress %d status %q", cur.Progress, cur.StatusMessage)
@@ -305,7 +307,7 @@ func TestLostJobPolicies(t *testing.T) {
 // job; the stale one can never overwrite the newer state.
 func TestSessionExpiryFencing(t *testing.T) {
 	e := newEnv(t)
-	proxy, err := zkserver.NewProxy(zkc.Servers[0].Addr())
+	proxy, err := zktest.NewProxy(zkc.Servers[0].Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +318,7 @@ func TestSessionExpiryFencing(t *testing.T) {
 	e.waitState(j.ID, jobs.Running, 10*time.Second)
 	proxy.Block() // partition: the server expires the session after 2 s
 	fresh := e.start("fresh", nil, func(c *Config) { c.Threads = 1 })
-	check.For(t, 15*time.Second, 20*time.Millisecond, func() error {
+	poll.For(t, 15*time.Second, 20*time.Millisecond, func() error {
 		cur, _, _ := e.store.Get(context.Background(), j.ID)
 		if cur.Executor != "fresh" || cur.Attempt != 2 {
 			return fmt.Errorf("executor %s attempt %d", cur.Executor, cur.Attempt)
@@ -324,7 +326,7 @@ func TestSessionExpiryFencing(t *testing.T) {
 		return nil
 	})
 	// The stale executor noticed on its own and canceled its action.
-	check.For(t, 10*time.Second, 20*time.Millisecond, func() error {
+	poll.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if r := stale.Running(); len(r) != 0 {
 			return fmt.Errorf("stale executor still runs %v", r)
 		}
@@ -336,7 +338,7 @@ func TestSessionExpiryFencing(t *testing.T) {
 	}
 	got := e.waitState(j.ID, jobs.Canceled, 5*time.Second)
 	// Give the reconnected stale executor every chance to write: it must not.
-	check.For(t, 10*time.Second, 50*time.Millisecond, func() error {
+	poll.For(t, 10*time.Second, 50*time.Millisecond, func() error {
 		if !staleConn.Connected() {
 			return errors.New("stale executor not reconnected")
 		}
@@ -355,7 +357,7 @@ func TestSessionExpiryFencing(t *testing.T) {
 // holding it forever; it then runs again and finishes.
 func TestShortPartitionRequeuesHeldJob(t *testing.T) {
 	e := newEnv(t)
-	proxy, err := zkserver.NewProxy(zkc.Servers[0].Addr())
+	proxy, err := zktest.NewProxy(zkc.Servers[0].Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +382,7 @@ func TestShortPartitionRequeuesHeldJob(t *testing.T) {
 
 func TestFenceRefusesStaleWrite(t *testing.T) {
 	e := newEnv(t)
-	proxy, err := zkserver.NewProxy(zkc.Servers[0].Addr())
+	proxy, err := zktest.NewProxy(zkc.Servers[0].Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,7 +399,7 @@ func TestFenceRefusesStaleWrite(t *testing.T) {
 	cur, ver, _ := store.Get(context.Background(), j.ID)
 	old := conn.SessionID()
 	proxy.Block()
-	check.For(t, 10*time.Second, 50*time.Millisecond, func() error {
+	poll.For(t, 10*time.Second, 50*time.Millisecond, func() error {
 		// The session is expired on the server once the owner is gone.
 		st, _ := e.store.Queue().Stats(context.Background())
 		if st.Taken != 0 {
@@ -406,7 +408,7 @@ func TestFenceRefusesStaleWrite(t *testing.T) {
 		return nil
 	})
 	proxy.Unblock()
-	check.For(t, 10*time.Second, 50*time.Millisecond, func() error {
+	poll.For(t, 10*time.Second, 50*time.Millisecond, func() error {
 		if conn.SessionID() == old || !conn.Connected() {
 			return errors.New("no new session")
 		}
@@ -429,7 +431,7 @@ func TestZooKeeperRestartMidRun(t *testing.T) {
 	for range 40 {
 		ids = append(ids, e.add("sleep", `{"duration":"100ms"}`).ID)
 	}
-	check.For(t, 10*time.Second, 20*time.Millisecond, func() error {
+	poll.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		js, _ := e.store.List(context.Background(), jobs.Filter{State: jobs.Success})
 		if len(js) < 4 {
 			return fmt.Errorf("%d done", len(js))
@@ -479,7 +481,7 @@ func TestMembershipAndNameInUse(t *testing.T) {
 	j := e.add("block", "")
 	e.waitState(j.ID, jobs.Running, 10*time.Second)
 	conn := e.dial(zkc.Addrs()...)
-	check.For(t, 5*time.Second, 20*time.Millisecond, func() error {
+	poll.For(t, 5*time.Second, 20*time.Millisecond, func() error {
 		data, _, err := conn.Get(conn.Path(MembersPath, "x1"))
 		if err != nil {
 			return err

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/jobengine/jobengine/engine/index"
-	"github.com/jobengine/jobengine/engine/index/estest"
 	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/internal/testing/estest"
 )
 
 func TestNewChecksConfig(t *testing.T) {

@@ -7,12 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/jobengine/jobengine/engine/internal/backoff"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/jobengine/jobengine/internal/backoff"
 
 	"go.uber.org/zap"
 

@@ -6,10 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobengine/jobengine/internal/testing/poll"
+
 	"github.com/jobengine/jobengine/engine/index"
-	"github.com/jobengine/jobengine/engine/index/estest"
-	"github.com/jobengine/jobengine/engine/internal/check"
 	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/internal/testing/estest"
 )
 
 func TestEventSinkBatchesAndFlushesOnClose(t *testing.T) {
@@ -23,7 +24,7 @@ func TestEventSinkBatchesAndFlushesOnClose(t *testing.T) {
 	}
 	// Two full batches go at once; the rest waits for the (long) interval
 	// and goes at Close.
-	check.For(t, 10*time.Second, 10*time.Millisecond, func() error {
+	poll.For(t, 10*time.Second, 10*time.Millisecond, func() error {
 		return errorIf(s.Count(c.EventsIndex()) != 200, "%d events indexed, want 200", s.Count(c.EventsIndex()))
 	})
 	if err := sink.Close(ctxT(t, 10*time.Second)); err != nil {
@@ -65,13 +66,13 @@ func TestEventSinkDropsOldestWhileDown(t *testing.T) {
 	if st.Buffered > 50 || st.Dropped < 130 {
 		t.Fatalf("memory not bounded while down: %+v", st)
 	}
-	check.For(t, 10*time.Second, 10*time.Millisecond, func() error {
+	poll.For(t, 10*time.Second, 10*time.Millisecond, func() error {
 		return errorIf(obs.FilterMessageSnippet("cannot index job events").Len() == 0, "no warning logged")
 	})
 	if err := s.Up(); err != nil {
 		t.Fatal(err)
 	}
-	check.For(t, 10*time.Second, 10*time.Millisecond, func() error {
+	poll.For(t, 10*time.Second, 10*time.Millisecond, func() error {
 		return errorIf(s.Count(c.EventsIndex()) != 50, "%d events indexed, want 50", s.Count(c.EventsIndex()))
 	})
 	if err := sink.Close(ctxT(t, 10*time.Second)); err != nil {

@@ -19,10 +19,10 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/jobengine/jobengine/engine/index"
-	"github.com/jobengine/jobengine/engine/index/estest"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/engine/zkserver"
+	"github.com/jobengine/jobengine/internal/testing/estest"
 )
 
 // One ZooKeeper for the package, started on first use.

@@ -11,10 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobengine/jobengine/internal/testing/poll"
+
 	"github.com/jobengine/jobengine/engine/index"
-	"github.com/jobengine/jobengine/engine/index/estest"
-	"github.com/jobengine/jobengine/engine/internal/check"
 	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/internal/testing/estest"
 )
 
 // TestRealElasticsearch runs the scenario below against a real cluster.
@@ -117,7 +118,7 @@ func clusterScenario(t *testing.T, rawURL string) {
 			[]byte(fmt.Sprintf(`{"id":%q,"action":"scenario-pump","state":"QUEUED","version":1,"created":"not a date"}`, poison.ID)))
 		p, _ := runPump(t, zc, c, log, "scenario")
 		outboxEmpty(t, zc)
-		check.For(t, wait, 50*time.Millisecond, func() error {
+		poll.For(t, wait, 50*time.Millisecond, func() error {
 			_, err := c.GetJob(ctx, ok.ID)
 			return err
 		})

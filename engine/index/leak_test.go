@@ -4,11 +4,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobengine/jobengine/internal/testing/poll"
+
 	"go.uber.org/goleak"
 
 	"github.com/jobengine/jobengine/engine/index"
-	"github.com/jobengine/jobengine/engine/index/estest"
-	"github.com/jobengine/jobengine/engine/internal/check"
+	"github.com/jobengine/jobengine/internal/testing/estest"
 )
 
 // TestStopsCleanly checks that a pump and an event sink leave no goroutine
@@ -35,7 +36,7 @@ func TestStopsCleanly(t *testing.T) {
 		write(t, c, j)
 		sink.Emit(index.StateEvent(j))
 		indexedAt(t, s, es, j)
-		check.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!p.Active(), "not active") })
+		poll.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!p.Active(), "not active") })
 		if err := sink.Close(ctxT(t, 10*time.Second)); err != nil {
 			t.Fatal(err)
 		}

@@ -6,13 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/jobengine/jobengine/engine/internal/backoff"
 	"net/http"
 	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jobengine/jobengine/internal/backoff"
 
 	"github.com/go-zookeeper/zk"
 	"go.uber.org/zap"

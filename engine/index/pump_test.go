@@ -7,12 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobengine/jobengine/internal/testing/poll"
+	"github.com/jobengine/jobengine/internal/testing/zktest"
+
 	"github.com/jobengine/jobengine/engine/index"
-	"github.com/jobengine/jobengine/engine/index/estest"
-	"github.com/jobengine/jobengine/engine/internal/check"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/zkconn"
-	"github.com/jobengine/jobengine/engine/zkserver"
+	"github.com/jobengine/jobengine/internal/testing/estest"
 )
 
 const wait = 30 * time.Second
@@ -20,7 +21,7 @@ const wait = 30 * time.Second
 // indexedAt waits until job j is indexed at version v.
 func indexedAt(t *testing.T, s *estest.Server, es *index.Client, j *jobs.Job) {
 	t.Helper()
-	check.For(t, wait, 20*time.Millisecond, func() error {
+	poll.For(t, wait, 20*time.Millisecond, func() error {
 		d, ok := s.Doc(es.JobsIndex(), j.UUID())
 		return errorIf(!ok || d.Version != j.Version, "%s: indexed %v at version %d, want %d", j.ID, ok, d.Version, j.Version)
 	})
@@ -28,7 +29,7 @@ func indexedAt(t *testing.T, s *estest.Server, es *index.Client, j *jobs.Job) {
 
 func outboxEmpty(t *testing.T, c *zkconn.Conn) {
 	t.Helper()
-	check.For(t, wait, 20*time.Millisecond, func() error {
+	poll.For(t, wait, 20*time.Millisecond, func() error {
 		n := len(childrenOf(t, c, index.OutboxPath(c)))
 		return errorIf(n != 0, "%d outbox entries left", n)
 	})
@@ -61,7 +62,7 @@ func TestPumpOutageThenCatchUp(t *testing.T) {
 	if err != nil || len(pending) != 20 || !pending[final[7].UUID()] {
 		t.Fatalf("Pending = %d uuids, %v", len(pending), err)
 	}
-	check.For(t, wait, 10*time.Millisecond, func() error {
+	poll.For(t, wait, 10*time.Millisecond, func() error {
 		return errorIf(p.Stats().Retries < 2, "the pump has not retried yet")
 	})
 	if n := len(childrenOf(t, c, index.OutboxPath(c))); n != 60 {
@@ -173,7 +174,7 @@ func TestPumpMovesPoisonDocumentsAside(t *testing.T) {
 		t.Fatalf("RetryFailed = %d, %v", n, err)
 	}
 	indexedAt(t, s, es, refused)
-	check.For(t, wait, 20*time.Millisecond, func() error {
+	poll.For(t, wait, 20*time.Millisecond, func() error {
 		f, _ := index.Failed(ctxT(t, wait), c)
 		return errorIf(len(f) != 3, "%d failed entries, want the 3 that are still bad", len(f))
 	})
@@ -205,7 +206,7 @@ func TestPumpBacksOffOn429(t *testing.T) {
 // the indices.
 func ready(t *testing.T, s *estest.Server, p *index.Pump) {
 	t.Helper()
-	check.For(t, wait, 10*time.Millisecond, func() error {
+	poll.For(t, wait, 10*time.Millisecond, func() error {
 		return errorIf(!p.Active() || len(s.Indices()) != 2, "pump not active with its indices yet (%v)", s.Indices())
 	})
 }
@@ -214,7 +215,7 @@ func ready(t *testing.T, s *estest.Server, p *index.Pump) {
 func activeOf(t *testing.T, ps ...*index.Pump) *index.Pump {
 	t.Helper()
 	var active *index.Pump
-	check.For(t, wait, 10*time.Millisecond, func() error {
+	poll.For(t, wait, 10*time.Millisecond, func() error {
 		active = nil
 		n := 0
 		for _, p := range ps {
@@ -255,7 +256,7 @@ func TestOnePumpActiveAndTakeover(t *testing.T) {
 		activeConn, standby = c2, p1
 	}
 	activeConn.Close()
-	check.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!standby.Active(), "the standby did not take over") })
+	poll.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!standby.Active(), "the standby did not take over") })
 	if first.Active() {
 		t.Fatal("the pump whose session was closed still claims to be active")
 	}
@@ -276,7 +277,7 @@ func TestOnePumpActiveAndTakeover(t *testing.T) {
 
 func TestPumpSurvivesSessionExpiry(t *testing.T) {
 	zks := zookeeper(t)
-	proxy, err := zkserver.NewProxy(zks.Servers[0].Addr())
+	proxy, err := zktest.NewProxy(zks.Servers[0].Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,18 +289,18 @@ func TestPumpSurvivesSessionExpiry(t *testing.T) {
 	cp := dial(t, proxy.Addr(), r, 1500*time.Millisecond) // partitionable
 	cd := dial(t, "", r, 0)
 	pp, _ := runPump(t, cp, es, log.With(fieldStr("conn", "proxied")), "proxied")
-	check.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!pp.Active(), "the first pump is not active") })
+	poll.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!pp.Active(), "the first pump is not active") })
 	pd, stopD := runPump(t, cd, es, log.With(fieldStr("conn", "direct")), "direct")
 
 	oldSession := cp.SessionID()
 	proxy.Block()
 	// The server expires the partitioned session and the standby takes over.
-	check.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!pd.Active(), "the standby did not take over") })
+	poll.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!pd.Active(), "the standby did not take over") })
 	if pp.Active() {
 		t.Fatal("the partitioned pump still claims to be active")
 	}
 	proxy.Unblock()
-	check.For(t, wait, 20*time.Millisecond, func() error {
+	poll.For(t, wait, 20*time.Millisecond, func() error {
 		return errorIf(!cp.Connected() || cp.SessionID() == oldSession, "no new session yet")
 	})
 	j := newJob("deploy", 0)
@@ -312,7 +313,7 @@ func TestPumpSurvivesSessionExpiry(t *testing.T) {
 	// The pump on the new session contends again and takes over when the
 	// other stops.
 	stopD()
-	check.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!pp.Active(), "the re-contending pump did not take over") })
+	poll.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!pp.Active(), "the re-contending pump did not take over") })
 	k := newJob("deploy", 1)
 	write(t, cd, k)
 	indexedAt(t, s, es, k)
@@ -328,7 +329,7 @@ func TestPumpSurvivesZooKeeperRestart(t *testing.T) {
 	es := newClient(t, s, log)
 	c := dial(t, "", root(t), 10*time.Second)
 	p, _ := runPump(t, c, es, log, "p1")
-	check.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!p.Active(), "not active") })
+	poll.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!p.Active(), "not active") })
 	a := newJob("deploy", 0)
 	write(t, c, a)
 	indexedAt(t, s, es, a)
@@ -336,10 +337,10 @@ func TestPumpSurvivesZooKeeperRestart(t *testing.T) {
 	if err := zks.Servers[0].Restart(wait); err != nil {
 		t.Fatal(err)
 	}
-	check.For(t, wait, 20*time.Millisecond, func() error { return errorIf(!c.Connected(), "not reconnected") })
+	poll.For(t, wait, 20*time.Millisecond, func() error { return errorIf(!c.Connected(), "not reconnected") })
 	b := next(a, jobs.Running)
 	write(t, c, b)
 	indexedAt(t, s, es, b)
 	outboxEmpty(t, c)
-	check.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!p.Active(), "not active after the restart") })
+	poll.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!p.Active(), "not active after the restart") })
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobengine/jobengine/internal/testing/zktest"
+
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/engine/zkserver"
 )
@@ -19,7 +21,7 @@ import (
 var zkc *zkserver.Cluster
 
 func TestMain(m *testing.M) {
-	os.Exit(zkserver.RunTests(m, zkserver.Options{}, &zkc))
+	os.Exit(zktest.RunTests(m, zkserver.Options{}, &zkc))
 }
 
 var seq atomic.Int64

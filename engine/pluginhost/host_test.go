@@ -15,8 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobengine/jobengine/internal/testing/poll"
+
 	"github.com/jobengine/jobengine/engine/action"
-	"github.com/jobengine/jobengine/engine/internal/check"
 	"github.com/jobengine/jobengine/engine/pluginhost"
 )
 
@@ -121,7 +122,7 @@ func TestLoadSkipsWhatIsNotAPlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	check.For(t, 5*time.Second, 20*time.Millisecond, gone(pid))
+	poll.For(t, 5*time.Second, 20*time.Millisecond, gone(pid))
 	// Only the good plugin's process is left.
 	if ps := h.Processes(); len(ps) != 1 || ps[0].Plugin != "sdkplugin" {
 		t.Errorf("processes after load: %+v", ps)
@@ -286,7 +287,7 @@ func TestJobsPerProcess(t *testing.T) {
 	for _, rec := range recs {
 		outs = append(outs, runAsync(ctx, rn, job("sleepy", `{"sleep":"1h"}`), rec))
 	}
-	check.For(t, 10*time.Second, 10*time.Millisecond, func() error {
+	poll.For(t, 10*time.Second, 10*time.Millisecond, func() error {
 		for _, r := range recs {
 			if r.pid() == 0 {
 				return errors.New("not all jobs started")
@@ -319,7 +320,7 @@ func TestCancelEndsTheRun(t *testing.T) {
 			rec := &recorder{}
 			ctx, cancel := context.WithCancel(context.Background())
 			out := runAsync(ctx, runner(t, h, tc.action), job(tc.action, tc.payload), rec)
-			check.For(t, 10*time.Second, 10*time.Millisecond, func() error {
+			poll.For(t, 10*time.Second, 10*time.Millisecond, func() error {
 				if len(rec.snapshot().logs)+len(rec.snapshot().status) == 0 {
 					return errors.New("the job has not reported yet")
 				}
@@ -426,7 +427,7 @@ func TestCloseLeavesNoProcess(t *testing.T) {
 	}
 	rec := &recorder{}
 	out := runAsync(context.Background(), runner(t, h, "stubborn"), job("stubborn", ""), rec)
-	check.For(t, 10*time.Second, 10*time.Millisecond, func() error {
+	poll.For(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if rec.pid() == 0 {
 			return errors.New("not started")
 		}
@@ -484,7 +485,7 @@ func TestKilledHostLeavesNoPlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 	reap()
-	check.For(t, 10*time.Second, 20*time.Millisecond, gone(pids[0]))
+	poll.For(t, 10*time.Second, 20*time.Millisecond, gone(pids[0]))
 }
 
 func sha256sum(t *testing.T, path string) string {

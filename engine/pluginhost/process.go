@@ -21,7 +21,7 @@ import (
 
 	actionv1 "github.com/jobengine/jobengine/actions/proto/v1"
 	"github.com/jobengine/jobengine/engine/action"
-	"github.com/jobengine/jobengine/engine/internal/check"
+	"github.com/jobengine/jobengine/internal/check"
 )
 
 // plugin is one plugin binary and its pool of processes.

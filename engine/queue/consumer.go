@@ -5,12 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/jobengine/jobengine/engine/internal/backoff"
 	"os"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jobengine/jobengine/internal/backoff"
 
 	"github.com/go-zookeeper/zk"
 	"github.com/google/uuid"

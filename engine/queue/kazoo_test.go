@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jobengine/jobengine/engine/internal/check"
+	"github.com/jobengine/jobengine/internal/testing/poll"
 )
 
 // kazooPython is Debian's interpreter, which sees python3-kazoo (a python3
@@ -538,7 +538,7 @@ func TestKazooMixedConsumersTakeEachEntryOnce(t *testing.T) {
 		}
 	}
 	// The kazoo processes have ended, and their sessions with them.
-	check.For(t, 10*time.Second, 20*time.Millisecond, func() error {
+	poll.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		st, err := q.Stats(ctx)
 		if err != nil {
 			return err

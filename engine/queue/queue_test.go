@@ -14,9 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobengine/jobengine/internal/testing/poll"
+	"github.com/jobengine/jobengine/internal/testing/zktest"
+
 	"github.com/go-zookeeper/zk"
 
-	"github.com/jobengine/jobengine/engine/internal/check"
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/engine/zkserver"
 )
@@ -24,7 +26,7 @@ import (
 var zkc *zkserver.Cluster
 
 func TestMain(m *testing.M) {
-	os.Exit(zkserver.RunTests(m, zkserver.Options{}, &zkc))
+	os.Exit(zktest.RunTests(m, zkserver.Options{}, &zkc))
 }
 
 var rootSeq atomic.Int64
@@ -247,7 +249,7 @@ func TestIdleTakeTimeoutsAccumulateNothing(t *testing.T) {
 	if n := c.Stats().Listings; n > 2 {
 		t.Fatalf("%d listings for 200 idle takes; want the one listing kept by watches", n)
 	}
-	check.For(t, 5*time.Second, 20*time.Millisecond, func() error {
+	poll.For(t, 5*time.Second, 20*time.Millisecond, func() error {
 		if n := runtime.NumGoroutine(); n > base+2 {
 			return fmt.Errorf("%d goroutines, %d before the takes", n, base)
 		}
@@ -410,7 +412,7 @@ func TestRemoveNeverDeletesAHeldEntry(t *testing.T) {
 // entry that was taken again elsewhere, and it says so clearly.
 func TestLockLostAfterSessionExpiry(t *testing.T) {
 	root := newRoot(t)
-	proxy, err := zkserver.NewProxy(zkc.Servers[0].Addr())
+	proxy, err := zktest.NewProxy(zkc.Servers[0].Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +440,7 @@ func TestLockLostAfterSessionExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	proxy.Unblock()
-	check.For(t, 20*time.Second, 50*time.Millisecond, func() error {
+	poll.For(t, 20*time.Second, 50*time.Millisecond, func() error {
 		if s := connA.SessionID(); s == 0 || s == oldSession || !connA.Connected() {
 			return errors.New("A has no new session yet")
 		}
@@ -470,7 +472,7 @@ func TestLockLostAfterSessionExpiry(t *testing.T) {
 }
 
 func TestUnreachableZooKeeperFailsWithinContext(t *testing.T) {
-	proxy, err := zkserver.NewProxy(zkc.Servers[0].Addr())
+	proxy, err := zktest.NewProxy(zkc.Servers[0].Addr())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,15 +1,17 @@
-package zkserver
+package zkserver_test
 
 import (
 	"fmt"
 	"testing"
 	"time"
 
-	"github.com/jobengine/jobengine/engine/internal/check"
+	"github.com/jobengine/jobengine/engine/zkserver"
+	"github.com/jobengine/jobengine/internal/testing/poll"
+	"github.com/jobengine/jobengine/internal/testing/zktest"
 )
 
 func TestStandaloneStopRestartPause(t *testing.T) {
-	c := StartT(t, Options{})
+	c := zktest.StartT(t, zkserver.Options{})
 	s := c.Servers[0]
 	if m, err := s.Mode(); err != nil || m != "standalone" {
 		t.Fatalf("mode = %q, %v; want standalone", m, err)
@@ -44,7 +46,7 @@ func TestEnsembleLeaderFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("ensemble test skipped in -short mode")
 	}
-	c := StartT(t, Options{Servers: 3})
+	c := zktest.StartT(t, zkserver.Options{Servers: 3})
 	leader, err := c.Leader()
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +54,7 @@ func TestEnsembleLeaderFailover(t *testing.T) {
 	if err := leader.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	check.For(t, 30*time.Second, 100*time.Millisecond, func() error {
+	poll.For(t, 30*time.Second, 100*time.Millisecond, func() error {
 		nl, err := c.Leader()
 		if err != nil {
 			return err

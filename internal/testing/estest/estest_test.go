@@ -12,7 +12,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
-	"github.com/jobengine/jobengine/engine/index/estest"
+	"github.com/jobengine/jobengine/internal/testing/estest"
 )
 
 func client(t *testing.T, s *estest.Server, user, pass string) *elasticsearch.Client {

@@ -16,17 +16,19 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jobengine/jobengine/internal/testing/zktest"
+
 	"github.com/go-zookeeper/zk"
 	"go.uber.org/zap"
 
 	"github.com/jobengine/jobengine/engine/distributor"
 	"github.com/jobengine/jobengine/engine/election"
 	"github.com/jobengine/jobengine/engine/executor"
-	"github.com/jobengine/jobengine/engine/internal/check"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/schedule"
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/engine/zkserver"
+	"github.com/jobengine/jobengine/internal/check"
 )
 
 // Roles of the processes the harness runs.
@@ -106,7 +108,7 @@ type instance struct {
 	procs []*process // guarded by Harness.mu
 	// proxies stand between an executor and each ZooKeeper node, so a
 	// partition can cut it off.
-	proxies []*zkserver.Proxy
+	proxies []*zktest.Proxy
 }
 
 // process is one running (or ended) process of an instance.
@@ -166,7 +168,7 @@ func (h *Harness) Run(ctx context.Context) (rep *Report, err error) {
 	for i := 0; i < cfg.Executors; i++ {
 		in := &instance{role: RoleExecutor, name: fmt.Sprintf("x%d", i+1)}
 		for _, addr := range h.zk.Addrs() {
-			px, err := zkserver.NewProxy(addr)
+			px, err := zktest.NewProxy(addr)
 			if err != nil {
 				return nil, err
 			}

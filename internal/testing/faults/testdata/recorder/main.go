@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/jobengine/jobengine/actions/sdk"
-	"github.com/jobengine/jobengine/engine/faults"
+	"github.com/jobengine/jobengine/internal/testing/faults"
 )
 
 func main() {
