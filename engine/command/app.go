@@ -75,12 +75,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case isFlagError(err):
 		code = ExitUsage
 	}
-	if msg := err.Error(); msg != "" {
-		fmt.Fprintf(stderr, "jobengine: %s\n", msg)
-	}
-	if code == ExitUsage {
-		fmt.Fprintln(stderr, "run 'jobengine help' or 'jobengine <command> --help' for usage")
-	}
+	writeError(stderr, err, code, wantsJSON(args) || app.Metadata[metaJSON] == true)
 	return code
 }
 
@@ -133,8 +128,8 @@ func setUsageHandler(c *cli.Command) {
 	}
 }
 
-func onUsageError(_ *cli.Context, err error, _ bool) error {
-	return &UsageError{Err: err}
+func onUsageError(c *cli.Context, err error, _ bool) error {
+	return &UsageError{Err: explainFlagError(c, err)}
 }
 
 func envs(names ...string) []string { return names }
