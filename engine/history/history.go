@@ -74,6 +74,10 @@ type Reader struct {
 	es      *index.Client
 	timeout time.Duration
 	log     *zap.Logger
+	// window is the most hits one Elasticsearch request asks for, and
+	// unlimited the most jobs from the history on a page without a limit
+	// (both index.MaxLimit; smaller in tests).
+	window, unlimited int
 }
 
 // New returns a Reader.
@@ -84,7 +88,8 @@ func New(cfg Config) *Reader {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	return &Reader{store: cfg.Store, es: cfg.Index, timeout: cfg.Timeout, log: cfg.Logger}
+	return &Reader{store: cfg.Store, es: cfg.Index, timeout: cfg.Timeout, log: cfg.Logger,
+		window: index.MaxLimit, unlimited: index.MaxLimit}
 }
 
 // HasHistory reports whether the Reader reads Elasticsearch too.

@@ -19,7 +19,7 @@ type Query struct {
 	// Action keeps only jobs of this action.
 	Action string
 	// Limit is the size of a page; 0 asks for every live job and at most
-	// index.MaxLimit jobs from the history.
+	// index.MaxLimit jobs from the history (Next says when there are more).
 	Limit int
 	// After, when set, starts the page after this position: pass the Next
 	// of the previous page.
@@ -137,7 +137,7 @@ func (r *Reader) List(ctx context.Context, q Query) (Page, error) {
 	// history comes after every one of them, so it cannot be on the page.
 	want := q.Limit + 1
 	if q.Limit == 0 {
-		want = index.MaxLimit + 1
+		want = r.unlimited + 1
 	}
 	var hist []Job
 	complete := true
@@ -183,7 +183,7 @@ func (r *Reader) search(ctx context.Context, q Query, live map[string]bool, want
 		// Live jobs' indexed copies come back too and are dropped: ask for
 		// as many more as there are live jobs, within Elasticsearch's
 		// window.
-		size := min(want-len(out)+len(live), index.MaxLimit)
+		size := min(want-len(out)+len(live), r.window)
 		iq := index.JobQuery{State: string(q.State), Action: q.Action, Limit: size}
 		if after != nil {
 			iq.After = &index.JobPosition{Created: after.Created, ID: after.ID}

@@ -55,11 +55,14 @@ func (r *Reader) Logs(ctx context.Context, id string, follow bool, emit func(Log
 			_, _, logCh, err = conn.ExistsW(r.store.LogPath(uid))
 			return err
 		})
-		if err != nil {
-			return fmt.Errorf("history: reading %s: %w", id, err)
+		var tail []jobs.LogLine
+		if err == nil {
+			tail, err = r.store.Logs(ctx, uid)
 		}
-		tail, err := r.store.Logs(ctx, uid)
 		if err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
 			return fmt.Errorf("history: reading the log of %s: %w", id, err)
 		}
 		var batch LogBatch
@@ -69,7 +72,7 @@ func (r *Reader) Logs(ctx context.Context, id string, follow bool, emit func(Log
 			if r.es != nil {
 				indexed, err := r.events(ctx, id)
 				if err != nil {
-					batch.HistoryErr = fmt.Errorf("%w: %w", ErrUnavailable, err)
+					batch.HistoryErr = err
 				}
 				batch.Lines = mergeLines(indexed, tail)
 			}
@@ -114,7 +117,7 @@ func (r *Reader) events(ctx context.Context, id string) ([]jobs.LogLine, error) 
 	var after time.Time
 	for {
 		qctx, cancel := context.WithTimeout(ctx, r.timeout)
-		evs, err := r.es.JobEvents(qctx, id, after, index.MaxLimit)
+		evs, err := r.es.JobEvents(qctx, id, after, r.window)
 		cancel()
 		if err != nil {
 			return out, err
@@ -122,7 +125,7 @@ func (r *Reader) events(ctx context.Context, id string) ([]jobs.LogLine, error) 
 		for _, ev := range evs {
 			out = append(out, EventLine(ev))
 		}
-		if len(evs) < index.MaxLimit {
+		if len(evs) < r.window {
 			return out, nil
 		}
 		after = evs[len(evs)-1].Time
