@@ -72,7 +72,7 @@ func lookupFlag(c *cli.Context, name string) cli.Flag {
 
 // goFlagValue matches the error of Go's flag package for a value it cannot
 // parse; its reason for numbers and durations is only "parse error".
-var goFlagValue = regexp.MustCompile(`^invalid value "(.*)" for flag -{1,2}([^\s=:]+)(?:=\S*)?: (.*)$`)
+var goFlagValue = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for (?:flag )?-{1,2}([^\s=:]+)(?:=\S*)?: (.*)$`)
 
 // explainFlagError rewrites a flag parsing error of urfave/cli into one that
 // says what was wrong with the value and what to type instead; other errors

@@ -206,4 +206,3 @@ func TestNewLinesAfterTheTailMoves(t *testing.T) {
 		})
 	}
 }
-
