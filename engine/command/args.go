@@ -51,9 +51,20 @@ func parseArgs(c *cli.Context, names ...string) ([]string, error) {
 		if len(names) > 0 {
 			want = strings.Join(names, " ")
 		}
-		return nil, usagef("%s: want %s, got %d argument(s)", c.Command.FullName(), want, len(pos))
+		return nil, usagef("%s: want %s, got %d argument(s)", commandPath(c), want, len(pos))
 	}
 	return pos, nil
+}
+
+// commandPath names the command as it was typed: "job list".
+func commandPath(c *cli.Context) string {
+	var names []string
+	for _, l := range c.Lineage() {
+		if l.Command != nil && l.Command.Name != "" && l.Command.Name != c.App.Name {
+			names = append([]string{l.Command.Name}, names...)
+		}
+	}
+	return strings.Join(names, " ")
 }
 
 // lookupFlag finds a flag of the command or of the app by any of its names.

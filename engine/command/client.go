@@ -54,8 +54,8 @@ func openClient(c *cli.Context) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.Int("max-backlog") < 0 {
-		return nil, usagef("--max-backlog must not be negative")
+	if n := c.Int("max-backlog"); n < 0 {
+		return nil, usagef("--max-backlog %d is negative: type how many jobs may be queued or running at most (default %d)", n, jobs.DefaultMaxBacklog)
 	}
 	conn, err := dial(c, log)
 	if err != nil {
