@@ -92,9 +92,6 @@ func New(cfg Config) *Reader {
 		window: index.MaxLimit, unlimited: index.MaxLimit}
 }
 
-// HasHistory reports whether the Reader reads Elasticsearch too.
-func (r *Reader) HasHistory() bool { return r.es != nil }
-
 // Get returns a job ("job/<uuid>" or the bare uuid): the live document, or
 // its indexed copy when it is no longer in ZooKeeper. An unknown job's
 // error wraps jobs.ErrNotFound; an unreadable history, when it had to be
