@@ -112,6 +112,7 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 		ExitErrHandler:       func(*cli.Context, error) {}, // Main decides exit codes
 		OnUsageError:         onUsageError,
 		Action:               unknownCommand([]string{"jobengine"}),
+		CommandNotFound:      helpNotFound,
 		Commands: []*cli.Command{
 			versionCommand(),
 			jobCommand(),

@@ -281,6 +281,20 @@ func helpCommand(path []string) *cli.Command {
 	}
 }
 
+// helpNotFound answers `--help ARG`, which the library takes as a request
+// for the help of a subcommand ARG: with the help of the command itself, as
+// ARG is usually its argument (`distributor --help NAME`).
+func helpNotFound(c *cli.Context, _ string) {
+	switch {
+	case len(c.Lineage()) <= 2: // the app and the library's context above it
+		_ = cli.ShowAppHelp(c)
+	case len(c.Command.Subcommands) <= 1: // a command with only the library's help
+		cli.HelpPrinter(c.App.Writer, cli.CommandHelpTemplate, c.Command)
+	default:
+		_ = cli.ShowSubcommandHelp(c)
+	}
+}
+
 // onUsageError is every command's handler of flag parsing errors.
 func onUsageError(c *cli.Context, err error, _ bool) error {
 	if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {

@@ -169,7 +169,9 @@ func TestHelpReachesAnyDepth(t *testing.T) {
 	if code != 0 || !strings.Contains(want, "jobengine job list - list jobs") || !strings.Contains(want, "--limit") || !strings.Contains(want, "--zk-hosts") {
 		t.Fatalf("job list --help: exit %d\n%s%s", code, want, errOut)
 	}
-	for _, args := range [][]string{{"help", "job", "list"}, {"h", "job", "list"}, {"job", "help", "list"}} {
+	// --help with an argument is the help of the command, not of a
+	// subcommand named by the argument.
+	for _, args := range [][]string{{"help", "job", "list"}, {"h", "job", "list"}, {"job", "help", "list"}, {"job", "list", "--help", "x"}} {
 		out, errOut, code := runBinary(t, nil, args...)
 		if code != 0 || out != want {
 			t.Errorf("%q: exit %d, want 0 and the help of job list; got\n%s%s", args, code, out, errOut)
