@@ -120,10 +120,10 @@ func prepareCommands(cmds []*cli.Command, path []string) []*cli.Command {
 		case len(c.Subcommands) > 0:
 			c.Action = unknownCommand(p)
 		}
+		prepareCommands(c.Subcommands, p)
 		if len(c.Subcommands) > 0 {
 			c.Subcommands = append(c.Subcommands, helpCommand(p))
 		}
-		prepareCommands(c.Subcommands, p)
 	}
 	return cmds
 }
@@ -133,25 +133,28 @@ func prepareCommands(cmds []*cli.Command, path []string) []*cli.Command {
 // --limit`.
 func defaultEnvVars(path []string, flags []cli.Flag) {
 	for _, f := range flags {
+		if f == cli.HelpFlag || f == cli.VersionFlag {
+			continue // shared by every command
+		}
 		env := []string{envName(append(slices.Clone(path), f.Names()[0])...)}
 		switch f := f.(type) {
 		case *cli.StringFlag:
-			f.EnvVars = cmpOr(f.EnvVars, env)
+			f.EnvVars = orDefault(f.EnvVars, env)
 		case *cli.IntFlag:
-			f.EnvVars = cmpOr(f.EnvVars, env)
+			f.EnvVars = orDefault(f.EnvVars, env)
 		case *cli.BoolFlag:
-			f.EnvVars = cmpOr(f.EnvVars, env)
+			f.EnvVars = orDefault(f.EnvVars, env)
 		case *cli.DurationFlag:
-			f.EnvVars = cmpOr(f.EnvVars, env)
+			f.EnvVars = orDefault(f.EnvVars, env)
 		case *cli.StringSliceFlag:
-			f.EnvVars = cmpOr(f.EnvVars, env)
+			f.EnvVars = orDefault(f.EnvVars, env)
 		case *cli.IntSliceFlag:
-			f.EnvVars = cmpOr(f.EnvVars, env)
+			f.EnvVars = orDefault(f.EnvVars, env)
 		}
 	}
 }
 
-func cmpOr(have, def []string) []string {
+func orDefault(have, def []string) []string {
 	if len(have) > 0 {
 		return have
 	}
@@ -246,13 +249,15 @@ func commandNames(cmds []*cli.Command) string {
 
 // helpCommand is `help` for the commands below path: `jobengine help job
 // list` shows what `jobengine job list --help` shows, at any depth (the
-// library's own help command looks at its first argument only).
+// library's own help command looks at its first argument only). It takes
+// no flags and reads no setting, so bad settings do not hide the help.
 func helpCommand(path []string) *cli.Command {
 	return &cli.Command{
-		Name:      "help",
-		Aliases:   []string{"h"},
-		Usage:     "show the help of a command, e.g. `" + strings.Join(path, " ") + " help COMMAND [SUBCOMMAND]`",
-		ArgsUsage: "[COMMAND [SUBCOMMAND]...]",
+		Name:         "help",
+		Aliases:      []string{"h"},
+		Usage:        "show the help of a command, e.g. `" + strings.Join(path, " ") + " help COMMAND [SUBCOMMAND]`",
+		ArgsUsage:    "[COMMAND [SUBCOMMAND]...]",
+		OnUsageError: onUsageError,
 		Action: func(c *cli.Context) error {
 			var subs []*cli.Command
 			if len(path) == 1 {
@@ -295,7 +300,9 @@ func helpNotFound(c *cli.Context, _ string) {
 	}
 }
 
-// onUsageError is every command's handler of flag parsing errors.
+// onUsageError is every command's handler of flag parsing errors. The
+// flag package has no typed error for an unknown flag, so its message is
+// read; TestCommandLineUsageErrors notices if it changes.
 func onUsageError(c *cli.Context, err error, _ bool) error {
 	if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {
 		where := "jobengine"
