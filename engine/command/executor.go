@@ -32,7 +32,7 @@ import (
 )
 
 func init() {
-	extraCommands = append(extraCommands, executorCommand(), clusterCommand(), actionsCommand())
+	extraCommands = append(extraCommands, executorCommand, clusterCommand, actionsCommand)
 }
 
 func pluginFlags() []cli.Flag {
