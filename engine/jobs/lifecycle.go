@@ -113,7 +113,7 @@ func (c *Change) Commit(ctx context.Context, h Hold) error {
 		}
 		return nil
 	case changed:
-		return fmt.Errorf("%w: %s changed since it was read: %w", ErrConflict, c.job.ID, err)
+		return fmt.Errorf("%w: %s: %w", ErrConflict, c.job.ID, err)
 	case zkconn.Transient(err):
 		c.uncertain = true
 	}
