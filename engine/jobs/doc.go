@@ -51,6 +51,7 @@
 // # Events
 //
 // Observers attached to the store (StoreConfig.Observers) are told of every
-// state it writes, every log line and progress report it records: see
+// transition it commits and every cancel it writes (not of repairs through
+// Update), and of every log line and progress report it records: see
 // Observer. The job-events index is one; notifications are the next.
 package jobs
