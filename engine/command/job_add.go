@@ -3,6 +3,7 @@ package command
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -19,7 +20,10 @@ func jobAddCommand() *cli.Command {
 		Usage:     "create a job and print its id",
 		ArgsUsage: "ACTION",
 		Description: "Creates a QUEUED job and its queue entry in one ZooKeeper transaction and prints the job id,\n" +
-			"alone on its line, so scripts can capture it: id=$(jobengine job add my_action).",
+			"alone on its line, so scripts can capture it: id=$(jobengine job add my_action).\n" +
+			"A job with a concurrency key, an instance group, an impact or a dependency is created PENDING instead:\n" +
+			"the scheduler of `jobengine controller` queues it on an executor of its groups once nothing blocks it\n" +
+			"and the executor has room (see `job show` for why it waits).",
 		Flags: withEnv("job add",
 			&cli.StringFlag{Name: "target", Usage: "href of the target resource"},
 			&cli.IntFlag{Name: "priority", Value: queue.DefaultPriority, Usage: "0–999, lower runs first"},
@@ -27,6 +31,10 @@ func jobAddCommand() *cli.Command {
 			&cli.DurationFlag{Name: "timeout", Usage: "run time limit of the job (90s, 5m); 0: the action's default"},
 			&cli.StringFlag{Name: "unique-key", Usage: "refuse the job while another live job has this key"},
 			&cli.StringSliceFlag{Name: "tag", Usage: "a tag; repeat for more"},
+			&cli.StringSliceFlag{Name: "concurrency-key", Usage: "wait while an active or older pending job has this key (such as template:deploy); repeat for more"},
+			&cli.StringSliceFlag{Name: "group", Usage: "an instance group of executors that may run the job, in preference order; repeat for more (default: default)"},
+			&cli.IntFlag{Name: "impact", Usage: "the capacity the job takes on its executor (default 1)"},
+			&cli.StringSliceFlag{Name: "depends-on", Usage: "a job (job/<uuid>) that must succeed first; repeat for more"},
 			maxBacklogFlag(),
 			jsonFlag("print the new job document as JSON instead of its id"),
 		),
@@ -43,6 +51,18 @@ func jobAddCommand() *cli.Command {
 				UniqueKey: c.String("unique-key"),
 				Tags:      c.StringSlice("tag"),
 				CreatedBy: createdByCLI,
+				Scheduling: jobs.Scheduling{
+					InstanceGroups:  c.StringSlice("group"),
+					Impact:          c.Int("impact"),
+					ConcurrencyKeys: c.StringSlice("concurrency-key"),
+				},
+			}
+			for _, d := range c.StringSlice("depends-on") {
+				id, _, err := jobs.ParseID(d)
+				if err != nil {
+					return usagef("--depends-on %q is not a job id: type job/<uuid> or the bare uuid, as `job add` printed it", d)
+				}
+				n.Scheduling.DependsOn = append(n.Scheduling.DependsOn, id)
 			}
 			if c.IsSet("payload") {
 				if n.Payload, err = readPayload(c.String("payload")); err != nil {
@@ -59,6 +79,13 @@ func jobAddCommand() *cli.Command {
 			defer cl.Close()
 			if err := cl.ensure(); err != nil {
 				return err
+			}
+			for _, d := range n.Scheduling.DependsOn {
+				if _, _, err := cl.store.Get(cl.ctx, d); errors.Is(err, jobs.ErrNotFound) {
+					return usagef("--depends-on %s: no such live job (`jobengine job list` shows them)", d)
+				} else if err != nil {
+					return cl.fail(err, d)
+				}
 			}
 			j, err := cl.store.Create(cl.ctx, n)
 			if err != nil {
@@ -97,6 +124,9 @@ func checkNewJob(n jobs.NewJob) error {
 		if t == "" || len(t) > jobs.MaxIDBytes {
 			return usagef("--tag %q: a tag must be 1–%d bytes", t, jobs.MaxIDBytes)
 		}
+	}
+	if err := checkScheduling(n.Scheduling); err != nil {
+		return err
 	}
 	// What is left for the store's own check is not typed by a user.
 	if err := n.Validate(); err != nil {
@@ -150,4 +180,36 @@ func jsonKind(b []byte) string {
 		return "null"
 	}
 	return "number"
+}
+
+// checkScheduling checks the scheduling flags of `job add`.
+func checkScheduling(sc jobs.Scheduling) error {
+	if sc.Impact < 0 || sc.Impact > jobs.MaxImpact {
+		return usagef("--impact %d is out of range: type 1–%d (how much of an executor's capacity the job takes)", sc.Impact, jobs.MaxImpact)
+	}
+	if len(sc.InstanceGroups) > jobs.MaxJobGroups {
+		return usagef("%d groups: give --group at most %d times", len(sc.InstanceGroups), jobs.MaxJobGroups)
+	}
+	seen := map[string]bool{}
+	for _, g := range sc.InstanceGroups {
+		if jobs.ValidGroupName(g) != nil {
+			return usagef("--group %q is not a group name: type letters, digits, '.', '_' or '-', starting with a letter or digit, such as edge", g)
+		}
+		if seen[g] {
+			return usagef("--group %s is given twice: give each group once, in preference order", g)
+		}
+		seen[g] = true
+	}
+	if len(sc.ConcurrencyKeys) > jobs.MaxConcurrencyKeys {
+		return usagef("%d concurrency keys: give --concurrency-key at most %d times", len(sc.ConcurrencyKeys), jobs.MaxConcurrencyKeys)
+	}
+	for _, k := range sc.ConcurrencyKeys {
+		if jobs.ValidConcurrencyKey(k) != nil {
+			return usagef("--concurrency-key %q: type 1–%d bytes without spaces, such as template:deploy", k, jobs.MaxKeyBytes)
+		}
+	}
+	if len(sc.DependsOn) > jobs.MaxDependsOn {
+		return usagef("%d dependencies: give --depends-on at most %d times", len(sc.DependsOn), jobs.MaxDependsOn)
+	}
+	return nil
 }

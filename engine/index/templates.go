@@ -3,7 +3,7 @@ package index
 // TemplateVersion is the version of the engine's index templates; it is
 // stored in each template ("version") so an operator can tell which engine
 // release installed them. Raise it whenever a mapping changes.
-const TemplateVersion = 1
+const TemplateVersion = 2
 
 // templatePriority is above Elasticsearch's built-in templates (100–200), so
 // no built-in pattern can take precedence on the engine's indices.
@@ -63,6 +63,15 @@ func jobsMapping() obj {
 			"unique-key":            keyword,
 			"created-by":            keyword,
 			"tick":                  keyword,
+			// The scheduler's fields (jobs.Scheduling).
+			"instance-groups":  keyword,
+			"impact":           integer,
+			"concurrency-keys": keyword,
+			"depends-on":       keyword,
+			"explanation":      obj{"type": "text"},
+			"instance-group":   keyword,
+			"execution-node":   keyword,
+			"fanout-group":     keyword,
 		},
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -64,10 +63,11 @@ type StoreConfig struct {
 
 // Store reads and writes live job documents in ZooKeeper.
 type Store struct {
-	conn *zkconn.Conn
-	q    *queue.Queue
-	cfg  StoreConfig
-	log  *zap.Logger
+	conn    *zkconn.Conn
+	q       *queue.Queue // the shared queue
+	pending *queue.Queue // PENDING jobs, for the scheduler
+	cfg     StoreConfig
+	log     *zap.Logger
 }
 
 // NewStore returns the store on conn.
@@ -81,7 +81,7 @@ func NewStore(conn *zkconn.Conn, cfg StoreConfig) *Store {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Store{conn: conn, q: queue.New(conn, QueuePath), cfg: cfg, log: cfg.Logger}
+	return &Store{conn: conn, q: queue.New(conn, QueuePath), pending: queue.New(conn, PendingPath), cfg: cfg, log: cfg.Logger}
 }
 
 // Queue returns the job queue.
@@ -120,6 +120,9 @@ func (s *Store) Ensure(ctx context.Context) error {
 	if err := s.q.Ensure(ctx); err != nil {
 		return err
 	}
+	if err := s.pending.Ensure(ctx); err != nil {
+		return err
+	}
 	for _, d := range []string{uniqDir, cancelDir} {
 		if err := s.conn.EnsurePath(ctx, s.conn.Path(d)); err != nil {
 			return fmt.Errorf("jobs: creating %s: %w", d, err)
@@ -141,6 +144,11 @@ type NewJob struct {
 	ParentJob string
 	CreatedBy string
 	Tick      string
+	// NestedJobs are the child jobs of a fan-out parent.
+	NestedJobs []string
+	// Scheduling holds the scheduler's inputs (groups, impact, keys,
+	// dependencies). A job that sets any of them is created PENDING.
+	Scheduling Scheduling
 }
 
 // Validate checks a new job and returns a clear error naming what is wrong.
@@ -176,7 +184,12 @@ func (n *NewJob) Validate() error {
 			return err
 		}
 	}
-	return nil
+	for _, id := range n.NestedJobs {
+		if _, _, err := ParseID(id); err != nil {
+			return fmt.Errorf("nested job: %w", err)
+		}
+	}
+	return n.Scheduling.Validate()
 }
 
 func (s *Store) build(n NewJob) (*Job, error) {
@@ -206,6 +219,14 @@ func (s *Store) build(n NewJob) (*Job, error) {
 		UniqueKey:          n.UniqueKey,
 		CreatedBy:          n.CreatedBy,
 		Tick:               n.Tick,
+		NestedJobs:         n.NestedJobs,
+		Scheduling:         n.Scheduling,
+	}
+	j.Explanation = "" // the scheduler's to write
+	if n.Scheduling.NeedsScheduler() {
+		// The scheduler queues it once nothing blocks it and an executor
+		// of its groups has room.
+		j.State = Pending
 	}
 	if n.Target != "" {
 		j.TargetResource = &Resource{Href: n.Target}
@@ -238,7 +259,13 @@ func (s *Store) CreateFenced(ctx context.Context, ns []NewJob, extra ...interfac
 	}
 	// The cap is checked against the entry count before the transaction:
 	// concurrent creators may overshoot it by at most their own batches.
+	// PENDING jobs count too, but only scheduled jobs pay for that read.
 	n, err := s.q.Len(ctx)
+	if err == nil && scheduled(ns) {
+		var p int
+		p, err = s.pending.Len(ctx)
+		n += p
+	}
 	if err != nil {
 		return nil, fmt.Errorf("jobs: create: %w", err)
 	}
@@ -260,7 +287,7 @@ func (s *Store) CreateFenced(ctx context.Context, ns []NewJob, extra ...interfac
 		if err != nil {
 			return nil, err
 		}
-		put, err := s.q.PutOp([]byte(j.ID), j.Priority)
+		put, err := s.entryOp(j)
 		if err != nil {
 			return nil, err
 		}
@@ -296,7 +323,7 @@ func (s *Store) CreateFenced(ctx context.Context, ns []NewJob, extra ...interfac
 			}
 			for _, op := range ops {
 				if c, ok := op.(*zk.CreateRequest); ok {
-					if err := zkconn.EnsureSync(s.conn.Conn, path.Dir(c.Path)); err != nil {
+					if err := ensureParent(s.conn, c.Path); err != nil {
 						return err
 					}
 				}
@@ -318,7 +345,8 @@ func (s *Store) CreateFenced(ctx context.Context, ns []NewJob, extra ...interfac
 		return nil, fmt.Errorf("jobs: create: %w", opErr)
 	}
 	for _, j := range out {
-		s.log.Info("job created", zap.String("job", j.ID), zap.String("action", j.Action), zap.Int("priority", j.Priority))
+		s.log.Info("job created", zap.String("job", j.ID), zap.String("action", j.Action), zap.Int("priority", j.Priority),
+			zap.String("state", string(j.State)))
 	}
 	return out, nil
 }
@@ -466,24 +494,66 @@ func (s *Store) Delete(ctx context.Context, uid string, ver int32) error {
 
 // RestoreReport says what Restore repaired.
 type RestoreReport struct {
-	Requeued     []string `json:"requeued"`      // QUEUED/RUNNING jobs whose entry was missing
+	Requeued     []string `json:"requeued"`      // live jobs whose entry was missing
 	Removed      []string `json:"removed"`       // entries whose job is gone or final
 	SkippedTaken []string `json:"skipped-taken"` // such entries held by a consumer, left alone
 }
 
-// Restore re-queues QUEUED and RUNNING jobs whose queue entry is missing
-// and removes entries whose job is gone or final. It is idempotent and safe
-// to run at any time: every repair is conditional on what it read.
+// located is a queue entry with the queue that holds it.
+type located struct {
+	q     *queue.Queue
+	label string // "" for the shared queue, else the queue's path under the root
+	e     queue.Entry
+}
+
+// allEntries lists the entries of every queue of jobs: the shared queue,
+// the pending queue and each executor's direct queue.
+func (s *Store) allEntries(ctx context.Context) ([]located, error) {
+	var nodes []string
+	err := zkconn.Do(ctx, func() error {
+		var err error
+		nodes, _, err = s.conn.Children(s.conn.Path(NodesPath))
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jobs: listing executors: %w", err)
+	}
+	queues := []*queue.Queue{s.q, s.pending}
+	labels := []string{"", PendingPath}
+	for _, n := range nodes {
+		queues = append(queues, s.NodeQueue(n))
+		labels = append(labels, NodeQueuePath(n))
+	}
+	var out []located
+	for i, q := range queues {
+		es, err := q.Entries(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range es {
+			out = append(out, located{q: q, label: labels[i], e: e})
+		}
+	}
+	return out, nil
+}
+
+// Restore re-queues live jobs whose queue entry is missing — in the queue
+// their state calls for: the pending queue for PENDING jobs, the direct
+// queue of the executor a job was placed on, else the shared queue — and
+// removes entries whose job is gone or final. It is idempotent and safe to
+// run at any time: every repair is conditional on what it read.
 func (s *Store) Restore(ctx context.Context) (RestoreReport, error) {
 	var rep RestoreReport
-	entries, err := s.q.Entries(ctx)
+	entries, err := s.allEntries(ctx)
 	if err != nil {
 		return rep, err
 	}
 	queued := map[string]bool{}
-	byJob := map[string][]queue.Entry{}
-	for _, e := range entries {
-		byJob[e.Item] = append(byJob[e.Item], e)
+	for _, l := range entries {
+		queued[l.e.Item] = true
 	}
 	type live struct {
 		j   *Job
@@ -498,43 +568,51 @@ func (s *Store) Restore(ctx context.Context) (RestoreReport, error) {
 		if !l.j.State.Final() {
 			isLive[l.j.ID] = true
 		}
-		if len(byJob[l.j.ID]) > 0 {
-			queued[l.j.ID] = true
-		}
 	}
 	for _, l := range lives {
-		if l.j.State.Final() || queued[l.j.ID] || l.j.State == Pending {
+		if l.j.State.Final() || queued[l.j.ID] {
 			continue
 		}
-		put, err := s.q.PutOp([]byte(l.j.ID), l.j.Priority)
+		put, err := s.entryOp(l.j)
 		if err != nil {
 			return rep, err
 		}
 		// Only if the document did not change since it was read.
 		err = zkconn.Do(ctx, func() error {
 			_, err := s.conn.Multi(&zk.CheckVersionRequest{Path: s.DocPath(l.j.UUID()), Version: l.ver}, put)
+			if errors.Is(zkconn.MultiErrorOnly(nil, err), zk.ErrNoNode) {
+				// A direct queue nobody created yet.
+				if err := ensureParent(s.conn, put.Path); err != nil {
+					return err
+				}
+				_, err = s.conn.Multi(&zk.CheckVersionRequest{Path: s.DocPath(l.j.UUID()), Version: l.ver}, put)
+			}
 			return err
 		})
 		if err != nil {
 			s.log.Warn("restore: not re-queued, it changed meanwhile", zap.String("job", l.j.ID), zap.Error(err))
 			continue
 		}
-		s.log.Info("restore: job re-queued", zap.String("job", l.j.ID), zap.String("action", l.j.Action))
+		s.log.Info("restore: job re-queued", zap.String("job", l.j.ID), zap.String("action", l.j.Action), zap.String("state", string(l.j.State)))
 		rep.Requeued = append(rep.Requeued, l.j.ID)
 	}
-	for _, e := range entries {
-		if isLive[e.Item] {
+	for _, l := range entries {
+		if isLive[l.e.Item] {
 			continue
 		}
-		err := s.q.Remove(ctx, e.Name)
+		name := l.e.Name
+		if l.label != "" {
+			name = l.label + "/" + name
+		}
+		err := l.q.Remove(ctx, l.e.Name)
 		switch {
 		case errors.Is(err, queue.ErrLockLost):
-			rep.SkippedTaken = append(rep.SkippedTaken, e.Name)
+			rep.SkippedTaken = append(rep.SkippedTaken, name)
 		case err != nil:
 			return rep, err
 		default:
-			s.log.Info("restore: entry removed", zap.String("entry", e.Name), zap.String("job", e.Item))
-			rep.Removed = append(rep.Removed, e.Name)
+			s.log.Info("restore: entry removed", zap.String("entry", name), zap.String("job", l.e.Item))
+			rep.Removed = append(rep.Removed, name)
 		}
 	}
 	return rep, nil

@@ -1,0 +1,257 @@
+package jobs
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/jobengine/jobengine/engine/queue"
+)
+
+// Scheduling holds the fields of a job that the scheduler (engine/scheduler)
+// reads and writes: where a job may run, what it weighs, what it waits for,
+// and, once placed, where it went. It is part of the job document (its
+// fields are top-level fields of the JSON).
+//
+// A job with none of the inputs set (groups, impact, keys, dependencies,
+// fan-out) has no scheduling needs: it is created QUEUED on the shared
+// queue, the SlipStream path. Any of them makes it PENDING: the scheduler
+// queues it on an executor's direct queue once nothing blocks it and an
+// executor of its groups has room.
+type Scheduling struct {
+	// InstanceGroups are the groups of executors that may run the job, in
+	// preference order; empty is DefaultGroup. (Templates fill it from
+	// their groups, else their inventory's.)
+	InstanceGroups []string `json:"instance-groups,omitempty"`
+	// Impact is the capacity the job takes on its executor while active;
+	// 0 is DefaultImpact.
+	Impact int `json:"impact,omitempty"`
+	// ConcurrencyKeys block: no two active jobs share a key, and a pending
+	// job waits while an older pending or an active job holds one of its
+	// keys (template:<name>, project:<name>, inventory-source:<name>,
+	// system, or a user's own).
+	ConcurrencyKeys []string `json:"concurrency-keys,omitempty"`
+	// DependsOn are jobs that must succeed before this one is queued; a
+	// failed one fails it ("previous job failed: job/…").
+	DependsOn []string `json:"depends-on,omitempty"`
+	// Explanation says why a PENDING job waits, or why the scheduler
+	// failed it. Written by the scheduler only when it changes.
+	Explanation string `json:"explanation,omitempty"`
+	// InstanceGroup is the group the scheduler placed the job in.
+	InstanceGroup string `json:"instance-group,omitempty"`
+	// ExecutionNode is the executor whose direct queue holds the job.
+	ExecutionNode string `json:"execution-node,omitempty"`
+	// FanoutGroup marks a fan-out: the parent (a PENDING job that runs
+	// nothing and ends when its children have) and its children, one per
+	// executor of this group, each queued on its executor's direct queue.
+	FanoutGroup string `json:"fanout-group,omitempty"`
+}
+
+// DefaultGroup is the instance group of executors and jobs that name none.
+const DefaultGroup = "default"
+
+// DefaultImpact is the impact of a job that sets none.
+const DefaultImpact = 1
+
+// Well-known concurrency keys. A template's launches share TemplateKey
+// unless the template allows simultaneous runs; project updates share
+// ProjectKey, inventory updates InventorySourceKey; system jobs share
+// SystemKey, so one runs at a time cluster-wide.
+const SystemKey = "system"
+
+// TemplateKey returns the concurrency key of a template's launches.
+func TemplateKey(name string) string { return "template:" + name }
+
+// ProjectKey returns the concurrency key of a project's updates.
+func ProjectKey(name string) string { return "project:" + name }
+
+// InventorySourceKey returns the concurrency key of an inventory source's
+// updates.
+func InventorySourceKey(name string) string { return "inventory-source:" + name }
+
+// Limits of the scheduling fields.
+const (
+	// MaxGroupNameBytes bounds an instance group's name.
+	MaxGroupNameBytes = 128
+	// MaxJobGroups bounds the instance groups of a job.
+	MaxJobGroups = 32
+	// MaxImpact bounds a job's impact.
+	MaxImpact = 100_000
+	// MaxConcurrencyKeys bounds the keys of a job.
+	MaxConcurrencyKeys = 16
+	// MaxKeyBytes bounds one concurrency key.
+	MaxKeyBytes = 256
+	// MaxDependsOn bounds the dependencies of a job.
+	MaxDependsOn = 32
+	// MaxExplanation bounds an explanation, in bytes.
+	MaxExplanation = 1024
+)
+
+// ValidGroupName checks an instance group's name: 1–128 letters, digits,
+// '.', '_' and '-', starting with a letter or digit (the rule of every
+// configuration object's name: names are znode names and arguments).
+func ValidGroupName(name string) error {
+	if name == "" || len(name) > MaxGroupNameBytes {
+		return fmt.Errorf("%w: instance group name %q must be 1–%d characters", ErrInvalid, name, MaxGroupNameBytes)
+	}
+	for i, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || i > 0 && (r == '.' || r == '_' || r == '-')
+		if !ok {
+			return fmt.Errorf("%w: instance group name %q: use letters, digits, '.', '_' and '-', starting with a letter or digit", ErrInvalid, name)
+		}
+	}
+	return nil
+}
+
+// ValidConcurrencyKey checks a concurrency key: 1–256 bytes of printable
+// characters without spaces.
+func ValidConcurrencyKey(k string) error {
+	if k == "" || len(k) > MaxKeyBytes {
+		return fmt.Errorf("%w: concurrency key %q must be 1–%d bytes", ErrInvalid, k, MaxKeyBytes)
+	}
+	for _, r := range k {
+		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
+			return fmt.Errorf("%w: concurrency key %q: no spaces or control characters (such as template:deploy)", ErrInvalid, k)
+		}
+	}
+	return nil
+}
+
+// Validate checks the scheduling fields.
+func (s *Scheduling) Validate() error {
+	if len(s.InstanceGroups) > MaxJobGroups {
+		return fmt.Errorf("%w: %d instance groups, at most %d", ErrInvalid, len(s.InstanceGroups), MaxJobGroups)
+	}
+	seen := map[string]bool{}
+	for _, g := range s.InstanceGroups {
+		if err := ValidGroupName(g); err != nil {
+			return err
+		}
+		if seen[g] {
+			return fmt.Errorf("%w: instance group %q given twice", ErrInvalid, g)
+		}
+		seen[g] = true
+	}
+	for what, g := range map[string]string{"instance group": s.InstanceGroup, "fan-out group": s.FanoutGroup} {
+		if g != "" {
+			if err := ValidGroupName(g); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+		}
+	}
+	if s.ExecutionNode != "" && (len(s.ExecutionNode) > MaxIDBytes || strings.ContainsAny(s.ExecutionNode, "/ \t\n") || s.ExecutionNode == "." || s.ExecutionNode == "..") {
+		return fmt.Errorf("%w: execution node %q is not an executor name", ErrInvalid, s.ExecutionNode)
+	}
+	if s.Impact < 0 || s.Impact > MaxImpact {
+		return fmt.Errorf("%w: impact %d is outside 0–%d", ErrInvalid, s.Impact, MaxImpact)
+	}
+	if len(s.ConcurrencyKeys) > MaxConcurrencyKeys {
+		return fmt.Errorf("%w: %d concurrency keys, at most %d", ErrInvalid, len(s.ConcurrencyKeys), MaxConcurrencyKeys)
+	}
+	for _, k := range s.ConcurrencyKeys {
+		if err := ValidConcurrencyKey(k); err != nil {
+			return err
+		}
+	}
+	if len(s.DependsOn) > MaxDependsOn {
+		return fmt.Errorf("%w: %d dependencies, at most %d", ErrInvalid, len(s.DependsOn), MaxDependsOn)
+	}
+	for _, d := range s.DependsOn {
+		if _, _, err := ParseID(d); err != nil {
+			return fmt.Errorf("depends-on: %w", err)
+		}
+	}
+	if len(s.Explanation) > MaxExplanation {
+		return fmt.Errorf("%w: explanation of %d bytes is over %d", ErrInvalid, len(s.Explanation), MaxExplanation)
+	}
+	return nil
+}
+
+// NeedsScheduler reports whether a new job with these fields is created
+// PENDING, for the scheduler, rather than QUEUED on the shared queue.
+func (s *Scheduling) NeedsScheduler() bool {
+	return s.ExecutionNode == "" && (len(s.InstanceGroups) > 0 || s.Impact > 0 || len(s.ConcurrencyKeys) > 0 ||
+		len(s.DependsOn) > 0 || s.FanoutGroup != "")
+}
+
+// Groups returns the job's instance groups in preference order.
+func (s *Scheduling) Groups() []string {
+	if len(s.InstanceGroups) == 0 {
+		return []string{DefaultGroup}
+	}
+	return s.InstanceGroups
+}
+
+// EffectiveImpact returns the job's impact, DefaultImpact when unset.
+func (s *Scheduling) EffectiveImpact() int {
+	if s.Impact <= 0 {
+		return DefaultImpact
+	}
+	return s.Impact
+}
+
+// IsFanoutParent reports whether the job is the parent of a fan-out: it
+// runs nothing and ends when its children have.
+func (j *Job) IsFanoutParent() bool { return j.FanoutGroup != "" && j.ParentJob == "" }
+
+// IsFanoutChild reports whether the job is a child of a fan-out: it runs
+// on its own executor or not at all.
+func (j *Job) IsFanoutChild() bool { return j.FanoutGroup != "" && j.ParentJob != "" }
+
+// Placed reports whether the job sits (or sat) on an executor's direct
+// queue rather than the shared one.
+func (j *Job) Placed() bool { return j.ExecutionNode != "" }
+
+// ZooKeeper layout of scheduled jobs, under the connection's root.
+const (
+	// PendingPath is the queue (kazoo layout) of PENDING jobs, in creation
+	// order within a priority. Nobody takes its entries: the scheduler
+	// reads them and deletes each in the multi that moves its job on.
+	PendingPath = "pending"
+	// NodesPath holds one directory per executor: its instance record and
+	// its direct queue, <NodesPath>/<name>/job.
+	NodesPath = "nodes"
+)
+
+// NodeQueuePath returns the path of an executor's direct queue, relative
+// to the root.
+func NodeQueuePath(executor string) string { return NodesPath + "/" + executor + "/job" }
+
+// Pending returns the queue of PENDING jobs.
+func (s *Store) Pending() *queue.Queue { return s.pending }
+
+// NodeQueue returns an executor's direct queue.
+func (s *Store) NodeQueue(executor string) *queue.Queue {
+	return queue.New(s.conn, NodeQueuePath(executor))
+}
+
+// entryQueue returns the queue that holds (or held) the entry of a job in
+// state st: the pending queue, its executor's direct queue, or the shared
+// queue.
+func (s *Store) entryQueue(j *Job, st State) *queue.Queue {
+	switch {
+	case st == Pending:
+		return s.pending
+	case j.ExecutionNode != "":
+		return s.NodeQueue(j.ExecutionNode)
+	}
+	return s.q
+}
+
+// entryOp returns the operation that creates a new job's entry in the
+// queue its state calls for.
+func (s *Store) entryOp(j *Job) (*zk.CreateRequest, error) {
+	return s.entryQueue(j, j.State).PutOp([]byte(j.ID), j.Priority)
+}
+
+// scheduled reports whether any of ns is created PENDING.
+func scheduled(ns []NewJob) bool {
+	for i := range ns {
+		if ns[i].Scheduling.NeedsScheduler() {
+			return true
+		}
+	}
+	return false
+}
