@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"sort"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -28,11 +27,10 @@ import (
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/pluginhost"
 	"github.com/jobengine/jobengine/engine/version"
-	"github.com/jobengine/jobengine/engine/zkconn"
 )
 
 func init() {
-	extraCommands = append(extraCommands, executorCommand, clusterCommand, actionsCommand)
+	extraCommands = append(extraCommands, executorCommand, actionsCommand)
 }
 
 func pluginFlags() []cli.Flag {
@@ -105,7 +103,7 @@ func executorCommand() *cli.Command {
 			&cli.DurationFlag{Name: "shutdown-grace", Value: 2 * time.Minute, EnvVars: envs("JOBENGINE_SHUTDOWN_GRACE"), Usage: "how long running jobs may finish after SIGTERM"},
 			&cli.StringFlag{Name: "metrics-listen", EnvVars: envs("JOBENGINE_METRICS_LISTEN"), Usage: "serve Prometheus metrics on this address, e.g. :9310 (off by default)"},
 			maxBacklogFlag(),
-		}, pluginFlags()...),
+		}, append(capacityFlags(), pluginFlags()...)...),
 		Action: runExecutor,
 	}
 }
@@ -121,6 +119,10 @@ func runExecutor(c *cli.Context) error {
 		return usagef("--shutdown-grace must be positive")
 	}
 	timeouts, err := parseActionTimeouts(c.StringSlice("action-timeout"))
+	if err != nil {
+		return err
+	}
+	groups, capa, err := capacityConfig(c)
 	if err != nil {
 		return err
 	}
@@ -188,6 +190,7 @@ func runExecutor(c *cli.Context) error {
 		Name: c.String("name"), Threads: c.Int("threads"), Registry: reg, ActionTimeouts: timeouts,
 		ShutdownGrace: c.Duration("shutdown-grace"), Store: store, Metrics: metrics, Logger: log,
 		Version: version.Version, SessionTimeout: c.Duration("zk-session-timeout"),
+		Groups: groups, Capacity: capa,
 	}
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("zk-connect-timeout"))
 	x, err := executor.Start(ctx, conn, cfg)
@@ -265,78 +268,6 @@ func dumpState(log *zap.Logger, x *executor.Executor, host *pluginhost.Host) {
 		zap.Int("plugin-processes", len(procs)),
 		zap.String("jobs", "\n"+b.String()),
 		zap.String("stacks", "\n"+string(buf)))
-}
-
-func clusterCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "cluster",
-		Usage: "show the executors of the cluster",
-		Subcommands: []*cli.Command{{
-			Name:  "status",
-			Usage: "list executors, their heartbeats and the jobs each is running",
-			Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
-			Action: func(c *cli.Context) error {
-				log := quietLogger(c)
-				conn, err := dial(c, log)
-				if err != nil {
-					return err
-				}
-				defer conn.Close()
-				members, err := readMembers(c.Context, conn)
-				if err != nil {
-					return err
-				}
-				if c.Bool("json") {
-					enc := json.NewEncoder(c.App.Writer)
-					enc.SetIndent("", "  ")
-					return enc.Encode(members)
-				}
-				tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "EXECUTOR\tHOST\tPID\tVERSION\tTHREADS\tBUSY\tLAST SEEN\tUP")
-				for _, m := range members {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%s ago\t%s\n", m.Name, m.Host, m.PID, m.Version, m.Threads, m.Busy,
-						time.Since(m.LastSeen).Round(time.Second), time.Since(m.Started).Round(time.Second))
-				}
-				tw.Flush()
-				for _, m := range members {
-					for _, r := range m.Running {
-						fmt.Fprintf(c.App.Writer, "  %s runs %s (%s, attempt %d) for %s\n", m.Name, r.Job, r.Action, r.Attempt, time.Since(r.Started).Round(time.Second))
-					}
-				}
-				if len(members) == 0 {
-					fmt.Fprintln(c.App.ErrWriter, "no executor is running")
-				}
-				return nil
-			},
-		}},
-	}
-}
-
-// readMembers reads every executor membership node, sorted by name.
-func readMembers(ctx context.Context, conn *zkconn.Conn) ([]executor.Member, error) {
-	out := []executor.Member{}
-	err := zkconn.Do(ctx, func() error {
-		names, _, err := conn.Children(conn.Path(executor.MembersPath))
-		if err != nil {
-			if errors.Is(err, zk.ErrNoNode) {
-				return nil
-			}
-			return err
-		}
-		for _, n := range names {
-			data, _, err := conn.Get(conn.Path(executor.MembersPath, n))
-			if err != nil {
-				continue // gone meanwhile
-			}
-			var m executor.Member
-			if json.Unmarshal(data, &m) == nil {
-				out = append(out, m)
-			}
-		}
-		return nil
-	})
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, err
 }
 
 func actionsCommand() *cli.Command {

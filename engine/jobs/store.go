@@ -372,7 +372,7 @@ func (s *Store) Get(ctx context.Context, id string) (*Job, int32, error) {
 	}
 	var j Job
 	if err := json.Unmarshal(data, &j); err != nil {
-		return nil, 0, fmt.Errorf("jobs: document of %s is not valid JSON: %w", id, err)
+		return nil, 0, fmt.Errorf("%w: the document of %s is not valid JSON: %v", ErrInvalid, id, err)
 	}
 	return &j, st.Version, nil
 }
