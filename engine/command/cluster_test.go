@@ -8,6 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
+
+	"github.com/jobengine/jobengine/engine/instance"
+	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/internal/testing/poll"
 )
 
@@ -109,5 +114,37 @@ func TestExecutorCapacityFlagsBadInput(t *testing.T) {
 				t.Fatalf("exit %d, want 2: %s", code, errOut)
 			}
 		})
+	}
+}
+
+// `job add --fanout` queues one child per live executor of the group and
+// prints the parent's id.
+func TestJobAddFanout(t *testing.T) {
+	e := newJobEnv(t)
+	ctx := e.ctx()
+	if _, _, code := e.run("job", "add", "flush", "--fanout", "--group", "edge"); code != 1 {
+		t.Fatalf("fan-out to an empty group: exit %d, want 1", code)
+	}
+	for _, name := range []string{"x1", "x2"} {
+		if _, err := instance.Register(ctx, e.conn, instance.Record{Name: name, Groups: []string{"edge"}, Capacity: 4, Threads: 1}); err != nil {
+			t.Fatal(err)
+		}
+		data, _ := json.Marshal(instance.Heartbeat{Name: name})
+		if err := e.conn.EnsurePath(ctx, e.conn.Path(instance.HeartbeatsPath)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.conn.Create(e.conn.Path(instance.HeartbeatsPath, name), data, zk.FlagEphemeral, zkconn.ACL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := e.add("flush", "--fanout", "--group", "edge")
+	parent, _, err := e.store.Get(ctx, id)
+	if err != nil || parent.State != jobs.Pending || len(parent.NestedJobs) != 2 || parent.FanoutGroup != "edge" {
+		t.Fatalf("parent %+v %v", parent, err)
+	}
+	for _, name := range []string{"x1", "x2"} {
+		if n, _ := e.store.NodeQueue(name).Len(ctx); n != 1 {
+			t.Fatalf("%s has %d jobs on its queue, want 1", name, n)
+		}
 	}
 }

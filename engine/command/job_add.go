@@ -12,6 +12,7 @@ import (
 	"github.com/jobengine/jobengine/engine/history"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/queue"
+	"github.com/jobengine/jobengine/engine/scheduler"
 )
 
 func jobAddCommand() *cli.Command {
@@ -23,7 +24,9 @@ func jobAddCommand() *cli.Command {
 			"alone on its line, so scripts can capture it: id=$(jobengine job add my_action).\n" +
 			"A job with a concurrency key, an instance group, an impact or a dependency is created PENDING instead:\n" +
 			"the scheduler of `jobengine controller` queues it on an executor of its groups once nothing blocks it\n" +
-			"and the executor has room (see `job show` for why it waits).",
+			"and the executor has room (see `job show` for why it waits).\n" +
+			"--fanout runs the job once on every live, enabled executor of --group (default: default), through\n" +
+			"their direct queues, and prints the id of a parent job that ends when every child has.",
 		Flags: withEnv("job add",
 			&cli.StringFlag{Name: "target", Usage: "href of the target resource"},
 			&cli.IntFlag{Name: "priority", Value: queue.DefaultPriority, Usage: "0–999, lower runs first"},
@@ -35,6 +38,7 @@ func jobAddCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "group", Usage: "an instance group of executors that may run the job, in preference order; repeat for more (default: default)"},
 			&cli.IntFlag{Name: "impact", Usage: "the capacity the job takes on its executor (default 1)"},
 			&cli.StringSliceFlag{Name: "depends-on", Usage: "a job (job/<uuid>) that must succeed first; repeat for more"},
+			&cli.BoolFlag{Name: "fanout", Usage: "run the job on every live, enabled executor of --group, under a parent job"},
 			maxBacklogFlag(),
 			jsonFlag("print the new job document as JSON instead of its id"),
 		),
@@ -69,6 +73,17 @@ func jobAddCommand() *cli.Command {
 					return err
 				}
 			}
+			fanout := c.Bool("fanout")
+			var fanGroup string
+			if fanout {
+				if len(n.Scheduling.ConcurrencyKeys) > 0 || len(n.Scheduling.DependsOn) > 0 || len(n.Scheduling.InstanceGroups) > 1 {
+					return usagef("--fanout takes one --group and an --impact; not --concurrency-key, --depends-on or several groups")
+				}
+				if len(n.Scheduling.InstanceGroups) == 1 {
+					fanGroup = n.Scheduling.InstanceGroups[0]
+				}
+				n.Scheduling.InstanceGroups = nil
+			}
 			if err := checkNewJob(n); err != nil {
 				return err
 			}
@@ -87,7 +102,15 @@ func jobAddCommand() *cli.Command {
 					return cl.fail(err, d)
 				}
 			}
-			j, err := cl.store.Create(cl.ctx, n)
+			var j *jobs.Job
+			if fanout {
+				j, err = scheduler.Fanout(cl.ctx, cl.store, n, fanGroup)
+				if errors.Is(err, scheduler.ErrNoExecutor) {
+					return &ExitError{Code: ExitFailure, Err: err}
+				}
+			} else {
+				j, err = cl.store.Create(cl.ctx, n)
+			}
 			if err != nil {
 				return cl.fail(err, "")
 			}

@@ -279,6 +279,8 @@ func TestBadInputExitsTwoAndWritesNothing(t *testing.T) {
 		{[]string{"job", "add", "a", "--group", "edge", "--group", "edge"}, "twice"},
 		{[]string{"job", "add", "a", "--concurrency-key", "two words"}, "--concurrency-key"},
 		{[]string{"job", "add", "a", "--depends-on", "job/12"}, `--depends-on "job/12"`},
+		{[]string{"job", "add", "a", "--fanout", "--concurrency-key", "k"}, "--fanout"},
+		{[]string{"job", "add", "a", "--fanout", "--group", "a", "--group", "b"}, "--fanout"},
 		{[]string{"job", "show", "job/123"}, `"job/123" is not a job id`},
 		{[]string{"job", "show", "task/" + uuid}, "is not a job id"},
 		{[]string{"job", "show", uuid + "x"}, "is not a job id"},

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/jobengine/jobengine/engine/action"
 	"github.com/jobengine/jobengine/engine/election"
 	"github.com/jobengine/jobengine/engine/instance"
 	"github.com/jobengine/jobengine/engine/jobs"
@@ -97,7 +98,9 @@ func (c *cluster) join(name string, capacity, threads int, groups ...string) *fa
 	conn := c.dial()
 	x := &fakeExecutor{c: c, name: name, conn: conn, store: jobs.NewStore(conn, jobs.StoreConfig{})}
 	ctx := ctxT(c.t)
-	if _, err := instance.Register(ctx, conn, instance.Record{Name: name, Groups: groups, Capacity: capacity, Threads: threads, Version: "test"}); err != nil {
+	rec := instance.Record{Name: name, Groups: groups, Capacity: capacity, Threads: threads, Version: "test",
+		Actions: []instance.ActionPolicy{{Name: "fail-lost", LostPolicy: action.Fail, MaxAttempts: 1}}}
+	if _, err := instance.Register(ctx, conn, rec); err != nil {
 		c.t.Fatal(err)
 	}
 	data, _ := json.Marshal(instance.Heartbeat{Name: name, Threads: threads, LastSeen: time.Now(), Groups: groups, Capacity: capacity})
