@@ -25,6 +25,7 @@ var shipped = []struct {
 	{"/usr/libexec/jobengine/actions/hello", "-rwxr-xr-x", "root/root", false},
 	{"/etc/default/jobengine-executor", "-rw-r--r--", "root/root", true},
 	{"/etc/default/jobengine-distributor", "-rw-r--r--", "root/root", true},
+	{"/etc/default/jobengine-controller", "-rw-r--r--", "root/root", true},
 	{"/etc/jobengine/distributors.d", "drwxr-xr-x", "root/root", false},
 	{"/etc/jobengine/distributors.d/dummy.yaml.example", "-rw-r--r--", "root/root", true},
 	{"/var/log/jobengine", "drwxr-x---", "jobengine/jobengine", false},
@@ -310,8 +311,9 @@ func installDeb(t *testing.T, deb string) {
 		}
 	}
 	for _, p := range []string{"/usr/bin/jobengine", "/usr/libexec/jobengine", "/etc/default/jobengine-executor",
-		"/etc/default/jobengine-distributor", "/etc/jobengine", "/var/log/jobengine", "/var/lib/jobengine",
-		unitDirs["deb"] + "/jobengine-executor.service", unitDirs["deb"] + "/jobengine-distributor@.service"} {
+		"/etc/default/jobengine-distributor", "/etc/default/jobengine-controller", "/etc/jobengine", "/var/log/jobengine", "/var/lib/jobengine",
+		unitDirs["deb"] + "/jobengine-executor.service", unitDirs["deb"] + "/jobengine-distributor@.service",
+		unitDirs["deb"] + "/jobengine-controller.service"} {
 		if _, err := os.Lstat(p); !os.IsNotExist(err) {
 			t.Errorf("after dpkg --purge, %s is still there (%v)", p, err)
 		}

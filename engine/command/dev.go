@@ -14,8 +14,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jobengine/jobengine/engine/action"
+	"github.com/jobengine/jobengine/engine/controller"
 	"github.com/jobengine/jobengine/engine/distributor"
 	"github.com/jobengine/jobengine/engine/executor"
+	"github.com/jobengine/jobengine/engine/instance"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/schedule"
 	"github.com/jobengine/jobengine/engine/version"
@@ -30,10 +32,11 @@ func init() {
 func devCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "dev",
-		Usage: "run a complete local system in the foreground: ZooKeeper, an executor, the demo distributor",
+		Usage: "run a complete local system in the foreground: ZooKeeper, an executor, a controller, the demo distributor",
 		Description: "Starts a ZooKeeper child process (Debian's zookeeper package) on a free loopback port with its\n" +
-			"data in --data-dir, one executor and the demo distributor (a dummy_test_action job every\n" +
-			"--demo-interval), and prints how to reach it. Ctrl-C stops everything it started.",
+			"data in --data-dir, one executor (group default), one controller (the scheduler and the reaper)\n" +
+			"and the demo distributor (a dummy_test_action job every --demo-interval), and prints how to\n" +
+			"reach it. Ctrl-C stops everything it started.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "data-dir", Value: ".jobengine-dev", EnvVars: envs("JOBENGINE_DEV_DATA_DIR"), Usage: "where ZooKeeper keeps its data"},
 			&cli.IntFlag{Name: "threads", Value: 4, Usage: "executor workers"},
@@ -95,8 +98,14 @@ func runDev(c *cli.Context) error {
 	x, err := executor.Start(c.Context, conn, executor.Config{
 		Name: "dev", Threads: c.Int("threads"), Registry: reg, Store: store, Logger: log,
 		Version: version.Version, ShutdownGrace: 10 * time.Second, SessionTimeout: 10 * time.Second,
+		Capacity: instance.DefaultCapacitySettings(),
 	})
 	if err != nil {
+		return err
+	}
+	ctl, err := controller.Start(controller.Config{Conn: conn, Store: store, Identifier: "dev", SessionTimeout: 10 * time.Second, Logger: log})
+	if err != nil {
+		x.Stop()
 		return err
 	}
 
@@ -122,6 +131,7 @@ func runDev(c *cli.Context) error {
 	log.Info("stopping the local system", zap.String("signal", sig.String()))
 	stopDist()
 	<-distDone
+	ctl.Shutdown(context.Background())
 	stopped := make(chan struct{})
 	go func() { x.Shutdown(context.Background()); close(stopped) }()
 	select {

@@ -163,8 +163,10 @@ type Definition struct {
 // namePattern is the election package's rule for names, with a length cap.
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
-// reserved names are subcommands of `jobengine distributor`.
-var reserved = map[string]bool{"list": true, "validate": true, "help": true, "h": true}
+// reserved names are subcommands of `jobengine distributor`, and
+// "controller", the controllers' election (engine/controller.ElectionName):
+// a distributor of that name would share it.
+var reserved = map[string]bool{"list": true, "validate": true, "help": true, "h": true, "controller": true}
 
 // ValidName reports whether s can name a distributor.
 func ValidName(s string) bool {
@@ -208,6 +210,9 @@ func (d Definition) check() (field string, err error) {
 		return field, fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
 	}
 	if !ValidName(d.Name) {
+		if d.Name == "controller" {
+			return bad("name", "name %q is reserved (the controllers' election)", d.Name)
+		}
 		if reserved[d.Name] {
 			return bad("name", "name %q is reserved (a subcommand of `jobengine distributor`)", d.Name)
 		}

@@ -19,7 +19,7 @@ done
 if [ -d /run/systemd/system ]; then
 	systemctl daemon-reload >/dev/null 2>&1 || true
 	running=$(systemctl list-units --state=active --no-legend --plain \
-		'jobengine-executor.service' 'jobengine-distributor@*.service' 2>/dev/null |
+		'jobengine-executor.service' 'jobengine-distributor@*.service' 'jobengine-controller.service' 2>/dev/null |
 		awk '{print $1}' | tr '\n' ' ') || running=""
 	if [ -n "$running" ]; then
 		echo "jobengine: these daemons still run the previous version; restart them when convenient:" >&2

@@ -11,13 +11,13 @@ esac
 
 if [ -d /run/systemd/system ]; then
 	# The executor drains its running jobs first (up to TimeoutStopSec).
-	systemctl stop 'jobengine-distributor@*.service' jobengine-executor.service >/dev/null 2>&1 || true
+	systemctl stop 'jobengine-distributor@*.service' jobengine-controller.service jobengine-executor.service >/dev/null 2>&1 || true
 fi
 
 # Disabling only removes symlinks; systemctl does it without a running
 # systemd too. Template instances are found by their symlinks.
 if command -v systemctl >/dev/null 2>&1; then
-	units=jobengine-executor.service
+	units="jobengine-executor.service jobengine-controller.service"
 	for link in /etc/systemd/system/*.wants/jobengine-distributor@*.service; do
 		[ -L "$link" ] || continue
 		units="$units ${link##*/}"
