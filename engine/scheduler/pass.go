@@ -319,8 +319,22 @@ func (s *Scheduler) readPending(ctx context.Context) ([]*pendingJob, []string, e
 	for _, p := range s.pending {
 		out = append(out, p)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].entry < out[j].entry })
+	sort.Slice(out, func(i, j int) bool { return before(out[i], out[j]) })
 	return out, stale, nil
+}
+
+// before orders pending jobs: priority, then creation time, then the
+// pending queue's order. A job that comes back to PENDING (its executor
+// was lost, or requeued it) keeps its place by creation, ahead of the jobs
+// that waited behind it.
+func before(a, b *pendingJob) bool {
+	if a.job.Priority != b.job.Priority {
+		return a.job.Priority < b.job.Priority
+	}
+	if !a.job.Created.Equal(b.job.Created) {
+		return a.job.Created.Before(b.job.Created)
+	}
+	return a.entry < b.entry
 }
 
 // dropStale deletes pending entries whose job is gone or has moved on (a
