@@ -320,7 +320,7 @@ func TestJobAddPending(t *testing.T) {
 	if err != nil || j.State != jobs.Pending || j.Impact != 6 || len(j.InstanceGroups) != 2 || j.DependsOn[0] != first {
 		t.Fatalf("created %+v %v", j, err)
 	}
-	if n, _ := e.store.Pending().Len(context.Background()); n != 1 {
+	if n, _ := e.store.PendingCount(context.Background()); n != 1 {
 		t.Fatalf("%d pending entries, want 1", n)
 	}
 	out := e.ok("job", "show", id)

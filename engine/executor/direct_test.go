@@ -42,8 +42,7 @@ func TestDirectQueueAndInstanceRecord(t *testing.T) {
 	// A job placed on x1's direct queue runs there.
 	placed := e.add("echo", `{"message":"hi"}`, func(n *jobs.NewJob) { n.Scheduling.Impact = 2 })
 	j, ver, _ := e.store.Get(ctx, placed.ID)
-	es, _ := e.store.Pending().Entries(ctx)
-	c, err := e.store.Place(j, ver, es[0].Name, "x1", "edge")
+	c, err := e.store.Place(j, ver, "x1", "edge")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -128,9 +128,8 @@ func TestClusterSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	es, _ := s.Pending().Entries(ctx)
 	j, ver, _ := s.Get(ctx, j.ID)
-	c, err := s.Place(j, ver, es[0].Name, "a", "edge")
+	c, err := s.Place(j, ver, "a", "edge")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,7 +82,15 @@ func (s *Store) Cancel(ctx context.Context, id, by string) (*Job, error) {
 // removeEntry finds and removes the queue entry of j, which was in state
 // from (unless held).
 func (s *Store) removeEntry(ctx context.Context, j *Job, from State) error {
-	q := s.entryQueue(j, from)
+	if from == Pending {
+		return zkconn.Do(ctx, func() error {
+			if err := s.conn.Delete(s.pendingNode(j.UUID()), -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+				return err
+			}
+			return nil
+		})
+	}
+	q := s.entryQueue(j)
 	name, err := findEntry(ctx, q, j)
 	if err != nil || name == "" {
 		return err

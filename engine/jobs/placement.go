@@ -25,8 +25,8 @@ import (
 var ErrFenceLost = errors.New("jobs: the writer's fence is gone")
 
 // toPending plans moving j back to PENDING with edit (the state change),
-// its placement forgotten, why as its explanation, and a new entry in the
-// pending queue.
+// its placement forgotten, why as its explanation, and its node in the
+// index of PENDING jobs.
 func (s *Store) toPending(j *Job, ver int32, entry entryAction, edit func(n *Job) error, why string) (*Change, error) {
 	c, err := s.plan(j, ver, entry, stateEvent, func(n *Job) error {
 		if err := edit(n); err != nil {
@@ -39,29 +39,13 @@ func (s *Store) toPending(j *Job, ver int32, entry entryAction, edit func(n *Job
 	if err != nil {
 		return nil, err
 	}
-	put, err := s.pending.PutOp([]byte(j.ID), j.Priority)
-	if err != nil {
-		return nil, err
-	}
-	c.ops = append(c.ops, put)
+	c.ops = append(c.ops, s.pendingCreate(j))
 	return c, nil
 }
 
-// pendingDelete returns the operation that deletes a pending entry.
-func (s *Store) pendingDelete(entry string) (*zk.DeleteRequest, error) {
-	if _, _, ok := queue.ParseEntry(entry); !ok {
-		return nil, fmt.Errorf("%w: %q is not a queue entry name", ErrInvalid, entry)
-	}
-	return &zk.DeleteRequest{Path: s.pending.EntriesPath() + "/" + entry, Version: -1}, nil
-}
-
-// withPendingDelete plans a change of a PENDING job that also deletes its
-// pending entry.
-func (s *Store) withPendingDelete(j *Job, ver int32, entry string, event eventKind, edit func(n *Job) error) (*Change, error) {
-	del, err := s.pendingDelete(entry)
-	if err != nil {
-		return nil, err
-	}
+// withPendingDelete plans a change of a PENDING job that also takes it
+// out of the index of PENDING jobs.
+func (s *Store) withPendingDelete(j *Job, ver int32, event eventKind, edit func(n *Job) error) (*Change, error) {
 	if j.State != Pending {
 		return nil, fmt.Errorf("%w: %s is %s; the scheduler moves PENDING jobs only", ErrIllegalState, j.ID, j.State)
 	}
@@ -69,23 +53,22 @@ func (s *Store) withPendingDelete(j *Job, ver int32, entry string, event eventKi
 	if err != nil {
 		return nil, err
 	}
-	c.ops = append(c.ops, del)
+	c.ops = append(c.ops, s.pendingDelete(j))
 	return c, nil
 }
 
 // Place plans queuing a PENDING job on an executor's direct queue:
-// QUEUED, placed on executor in group, its explanation cleared, its
-// pending entry (entry, the name listed in the pending queue) deleted and
-// a new entry created in the executor's queue. Commit it under the
-// leader's fence (CommitFenced, CommitBatch).
-func (s *Store) Place(j *Job, ver int32, entry, executor, group string) (*Change, error) {
+// QUEUED, placed on executor in group, its explanation cleared, out of
+// the index of PENDING jobs and into the executor's queue. Commit it under
+// the leader's fence (CommitFenced, CommitBatch).
+func (s *Store) Place(j *Job, ver int32, executor, group string) (*Change, error) {
 	if j.IsFanoutParent() {
 		return nil, fmt.Errorf("%w: %s is a fan-out parent: it runs nothing", ErrIllegalState, j.ID)
 	}
 	if err := (&Scheduling{ExecutionNode: executor, InstanceGroup: group}).Validate(); err != nil {
 		return nil, err
 	}
-	c, err := s.withPendingDelete(j, ver, entry, stateEvent, func(n *Job) error {
+	c, err := s.withPendingDelete(j, ver, stateEvent, func(n *Job) error {
 		if err := n.Transition(Queued, s.now()); err != nil {
 			return err
 		}
@@ -116,10 +99,10 @@ func (s *Store) Explain(j *Job, ver int32, why string) (*Change, error) {
 }
 
 // FailPending plans failing a PENDING job that cannot run (a dependency
-// failed): FAILED with why as its status and explanation, its pending
-// entry deleted.
-func (s *Store) FailPending(j *Job, ver int32, entry, why string) (*Change, error) {
-	return s.withPendingDelete(j, ver, entry, stateEvent, func(n *Job) error {
+// failed): FAILED with why as its status and explanation, out of the
+// index of PENDING jobs.
+func (s *Store) FailPending(j *Job, ver int32, why string) (*Change, error) {
+	return s.withPendingDelete(j, ver, stateEvent, func(n *Job) error {
 		if err := n.Transition(Failed, s.now()); err != nil {
 			return err
 		}
@@ -132,16 +115,16 @@ func (s *Store) FailPending(j *Job, ver int32, entry, why string) (*Change, erro
 }
 
 // EndFanout plans the end of a fan-out parent once its children have
-// ended: state (SUCCESS, FAILED or CANCELED) with a summary, its pending
-// entry deleted.
-func (s *Store) EndFanout(j *Job, ver int32, entry string, state State, summary string) (*Change, error) {
+// ended: state (SUCCESS, FAILED or CANCELED) with a summary, out of the
+// index of PENDING jobs.
+func (s *Store) EndFanout(j *Job, ver int32, state State, summary string) (*Change, error) {
 	if !j.IsFanoutParent() {
 		return nil, fmt.Errorf("%w: %s is not a fan-out parent", ErrIllegalState, j.ID)
 	}
 	if !state.Final() {
 		return nil, fmt.Errorf("%w: %s is not a final state", ErrIllegalState, state)
 	}
-	return s.withPendingDelete(j, ver, entry, stateEvent, func(n *Job) error {
+	return s.withPendingDelete(j, ver, stateEvent, func(n *Job) error {
 		if err := n.Transition(state, s.now()); err != nil {
 			return err
 		}
@@ -159,8 +142,9 @@ func (s *Store) EndFanout(j *Job, ver int32, entry string, state State, summary 
 // Unplace plans giving a job back to the scheduler that was placed on an
 // executor which was lost before it started the job: QUEUED → PENDING,
 // why as its explanation, its entry in the executor's direct queue
-// consumed (commit it under the hold of that entry) and a new one created
-// in the pending queue. A fan-out child is not placed again: Finish it.
+// consumed (commit it under the hold of that entry), and the job back in
+// the index of PENDING jobs. A fan-out child is not placed again: Finish
+// it.
 func (s *Store) Unplace(j *Job, ver int32, why string) (*Change, error) {
 	if j.State != Queued || !j.Placed() || j.IsFanoutChild() {
 		return nil, fmt.Errorf("%w: %s is %s; only a QUEUED job placed by the scheduler goes back to PENDING", ErrIllegalState, j.ID, j.State)
@@ -182,7 +166,7 @@ type BatchError struct {
 	Index int
 	// Err is the change's failure: ErrConflict when its document changed
 	// since it was read, else a *zkconn.OpError counted from its own first
-	// operation (its pending entry gone, say).
+	// operation (its node in the index of PENDING jobs gone, say).
 	Err error
 }
 
@@ -226,8 +210,8 @@ func (s *Store) CommitBatch(ctx context.Context, changes []*Change, fence ...int
 			if attempt > 0 || i < 0 || i >= own || !isCreate || !errors.Is(opErr, zk.ErrNoNode) {
 				return err
 			}
-			// A direct queue (or the pending queue) not created yet: create
-			// its directories and try once more.
+			// A direct queue (or the index of PENDING jobs) not created
+			// yet: create its directories and try once more.
 			if err := ensureParent(s.conn, create.Path); err != nil {
 				return err
 			}

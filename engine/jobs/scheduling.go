@@ -1,6 +1,8 @@
 package jobs
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode"
@@ -8,6 +10,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/jobengine/jobengine/engine/queue"
+	"github.com/jobengine/jobengine/engine/zkconn"
 )
 
 // Scheduling holds the fields of a job that the scheduler (engine/scheduler)
@@ -206,9 +209,10 @@ func (j *Job) Placed() bool { return j.ExecutionNode != "" }
 
 // ZooKeeper layout of scheduled jobs, under the connection's root.
 const (
-	// PendingPath is the queue (kazoo layout) of PENDING jobs, in creation
-	// order within a priority. Nobody takes its entries: the scheduler
-	// reads them and deletes each in the multi that moves its job on.
+	// PendingPath is the index of PENDING jobs: /pending/<uuid>, an empty
+	// node created in the transaction that makes a job PENDING and deleted
+	// in the one that moves it on, so the scheduler lists the pending jobs
+	// without reading every document.
 	PendingPath = "pending"
 	// NodesPath holds one directory per executor: its instance record and
 	// its direct queue, <NodesPath>/<name>/job.
@@ -219,31 +223,83 @@ const (
 // to the root.
 func NodeQueuePath(executor string) string { return NodesPath + "/" + executor + "/job" }
 
-// Pending returns the queue of PENDING jobs.
-func (s *Store) Pending() *queue.Queue { return s.pending }
+// PendingDir returns the absolute path of the index of PENDING jobs.
+func (s *Store) PendingDir() string { return s.conn.Path(PendingPath) }
+
+// pendingNode returns a job's node in the index of PENDING jobs.
+func (s *Store) pendingNode(uid string) string { return s.conn.Path(PendingPath, uid) }
+
+// PendingIDs lists the jobs in the index of PENDING jobs, as job ids.
+func (s *Store) PendingIDs(ctx context.Context) ([]string, error) {
+	var names []string
+	err := zkconn.Do(ctx, func() error {
+		var err error
+		names, _, err = s.conn.Children(s.PendingDir())
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jobs: listing pending jobs: %w", err)
+	}
+	ids := make([]string, len(names))
+	for i, n := range names {
+		ids[i] = "job/" + n
+	}
+	return ids, nil
+}
+
+// PendingCount returns the number of PENDING jobs (one stat).
+func (s *Store) PendingCount(ctx context.Context) (int, error) {
+	var n int
+	err := zkconn.Do(ctx, func() error {
+		ok, st, err := s.conn.Exists(s.PendingDir())
+		if err != nil || !ok {
+			return err
+		}
+		n = int(st.NumChildren)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("jobs: counting pending jobs: %w", err)
+	}
+	return n, nil
+}
 
 // NodeQueue returns an executor's direct queue.
 func (s *Store) NodeQueue(executor string) *queue.Queue {
 	return queue.New(s.conn, NodeQueuePath(executor))
 }
 
-// entryQueue returns the queue that holds (or held) the entry of a job in
-// state st: the pending queue, its executor's direct queue, or the shared
-// queue.
-func (s *Store) entryQueue(j *Job, st State) *queue.Queue {
-	switch {
-	case st == Pending:
-		return s.pending
-	case j.ExecutionNode != "":
+// entryQueue returns the queue that holds (or held) the entry of a job
+// that is not PENDING: its executor's direct queue, or the shared queue.
+func (s *Store) entryQueue(j *Job) *queue.Queue {
+	if j.ExecutionNode != "" {
 		return s.NodeQueue(j.ExecutionNode)
 	}
 	return s.q
 }
 
-// entryOp returns the operation that creates a new job's entry in the
-// queue its state calls for.
+// entryOp returns the operation that creates a new job's entry where its
+// state calls for: the index of PENDING jobs, or a queue.
 func (s *Store) entryOp(j *Job) (*zk.CreateRequest, error) {
-	return s.entryQueue(j, j.State).PutOp([]byte(j.ID), j.Priority)
+	if j.State == Pending {
+		return s.pendingCreate(j), nil
+	}
+	return s.entryQueue(j).PutOp([]byte(j.ID), j.Priority)
+}
+
+// pendingCreate returns the operation that adds j to the index of PENDING
+// jobs.
+func (s *Store) pendingCreate(j *Job) *zk.CreateRequest {
+	return &zk.CreateRequest{Path: s.pendingNode(j.UUID()), Data: nil, Acl: zkconn.ACL}
+}
+
+// pendingDelete returns the operation that takes j out of the index of
+// PENDING jobs.
+func (s *Store) pendingDelete(j *Job) *zk.DeleteRequest {
+	return &zk.DeleteRequest{Path: s.pendingNode(j.UUID()), Version: -1}
 }
 
 // scheduled reports whether any of ns is created PENDING.

@@ -37,7 +37,7 @@ func TestSchedulingFieldsAreValidated(t *testing.T) {
 			t.Errorf("%s: %v, want ErrInvalid", name, err)
 		}
 	}
-	if n, _ := s.Pending().Len(ctx); n != 0 {
+	if n, _ := s.PendingCount(ctx); n != 0 {
 		t.Fatalf("bad input wrote %d pending entries", n)
 	}
 }
@@ -67,11 +67,11 @@ func TestCreatePendingOrQueued(t *testing.T) {
 	if len(shared) != 1 || shared[0].Item != fast.ID {
 		t.Fatalf("shared queue: %+v", shared)
 	}
-	pending, _ := s.Pending().Entries(ctx)
-	if len(pending) != len(needs) || pending[0].Priority != 7 {
-		t.Fatalf("pending queue: %+v", pending)
+	pending, _ := s.PendingIDs(ctx)
+	if len(pending) != len(needs) {
+		t.Fatalf("pending index: %+v", pending)
 	}
-	got, _, _ := s.Get(ctx, pending[0].Item)
+	got, _, _ := s.Get(ctx, pending[0])
 	data, _ := json.Marshal(got)
 	for _, field := range []string{`"state":"PENDING"`} {
 		if !strings.Contains(string(data), field) {
@@ -116,19 +116,19 @@ func electionNode(t *testing.T, s *Store) *zk.CheckVersionRequest {
 	return &zk.CheckVersionRequest{Path: p, Version: -1}
 }
 
-func pendingEntry(t *testing.T, s *Store, id string) string {
+// isPending fails the test unless id is in the index of PENDING jobs.
+func isPending(t *testing.T, s *Store, id string) {
 	t.Helper()
-	es, err := s.Pending().Entries(ctxT(t))
+	ids, err := s.PendingIDs(ctxT(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range es {
-		if e.Item == id {
-			return e.Name
+	for _, p := range ids {
+		if p == id {
+			return
 		}
 	}
-	t.Fatalf("no pending entry for %s in %+v", id, es)
-	return ""
+	t.Fatalf("%s is not in the pending index %v", id, ids)
 }
 
 func TestPlaceExplainAndFail(t *testing.T) {
@@ -154,7 +154,7 @@ func TestPlaceExplainAndFail(t *testing.T) {
 
 	// Placing: QUEUED on the executor's direct queue, out of the pending queue.
 	j, ver, _ = s.Get(ctx, a.ID)
-	c, err = s.Place(j, ver, pendingEntry(t, s, a.ID), "x1", "edge")
+	c, err = s.Place(j, ver, "x1", "edge")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,13 +169,13 @@ func TestPlaceExplainAndFail(t *testing.T) {
 	if len(direct) != 1 || direct[0].Item != a.ID || direct[0].Priority != 3 {
 		t.Fatalf("direct queue: %+v", direct)
 	}
-	if p, _ := s.Pending().Entries(ctx); len(p) != 1 || p[0].Item != b.ID {
+	if p, _ := s.PendingIDs(ctx); len(p) != 1 || p[0] != b.ID {
 		t.Fatalf("pending queue after placing: %+v", p)
 	}
 
 	// Failing a PENDING job: FAILED, its entry gone, its unique key free.
 	j, ver, _ = s.Get(ctx, b.ID)
-	c, err = s.FailPending(j, ver, pendingEntry(t, s, b.ID), "previous job failed: "+a.ID)
+	c, err = s.FailPending(j, ver, "previous job failed: "+a.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,14 +186,14 @@ func TestPlaceExplainAndFail(t *testing.T) {
 	if got.State != Failed || got.StatusMessage != "previous job failed: "+a.ID || *got.ReturnCode != 1 {
 		t.Fatalf("failed: %+v", got)
 	}
-	if n, _ := s.Pending().Len(ctx); n != 0 {
+	if n, _ := s.PendingCount(ctx); n != 0 {
 		t.Fatalf("%d pending entries left", n)
 	}
 	if tr := strings.Join(rec.transitions(), " "); tr != "PENDING→QUEUED PENDING→FAILED" {
 		t.Fatalf("state events %q", tr)
 	}
 	// Only PENDING jobs are placed or explained.
-	if _, err := s.Place(got, 0, "entry-100-0000000001", "x1", "edge"); !errors.Is(err, ErrIllegalState) {
+	if _, err := s.Place(got, 0, "x1", "edge"); !errors.Is(err, ErrIllegalState) {
 		t.Fatalf("placing a final job: %v", err)
 	}
 }
@@ -212,7 +212,7 @@ func TestCommitBatchFenceAndConflict(t *testing.T) {
 	}
 	for _, id := range ids {
 		j, ver, _ := s.Get(ctx, id)
-		c, err := s.Place(j, ver, pendingEntry(t, s, id), "x1", "default")
+		c, err := s.Place(j, ver, "x1", "default")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -258,7 +258,7 @@ func place(t *testing.T, s *Store, executor string, sc Scheduling) *Job {
 		t.Fatal(err)
 	}
 	j, ver, _ := s.Get(ctx, j.ID)
-	c, err := s.Place(j, ver, pendingEntry(t, s, j.ID), executor, "default")
+	c, err := s.Place(j, ver, executor, "default")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +298,7 @@ func TestRequeueOfAPlacedJobGoesBackToPending(t *testing.T) {
 	if n, _ := s.NodeQueue("x1").Len(ctx); n != 0 {
 		t.Fatalf("%d entries left on the direct queue", n)
 	}
-	pendingEntry(t, s, placed.ID)
+	isPending(t, s, placed.ID)
 }
 
 // The reaper's transitions, under the hold of an entry of a lost
@@ -320,7 +320,7 @@ func TestUnplaceAndReschedule(t *testing.T) {
 	if got.State != Pending || got.ExecutionNode != "" || got.Explanation == "" {
 		t.Fatalf("unplaced: %+v", got)
 	}
-	pendingEntry(t, s, queued.ID)
+	isPending(t, s, queued.ID)
 
 	// A RUNNING job whose executor was lost: rerun means PENDING again,
 	// the lost attempt counted.
@@ -372,7 +372,7 @@ func TestCancelRemovesPendingAndDirectEntries(t *testing.T) {
 			t.Fatalf("cancel %s: %+v %v", id, got, err)
 		}
 	}
-	if n, _ := s.Pending().Len(ctx); n != 0 {
+	if n, _ := s.PendingCount(ctx); n != 0 {
 		t.Fatalf("%d pending entries after cancel", n)
 	}
 	if n, _ := s.NodeQueue("x1").Len(ctx); n != 0 {
@@ -425,7 +425,7 @@ func TestFanoutParentCancelAndEnd(t *testing.T) {
 	// EndFanout ends a parent, and only a parent.
 	p2, _ := s.Create(ctx, NewJob{Action: "a", Scheduling: Scheduling{FanoutGroup: "edge"}})
 	j, ver, _ = s.Get(ctx, p2.ID)
-	c, err = s.EndFanout(j, ver, pendingEntry(t, s, p2.ID), Success, "2 of 2 children succeeded")
+	c, err = s.EndFanout(j, ver, Success, "2 of 2 children succeeded")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,7 +437,7 @@ func TestFanoutParentCancelAndEnd(t *testing.T) {
 	}
 	plain, _ := s.Create(ctx, NewJob{Action: "a", Scheduling: Scheduling{Impact: 1}})
 	j, ver, _ = s.Get(ctx, plain.ID)
-	if _, err := s.EndFanout(j, ver, pendingEntry(t, s, plain.ID), Success, ""); !errors.Is(err, ErrIllegalState) {
+	if _, err := s.EndFanout(j, ver, Success, ""); !errors.Is(err, ErrIllegalState) {
 		t.Fatalf("EndFanout of a plain job: %v", err)
 	}
 }
@@ -450,7 +450,7 @@ func TestRestoreKnowsEveryQueue(t *testing.T) {
 	p, _ := s.Create(ctx, NewJob{Action: "a", Scheduling: Scheduling{ConcurrencyKeys: []string{"k"}}})
 	placed := place(t, s, "x1", Scheduling{Impact: 1})
 	// Both entries vanish behind the store's back.
-	if err := s.Pending().Remove(ctx, pendingEntry(t, s, p.ID)); err != nil {
+	if err := s.Conn().Delete(s.Conn().Path(PendingPath, p.UUID()), -1); err != nil {
 		t.Fatal(err)
 	}
 	direct, _ := s.NodeQueue("x1").Entries(ctx)
@@ -468,10 +468,10 @@ func TestRestoreKnowsEveryQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Requeued) != 2 || len(rep.Removed) != 1 || !strings.HasPrefix(rep.Removed[0], PendingPath+"/entry-") {
+	if len(rep.Requeued) != 2 || len(rep.Removed) != 1 || rep.Removed[0] != PendingPath+"/"+stale.UUID() {
 		t.Fatalf("report %+v", rep)
 	}
-	pendingEntry(t, s, p.ID)
+	isPending(t, s, p.ID)
 	if direct, _ := s.NodeQueue("x1").Entries(ctx); len(direct) != 1 || direct[0].Item != placed.ID {
 		t.Fatalf("direct queue after restore: %+v", direct)
 	}

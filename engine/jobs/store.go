@@ -63,11 +63,10 @@ type StoreConfig struct {
 
 // Store reads and writes live job documents in ZooKeeper.
 type Store struct {
-	conn    *zkconn.Conn
-	q       *queue.Queue // the shared queue
-	pending *queue.Queue // PENDING jobs, for the scheduler
-	cfg     StoreConfig
-	log     *zap.Logger
+	conn *zkconn.Conn
+	q    *queue.Queue // the shared queue
+	cfg  StoreConfig
+	log  *zap.Logger
 }
 
 // NewStore returns the store on conn.
@@ -81,7 +80,7 @@ func NewStore(conn *zkconn.Conn, cfg StoreConfig) *Store {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Store{conn: conn, q: queue.New(conn, QueuePath), pending: queue.New(conn, PendingPath), cfg: cfg, log: cfg.Logger}
+	return &Store{conn: conn, q: queue.New(conn, QueuePath), cfg: cfg, log: cfg.Logger}
 }
 
 // Queue returns the job queue.
@@ -120,10 +119,7 @@ func (s *Store) Ensure(ctx context.Context) error {
 	if err := s.q.Ensure(ctx); err != nil {
 		return err
 	}
-	if err := s.pending.Ensure(ctx); err != nil {
-		return err
-	}
-	for _, d := range []string{uniqDir, cancelDir} {
+	for _, d := range []string{uniqDir, cancelDir, PendingPath} {
 		if err := s.conn.EnsurePath(ctx, s.conn.Path(d)); err != nil {
 			return fmt.Errorf("jobs: creating %s: %w", d, err)
 		}
@@ -263,7 +259,7 @@ func (s *Store) CreateFenced(ctx context.Context, ns []NewJob, extra ...interfac
 	n, err := s.q.Len(ctx)
 	if err == nil && scheduled(ns) {
 		var p int
-		p, err = s.pending.Len(ctx)
+		p, err = s.PendingCount(ctx)
 		n += p
 	}
 	if err != nil {
@@ -499,15 +495,16 @@ type RestoreReport struct {
 	SkippedTaken []string `json:"skipped-taken"` // such entries held by a consumer, left alone
 }
 
-// located is a queue entry with the queue that holds it.
+// located is an entry of a job: in a queue, or in the index of PENDING
+// jobs.
 type located struct {
-	q     *queue.Queue
-	label string // "" for the shared queue, else the queue's path under the root
-	e     queue.Entry
+	name   string // as the report names it
+	item   string // the job id
+	remove func(ctx context.Context) error
 }
 
-// allEntries lists the entries of every queue of jobs: the shared queue,
-// the pending queue and each executor's direct queue.
+// allEntries lists the entries of every queue of jobs — the shared queue
+// and each executor's direct queue — and the index of PENDING jobs.
 func (s *Store) allEntries(ctx context.Context) ([]located, error) {
 	var nodes []string
 	err := zkconn.Do(ctx, func() error {
@@ -521,11 +518,11 @@ func (s *Store) allEntries(ctx context.Context) ([]located, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jobs: listing executors: %w", err)
 	}
-	queues := []*queue.Queue{s.q, s.pending}
-	labels := []string{"", PendingPath}
+	queues := []*queue.Queue{s.q}
+	labels := []string{""}
 	for _, n := range nodes {
 		queues = append(queues, s.NodeQueue(n))
-		labels = append(labels, NodeQueuePath(n))
+		labels = append(labels, NodeQueuePath(n)+"/")
 	}
 	var out []located
 	for i, q := range queues {
@@ -534,16 +531,32 @@ func (s *Store) allEntries(ctx context.Context) ([]located, error) {
 			return nil, err
 		}
 		for _, e := range es {
-			out = append(out, located{q: q, label: labels[i], e: e})
+			q, name := q, e.Name
+			out = append(out, located{name: labels[i] + name, item: e.Item, remove: func(ctx context.Context) error { return q.Remove(ctx, name) }})
 		}
+	}
+	ids, err := s.PendingIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		p := s.conn.Path(PendingPath, strings.TrimPrefix(id, "job/"))
+		out = append(out, located{name: PendingPath + "/" + strings.TrimPrefix(id, "job/"), item: id, remove: func(ctx context.Context) error {
+			return zkconn.Do(ctx, func() error {
+				if err := s.conn.Delete(p, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+					return err
+				}
+				return nil
+			})
+		}})
 	}
 	return out, nil
 }
 
-// Restore re-queues live jobs whose queue entry is missing — in the queue
-// their state calls for: the pending queue for PENDING jobs, the direct
-// queue of the executor a job was placed on, else the shared queue — and
-// removes entries whose job is gone or final. It is idempotent and safe to
+// Restore re-queues live jobs whose queue entry is missing — where their
+// state calls for: the index of PENDING jobs, the direct queue of the
+// executor a job was placed on, else the shared queue — and removes
+// entries whose job is gone or final. It is idempotent and safe to
 // run at any time: every repair is conditional on what it read.
 func (s *Store) Restore(ctx context.Context) (RestoreReport, error) {
 	var rep RestoreReport
@@ -553,7 +566,7 @@ func (s *Store) Restore(ctx context.Context) (RestoreReport, error) {
 	}
 	queued := map[string]bool{}
 	for _, l := range entries {
-		queued[l.e.Item] = true
+		queued[l.item] = true
 	}
 	type live struct {
 		j   *Job
@@ -597,22 +610,18 @@ func (s *Store) Restore(ctx context.Context) (RestoreReport, error) {
 		rep.Requeued = append(rep.Requeued, l.j.ID)
 	}
 	for _, l := range entries {
-		if isLive[l.e.Item] {
+		if isLive[l.item] {
 			continue
 		}
-		name := l.e.Name
-		if l.label != "" {
-			name = l.label + "/" + name
-		}
-		err := l.q.Remove(ctx, l.e.Name)
+		err := l.remove(ctx)
 		switch {
 		case errors.Is(err, queue.ErrLockLost):
-			rep.SkippedTaken = append(rep.SkippedTaken, name)
+			rep.SkippedTaken = append(rep.SkippedTaken, l.name)
 		case err != nil:
 			return rep, err
 		default:
-			s.log.Info("restore: entry removed", zap.String("entry", name), zap.String("job", l.e.Item))
-			rep.Removed = append(rep.Removed, name)
+			s.log.Info("restore: entry removed", zap.String("entry", l.name), zap.String("job", l.item))
+			rep.Removed = append(rep.Removed, l.name)
 		}
 	}
 	return rep, nil

@@ -232,22 +232,25 @@ func decide(m *model, j *jobs.Job, deps map[string]depState, claimed map[string]
 			}
 		}
 	}
-	// The keys are claimed whatever becomes of the job: a newer job that
-	// shares one waits behind it (creation order within a blocked group).
+	// A job waits behind the job just ahead of it in the line of a key:
+	// the newest older pending job that holds the key, else the active
+	// one. The keys are claimed whatever becomes of the job, so a newer
+	// job that shares one waits behind it (creation order within a
+	// blocked group). Naming the job just ahead keeps each explanation
+	// until that job has ended: when the line moves, only the job that
+	// starts has a new state to write.
 	var blockedBy, blockKey string
 	for _, k := range j.ConcurrencyKeys {
-		holder, isActive := m.active[k]
-		if !isActive {
-			holder = claimed[k]
+		holder, ok := claimed[k]
+		if !ok {
+			holder = m.active[k]
 		}
 		if holder != "" && holder != j.ID && blockedBy == "" {
 			blockedBy, blockKey = holder, k
 		}
 	}
 	for _, k := range j.ConcurrencyKeys {
-		if _, ok := claimed[k]; !ok {
-			claimed[k] = j.ID
-		}
+		claimed[k] = j.ID
 	}
 	switch {
 	case waitDep != "":

@@ -252,3 +252,20 @@ func TestDecideAllStops(t *testing.T) {
 		t.Fatalf("%d decisions, used %d", len(ds), m.nodes["x1"].used)
 	}
 }
+
+// A job waits behind the one just ahead of it for a key, so its
+// explanation holds until that one has ended: when the line moves, only
+// the job that starts changes.
+func TestExplanationsHoldWhileTheLineMoves(t *testing.T) {
+	execs := []ex{{"x1", "default", 100, 0, 0, 0, false}}
+	line := func() []*jobs.Job {
+		return []*jobs.Job{pj("j2", 1, keys("k")), pj("j3", 1, keys("k")), pj("j4", 1, keys("k"))}
+	}
+	m := newTestModel(execs)
+	m.active["k"] = "job/j1"
+	check(t, outcomes(m, line(), nil),
+		"wait: waiting for job/j1 to finish (k)", "wait: waiting for job/j2 to finish (k)", "wait: waiting for job/j3 to finish (k)")
+	// j1 ends: j2 starts; j3 and j4 say what they said.
+	check(t, outcomes(newTestModel(execs), line(), nil),
+		"x1", "wait: waiting for job/j2 to finish (k)", "wait: waiting for job/j3 to finish (k)")
+}

@@ -56,7 +56,7 @@ func TestFanout(t *testing.T) {
 	if p := c.get(parent.ID); p.State != jobs.Success || *p.ReturnCode != 0 {
 		t.Fatalf("parent: %s", p.State)
 	}
-	if n, _ := c.store.Pending().Len(ctx); n != 0 {
+	if n, _ := c.store.PendingCount(ctx); n != 0 {
 		t.Fatalf("%d pending entries left", n)
 	}
 

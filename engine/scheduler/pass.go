@@ -18,14 +18,14 @@ import (
 )
 
 // pendingJob is a PENDING job as the scheduler keeps it between passes:
-// its entry in the pending queue, its document and the document's znode
-// version. Entries never change, so a job is read once, when its entry
-// first shows; the scheduler's own writes keep the copy current, and a
-// write that finds the document changed makes the next pass read it again.
+// its uuid (its node in the index of PENDING jobs), its document and the
+// document's znode version. A job is read once, when it first shows in the
+// index; the scheduler's own writes keep the copy current, and a write
+// that finds the document changed makes the next pass read it again.
 type pendingJob struct {
-	entry string
-	job   *jobs.Job
-	ver   int32
+	uid string
+	job *jobs.Job
+	ver int32
 }
 
 // Report says what a pass did.
@@ -45,8 +45,19 @@ type Report struct {
 	// Cut says the pass stopped at MaxStarts or its deadline with jobs
 	// left undecided or explanations unwritten.
 	Cut bool
-	// Duration is how long the pass took.
+	// Duration is how long the pass took; Phases how long each part took.
 	Duration time.Duration
+	Phases   Phases
+}
+
+// Phases are the durations of a pass's parts.
+type Phases struct {
+	// Read is reading the executors, the pending jobs and the jobs waited
+	// on; Decide is deciding for every job, in memory.
+	Read, Decide time.Duration
+	// Place, Final and Explain are committing the placements, the
+	// failures and ends, and the explanations.
+	Place, Final, Explain time.Duration
 }
 
 // Pass runs one scheduler pass under term. It returns an error wrapping
@@ -79,6 +90,12 @@ func (s *Scheduler) Pass(ctx context.Context, term Term) (rep Report, err error)
 	if err != nil {
 		return rep, err
 	}
+	mark := time.Now()
+	rep.Phases.Read = mark.Sub(start)
+	phase := func(d *time.Duration) {
+		now := time.Now()
+		*d, mark = now.Sub(mark), now
+	}
 	m := newModel(snap)
 	list := make([]*jobs.Job, len(pending))
 	for i, p := range pending {
@@ -99,12 +116,12 @@ func (s *Scheduler) Pass(ctx context.Context, term Term) (rep Report, err error)
 		list := &finals
 		switch d.verdict {
 		case vPlace:
-			c, err = s.store.Place(p.job, p.ver, p.entry, d.node.name, d.group)
+			c, err = s.store.Place(p.job, p.ver, d.node.name, d.group)
 			list = &places
 		case vFail, vInvalid:
-			c, err = s.store.FailPending(p.job, p.ver, p.entry, d.text)
+			c, err = s.store.FailPending(p.job, p.ver, d.text)
 		case vEnd:
-			c, err = s.store.EndFanout(p.job, p.ver, p.entry, d.state, d.text)
+			c, err = s.store.EndFanout(p.job, p.ver, d.state, d.text)
 		case vWait:
 			if d.blocked {
 				rep.Blocked++
@@ -125,15 +142,19 @@ func (s *Scheduler) Pass(ctx context.Context, term Term) (rep Report, err error)
 		}
 		*list = append(*list, item{p, c, d})
 	}
+	phase(&rep.Phases.Decide)
 	if err := s.commit(ctx, term, places, time.Time{}, &rep); err != nil {
 		return rep, err
 	}
+	phase(&rep.Phases.Place)
 	if err := s.commit(ctx, term, finals, time.Time{}, &rep); err != nil {
 		return rep, err
 	}
+	phase(&rep.Phases.Final)
 	if err := s.commit(ctx, term, explains, deadline, &rep); err != nil {
 		return rep, err
 	}
+	phase(&rep.Phases.Explain)
 	if rep.Placed+rep.Failed+rep.Ended > 0 || rep.Cut {
 		s.log.Debug("pass", zap.Int("pending", rep.Pending), zap.Int("placed", rep.Placed), zap.Int("failed", rep.Failed),
 			zap.Int("ended", rep.Ended), zap.Int("blocked", rep.Blocked), zap.Int("no-capacity", rep.NoCapacity),
@@ -206,7 +227,7 @@ func (s *Scheduler) committed(it item, rep *Report) {
 		it.p.job, it.p.ver = it.c.Job(), it.c.Ver()
 	case vPlace:
 		rep.Placed++
-		delete(s.pending, it.p.entry)
+		delete(s.pending, it.p.uid)
 		s.log.Debug("job placed", zap.String("job", it.p.job.ID), zap.String("executor", it.d.node.name), zap.String("group", it.d.group))
 	default:
 		if it.d.verdict == vEnd {
@@ -214,13 +235,13 @@ func (s *Scheduler) committed(it item, rep *Report) {
 		} else {
 			rep.Failed++
 		}
-		delete(s.pending, it.p.entry)
+		delete(s.pending, it.p.uid)
 		s.log.Info("pending job ended", zap.String("job", it.p.job.ID), zap.String("state", string(it.c.Job().State)), zap.String("reason", it.d.text))
 	}
 }
 
 // forget drops a pending job from the cache: the next pass reads it again.
-func (s *Scheduler) forget(p *pendingJob) { delete(s.pending, p.entry) }
+func (s *Scheduler) forget(p *pendingJob) { delete(s.pending, p.uid) }
 
 // fetchParallel bounds the reads of a pass in flight at once.
 const fetchParallel = 32
@@ -243,12 +264,11 @@ func parallel(n int, fn func(i int) error) error {
 	return errors.Join(errs...)
 }
 
-// readPending lists the pending queue (watching it) and reads the jobs of
-// new entries. It returns the pending jobs in queue order — priority, then
-// creation — and the stale entries: those whose job is gone, not valid, or
-// no longer PENDING.
+// readPending lists the index of PENDING jobs (watching it) and reads the
+// jobs new to it. It returns the pending jobs in order (see before) and
+// the stale ones: listed, but gone, not valid, or no longer PENDING.
 func (s *Scheduler) readPending(ctx context.Context) ([]*pendingJob, []string, error) {
-	dir := s.store.Pending().EntriesPath()
+	dir := s.store.PendingDir()
 	var names []string
 	err := zkconn.Do(ctx, func() error {
 		var err error
@@ -277,30 +297,18 @@ func (s *Scheduler) readPending(ctx context.Context) ([]*pendingJob, []string, e
 	read := make([]*pendingJob, len(fresh))
 	isStale := make([]bool, len(fresh))
 	err = parallel(len(fresh), func(i int) error {
-		var data []byte
-		err := zkconn.Do(ctx, func() error {
-			var err error
-			data, _, err = s.store.Conn().Get(dir + "/" + fresh[i])
-			return err
-		})
-		if errors.Is(err, zk.ErrNoNode) {
-			return nil // gone meanwhile
-		}
-		if err != nil {
-			return err
-		}
-		j, ver, err := s.store.Get(ctx, string(data))
+		j, ver, err := s.store.Get(ctx, fresh[i])
 		switch {
 		case errors.Is(err, jobs.ErrNotFound), errors.Is(err, jobs.ErrInvalid):
 			isStale[i] = true
 			return nil
 		case err != nil:
 			return err
-		case j.ID != string(data) || j.State != jobs.Pending:
+		case j.UUID() != fresh[i] || j.State != jobs.Pending:
 			isStale[i] = true
 			return nil
 		}
-		read[i] = &pendingJob{entry: fresh[i], job: j, ver: ver}
+		read[i] = &pendingJob{uid: fresh[i], job: j, ver: ver}
 		return nil
 	})
 	if err != nil {
@@ -312,7 +320,7 @@ func (s *Scheduler) readPending(ctx context.Context) ([]*pendingJob, []string, e
 		case isStale[i]:
 			stale = append(stale, fresh[i])
 		case p != nil:
-			s.pending[p.entry] = p
+			s.pending[p.uid] = p
 		}
 	}
 	out := make([]*pendingJob, 0, len(s.pending))
@@ -323,10 +331,9 @@ func (s *Scheduler) readPending(ctx context.Context) ([]*pendingJob, []string, e
 	return out, stale, nil
 }
 
-// before orders pending jobs: priority, then creation time, then the
-// pending queue's order. A job that comes back to PENDING (its executor
-// was lost, or requeued it) keeps its place by creation, ahead of the jobs
-// that waited behind it.
+// before orders pending jobs: priority, then creation time, then id. A
+// job that comes back to PENDING (its executor was lost, or requeued it)
+// keeps its place by creation, ahead of the jobs that waited behind it.
 func before(a, b *pendingJob) bool {
 	if a.job.Priority != b.job.Priority {
 		return a.job.Priority < b.job.Priority
@@ -334,15 +341,16 @@ func before(a, b *pendingJob) bool {
 	if !a.job.Created.Equal(b.job.Created) {
 		return a.job.Created.Before(b.job.Created)
 	}
-	return a.entry < b.entry
+	return a.uid < b.uid
 }
 
-// dropStale deletes pending entries whose job is gone or has moved on (a
-// cancel that could not remove its entry), each under the term's fence.
+// dropStale takes out of the index of PENDING jobs those whose job is gone
+// or has moved on (a cancel that could not remove its node), each under
+// the term's fence.
 func (s *Scheduler) dropStale(ctx context.Context, term Term, stale []string) (int, error) {
 	dropped := 0
 	for _, e := range stale {
-		p := s.store.Pending().EntriesPath() + "/" + e
+		p := s.store.PendingDir() + "/" + e
 		var res []zk.MultiResponse
 		err := zkconn.Do(ctx, func() error {
 			var err error
@@ -353,13 +361,13 @@ func (s *Scheduler) dropStale(ctx context.Context, term Term, stale []string) (i
 		switch {
 		case err == nil:
 			dropped++
-			s.log.Info("stale pending entry removed: its job has ended or is gone", zap.String("entry", e))
+			s.log.Info("stale pending node removed: its job has ended or is gone", zap.String("job", "job/"+e))
 		case i == 0 && errors.Is(opErr, zk.ErrNoNode):
 			// Removed meanwhile (by the cancel that ended its job).
 		case i == 1:
 			return dropped, fmt.Errorf("%w: %v", ErrNotLeader, opErr)
 		default:
-			return dropped, fmt.Errorf("scheduler: removing stale entry %s: %w", e, opErr)
+			return dropped, fmt.Errorf("scheduler: removing stale pending node of job/%s: %w", e, opErr)
 		}
 	}
 	return dropped, nil
