@@ -309,7 +309,7 @@ func TestBadInputExitsTwoAndWritesNothing(t *testing.T) {
 	}
 }
 
-// A job with scheduling needs is created PENDING, in the pending queue;
+// A job with scheduling needs is created PENDING, in the pending index;
 // `job show` prints its scheduling fields.
 func TestJobAddPending(t *testing.T) {
 	e := newJobEnv(t)
@@ -321,7 +321,7 @@ func TestJobAddPending(t *testing.T) {
 		t.Fatalf("created %+v %v", j, err)
 	}
 	if n, _ := e.store.PendingCount(context.Background()); n != 1 {
-		t.Fatalf("%d pending entries, want 1", n)
+		t.Fatalf("%d pending nodes, want 1", n)
 	}
 	out := e.ok("job", "show", id)
 	for _, want := range []string{"PENDING", "concurrency-keys:", "template:deploy", "instance-groups:", "edge, default", "impact:", "depends-on:"} {

@@ -14,8 +14,8 @@
 // (CanTransition, Job.Transition).
 //
 // A job with scheduling needs (Scheduling: instance groups, impact,
-// concurrency keys, dependencies, fan-out) starts PENDING, in the pending
-// queue, instead of QUEUED on the shared queue: PENDING → QUEUED when the
+// concurrency keys, dependencies, fan-out) starts PENDING, in the index of
+// PENDING jobs (/pending/<uuid>), instead of QUEUED on the shared queue: PENDING → QUEUED when the
 // scheduler places it on an executor's direct queue, PENDING → FAILED when
 // a dependency failed, PENDING → CANCELED. A placed job goes back to
 // PENDING when its executor was lost before it started (QUEUED → PENDING),

@@ -38,12 +38,12 @@ func TestSchedulingFieldsAreValidated(t *testing.T) {
 		}
 	}
 	if n, _ := s.PendingCount(ctx); n != 0 {
-		t.Fatalf("bad input wrote %d pending entries", n)
+		t.Fatalf("bad input wrote %d pending nodes", n)
 	}
 }
 
 // A job without scheduling needs takes the SlipStream path; any need makes
-// it PENDING, in the pending queue only.
+// it PENDING, in the pending index only.
 func TestCreatePendingOrQueued(t *testing.T) {
 	s := newStore(t, StoreConfig{})
 	ctx := ctxT(t)
@@ -152,7 +152,7 @@ func TestPlaceExplainAndFail(t *testing.T) {
 		t.Fatalf("explained: %+v", got)
 	}
 
-	// Placing: QUEUED on the executor's direct queue, out of the pending queue.
+	// Placing: QUEUED on the executor's direct queue, out of the pending index.
 	j, ver, _ = s.Get(ctx, a.ID)
 	c, err = s.Place(j, ver, "x1", "edge")
 	if err != nil {
@@ -170,7 +170,7 @@ func TestPlaceExplainAndFail(t *testing.T) {
 		t.Fatalf("direct queue: %+v", direct)
 	}
 	if p, _ := s.PendingIDs(ctx); len(p) != 1 || p[0] != b.ID {
-		t.Fatalf("pending queue after placing: %+v", p)
+		t.Fatalf("pending index after placing: %+v", p)
 	}
 
 	// Failing a PENDING job: FAILED, its entry gone, its unique key free.
@@ -187,7 +187,7 @@ func TestPlaceExplainAndFail(t *testing.T) {
 		t.Fatalf("failed: %+v", got)
 	}
 	if n, _ := s.PendingCount(ctx); n != 0 {
-		t.Fatalf("%d pending entries left", n)
+		t.Fatalf("%d pending nodes left", n)
 	}
 	if tr := strings.Join(rec.transitions(), " "); tr != "PENDING→QUEUED PENDING→FAILED" {
 		t.Fatalf("state events %q", tr)
@@ -373,7 +373,7 @@ func TestCancelRemovesPendingAndDirectEntries(t *testing.T) {
 		}
 	}
 	if n, _ := s.PendingCount(ctx); n != 0 {
-		t.Fatalf("%d pending entries after cancel", n)
+		t.Fatalf("%d pending nodes after cancel", n)
 	}
 	if n, _ := s.NodeQueue("x1").Len(ctx); n != 0 {
 		t.Fatalf("%d direct entries after cancel", n)
@@ -442,7 +442,7 @@ func TestFanoutParentCancelAndEnd(t *testing.T) {
 	}
 }
 
-// Restore repairs every queue: a PENDING job without its pending entry,
+// Restore repairs every queue: a PENDING job without its pending node,
 // a placed job without its direct entry, stale entries of final jobs.
 func TestRestoreKnowsEveryQueue(t *testing.T) {
 	s := newStore(t, StoreConfig{})
@@ -457,7 +457,7 @@ func TestRestoreKnowsEveryQueue(t *testing.T) {
 	if err := s.NodeQueue("x1").Remove(ctx, direct[0].Name); err != nil {
 		t.Fatal(err)
 	}
-	// A final job keeps a stale pending entry.
+	// A final job keeps a stale pending node.
 	stale, _ := s.Create(ctx, NewJob{Action: "a", Scheduling: Scheduling{Impact: 1}})
 	j, ver, _ := s.Get(ctx, stale.ID)
 	_ = j.Transition(Canceled, time.Now())

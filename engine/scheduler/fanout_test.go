@@ -57,7 +57,7 @@ func TestFanout(t *testing.T) {
 		t.Fatalf("parent: %s", p.State)
 	}
 	if n, _ := c.store.PendingCount(ctx); n != 0 {
-		t.Fatalf("%d pending entries left", n)
+		t.Fatalf("%d pending nodes left", n)
 	}
 
 	if _, err := Fanout(ctx, c.store, jobs.NewJob{Action: "flush"}, "nowhere"); !errors.Is(err, ErrNoExecutor) {

@@ -40,7 +40,7 @@ type Report struct {
 	Blocked, NoCapacity int
 	// Explained counts the explanations written (only changed ones are).
 	Explained int
-	// Dropped counts stale pending entries removed (their job had ended).
+	// Dropped counts stale pending nodes removed (their job had ended).
 	Dropped int
 	// Cut says the pass stopped at MaxStarts or its deadline with jobs
 	// left undecided or explanations unwritten.

@@ -102,7 +102,7 @@ func TestPassIsBounded(t *testing.T) {
 }
 
 // Dependencies: on a job of the shared queue, on a scheduled one; a
-// failed dependency fails its dependents; a stale pending entry (a job
+// failed dependency fails its dependents; a stale pending node (a job
 // ended behind the scheduler's back) is dropped.
 func TestPassDependencies(t *testing.T) {
 	c := newCluster(t)
