@@ -89,6 +89,8 @@ func BenchmarkPass(b *testing.B) {
 				s := c.scheduler(func(cfg *Config) { cfg.MaxStarts = benchJobs; cfg.PassDeadline = time.Minute })
 				b.StartTimer()
 				reps = append(reps, c.pass(s))
+				b.StopTimer()
+				c.close()
 			}
 			reportPass(b, reps)
 		})
@@ -105,6 +107,8 @@ func BenchmarkPass(b *testing.B) {
 				finishPlaced(b, c)
 				b.StartTimer()
 				reps = append(reps, c.pass(s))
+				b.StopTimer()
+				c.close()
 			}
 			reportPass(b, reps)
 		})

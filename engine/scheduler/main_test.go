@@ -116,6 +116,15 @@ func (c *cluster) join(name string, capacity, threads int, groups ...string) *fa
 	return x
 }
 
+// close ends the sessions of the cluster's executors and its own (they
+// also end with the test).
+func (c *cluster) close() {
+	for _, x := range c.execs {
+		x.leave()
+	}
+	c.conn.Close()
+}
+
 // leave ends the executor's session: its heartbeat and holds go.
 func (x *fakeExecutor) leave() {
 	x.direct.Close()
