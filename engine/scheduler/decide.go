@@ -6,6 +6,7 @@ import (
 
 	"github.com/jobengine/jobengine/engine/instance"
 	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/queue"
 )
 
 // The decisions of a pass, in memory: what becomes of each pending job,
@@ -212,6 +213,9 @@ type decision struct {
 func decide(m *model, j *jobs.Job, deps map[string]depState, claimed map[string]string) decision {
 	if err := j.Scheduling.Validate(); err != nil {
 		return decision{verdict: vInvalid, text: "not scheduled: " + err.Error()}
+	}
+	if j.Priority < queue.MinPriority || j.Priority > queue.MaxPriority {
+		return decision{verdict: vInvalid, text: fmt.Sprintf("not scheduled: priority %d is outside %d–%d", j.Priority, queue.MinPriority, queue.MaxPriority)}
 	}
 	if j.IsFanoutParent() {
 		return decideParent(j, deps)

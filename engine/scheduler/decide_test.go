@@ -238,8 +238,11 @@ func TestFanoutParentEndsWithItsChildren(t *testing.T) {
 // A pending document is input: scheduling fields that do not validate
 // fail the job instead of being acted on.
 func TestInvalidSchedulingFieldsFailTheJob(t *testing.T) {
-	got := outcomes(newTestModel(nil), []*jobs.Job{pj("bad", 1, groups("no/slashes"))}, nil)
-	if len(got) != 1 || !strings.HasPrefix(got[0], "fail: not scheduled: ") {
+	got := outcomes(newTestModel(nil), []*jobs.Job{
+		pj("bad", 1, groups("no/slashes")),
+		pj("prio", 1, func(j *jobs.Job) { j.Priority = 1000 }),
+	}, nil)
+	if len(got) != 2 || !strings.HasPrefix(got[0], "fail: not scheduled: ") || !strings.HasPrefix(got[1], "fail: not scheduled: priority 1000") {
 		t.Fatalf("got %v", got)
 	}
 }

@@ -163,6 +163,11 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	s.cancel, s.done = cancel, make(chan struct{})
+	// Another leader may have written meanwhile: read every job afresh.
+	s.passMu.Lock()
+	clear(s.pending)
+	clear(s.finals)
+	s.passMu.Unlock()
 	s.watch.start()
 	go s.run(ctx, term, s.done)
 	return nil
