@@ -344,7 +344,11 @@ func (e *Executor) prepare(log *zap.Logger, worker int, it *queue.Item, j *jobs.
 	}
 	def, ok := e.cfg.Registry.Lookup(j.Action)
 	if !ok {
-		return e.finish(log, it, j, ver, jobs.Failed, nil, "no such action: "+j.Action)
+		msg := "no such action: " + j.Action
+		if action.IsTest(j.Action) {
+			msg += " (a test action: this executor runs without --enable-test-actions)"
+		}
+		return e.finish(log, it, j, ver, jobs.Failed, nil, msg)
 	}
 	if j.State == jobs.Running {
 		// Its taken node vanished with its executor's session, or we would
