@@ -3,6 +3,9 @@ GO        ?= go
 BIN       := bin/jobengine
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/jobengine/jobengine/engine/version.Version=$(VERSION)
+# The binaries as the packages ship them: static (no cgo, so no libc
+# dependency), position-independent (ASLR) and stripped (-s -w in LDFLAGS).
+GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -buildmode=pie
 PKGS      := ./...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.6.1
 
@@ -11,11 +14,11 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.6.1
 all: build
 
 build:
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/jobengine
+	$(GOBUILD) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/jobengine
 
 # The example plugin, as the packages ship it.
 plugins:
-	$(GO) build -o bin/actions/hello ./actions/examples/hello
+	$(GOBUILD) -ldflags '-s -w' -o bin/actions/hello ./actions/examples/hello
 
 deps:
 	./scripts/deps.sh

@@ -85,7 +85,9 @@ func runDev(c *cli.Context) error {
 	}
 	defer conn.Close()
 
-	reg := action.Builtins()
+	// A local system for trying things out: the test actions are what the
+	// demo distributor and the README's examples run.
+	reg := action.BuiltinsWithTests()
 	host, err := loadPlugins(c, reg, log)
 	if err != nil {
 		return err

@@ -45,6 +45,22 @@ func pluginFlags() []cli.Flag {
 	}
 }
 
+// testActionsFlag turns on the built-in test actions (package actions),
+// which a production executor must not run just because a job names one.
+func testActionsFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "enable-test-actions", EnvVars: envs("JOBENGINE_ENABLE_TEST_ACTIONS"),
+		Usage: "also offer the built-in test actions (echo, fail, sleep, dummy_test_action): for trying the engine out, not for production"}
+}
+
+// builtinActions is the registry an executor starts from: the built-in
+// actions, with the test actions only when --enable-test-actions says so.
+func builtinActions(c *cli.Context) *action.Registry {
+	if c.Bool("enable-test-actions") {
+		return action.BuiltinsWithTests()
+	}
+	return action.Builtins()
+}
+
 // loadPlugins scans the plugin directory and adds its actions to reg.
 func loadPlugins(c *cli.Context, reg *action.Registry, log *zap.Logger) (*pluginhost.Host, error) {
 	sums, err := pluginhost.ParseChecksumFlags(c.StringSlice("plugin-sha256"))
@@ -105,6 +121,7 @@ func executorCommand() *cli.Command {
 			&cli.DurationFlag{Name: "shutdown-grace", Value: 2 * time.Minute, EnvVars: envs("JOBENGINE_SHUTDOWN_GRACE"), Usage: "how long running jobs may finish after SIGTERM"},
 			&cli.StringFlag{Name: "metrics-listen", EnvVars: envs("JOBENGINE_METRICS_LISTEN"), Usage: "serve Prometheus metrics on this address, e.g. :9310 (off by default)"},
 			maxBacklogFlag(),
+			testActionsFlag(),
 		}, pluginFlags()...),
 		Action: runExecutor,
 	}
@@ -153,7 +170,7 @@ func runExecutor(c *cli.Context) error {
 	}
 	defer conn.Close()
 
-	reg := action.Builtins()
+	reg := builtinActions(c)
 	host, err := loadPlugins(c, reg, log)
 	if err != nil {
 		return err
@@ -346,10 +363,10 @@ func actionsCommand() *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:  "list",
 			Usage: "built-in actions and the plugins found in --plugin-dir, with their source",
-			Flags: append([]cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}}, pluginFlags()...),
+			Flags: append([]cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}, testActionsFlag()}, pluginFlags()...),
 			Action: func(c *cli.Context) error {
 				log := quietLogger(c)
-				reg := action.Builtins()
+				reg := builtinActions(c)
 				host, err := loadPlugins(c, reg, log)
 				if err != nil {
 					return err

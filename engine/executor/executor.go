@@ -342,7 +342,11 @@ func (e *Executor) prepare(log *zap.Logger, worker int, h jobs.Hold, j *jobs.Job
 	}
 	def, ok := e.cfg.Registry.Lookup(j.Action)
 	if !ok {
-		e.finish(log, h, j, ver, jobs.Outcome{State: jobs.Failed, Message: "no such action: " + j.Action})
+		msg := "no such action: " + j.Action
+		if action.IsTest(j.Action) {
+			msg += " (a test action: this executor runs without --enable-test-actions)"
+		}
+		e.finish(log, h, j, ver, jobs.Outcome{State: jobs.Failed, Message: msg})
 		return stepDone
 	}
 	var start *jobs.Change
