@@ -68,7 +68,7 @@ func openClient(c *cli.Context) (*client, error) {
 			return nil, err
 		}
 		cl.hist = h
-		cfg.Outbox = h.outbox(conn)
+		cfg.Outbox = index.Outbox(conn)
 	}
 	cl.store = jobs.NewStore(conn, cfg)
 	return cl, nil
@@ -202,12 +202,6 @@ func openHistory(cfg index.Config, timeout time.Duration, log *zap.Logger) (*his
 }
 
 func (h *history) close() { _ = h.es.Close(context.Background()) }
-
-// outbox is the store's hook that records every document version for the
-// indexer, in the transaction that writes it.
-func (h *history) outbox(conn *zkconn.Conn) func(j *jobs.Job, doc []byte) *zk.CreateRequest {
-	return func(j *jobs.Job, doc []byte) *zk.CreateRequest { return index.OutboxCreate(conn, j, doc) }
-}
 
 // get returns the indexed copy of a job, nil when there is none.
 func (h *history) get(ctx context.Context, uid string) (*jobs.Job, error) {
