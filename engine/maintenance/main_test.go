@@ -59,8 +59,9 @@ func dial(t *testing.T, addr, root string) *zkconn.Conn {
 	return c
 }
 
-// logs returns a logger that shows its lines when the test fails.
-func logs(t *testing.T) *zap.Logger {
+// logs returns a logger that records its lines, and shows them when the
+// test fails.
+func logs(t *testing.T) (*zap.Logger, *observer.ObservedLogs) {
 	core, obs := observer.New(zapcore.DebugLevel)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -69,7 +70,7 @@ func logs(t *testing.T) *zap.Logger {
 			}
 		}
 	})
-	return zap.New(core)
+	return zap.New(core), obs
 }
 
 // member is one Maintainer running in the test, as a process would run it.
@@ -93,7 +94,8 @@ func startMember(t *testing.T, name string, conn *zkconn.Conn, cfg Config) *memb
 	cfg.Identifier = name
 	cfg.SessionTimeout = sessionTimeout
 	if cfg.Logger == nil {
-		cfg.Logger = logs(t).With(zap.String("member", name))
+		log, _ := logs(t)
+		cfg.Logger = log.With(zap.String("member", name))
 	}
 	m, err := New(cfg)
 	if err != nil {

@@ -220,6 +220,7 @@ func (m *Maintainer) lead(ctx context.Context) error {
 	}
 	m.leading.Store(true)
 	m.log.Info("leading: maintenance services started", zap.Strings("services", m.Services()))
+	warnUnpumped(ctx, m.cfg, m.log)
 	<-ctx.Done()
 	m.leading.Store(false)
 	stopAll()

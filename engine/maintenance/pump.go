@@ -3,7 +3,10 @@ package maintenance
 import (
 	"context"
 
+	"go.uber.org/zap"
+
 	"github.com/jobengine/jobengine/engine/index"
+	"github.com/jobengine/jobengine/engine/zkconn"
 )
 
 // PumpName names the index pump service.
@@ -36,3 +39,23 @@ func (s *pump) Start(ctx context.Context) error {
 }
 
 func (s *pump) Stop() { s.stop() }
+
+// warnUnpumped logs, on a leader without Elasticsearch, when the cluster
+// indexes (the outbox exists): nothing empties the outbox while this member
+// leads, which is a configuration mistake worth one loud line per term.
+func warnUnpumped(ctx context.Context, cfg Config, log *zap.Logger) {
+	if cfg.Index != nil {
+		return
+	}
+	var indexing bool
+	err := zkconn.Do(ctx, func() error {
+		var err error
+		indexing, _, err = cfg.Conn.Exists(index.OutboxPath(cfg.Conn))
+		return err
+	})
+	if err == nil && indexing {
+		log.Warn("the cluster indexes into Elasticsearch but this member has no Elasticsearch settings: "+
+			"the outbox is not indexed while it leads the maintenance services (give every distributor --es-hosts)",
+			zap.String("outbox", index.OutboxPath(cfg.Conn)))
+	}
+}

@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/zkconn"
@@ -101,5 +104,19 @@ func indexed(t *testing.T, s *estest.Server, es *index.Client, j *jobs.Job) {
 			return errors.New(j.ID + " not indexed")
 		}
 		return errorIf(d.Version != j.Version, "%s indexed at version %d, want %d", j.ID, d.Version, j.Version)
+	})
+}
+
+// TestLeaderWithoutElasticsearchWarns: a leader that cannot pump while the
+// cluster indexes says so, once per term, with the outbox path.
+func TestLeaderWithoutElasticsearchWarns(t *testing.T) {
+	conn := dial(t, "", testRoot(t))
+	storeWithOutbox(t, conn) // the cluster indexes: the outbox exists
+	log, obs := logs(t)
+	mb := startMember(t, "m", conn, Config{Logger: log, Cleanup: CleanupConfig{Disabled: true}})
+	poll.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!mb.m.Leading(), "not leading yet") })
+	poll.For(t, wait, 10*time.Millisecond, func() error {
+		n := obs.FilterLevelExact(zapcore.WarnLevel).FilterField(zap.String("outbox", index.OutboxPath(conn))).Len()
+		return errorIf(n != 1, "%d warnings naming the outbox, want 1", n)
 	})
 }
