@@ -121,6 +121,11 @@ func runDistributor(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	log, err := logger(c)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
 	switch {
 	case name == daemon.CleanupName:
 		// It was a distributor: the name now starts a process that hosts
@@ -169,11 +174,6 @@ func runDistributor(c *cli.Context) error {
 		return daemonError(err, c.String("zk-hosts"))
 	}
 
-	log, err := logger(c)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = log.Sync() }()
 	cfg.Logger = log
 	if cat.DirMissing {
 		log.Info("distributor directory does not exist: built-in distributors only", zap.String("dir", cat.Dir))
