@@ -55,10 +55,13 @@ func TestServicesRunOnOneMember(t *testing.T) {
 	if got := first.m.Services(); len(got) != 1 || got[0] != "probe" {
 		t.Fatalf("services %v, want the probe alone (cleanup disabled, no Elasticsearch)", got)
 	}
-	cs, err := election.New(first.conn, ElectionName, "", nil).Contenders(context.Background())
-	if err != nil || len(cs) != 3 || cs[0].Identifier != first.name {
-		t.Fatalf("contenders %+v (%v); want 3, %s first", cs, err, first.name)
-	}
+	poll.For(t, wait, 10*time.Millisecond, func() error {
+		cs, err := election.New(first.conn, ElectionName, "", nil).Contenders(context.Background())
+		if err != nil {
+			return err
+		}
+		return errorIf(len(cs) != 3 || cs[0].Identifier != first.name, "contenders %+v; want 3, %s first", cs, first.name)
+	})
 
 	// The leader's process dies: its server sees silence and expires the
 	// session after the session timeout; another member takes over.
