@@ -73,7 +73,7 @@ func openClient(c *cli.Context) (*client, error) {
 		cl.es = es
 		// Every document version the command writes is recorded for the
 		// indexer in the transaction that writes it.
-		cfg.Outbox = func(j *jobs.Job, doc []byte) *zk.CreateRequest { return index.OutboxCreate(conn, j, doc) }
+		cfg.Outbox = index.Outbox(conn)
 	}
 	cl.store = jobs.NewStore(conn, cfg)
 	cl.jobs = history.New(history.Config{Store: cl.store, Index: cl.es, Timeout: c.Duration("zk-connect-timeout"), Logger: log.Named("history")})

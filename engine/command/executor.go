@@ -5,29 +5,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/signal"
 	"runtime"
 	"sort"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/go-zookeeper/zk"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
 	"github.com/jobengine/jobengine/engine/action"
+	"github.com/jobengine/jobengine/engine/daemon"
 	"github.com/jobengine/jobengine/engine/executor"
-	"github.com/jobengine/jobengine/engine/index"
-	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/pluginhost"
-	"github.com/jobengine/jobengine/engine/version"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
 
@@ -61,16 +52,16 @@ func builtinActions(c *cli.Context) *action.Registry {
 	return action.Builtins()
 }
 
-// loadPlugins scans the plugin directory and adds its actions to reg.
-func loadPlugins(c *cli.Context, reg *action.Registry, log *zap.Logger) (*pluginhost.Host, error) {
+// pluginOptions reads the plugin flags.
+func pluginOptions(c *cli.Context) (pluginhost.Options, error) {
 	sums, err := pluginhost.ParseChecksumFlags(c.StringSlice("plugin-sha256"))
 	if err != nil {
-		return nil, &UsageError{Err: err}
+		return pluginhost.Options{}, &UsageError{Err: err}
 	}
 	if f := c.String("plugin-checksums"); f != "" {
 		more, err := pluginhost.ReadChecksumsFile(f)
 		if err != nil {
-			return nil, &UsageError{Err: err}
+			return pluginhost.Options{}, &UsageError{Err: err}
 		}
 		if sums == nil {
 			sums = map[string]string{}
@@ -79,11 +70,20 @@ func loadPlugins(c *cli.Context, reg *action.Registry, log *zap.Logger) (*plugin
 			sums[k] = v
 		}
 	}
-	h, err := pluginhost.Load(c.Context, pluginhost.Options{
+	return pluginhost.Options{
 		Dir: c.String("plugin-dir"), Checksums: sums,
 		KillGrace: c.Duration("plugin-kill-grace"), StartTimeout: c.Duration("plugin-start-timeout"),
-		Logger: log,
-	})
+	}, nil
+}
+
+// loadPlugins scans the plugin directory and adds its actions to reg.
+func loadPlugins(c *cli.Context, reg *action.Registry, log *zap.Logger) (*pluginhost.Host, error) {
+	opts, err := pluginOptions(c)
+	if err != nil {
+		return nil, err
+	}
+	opts.Logger = log
+	h, err := pluginhost.Load(c.Context, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -127,161 +127,45 @@ func executorCommand() *cli.Command {
 	}
 }
 
+// runExecutor reads the flags into an executor's configuration and serves
+// the daemon engine/daemon starts from it.
 func runExecutor(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usagef("executor takes no arguments (got %q)", c.Args().Slice())
 	}
-	if c.Int("threads") <= 0 {
-		return usagef("--threads must be at least 1")
-	}
-	if c.Duration("shutdown-grace") <= 0 {
-		return usagef("--shutdown-grace must be positive")
-	}
-	timeouts, err := parseActionTimeouts(c.StringSlice("action-timeout"))
-	if err != nil {
+	cfg := daemon.NewExecutorConfig()
+	var err error
+	if cfg.ActionTimeouts, err = parseActionTimeouts(c.StringSlice("action-timeout")); err != nil {
 		return err
+	}
+	if cfg.Plugins, err = pluginOptions(c); err != nil {
+		return err
+	}
+	if cfg.Elasticsearch, err = esConfig(c); err != nil {
+		return err
+	}
+	if cfg.ZK, err = zkConfig(c, nil); err != nil {
+		return err
+	}
+	cfg.ConnectTimeout = c.Duration("zk-connect-timeout")
+	cfg.Name = c.String("name")
+	cfg.Threads = c.Int("threads")
+	cfg.ShutdownGrace = c.Duration("shutdown-grace")
+	cfg.MaxBacklog = c.Int("max-backlog")
+	cfg.MetricsListen = c.String("metrics-listen")
+	cfg.EnableTestActions = c.Bool("enable-test-actions")
+	if err := cfg.Validate(); err != nil {
+		return daemonError(err, c.String("zk-hosts"))
 	}
 	log, err := logger(c)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	esCfg, err := esConfig(c)
-	if err != nil {
-		return err
-	}
-	var metricsLn net.Listener
-	if addr := c.String("metrics-listen"); addr != "" {
-		if metricsLn, err = net.Listen("tcp", addr); err != nil {
-			return usagef("--metrics-listen %s: %v", addr, err)
-		}
-		defer metricsLn.Close()
-	}
-
-	// Signals are caught from the start, so a SIGTERM while connecting
-	// still ends the daemon cleanly.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
-	defer signal.Stop(sigs)
-
-	conn, err := dial(c, log.Named("zk"))
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-
-	reg := builtinActions(c)
-	host, err := loadPlugins(c, reg, log)
-	if err != nil {
-		return err
-	}
-	defer host.Close()
-
-	storeCfg := jobs.StoreConfig{MaxBacklog: c.Int("max-backlog"), Logger: log.Named("jobs")}
-	var sink *index.EventSink
-	var pumpDone chan struct{}
-	pumpCtx, stopPump := context.WithCancel(context.Background())
-	defer stopPump()
-	if esCfg != nil {
-		es, err := index.New(*esCfg, log.Named("index"))
-		if err != nil {
-			return &UsageError{Err: err}
-		}
-		defer es.Close(context.Background())
-		if err := index.EnsurePaths(c.Context, conn); err != nil {
-			return err
-		}
-		storeCfg.Outbox = func(j *jobs.Job, doc []byte) *zk.CreateRequest { return index.OutboxCreate(conn, j, doc) }
-		sink = index.NewEventSink(es, log.Named("events"), index.SinkOptions{})
-		storeCfg.Observers = append(storeCfg.Observers, sink)
-		pump := index.NewPump(conn, es, log.Named("index"), index.PumpOptions{Name: c.String("name")})
-		pumpDone = make(chan struct{})
-		go func() { defer close(pumpDone); _ = pump.Run(pumpCtx) }()
-	}
-	store := jobs.NewStore(conn, storeCfg)
-
-	metrics := executor.NewMetrics()
-	cfg := executor.Config{
-		Name: c.String("name"), Threads: c.Int("threads"), Registry: reg, ActionTimeouts: timeouts,
-		ShutdownGrace: c.Duration("shutdown-grace"), Store: store, Metrics: metrics, Logger: log,
-		Version: version.Version, SessionTimeout: c.Duration("zk-session-timeout"),
-	}
-	ctx, cancel := context.WithTimeout(c.Context, c.Duration("zk-connect-timeout"))
-	x, err := executor.Start(ctx, conn, cfg)
-	cancel()
-	if errors.Is(err, executor.ErrConfig) {
-		return &UsageError{Err: err}
-	}
-	if err != nil {
-		return err
-	}
-	if metricsLn != nil {
-		srv := &http.Server{Handler: promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = srv.Serve(metricsLn) }()
-		defer srv.Close()
-		log.Info("serving metrics", zap.String("address", metricsLn.Addr().String()))
-	}
-	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
-
-	stopNow, hardStop := context.WithCancel(context.Background())
-	defer hardStop()
-	stopping := false
-	for {
-		select {
-		case <-x.Done():
-			stopPump()
-			if pumpDone != nil {
-				<-pumpDone
-			}
-			if sink != nil {
-				sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-				_ = sink.Close(sctx)
-				scancel()
-			}
-			return nil
-		case sig := <-sigs:
-			switch {
-			case sig == syscall.SIGUSR1:
-				dumpState(log, x, host)
-			case !stopping:
-				stopping = true
-				log.Info("signal received: draining", zap.String("signal", sig.String()))
-				_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
-				go x.Shutdown(stopNow)
-			default:
-				log.Warn("second signal: stopping at once", zap.String("signal", sig.String()))
-				hardStop()
-			}
-		}
-	}
-}
-
-// dumpState logs every goroutine's stack and the table of running jobs.
-func dumpState(log *zap.Logger, x *executor.Executor, host *pluginhost.Host) {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	var b strings.Builder
-	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "JOB\tACTION\tATTEMPT\tWORKER\tELAPSED")
-	running := x.Running()
-	for _, r := range running {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", r.Job, r.Action, r.Attempt, r.Worker, time.Since(r.Started).Round(time.Millisecond))
-	}
-	tw.Flush()
-	procs := host.Processes()
-	log.Info("SIGUSR1: state dump",
-		zap.Int("goroutines", runtime.NumGoroutine()),
-		zap.Int("running", len(running)),
-		zap.Int("plugin-processes", len(procs)),
-		zap.String("jobs", "\n"+b.String()),
-		zap.String("stacks", "\n"+string(buf)))
+	cfg.Logger = log
+	return serveDaemon(c, log, "draining", func(ctx context.Context) (daemonHandle, error) {
+		return daemon.StartExecutor(ctx, cfg)
+	})
 }
 
 func clusterCommand() *cli.Command {

@@ -118,18 +118,21 @@ func (d *proc) wait(within time.Duration) int {
 // waitLog waits for a log line containing every fragment.
 func (d *proc) waitLog(within time.Duration, fragments ...string) {
 	d.t.Helper()
-	poll.For(d.t, within, 20*time.Millisecond, func() error {
-		for _, l := range strings.Split(d.out.String(), "\n") {
-			ok := true
-			for _, f := range fragments {
-				ok = ok && strings.Contains(l, f)
-			}
-			if ok {
-				return nil
-			}
+	poll.For(d.t, within, 20*time.Millisecond, func() error { return d.hasLog(fragments...) })
+}
+
+// hasLog returns nil when a log line contains every fragment.
+func (d *proc) hasLog(fragments ...string) error {
+	for _, l := range strings.Split(d.out.String(), "\n") {
+		ok := true
+		for _, f := range fragments {
+			ok = ok && strings.Contains(l, f)
 		}
-		return fmt.Errorf("no log line with %q", fragments)
-	})
+		if ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("no log line with %q", fragments)
 }
 
 func testStore(t *testing.T, root string) *jobs.Store {
@@ -249,8 +252,12 @@ func TestExecutorSIGUSR1DumpsAndKeepsRunning(t *testing.T) {
 	x := startDaemon(t, root, "executor", "--enable-test-actions", "--name", "x", "--threads", "1", "--plugin-dir", t.TempDir())
 	j := createJob(t, s, "sleep", `{"duration":"1h"}`)
 	waitJob(t, s, j.ID, 15*time.Second, inState(jobs.Running))
-	x.signal(syscall.SIGUSR1)
-	x.waitLog(10*time.Second, "SIGUSR1: state dump", j.ID, "goroutine ", "executor.(*Executor).worker")
+	// The document says RUNNING a moment before the worker counts the job
+	// as running: dump until the table shows it.
+	poll.For(t, 10*time.Second, 200*time.Millisecond, func() error {
+		x.signal(syscall.SIGUSR1)
+		return x.hasLog("state dump", j.ID, "goroutine ", "executor.(*Executor).worker")
+	})
 	// Still running: it answers a cancel.
 	if _, err := s.Cancel(context.Background(), j.ID, "test"); err != nil {
 		t.Fatal(err)
