@@ -387,6 +387,7 @@ func (e *Executor) prepare(log *zap.Logger, worker int, it *queue.Item, j *jobs.
 		e.release(log, it)
 		return stepBackoff
 	}
+	e.followParent(log, j)
 	e.execute(log, worker, it, j, ver+1, def)
 	return stepDone
 }
@@ -556,6 +557,7 @@ func (e *Executor) finish(log *zap.Logger, it *queue.Item, j *jobs.Job, ver int3
 				fields = append(fields, zap.String("message", msg))
 			}
 			log.Info("job finished", fields...)
+			e.followParent(log, j)
 			e.cfg.Metrics.finished(j)
 			if e.cfg.Events != nil {
 				e.cfg.Events.Event(j.ID, "state", "info", msg, map[string]any{"state": string(state), "executor": e.cfg.Name, "attempt": j.Attempt})
