@@ -41,6 +41,7 @@ func jobCommand() *cli.Command {
 		Usage: "add, list, show, cancel, wait for and follow jobs",
 		Subcommands: []*cli.Command{
 			jobAddCommand(), jobShowCommand(), jobListCommand(), jobCancelCommand(), jobWaitCommand(), jobLogsCommand(),
+			jobRelaunchCommand(), jobDeleteCommand(), jobInventoryCommand(),
 		},
 	}
 }
@@ -315,7 +316,7 @@ func jobCancelCommand() *cli.Command {
 			if err := cl.ensure(); err != nil {
 				return err
 			}
-			j, err := cl.store.Cancel(cl.ctx, id, createdByCLI)
+			j, err := cl.store.CancelJob(cl.ctx, id, createdByCLI)
 			switch {
 			case errors.Is(err, jobs.ErrFinal):
 				return fmt.Errorf("%s is already %s; a job in a final state cannot be canceled", id, j.State)

@@ -24,20 +24,35 @@ import (
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
 
-// Errors of the configuration store. Callers wrap them once with what and
-// which object.
+// Errors of the configuration store. Messages read "inventory web does
+// not exist", "invalid template: …".
 var (
 	// ErrNotFound: no object of that kind and name.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = errors.New("does not exist")
 	// ErrExists: creating an object whose name is taken.
 	ErrExists = errors.New("exists already")
 	// ErrConflict: the object changed between read and write.
-	ErrConflict = errors.New("changed concurrently")
+	ErrConflict = errors.New("changed concurrently (read it again and retry)")
 	// ErrInvalid: an object or a name given to the store is not valid.
-	ErrInvalid = errors.New("invalid")
+	// Packages make their own with Invalid.
+	ErrInvalid = Invalid("object")
 	// ErrCorrupt: an object read from ZooKeeper is not valid.
 	ErrCorrupt = errors.New("bad object in ZooKeeper")
 )
+
+// invalidError is an ErrInvalid of one kind of object.
+type invalidError struct{ what string }
+
+func (e invalidError) Error() string { return "invalid " + e.what }
+
+func (e invalidError) Is(target error) bool {
+	_, ok := target.(invalidError)
+	return ok
+}
+
+// Invalid returns a sentinel for bad input about what ("invalid
+// inventory"); errors.Is matches it with ErrInvalid.
+func Invalid(what string) error { return invalidError{what} }
 
 // Root is the directory of every configuration object, under the
 // connection's root prefix.
@@ -68,12 +83,12 @@ type Object interface {
 // command-line arguments, so nothing else is allowed.
 func ValidName(kind, name string) error {
 	if name == "" || len(name) > MaxNameBytes {
-		return fmt.Errorf("%w: %s name %q must be 1–%d characters", ErrInvalid, kind, name, MaxNameBytes)
+		return fmt.Errorf("%w: %s name %q must be 1–%d characters", Invalid("name"), kind, name, MaxNameBytes)
 	}
 	for i, r := range name {
 		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || i > 0 && (r == '.' || r == '_' || r == '-')
 		if !ok {
-			return fmt.Errorf("%w: %s name %q: use letters, digits, '.', '_' and '-', starting with a letter or digit", ErrInvalid, kind, name)
+			return fmt.Errorf("%w: %s name %q: use letters, digits, '.', '_' and '-', starting with a letter or digit", Invalid("name"), kind, name)
 		}
 	}
 	return nil
@@ -82,7 +97,7 @@ func ValidName(kind, name string) error {
 // ValidDescription checks a free-text description.
 func ValidDescription(d string) error {
 	if len(d) > MaxDescription {
-		return fmt.Errorf("%w: description of %d bytes is over %d", ErrInvalid, len(d), MaxDescription)
+		return fmt.Errorf("%w: description of %d bytes is over %d", Invalid("description"), len(d), MaxDescription)
 	}
 	return nil
 }
@@ -179,7 +194,7 @@ func (s *Store) Get(ctx context.Context, name string, v Object) (int32, error) {
 		return err
 	})
 	if errors.Is(err, zk.ErrNoNode) {
-		return 0, fmt.Errorf("%w: %s %s", ErrNotFound, s.singular(), name)
+		return 0, fmt.Errorf("%s %s %w", s.singular(), name, ErrNotFound)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("reading %s %s: %w", s.singular(), name, err)
@@ -228,7 +243,7 @@ func (s *Store) Create(ctx context.Context, v Object, extra ...interface{}) erro
 	err = s.Multi(ctx, append([]interface{}{op}, extra...))
 	var oe *OpError
 	if errors.As(err, &oe) && oe.Index == 0 && errors.Is(oe.Err, zk.ErrNodeExists) {
-		return fmt.Errorf("%w: %s %s", ErrExists, s.singular(), v.ObjectName())
+		return fmt.Errorf("%s %s %w", s.singular(), v.ObjectName(), ErrExists)
 	}
 	if err != nil {
 		return err
@@ -266,9 +281,9 @@ func (s *Store) casErr(err error, name string) error {
 	if errors.As(err, &oe) && oe.Index == 0 {
 		switch {
 		case errors.Is(oe.Err, zk.ErrBadVersion):
-			return fmt.Errorf("%w: %s %s (read it again and retry)", ErrConflict, s.singular(), name)
+			return fmt.Errorf("%s %s %w", s.singular(), name, ErrConflict)
 		case errors.Is(oe.Err, zk.ErrNoNode):
-			return fmt.Errorf("%w: %s %s", ErrNotFound, s.singular(), name)
+			return fmt.Errorf("%s %s %w", s.singular(), name, ErrNotFound)
 		}
 	}
 	return err

@@ -199,7 +199,7 @@ func (s *Store) dropGeneration(name, id string) {
 
 // errGenGone is wrapped when a generation disappears while it is read: its
 // inventory moved on and nothing pinned it.
-var errGenGone = errors.New("generation gone")
+var errGenGone = errors.New("replaced, and pinned by no job")
 
 // ReadGeneration reads generation id of the inventory name: its record and
 // its content, verified (size, hash, strict decoding, validation).
@@ -215,7 +215,7 @@ func (s *Store) ReadGeneration(ctx context.Context, name, id string) (*Generatio
 		return err
 	})
 	if errors.Is(err, zk.ErrNoNode) {
-		return nil, nil, fmt.Errorf("%w: snapshot %s of inventory %s: %w", ErrNotFound, id, name, errGenGone)
+		return nil, nil, fmt.Errorf("snapshot %s of inventory %s %w (%w)", id, name, ErrNotFound, errGenGone)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading inventory %s: %w", name, err)
@@ -246,7 +246,7 @@ func (s *Store) ReadGeneration(ctx context.Context, name, id string) (*Generatio
 	})
 	if err != nil {
 		if errors.Is(err, zk.ErrNoNode) {
-			return nil, nil, fmt.Errorf("%w: snapshot %s of inventory %s: %w", ErrNotFound, id, name, errGenGone)
+			return nil, nil, fmt.Errorf("snapshot %s of inventory %s %w (%w)", id, name, ErrNotFound, errGenGone)
 		}
 		return nil, nil, fmt.Errorf("reading inventory %s: %w", name, err)
 	}

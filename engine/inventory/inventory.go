@@ -22,9 +22,9 @@ import (
 // Errors of this package, wrapped once with what was wrong.
 var (
 	// ErrInvalid: bad input (a name, a variable, a file, a limit, a slice).
-	ErrInvalid = fmt.Errorf("inventory: %w", configstore.ErrInvalid)
+	ErrInvalid = configstore.Invalid("inventory")
 	// ErrNotFound: no such inventory (or snapshot).
-	ErrNotFound = fmt.Errorf("inventory: %w", configstore.ErrNotFound)
+	ErrNotFound = configstore.ErrNotFound
 	// ErrInUse: the inventory is pinned by a live job.
 	ErrInUse = errors.New("inventory in use")
 )

@@ -197,7 +197,7 @@ func (s *Store) evaluate(ctx context.Context, f *Filter) (*Content, error) {
 	for _, name := range f.Sources {
 		inv, c, err := s.Content(ctx, name)
 		if errors.Is(err, configstore.ErrNotFound) {
-			return nil, fmt.Errorf("source inventory %s: %w", name, err)
+			return nil, fmt.Errorf("source %w", err)
 		}
 		if err != nil {
 			return nil, err

@@ -247,3 +247,53 @@ func (s *Store) CancelJob(ctx context.Context, id, by string) (*Job, error) {
 	}
 	return s.SyncContainer(ctx, j.ID)
 }
+
+// ErrNotFinal: the operation needs a job in a final state.
+var ErrNotFinal = errors.New("job is not final")
+
+// DeleteJob deletes a final job from ZooKeeper (with its log and cancel
+// request) and returns the ids deleted: a container goes with its slices,
+// a slice alone. Each document is deleted only at the version read, so a
+// job that changes meanwhile is left.
+func (s *Store) DeleteJob(ctx context.Context, id string) ([]string, error) {
+	j, ver, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !j.State.Final() {
+		return nil, fmt.Errorf("%w: %s is %s; only a final job can be deleted (cancel it first)", ErrNotFinal, j.ID, j.State)
+	}
+	var deleted []string
+	if j.IsContainer() {
+		slices, err := s.getMany(ctx, j.NestedJobs)
+		if err != nil {
+			return nil, err
+		}
+		for _, sl := range slices {
+			if sl != nil && !sl.State.Final() {
+				return nil, fmt.Errorf("%w: slice %s of %s is %s", ErrNotFinal, sl.ID, j.ID, sl.State)
+			}
+		}
+		for _, sl := range slices {
+			if sl == nil {
+				continue
+			}
+			_, sver, err := s.Get(ctx, sl.ID)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return deleted, err
+			}
+			if err := s.Delete(ctx, sl.UUID(), sver); err != nil {
+				return deleted, err
+			}
+			deleted = append(deleted, sl.ID)
+		}
+	}
+	if err := s.Delete(ctx, j.UUID(), ver); err != nil {
+		return deleted, err
+	}
+	s.log.Info("job deleted", zap.String("job", j.ID), zap.Int("slices", len(deleted)))
+	return append(deleted, j.ID), nil
+}

@@ -26,7 +26,7 @@ import (
 // Errors of this package.
 var (
 	// ErrInvalid: bad input.
-	ErrInvalid = fmt.Errorf("project: %w", configstore.ErrInvalid)
+	ErrInvalid = configstore.Invalid("project")
 )
 
 // UpdateAction is the action of project update jobs.

@@ -24,10 +24,10 @@ import (
 // Errors of this package.
 var (
 	// ErrInvalid: bad input.
-	ErrInvalid = fmt.Errorf("template: %w", configstore.ErrInvalid)
+	ErrInvalid = configstore.Invalid("template")
 	// ErrNotPromptable: a launch gave a value for a field the template does
 	// not prompt for. It wraps ErrInvalid.
-	ErrNotPromptable = fmt.Errorf("%w: not promptable", ErrInvalid)
+	ErrNotPromptable = fmt.Errorf("%w: not promptable", configstore.Invalid("launch"))
 )
 
 // Limits of a template.
