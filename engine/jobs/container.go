@@ -218,7 +218,7 @@ func (s *Store) CancelJob(ctx context.Context, id, by string) (*Job, error) {
 		}
 		return j, err
 	}
-	for attempt := 0; !j.CancelRequested; attempt++ {
+	for attempt := 0; !j.CancelRequested || j.State.Final(); attempt++ {
 		if j.State.Final() {
 			return j, fmt.Errorf("%w: %s is %s", ErrFinal, j.ID, j.State)
 		}

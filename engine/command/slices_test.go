@@ -1,0 +1,158 @@
+package command
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jobengine/jobengine/internal/testing/poll"
+
+	"github.com/jobengine/jobengine/engine/jobs"
+)
+
+// TestSlicedJobsRunOnExecutors runs sliced jobs on a real executor: the
+// container follows its slices to SUCCESS or FAILED, and a canceled
+// container ends CANCELED once its running slices have stopped.
+func TestSlicedJobsRunOnExecutors(t *testing.T) {
+	e := newJobEnv(t)
+	startDaemon(t, e.root, "executor", "--name", "x", "--threads", "2", "--plugin-dir", t.TempDir())
+	e.binOK("inventory", "import", "inv", e.writeFile("inv.json", ansibleHosts(5)))
+	e.binOK("template", "create", "ok", "--action", "echo", "--inventory", "inv", "--slices", "4")
+	e.binOK("template", "create", "bad", "--action", "fail", "--inventory", "inv", "--slices", "3", "--payload", `{"code": 3}`)
+	e.binOK("template", "create", "slow", "--action", "sleep", "--inventory", "inv", "--slices", "5", "--payload", `{"duration": "1m"}`)
+
+	c := strings.TrimSpace(e.binOK("template", "launch", "ok"))
+	if out := e.binOK("job", "wait", c, "--timeout", "60s"); !strings.Contains(out, "SUCCESS") {
+		t.Fatalf("job wait on the container: %q", out)
+	}
+	for _, id := range state(e, c).NestedJobs {
+		if j := state(e, id); j.State != jobs.Success || j.Executor != "x" {
+			t.Fatalf("slice %s: %s on %q", id, j.State, j.Executor)
+		}
+	}
+	if j := state(e, c); j.Started == nil || j.Progress != 100 || !strings.Contains(j.StatusMessage, "4 of 4 slices ended: 4 succeeded") {
+		t.Fatalf("container: %+v", j)
+	}
+
+	c = strings.TrimSpace(e.binOK("template", "launch", "bad"))
+	if _, _, code := e.bin("job", "wait", c, "--timeout", "60s"); code != 1 {
+		t.Fatalf("job wait on a failed container: exit %d, want 1", code)
+	}
+	if j := state(e, c); j.State != jobs.Failed || !strings.Contains(j.StatusMessage, "3 failed") {
+		t.Fatalf("container of failing slices: %s %q", j.State, j.StatusMessage)
+	}
+
+	// Two slices run (two threads), three wait; cancel the container.
+	c = strings.TrimSpace(e.binOK("template", "launch", "slow"))
+	poll.For(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if j := state(e, c); j.State != jobs.Running {
+			return fmt.Errorf("container %s", j.State)
+		}
+		return nil
+	})
+	e.binOK("job", "cancel", c)
+	if _, _, code := e.bin("job", "wait", c, "--timeout", "60s"); code != 1 {
+		t.Fatalf("job wait on a canceled container: exit %d, want 1", code)
+	}
+	if j := state(e, c); j.State != jobs.Canceled {
+		t.Fatalf("canceled container ended %s", j.State)
+	}
+	started := 0
+	for _, id := range state(e, c).NestedJobs {
+		j := state(e, id)
+		if j.State != jobs.Canceled {
+			t.Fatalf("slice %s of a canceled container: %s", id, j.State)
+		}
+		if j.Started != nil {
+			started++
+		}
+	}
+	if started == 0 || started == 5 {
+		t.Fatalf("%d of 5 slices had started; want some running and some queued at the cancel", started)
+	}
+
+	// Cancel one slice: the others run on, the container ends FAILED.
+	e.binOK("template", "edit", "slow", "--payload", `{"duration": "200ms"}`)
+	c = strings.TrimSpace(e.binOK("template", "launch", "slow"))
+	e.binOK("job", "cancel", state(e, c).NestedJobs[4])
+	if _, _, code := e.bin("job", "wait", c, "--timeout", "60s"); code != 1 {
+		t.Fatalf("job wait: exit %d, want 1", code)
+	}
+	j := state(e, c)
+	if j.State != jobs.Failed || !strings.Contains(j.StatusMessage, "4 succeeded, 0 failed, 1 canceled") {
+		t.Fatalf("container with one canceled slice: %s %q", j.State, j.StatusMessage)
+	}
+}
+
+func state(e *jobEnv, id string) *jobs.Job {
+	e.t.Helper()
+	j, _, err := e.store.Get(e.ctx(), id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return j
+}
+
+// TestRelaunchAndDelete relaunches a sliced job, one of its slices, and
+// refuses what cannot be relaunched; then deletes results.
+func TestRelaunchAndDelete(t *testing.T) {
+	e := newJobEnv(t)
+	e.binOK("inventory", "import", "inv", e.writeFile("inv.json", ansibleHosts(9)))
+	e.binOK("template", "create", "r", "--action", "echo", "--inventory", "inv", "--slices", "2", "--prompt", "limit")
+	first := e.launch("r", "--limit", "odd") // h01 h03 h05 h07 h09
+	again := decode[launchResult](t, e.binOK("job", "relaunch", first.Job.ID, "--json"))
+	c := again.Job
+	if c.RelaunchOf != first.Job.ID || c.LaunchType != jobs.LaunchRelaunch || c.Limit != "odd" || c.LaunchValues == nil ||
+		*c.LaunchValues.Limit != "odd" || len(again.Slices) != 2 || c.Hosts != 5 || c.ID == first.Job.ID {
+		t.Fatalf("relaunched container: %+v", c)
+	}
+
+	// One slice: a plain job over the same slice, no container.
+	s2 := first.Slices[1]
+	one := decode[launchResult](t, e.binOK("job", "relaunch", s2.ID, "--json")).Job
+	if one.ParentJob != "" || one.IsContainer() || one.SliceNumber != 2 || one.SliceCount != 2 || one.Hosts != 2 ||
+		one.RelaunchOf != s2.ID || one.Limit != "odd" || one.Template != "r" {
+		t.Fatalf("relaunched slice: %+v", one)
+	}
+	if got, _ := scriptHosts(t, e.binOK("job", "inventory", one.ID)); strings.Join(got, " ") != "h03 h07" {
+		t.Fatalf("relaunched slice runs over %v, want h03 h07", got)
+	}
+
+	// Refused: the slice count changed; the template is gone; no template.
+	e.binOK("template", "edit", "r", "--slices", "3")
+	if _, errOut, code := e.bin("job", "relaunch", first.Job.ID); code != 1 || !strings.Contains(errOut, "changed from 2 to 3") {
+		t.Fatalf("relaunch after the slice count changed: exit %d, %q", code, errOut)
+	}
+	e.binOK("template", "delete", "r")
+	if _, errOut, code := e.bin("job", "relaunch", first.Job.ID); code != 1 || !strings.Contains(errOut, "template r of") {
+		t.Fatalf("relaunch of a deleted template's job: exit %d, %q", code, errOut)
+	}
+	plain := e.add("echo")
+	if _, errOut, code := e.bin("job", "relaunch", plain); code != 1 || !strings.Contains(errOut, "not launched from a template") {
+		t.Fatalf("relaunch of a plain job: exit %d, %q", code, errOut)
+	}
+
+	// Delete: refused while live; a container with its slices once final.
+	if _, errOut, code := e.bin("job", "delete", first.Job.ID); code != 1 || !strings.Contains(errOut, "only a final job") {
+		t.Fatalf("delete of a live container: exit %d, %q", code, errOut)
+	}
+	e.binOK("job", "cancel", first.Job.ID) // both slices queued: CANCELED at once
+	out := e.binOK("job", "delete", first.Job.ID)
+	if strings.Count(out, "deleted") != 3 {
+		t.Fatalf("delete of a container printed %q, want it and its two slices", out)
+	}
+	for _, id := range []string{first.Job.ID, first.Slices[0].ID, first.Slices[1].ID} {
+		if _, _, err := e.store.Get(e.ctx(), id); err == nil {
+			t.Fatalf("%s still in ZooKeeper", id)
+		}
+	}
+	// A final slice alone.
+	e.binOK("job", "cancel", again.Slices[0].ID)
+	if out := e.binOK("job", "delete", again.Slices[0].ID); strings.Count(out, "deleted") != 1 {
+		t.Fatalf("delete of a slice printed %q", out)
+	}
+	if j := state(e, again.Slices[1].ID); j.State != jobs.Queued {
+		t.Fatalf("the other slice: %s", j.State)
+	}
+}
