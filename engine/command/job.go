@@ -203,14 +203,15 @@ func jobListCommand() *cli.Command {
 		Description: "Lists the live jobs in ZooKeeper and, when --es-hosts is set, the history in Elasticsearch.\n" +
 			"A job in both is shown once, as it is in ZooKeeper. The SOURCE column (the \"source\" field\n" +
 			"with --json) says where each job was read from.",
-		Flags: withEnv("job list",
+		Flags: withEnv("job list", append([]cli.Flag{
 			&cli.StringFlag{Name: "state", Usage: "only jobs in this state (PENDING, QUEUED, RUNNING, SUCCESS, FAILED, CANCELED)"},
 			&cli.StringFlag{Name: "action", Usage: "only jobs of this action"},
 			&cli.IntFlag{Name: "limit", Value: defaultLimit, Usage: "at most this many jobs; 0: no limit"},
 			&cli.BoolFlag{Name: "json", Usage: "print a JSON array of job documents"},
-		),
+		}, launchFilterFlags()...)...),
 		Action: func(c *cli.Context) error {
-			if _, err := parseArgs(c); err != nil {
+			_, err := parseArgs(c)
+			if err != nil {
 				return err
 			}
 			var f jobs.Filter
@@ -222,8 +223,15 @@ func jobListCommand() *cli.Command {
 				f.State = st
 			}
 			f.Action = c.String("action")
-			if f.Limit = c.Int("limit"); f.Limit < 0 {
-				return usagef("--limit must not be negative")
+			if f.LaunchFilter, err = readLaunchFilter(c, time.Now()); err != nil {
+				return err
+			}
+			limit, offset := c.Int("limit"), c.Int("offset")
+			if limit < 0 || offset < 0 {
+				return usagef("--limit and --offset must not be negative")
+			}
+			if limit > 0 {
+				f.Limit = offset + limit + 1 // one more: is there a next page?
 			}
 			cl, err := openClient(c)
 			if err != nil {
@@ -233,6 +241,11 @@ func jobListCommand() *cli.Command {
 			list, err := cl.list(cl.ctx, f, c.App.ErrWriter)
 			if err != nil {
 				return err
+			}
+			list, more := pageOf(list, offset, limit)
+			if more {
+				fmt.Fprintf(c.App.ErrWriter, "jobengine: more jobs match: showing %d from offset %d (--offset %d for the next page, --limit 0 for all)\n",
+					len(list), offset, offset+limit)
 			}
 			if c.Bool("json") {
 				return writeJSON(c.App.Writer, list)
@@ -942,6 +955,7 @@ func writeJobText(w io.Writer, v jobView) error {
 	row("executor", j.Executor)
 	row("attempt", strconv.Itoa(j.Attempt))
 	row("created-by", j.CreatedBy)
+	launchRows(row, j)
 	row("version", strconv.FormatInt(j.Version, 10))
 	row("source", v.Source)
 	return tw.Flush()

@@ -3,6 +3,9 @@ package command
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -140,5 +143,142 @@ func jobInventoryCommand() *cli.Command {
 			_, err = fmt.Fprintf(c.App.Writer, "%s\n", data)
 			return err
 		},
+	}
+}
+
+// launchFilterFlags are the flags of `job list` that select by the fields
+// of jobs launched from templates, and page through the result.
+func launchFilterFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "template", Usage: "only jobs launched from this template"},
+		&cli.StringFlag{Name: "slices-of", Usage: "only the slices of this sliced job (the id of its container)"},
+		&cli.BoolFlag{Name: "sliced", Usage: "only the containers of sliced jobs"},
+		&cli.BoolFlag{Name: "slices", Usage: "only the slices of sliced jobs"},
+		&cli.StringFlag{Name: "launch-type", Usage: "only jobs launched this way: " + launchTypeNames()},
+		&cli.StringFlag{Name: "since", Usage: "only jobs created at or after this time (RFC 3339, or a duration ago such as 24h)"},
+		&cli.StringFlag{Name: "until", Usage: "only jobs created at or before this time (RFC 3339, or a duration ago)"},
+		&cli.IntFlag{Name: "offset", Usage: "skip this many jobs first (the next page starts at offset + limit)"},
+	}
+}
+
+func launchTypeNames() string {
+	var names []string
+	for _, t := range jobs.LaunchTypes {
+		names = append(names, string(t))
+	}
+	return strings.Join(names, ", ")
+}
+
+// readLaunchFilter reads the launch filter flags.
+func readLaunchFilter(c *cli.Context, now time.Time) (jobs.LaunchFilter, error) {
+	f := jobs.LaunchFilter{Template: c.String("template"), Sliced: c.Bool("sliced"), Slices: c.Bool("slices")}
+	if f.Template != "" {
+		if err := checkName("template", f.Template); err != nil {
+			return f, err
+		}
+	}
+	if f.Sliced && f.Slices {
+		return f, usagef("--sliced and --slices: a job is a container or a slice, not both")
+	}
+	if s := c.String("slices-of"); s != "" {
+		id, _, err := jobs.ParseID(s)
+		if err != nil {
+			return f, usagef("--slices-of: %v", err)
+		}
+		f.SlicesOf = id
+	}
+	if s := c.String("launch-type"); s != "" {
+		t, err := jobs.ParseLaunchType(s)
+		if err != nil {
+			return f, &UsageError{Err: err}
+		}
+		f.LaunchType = t
+	}
+	var err error
+	if f.Since, err = parseWhen("since", c.String("since"), now); err != nil {
+		return f, err
+	}
+	if f.Until, err = parseWhen("until", c.String("until"), now); err != nil {
+		return f, err
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && f.Until.Before(f.Since) {
+		return f, usagef("--until is before --since")
+	}
+	return f, nil
+}
+
+// parseWhen reads a time: RFC 3339, or a duration before now.
+func parseWhen(flag, s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, usagef("--%s %q: want a time such as 2024-05-01T12:00:00Z or a duration ago such as 24h", flag, s)
+}
+
+// pageOf returns limit jobs of list from offset (limit 0: all), and
+// whether more follow.
+func pageOf(list []jobView, offset, limit int) ([]jobView, bool) {
+	if offset >= len(list) {
+		return []jobView{}, false
+	}
+	list = list[offset:]
+	if limit > 0 && len(list) > limit {
+		return list[:limit], true
+	}
+	return list, false
+}
+
+// launchRows adds the fields of a job launched from a template to `job
+// show`.
+func launchRows(row func(k, v string), j *jobs.Job) {
+	row("kind", string(j.Kind))
+	if j.Sliced {
+		row("sliced", "yes")
+	}
+	row("template", j.Template)
+	row("launch-type", string(j.LaunchType))
+	row("relaunch-of", j.RelaunchOf)
+	row("inventory", j.Inventory)
+	row("inventory-snapshot", j.InventorySnapshot)
+	row("limit", j.Limit)
+	if j.Inventory != "" {
+		row("hosts", strconv.Itoa(j.Hosts))
+	}
+	if j.SliceNumber > 0 {
+		row("slice", fmt.Sprintf("%d of %d", j.SliceNumber, j.SliceCount))
+	} else if j.SliceCount > 0 {
+		row("slice-count", strconv.Itoa(j.SliceCount))
+	}
+	row("instance-groups", strings.Join(j.InstanceGroups, ", "))
+	if j.AllowSimultaneous {
+		row("allow-simultaneous", "yes")
+	}
+	if j.CancelRequested {
+		row("cancel-requested", "yes")
+	}
+	if a := j.Ansible; a != nil {
+		row("project", a.Project)
+		row("playbook", a.Playbook)
+		row("extra-vars", string(a.ExtraVars))
+		if a.Forks > 0 {
+			row("forks", strconv.Itoa(a.Forks))
+		}
+		if a.Verbosity > 0 {
+			row("verbosity", strconv.Itoa(a.Verbosity))
+		}
+		if a.DiffMode {
+			row("diff-mode", "yes")
+		}
+		if a.CheckMode {
+			row("check-mode", "yes")
+		}
+		row("job-tags", a.JobTags)
+		row("skip-tags", a.SkipTags)
 	}
 }

@@ -156,3 +156,76 @@ func TestRelaunchAndDelete(t *testing.T) {
 		t.Fatalf("the other slice: %s", j.State)
 	}
 }
+
+func TestJobListFilters(t *testing.T) {
+	e := newJobEnv(t)
+	e.binOK("inventory", "import", "inv", e.writeFile("inv.json", ansibleHosts(4)))
+	e.binOK("template", "create", "a", "--action", "echo", "--inventory", "inv", "--slices", "2")
+	e.binOK("template", "create", "b", "--action", "echo")
+	sliced := e.launch("a")
+	plain := e.launch("b")
+	re := decode[launchResult](t, e.binOK("job", "relaunch", sliced.Slices[0].ID, "--json")).Job
+	other := e.add("echo")
+	ids := func(args ...string) string {
+		t.Helper()
+		var out []string
+		for _, j := range decode[[]map[string]any](t, e.binOK(append([]string{"job", "list", "--json"}, args...)...)) {
+			out = append(out, j["id"].(string))
+		}
+		return strings.Join(out, " ")
+	}
+	c, s1, s2 := sliced.Job.ID, sliced.Slices[0].ID, sliced.Slices[1].ID
+	sameSet := func(got string, want ...string) bool {
+		g := strings.Fields(got)
+		if len(g) != len(want) {
+			return false
+		}
+		for _, w := range want {
+			if !contains(g, w) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--template", "a"}, []string{c, s1, s2, re.ID}},
+		{[]string{"--template", "b"}, []string{plain.Job.ID}},
+		{[]string{"--slices-of", c}, []string{s1, s2}},
+		{[]string{"--sliced"}, []string{c}},
+		{[]string{"--slices"}, []string{s1, s2}},
+		{[]string{"--launch-type", "relaunch"}, []string{re.ID}},
+		{[]string{"--since", "1h"}, []string{c, s1, s2, plain.Job.ID, re.ID, other}},
+		{[]string{"--until", "1h"}, nil},
+		{[]string{"--template", "a", "--state", "PENDING"}, []string{c}},
+	} {
+		if got := ids(tc.args...); !sameSet(got, tc.want...) {
+			t.Errorf("job list %v: %s, want %v", tc.args, got, tc.want)
+		}
+	}
+	// Paging says when there is more.
+	_, errOut, code := e.bin("job", "list", "--limit", "4")
+	if code != 0 || !strings.Contains(errOut, "more jobs match: showing 4 from offset 0 (--offset 4 for the next page") {
+		t.Fatalf("job list --limit 4: exit %d, %q", code, errOut)
+	}
+	first, second := ids("--limit", "4"), ids("--limit", "4", "--offset", "4")
+	if len(strings.Fields(first)) != 4 || len(strings.Fields(second)) != 2 || strings.Contains(first, strings.Fields(second)[0]) {
+		t.Fatalf("pages: %q then %q", first, second)
+	}
+	if _, errOut, _ := e.bin("job", "list", "--limit", "4", "--offset", "4"); strings.Contains(errOut, "more jobs") {
+		t.Fatalf("last page says there is more: %q", errOut)
+	}
+	if show := e.binOK("job", "show", s2); !strings.Contains(show, "slice:") || !strings.Contains(show, "2 of 2") || !strings.Contains(show, "template:") {
+		t.Fatalf("job show of a slice:\n%s", show)
+	}
+	for _, bad := range [][]string{
+		{"--launch-type", "nope"}, {"--since", "yesterday"}, {"--sliced", "--slices"}, {"--slices-of", "x"},
+		{"--offset", "-1"}, {"--template", "a b"}, {"--since", "1h", "--until", "2h"},
+	} {
+		if _, errOut, code := e.bin(append([]string{"job", "list"}, bad...)...); code != 2 {
+			t.Errorf("job list %v: exit %d (%q), want 2", bad, code, errOut)
+		}
+	}
+}

@@ -228,7 +228,7 @@ func (h *history) list(ctx context.Context, f jobs.Filter, limit int) ([]jobs.Jo
 	if limit <= 0 || limit > index.MaxLimit {
 		limit = index.MaxLimit
 	}
-	return h.es.SearchJobs(ctx, index.JobQuery{State: string(f.State), Action: f.Action, Limit: limit})
+	return h.es.SearchJobs(ctx, index.JobQuery{State: string(f.State), Action: f.Action, Limit: limit, Launch: f.LaunchFilter})
 }
 
 // events returns a job's events from the job-events index, oldest first,

@@ -6,6 +6,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/jobengine/jobengine/engine/configstore"
 )
@@ -363,4 +364,49 @@ func (s *Store) DocBytes(n NewJob) (int, error) {
 		return 0, err
 	}
 	return len(data), nil
+}
+
+// LaunchFilter selects jobs by their launch fields, in List and in the
+// history. Empty fields match everything.
+type LaunchFilter struct {
+	// Template keeps jobs launched from this template.
+	Template string
+	// SlicesOf keeps the slices of this container ("job/<uuid>").
+	SlicesOf string
+	// Sliced keeps containers of sliced jobs only; Slices keeps slices only.
+	Sliced bool
+	Slices bool
+	// LaunchType keeps jobs launched this way.
+	LaunchType LaunchType
+	// Since and Until keep jobs created within [Since, Until].
+	Since, Until time.Time
+}
+
+// match reports whether j passes the filter.
+func (f LaunchFilter) match(j *Job) bool {
+	switch {
+	case f.Template != "" && j.Template != f.Template,
+		f.SlicesOf != "" && j.ParentJob != f.SlicesOf,
+		f.Sliced && !j.Sliced,
+		f.Slices && !j.IsSlice(),
+		f.LaunchType != "" && j.LaunchType != f.LaunchType,
+		!f.Since.IsZero() && j.Created.Before(f.Since),
+		!f.Until.IsZero() && j.Created.After(f.Until):
+		return false
+	}
+	return true
+}
+
+// ParseLaunchType parses a launch type name.
+func ParseLaunchType(s string) (LaunchType, error) {
+	for _, t := range LaunchTypes {
+		if string(t) == strings.ToLower(strings.TrimSpace(s)) {
+			return t, nil
+		}
+	}
+	names := make([]string, len(LaunchTypes))
+	for i, t := range LaunchTypes {
+		names[i] = string(t)
+	}
+	return "", fmt.Errorf("%w: unknown launch type %q (want one of %s)", ErrInvalid, s, strings.Join(names, ", "))
 }

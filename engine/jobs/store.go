@@ -599,11 +599,13 @@ type Filter struct {
 	State  State
 	Action string
 	Limit  int // 0: no limit
+	// LaunchFilter selects by template, container, launch type and time.
+	LaunchFilter
 }
 
 // Match reports whether j passes the filter.
 func (f Filter) Match(j *Job) bool {
-	return (f.State == "" || j.State == f.State) && (f.Action == "" || j.Action == f.Action)
+	return (f.State == "" || j.State == f.State) && (f.Action == "" || j.Action == f.Action) && f.LaunchFilter.match(j)
 }
 
 // List reads the live jobs that match f, newest first.
