@@ -3,7 +3,9 @@ package inventory
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"sort"
 
 	"github.com/jobengine/jobengine/engine/configstore"
@@ -43,13 +45,14 @@ func ParseAnsible(data []byte) (*Content, error) {
 	if len(data) > MaxImportBytes {
 		return nil, fmt.Errorf("%w: the file has %d bytes, over the %d-byte limit", ErrInvalid, len(data), MaxImportBytes)
 	}
-	var top map[string]json.RawMessage
-	if err := configstore.DecodeStrict(data, &top); err != nil {
-		return nil, fmt.Errorf("%w: not Ansible's JSON inventory format (a JSON object of groups and _meta): %v", ErrInvalid, err)
+	// The top level is read as a stream, so that _meta (nearly all of a
+	// large file) is decoded once, straight into its types.
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, fmt.Errorf("%w: not Ansible's JSON inventory format: want a JSON object of groups and _meta", ErrInvalid)
 	}
-	if top == nil {
-		return nil, fmt.Errorf("%w: not Ansible's JSON inventory format: want a JSON object of groups and _meta, got null", ErrInvalid)
-	}
+	top := map[string]json.RawMessage{}
 	c := &Content{}
 	hostVars := map[string]Vars{}
 	seen := map[string]bool{} // every host named anywhere
@@ -64,9 +67,22 @@ func ParseAnsible(data []byte) (*Content, error) {
 		}
 		return nil
 	}
-	if raw, ok := top[metaKey]; ok {
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("%w: not Ansible's JSON inventory format: %v", ErrInvalid, err)
+		}
+		key, _ := tok.(string)
+		if key != metaKey {
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return nil, fmt.Errorf("%w: group %s: %v", ErrInvalid, key, err)
+			}
+			top[key] = raw
+			continue
+		}
 		var m ansibleMeta
-		if err := configstore.DecodeStrict(raw, &m); err != nil {
+		if err := dec.Decode(&m); err != nil {
 			return nil, fmt.Errorf("%w: _meta: %v (want {\"hostvars\": {HOST: {VAR: VALUE}}})", ErrInvalid, err)
 		}
 		for h, v := range m.Hostvars {
@@ -75,6 +91,12 @@ func ParseAnsible(data []byte) (*Content, error) {
 			}
 			hostVars[h] = compactVars(v)
 		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, fmt.Errorf("%w: not Ansible's JSON inventory format: %v", ErrInvalid, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: not Ansible's JSON inventory format: unexpected data after the JSON object", ErrInvalid)
 	}
 	groups := map[string]*Group{}
 	names := make([]string, 0, len(top))
@@ -149,8 +171,11 @@ func ParseAnsible(data []byte) (*Content, error) {
 // encode equally whatever the file's layout.
 func compactVars(v Vars) Vars {
 	for k, val := range v {
+		if bytes.IndexAny(val, " \t\r\n") < 0 {
+			continue
+		}
 		var buf bytes.Buffer
-		if json.Compact(&buf, val) == nil && buf.Len() != len(val) {
+		if json.Compact(&buf, val) == nil {
 			v[k] = buf.Bytes()
 		}
 	}

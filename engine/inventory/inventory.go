@@ -178,6 +178,20 @@ func ValidHostName(name string) error {
 	if name == "" || len(name) > MaxHostName {
 		return fmt.Errorf("%w: host name %q must be 1–%d bytes", ErrInvalid, name, MaxHostName)
 	}
+	ascii := true
+	for i := 0; i < len(name); i++ {
+		b := name[i]
+		if b >= 0x80 {
+			ascii = false
+			break
+		}
+		if badHostByte[b] {
+			return fmt.Errorf("%w: host name %q has %q (blanks, control characters and ,*?!&~\"'\\ are not allowed)", ErrInvalid, name, b)
+		}
+	}
+	if ascii {
+		return nil
+	}
 	for _, r := range name {
 		if unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune(",*?!&~\"'\\", r) || r == unicode.ReplacementChar {
 			return fmt.Errorf("%w: host name %q has %q (blanks, control characters and ,*?!&~\"'\\ are not allowed)", ErrInvalid, name, r)
@@ -185,6 +199,15 @@ func ValidHostName(name string) error {
 	}
 	return nil
 }
+
+// badHostByte marks the ASCII bytes a host name may not hold.
+var badHostByte = func() (t [128]bool) {
+	for b := 0; b < 128; b++ {
+		r := rune(b)
+		t[b] = unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune(",*?!&~\"'\\", r)
+	}
+	return t
+}()
 
 // ValidGroupName checks a group name: 1–255 letters, digits, '_', '.' or
 // '-', not one of Ansible's implicit groups.
@@ -206,13 +229,15 @@ func ValidGroupName(name string) error {
 // validVars checks variables: non-empty names, valid JSON values, bounded
 // size.
 func validVars(what string, v Vars) error {
+	// Values are JSON as decoded (or json.Marshal refuses them on write):
+	// only names and sizes need checking.
 	size := 0
 	for k, val := range v {
 		if k == "" {
 			return fmt.Errorf("%w: %s has a variable with an empty name", ErrInvalid, what)
 		}
-		if !json.Valid(val) {
-			return fmt.Errorf("%w: %s: variable %s is not valid JSON", ErrInvalid, what, k)
+		if len(val) == 0 {
+			return fmt.Errorf("%w: %s: variable %s has no value", ErrInvalid, what, k)
 		}
 		size += len(k) + len(val) + 4
 	}

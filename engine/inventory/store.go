@@ -250,15 +250,20 @@ func (s *Store) Modify(ctx context.Context, name string, fn func(*Content) error
 // inventory when it does not exist (created reports that). Hosts that were
 // disabled stay disabled.
 func (s *Store) Import(ctx context.Context, name string, c *Content) (inv *Inventory, created bool, err error) {
-	c.Normalize()
-	if err := c.Validate(); err != nil {
-		return nil, false, err
-	}
-	if _, _, err := s.Get(ctx, name); errors.Is(err, configstore.ErrNotFound) {
+	cur, ver, err := s.Get(ctx, name)
+	if errors.Is(err, configstore.ErrNotFound) {
 		inv := &Inventory{Name: name, Kind: Static}
 		err := s.Create(ctx, inv, c)
 		if !errors.Is(err, configstore.ErrExists) {
 			return inv, err == nil, err
+		}
+	}
+	if err == nil && cur.Kind == Static && (cur.Snapshot == nil || cur.Snapshot.Enabled == cur.Snapshot.Hosts) {
+		// No host is disabled: nothing to carry over, no need to read the
+		// old content.
+		err := s.replace(ctx, cur, ver, c)
+		if !errors.Is(err, configstore.ErrConflict) {
+			return cur, false, err
 		}
 	}
 	inv, err = s.Modify(ctx, name, func(old *Content) error {
