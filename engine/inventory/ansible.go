@@ -76,7 +76,7 @@ func ParseAnsible(data []byte) (*Content, error) {
 		if key != metaKey {
 			var raw json.RawMessage
 			if err := dec.Decode(&raw); err != nil {
-				return nil, fmt.Errorf("%w: group %s: %v", ErrInvalid, key, err)
+				return nil, fmt.Errorf("%w: not Ansible's JSON inventory format: group %s: %v", ErrInvalid, key, err)
 			}
 			top[key] = raw
 			continue
