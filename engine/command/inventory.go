@@ -330,7 +330,7 @@ func inventoryHostsCommand() *cli.Command {
 			tw := newTable(c.App.Writer)
 			fmt.Fprintln(tw, "HOST\tENABLED\tGROUPS\tVARIABLES")
 			for _, h := range hosts {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", h.Name, yesNo(h.Enabled), dash(strings.Join(groups[h.Name], ",")), len(h.Variables))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", h.Name, yesNo(h.Enabled), dash(strings.Join(groups[h.Name], ",")), inventory.VarsCount(h.Variables))
 			}
 			return tw.Flush()
 		},

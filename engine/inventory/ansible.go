@@ -31,7 +31,7 @@ type ansibleGroup struct {
 }
 
 type ansibleMeta struct {
-	Hostvars map[string]Vars `json:"hostvars"`
+	Hostvars map[string]json.RawMessage `json:"hostvars"`
 }
 
 // MaxImportBytes bounds an Ansible inventory file read by ParseAnsible.
@@ -89,7 +89,9 @@ func ParseAnsible(data []byte) (*Content, error) {
 			if err := addHost(h); err != nil {
 				return nil, fmt.Errorf("_meta.hostvars: %w", err)
 			}
-			hostVars[h] = compactVars(v)
+			if hostVars[h], err = compactVars("host "+h, v); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if _, err := dec.Token(); err != nil {
@@ -117,7 +119,9 @@ func ParseAnsible(data []byte) (*Content, error) {
 				return nil, fmt.Errorf("group %s: %w", name, err)
 			}
 		}
-		g.Vars = compactVars(g.Vars)
+		if g.Vars, err = compactVars("group "+name, g.Vars); err != nil {
+			return nil, err
+		}
 		switch name {
 		case GroupAll:
 			c.Variables = g.Vars
@@ -167,19 +171,28 @@ func ParseAnsible(data []byte) (*Content, error) {
 	return c, nil
 }
 
-// compactVars drops the blanks of variable values, so equal variables
-// encode equally whatever the file's layout.
-func compactVars(v Vars) Vars {
-	for k, val := range v {
-		if bytes.IndexAny(val, " \t\r\n") < 0 {
-			continue
-		}
-		var buf bytes.Buffer
-		if json.Compact(&buf, val) == nil {
-			v[k] = buf.Bytes()
-		}
+// compactVars checks that variables are a JSON object and drops its
+// blanks, so equal variables encode equally whatever the file's layout;
+// an empty object is no variables.
+func compactVars(what string, v json.RawMessage) (Vars, error) {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 || string(v) == "null" {
+		return nil, nil
 	}
-	return v
+	if v[0] != '{' {
+		return nil, fmt.Errorf("%w: %s: variables must be a JSON object", ErrInvalid, what)
+	}
+	if bytes.IndexAny(v, " \t\r\n") >= 0 {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, v); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrInvalid, what, err)
+		}
+		v = buf.Bytes()
+	}
+	if string(v) == "{}" {
+		return nil, nil
+	}
+	return v, nil
 }
 
 func parseGroup(name string, raw json.RawMessage) (ansibleGroup, error) {
@@ -214,7 +227,7 @@ type ExportOptions struct {
 // Groups keep only the hosts exported.
 func (c *Content) Ansible(opts ExportOptions) ([]byte, error) {
 	keep := make(map[string]bool, len(c.Hosts))
-	meta := ansibleMeta{Hostvars: map[string]Vars{}}
+	meta := ansibleMeta{Hostvars: map[string]json.RawMessage{}}
 	for _, h := range c.Hosts {
 		if !h.Enabled && !opts.Disabled {
 			continue

@@ -39,10 +39,10 @@ func TestParseAnsible(t *testing.T) {
 	if want := []string{"db1", "lonely", "old1", "web1", "web2"}; !reflect.DeepEqual(names, want) {
 		t.Fatalf("hosts %v, want %v", names, want)
 	}
-	if got := string(c.Hosts[c.HostIndex("web2")].Variables["http_port"]); got != "8080" {
+	if got, _ := VarsGet(c.Hosts[c.HostIndex("web2")].Variables, "http_port"); string(got) != "8080" {
 		t.Errorf("web2 http_port = %s", got)
 	}
-	if got := string(c.Variables["ntp"]); got != `"pool.ntp.org"` {
+	if got, _ := VarsGet(c.Variables, "ntp"); string(got) != `"pool.ntp.org"` {
 		t.Errorf("inventory variables: ntp = %s", got)
 	}
 	var groups []string
@@ -54,7 +54,7 @@ func TestParseAnsible(t *testing.T) {
 		t.Fatalf("groups %v, want %v", groups, want)
 	}
 	fe := c.Groups[2]
-	if !reflect.DeepEqual(fe.Children, []string{"edge", "web"}) || string(fe.Variables["tier"]) != `"front"` {
+	if !reflect.DeepEqual(fe.Children, []string{"edge", "web"}) || string(fe.Variables) != `{"tier":"front"}` {
 		t.Errorf("frontend = %+v", fe)
 	}
 }
@@ -68,6 +68,7 @@ func TestParseAnsibleRefusesBadInput(t *testing.T) {
 		"unknown group field":  `{"web": {"hosts": ["a"], "hostz": []}}`,
 		"unknown _meta field":  `{"_meta": {"hostvars": {}, "extra": 1}}`,
 		"hostvars not objects": `{"_meta": {"hostvars": {"a": [1]}}}`,
+		"group vars a string":  `{"web": {"hosts": ["a"], "vars": "x"}}`,
 		"blank in host name":   `{"web": {"hosts": ["a b"]}}`,
 		"comma in host name":   `{"web": {"hosts": ["a,b"]}}`,
 		"empty host name":      `{"web": {"hosts": [""]}}`,

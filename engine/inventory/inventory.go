@@ -66,8 +66,34 @@ const (
 	Smart Kind = "smart"
 )
 
-// Vars are variables: names to JSON values, kept as written.
-type Vars map[string]json.RawMessage
+// Vars are variables: a JSON object of names and values, kept as written
+// (compacted). They are carried, not interpreted, so an inventory of tens
+// of thousands of hosts reads without building a map per host; VarsGet
+// reads one variable.
+type Vars = json.RawMessage
+
+// VarsGet returns the value of one variable, if set.
+func VarsGet(v Vars, name string) (json.RawMessage, bool) {
+	if len(v) == 0 {
+		return nil, false
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(v, &m) != nil {
+		return nil, false
+	}
+	val, ok := m[name]
+	return val, ok
+}
+
+// VarsCount returns how many variables v holds.
+func VarsCount(v Vars) int {
+	if len(v) == 0 {
+		return 0
+	}
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(v, &m)
+	return len(m)
+}
 
 // Host is one host of an inventory.
 type Host struct {
@@ -226,23 +252,17 @@ func ValidGroupName(name string) error {
 	return nil
 }
 
-// validVars checks variables: non-empty names, valid JSON values, bounded
-// size.
+// validVars checks variables: a JSON object (values are JSON as decoded,
+// or json.Marshal refuses them on write) of bounded size.
 func validVars(what string, v Vars) error {
-	// Values are JSON as decoded (or json.Marshal refuses them on write):
-	// only names and sizes need checking.
-	size := 0
-	for k, val := range v {
-		if k == "" {
-			return fmt.Errorf("%w: %s has a variable with an empty name", ErrInvalid, what)
-		}
-		if len(val) == 0 {
-			return fmt.Errorf("%w: %s: variable %s has no value", ErrInvalid, what, k)
-		}
-		size += len(k) + len(val) + 4
+	if len(v) == 0 {
+		return nil
 	}
-	if size > MaxVarsBytes {
-		return fmt.Errorf("%w: %s: variables take %d bytes, over the %d-byte limit", ErrInvalid, what, size, MaxVarsBytes)
+	if len(v) > MaxVarsBytes {
+		return fmt.Errorf("%w: %s: variables take %d bytes, over the %d-byte limit", ErrInvalid, what, len(v), MaxVarsBytes)
+	}
+	if v[0] != '{' || v[len(v)-1] != '}' {
+		return fmt.Errorf("%w: %s: variables must be a JSON object", ErrInvalid, what)
 	}
 	return nil
 }

@@ -154,7 +154,7 @@ func TestSliceKeepsGroupMembership(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("groups of slice 2/2: %v, want %v", got, want)
 	}
-	if sub.Groups[2].Name != "web" || string(sub.Groups[2].Variables["tier"]) != "1" {
+	if sub.Groups[2].Name != "web" || string(sub.Groups[2].Variables) != `{"tier":1}` {
 		t.Errorf("group variables lost: %+v", sub.Groups[2])
 	}
 	if err := sub.Validate(); err != nil {

@@ -93,7 +93,7 @@ func (f *Filter) Validate() error {
 }
 
 func (m VarMatch) match(v Vars) bool {
-	raw, ok := v[m.Name]
+	raw, ok := VarsGet(v, m.Name)
 	if !ok {
 		return false
 	}

@@ -45,7 +45,7 @@ func TestLargeInventoryIsChunked(t *testing.T) {
 	c := mustParse(t, generated(20000, 50))
 	// Variables that do not compress well, so the content spans chunks.
 	for i := range c.Hosts {
-		c.Hosts[i].Variables["serial"] = json.RawMessage(fmt.Sprintf(`"%x"`, sha256.Sum256([]byte(fmt.Sprint(i)))))
+		c.Hosts[i].Variables = json.RawMessage(fmt.Sprintf(`{"serial":"%x"}`, sha256.Sum256([]byte(fmt.Sprint(i)))))
 	}
 	want, _ := json.Marshal(c)
 	if _, _, err := s.Import(ctx, "big", c); err != nil {
@@ -80,7 +80,7 @@ func TestReadersNeverSeeAHalfWrittenInventory(t *testing.T) {
 	ctx := ctxT(t)
 	a, b := mustParse(t, generated(3000, 5)), mustParse(t, generated(3500, 3))
 	for i := range b.Hosts {
-		b.Hosts[i].Variables["salt"] = json.RawMessage(fmt.Sprintf(`"%x"`, uint64(i)*0x9E3779B97F4A7C15))
+		b.Hosts[i].Variables = json.RawMessage(fmt.Sprintf(`{"salt":"%x"}`, uint64(i)*0x9E3779B97F4A7C15))
 	}
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)

@@ -61,10 +61,8 @@ func hosts(n int) *inventory.Content {
 	c := &inventory.Content{Groups: []inventory.Group{{Name: "all_hosts"}}}
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("host-%05d.example.com", i)
-		c.Hosts = append(c.Hosts, inventory.Host{Name: name, Enabled: true, Variables: inventory.Vars{
-			"ansible_host": json.RawMessage(fmt.Sprintf(`"10.%d.%d.%d"`, i/65536, i/256%256, i%256)),
-			"rack":         json.RawMessage(fmt.Sprintf(`"r%02d"`, i%40)),
-		}})
+		c.Hosts = append(c.Hosts, inventory.Host{Name: name, Enabled: true,
+			Variables: json.RawMessage(fmt.Sprintf(`{"ansible_host":"10.%d.%d.%d","rack":"r%02d"}`, i/65536, i/256%256, i%256, i%40))})
 		c.Groups[0].Hosts = append(c.Groups[0].Hosts, name)
 	}
 	return c
