@@ -1,6 +1,7 @@
 package command
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/inventory"
 	"github.com/jobengine/jobengine/engine/jobs"
 )
@@ -58,17 +60,18 @@ func jobRelaunchCommand() *cli.Command {
 func jobDeleteCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "delete",
-		Usage:     "delete a finished job from ZooKeeper",
+		Usage:     "delete a finished job, from ZooKeeper and from the history",
 		ArgsUsage: "ID",
 		Description: "Only a job in a final state can be deleted. Deleting a sliced job's container deletes its slices\n" +
-			"too; deleting one slice deletes only that slice. Copies already indexed into Elasticsearch stay in\n" +
-			"the history.",
+			"too; deleting one slice deletes only that slice. With --es-hosts, the jobs and their events are\n" +
+			"also deleted from Elasticsearch (a job no longer in ZooKeeper is deleted from there alone); a job\n" +
+			"with versions still waiting for the indexer is refused until they are indexed.",
 		Action: func(c *cli.Context) error {
 			args, err := parseArgs(c, "ID")
 			if err != nil {
 				return err
 			}
-			id, _, err := jobs.ParseID(args[0])
+			id, uid, err := jobs.ParseID(args[0])
 			if err != nil {
 				return &UsageError{Err: err}
 			}
@@ -77,19 +80,82 @@ func jobDeleteCommand() *cli.Command {
 				return err
 			}
 			defer cl.Close()
+			j, _, err := cl.store.Get(cl.ctx, id)
+			if errors.Is(err, jobs.ErrNotFound) && cl.hist != nil {
+				return cl.deleteHistory(c, id, uid)
+			}
+			if err != nil {
+				return cl.fail(err, id)
+			}
+			ids := append([]string{j.ID}, j.NestedJobs...)
+			if cl.hist != nil {
+				if err := cl.checkIndexed(ids); err != nil {
+					return err
+				}
+			}
 			deleted, err := cl.store.DeleteJob(cl.ctx, id)
+			for _, d := range deleted {
+				fmt.Fprintf(c.App.Writer, "%s deleted\n", d)
+			}
 			if errors.Is(err, jobs.ErrNotFinal) || errors.Is(err, jobs.ErrConflict) {
 				return err
 			}
 			if err != nil {
 				return cl.fail(err, id)
 			}
-			for _, d := range deleted {
-				fmt.Fprintf(c.App.Writer, "%s deleted\n", d)
+			if cl.hist != nil {
+				ctx, cancel := context.WithTimeout(cl.ctx, 4*cl.hist.timeout)
+				defer cancel()
+				if err := cl.hist.es.DeleteJobs(ctx, ids...); err != nil {
+					return fmt.Errorf("deleted from ZooKeeper, but not from the history: %w (run the same command again)", err)
+				}
 			}
 			return nil
 		},
 	}
+}
+
+// checkIndexed refuses to delete jobs that still have versions in the
+// outbox: the indexer would put them back into the history.
+func (cl *client) checkIndexed(ids []string) error {
+	pending, err := index.Pending(cl.ctx, cl.conn)
+	if err != nil {
+		return cl.fail(err, "")
+	}
+	for _, id := range ids {
+		if _, uid, err := jobs.ParseID(id); err == nil && pending[uid] {
+			return fmt.Errorf("%s has versions not yet indexed into Elasticsearch; try again once the index pump has sent them (is an executor with --es-hosts running?)", id)
+		}
+	}
+	return nil
+}
+
+// deleteHistory deletes a job that is only in the history (and, for a
+// container, its slices).
+func (cl *client) deleteHistory(c *cli.Context, id, uid string) error {
+	hj, err := cl.hist.get(cl.ctx, uid)
+	if err != nil {
+		return fmt.Errorf("%s is not in ZooKeeper and the history could not be read: %w", id, err)
+	}
+	if hj == nil {
+		return cl.fail(jobs.ErrNotFound, id)
+	}
+	if !hj.State.Final() {
+		return fmt.Errorf("%w: %s was last indexed %s; only a final job can be deleted", jobs.ErrNotFinal, id, hj.State)
+	}
+	ids := append([]string{hj.ID}, hj.NestedJobs...)
+	if err := cl.checkIndexed(ids); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(cl.ctx, 4*cl.hist.timeout)
+	defer cancel()
+	if err := cl.hist.es.DeleteJobs(ctx, ids...); err != nil {
+		return fmt.Errorf("deleting %s from the history: %w", id, err)
+	}
+	for _, d := range ids {
+		fmt.Fprintf(c.App.Writer, "%s deleted\n", d)
+	}
+	return nil
 }
 
 func jobInventoryCommand() *cli.Command {

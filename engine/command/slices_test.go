@@ -1,13 +1,17 @@
 package command
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jobengine/jobengine/internal/testing/estest"
 	"github.com/jobengine/jobengine/internal/testing/poll"
 
+	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
 )
 
@@ -227,5 +231,66 @@ func TestJobListFilters(t *testing.T) {
 		if _, errOut, code := e.bin(append([]string{"job", "list"}, bad...)...); code != 2 {
 			t.Errorf("job list %v: exit %d (%q), want 2", bad, code, errOut)
 		}
+	}
+}
+
+// TestJobDeleteFromTheHistory deletes a sliced job from ZooKeeper and from
+// Elasticsearch: refused while its versions wait in the outbox, done once
+// the pump has indexed them; a job only in the history is deleted there.
+func TestJobDeleteFromTheHistory(t *testing.T) {
+	es := estest.Start(t, estest.Options{})
+	const prefix = "t-delete-"
+	e := newJobEnv(t)
+	e.extra = []string{"--es-hosts", es.URL(), "--es-index-prefix", prefix}
+	ix, err := index.New(index.Config{Hosts: []string{es.URL()}, Prefix: prefix}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.binOK("inventory", "import", "inv", e.writeFile("inv.json", ansibleHosts(4)))
+	e.binOK("template", "create", "tpl", "--action", "echo", "--inventory", "inv", "--slices", "2")
+	res := e.launch("tpl")
+	e.binOK("job", "cancel", res.Job.ID)
+	if _, errOut, code := e.bin("job", "delete", res.Job.ID); code != 1 || !strings.Contains(errOut, "not yet indexed") {
+		t.Fatalf("delete before indexing: exit %d, %q", code, errOut)
+	}
+	if _, _, err := e.store.Get(e.ctx(), res.Job.ID); err != nil {
+		t.Fatalf("a refused delete removed the job: %v", err)
+	}
+	pump := index.NewPump(e.conn, ix, nil, index.PumpOptions{Name: "p", MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pump.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	poll.For(t, 30*time.Second, 50*time.Millisecond, func() error {
+		p, err := index.Pending(e.ctx(), e.conn)
+		if err != nil || len(p) > 0 {
+			return fmt.Errorf("%d pending (%v)", len(p), err)
+		}
+		return nil
+	})
+	if err := ix.Refresh(e.ctx()); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ix.SearchJobs(e.ctx(), index.JobQuery{Launch: jobs.LaunchFilter{Template: "tpl"}}); err != nil || len(got) != 3 {
+		t.Fatalf("indexed before the delete: %d (%v)", len(got), err)
+	}
+	if out := e.binOK("job", "delete", res.Job.ID); strings.Count(out, "deleted") != 3 {
+		t.Fatalf("delete printed %q", out)
+	}
+	if got, err := ix.SearchJobs(e.ctx(), index.JobQuery{Launch: jobs.LaunchFilter{Template: "tpl"}}); err != nil || len(got) != 0 {
+		t.Fatalf("left in the history: %d (%v)", len(got), err)
+	}
+
+	// A job that left ZooKeeper: deleted from the history alone.
+	old := &jobs.Job{ID: "job/00000000-0000-4000-8000-000000000001", Action: "a", State: jobs.Success, Version: 3,
+		Created: time.Now().UTC(), Updated: time.Now().UTC(), TimeOfStatusChange: time.Now().UTC()}
+	if _, err := ix.IndexJobs(e.ctx(), old); err != nil {
+		t.Fatal(err)
+	}
+	if out := e.binOK("job", "delete", old.ID); !strings.Contains(out, old.ID+" deleted") {
+		t.Fatalf("delete from the history printed %q", out)
+	}
+	if _, err := ix.GetJob(e.ctx(), old.ID); !errors.Is(err, index.ErrNotFound) {
+		t.Fatalf("still in the history: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package index_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -80,5 +81,43 @@ func TestSearchJobsByLaunchFields(t *testing.T) {
 		if strings.Join(live, ",") != tc.want {
 			t.Errorf("Filter.Match(%+v) = %s, want %s", tc.f, strings.Join(live, ","), tc.want)
 		}
+	}
+}
+
+// TestDeleteJobs removes jobs and their events from the history, leaving
+// the others.
+func TestDeleteJobs(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	s := estest.Start(t, estest.Options{RefreshInterval: -1})
+	c := newClient(t, s, nil)
+	gone, kept := newJob("a", 0), newJob("a", 1)
+	if _, err := c.IndexJobs(ctx, gone, kept); err != nil {
+		t.Fatal(err)
+	}
+	var evs []index.Event
+	for i := 0; i < 5; i++ {
+		for _, j := range []*jobs.Job{gone, kept} {
+			evs = append(evs, index.Event{Job: j.ID, Type: index.EventLog, Message: "line", Time: epoch.Add(time.Duration(i) * time.Second)})
+		}
+	}
+	if _, err := c.IndexEvents(ctx, evs...); err != nil {
+		t.Fatal(err)
+	}
+	// Not refreshed yet: DeleteJobs refreshes, so it finds every event.
+	missing, _ := jobs.NewID()
+	if err := c.DeleteJobs(ctx, gone.ID, missing); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := c.GetJob(ctx, gone.ID); !errors.Is(err, index.ErrNotFound) {
+		t.Fatalf("deleted job still there: %+v %v", j, err)
+	}
+	if e, err := c.JobEvents(ctx, gone.ID, time.Time{}, 100); err != nil || len(e) != 0 {
+		t.Fatalf("%d events of the deleted job left (%v)", len(e), err)
+	}
+	if _, err := c.GetJob(ctx, kept.ID); err != nil {
+		t.Fatalf("the other job: %v", err)
+	}
+	if e, _ := c.JobEvents(ctx, kept.ID, time.Time{}, 100); len(e) != 5 {
+		t.Fatalf("the other job has %d events, want 5", len(e))
 	}
 }
