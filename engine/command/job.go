@@ -181,7 +181,7 @@ func jobShowCommand() *cli.Command {
 func (cl *client) find(ctx context.Context, id, uid string) (jobView, error) {
 	j, _, err := cl.store.Get(ctx, id)
 	if err == nil {
-		return jobView{j, sourceZK}, nil
+		return jobView{cl.followContainer(ctx, j), sourceZK}, nil
 	}
 	if !errors.Is(err, jobs.ErrNotFound) || cl.hist == nil {
 		return jobView{}, cl.fail(err, id)
@@ -448,6 +448,8 @@ func (cl *client) waitFinal(ctx context.Context, id, uid string) (jobView, error
 		select {
 		case <-ch:
 			// Changed, deleted, or the watch was lost with the session: read again.
+		case <-containerResync(&j):
+			cl.followContainer(ctx, &j)
 		case <-ctx.Done():
 			return last, cl.fail(context.Cause(ctx), id)
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"go.uber.org/zap"
 
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/inventory"
@@ -347,4 +348,33 @@ func launchRows(row func(k, v string), j *jobs.Job) {
 		row("job-tags", a.JobTags)
 		row("skip-tags", a.SkipTags)
 	}
+}
+
+// containerResyncEvery is how often `job wait` derives a container's state
+// from its slices again, in case a slice's executor died between its own
+// write and the container's.
+const containerResyncEvery = 2 * time.Second
+
+// containerResync returns a channel that fires when a container that is
+// not final should be derived again; nil (never) for other jobs.
+func containerResync(j *jobs.Job) <-chan time.Time {
+	if !j.IsContainer() || j.State.Final() {
+		return nil
+	}
+	return time.After(containerResyncEvery)
+}
+
+// followContainer brings a container that is not final up to date with
+// its slices and returns it as it is then; other jobs are returned as
+// they are. A failure leaves the job as read.
+func (cl *client) followContainer(ctx context.Context, j *jobs.Job) *jobs.Job {
+	if !j.IsContainer() || j.State.Final() {
+		return j
+	}
+	c, err := cl.store.SyncContainer(ctx, j.ID)
+	if err != nil {
+		cl.log.Warn("container not brought up to date", zap.String("job", j.ID), zap.Error(err))
+		return j
+	}
+	return c
 }

@@ -294,3 +294,24 @@ func TestJobDeleteFromTheHistory(t *testing.T) {
 		t.Fatalf("still in the history: %v", err)
 	}
 }
+
+// TestContainerCatchesUpWithItsSlices ends slices without updating their
+// container, as an executor that died between the two writes would leave
+// them: job wait and job show derive the container's state again.
+func TestContainerCatchesUpWithItsSlices(t *testing.T) {
+	e := newJobEnv(t)
+	e.binOK("inventory", "import", "inv", e.writeFile("inv.json", ansibleHosts(4)))
+	e.binOK("template", "create", "tpl", "--action", "echo", "--inventory", "inv", "--slices", "2")
+	res := e.launch("tpl")
+	e.advance(res.Slices[0].ID, jobs.Running, jobs.Success)
+	if j := state(e, res.Job.ID); j.State != jobs.Pending {
+		t.Fatalf("container %s; the test needs it left behind", j.State)
+	}
+	if show := e.binOK("job", "show", res.Job.ID); !strings.Contains(show, "RUNNING") {
+		t.Fatalf("job show did not bring the container up to date:\n%s", show)
+	}
+	e.advance(res.Slices[1].ID, jobs.Running, jobs.Success)
+	if out := e.binOK("job", "wait", res.Job.ID, "--timeout", "30s"); !strings.Contains(out, "SUCCESS") {
+		t.Fatalf("job wait: %q", out)
+	}
+}
