@@ -182,7 +182,7 @@ func compactVars(what string, v json.RawMessage) (Vars, error) {
 	if v[0] != '{' {
 		return nil, fmt.Errorf("%w: %s: variables must be a JSON object", ErrInvalid, what)
 	}
-	if bytes.IndexAny(v, " \t\r\n") >= 0 {
+	if bytes.ContainsAny(v, " \t\r\n") {
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, v); err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrInvalid, what, err)
