@@ -289,6 +289,9 @@ func TestProjectCommands(t *testing.T) {
 	if _, errOut, code := e.bin("project", "update", "site"); code != 1 || !strings.Contains(errOut, id) {
 		t.Fatalf("second update: exit %d, %q", code, errOut)
 	}
+	if show := e.binOK("project", "show", "site"); !strings.Contains(show, "last-update:") || !strings.Contains(show, id+" QUEUED") {
+		t.Fatalf("project show does not report the update job:\n%s", show)
+	}
 	e.binOK("project", "delete", "local")
 	if _, errOut, code := e.bin("project", "update", "local"); code != 1 || !strings.Contains(errOut, "project local does not exist") {
 		t.Fatalf("update of a deleted project: exit %d, %q", code, errOut)
@@ -407,5 +410,37 @@ func TestBadInputAtEveryCommand(t *testing.T) {
 				t.Errorf("removed: %s", p)
 			}
 		}
+	}
+}
+
+// TestProjectUpdateOnAnExecutor fetches a git project with a real
+// executor and sees the revision reported.
+func TestProjectUpdateOnAnExecutor(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed")
+	}
+	e := newJobEnv(t)
+	repo := t.TempDir()
+	for _, args := range [][]string{
+		{"init", "--quiet", "--initial-branch", "main"},
+		{"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "--allow-empty", "-m", "one"},
+	} {
+		if out, err := exec.Command("git", append([]string{"-C", repo}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	rev, err := exec.Command("git", "-C", repo, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("JOBENGINE_PROJECTS_DIR", t.TempDir()) // inherited by the executor
+	startDaemon(t, e.root, "executor", "--name", "x", "--threads", "1", "--plugin-dir", t.TempDir())
+	e.binOK("project", "create", "site", "--git", "file://"+repo, "--branch", "main")
+	id := strings.TrimSpace(e.binOK("project", "update", "site"))
+	if out := e.binOK("job", "wait", id, "--timeout", "60s"); !strings.Contains(out, "SUCCESS (return code 0): revision "+strings.TrimSpace(string(rev))) {
+		t.Fatalf("project update: %q", out)
+	}
+	if show := e.binOK("project", "show", "site"); !strings.Contains(show, "revision "+strings.TrimSpace(string(rev))) {
+		t.Fatalf("project show:\n%s", show)
 	}
 }

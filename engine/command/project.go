@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/project"
 )
 
@@ -161,6 +162,12 @@ func projectShowCommand() *cli.Command {
 			}
 			row("revision", p.Revision)
 			row("last-update-job", p.LastUpdateJob)
+			if id, uid, err := jobs.ParseID(p.LastUpdateJob); err == nil {
+				// The update job reports the revision it fetched.
+				if v, err := o.find(o.ctx, id, uid); err == nil {
+					row("last-update", finalLine(v.Job))
+				}
+			}
 			row("created", stamp(p.Created))
 			row("updated", stamp(p.Updated))
 			return tw.Flush()

@@ -222,9 +222,9 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	return s.objs.Delete(ctx, name, -1)
 }
 
-// updatePayload is the payload of a project update job: where to fetch
+// UpdatePayload is the payload of a project update job: where to fetch
 // from. It names no credential.
-type updatePayload struct {
+type UpdatePayload struct {
 	Project   string `json:"project"`
 	Kind      Kind   `json:"kind"`
 	URL       string `json:"url,omitempty"`
@@ -232,10 +232,16 @@ type updatePayload struct {
 	Directory string `json:"directory,omitempty"`
 }
 
+// Validate checks the payload as a project is checked.
+func (u *UpdatePayload) Validate() error {
+	p := Project{Name: u.Project, Kind: u.Kind, URL: u.URL, Branch: u.Branch, Directory: u.Directory}
+	return p.Validate()
+}
+
 // UpdateJob returns the job that updates p, created by `by`. Its unique
 // key allows one live update per project.
 func UpdateJob(p *Project, by string) (jobs.NewJob, error) {
-	payload, err := json.Marshal(updatePayload{Project: p.Name, Kind: p.Kind, URL: p.URL, Branch: p.Branch, Directory: p.Directory})
+	payload, err := json.Marshal(UpdatePayload{Project: p.Name, Kind: p.Kind, URL: p.URL, Branch: p.Branch, Directory: p.Directory})
 	if err != nil {
 		return jobs.NewJob{}, err
 	}
