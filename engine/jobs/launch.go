@@ -275,7 +275,7 @@ func (l *Launch) Validate() error {
 		l.SliceNumber == 0 && l.SliceCount > 0 && !l.Sliced || l.TemplateSliceCount < 0 || l.TemplateSliceCount > MaxSlices {
 		return fmt.Errorf("%w: slice %d of %d (want 1 ≤ number ≤ count ≤ %d)", ErrInvalid, l.SliceNumber, l.SliceCount, MaxSlices)
 	}
-	if l.Sliced != (l.Kind == KindWorkflow) {
+	if l.Sliced && l.Kind != KindWorkflow {
 		return fmt.Errorf("%w: only a workflow job is sliced", ErrInvalid)
 	}
 	if err := validInstanceGroups(l.InstanceGroups); err != nil {
