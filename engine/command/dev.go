@@ -24,7 +24,7 @@ import (
 )
 
 func init() {
-	extraCommands = append(extraCommands, devCommand())
+	extraCommands = append(extraCommands, devCommand)
 }
 
 func devCommand() *cli.Command {

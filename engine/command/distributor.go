@@ -25,7 +25,7 @@ import (
 )
 
 func init() {
-	extraCommands = append(extraCommands, distributorCommand())
+	extraCommands = append(extraCommands, distributorCommand)
 }
 
 // cleanupName is the built-in distributor --retention applies to.
@@ -49,7 +49,7 @@ func distributorCommand() *cli.Command {
 			configDirFlag(),
 			&cli.BoolFlag{Name: "all", Usage: "run every enabled distributor (jobs_cleanup, and files without enabled: false), each with its own election"},
 			&cli.StringFlag{Name: "retention", Usage: "jobs_cleanup: keep finished jobs this long, e.g. 7d or 36h (overrides its file)"},
-			&cli.StringFlag{Name: "identifier", Usage: "name of this instance in elections and in the jobs' created-by (default hostname/pid)"},
+			&cli.StringFlag{Name: "identifier", Aliases: []string{"name"}, Usage: "name of this instance in elections and in the jobs' created-by (default hostname/pid)"},
 			maxBacklogFlag(),
 		),
 		Subcommands: []*cli.Command{distributorListCommand(), distributorValidateCommand()},

@@ -509,7 +509,7 @@ func TestDistributorBadInput(t *testing.T) {
 		{[]string{"bad", "--config-dir", dir}, "bad.yaml"},
 		{[]string{"jobs_cleanup", "--retention", "soon", "--config-dir", dir}, "--retention"},
 		{[]string{"dummy_test_action", "--retention", "1d", "--config-dir", dir}, "applies to jobs_cleanup only"},
-		{[]string{"--bogus"}, "flag provided but not defined"},
+		{[]string{"--bogus"}, "unknown flag --bogus"},
 	} {
 		_, errOut, code := run(t, append(g, tc.args...)...)
 		if code != ExitUsage || !strings.Contains(errOut, tc.msg) {

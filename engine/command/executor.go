@@ -32,7 +32,7 @@ import (
 )
 
 func init() {
-	extraCommands = append(extraCommands, executorCommand(), clusterCommand(), actionsCommand())
+	extraCommands = append(extraCommands, executorCommand, clusterCommand, actionsCommand)
 }
 
 func pluginFlags() []cli.Flag {
@@ -176,6 +176,7 @@ func runExecutor(c *cli.Context) error {
 		}
 		storeCfg.Outbox = func(j *jobs.Job, doc []byte) *zk.CreateRequest { return index.OutboxCreate(conn, j, doc) }
 		sink = index.NewEventSink(es, log.Named("events"), index.SinkOptions{})
+		storeCfg.Observers = append(storeCfg.Observers, sink)
 		pump := index.NewPump(conn, es, log.Named("index"), index.PumpOptions{Name: c.String("name")})
 		pumpDone = make(chan struct{})
 		go func() { defer close(pumpDone); _ = pump.Run(pumpCtx) }()
@@ -187,9 +188,6 @@ func runExecutor(c *cli.Context) error {
 		Name: c.String("name"), Threads: c.Int("threads"), Registry: reg, ActionTimeouts: timeouts,
 		ShutdownGrace: c.Duration("shutdown-grace"), Store: store, Metrics: metrics, Logger: log,
 		Version: version.Version, SessionTimeout: c.Duration("zk-session-timeout"),
-	}
-	if sink != nil {
-		cfg.Events = eventAdapter{sink}
 	}
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("zk-connect-timeout"))
 	x, err := executor.Start(ctx, conn, cfg)
@@ -267,29 +265,6 @@ func dumpState(log *zap.Logger, x *executor.Executor, host *pluginhost.Host) {
 		zap.Int("plugin-processes", len(procs)),
 		zap.String("jobs", "\n"+b.String()),
 		zap.String("stacks", "\n"+string(buf)))
-}
-
-// eventAdapter feeds executor events into the Elasticsearch event sink.
-type eventAdapter struct{ sink *index.EventSink }
-
-func (a eventAdapter) Event(jobID, kind, level, message string, fields map[string]any) {
-	ev := index.Event{Job: jobID, Type: kind, Level: level, Message: message}
-	if s, ok := fields["state"].(string); ok {
-		ev.State = jobs.State(s)
-	}
-	if p, ok := fields["progress"].(int); ok {
-		ev.Progress = p
-	}
-	if e, ok := fields["executor"].(string); ok {
-		ev.Executor = e
-	}
-	if at, ok := fields["attempt"].(int); ok {
-		ev.Attempt = at
-	}
-	if kind == "state" {
-		return // state events are indexed from the outbox, exactly once
-	}
-	a.sink.Emit(ev)
 }
 
 func clusterCommand() *cli.Command {

@@ -64,10 +64,17 @@ type proc struct {
 
 func startDaemon(t *testing.T, root string, args ...string) *proc {
 	t.Helper()
-	dir := builtBinaries(t)
 	full := append([]string{"--zk-hosts", testZK.ConnectString(), "--zk-root", root, "--zk-session-timeout", "2s", "--log-format", "json"}, args...)
-	cmd := exec.Command(filepath.Join(dir, "jobengine"), full...)
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=")
+	return startProcess(t, nil, full...)
+}
+
+// startProcess starts the built binary with args, and env added to this
+// process's environment.
+func startProcess(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	dir := builtBinaries(t)
+	cmd := exec.Command(filepath.Join(dir, "jobengine"), args...)
+	cmd.Env = append(append(os.Environ(), "NOTIFY_SOCKET="), env...)
 	d := &proc{t: t, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = d.out, d.out
 	if err := cmd.Start(); err != nil {

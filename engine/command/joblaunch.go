@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"go.uber.org/zap"
 
+	"github.com/jobengine/jobengine/engine/configstore"
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/inventory"
 	"github.com/jobengine/jobengine/engine/jobs"
@@ -34,9 +34,9 @@ func jobRelaunchCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			id, _, err := jobs.ParseID(args[0])
+			id, _, err := parseJobID(args[0])
 			if err != nil {
-				return &UsageError{Err: err}
+				return err
 			}
 			o, err := openObjects(c)
 			if err != nil {
@@ -72,24 +72,25 @@ func jobDeleteCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			id, uid, err := jobs.ParseID(args[0])
+			id, _, err := parseJobID(args[0])
 			if err != nil {
-				return &UsageError{Err: err}
+				return err
 			}
 			cl, err := openClient(c)
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
+			timeout := c.Duration("zk-connect-timeout")
 			j, _, err := cl.store.Get(cl.ctx, id)
-			if errors.Is(err, jobs.ErrNotFound) && cl.hist != nil {
-				return cl.deleteHistory(c, id, uid)
+			if errors.Is(err, jobs.ErrNotFound) && cl.es != nil {
+				return cl.deleteHistory(c, id, timeout)
 			}
 			if err != nil {
 				return cl.fail(err, id)
 			}
 			ids := append([]string{j.ID}, j.NestedJobs...)
-			if cl.hist != nil {
+			if cl.es != nil {
 				if err := cl.checkIndexed(ids); err != nil {
 					return err
 				}
@@ -104,10 +105,10 @@ func jobDeleteCommand() *cli.Command {
 			if err != nil {
 				return cl.fail(err, id)
 			}
-			if cl.hist != nil {
-				ctx, cancel := context.WithTimeout(cl.ctx, 4*cl.hist.timeout)
+			if cl.es != nil {
+				ctx, cancel := context.WithTimeout(cl.ctx, 4*timeout)
 				defer cancel()
-				if err := cl.hist.es.DeleteJobs(ctx, ids...); err != nil {
+				if err := cl.es.DeleteJobs(ctx, ids...); err != nil {
 					return fmt.Errorf("deleted from ZooKeeper, but not from the history: %w (run the same command again)", err)
 				}
 			}
@@ -133,24 +134,21 @@ func (cl *client) checkIndexed(ids []string) error {
 
 // deleteHistory deletes a job that is only in the history (and, for a
 // container, its slices).
-func (cl *client) deleteHistory(c *cli.Context, id, uid string) error {
-	hj, err := cl.hist.get(cl.ctx, uid)
+func (cl *client) deleteHistory(c *cli.Context, id string, timeout time.Duration) error {
+	v, err := cl.jobs.Get(cl.ctx, id)
 	if err != nil {
-		return fmt.Errorf("%s is not in ZooKeeper and the history could not be read: %w", id, err)
+		return cl.fail(err, id)
 	}
-	if hj == nil {
-		return cl.fail(jobs.ErrNotFound, id)
+	if !v.State.Final() {
+		return fmt.Errorf("%w: %s was last indexed %s; only a final job can be deleted", jobs.ErrNotFinal, id, v.State)
 	}
-	if !hj.State.Final() {
-		return fmt.Errorf("%w: %s was last indexed %s; only a final job can be deleted", jobs.ErrNotFinal, id, hj.State)
-	}
-	ids := append([]string{hj.ID}, hj.NestedJobs...)
+	ids := append([]string{v.ID}, v.NestedJobs...)
 	if err := cl.checkIndexed(ids); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(cl.ctx, 4*cl.hist.timeout)
+	ctx, cancel := context.WithTimeout(cl.ctx, 4*timeout)
 	defer cancel()
-	if err := cl.hist.es.DeleteJobs(ctx, ids...); err != nil {
+	if err := cl.es.DeleteJobs(ctx, ids...); err != nil {
 		return fmt.Errorf("deleting %s from the history: %w", id, err)
 	}
 	for _, d := range ids {
@@ -173,9 +171,9 @@ func jobInventoryCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			id, _, err := jobs.ParseID(args[0])
+			id, _, err := parseJobID(args[0])
 			if err != nil {
-				return &UsageError{Err: err}
+				return err
 			}
 			o, err := openObjects(c)
 			if err != nil {
@@ -214,7 +212,7 @@ func jobInventoryCommand() *cli.Command {
 }
 
 // launchFilterFlags are the flags of `job list` that select by the fields
-// of jobs launched from templates, and page through the result.
+// of jobs launched from templates.
 func launchFilterFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "template", Usage: "only jobs launched from this template"},
@@ -224,7 +222,6 @@ func launchFilterFlags() []cli.Flag {
 		&cli.StringFlag{Name: "launch-type", Usage: "only jobs launched this way: " + launchTypeNames()},
 		&cli.StringFlag{Name: "since", Usage: "only jobs created at or after this time (RFC 3339, or a duration ago such as 24h)"},
 		&cli.StringFlag{Name: "until", Usage: "only jobs created at or before this time (RFC 3339, or a duration ago)"},
-		&cli.IntFlag{Name: "offset", Usage: "skip this many jobs first (the next page starts at offset + limit)"},
 	}
 }
 
@@ -240,8 +237,8 @@ func launchTypeNames() string {
 func readLaunchFilter(c *cli.Context, now time.Time) (jobs.LaunchFilter, error) {
 	f := jobs.LaunchFilter{Template: c.String("template"), Sliced: c.Bool("sliced"), Slices: c.Bool("slices")}
 	if f.Template != "" {
-		if err := checkName("template", f.Template); err != nil {
-			return f, err
+		if err := configstore.ValidName("template", f.Template); err != nil {
+			return f, usagef("--template %q is not a template name: type a name as `jobengine template list` prints it", f.Template)
 		}
 	}
 	if f.Sliced && f.Slices {
@@ -250,14 +247,14 @@ func readLaunchFilter(c *cli.Context, now time.Time) (jobs.LaunchFilter, error) 
 	if s := c.String("slices-of"); s != "" {
 		id, _, err := jobs.ParseID(s)
 		if err != nil {
-			return f, usagef("--slices-of: %v", err)
+			return f, usagef("--slices-of %q is not a job id: type the sliced job's job/<uuid>, as `template launch` printed it", s)
 		}
 		f.SlicesOf = id
 	}
 	if s := c.String("launch-type"); s != "" {
 		t, err := jobs.ParseLaunchType(s)
 		if err != nil {
-			return f, &UsageError{Err: err}
+			return f, usagef("--launch-type %q is not a launch type: type one of %s", s, launchTypeNames())
 		}
 		f.LaunchType = t
 	}
@@ -286,19 +283,6 @@ func parseWhen(flag, s string, now time.Time) (time.Time, error) {
 		return now.Add(-d), nil
 	}
 	return time.Time{}, usagef("--%s %q: want a time such as 2024-05-01T12:00:00Z or a duration ago such as 24h", flag, s)
-}
-
-// pageOf returns limit jobs of list from offset (limit 0: all), and
-// whether more follow.
-func pageOf(list []jobView, offset, limit int) ([]jobView, bool) {
-	if offset >= len(list) {
-		return []jobView{}, false
-	}
-	list = list[offset:]
-	if limit > 0 && len(list) > limit {
-		return list[:limit], true
-	}
-	return list, false
 }
 
 // launchRows adds the fields of a job launched from a template to `job
@@ -348,33 +332,4 @@ func launchRows(row func(k, v string), j *jobs.Job) {
 		row("job-tags", a.JobTags)
 		row("skip-tags", a.SkipTags)
 	}
-}
-
-// containerResyncEvery is how often `job wait` derives a container's state
-// from its slices again, in case a slice's executor died between its own
-// write and the container's.
-const containerResyncEvery = 2 * time.Second
-
-// containerResync returns a channel that fires when a container that is
-// not final should be derived again; nil (never) for other jobs.
-func containerResync(j *jobs.Job) <-chan time.Time {
-	if !j.IsContainer() || j.State.Final() {
-		return nil
-	}
-	return time.After(containerResyncEvery)
-}
-
-// followContainer brings a container that is not final up to date with
-// its slices and returns it as it is then; other jobs are returned as
-// they are. A failure leaves the job as read.
-func (cl *client) followContainer(ctx context.Context, j *jobs.Job) *jobs.Job {
-	if !j.IsContainer() || j.State.Final() {
-		return j
-	}
-	c, err := cl.store.SyncContainer(ctx, j.ID)
-	if err != nil {
-		cl.log.Warn("container not brought up to date", zap.String("job", j.ID), zap.Error(err))
-		return j
-	}
-	return c
 }

@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	extraCommands = append(extraCommands, inventoryCommand(), projectCommand(), templateCommand())
+	extraCommands = append(extraCommands, inventoryCommand, projectCommand, templateCommand)
 }
 
 // objects is what the inventory, project and template commands work with:

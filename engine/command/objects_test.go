@@ -37,11 +37,6 @@ func (e *jobEnv) binIn(stdin string, args ...string) (stdout, stderr string, cod
 	return out.String(), errOut.String(), code
 }
 
-func (e *jobEnv) bin(args ...string) (stdout, stderr string, code int) {
-	e.t.Helper()
-	return e.binIn("", args...)
-}
-
 // binOK runs the binary, which must succeed, and returns its output.
 func (e *jobEnv) binOK(args ...string) string {
 	e.t.Helper()

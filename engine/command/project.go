@@ -6,7 +6,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/project"
 )
 
@@ -162,9 +161,9 @@ func projectShowCommand() *cli.Command {
 			}
 			row("revision", p.Revision)
 			row("last-update-job", p.LastUpdateJob)
-			if id, uid, err := jobs.ParseID(p.LastUpdateJob); err == nil {
+			if p.LastUpdateJob != "" {
 				// The update job reports the revision it fetched.
-				if v, err := o.find(o.ctx, id, uid); err == nil {
+				if v, err := o.jobs.Get(o.ctx, p.LastUpdateJob); err == nil {
 					row("last-update", finalLine(v.Job))
 				}
 			}

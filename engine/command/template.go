@@ -244,7 +244,7 @@ func templateEditCommand() *cli.Command {
 				return err
 			}
 			changed := false
-			for _, f := range c.Command.Flags {
+			for _, f := range definitionFlags("template edit") {
 				changed = changed || c.IsSet(f.Names()[0])
 			}
 			if !changed {

@@ -241,7 +241,7 @@ func (s *Store) Create(ctx context.Context, v Object, extra ...interface{}) erro
 		return fmt.Errorf("creating %s: %w", s.Dir(), err)
 	}
 	err = s.Multi(ctx, append([]interface{}{op}, extra...))
-	var oe *OpError
+	var oe *zkconn.OpError
 	if errors.As(err, &oe) && oe.Index == 0 && errors.Is(oe.Err, zk.ErrNodeExists) {
 		return fmt.Errorf("%s %s %w", s.singular(), v.ObjectName(), ErrExists)
 	}
@@ -277,7 +277,7 @@ func (s *Store) Delete(ctx context.Context, name string, ver int32, extra ...int
 }
 
 func (s *Store) casErr(err error, name string) error {
-	var oe *OpError
+	var oe *zkconn.OpError
 	if errors.As(err, &oe) && oe.Index == 0 {
 		switch {
 		case errors.Is(oe.Err, zk.ErrBadVersion):
@@ -289,24 +289,14 @@ func (s *Store) casErr(err error, name string) error {
 	return err
 }
 
-// OpError reports which operation of a transaction failed; nothing of the
-// transaction was applied.
-type OpError struct {
-	Index int
-	Err   error
-}
-
-func (e *OpError) Error() string { return fmt.Sprintf("operation %d: %v", e.Index, e.Err) }
-func (e *OpError) Unwrap() error { return e.Err }
-
 // Multi runs ops as one transaction after checking them against the byte
-// budget. A failed operation is reported as an *OpError.
+// budget. A failed operation is reported as a *zkconn.OpError.
 func (s *Store) Multi(ctx context.Context, ops []interface{}) error {
 	return Multi(ctx, s.conn, ops)
 }
 
 // Multi runs ops on conn as one transaction after checking them against
-// the byte budget. A failed operation is reported as an *OpError.
+// the byte budget. A failed operation is reported as a *zkconn.OpError.
 func Multi(ctx context.Context, conn *zkconn.Conn, ops []interface{}) error {
 	if err := zkconn.CheckBudget(ops, 0); err != nil {
 		return err
@@ -320,8 +310,8 @@ func Multi(ctx context.Context, conn *zkconn.Conn, ops []interface{}) error {
 	if err == nil {
 		return nil
 	}
-	if i, opErr := zkconn.MultiError(res, err); i >= 0 {
-		return &OpError{Index: i, Err: opErr}
+	if oe := zkconn.FailedOp(ops, res, err); oe != nil {
+		return oe
 	}
 	return err
 }

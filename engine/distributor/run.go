@@ -298,7 +298,7 @@ func (x *Distributor) runTick(ctx context.Context, term *election.Term, tick sch
 			return res, err
 		}
 		_, err := x.cfg.Store.CreateFenced(ctx, []jobs.NewJob{nj}, term.Fence())
-		var extra *jobs.ExtraOpError
+		var extra *zkconn.OpError // only an extra operation (the fence) fails with one
 		fields := []zap.Field{zap.String("job", nj.ID), zap.String("action", nj.Action), zap.String("tick", nj.Tick)}
 		if nj.Target != "" {
 			fields = append(fields, zap.String("target", nj.Target))

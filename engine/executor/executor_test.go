@@ -414,10 +414,12 @@ func TestFenceRefusesStaleWrite(t *testing.T) {
 		}
 		return nil
 	})
-	_ = cur.Transition(jobs.Running, time.Now())
-	ops, _ := store.WriteOps(cur, ver)
-	if _, err := conn.Multi(append([]interface{}{it.FenceOp()}, ops...)...); err == nil {
-		t.Fatal("a write fenced by an expired session went through")
+	start, err := store.StartAttempt(cur, ver, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := start.Commit(context.Background(), jobs.Hold{Consumer: c, Item: it}); !errors.Is(err, queue.ErrLockLost) {
+		t.Fatalf("a write fenced by an expired session: %v, want ErrLockLost", err)
 	}
 	if got, _, _ := e.store.Get(context.Background(), j.ID); got.State != jobs.Queued {
 		t.Fatalf("state %s after a refused write", got.State)

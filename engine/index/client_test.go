@@ -279,6 +279,29 @@ func TestSearchJobsAndEvents(t *testing.T) {
 		t.Errorf("unknown state: %v", err)
 	}
 
+	// Page by page after a position: the rest of the order, and jobs created
+	// in the same millisecond are told apart by their id.
+	pos := func(i int) *index.JobPosition { return &index.JobPosition{Created: all[i].Created, ID: all[i].ID} }
+	for _, tc := range []struct {
+		q    index.JobQuery
+		want string
+	}{
+		{index.JobQuery{Limit: 2, After: pos(4)}, "3,2"},
+		{index.JobQuery{After: pos(1)}, "0"},
+		{index.JobQuery{After: pos(0)}, ""},
+		{index.JobQuery{Action: "backup", After: pos(4)}, "3,1"},
+		{index.JobQuery{After: &index.JobPosition{Created: all[3].Created.Add(999 * time.Microsecond), ID: "job/~"}}, "3,2,1,0"},
+		{index.JobQuery{After: &index.JobPosition{Created: all[3].Created, ID: "job/"}}, "2,1,0"},
+	} {
+		got, err := c.SearchJobs(ctx, tc.q)
+		if err != nil {
+			t.Fatalf("%+v: %v", tc.q, err)
+		}
+		if ids(got) != tc.want {
+			t.Errorf("SearchJobs(after %+v) = %s, want %s", *tc.q.After, ids(got), tc.want)
+		}
+	}
+
 	j := all[0]
 	base := epoch.Add(time.Hour)
 	evs := []index.Event{index.StateEvent(j)}

@@ -27,6 +27,18 @@ type JobQuery struct {
 	Limit  int    // at most this many (DefaultLimit when 0, at most MaxLimit)
 	// Launch selects by template, container, launch type and time.
 	Launch jobs.LaunchFilter
+	// After, when set, returns only the jobs that come after this position
+	// in the answer's order, so a long listing is read page by page
+	// (search_after) with no bound on its depth.
+	After *JobPosition
+}
+
+// JobPosition is a place in the order of SearchJobs: creation time, newest
+// first, then id, greatest first. The index keeps creation times in
+// milliseconds, so Created counts only to the millisecond.
+type JobPosition struct {
+	Created time.Time
+	ID      string
 }
 
 func limit(n, def int) int {
@@ -83,7 +95,7 @@ func (c *Client) search(ctx context.Context, what, index string, body any) (*sea
 }
 
 // SearchJobs returns the jobs of the history that match q, newest first
-// (by creation time). Recent writes become visible within Elasticsearch's
+// (by creation time, then by id, greatest first). Recent writes become visible within Elasticsearch's
 // refresh interval (1s by default).
 func (c *Client) SearchJobs(ctx context.Context, q JobQuery) ([]jobs.Job, error) {
 	var filters []any
@@ -109,6 +121,10 @@ func (c *Client) SearchJobs(ctx context.Context, q JobQuery) ([]jobs.Job, error)
 			obj{"created": obj{"order": "desc", "unmapped_type": "date"}},
 			obj{"id": obj{"order": "desc", "unmapped_type": "keyword"}},
 		},
+	}
+	if q.After != nil {
+		// Sort values of a date field are epoch milliseconds.
+		body["search_after"] = []any{q.After.Created.UnixMilli(), q.After.ID}
 	}
 	hits, err := c.search(ctx, "searching jobs", c.JobsIndex(), body)
 	if err != nil {

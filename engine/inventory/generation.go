@@ -371,7 +371,7 @@ func (s *Store) deleteGeneration(ctx context.Context, name, id string) error {
 	}
 	for i, b := range batches {
 		err := configstore.Multi(ctx, s.conn, b)
-		var oe *configstore.OpError
+		var oe *zkconn.OpError
 		if i == 0 && errors.As(err, &oe) && errors.Is(oe.Err, zk.ErrNotEmpty) {
 			return fmt.Errorf("%w: snapshot %s of inventory %s is pinned by a job", ErrInUse, id, name)
 		}

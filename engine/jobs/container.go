@@ -199,6 +199,18 @@ func (s *Store) FollowParent(ctx context.Context, j *Job) error {
 	return err
 }
 
+// followParent is FollowParent after a committed change of a slice: a
+// failure is logged and left, as the next change of any slice of the
+// container, a cancel, or a reader of the container derives it again.
+func (s *Store) followParent(ctx context.Context, j *Job) {
+	if !j.IsSlice() {
+		return
+	}
+	if err := s.FollowParent(ctx, j); err != nil {
+		s.log.Warn("container of the slice not updated", zap.String("job", j.ID), zap.String("container", j.ParentJob), zap.Error(err))
+	}
+}
+
 // CancelJob cancels a job as Cancel does, and knows containers: canceling
 // a container marks it, cancels every slice (queued ones at once, running
 // ones through their executor), and the container ends CANCELED once every

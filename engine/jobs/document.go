@@ -1,5 +1,3 @@
-// Package jobs holds the live job store: job documents in ZooKeeper, their
-// state machine, and job creation atomically with the queue entry.
 package jobs
 
 import (

@@ -382,8 +382,8 @@ type LaunchFilter struct {
 	Since, Until time.Time
 }
 
-// match reports whether j passes the filter.
-func (f LaunchFilter) match(j *Job) bool {
+// Match reports whether j passes the filter.
+func (f LaunchFilter) Match(j *Job) bool {
 	switch {
 	case f.Template != "" && j.Template != f.Template,
 		f.SlicesOf != "" && j.ParentJob != f.SlicesOf,

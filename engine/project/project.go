@@ -275,8 +275,8 @@ func (s *Store) StartUpdate(ctx context.Context, js *jobs.Store, name, by string
 			return nil, err
 		}
 		created, err := js.CreateFenced(ctx, []jobs.NewJob{n}, op)
-		var ee *jobs.ExtraOpError
-		if errors.As(err, &ee) && attempt < 5 {
+		var oe *zkconn.OpError
+		if errors.As(err, &oe) && oe.Index == 0 && attempt < 5 {
 			continue // the project changed meanwhile: read it again
 		}
 		if err != nil {

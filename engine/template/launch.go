@@ -205,8 +205,8 @@ func (l *Launcher) create(ctx context.Context, p plan) (*Result, error) {
 			extra = append(extra, p.pin)
 		}
 		created, err := l.Jobs.CreateFenced(ctx, b, extra...)
-		var ee *jobs.ExtraOpError
-		if i == 0 && errors.As(err, &ee) && inventory.IsPinGone(ee.Err) {
+		var oe *zkconn.OpError
+		if i == 0 && errors.As(err, &oe) && oe.Index == 0 && inventory.IsPinGone(oe.Err) {
 			return nil, errPinGone
 		}
 		if err != nil {

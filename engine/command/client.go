@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
+	"github.com/jobengine/jobengine/engine/history"
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/zkconn"
@@ -29,7 +30,8 @@ func maxBacklogFlag() cli.Flag {
 var errZKLost = errors.New("lost the connection to ZooKeeper")
 
 // client is what a job or queue command works with: the job store on one
-// ZooKeeper session, and the history in Elasticsearch when configured.
+// ZooKeeper session, the Elasticsearch history when configured, and the
+// reader that merges the two.
 type client struct {
 	conn  *zkconn.Conn
 	store *jobs.Store
@@ -39,7 +41,8 @@ type client struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	hosts  string
-	hist   *history // nil when Elasticsearch is not configured
+	es     *index.Client // nil when Elasticsearch is not configured
+	jobs   *history.Reader
 }
 
 // openClient dials ZooKeeper (and Elasticsearch when --es-hosts is set) and
@@ -51,8 +54,8 @@ func openClient(c *cli.Context) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.Int("max-backlog") < 0 {
-		return nil, usagef("--max-backlog must not be negative")
+	if n := c.Int("max-backlog"); n < 0 {
+		return nil, usagef("--max-backlog %d is negative: type how many jobs may be queued or running at most (default %d)", n, jobs.DefaultMaxBacklog)
 	}
 	conn, err := dial(c, log)
 	if err != nil {
@@ -62,15 +65,18 @@ func openClient(c *cli.Context) (*client, error) {
 	cl.ctx, cl.cancel = sessionContext(c.Context, conn, c.Duration("zk-connect-timeout"))
 	cfg := jobs.StoreConfig{MaxBacklog: c.Int("max-backlog"), Logger: log.Named("jobs")}
 	if esCfg != nil {
-		h, err := openHistory(*esCfg, c.Duration("zk-connect-timeout"), log)
+		es, err := index.New(*esCfg, log.Named("index"))
 		if err != nil {
 			cl.Close()
-			return nil, err
+			return nil, &UsageError{Err: err}
 		}
-		cl.hist = h
-		cfg.Outbox = h.outbox(conn)
+		cl.es = es
+		// Every document version the command writes is recorded for the
+		// indexer in the transaction that writes it.
+		cfg.Outbox = func(j *jobs.Job, doc []byte) *zk.CreateRequest { return index.OutboxCreate(conn, j, doc) }
 	}
 	cl.store = jobs.NewStore(conn, cfg)
+	cl.jobs = history.New(history.Config{Store: cl.store, Index: cl.es, Timeout: c.Duration("zk-connect-timeout"), Logger: log.Named("history")})
 	return cl, nil
 }
 
@@ -78,8 +84,8 @@ func openClient(c *cli.Context) (*client, error) {
 func (cl *client) Close() {
 	cl.cancel(context.Canceled)
 	cl.conn.Close()
-	if cl.hist != nil {
-		cl.hist.close()
+	if cl.es != nil {
+		_ = cl.es.Close(context.Background())
 	}
 	_ = cl.log.Sync()
 }
@@ -91,7 +97,7 @@ func (cl *client) ensure() error {
 	if err := cl.store.Ensure(cl.ctx); err != nil {
 		return cl.fail(err, "")
 	}
-	if cl.hist != nil {
+	if cl.es != nil {
 		// The outbox entries of the writes go there.
 		return cl.fail(index.EnsurePaths(cl.ctx, cl.conn), "")
 	}
@@ -109,7 +115,7 @@ func (cl *client) fail(err error, id string) error {
 	case errors.As(err, &ue), errors.As(err, &ee):
 		return err
 	case errors.Is(err, jobs.ErrNotFound):
-		return fmt.Errorf("no such job: %s", id)
+		return fmt.Errorf("%w: %s", jobs.ErrNotFound, id)
 	case errors.Is(err, jobs.ErrInvalid):
 		return &UsageError{Err: err}
 	case errors.Is(context.Cause(cl.ctx), errZKLost):
@@ -182,99 +188,4 @@ func esConfig(c *cli.Context) (*index.Config, error) {
 		return nil, usagef("--es-hosts/--es-index-prefix: %v", err)
 	}
 	return cfg, nil
-}
-
-// history reads jobs and their events from Elasticsearch. It only ever
-// shows what happened; nothing is decided from it.
-type history struct {
-	es *index.Client
-	// timeout bounds each query, so an Elasticsearch that does not answer
-	// cannot hold a command up.
-	timeout time.Duration
-}
-
-func openHistory(cfg index.Config, timeout time.Duration, log *zap.Logger) (*history, error) {
-	es, err := index.New(cfg, log.Named("index"))
-	if err != nil {
-		return nil, &UsageError{Err: err}
-	}
-	return &history{es: es, timeout: timeout}, nil
-}
-
-func (h *history) close() { _ = h.es.Close(context.Background()) }
-
-// outbox is the store's hook that records every document version for the
-// indexer, in the transaction that writes it.
-func (h *history) outbox(conn *zkconn.Conn) func(j *jobs.Job, doc []byte) *zk.CreateRequest {
-	return func(j *jobs.Job, doc []byte) *zk.CreateRequest { return index.OutboxCreate(conn, j, doc) }
-}
-
-// get returns the indexed copy of a job, nil when there is none.
-func (h *history) get(ctx context.Context, uid string) (*jobs.Job, error) {
-	ctx, cancel := context.WithTimeout(ctx, h.timeout)
-	defer cancel()
-	j, err := h.es.GetJob(ctx, uid)
-	if errors.Is(err, index.ErrNotFound) {
-		return nil, nil
-	}
-	return j, err
-}
-
-// list returns the indexed jobs that match f, newest first; limit 0 asks
-// for as many as Elasticsearch returns in one page.
-func (h *history) list(ctx context.Context, f jobs.Filter, limit int) ([]jobs.Job, error) {
-	ctx, cancel := context.WithTimeout(ctx, h.timeout)
-	defer cancel()
-	if limit <= 0 || limit > index.MaxLimit {
-		limit = index.MaxLimit
-	}
-	return h.es.SearchJobs(ctx, index.JobQuery{State: string(f.State), Action: f.Action, Limit: limit, Launch: f.LaunchFilter})
-}
-
-// events returns a job's events from the job-events index, oldest first,
-// as log lines: log events as written, the others described.
-func (h *history) events(ctx context.Context, id string) ([]jobs.LogLine, error) {
-	var out []jobs.LogLine
-	var after time.Time
-	for {
-		qctx, cancel := context.WithTimeout(ctx, h.timeout)
-		evs, err := h.es.JobEvents(qctx, id, after, index.MaxLimit)
-		cancel()
-		if err != nil {
-			return out, err
-		}
-		for _, ev := range evs {
-			out = append(out, eventLine(ev))
-		}
-		if len(evs) < index.MaxLimit {
-			return out, nil
-		}
-		after = evs[len(evs)-1].Time
-	}
-}
-
-// eventLine renders an indexed event as a log line.
-func eventLine(ev index.Event) jobs.LogLine {
-	l := jobs.LogLine{Time: ev.Time, Level: ev.Level, Message: ev.Message}
-	if l.Level == "" {
-		l.Level = "info"
-	}
-	switch ev.Type {
-	case index.EventLog:
-	case index.EventState:
-		l.Message = "state " + string(ev.State)
-		if ev.Executor != "" {
-			l.Message += fmt.Sprintf(" (executor %s, attempt %d)", ev.Executor, ev.Attempt)
-		}
-		if ev.Message != "" {
-			l.Message += ": " + ev.Message
-		}
-	case index.EventProgress:
-		l.Message = fmt.Sprintf("progress %d%%", ev.Progress)
-	case index.EventStatus:
-		l.Message = "status: " + ev.Message
-	default:
-		l.Message = ev.Type + ": " + ev.Message
-	}
-	return l
 }
