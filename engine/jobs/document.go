@@ -131,6 +131,10 @@ type Job struct {
 	CreatedBy string `json:"created-by,omitempty"`
 	// Tick is the schedule tick that created the job, for distributor jobs.
 	Tick string `json:"tick,omitempty"`
+
+	// Launch holds the fields of jobs launched from templates (kind,
+	// template, inventory, slices, …: see launch.go).
+	Launch
 }
 
 // UUID returns the uuid part of the job id.

@@ -108,6 +108,7 @@ func (c *Change) Commit(ctx context.Context, h Hold) error {
 		switch c.event {
 		case stateEvent:
 			c.s.observers().stateChanged(c.job, c.from)
+			c.s.followParent(ctx, c.job)
 		case progressEvent:
 			c.s.observers().progressed(c.job)
 		}

@@ -141,6 +141,11 @@ type NewJob struct {
 	ParentJob string
 	CreatedBy string
 	Tick      string
+	// NestedJobs are the child jobs of a workflow job (its slices).
+	NestedJobs []string
+	// Launch holds the fields of a job launched from a template. A
+	// workflow job (Launch.Kind) is created PENDING, without a queue entry.
+	Launch Launch
 }
 
 // Validate checks a new job and returns a clear error naming what is wrong.
@@ -176,7 +181,7 @@ func (n *NewJob) Validate() error {
 			return err
 		}
 	}
-	return nil
+	return n.validateLaunch()
 }
 
 func (s *Store) build(n NewJob) (*Job, error) {
@@ -206,6 +211,11 @@ func (s *Store) build(n NewJob) (*Job, error) {
 		UniqueKey:          n.UniqueKey,
 		CreatedBy:          n.CreatedBy,
 		Tick:               n.Tick,
+		NestedJobs:         n.NestedJobs,
+		Launch:             n.Launch,
+	}
+	if j.IsContainer() {
+		j.State = Pending // it follows its slices and is never queued
 	}
 	if n.Target != "" {
 		j.TargetResource = &Resource{Href: n.Target}
@@ -260,11 +270,14 @@ func (s *Store) CreateFenced(ctx context.Context, ns []NewJob, extra ...interfac
 		if err != nil {
 			return nil, err
 		}
-		put, err := s.q.PutOp([]byte(j.ID), j.Priority)
-		if err != nil {
-			return nil, err
+		ops = append(ops, &zk.CreateRequest{Path: s.DocPath(j.UUID()), Data: data, Acl: zkconn.ACL})
+		if j.State != Pending { // a PENDING job has no entry
+			put, err := s.q.PutOp([]byte(j.ID), j.Priority)
+			if err != nil {
+				return nil, err
+			}
+			ops = append(ops, put)
 		}
-		ops = append(ops, &zk.CreateRequest{Path: s.DocPath(j.UUID()), Data: data, Acl: zkconn.ACL}, put)
 		if j.UniqueKey != "" {
 			if keys[j.UniqueKey] {
 				return nil, fmt.Errorf("%w: unique key %q appears twice in one batch", ErrDuplicate, j.UniqueKey)
@@ -354,11 +367,13 @@ type Filter struct {
 	State  State
 	Action string
 	Limit  int // 0: no limit
+	// LaunchFilter selects by template, container, launch type and time.
+	LaunchFilter
 }
 
 // Match reports whether j passes the filter.
 func (f Filter) Match(j *Job) bool {
-	return (f.State == "" || j.State == f.State) && (f.Action == "" || j.Action == f.Action)
+	return (f.State == "" || j.State == f.State) && (f.Action == "" || j.Action == f.Action) && f.LaunchFilter.Match(j)
 }
 
 // List reads the live jobs that match f, newest first.
@@ -503,7 +518,7 @@ func (s *Store) Restore(ctx context.Context) (RestoreReport, error) {
 		}
 	}
 	for _, l := range lives {
-		if l.j.State.Final() || queued[l.j.ID] || l.j.State == Pending {
+		if l.j.State.Final() || queued[l.j.ID] || l.j.State == Pending || l.j.IsContainer() {
 			continue
 		}
 		put, err := s.q.PutOp([]byte(l.j.ID), l.j.Priority)
