@@ -40,6 +40,8 @@ func pluginFlags() []cli.Flag {
 		&cli.StringFlag{Name: "plugin-dir", Value: pluginhost.DefaultDir, EnvVars: envs("JOBENGINE_PLUGIN_DIR"), Usage: "directory of action plugins, scanned at start-up"},
 		&cli.StringSliceFlag{Name: "plugin-sha256", EnvVars: envs("JOBENGINE_PLUGIN_SHA256"), Usage: "pin a plugin binary: NAME=HEX (repeatable)"},
 		&cli.StringFlag{Name: "plugin-checksums", EnvVars: envs("JOBENGINE_PLUGIN_CHECKSUMS"), Usage: "pin plugin binaries from a sha256sum-format file"},
+		&cli.BoolFlag{Name: "plugin-pinned-only", EnvVars: envs("JOBENGINE_PLUGIN_PINNED_ONLY"), Usage: "refuse every plugin that --plugin-sha256/--plugin-checksums do not pin"},
+		&cli.StringSliceFlag{Name: "plugin-env", EnvVars: envs("JOBENGINE_PLUGIN_ENV"), Usage: "pass this variable of the executor's environment to plugins, besides PATH, HOME, LANG, TZ… (repeatable)"},
 		&cli.DurationFlag{Name: "plugin-kill-grace", Value: pluginhost.DefaultKillGrace, EnvVars: envs("JOBENGINE_PLUGIN_KILL_GRACE"), Usage: "how long a plugin may ignore a cancel before it is killed"},
 		&cli.DurationFlag{Name: "plugin-start-timeout", Value: pluginhost.DefaultStartTimeout, EnvVars: envs("JOBENGINE_PLUGIN_START_TIMEOUT"), Usage: "how long a plugin may take to answer its handshake"},
 	}
@@ -63,8 +65,14 @@ func loadPlugins(c *cli.Context, reg *action.Registry, log *zap.Logger) (*plugin
 			sums[k] = v
 		}
 	}
+	for _, n := range c.StringSlice("plugin-env") {
+		if n == "" || strings.ContainsAny(n, "= \t") || strings.HasPrefix(n, "JOBENGINE_") {
+			return nil, usagef("--plugin-env %q: give a variable name; JOBENGINE_ variables hold the engine's settings and secrets and never reach plugins", n)
+		}
+	}
 	h, err := pluginhost.Load(c.Context, pluginhost.Options{
-		Dir: c.String("plugin-dir"), Checksums: sums,
+		Dir: c.String("plugin-dir"), Checksums: sums, PinnedOnly: c.Bool("plugin-pinned-only"),
+		Env:       c.StringSlice("plugin-env"),
 		KillGrace: c.Duration("plugin-kill-grace"), StartTimeout: c.Duration("plugin-start-timeout"),
 		Logger: log,
 	})
@@ -183,6 +191,7 @@ func runExecutor(c *cli.Context) error {
 	store := jobs.NewStore(conn, storeCfg)
 
 	metrics := executor.NewMetrics()
+	metrics.Registry.MustRegister(host.Collector())
 	cfg := executor.Config{
 		Name: c.String("name"), Threads: c.Int("threads"), Registry: reg, ActionTimeouts: timeouts,
 		ShutdownGrace: c.Duration("shutdown-grace"), Store: store, Metrics: metrics, Logger: log,
