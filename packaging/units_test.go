@@ -133,10 +133,17 @@ func TestUnitSettings(t *testing.T) {
 				"RestrictSUIDSGID":         "yes",
 				"LockPersonality":          "yes",
 				"CapabilityBoundingSet":    "",
+				"UMask":                    "0077", // what the daemon creates is its own
 			}
 			for k, v := range want {
 				if got := u.get(t, "Service", k); got != v {
 					t.Errorf("[Service] %s=%s, want %s", k, got, v)
+				}
+			}
+			// Bounds that stop a runaway daemon or plugin before the machine.
+			for _, k := range []string{"MemoryMax", "TasksMax"} {
+				if v := u.get(t, "Service", k); v == "" || v == "infinity" {
+					t.Errorf("[Service] %s=%q, want a bound", k, v)
 				}
 			}
 			if got := u.get(t, "Install", "WantedBy"); got != "multi-user.target" {

@@ -111,7 +111,7 @@ func executorCommand() *cli.Command {
 			&cli.StringFlag{Name: "name", EnvVars: envs("JOBENGINE_NAME"), Usage: "executor name (default hostname-pid)"},
 			&cli.StringSliceFlag{Name: "action-timeout", EnvVars: envs("JOBENGINE_ACTION_TIMEOUT"), Usage: "override an action's default timeout: NAME=DURATION (repeatable)"},
 			&cli.DurationFlag{Name: "shutdown-grace", Value: 2 * time.Minute, EnvVars: envs("JOBENGINE_SHUTDOWN_GRACE"), Usage: "how long running jobs may finish after SIGTERM"},
-			&cli.StringFlag{Name: "metrics-listen", EnvVars: envs("JOBENGINE_METRICS_LISTEN"), Usage: "serve Prometheus metrics on this address, e.g. :9310 (off by default)"},
+			&cli.StringFlag{Name: "metrics-listen", EnvVars: envs("JOBENGINE_METRICS_LISTEN"), Usage: "serve Prometheus metrics on this address, e.g. 127.0.0.1:9310 (off by default)"},
 			maxBacklogFlag(),
 		}, pluginFlags()...),
 		Action: runExecutor,

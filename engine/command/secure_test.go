@@ -82,6 +82,29 @@ func TestSecureZooKeeperExecutorAndDistributor(t *testing.T) {
 		t.Fatalf("job list with credentials: exit %d, stdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 
+	// The read-only identity reads with a credentials file of its own and
+	// cannot write.
+	monitorCred := filepath.Join(t.TempDir(), "monitor.cred")
+	if err := os.WriteFile(monitorCred, []byte("digest = "+zks.Monitor+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	monitor := append(slices.Clone(tlsFlags), "--zk-credentials-file", monitorCred)
+	if out, errOut, code := run(t, append(slices.Clone(monitor), "job", "list")...); code != 0 || !strings.Contains(out, "echo") {
+		t.Errorf("job list as the read-only identity: exit %d, stdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if _, errOut, code := run(t, append(slices.Clone(monitor), "job", "add", "echo")...); code != ExitFailure {
+		t.Errorf("job add as the read-only identity: exit %d, stderr:\n%s", code, errOut)
+	}
+
+	// A credentials file every user may read is refused.
+	loose := filepath.Join(t.TempDir(), "loose.cred")
+	if err := os.WriteFile(loose, []byte("digest = a:b\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := run(t, append(slices.Clone(tlsFlags), "--zk-credentials-file", loose, "queue", "stats")...); code != ExitUsage || !strings.Contains(errOut, "readable by every user") {
+		t.Errorf("world-readable credentials file: exit %d, stderr:\n%s", code, errOut)
+	}
+
 	// Every node under the root, whoever of the processes made it (queue,
 	// documents, membership, election, distributor state), has the ACL.
 	want := zks.Auth.ACL()

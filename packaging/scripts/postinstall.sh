@@ -14,6 +14,14 @@ for d in /var/log/jobengine /var/lib/jobengine; do
 	fi
 done
 
+# Settings may hold credentials: an administrator's copy kept from an
+# earlier version, which installed them 0644, is made root's alone too.
+for f in /etc/default/jobengine-executor /etc/default/jobengine-distributor; do
+	if [ -f "$f" ]; then
+		chmod 0640 "$f"
+	fi
+done
+
 # Only a running systemd has units to reload; in a container or a chroot
 # there is none, and that is fine.
 if [ -d /run/systemd/system ]; then
