@@ -162,6 +162,11 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		return nil, err
 	}
 	acls.Store(zc, c.acl)
+	identity := "none (nodes open to anyone)"
+	if cfg.Auth != nil {
+		identity = "digest:" + cfg.Auth.User
+	}
+	logger.Info("zookeeper session", zap.String("hosts", strings.Join(cfg.Hosts, ",")), zap.Bool("tls", cfg.TLS != nil), zap.String("identity", identity))
 	return c, nil
 }
 
