@@ -55,7 +55,7 @@ func Build(dir string) (bin, pluginDir string, err error) {
 	pluginDir = filepath.Join(dir, "actions")
 	for _, b := range [][2]string{
 		{bin, "github.com/jobengine/jobengine/cmd/jobengine"},
-		{filepath.Join(pluginDir, "recorder"), "github.com/jobengine/jobengine/engine/faults/testdata/recorder"},
+		{filepath.Join(pluginDir, "recorder"), "github.com/jobengine/jobengine/internal/testing/faults/testdata/recorder"},
 	} {
 		out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput()
 		if err != nil {
@@ -295,7 +295,8 @@ func (h *Harness) launch(in *instance) (*process, error) {
 	switch in.role {
 	case RoleExecutor:
 		args = append(args, "executor", "--name", in.name, "--threads", fmt.Sprint(cfg.Threads),
-			"--plugin-dir", h.PluginDir, "--shutdown-grace", "20s")
+			"--plugin-dir", h.PluginDir, "--shutdown-grace", "20s",
+			"--plugin-env", EnvLog, "--plugin-env", EnvExecutor)
 	case RoleDistributor:
 		args = append(args, "distributor", "--config-dir", h.confDir, "--identifier", id, DistributorName)
 	}
