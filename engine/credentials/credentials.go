@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // ErrCredentials is wrapped by every error of this package.
@@ -63,7 +64,9 @@ func ReadSecret(path string) (string, error) {
 // readFile reads a small regular file. secret refuses a file that every
 // user of the machine may read (mode o+r), as OpenSSH does with keys.
 func readFile(path string, secret bool) ([]byte, error) {
-	f, err := os.Open(path)
+	// O_NONBLOCK: opening a FIFO must not wait for a writer; the file is
+	// then refused as not regular.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCredentials, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,6 +34,11 @@ func TestUnsafePluginsAreRefused(t *testing.T) {
 		}
 		want["foreign"] = "owned by uid 65534"
 	}
+
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	want["fifo"] = "not a regular file"
 
 	h, logs := load(t, pluginhost.Options{Dir: dir})
 	if got := h.Plugins(); len(got) != 1 || got[0].Name != "hello" {

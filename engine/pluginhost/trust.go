@@ -95,7 +95,9 @@ func writers(mode os.FileMode) string {
 // file (see execFile), so the hash and the run cannot disagree even if the
 // path is replaced meanwhile. The caller closes the file.
 func openBinary(path string, hash bool) (*os.File, string, error) {
-	f, err := os.Open(path)
+	// O_NONBLOCK: a FIFO in the directory must not hang the executor
+	// waiting for a writer; it is then refused as not regular.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, "", err
 	}

@@ -171,17 +171,35 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 }
 
 // authenticate sends the credentials (go-zookeeper sends them again, first
-// thing, after every reconnect) and checks with one read that the server
-// accepts the session: a server that requires authentication refuses the
-// first request of a session without it and closes the connection.
+// thing, after every reconnect, once they were accepted) and checks with
+// one read that the server accepts the session: a server that requires
+// authentication refuses the first request of a session without it and
+// closes the connection. A connection lost meanwhile is retried until ctx
+// ends: a session whose credentials did not go through must not be used.
 func (c *Conn) authenticate(ctx context.Context, auth *Auth) error {
+	var last error
+	for {
+		err := c.tryAuthenticate(ctx, auth)
+		if err == nil || !Transient(err) || errors.Is(err, ErrUnavailable) {
+			return err
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: authenticating: %v (%v)", ErrUnavailable, last, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Conn) tryAuthenticate(ctx context.Context, auth *Auth) error {
 	if auth != nil {
 		err := Do(ctx, func() error { return c.Conn.AddAuth("digest", []byte(auth.User+":"+auth.Password)) })
-		if err != nil {
-			if errors.Is(err, zk.ErrAuthFailed) {
-				return fmt.Errorf("%w: ZooKeeper refused the credentials of %q (check the digest line of the credentials file)", ErrConfig, auth.User)
-			}
-			return fmt.Errorf("%w: sending credentials: %v", ErrUnavailable, err)
+		switch {
+		case errors.Is(err, zk.ErrAuthFailed):
+			return fmt.Errorf("%w: ZooKeeper refused the credentials of %q (check the digest line of the credentials file)", ErrConfig, auth.User)
+		case err != nil:
+			return err
 		}
 	}
 	err := Do(ctx, func() error { _, _, err := c.Conn.Exists(c.root); return err })
@@ -192,6 +210,8 @@ func (c *Conn) authenticate(ctx context.Context, auth *Auth) error {
 		return fmt.Errorf("%w: give the engine its credentials with --zk-credentials-file or JOBENGINE_ZK_CREDENTIALS_FILE", ErrAuthRequired)
 	case auth != nil && strings.Contains(err.Error(), errSessionClosedRequireAuth):
 		return fmt.Errorf("%w: the server refused the session although credentials were sent (does it require another scheme than digest?)", ErrAuthRequired)
+	case Transient(err):
+		return err
 	default:
 		return fmt.Errorf("%w: first request: %v", ErrUnavailable, err)
 	}
