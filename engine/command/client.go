@@ -183,7 +183,10 @@ func esConfig(c *cli.Context) (*index.Config, error) {
 	if len(hosts) == 0 {
 		return nil, nil
 	}
-	cfg := &index.Config{Hosts: hosts, Username: c.String("es-username"), Password: c.String("es-password"), Prefix: c.String("es-index-prefix")}
+	cfg := &index.Config{Hosts: hosts, Username: c.String("es-username"), Prefix: c.String("es-index-prefix")}
+	if err := esSecrets(c, cfg); err != nil {
+		return nil, err
+	}
 	if _, err := index.New(*cfg, nil); err != nil {
 		return nil, usagef("--es-hosts/--es-index-prefix: %v", err)
 	}

@@ -295,7 +295,8 @@ func (h *Harness) launch(in *instance) (*process, error) {
 	switch in.role {
 	case RoleExecutor:
 		args = append(args, "executor", "--name", in.name, "--threads", fmt.Sprint(cfg.Threads),
-			"--plugin-dir", h.PluginDir, "--shutdown-grace", "20s")
+			"--plugin-dir", h.PluginDir, "--shutdown-grace", "20s",
+			"--plugin-env", EnvLog, "--plugin-env", EnvExecutor)
 	case RoleDistributor:
 		args = append(args, "distributor", "--config-dir", h.confDir, "--identifier", id, DistributorName)
 	}
