@@ -292,7 +292,7 @@ func (e *Executor) worker(id int) {
 func (e *Executor) handle(worker int, it *queue.Item) bool {
 	ctx := context.Background()
 	id := string(it.Data)
-	log := e.log.With(zap.String("job", id), zap.Int("worker", worker))
+	log := e.log.With(zap.String(FieldJob, id), zap.Int("worker", worker))
 	for attempt := 0; attempt < 5; attempt++ {
 		rctx, cancel := context.WithTimeout(ctx, e.cfg.SessionTimeout)
 		j, ver, err := e.store.Get(rctx, id)
@@ -555,7 +555,7 @@ func (e *Executor) finish(log *zap.Logger, it *queue.Item, j *jobs.Job, ver int3
 			if msg != "" {
 				fields = append(fields, zap.String("message", msg))
 			}
-			log.Info("job finished", fields...)
+			log.Info(MsgJobFinished, fields...)
 			e.cfg.Metrics.finished(j)
 			if e.cfg.Events != nil {
 				e.cfg.Events.Event(j.ID, "state", "info", msg, map[string]any{"state": string(state), "executor": e.cfg.Name, "attempt": j.Attempt})
