@@ -50,14 +50,20 @@ const (
 	distributorPriority = 100
 )
 
+// The packages Build compiles.
+const (
+	binPackage      = "github.com/jobengine/jobengine/cmd/jobengine"
+	recorderPackage = "github.com/jobengine/jobengine/internal/testing/faults/testdata/recorder"
+)
+
 // Build compiles the jobengine binary and the recorder plugin into dir and
 // returns the binary's path and the plugin directory.
 func Build(dir string) (bin, pluginDir string, err error) {
 	bin = filepath.Join(dir, "jobengine")
 	pluginDir = filepath.Join(dir, "actions")
 	for _, b := range [][2]string{
-		{bin, "github.com/jobengine/jobengine/cmd/jobengine"},
-		{filepath.Join(pluginDir, "recorder"), "github.com/jobengine/jobengine/engine/faults/testdata/recorder"},
+		{bin, binPackage},
+		{filepath.Join(pluginDir, "recorder"), recorderPackage},
 	} {
 		out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput()
 		if err != nil {
