@@ -2,20 +2,10 @@ package command
 
 import (
 	"context"
-	"errors"
-	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
-	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/go-zookeeper/zk"
 	"github.com/urfave/cli/v2"
-	"go.uber.org/zap"
 
-	"github.com/jobengine/jobengine/engine/controller"
-	"github.com/jobengine/jobengine/engine/index"
-	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/daemon"
 	"github.com/jobengine/jobengine/engine/scheduler"
 )
 
@@ -26,11 +16,14 @@ func init() {
 func controllerCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "controller",
-		Usage: "run the control plane (a daemon): the scheduler and the reaper, on the elected controller",
-		Description: "Every controller contends in one election in ZooKeeper; the leader runs the scheduler (it queues\n" +
-			"PENDING jobs on executors with room) and the reaper (it gives back the jobs of lost executors).\n" +
-			"Run two or more: the services move within a session timeout when the leader dies.\n" +
-			"SIGTERM/SIGINT: stop the services, give up leadership and exit 0; a second signal exits at once.",
+		Usage: "run the control plane (a daemon): the scheduler, the reaper and the other maintenance services, on the elected member",
+		Description: "Every controller (and every distributor not run with --maintenance=false) contends in the maintenance\n" +
+			"election in ZooKeeper; the leader runs the scheduler (it queues PENDING jobs on executors with room),\n" +
+			"the reaper (it gives back the jobs of lost executors), the cleanup of finished jobs (configured by\n" +
+			"jobs_cleanup.yaml in --config-dir) and, with --es-hosts, the index pump. Run two or more: the services\n" +
+			"move within a session timeout when the leader dies.\n" +
+			"SIGTERM/SIGINT: stop the services, give up leadership and exit 0; a second signal exits at once.\n" +
+			"SIGUSR1: log every goroutine's stack.",
 		Flags: withEnv("controller",
 			&cli.StringFlag{Name: "identifier", Aliases: []string{"name"}, Usage: "name of this controller in the election (default hostname/pid)"},
 			&cli.DurationFlag{Name: "pass-interval", Value: scheduler.DefaultInterval, Usage: "a scheduler pass at least this often (events trigger more)"},
@@ -38,11 +31,15 @@ func controllerCommand() *cli.Command {
 			&cli.DurationFlag{Name: "pass-deadline", Value: scheduler.DefaultPassDeadline, Usage: "how long one scheduler pass may decide and explain"},
 			&cli.DurationFlag{Name: "reap-grace", Value: scheduler.DefaultReapGrace, Usage: "how long an executor is lost before its jobs are given back"},
 			&cli.DurationFlag{Name: "reap-interval", Value: scheduler.DefaultReapInterval, Usage: "a reap at least this often (an executor leaving triggers one)"},
+			&cli.StringFlag{Name: "retention", Usage: "the cleanup of finished jobs: keep them this long, e.g. 7d or 36h (overrides jobs_cleanup.yaml)"},
+			configDirFlag(),
 		),
 		Action: runController,
 	}
 }
 
+// runController reads the flags into a controller's configuration and
+// serves the daemon engine/daemon starts from it.
 func runController(c *cli.Context) error {
 	if _, err := parseArgs(c); err != nil {
 		return err
@@ -55,75 +52,40 @@ func runController(c *cli.Context) error {
 	if c.Int("max-starts") < 1 {
 		return usagef("--max-starts %d: type at least 1 (default %d)", c.Int("max-starts"), scheduler.DefaultMaxStarts)
 	}
-	esCfg, err := esConfig(c)
+	cfg := daemon.NewControllerConfig()
+	cfg.Scheduler.Interval, cfg.Scheduler.MaxStarts, cfg.Scheduler.PassDeadline = c.Duration("pass-interval"), c.Int("max-starts"), c.Duration("pass-deadline")
+	cfg.Reaper.Interval, cfg.Reaper.Grace = c.Duration("reap-interval"), c.Duration("reap-grace")
+	// The cleanup reads the distributors' directory, as every member of
+	// the maintenance election does.
+	cat, err := loadCatalog(c)
 	if err != nil {
 		return err
+	}
+	st, err := cat.Settings(daemon.CleanupName)
+	if err != nil {
+		return &UsageError{Err: err}
+	}
+	if cfg.Cleanup, err = daemon.CleanupFromSettings(st); err != nil {
+		return daemonError(err, "")
+	}
+	if cfg.ZK, err = zkConfig(c, nil); err != nil {
+		return err
+	}
+	if cfg.Elasticsearch, err = esConfig(c); err != nil {
+		return err
+	}
+	cfg.ConnectTimeout = c.Duration("zk-connect-timeout")
+	cfg.Identifier = c.String("identifier")
+	if err := cfg.Validate(); err != nil {
+		return daemonError(err, c.String("zk-hosts"))
 	}
 	log, err := logger(c)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-
-	// Signals are caught from the start, so a SIGTERM while connecting
-	// still ends the daemon cleanly.
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
-
-	conn, err := dial(c, log.Named("zk"))
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	storeCfg := jobs.StoreConfig{Logger: log.Named("jobs")}
-	if esCfg != nil {
-		// What the controller writes (placements, explanations) is
-		// recorded for the indexer in the same transactions.
-		ctx, cancel := context.WithTimeout(c.Context, c.Duration("zk-connect-timeout"))
-		err := index.EnsurePaths(ctx, conn)
-		cancel()
-		if err != nil {
-			return err
-		}
-		storeCfg.Outbox = func(j *jobs.Job, doc []byte) *zk.CreateRequest { return index.OutboxCreate(conn, j, doc) }
-	}
-	store := jobs.NewStore(conn, storeCfg)
-	ctx, cancel := context.WithTimeout(c.Context, c.Duration("zk-connect-timeout"))
-	err = store.Ensure(ctx)
-	cancel()
-	if err != nil {
-		return err
-	}
-	ctl, err := controller.Start(controller.Config{
-		Conn: conn, Store: store, Identifier: c.String("identifier"), SessionTimeout: c.Duration("zk-session-timeout"), Logger: log,
-		Scheduler: scheduler.Config{Interval: c.Duration("pass-interval"), MaxStarts: c.Int("max-starts"), PassDeadline: c.Duration("pass-deadline")},
-		Reaper:    scheduler.ReaperConfig{Interval: c.Duration("reap-interval"), Grace: c.Duration("reap-grace")},
+	cfg.Logger = log
+	return serveDaemon(c, log, "stepping down", func(ctx context.Context) (daemonHandle, error) {
+		return daemon.StartController(ctx, cfg)
 	})
-	if errors.Is(err, controller.ErrConfig) || errors.Is(err, scheduler.ErrConfig) {
-		return &UsageError{Err: err}
-	}
-	if err != nil {
-		return err
-	}
-	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
-
-	sig := <-sigs
-	log.Info("signal received: stopping the controller", zap.String("signal", sig.String()))
-	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
-	stopCtx, hardStop := context.WithCancel(context.Background())
-	defer hardStop()
-	go func() {
-		select {
-		case sig := <-sigs:
-			// Closing the session removes the election node at once.
-			log.Warn("second signal: stopping at once", zap.String("signal", sig.String()))
-			hardStop()
-		case <-ctl.Done():
-		}
-	}()
-	shutdownCtx, cancelShutdown := context.WithTimeout(stopCtx, 30*time.Second)
-	defer cancelShutdown()
-	ctl.Shutdown(shutdownCtx)
-	return nil
 }

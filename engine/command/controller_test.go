@@ -7,23 +7,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jobengine/jobengine/engine/controller"
 	"github.com/jobengine/jobengine/engine/election"
 	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/maintenance"
 	"github.com/jobengine/jobengine/internal/testing/poll"
 )
 
-// Two controllers and an executor: the leader schedules PENDING jobs; when
-// it is killed, the other takes over within a session timeout; SIGTERM
-// stops a controller cleanly.
+// Two controllers and an executor: the leader of the maintenance services
+// schedules PENDING jobs; when it is killed, the other takes over within a
+// session timeout; SIGTERM stops a controller cleanly.
 func TestControllerSchedulesAndFailsOver(t *testing.T) {
 	root := testRoot(t)
 	s := testStore(t, root)
-	startDaemon(t, root, "executor", "--name", "x1", "--threads", "2", "--capacity", "4", "--plugin-dir", t.TempDir())
-	c1 := startDaemon(t, root, "controller", "--identifier", "c1", "--reap-grace", "1s")
+	startDaemon(t, root, "executor", "--name", "x1", "--threads", "2", "--capacity", "4", "--enable-test-actions", "--plugin-dir", t.TempDir())
+	dir := t.TempDir()
+	c1 := startDaemon(t, root, "controller", "--identifier", "c1", "--reap-grace", "1s", "--config-dir", dir)
 	ctx := context.Background()
 	leader := func() string {
-		cs, err := election.New(s.Conn(), controller.ElectionName, "", nil).Contenders(ctx)
+		cs, err := election.New(s.Conn(), maintenance.ElectionName, "", nil).Contenders(ctx)
 		if err != nil || len(cs) == 0 {
 			return ""
 		}
@@ -35,7 +36,7 @@ func TestControllerSchedulesAndFailsOver(t *testing.T) {
 		}
 		return nil
 	})
-	c2 := startDaemon(t, root, "controller", "--identifier", "c2")
+	c2 := startDaemon(t, root, "controller", "--identifier", "c2", "--config-dir", dir)
 	scheduled := func() *jobs.Job {
 		t.Helper()
 		j, err := s.Create(ctx, jobs.NewJob{Action: "echo", Payload: []byte(`{"message":"hi"}`), Scheduling: jobs.Scheduling{Impact: 2, ConcurrencyKeys: []string{"k"}}})

@@ -13,14 +13,9 @@ import (
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
-	"github.com/jobengine/jobengine/engine/action"
-	"github.com/jobengine/jobengine/engine/controller"
+	"github.com/jobengine/jobengine/engine/daemon"
 	"github.com/jobengine/jobengine/engine/distributor"
-	"github.com/jobengine/jobengine/engine/executor"
-	"github.com/jobengine/jobengine/engine/instance"
-	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/schedule"
-	"github.com/jobengine/jobengine/engine/version"
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/engine/zkserver"
 )
@@ -34,9 +29,9 @@ func devCommand() *cli.Command {
 		Name:  "dev",
 		Usage: "run a complete local system in the foreground: ZooKeeper, an executor, a controller, the demo distributor",
 		Description: "Starts a ZooKeeper child process (Debian's zookeeper package) on a free loopback port with its\n" +
-			"data in --data-dir, one executor (group default), one controller (the scheduler and the reaper)\n" +
-			"and the demo distributor (a dummy_test_action job every --demo-interval), and prints how to\n" +
-			"reach it. Ctrl-C stops everything it started.",
+			"data in --data-dir, one executor (group default), one controller (the scheduler, the reaper and the\n" +
+			"cleanup) and the demo distributor (a dummy_test_action job every --demo-interval), and prints how\n" +
+			"to reach it. Ctrl-C stops everything it started.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "data-dir", Value: ".jobengine-dev", EnvVars: envs("JOBENGINE_DEV_DATA_DIR"), Usage: "where ZooKeeper keeps its data"},
 			&cli.IntFlag{Name: "threads", Value: 4, Usage: "executor workers"},
@@ -68,6 +63,37 @@ func runDev(c *cli.Context) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return usagef("--data-dir %s: %v", dir, err)
 	}
+	plugins, err := pluginOptions(c)
+	if err != nil {
+		return err
+	}
+	// Every setting but the ZooKeeper address, checked before anything
+	// starts.
+	zc := func(hosts []string) zkconn.Config {
+		return zkconn.Config{Hosts: hosts, Root: "/", SessionTimeout: 10 * time.Second}
+	}
+	xcfg := daemon.NewExecutorConfig()
+	xcfg.ConnectTimeout, xcfg.Logger, xcfg.Plugins = 30*time.Second, log, plugins
+	xcfg.Name, xcfg.Threads, xcfg.ShutdownGrace = "dev", c.Int("threads"), 10*time.Second
+	// A local system for trying things out: the test actions are what the
+	// demo distributor and the README's examples run.
+	xcfg.EnableTestActions = true
+	ccfg := daemon.NewControllerConfig()
+	ccfg.ConnectTimeout, ccfg.Logger, ccfg.Identifier = 30*time.Second, log, "dev"
+	// The controller hosts the maintenance services, as on a real cluster.
+	dcfg := daemon.NewDistributorConfig()
+	dcfg.ConnectTimeout, dcfg.Logger, dcfg.Identifier, dcfg.Maintenance = 30*time.Second, log, "dev", false
+	if d := c.Duration("demo-interval"); d > 0 {
+		def, ok := distributor.Lookup("dummy_test_action")
+		if !ok {
+			return errors.New("the dummy_test_action distributor is not built in")
+		}
+		def.Schedule = schedule.Spec{Interval: d}
+		dcfg.Distributors = []distributor.Definition{def}
+	}
+	if err := xcfg.Validate(); err != nil {
+		return daemonError(err, "")
+	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -80,65 +106,40 @@ func runDev(c *cli.Context) error {
 	addr := zk.ConnectString()
 	fmt.Fprintf(c.App.Writer, "ZooKeeper is running at %s (data in %s)\n\n  export JOBENGINE_ZK_HOSTS=%s\n  jobengine job list\n\nCtrl-C stops everything.\n", addr, dir, addr)
 
-	ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
-	conn, err := zkconn.Dial(ctx, zkconn.Config{Hosts: zk.Addrs(), SessionTimeout: 10 * time.Second, Logger: log.Named("zk")})
-	cancel()
+	xcfg.ZK, dcfg.ZK, ccfg.ZK = zc(zk.Addrs()), zc(zk.Addrs()), zc(zk.Addrs())
+	x, err := daemon.StartExecutor(c.Context, xcfg)
 	if err != nil {
-		return err
+		return daemonError(err, zk.ConnectString())
 	}
-	defer conn.Close()
-
-	reg := action.Builtins()
-	host, err := loadPlugins(c, reg, log)
-	if err != nil {
-		return err
-	}
-	defer host.Close()
-	store := jobs.NewStore(conn, jobs.StoreConfig{Logger: log.Named("jobs")})
-	x, err := executor.Start(c.Context, conn, executor.Config{
-		Name: "dev", Threads: c.Int("threads"), Registry: reg, Store: store, Logger: log,
-		Version: version.Version, ShutdownGrace: 10 * time.Second, SessionTimeout: 10 * time.Second,
-		Capacity: instance.DefaultCapacitySettings(),
-	})
-	if err != nil {
-		return err
-	}
-	ctl, err := controller.Start(controller.Config{Conn: conn, Store: store, Identifier: "dev", SessionTimeout: 10 * time.Second, Logger: log})
+	ctl, err := daemon.StartController(c.Context, ccfg)
 	if err != nil {
 		x.Stop()
-		return err
+		return daemonError(err, zk.ConnectString())
 	}
-
-	distCtx, stopDist := context.WithCancel(context.Background())
-	defer stopDist()
-	distDone := make(chan error, 1)
-	if d := c.Duration("demo-interval"); d > 0 {
-		def, ok := distributor.Lookup("dummy_test_action")
-		if !ok {
-			return errors.New("the dummy_test_action distributor is not built in")
+	var dist *daemon.Distributor
+	if len(dcfg.Distributors) > 0 {
+		if dist, err = daemon.StartDistributor(c.Context, dcfg); err != nil {
+			ctl.Stop()
+			x.Stop()
+			return daemonError(err, zk.ConnectString())
 		}
-		def.Schedule = schedule.Spec{Interval: d}
-		go func() {
-			distDone <- distributor.RunAll(distCtx, distributor.Config{
-				Conn: conn, Store: store, SessionTimeout: 10 * time.Second, Identifier: "dev", Logger: log,
-			}, []distributor.Definition{def})
-		}()
-	} else {
-		distDone <- nil
 	}
 
 	sig := <-sigs
 	log.Info("stopping the local system", zap.String("signal", sig.String()))
-	stopDist()
-	<-distDone
-	ctl.Shutdown(context.Background())
-	stopped := make(chan struct{})
-	go func() { x.Shutdown(context.Background()); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-sigs:
-		x.Stop()
-		<-stopped
+	if dist != nil {
+		dist.Stop()
 	}
+	ctl.Stop()
+	hard, hardStop := context.WithCancel(context.Background())
+	defer hardStop()
+	go func() {
+		select {
+		case <-sigs:
+			hardStop()
+		case <-x.Done():
+		}
+	}()
+	x.Shutdown(hard)
 	return nil
 }

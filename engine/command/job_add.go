@@ -55,8 +55,8 @@ func jobAddCommand() *cli.Command {
 				UniqueKey: c.String("unique-key"),
 				Tags:      c.StringSlice("tag"),
 				CreatedBy: createdByCLI,
+				Launch:    jobs.Launch{InstanceGroups: c.StringSlice("group")},
 				Scheduling: jobs.Scheduling{
-					InstanceGroups:  c.StringSlice("group"),
 					Impact:          c.Int("impact"),
 					ConcurrencyKeys: c.StringSlice("concurrency-key"),
 				},
@@ -76,13 +76,13 @@ func jobAddCommand() *cli.Command {
 			fanout := c.Bool("fanout")
 			var fanGroup string
 			if fanout {
-				if len(n.Scheduling.ConcurrencyKeys) > 0 || len(n.Scheduling.DependsOn) > 0 || len(n.Scheduling.InstanceGroups) > 1 {
+				if len(n.Scheduling.ConcurrencyKeys) > 0 || len(n.Scheduling.DependsOn) > 0 || len(n.Launch.InstanceGroups) > 1 {
 					return usagef("--fanout takes one --group and an --impact; not --concurrency-key, --depends-on or several groups")
 				}
-				if len(n.Scheduling.InstanceGroups) == 1 {
-					fanGroup = n.Scheduling.InstanceGroups[0]
+				if len(n.Launch.InstanceGroups) == 1 {
+					fanGroup = n.Launch.InstanceGroups[0]
 				}
-				n.Scheduling.InstanceGroups = nil
+				n.Launch.InstanceGroups = nil
 			}
 			if err := checkNewJob(n); err != nil {
 				return err
@@ -148,7 +148,7 @@ func checkNewJob(n jobs.NewJob) error {
 			return usagef("--tag %q: a tag must be 1–%d bytes", t, jobs.MaxIDBytes)
 		}
 	}
-	if err := checkScheduling(n.Scheduling); err != nil {
+	if err := checkScheduling(n.Scheduling, n.Launch.InstanceGroups); err != nil {
 		return err
 	}
 	// What is left for the store's own check is not typed by a user.
@@ -206,15 +206,15 @@ func jsonKind(b []byte) string {
 }
 
 // checkScheduling checks the scheduling flags of `job add`.
-func checkScheduling(sc jobs.Scheduling) error {
+func checkScheduling(sc jobs.Scheduling, groups []string) error {
 	if sc.Impact < 0 || sc.Impact > jobs.MaxImpact {
 		return usagef("--impact %d is out of range: type 1–%d (how much of an executor's capacity the job takes)", sc.Impact, jobs.MaxImpact)
 	}
-	if len(sc.InstanceGroups) > jobs.MaxJobGroups {
-		return usagef("%d groups: give --group at most %d times", len(sc.InstanceGroups), jobs.MaxJobGroups)
+	if len(groups) > jobs.MaxInstanceGroups {
+		return usagef("%d groups: give --group at most %d times", len(groups), jobs.MaxInstanceGroups)
 	}
 	seen := map[string]bool{}
-	for _, g := range sc.InstanceGroups {
+	for _, g := range groups {
 		if jobs.ValidGroupName(g) != nil {
 			return usagef("--group %q is not a group name: type letters, digits, '.', '_' or '-', starting with a letter or digit, such as edge", g)
 		}

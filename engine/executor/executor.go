@@ -194,6 +194,7 @@ func Start(ctx context.Context, conn *zkconn.Conn, cfg Config) (*Executor, error
 	if err := instance.ValidName(cfg.Name); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
+	cfg.Metrics.labelActionsOf(cfg.Registry)
 	for name := range cfg.ActionTimeouts {
 		if _, ok := cfg.Registry.Lookup(name); !ok {
 			return nil, fmt.Errorf("%w: --action-timeout names %q, which is not an action of this executor (have: %s)", ErrConfig, name, strings.Join(cfg.Registry.Names(), ", "))
@@ -333,7 +334,7 @@ func (e *Executor) handle(worker int, from *queue.Consumer, it *queue.Item) bool
 	ctx := context.Background()
 	h := jobs.Hold{Consumer: from, Item: it}
 	id := string(it.Data)
-	log := e.log.With(zap.String("job", id), zap.Int("worker", worker))
+	log := e.log.With(zap.String(FieldJob, id), zap.Int("worker", worker))
 	for attempt := 0; attempt < 5; attempt++ {
 		rctx, cancel := context.WithTimeout(ctx, e.cfg.SessionTimeout)
 		j, ver, err := e.store.Get(rctx, id)
@@ -385,7 +386,11 @@ func (e *Executor) prepare(log *zap.Logger, worker int, h jobs.Hold, j *jobs.Job
 	}
 	def, ok := e.cfg.Registry.Lookup(j.Action)
 	if !ok {
-		e.finish(log, h, j, ver, jobs.Outcome{State: jobs.Failed, Message: "no such action: " + j.Action})
+		msg := "no such action: " + j.Action
+		if action.IsTest(j.Action) {
+			msg += " (a test action: this executor runs without --enable-test-actions)"
+		}
+		e.finish(log, h, j, ver, jobs.Outcome{State: jobs.Failed, Message: msg})
 		return stepDone
 	}
 	var start *jobs.Change
@@ -566,7 +571,7 @@ func (e *Executor) commitOutcome(log *zap.Logger, h jobs.Hold, c *jobs.Change) {
 			if j.StatusMessage != "" {
 				fields = append(fields, zap.String("message", j.StatusMessage))
 			}
-			log.Info("job finished", fields...)
+			log.Info(MsgJobFinished, fields...)
 			e.cfg.Metrics.finished(j)
 			return
 		case errors.Is(err, queue.ErrLockLost):

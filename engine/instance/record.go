@@ -118,8 +118,8 @@ func (r *Record) Validate() error {
 	if err := ValidName(r.Name); err != nil {
 		return err
 	}
-	if len(r.Groups) == 0 || len(r.Groups) > jobs.MaxJobGroups {
-		return fmt.Errorf("%w: executor %s: 1–%d groups, not %d", ErrInvalid, r.Name, jobs.MaxJobGroups, len(r.Groups))
+	if len(r.Groups) == 0 || len(r.Groups) > jobs.MaxInstanceGroups {
+		return fmt.Errorf("%w: executor %s: 1–%d groups, not %d", ErrInvalid, r.Name, jobs.MaxInstanceGroups, len(r.Groups))
 	}
 	for _, g := range r.Groups {
 		if err := jobs.ValidGroupName(g); err != nil {

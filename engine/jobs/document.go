@@ -140,9 +140,12 @@ type Job struct {
 	// Tick is the schedule tick that created the job, for distributor jobs.
 	Tick string `json:"tick,omitempty"`
 
-	// Scheduling holds the fields the scheduler reads and writes (groups,
-	// impact, concurrency keys, dependencies, explanation, placement: see
-	// scheduling.go).
+	// Launch holds the fields of jobs launched from templates (kind,
+	// template, inventory, slices, …: see launch.go).
+	Launch
+	// Scheduling holds the fields the scheduler reads and writes (impact,
+	// concurrency keys, dependencies, explanation, placement: see
+	// scheduling.go); the instance groups are Launch's.
 	Scheduling
 }
 

@@ -139,7 +139,7 @@ func (c *Change) Commit(ctx context.Context, h Hold) error {
 	}
 	switch {
 	case err == nil:
-		c.committed()
+		c.committed(ctx)
 		return nil
 	case changed:
 		return fmt.Errorf("%w: %s: %w", ErrConflict, c.job.ID, err)
@@ -149,12 +149,14 @@ func (c *Change) Commit(ctx context.Context, h Hold) error {
 	return fmt.Errorf("jobs: writing %s: %w", c.job.ID, err)
 }
 
-// committed marks the change written and tells the observers.
-func (c *Change) committed() {
+// committed marks the change written, tells the observers, and brings a
+// slice's container up to date.
+func (c *Change) committed(ctx context.Context) {
 	c.done = true
 	switch c.event {
 	case stateEvent:
 		c.s.observers().stateChanged(c.job, c.from)
+		c.s.followParent(ctx, c.job)
 	case progressEvent:
 		c.s.observers().progressed(c.job)
 	}

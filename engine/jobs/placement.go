@@ -219,7 +219,7 @@ func (s *Store) CommitBatch(ctx context.Context, changes []*Change, fence ...int
 	})
 	if err == nil {
 		for _, c := range changes {
-			c.committed()
+			c.committed(ctx)
 		}
 		return nil
 	}

@@ -18,16 +18,16 @@ import (
 // and, once placed, where it went. It is part of the job document (its
 // fields are top-level fields of the JSON).
 //
-// A job with none of the inputs set (groups, impact, keys, dependencies,
-// fan-out) has no scheduling needs: it is created QUEUED on the shared
-// queue, the SlipStream path. Any of them makes it PENDING: the scheduler
-// queues it on an executor's direct queue once nothing blocks it and an
-// executor of its groups has room.
+// The instance groups that may run a job, in preference order, are
+// Launch.InstanceGroups (templates fill them from their groups, else their
+// inventory's; `job add --group` sets them).
+//
+// A job with none of the inputs set (instance groups, impact, keys,
+// dependencies, fan-out) has no scheduling needs: it is created QUEUED on
+// the shared queue, the SlipStream path. Any of them makes it PENDING: the
+// scheduler queues it on an executor's direct queue once nothing blocks it
+// and an executor of its groups has room.
 type Scheduling struct {
-	// InstanceGroups are the groups of executors that may run the job, in
-	// preference order; empty is DefaultGroup. (Templates fill it from
-	// their groups, else their inventory's.)
-	InstanceGroups []string `json:"instance-groups,omitempty"`
 	// Impact is the capacity the job takes on its executor while active;
 	// 0 is DefaultImpact.
 	Impact int `json:"impact,omitempty"`
@@ -78,8 +78,6 @@ func InventorySourceKey(name string) string { return "inventory-source:" + name 
 const (
 	// MaxGroupNameBytes bounds an instance group's name.
 	MaxGroupNameBytes = 128
-	// MaxJobGroups bounds the instance groups of a job.
-	MaxJobGroups = 32
 	// MaxImpact bounds a job's impact.
 	MaxImpact = 100_000
 	// MaxConcurrencyKeys bounds the keys of a job.
@@ -124,19 +122,6 @@ func ValidConcurrencyKey(k string) error {
 
 // Validate checks the scheduling fields.
 func (s *Scheduling) Validate() error {
-	if len(s.InstanceGroups) > MaxJobGroups {
-		return fmt.Errorf("%w: %d instance groups, at most %d", ErrInvalid, len(s.InstanceGroups), MaxJobGroups)
-	}
-	seen := map[string]bool{}
-	for _, g := range s.InstanceGroups {
-		if err := ValidGroupName(g); err != nil {
-			return err
-		}
-		if seen[g] {
-			return fmt.Errorf("%w: instance group %q given twice", ErrInvalid, g)
-		}
-		seen[g] = true
-	}
 	for what, g := range map[string]string{"instance group": s.InstanceGroup, "fan-out group": s.FanoutGroup} {
 		if g != "" {
 			if err := ValidGroupName(g); err != nil {
@@ -172,19 +157,21 @@ func (s *Scheduling) Validate() error {
 	return nil
 }
 
-// NeedsScheduler reports whether a new job with these fields is created
-// PENDING, for the scheduler, rather than QUEUED on the shared queue.
-func (s *Scheduling) NeedsScheduler() bool {
-	return s.ExecutionNode == "" && (len(s.InstanceGroups) > 0 || s.Impact > 0 || len(s.ConcurrencyKeys) > 0 ||
+// needsScheduler reports whether a new job is created PENDING, for the
+// scheduler, rather than QUEUED on the shared queue (or on the direct
+// queue it names).
+func needsScheduler(n *NewJob) bool {
+	s := &n.Scheduling
+	return s.ExecutionNode == "" && (len(n.Launch.InstanceGroups) > 0 || s.Impact > 0 || len(s.ConcurrencyKeys) > 0 ||
 		len(s.DependsOn) > 0 || s.FanoutGroup != "")
 }
 
 // Groups returns the job's instance groups in preference order.
-func (s *Scheduling) Groups() []string {
-	if len(s.InstanceGroups) == 0 {
+func (j *Job) Groups() []string {
+	if len(j.InstanceGroups) == 0 {
 		return []string{DefaultGroup}
 	}
-	return s.InstanceGroups
+	return j.InstanceGroups
 }
 
 // EffectiveImpact returns the job's impact, DefaultImpact when unset.
@@ -305,9 +292,27 @@ func (s *Store) pendingDelete(j *Job) *zk.DeleteRequest {
 // scheduled reports whether any of ns is created PENDING.
 func scheduled(ns []NewJob) bool {
 	for i := range ns {
-		if ns[i].Scheduling.NeedsScheduler() {
+		if needsScheduler(&ns[i]) {
 			return true
 		}
 	}
 	return false
+}
+
+// ValidateScheduling checks what the scheduler reads of a job: its
+// scheduling fields and its instance groups (a document read from
+// ZooKeeper is input).
+func (j *Job) ValidateScheduling() error {
+	if err := j.Scheduling.Validate(); err != nil {
+		return err
+	}
+	if len(j.InstanceGroups) > MaxInstanceGroups {
+		return fmt.Errorf("%w: %d instance groups, at most %d", ErrInvalid, len(j.InstanceGroups), MaxInstanceGroups)
+	}
+	for _, g := range j.InstanceGroups {
+		if err := ValidGroupName(g); err != nil {
+			return err
+		}
+	}
+	return nil
 }

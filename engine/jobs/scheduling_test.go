@@ -20,18 +20,23 @@ func TestSchedulingFieldsAreValidated(t *testing.T) {
 	for i := range keys {
 		keys[i] = "k" + strings.Repeat("x", i)
 	}
+	for name, groups := range map[string][]string{
+		"group with a slash":    {"a/b"},
+		"group starting with -": {"-a"},
+	} {
+		if _, err := s.Create(ctx, NewJob{Action: "a", Launch: Launch{InstanceGroups: groups}}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+	}
 	for name, sc := range map[string]Scheduling{
-		"group with a slash":    {InstanceGroups: []string{"a/b"}},
-		"group starting with -": {InstanceGroups: []string{"-a"}},
-		"group twice":           {InstanceGroups: []string{"a", "a"}},
-		"negative impact":       {Impact: -1},
-		"impact too big":        {Impact: MaxImpact + 1},
-		"key with a space":      {ConcurrencyKeys: []string{"template: deploy"}},
-		"empty key":             {ConcurrencyKeys: []string{""}},
-		"too many keys":         {ConcurrencyKeys: keys},
-		"dependency not an id":  {DependsOn: []string{"job/42"}},
-		"bad execution node":    {ExecutionNode: "a b"},
-		"bad fan-out group":     {FanoutGroup: "x y"},
+		"negative impact":      {Impact: -1},
+		"impact too big":       {Impact: MaxImpact + 1},
+		"key with a space":     {ConcurrencyKeys: []string{"template: deploy"}},
+		"empty key":            {ConcurrencyKeys: []string{""}},
+		"too many keys":        {ConcurrencyKeys: keys},
+		"dependency not an id": {DependsOn: []string{"job/42"}},
+		"bad execution node":   {ExecutionNode: "a b"},
+		"bad fan-out group":    {FanoutGroup: "x y"},
 	} {
 		if _, err := s.Create(ctx, NewJob{Action: "a", Scheduling: sc}); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", name, err)
@@ -51,14 +56,15 @@ func TestCreatePendingOrQueued(t *testing.T) {
 	if err != nil || fast.State != Queued {
 		t.Fatalf("plain job: %+v %v", fast, err)
 	}
-	needs := map[string]Scheduling{
-		"key":        {ConcurrencyKeys: []string{TemplateKey("deploy")}},
-		"group":      {InstanceGroups: []string{"edge"}},
-		"impact":     {Impact: 3},
-		"dependency": {DependsOn: []string{fast.ID}},
+	needs := map[string]NewJob{
+		"key":        {Scheduling: Scheduling{ConcurrencyKeys: []string{TemplateKey("deploy")}}},
+		"group":      {Launch: Launch{InstanceGroups: []string{"edge"}}},
+		"impact":     {Scheduling: Scheduling{Impact: 3}},
+		"dependency": {Scheduling: Scheduling{DependsOn: []string{fast.ID}}},
 	}
-	for name, sc := range needs {
-		j, err := s.Create(ctx, NewJob{Action: "a", Priority: 7, Scheduling: sc})
+	for name, n := range needs {
+		n.Action, n.Priority = "a", 7
+		j, err := s.Create(ctx, n)
 		if err != nil || j.State != Pending {
 			t.Fatalf("%s: %+v %v", name, j, err)
 		}
@@ -82,8 +88,8 @@ func TestCreatePendingOrQueued(t *testing.T) {
 
 // The scheduling fields are top-level fields of the document.
 func TestSchedulingFieldsInTheDocument(t *testing.T) {
-	j := Job{ID: "job/x", Scheduling: Scheduling{
-		InstanceGroups: []string{"edge", "default"}, Impact: 6, ConcurrencyKeys: []string{"template:deploy"},
+	j := Job{ID: "job/x", Launch: Launch{InstanceGroups: []string{"edge", "default"}}, Scheduling: Scheduling{
+		Impact: 6, ConcurrencyKeys: []string{"template:deploy"},
 		DependsOn: []string{"job/y"}, Explanation: "why", InstanceGroup: "edge", ExecutionNode: "x1", FanoutGroup: "edge",
 	}}
 	data, err := json.Marshal(&j)
@@ -100,7 +106,7 @@ func TestSchedulingFieldsInTheDocument(t *testing.T) {
 	if err := json.Unmarshal(data, &back); err != nil || back.Impact != 6 || back.InstanceGroups[1] != "default" {
 		t.Fatalf("round trip: %+v %v", back, err)
 	}
-	if (&Scheduling{}).EffectiveImpact() != 1 || (&Scheduling{}).Groups()[0] != DefaultGroup {
+	if (&Scheduling{}).EffectiveImpact() != 1 || (&Job{}).Groups()[0] != DefaultGroup {
 		t.Fatal("defaults")
 	}
 }

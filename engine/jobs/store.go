@@ -140,10 +140,16 @@ type NewJob struct {
 	ParentJob string
 	CreatedBy string
 	Tick      string
-	// NestedJobs are the child jobs of a fan-out parent.
+	// NestedJobs are the child jobs of a workflow job (its slices) or of
+	// a fan-out parent.
 	NestedJobs []string
-	// Scheduling holds the scheduler's inputs (groups, impact, keys,
-	// dependencies). A job that sets any of them is created PENDING.
+	// Launch holds the fields of a job launched from a template. A
+	// workflow job (Launch.Kind) is created PENDING, without a queue entry.
+	Launch Launch
+	// Scheduling holds the scheduler's inputs (impact, keys,
+	// dependencies, fan-out). A job that sets any of them, or instance
+	// groups (Launch.InstanceGroups), is created PENDING for the
+	// scheduler.
 	Scheduling Scheduling
 }
 
@@ -180,10 +186,8 @@ func (n *NewJob) Validate() error {
 			return err
 		}
 	}
-	for _, id := range n.NestedJobs {
-		if _, _, err := ParseID(id); err != nil {
-			return fmt.Errorf("nested job: %w", err)
-		}
+	if err := n.validateLaunch(); err != nil {
+		return err
 	}
 	return n.Scheduling.Validate()
 }
@@ -216,10 +220,14 @@ func (s *Store) build(n NewJob) (*Job, error) {
 		CreatedBy:          n.CreatedBy,
 		Tick:               n.Tick,
 		NestedJobs:         n.NestedJobs,
+		Launch:             n.Launch,
 		Scheduling:         n.Scheduling,
 	}
 	j.Explanation = "" // the scheduler's to write
-	if n.Scheduling.NeedsScheduler() {
+	switch {
+	case j.IsContainer():
+		j.State = Pending // it follows its slices and is never queued
+	case needsScheduler(&n):
 		// The scheduler queues it once nothing blocks it and an executor
 		// of its groups has room.
 		j.State = Pending
@@ -283,11 +291,14 @@ func (s *Store) CreateFenced(ctx context.Context, ns []NewJob, extra ...interfac
 		if err != nil {
 			return nil, err
 		}
-		put, err := s.entryOp(j)
-		if err != nil {
-			return nil, err
+		ops = append(ops, &zk.CreateRequest{Path: s.DocPath(j.UUID()), Data: data, Acl: zkconn.ACL})
+		if !j.IsContainer() { // a container has no entry: it follows its slices
+			put, err := s.entryOp(j)
+			if err != nil {
+				return nil, err
+			}
+			ops = append(ops, put)
 		}
-		ops = append(ops, &zk.CreateRequest{Path: s.DocPath(j.UUID()), Data: data, Acl: zkconn.ACL}, put)
 		if j.UniqueKey != "" {
 			if keys[j.UniqueKey] {
 				return nil, fmt.Errorf("%w: unique key %q appears twice in one batch", ErrDuplicate, j.UniqueKey)
@@ -378,11 +389,13 @@ type Filter struct {
 	State  State
 	Action string
 	Limit  int // 0: no limit
+	// LaunchFilter selects by template, container, launch type and time.
+	LaunchFilter
 }
 
 // Match reports whether j passes the filter.
 func (f Filter) Match(j *Job) bool {
-	return (f.State == "" || j.State == f.State) && (f.Action == "" || j.Action == f.Action)
+	return (f.State == "" || j.State == f.State) && (f.Action == "" || j.Action == f.Action) && f.LaunchFilter.Match(j)
 }
 
 // List reads the live jobs that match f, newest first.
@@ -583,7 +596,7 @@ func (s *Store) Restore(ctx context.Context) (RestoreReport, error) {
 		}
 	}
 	for _, l := range lives {
-		if l.j.State.Final() || queued[l.j.ID] {
+		if l.j.State.Final() || queued[l.j.ID] || l.j.IsContainer() {
 			continue
 		}
 		put, err := s.entryOp(l.j)

@@ -33,11 +33,11 @@ func benchCluster(b *testing.B, keys bool) *cluster {
 	}
 	var batch []jobs.NewJob
 	for i := range benchJobs {
-		sc := jobs.Scheduling{InstanceGroups: []string{fmt.Sprintf("g%d", i%benchGroups)}, Impact: 1 + i%4}
+		sc := jobs.Scheduling{Impact: 1 + i%4}
 		if keys {
 			sc.ConcurrencyKeys = []string{jobs.TemplateKey(fmt.Sprintf("t%d", i%benchKeys))}
 		}
-		batch = append(batch, jobs.NewJob{Action: "bench", Scheduling: sc})
+		batch = append(batch, jobs.NewJob{Action: "bench", Scheduling: sc, Launch: jobs.Launch{InstanceGroups: []string{fmt.Sprintf("g%d", i%benchGroups)}}})
 		if len(batch) == benchBatchSize || i == benchJobs-1 {
 			if _, err := c.store.CreateMany(ctxT(b), batch); err != nil {
 				b.Fatal(err)

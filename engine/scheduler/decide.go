@@ -211,7 +211,7 @@ type decision struct {
 // holds each. decide records j's keys in claimed; the caller applies a
 // vPlace with model.place.
 func decide(m *model, j *jobs.Job, deps map[string]depState, claimed map[string]string) decision {
-	if err := j.Scheduling.Validate(); err != nil {
+	if err := j.ValidateScheduling(); err != nil {
 		return decision{verdict: vInvalid, text: "not scheduled: " + err.Error()}
 	}
 	if j.Priority < queue.MinPriority || j.Priority > queue.MaxPriority {

@@ -34,7 +34,7 @@ func Fanout(ctx context.Context, store *jobs.Store, n jobs.NewJob, group string)
 		return nil, err
 	}
 	sc := n.Scheduling
-	if len(sc.InstanceGroups) > 0 || len(sc.ConcurrencyKeys) > 0 || len(sc.DependsOn) > 0 || sc.ExecutionNode != "" || sc.FanoutGroup != "" {
+	if len(n.Launch.InstanceGroups) > 0 || len(sc.ConcurrencyKeys) > 0 || len(sc.DependsOn) > 0 || sc.ExecutionNode != "" || sc.FanoutGroup != "" {
 		return nil, fmt.Errorf("%w: a fan-out takes no instance groups, concurrency keys or dependencies (only an impact)", jobs.ErrInvalid)
 	}
 	if n.ParentJob != "" || len(n.NestedJobs) > 0 {

@@ -173,6 +173,11 @@ func (x *fakeExecutor) runOne(state jobs.State) string {
 	return c.Job().ID
 }
 
+// inGroups gives a new job instance groups.
+func inGroups(g ...string) func(*jobs.NewJob) {
+	return func(n *jobs.NewJob) { n.Launch.InstanceGroups = g }
+}
+
 // add creates a job with scheduling fields.
 func (c *cluster) add(sc jobs.Scheduling, mod ...func(*jobs.NewJob)) *jobs.Job {
 	c.t.Helper()

@@ -189,15 +189,16 @@ func (r *randomRun) launch() {
 	if r.rng.IntN(4) == 0 {
 		sc.ConcurrencyKeys = append(sc.ConcurrencyKeys, jobs.SystemKey)
 	}
+	var groups []string
 	for _, g := range randomGroups {
 		if r.rng.IntN(3) == 0 {
-			sc.InstanceGroups = append(sc.InstanceGroups, g)
+			groups = append(groups, g)
 		}
 	}
 	if len(r.ids) > 0 && r.rng.IntN(4) == 0 {
 		sc.DependsOn = []string{r.ids[r.rng.IntN(len(r.ids))]}
 	}
-	r.ids = append(r.ids, r.c.add(sc).ID)
+	r.ids = append(r.ids, r.c.add(sc, inGroups(groups...)).ID)
 }
 
 // placedJobs maps each job on a direct queue to its executor.

@@ -20,9 +20,9 @@ func TestPassPlacesBlocksAndExplains(t *testing.T) {
 	x1 := c.join("x1", 10, 4, "edge")
 	c.join("x2", 4, 4, "default")
 	deploy := []string{jobs.TemplateKey("deploy")}
-	a := c.add(jobs.Scheduling{InstanceGroups: []string{"edge"}, Impact: 6, ConcurrencyKeys: deploy})
-	b := c.add(jobs.Scheduling{InstanceGroups: []string{"edge"}, Impact: 2, ConcurrencyKeys: deploy})
-	big := c.add(jobs.Scheduling{InstanceGroups: []string{"default"}, Impact: 6})
+	a := c.add(jobs.Scheduling{Impact: 6, ConcurrencyKeys: deploy}, inGroups("edge"))
+	b := c.add(jobs.Scheduling{Impact: 2, ConcurrencyKeys: deploy}, inGroups("edge"))
+	big := c.add(jobs.Scheduling{Impact: 6}, inGroups("default"))
 	small := c.add(jobs.Scheduling{Impact: 3})
 	s := c.scheduler()
 
@@ -228,8 +228,8 @@ func TestServiceRunsOnEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	e1 := c.join("e1", 10, 10, "edge")
-	f1 := c.add(jobs.Scheduling{InstanceGroups: []string{"edge"}})
-	f2 := c.add(jobs.Scheduling{InstanceGroups: []string{"edge"}})
+	f1 := c.add(jobs.Scheduling{}, inGroups("edge"))
+	f2 := c.add(jobs.Scheduling{}, inGroups("edge"))
 	waitState(f1.ID, jobs.Queued, "e1")
 	waitExplained(f2.ID, "group edge is at its limit of 1 jobs")
 	if err := instance.SetGroup(ctxT(t), c.conn, instance.Group{Name: "edge", MaxJobs: 2}); err != nil {
