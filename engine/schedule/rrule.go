@@ -54,7 +54,6 @@ type rruleSchedule struct {
 	every int
 }
 
-
 func parseRRule(text string) (Schedule, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: rrule %q: %s", ErrSpec, text, fmt.Sprintf(format, args...))
