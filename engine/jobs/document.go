@@ -131,6 +131,9 @@ type Job struct {
 	CreatedBy string `json:"created-by,omitempty"`
 	// Tick is the schedule tick that created the job, for distributor jobs.
 	Tick string `json:"tick,omitempty"`
+	// Notifications names the notification templates the job notifies
+	// when it starts, succeeds or fails (see notices.go).
+	Notifications *Notifications `json:"notifications,omitempty"`
 }
 
 // UUID returns the uuid part of the job id.
