@@ -122,7 +122,7 @@ func (r *Runner) run(ctx context.Context, term *election.Term) {
 	r.log.Info("launching schedules")
 	defer r.log.Info("no longer launching schedules")
 	bo := backoff.New(time.Second, time.Minute)
-	var changed <-chan zk.Event // kept until it fires: one watch at a time
+	var changed <-chan zk.Event     // kept until it fires: one watch at a time
 	reported := map[string]string{} // schedule → the last problem logged
 	for ctx.Err() == nil {
 		if err := term.Check(); err != nil {
