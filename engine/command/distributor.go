@@ -20,6 +20,7 @@ import (
 	"github.com/jobengine/jobengine/engine/election"
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/notify"
 	"github.com/jobengine/jobengine/engine/schedule"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
@@ -157,7 +158,8 @@ func runDistributor(c *cli.Context) error {
 		return err
 	}
 	defer conn.Close()
-	storeCfg := jobs.StoreConfig{MaxBacklog: c.Int("max-backlog"), Logger: log.Named("jobs")}
+	// Jobs notify what is attached to their action (notification attach).
+	storeCfg := jobs.StoreConfig{MaxBacklog: c.Int("max-backlog"), Logger: log.Named("jobs"), Notifications: notify.NewResolver(notify.NewStore(conn))}
 	if esCfg != nil {
 		// Jobs are recorded in the indexer's outbox as they are created.
 		ctx, cancel := context.WithTimeout(c.Context, c.Duration("zk-connect-timeout"))

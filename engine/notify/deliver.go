@@ -248,3 +248,17 @@ func oneLine(s string) string {
 	}
 	return s
 }
+
+// Test delivers TestMessage with template name, now, from this process
+// (not through the outbox), and returns the delivery's error.
+func (s *Store) Test(ctx context.Context, name string) error {
+	t, _, err := s.Get(ctx, name)
+	if err != nil {
+		return err
+	}
+	secret, err := s.secret(ctx, name)
+	if err != nil {
+		return err
+	}
+	return Deliver(ctx, t, secret, TestMessage(name, s.now()))
+}
