@@ -39,6 +39,9 @@ func (e *jobEnv) pending() []notify.Record {
 // a request: it is delivered again with the same delivery ID, which is how
 // a receiver acts on it once.
 func TestServicesDeliverAcrossAKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and kills four daemons: not in -short mode")
+	}
 	e := newJobEnv(t)
 	rcv, url := newHookReceiver(t, "k3y")
 	e.ok("notification", "create", "hook", "--webhook", url, "--secret-file", writeSecret(t, "k3y"))
@@ -107,6 +110,9 @@ func TestServicesDeliverAcrossAKill(t *testing.T) {
 
 // A schedule launches one job per occurrence across a killed leader.
 func TestServicesLaunchSchedulesAcrossAKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a schedule every 2 seconds across a failover: not in -short mode")
+	}
 	e := newJobEnv(t)
 	e.ok("schedule", "create", "often", "--cron", "*/2 * * * * *", "--action", "echo", "--catch-up", "none")
 	a := e.services("a")
