@@ -339,7 +339,14 @@ func notificationShowCommand() *cli.Command {
 				}
 			case notify.Email:
 				e := t.Email
-				row("smtp", fmt.Sprintf("%s:%d (starttls %s)", e.Host, max(e.Port, 0), dash(string(e.StartTLS))))
+				port, tls := e.Port, e.StartTLS
+				if port == 0 {
+					port = 587
+				}
+				if tls == "" {
+					tls = notify.StartTLSRequired
+				}
+				row("smtp", fmt.Sprintf("%s:%d (starttls %s)", e.Host, port, tls))
 				row("ca-file", e.CAFile)
 				row("username", e.Username)
 				row("from", e.From)
