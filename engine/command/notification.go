@@ -57,7 +57,7 @@ func notificationCreateCommand() *cli.Command {
 			&cli.StringFlag{Name: "command", Usage: "command: the program to run, an absolute path"},
 			&cli.StringSliceFlag{Name: "arg", Usage: "command: an argument; repeat for more, in order"},
 			&cli.StringFlag{Name: "secret-file", Usage: "file holding the webhook's signing key or the SMTP password (- reads stdin)"},
-			&cli.DurationFlag{Name: "timeout", Usage: "bound of one delivery attempt (default 10s)"},
+			&cli.DurationFlag{Name: "timeout", Value: notify.DefaultTimeout, Usage: "bound of one delivery attempt (at most 5m)"},
 			&cli.StringFlag{Name: "description", Usage: "what it is for"},
 		),
 		Action: func(c *cli.Context) error {
