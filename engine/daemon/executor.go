@@ -202,7 +202,7 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 		})
 		observers = append(observers, sink)
 	}
-	store, err := openStore(zctx, conn, es, cfg.MaxBacklog, log, observers...)
+	store, err := openStore(zctx, conn, es, cfg.MaxBacklog, log, func(sc *jobs.StoreConfig) { sc.Observers = observers })
 	if err != nil {
 		return nil, err
 	}
@@ -234,8 +234,11 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 // openStore opens the job store on conn. With an Elasticsearch client it
 // ensures the outbox directories and records every write in the outbox:
 // the one place a daemon wires the outbox.
-func openStore(ctx context.Context, conn *zkconn.Conn, es *index.Client, maxBacklog int, log *zap.Logger, observers ...jobs.Observer) (*jobs.Store, error) {
-	cfg := jobs.StoreConfig{MaxBacklog: maxBacklog, Logger: log.Named("jobs"), Observers: observers}
+func openStore(ctx context.Context, conn *zkconn.Conn, es *index.Client, maxBacklog int, log *zap.Logger, with func(*jobs.StoreConfig)) (*jobs.Store, error) {
+	cfg := jobs.StoreConfig{MaxBacklog: maxBacklog, Logger: log.Named("jobs")}
+	if with != nil {
+		with(&cfg)
+	}
 	if es != nil {
 		if err := index.EnsurePaths(ctx, conn); err != nil {
 			return nil, err
