@@ -8,9 +8,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -47,7 +50,36 @@ type Config struct {
 	SessionTimeout time.Duration
 	// Logger receives connection events; zap.NewNop() when nil.
 	Logger *zap.Logger
+	// OnDial, when set, is told of every attempt to open a TCP connection
+	// to a server, so a caller can tell "nothing listens" from "no answer
+	// yet". It is called from the connection's goroutine and must not
+	// block.
+	OnDial func(DialAttempt)
 }
+
+// DialAttempt is one attempt to open a TCP connection to a server.
+type DialAttempt struct {
+	// Server is the "host:port" tried.
+	Server string
+	// Err is why the connection could not be opened; nil when it was.
+	Err error
+}
+
+// Refused reports whether the server refused the connection: nothing
+// listens at its address.
+func (a DialAttempt) Refused() bool { return errors.Is(a.Err, syscall.ECONNREFUSED) }
+
+// Log messages of the connection's state, for checkers that look for them.
+const (
+	// LogConnectionLost (WARN) is logged once when a connection that had a
+	// session goes down.
+	LogConnectionLost = "zookeeper connection lost"
+	// LogConnectionBack (INFO) is logged when a session is held again.
+	LogConnectionBack = "zookeeper connection restored"
+	// LogSessionExpired (WARN) is logged when the server expired the
+	// session: ephemeral nodes and watches of the old session are gone.
+	LogSessionExpired = "zookeeper session expired"
+)
 
 // ParseHosts splits a comma-separated host list, trimming blanks, and adds
 // port 2181 where none is given.
@@ -94,6 +126,11 @@ type Conn struct {
 	mu   sync.Mutex
 	subs map[int]chan zk.Event
 	next int
+	// down is when a connection with a session was lost (zero while
+	// connected, and before the first session); guarded by mu.
+	down        time.Time
+	hadSession  bool // guarded by mu
+	expirations atomic.Int64
 }
 
 // Dial connects and waits until a session is established or ctx ends.
@@ -115,10 +152,18 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	c := &Conn{root: root, logger: logger, subs: make(map[int]chan zk.Event)}
 	established := make(chan struct{})
 	var once sync.Once
+	onDial := cfg.OnDial
 	zc, events, err := zk.Connect(cfg.Hosts, cfg.SessionTimeout,
 		zk.WithLogger(zkLogger{logger.Sugar()}),
 		zk.WithLogInfo(false),
 		zk.WithMaxBufferSize(MaxResponseBytes),
+		zk.WithDialer(func(network, address string, timeout time.Duration) (net.Conn, error) {
+			conn, err := net.DialTimeout(network, address, timeout)
+			if onDial != nil {
+				onDial(DialAttempt{Server: address, Err: err})
+			}
+			return conn, err
+		}),
 		zk.WithEventCallback(func(ev zk.Event) {
 			if ev.Type == zk.EventSession && ev.State == zk.StateHasSession {
 				once.Do(func() { close(established) })
@@ -174,16 +219,27 @@ func (c *Conn) publish(ev zk.Event) {
 	if ev.Type != zk.EventSession {
 		return
 	}
-	switch ev.State {
-	case zk.StateExpired:
-		c.logger.Warn("zookeeper session expired")
-	case zk.StateDisconnected:
-		c.logger.Info("zookeeper disconnected", zap.String("server", ev.Server))
-	case zk.StateHasSession:
-		c.logger.Debug("zookeeper session established", zap.String("server", ev.Server))
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	switch ev.State {
+	case zk.StateExpired:
+		c.expirations.Add(1)
+		c.logger.Warn(LogSessionExpired)
+	case zk.StateDisconnected:
+		// go-zookeeper reports each failed reconnection again: one line
+		// per outage.
+		if c.hadSession && c.down.IsZero() {
+			c.down = time.Now()
+			c.logger.Warn(LogConnectionLost, zap.String("server", ev.Server))
+		}
+	case zk.StateHasSession:
+		if !c.down.IsZero() {
+			c.logger.Info(LogConnectionBack, zap.String("server", ev.Server), zap.Duration("down", time.Since(c.down).Round(time.Millisecond)))
+		} else {
+			c.logger.Debug("zookeeper session established", zap.String("server", ev.Server))
+		}
+		c.down, c.hadSession = time.Time{}, true
+	}
 	for _, ch := range c.subs {
 		select {
 		case ch <- ev:
@@ -194,6 +250,10 @@ func (c *Conn) publish(ev zk.Event) {
 
 // Connected reports whether the connection currently has a session.
 func (c *Conn) Connected() bool { return c.State() == zk.StateHasSession }
+
+// SessionExpirations counts the sessions the server expired under this
+// connection (each time, go-zookeeper opened a new one).
+func (c *Conn) SessionExpirations() int64 { return c.expirations.Load() }
 
 // Do runs fn, a blocking go-zookeeper call, and returns its error, or an
 // error wrapping ErrUnavailable and ctx's error if ctx ends first. The call
