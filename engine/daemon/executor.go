@@ -207,6 +207,7 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 		return nil, err
 	}
 	metrics := executor.NewMetrics()
+	metrics.Registry.MustRegister(zkCollectors(conn)...)
 	xcfg := executor.Config{
 		Name: cfg.Name, Threads: cfg.Threads, Registry: reg, ActionTimeouts: cfg.ActionTimeouts,
 		ShutdownGrace: cfg.ShutdownGrace, Store: store, Metrics: metrics, Logger: log,
