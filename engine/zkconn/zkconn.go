@@ -130,6 +130,7 @@ type Conn struct {
 	// connected, and before the first session); guarded by mu.
 	down        time.Time
 	hadSession  bool // guarded by mu
+	closing     bool // Close was called; guarded by mu
 	expirations atomic.Int64
 }
 
@@ -187,6 +188,14 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	}
 }
 
+// Close ends the session (a disconnection that is not logged as lost).
+func (c *Conn) Close() {
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	c.Conn.Close()
+}
+
 // Root returns the root prefix.
 func (c *Conn) Root() string { return c.root }
 
@@ -228,7 +237,7 @@ func (c *Conn) publish(ev zk.Event) {
 	case zk.StateDisconnected:
 		// go-zookeeper reports each failed reconnection again: one line
 		// per outage.
-		if c.hadSession && c.down.IsZero() {
+		if c.hadSession && c.down.IsZero() && !c.closing {
 			c.down = time.Now()
 			c.logger.Warn(LogConnectionLost, zap.String("server", ev.Server))
 		}
