@@ -49,6 +49,9 @@ type Options struct {
 	Jar, SLF4JJar string
 	// ExtraConfig lines are appended to every zoo.cfg.
 	ExtraConfig []string
+	// ClientPort is the client port of a standalone server; 0: a free
+	// port. Start fails when it is taken.
+	ClientPort int
 }
 
 // Server is one ZooKeeper node.
@@ -121,9 +124,15 @@ func Start(opts Options) (*Cluster, error) {
 		}
 		c.opts.Dir, c.ownDir = d, true
 	}
+	if opts.ClientPort != 0 && opts.Servers != 1 {
+		return nil, errors.New("zkserver: a client port can be chosen for a standalone server only")
+	}
 	ports, err := FreePorts(3 * opts.Servers)
 	if err != nil {
 		return nil, err
+	}
+	if opts.ClientPort != 0 {
+		ports[0] = opts.ClientPort
 	}
 	for i := 0; i < opts.Servers; i++ {
 		s := &Server{
@@ -225,6 +234,14 @@ func (s *Server) Start() error {
 	}()
 	s.cmd, s.done = cmd, done
 	return nil
+}
+
+// Exited is closed when the node's process, as last started, has exited
+// (nil when it is not running).
+func (s *Server) Exited() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.done
 }
 
 // Running reports whether the node's process is running (it may be paused).
