@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -193,5 +194,23 @@ func TestDevLifecycle(t *testing.T) {
 	}
 	if s := third.out.String(); !strings.Contains(s, fmt.Sprintf("ZooKeeper (pid %d) exited unexpectedly", zkPID)) {
 		t.Fatalf("dev does not say its ZooKeeper died:\n%s", s)
+	}
+}
+
+// TestMakeDevShowsProgress: `make dev` says what it builds, and builds
+// verbosely, so a first build that takes minutes is not silent.
+func TestMakeDevShowsProgress(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make is not installed")
+	}
+	cmd := exec.Command("make", "-n", "dev")
+	cmd.Dir = filepath.Join("..", "..")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make -n dev: %v\n%s", err, out)
+	}
+	s := string(out)
+	if !strings.Contains(s, "echo \"building ") || !regexp.MustCompile(`(?m)go build .*-v .*-o bin/jobengine `).MatchString(s) {
+		t.Fatalf("make dev neither says what it builds nor builds with -v:\n%s", s)
 	}
 }
