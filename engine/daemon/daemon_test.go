@@ -83,6 +83,7 @@ func TestExecutorAndDistributor(t *testing.T) {
 		xcfg := NewExecutorConfig()
 		xcfg.ZK, xcfg.Logger, xcfg.Elasticsearch = zc, log, esCfg
 		xcfg.Name, xcfg.Threads, xcfg.MetricsListen = "x1", 2, "127.0.0.1:0"
+		xcfg.EnableTestActions = true // the distributor's jobs run echo
 		xcfg.Plugins.Dir = t.TempDir()
 		x, err := StartExecutor(context.Background(), xcfg)
 		if err != nil {
