@@ -128,17 +128,39 @@ func runDev(c *cli.Context) error {
 	fmt.Fprintf(c.App.Writer, "ZooKeeper is running at %s (pid %d, data in %s)\n\n  export JOBENGINE_ZK_HOSTS=%s\n  jobengine job list\n\nCtrl-C stops everything.\n",
 		addr, server.PID(), dir, addr)
 
+	zkExited := func() error {
+		return fmt.Errorf("ZooKeeper (pid %d) exited unexpectedly; see its log %s", server.PID(), server.LogPath())
+	}
+	// The daemons' start ends with ZooKeeper, rather than waiting out its
+	// connect timeout.
+	startCtx, cancelStart := context.WithCancel(c.Context)
+	defer cancelStart()
+	go func() {
+		select {
+		case <-server.Exited():
+			cancelStart()
+		case <-startCtx.Done():
+		}
+	}()
+	startErr := func(err error) error {
+		select {
+		case <-server.Exited():
+			return zkExited()
+		default:
+			return daemonError(err, zk.ConnectString())
+		}
+	}
 	xcfg.ZK, dcfg.ZK = zc(zk.Addrs()), zc(zk.Addrs())
-	x, err := daemon.StartExecutor(c.Context, xcfg)
+	x, err := daemon.StartExecutor(startCtx, xcfg)
 	if err != nil {
-		return daemonError(err, zk.ConnectString())
+		return startErr(err)
 	}
 	// The distributor daemon also hosts the maintenance services (the
 	// cleanup of finished jobs), as on a real cluster.
-	dist, err := daemon.StartDistributor(c.Context, dcfg)
+	dist, err := daemon.StartDistributor(startCtx, dcfg)
 	if err != nil {
-		x.Stop()
-		return daemonError(err, zk.ConnectString())
+		stopWithin(devStopAfterZKExit, x.Stop)
+		return startErr(err)
 	}
 
 	for {
@@ -148,7 +170,7 @@ func runDev(c *cli.Context) error {
 			// waiting on writes that cannot succeed.
 			log.Error("ZooKeeper exited: stopping the local system", zap.Int("pid", server.PID()), zap.String("zookeeper-log", server.LogPath()))
 			stopWithin(devStopAfterZKExit, dist.Stop, x.Stop)
-			return fmt.Errorf("ZooKeeper (pid %d) exited unexpectedly; see its log %s", server.PID(), server.LogPath())
+			return zkExited()
 		case sig := <-sigs:
 			if sig == syscall.SIGUSR1 {
 				x.DumpState()
