@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"runtime"
 	"sync"
 	"time"
 
@@ -239,11 +238,13 @@ func (d *Distributor) Stop() { d.Shutdown(context.Background()) }
 // Done is closed once the daemon has stopped.
 func (d *Distributor) Done() <-chan struct{} { return d.done }
 
-// DumpState logs every goroutine's stack and what this daemon runs.
+// DumpState logs a summary line (the distributors, whether this process
+// leads the maintenance services) and one line per group of goroutines
+// with the same stack (see LogDump).
 func (d *Distributor) DumpState() {
-	fields := []zap.Field{zap.Int("goroutines", runtime.NumGoroutine()), zap.Strings("distributors", d.names)}
+	fields := []zap.Field{zap.String("daemon", "distributor"), zap.Strings("distributors", d.names)}
 	if d.m != nil {
 		fields = append(fields, zap.Bool("maintenance-leader", d.m.Leading()), zap.Strings("maintenance", d.m.Services()))
 	}
-	d.log.Info("state dump", append(fields, zap.String("stacks", "\n"+stacks()))...)
+	dump(d.log, nil, fields...)
 }

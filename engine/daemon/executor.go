@@ -3,13 +3,11 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"runtime"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -208,6 +206,7 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 	}
 	metrics := executor.NewMetrics()
 	metrics.Registry.MustRegister(d.host.Collector())
+	metrics.Registry.MustRegister(zkCollectors(conn)...)
 	xcfg := executor.Config{
 		Name: cfg.Name, Threads: cfg.Threads, Registry: reg, ActionTimeouts: cfg.ActionTimeouts,
 		ShutdownGrace: cfg.ShutdownGrace, Store: store, Metrics: metrics, Logger: log,
@@ -298,22 +297,20 @@ func (d *Executor) Stop() {
 // Done is closed once the daemon has stopped.
 func (d *Executor) Done() <-chan struct{} { return d.done }
 
-// DumpState logs every goroutine's stack, the running jobs and the plugin
-// processes, for an operator looking at a stuck daemon.
+// DumpState logs, for an operator looking at a stuck daemon, a summary
+// line, one line per running job, one per plugin process (its pid and
+// jobs), and one per group of goroutines with the same stack (see
+// LogDump).
 func (d *Executor) DumpState() {
-	var b strings.Builder
-	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "JOB\tACTION\tATTEMPT\tWORKER\tELAPSED")
 	running := d.Running()
-	for _, r := range running {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", r.Job, r.Action, r.Attempt, r.Worker, time.Since(r.Started).Round(time.Millisecond))
-	}
-	_ = tw.Flush()
 	procs := d.PluginProcesses()
-	d.log.Info("state dump",
-		zap.Int("goroutines", runtime.NumGoroutine()),
-		zap.Int("running", len(running)),
-		zap.Int("plugin-processes", len(procs)),
-		zap.String("jobs", "\n"+b.String()),
-		zap.String("stacks", "\n"+stacks()))
+	dump(d.log, func() {
+		for _, r := range running {
+			d.log.Info(LogDumpJob, zap.String("job", r.Job), zap.String("action", r.Action), zap.Int("attempt", r.Attempt),
+				zap.Int("worker", r.Worker), zap.Duration("elapsed", time.Since(r.Started).Round(time.Millisecond)))
+		}
+		for _, p := range procs {
+			d.log.Info(LogDumpPlugin, zap.String("plugin", p.Plugin), zap.Int("pid", p.PID), zap.Int("jobs", p.Jobs), zap.Strings("job-ids", p.JobIDs))
+		}
+	}, zap.String("daemon", "executor"), zap.String("executor", d.Name()), zap.Int("running", len(running)), zap.Int("plugin-processes", len(procs)))
 }
