@@ -5,7 +5,9 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/jobengine/jobengine/engine/version.Version=$(VERSION)
 # The binaries as the packages ship them: static (no cgo, so no libc
 # dependency), position-independent (ASLR) and stripped (-s -w in LDFLAGS).
-GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -buildmode=pie
+# BUILDFLAGS adds flags to every build (make dev passes -v).
+BUILDFLAGS ?=
+GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -buildmode=pie $(BUILDFLAGS)
 PKGS      := ./...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.6.1
 
@@ -24,8 +26,12 @@ deps:
 	./scripts/deps.sh
 
 # A complete local system in the foreground: ZooKeeper, an executor and the
-# demo distributor. Ctrl-C stops it.
-dev: deps build plugins
+# demo distributor. Ctrl-C stops it. A first build downloads and compiles
+# every dependency, which takes minutes on a small machine: the go command
+# lists the modules it downloads and (-v) the packages it compiles.
+dev: deps
+	@echo "building $(BIN) and the example plugin; a first build takes a few minutes, packages are listed as they compile" >&2
+	@$(MAKE) --no-print-directory build plugins BUILDFLAGS=-v
 	$(BIN) dev --plugin-dir bin/actions
 
 # Everything CI runs: the checks of lint; unit, integration (real

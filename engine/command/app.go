@@ -8,7 +8,6 @@
 package command
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -144,24 +143,6 @@ func zkConfig(c *cli.Context, log *zap.Logger) (zkconn.Config, error) {
 		return zkconn.Config{}, err
 	}
 	return zkconn.Config{Hosts: hosts, Root: root, SessionTimeout: c.Duration("zk-session-timeout"), Logger: log, Auth: auth, TLS: tlsCfg}, nil
-}
-
-// dial connects to ZooKeeper within --zk-connect-timeout.
-func dial(c *cli.Context, log *zap.Logger) (*zkconn.Conn, error) {
-	cfg, err := zkConfig(c, log)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(c.Context, c.Duration("zk-connect-timeout"))
-	defer cancel()
-	conn, err := zkconn.Dial(ctx, cfg)
-	if errors.Is(err, zkconn.ErrAuthRequired) || errors.Is(err, zkconn.ErrConfig) {
-		return nil, &UsageError{Err: err}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w (is ZooKeeper running at %s? set --zk-hosts or JOBENGINE_ZK_HOSTS)", err, strings.Join(cfg.Hosts, ","))
-	}
-	return conn, nil
 }
 
 // logger builds the logger from the global flags.

@@ -5,15 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
-	"github.com/go-zookeeper/zk"
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
 	"github.com/jobengine/jobengine/engine/history"
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/notify"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
 
@@ -25,8 +26,8 @@ func maxBacklogFlag() cli.Flag {
 		Usage: "refuse to create jobs while this many are queued or running"}
 }
 
-// errZKLost ends a command's context when its ZooKeeper connection has been
-// down for longer than --zk-connect-timeout.
+// errZKLost ends a command's context when ZooKeeper has not answered for
+// longer than --zk-connect-timeout.
 var errZKLost = errors.New("lost the connection to ZooKeeper")
 
 // client is what a job or queue command works with: the job store on one
@@ -41,6 +42,7 @@ type client struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	hosts  string
+	grace  time.Duration // --zk-connect-timeout
 	es     *index.Client // nil when Elasticsearch is not configured
 	jobs   *history.Reader
 }
@@ -61,9 +63,10 @@ func openClient(c *cli.Context) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl := &client{conn: conn, log: log, hosts: c.String("zk-hosts")}
+	cl := &client{conn: conn, log: log, hosts: c.String("zk-hosts"), grace: c.Duration("zk-connect-timeout")}
 	cl.ctx, cl.cancel = sessionContext(c.Context, conn, c.Duration("zk-connect-timeout"))
-	cfg := jobs.StoreConfig{MaxBacklog: c.Int("max-backlog"), Logger: log.Named("jobs")}
+	// Jobs created here notify what is attached to their action.
+	cfg := jobs.StoreConfig{MaxBacklog: c.Int("max-backlog"), Logger: log.Named("jobs"), Notifications: notify.NewResolver(notify.NewStore(conn))}
 	if esCfg != nil {
 		es, err := index.New(*esCfg, log.Named("index"))
 		if err != nil {
@@ -119,7 +122,8 @@ func (cl *client) fail(err error, id string) error {
 	case errors.Is(err, jobs.ErrInvalid):
 		return &UsageError{Err: err}
 	case errors.Is(context.Cause(cl.ctx), errZKLost):
-		return fmt.Errorf("%w at %s for longer than the connect timeout (is ZooKeeper running? set --zk-hosts or JOBENGINE_ZK_HOSTS, or raise --zk-connect-timeout)", errZKLost, cl.hosts)
+		return fmt.Errorf("%w: no answer from %s for longer than the connect timeout (%s). Is ZooKeeper running and answering? Set --zk-hosts or JOBENGINE_ZK_HOSTS, or raise --zk-connect-timeout",
+			errZKLost, cl.hosts, cl.grace)
 	case errors.Is(err, zkconn.ErrUnavailable) || zkconn.Transient(err):
 		return fmt.Errorf("%w (is ZooKeeper running at %s? set --zk-hosts or JOBENGINE_ZK_HOSTS)", err, cl.hosts)
 	}
@@ -127,43 +131,45 @@ func (cl *client) fail(err error, id string) error {
 }
 
 // sessionContext returns a context that ends with parent, or with cause
-// errZKLost once conn has been without a connection for longer than grace.
-// A short disconnection (a server restart, a leader election) is ridden out.
+// errZKLost once ZooKeeper has not answered for longer than grace. A
+// probe (one cheap read at a time) measures that, rather than the
+// connection's state: a server that stops answering (frozen, or cut off
+// by a firewall that drops packets) leaves the connection up for two
+// thirds of the session timeout, then go-zookeeper reconnects to it and
+// waits for its handshake much longer still. A short outage, such as a
+// server restart, is ridden out.
 func sessionContext(parent context.Context, conn *zkconn.Conn, grace time.Duration) (context.Context, context.CancelCauseFunc) {
 	ctx, cancel := context.WithCancelCause(parent)
-	events, unsubscribe := conn.Subscribe()
-	go func() {
-		defer unsubscribe()
-		var lost <-chan time.Time
-		var timer *time.Timer
-		stop := func() {
-			if timer != nil {
-				timer.Stop()
-				timer, lost = nil, nil
+	every := min(max(grace/5, 20*time.Millisecond), time.Second)
+	var lastOK atomic.Int64 // unix nanoseconds of the last answered probe's start
+	lastOK.Store(time.Now().UnixNano())
+	go func() { // the probe
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			start := time.Now()
+			err := zkconn.Do(ctx, func() error { _, _, err := conn.Exists("/"); return err })
+			if err == nil {
+				lastOK.Store(start.UnixNano())
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
 			}
 		}
-		defer stop()
-		// The state may have changed between Dial and Subscribe.
-		if !conn.Connected() {
-			timer = time.NewTimer(grace)
-			lost = timer.C
-		}
+	}()
+	go func() { // the watch over the probe
+		t := time.NewTicker(every)
+		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-lost:
-				cancel(errZKLost)
-				return
-			case ev := <-events:
-				switch ev.State {
-				case zk.StateHasSession, zk.StateConnected:
-					stop()
-				case zk.StateDisconnected, zk.StateConnecting, zk.StateExpired:
-					if timer == nil {
-						timer = time.NewTimer(grace)
-						lost = timer.C
-					}
+			case <-t.C:
+				if time.Since(time.Unix(0, lastOK.Load())) > grace {
+					cancel(errZKLost)
+					return
 				}
 			}
 		}

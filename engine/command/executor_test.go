@@ -20,6 +20,7 @@ import (
 	// The built-in actions, registered as in the binary, for the commands
 	// run in-process.
 	_ "github.com/jobengine/jobengine/actions"
+	"github.com/jobengine/jobengine/engine/daemon"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
@@ -246,18 +247,44 @@ func TestExecutorSIGTERMDrainsAndSecondSignalStops(t *testing.T) {
 	}
 }
 
+// TestExecutorSIGUSR1DumpsAndKeepsRunning: SIGUSR1 logs a dump made of
+// short lines, readable in the journal in the console format: a summary,
+// each running job, each plugin process with its pid and job, and each
+// group of goroutines; the executor goes on.
 func TestExecutorSIGUSR1DumpsAndKeepsRunning(t *testing.T) {
 	root := testRoot(t)
 	s := testStore(t, root)
-	x := startDaemon(t, root, "executor", "--enable-test-actions", "--name", "x", "--threads", "1", "--plugin-dir", t.TempDir())
+	plugins := filepath.Join(builtBinaries(t), "actions")
+	x := startDaemon(t, root, "executor", "--enable-test-actions", "--name", "x", "--threads", "2", "--plugin-dir", plugins, "--log-format", "console")
 	j := createJob(t, s, "sleep", `{"duration":"1h"}`)
+	h := createJob(t, s, "hello", `{"steps":1000,"delay":"1s"}`)
 	waitJob(t, s, j.ID, 15*time.Second, inState(jobs.Running))
+	waitJob(t, s, h.ID, 15*time.Second, inState(jobs.Running))
 	// The document says RUNNING a moment before the worker counts the job
-	// as running: dump until the table shows it.
+	// as running: dump until the dump shows both.
 	poll.For(t, 10*time.Second, 200*time.Millisecond, func() error {
 		x.signal(syscall.SIGUSR1)
-		return x.hasLog("state dump", j.ID, "goroutine ", "executor.(*Executor).worker")
+		return errors.Join(x.hasLog(daemon.LogDumpJob, j.ID), x.hasLog(daemon.LogDumpJob, h.ID), x.hasLog(daemon.LogDumpPlugin, h.ID))
 	})
+	x.waitLog(5*time.Second, daemon.LogDumpGoroutines, "executor.(*Executor).worker")
+	var plugin struct {
+		Plugin string   `json:"plugin"`
+		PID    int      `json:"pid"`
+		JobIDs []string `json:"job-ids"`
+	}
+	for _, l := range strings.Split(x.out.String(), "\n") {
+		if strings.Contains(l, daemon.LogDump) && len(l) > 4096 {
+			t.Errorf("a dump line of %d bytes: %.200s…", len(l), l)
+		}
+		if i := strings.Index(l, "{"); strings.Contains(l, daemon.LogDumpPlugin) && strings.Contains(l, h.ID) && i >= 0 {
+			if err := json.Unmarshal([]byte(l[i:]), &plugin); err != nil {
+				t.Fatalf("%v: %s", err, l)
+			}
+		}
+	}
+	if plugin.Plugin != "hello" || plugin.PID <= 0 || fmt.Sprint(plugin.JobIDs) != "["+h.ID+"]" || syscall.Kill(plugin.PID, 0) != nil {
+		t.Fatalf("plugin process in the dump: %+v (a live pid?)", plugin)
+	}
 	// Still running: it answers a cancel.
 	if _, err := s.Cancel(context.Background(), j.ID, "test"); err != nil {
 		t.Fatal(err)

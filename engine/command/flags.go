@@ -88,6 +88,8 @@ func commandGlobalFlags() []cli.Flag {
 			f.EnvVars, f.Category = nil, globalCategory
 		case *cli.DurationFlag:
 			f.EnvVars, f.Category = nil, globalCategory
+		case *cli.BoolFlag:
+			f.EnvVars, f.Category = nil, globalCategory
 		default:
 			// globalValue passes values on as text; other kinds need thought.
 			panic(fmt.Sprintf("global flag --%s: kind %T not supported", f.Names()[0], f))

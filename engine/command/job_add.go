@@ -39,6 +39,9 @@ func jobAddCommand() *cli.Command {
 			&cli.IntFlag{Name: "impact", Usage: "the capacity the job takes on its executor (default 1)"},
 			&cli.StringSliceFlag{Name: "depends-on", Usage: "a job (job/<uuid>) that must succeed first; repeat for more"},
 			&cli.BoolFlag{Name: "fanout", Usage: "run the job on every live, enabled executor of --group, under a parent job"},
+			&cli.StringSliceFlag{Name: "notify-started", Usage: "notification template to notify when the job starts; repeat for more"},
+			&cli.StringSliceFlag{Name: "notify-success", Usage: "notification template to notify when the job succeeds; repeat for more"},
+			&cli.StringSliceFlag{Name: "notify-failure", Usage: "notification template to notify when the job fails or is canceled; repeat for more"},
 			maxBacklogFlag(),
 			jsonFlag("print the new job document as JSON instead of its id"),
 		),
@@ -68,6 +71,9 @@ func jobAddCommand() *cli.Command {
 				}
 				n.Scheduling.DependsOn = append(n.Scheduling.DependsOn, id)
 			}
+			n.Notifications.Add(jobs.NotifyStarted, c.StringSlice("notify-started")...)
+			n.Notifications.Add(jobs.NotifySuccess, c.StringSlice("notify-success")...)
+			n.Notifications.Add(jobs.NotifyFailure, c.StringSlice("notify-failure")...)
 			if c.IsSet("payload") {
 				if n.Payload, err = readPayload(c.String("payload")); err != nil {
 					return err
@@ -150,6 +156,9 @@ func checkNewJob(n jobs.NewJob) error {
 	}
 	if err := checkScheduling(n.Scheduling, n.Launch.InstanceGroups); err != nil {
 		return err
+	}
+	if err := n.Notifications.Validate(); err != nil {
+		return usagef("--notify-started/--notify-success/--notify-failure: %s (see jobengine notification list)", strings.TrimPrefix(err.Error(), jobs.ErrInvalid.Error()+": "))
 	}
 	// What is left for the store's own check is not typed by a user.
 	if err := n.Validate(); err != nil {

@@ -46,7 +46,7 @@ func TestSecureZooKeeperExecutorAndDistributor(t *testing.T) {
 		t.Fatal(err)
 	}
 	x := startWith(t, append(slices.Clone(secure), "--zk-session-timeout", "4s", "--log-format", "json",
-		"executor", "--name", "secure-x", "--threads", "2", "--plugin-dir", t.TempDir())...)
+		"executor", "--enable-test-actions", "--name", "secure-x", "--threads", "2", "--plugin-dir", t.TempDir())...)
 	d := startWith(t, append(slices.Clone(secure), "--zk-session-timeout", "4s", "--log-format", "json",
 		"distributor", "--config-dir", cfgDir, "tick")...)
 

@@ -129,7 +129,7 @@ func StartController(ctx context.Context, cfg ControllerConfig) (_ *Controller, 
 	}
 	zctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()
-	store, err := openStore(zctx, conn, es, 0, log)
+	store, err := openStore(zctx, conn, es, 0, log, nil)
 	if err != nil {
 		return nil, err
 	}

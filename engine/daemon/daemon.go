@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -80,9 +81,27 @@ func checkES(cfg *index.Config) error {
 	return c.Close(context.Background())
 }
 
-// dial connects to ZooKeeper within the connect timeout (and ctx).
+// LogWaitingForZK (WARN) is logged when a daemon has waited a second for
+// its first ZooKeeper session.
+const LogWaitingForZK = "waiting for ZooKeeper"
+
+// dial connects to ZooKeeper within the connect timeout (and ctx), and
+// says what it waits for after a second.
 func dial(ctx context.Context, zc zkconn.Config, timeout time.Duration, log *zap.Logger) (*zkconn.Conn, error) {
 	zc.Logger = log.Named("zk")
+	var mu sync.Mutex
+	var last error
+	zc.OnDial = func(a zkconn.DialAttempt) {
+		mu.Lock()
+		last = a.Err
+		mu.Unlock()
+	}
+	notice := time.AfterFunc(time.Second, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		zc.Logger.Warn(LogWaitingForZK, zap.Strings("hosts", zc.Hosts), zap.Duration("connect-timeout", timeout), zap.NamedError("last-dial-error", last))
+	})
+	defer notice.Stop()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return zkconn.Dial(ctx, zc)

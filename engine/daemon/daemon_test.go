@@ -83,7 +83,8 @@ func TestExecutorAndDistributor(t *testing.T) {
 		xcfg := NewExecutorConfig()
 		xcfg.ZK, xcfg.Logger, xcfg.Elasticsearch = zc, log, esCfg
 		xcfg.Name, xcfg.Threads, xcfg.MetricsListen = "x1", 2, "127.0.0.1:0"
-		xcfg.Plugins.Dir, xcfg.EnableTestActions = t.TempDir(), true
+		xcfg.EnableTestActions = true // the distributor's jobs run echo
+		xcfg.Plugins.Dir = t.TempDir()
 		x, err := StartExecutor(context.Background(), xcfg)
 		if err != nil {
 			t.Fatal(err)
@@ -286,7 +287,8 @@ func TestStartFailures(t *testing.T) {
 	goleak.VerifyNone(t, before)
 }
 
-// TestDumpState: the dump names the running jobs and holds the stacks.
+// TestDumpState: the dump is a summary line, a line per running job and
+// a line per group of goroutines, none with a line break.
 func TestDumpState(t *testing.T) {
 	log, obs := logs(t)
 	cfg := NewExecutorConfig()
@@ -304,13 +306,35 @@ func TestDumpState(t *testing.T) {
 	}
 	poll.For(t, wait, 20*time.Millisecond, func() error { return errorIf(len(x.Running()) != 1, "not running yet") })
 	x.DumpState()
-	dumps := obs.FilterMessage("state dump").All()
+	dumps := obs.FilterMessage(LogDump).All()
 	if len(dumps) != 1 {
 		t.Fatalf("%d dumps logged", len(dumps))
 	}
-	f := dumps[0].ContextMap()
-	if f["running"] != int64(1) || !strings.Contains(fmt.Sprint(f["jobs"]), j.ID) || !strings.Contains(fmt.Sprint(f["stacks"]), "executor.(*Executor).worker") {
-		t.Fatalf("dump: %v", f)
+	if f := dumps[0].ContextMap(); f["running"] != int64(1) || f["plugin-processes"] != int64(0) || f["goroutines"].(int64) < 5 {
+		t.Fatalf("summary: %v", f)
+	}
+	jl := obs.FilterMessage(LogDumpJob).All()
+	if len(jl) != 1 || jl[0].ContextMap()["job"] != j.ID || jl[0].ContextMap()["action"] != "sleep" {
+		t.Fatalf("running job lines: %v", jl)
+	}
+	groups := obs.FilterMessage(LogDumpGoroutines).All()
+	worker := false
+	for _, g := range groups {
+		f := g.ContextMap()
+		// The worker running the sleep action: where it waits is the action.
+		if strings.HasPrefix(fmt.Sprint(f["where"]), "actions.") && strings.Contains(fmt.Sprint(f["stack"]), "executor.(*Executor).worker executor.go:") {
+			worker = true
+		}
+	}
+	if !worker || int64(len(groups)) != dumps[0].ContextMap()["goroutine-groups"] {
+		t.Fatalf("goroutine groups (%d): no worker, or not as many as the summary says: %v", len(groups), groups)
+	}
+	for _, e := range obs.All() {
+		for k, v := range e.ContextMap() {
+			if strings.Contains(fmt.Sprint(v), "\n") {
+				t.Errorf("%s: field %s holds a line break", e.Message, k)
+			}
+		}
 	}
 }
 

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"runtime"
 	"sync"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/maintenance"
+	"github.com/jobengine/jobengine/engine/notify"
 	"github.com/jobengine/jobengine/engine/schedule"
 	"github.com/jobengine/jobengine/engine/scheduler"
 	"github.com/jobengine/jobengine/engine/zkconn"
@@ -155,7 +155,10 @@ func StartDistributor(ctx context.Context, cfg DistributorConfig) (_ *Distributo
 	}
 	zctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()
-	store, err := openStore(zctx, conn, es, cfg.MaxBacklog, log)
+	// Jobs notify what is attached to their action (notification attach).
+	store, err := openStore(zctx, conn, es, cfg.MaxBacklog, log, func(sc *jobs.StoreConfig) {
+		sc.Notifications = notify.NewResolver(notify.NewStore(conn))
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -243,11 +246,13 @@ func (d *Distributor) Stop() { d.Shutdown(context.Background()) }
 // Done is closed once the daemon has stopped.
 func (d *Distributor) Done() <-chan struct{} { return d.done }
 
-// DumpState logs every goroutine's stack and what this daemon runs.
+// DumpState logs a summary line (the distributors, whether this process
+// leads the maintenance services) and one line per group of goroutines
+// with the same stack (see LogDump).
 func (d *Distributor) DumpState() {
-	fields := []zap.Field{zap.Int("goroutines", runtime.NumGoroutine()), zap.Strings("distributors", d.names)}
+	fields := []zap.Field{zap.String("daemon", "distributor"), zap.Strings("distributors", d.names)}
 	if d.m != nil {
 		fields = append(fields, zap.Bool("maintenance-leader", d.m.Leading()), zap.Strings("maintenance", d.m.Services()))
 	}
-	d.log.Info("state dump", append(fields, zap.String("stacks", "\n"+stacks()))...)
+	dump(d.log, nil, fields...)
 }

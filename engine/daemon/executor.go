@@ -3,13 +3,11 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"runtime"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -221,12 +219,13 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 		})
 		observers = append(observers, sink)
 	}
-	store, err := openStore(zctx, conn, es, cfg.MaxBacklog, log, observers...)
+	store, err := openStore(zctx, conn, es, cfg.MaxBacklog, log, func(sc *jobs.StoreConfig) { sc.Observers = observers })
 	if err != nil {
 		return nil, err
 	}
 	metrics := executor.NewMetrics()
 	metrics.Registry.MustRegister(d.host.Collector())
+	metrics.Registry.MustRegister(zkCollectors(conn)...)
 	xcfg := executor.Config{
 		Name: cfg.Name, Threads: cfg.Threads, Registry: reg, ActionTimeouts: cfg.ActionTimeouts,
 		ShutdownGrace: cfg.ShutdownGrace, Store: store, Metrics: metrics, Logger: log,
@@ -254,8 +253,11 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 // openStore opens the job store on conn. With an Elasticsearch client it
 // ensures the outbox directories and records every write in the outbox:
 // the one place a daemon wires the outbox.
-func openStore(ctx context.Context, conn *zkconn.Conn, es *index.Client, maxBacklog int, log *zap.Logger, observers ...jobs.Observer) (*jobs.Store, error) {
-	cfg := jobs.StoreConfig{MaxBacklog: maxBacklog, Logger: log.Named("jobs"), Observers: observers}
+func openStore(ctx context.Context, conn *zkconn.Conn, es *index.Client, maxBacklog int, log *zap.Logger, with func(*jobs.StoreConfig)) (*jobs.Store, error) {
+	cfg := jobs.StoreConfig{MaxBacklog: maxBacklog, Logger: log.Named("jobs")}
+	if with != nil {
+		with(&cfg)
+	}
 	if es != nil {
 		if err := index.EnsurePaths(ctx, conn); err != nil {
 			return nil, err
@@ -315,22 +317,20 @@ func (d *Executor) Stop() {
 // Done is closed once the daemon has stopped.
 func (d *Executor) Done() <-chan struct{} { return d.done }
 
-// DumpState logs every goroutine's stack, the running jobs and the plugin
-// processes, for an operator looking at a stuck daemon.
+// DumpState logs, for an operator looking at a stuck daemon, a summary
+// line, one line per running job, one per plugin process (its pid and
+// jobs), and one per group of goroutines with the same stack (see
+// LogDump).
 func (d *Executor) DumpState() {
-	var b strings.Builder
-	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "JOB\tACTION\tATTEMPT\tWORKER\tELAPSED")
 	running := d.Running()
-	for _, r := range running {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", r.Job, r.Action, r.Attempt, r.Worker, time.Since(r.Started).Round(time.Millisecond))
-	}
-	_ = tw.Flush()
 	procs := d.PluginProcesses()
-	d.log.Info("state dump",
-		zap.Int("goroutines", runtime.NumGoroutine()),
-		zap.Int("running", len(running)),
-		zap.Int("plugin-processes", len(procs)),
-		zap.String("jobs", "\n"+b.String()),
-		zap.String("stacks", "\n"+stacks()))
+	dump(d.log, func() {
+		for _, r := range running {
+			d.log.Info(LogDumpJob, zap.String("job", r.Job), zap.String("action", r.Action), zap.Int("attempt", r.Attempt),
+				zap.Int("worker", r.Worker), zap.Duration("elapsed", time.Since(r.Started).Round(time.Millisecond)))
+		}
+		for _, p := range procs {
+			d.log.Info(LogDumpPlugin, zap.String("plugin", p.Plugin), zap.Int("pid", p.PID), zap.Int("jobs", p.Jobs), zap.Strings("job-ids", p.JobIDs))
+		}
+	}, zap.String("daemon", "executor"), zap.String("executor", d.Name()), zap.Int("running", len(running)), zap.Int("plugin-processes", len(procs)))
 }

@@ -128,6 +128,10 @@ type Executor struct {
 	// cancelWatchLoop, so a worker checks for a request without a read.
 	cancels map[string]bool
 
+	// kick asks the heartbeat loop to publish the membership node now:
+	// a job started or ended.
+	kick chan struct{}
+
 	wg       sync.WaitGroup // workers
 	bg       sync.WaitGroup // heartbeat, cancel watcher, session watcher
 	bgCancel context.CancelFunc
@@ -208,6 +212,7 @@ func Start(ctx context.Context, conn *zkconn.Conn, cfg Config) (*Executor, error
 		started: time.Now().UTC(),
 		host:    host,
 		running: make(map[string]*run),
+		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
 	if err := e.store.Ensure(ctx); err != nil {
@@ -455,10 +460,12 @@ func (e *Executor) execute(log *zap.Logger, worker int, h jobs.Hold, j *jobs.Job
 	e.running[j.UUID()] = r
 	gen := e.lostGen
 	e.mu.Unlock()
+	e.publishMember()
 	defer func() {
 		e.mu.Lock()
 		delete(e.running, j.UUID())
 		e.mu.Unlock()
+		e.publishMember()
 	}()
 	// A cancel request listed before we registered the run (one listed
 	// after it cancels the run from cancelWatchLoop).

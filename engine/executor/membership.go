@@ -73,27 +73,71 @@ func (e *Executor) register(ctx context.Context) error {
 			}
 			var m Member
 			_ = json.Unmarshal(data, &m)
+			if gerr == nil && e.deadMember(m) {
+				// Its process is gone (killed, so it could not remove the
+				// node) and its session has not expired yet: the name is
+				// free.
+				e.log.Warn(LogDeadMemberRemoved, zap.Int("dead-pid", m.PID), zap.Time("dead-started", m.Started))
+				if err := e.conn.Delete(e.memberPath(), st.Version); err != nil && !errors.Is(err, zk.ErrNoNode) {
+					return err
+				}
+				_, err = e.conn.Create(e.memberPath(), e.member(), zk.FlagEphemeral, zkconn.ACL)
+				if !errors.Is(err, zk.ErrNodeExists) {
+					return err
+				}
+			}
 			return fmt.Errorf("%w: executor %q is already running (pid %d on %s); give this one another --name", ErrNameInUse, e.cfg.Name, m.PID, m.Host)
 		}
 		return err
 	})
 }
 
+// memberUpdateGap is the least time between two updates of the
+// membership node for jobs starting and ending: a burst of them is one
+// write.
+const memberUpdateGap = 100 * time.Millisecond
+
+// publishMember asks the heartbeat loop to publish the membership node
+// now, so that `cluster status` shows what runs without waiting for the
+// next heartbeat.
+func (e *Executor) publishMember() {
+	select {
+	case e.kick <- struct{}{}:
+	default: // already asked
+	}
+}
+
 // heartbeatLoop keeps the membership node current, recreating it after a
-// new session, and records each heartbeat's time with the instance record.
+// new session: every heartbeat, and when a job starts or ends. Each
+// heartbeat's time is also recorded with the instance record.
 func (e *Executor) heartbeatLoop(ctx context.Context) {
 	defer e.bg.Done()
 	t := time.NewTicker(e.cfg.Heartbeat)
 	defer t.Stop()
+	var last time.Time
 	for {
+		beat := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			beat = true
+		case <-e.kick:
+			if wait := time.Until(last.Add(memberUpdateGap)); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
 		}
+		last = time.Now()
 		e.cfg.Metrics.setBusy(len(e.Running()))
-		if n, err := e.store.Queue().Len(ctx); err == nil {
-			e.cfg.Metrics.setDepth(n)
+		if beat {
+			// A listing of the queue: once per heartbeat, not per job.
+			if n, err := e.store.Queue().Len(ctx); err == nil {
+				e.cfg.Metrics.setDepth(n)
+			}
 		}
 		err := zkconn.Do(ctx, func() error {
 			_, err := e.conn.Set(e.memberPath(), e.member(), -1)
@@ -102,7 +146,7 @@ func (e *Executor) heartbeatLoop(ctx context.Context) {
 			}
 			return err
 		})
-		if err == nil {
+		if err == nil && beat {
 			err = instance.Touch(ctx, e.conn, e.cfg.Name, time.Now())
 		}
 		if err != nil && ctx.Err() == nil {

@@ -147,6 +147,10 @@ type Job struct {
 	// concurrency keys, dependencies, explanation, placement: see
 	// scheduling.go); the instance groups are Launch's.
 	Scheduling
+
+	// Notifications names the notification templates the job notifies
+	// when it starts, succeeds or fails (see notices.go).
+	Notifications *Notifications `json:"notifications,omitempty"`
 }
 
 // UUID returns the uuid part of the job id.

@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -204,6 +205,8 @@ type Process struct {
 	Plugin string `json:"plugin"`
 	PID    int    `json:"pid"`
 	Jobs   int    `json:"jobs"` // jobs running in it now
+	// JobIDs are the ids of the jobs running in it now.
+	JobIDs []string `json:"job-ids,omitempty"`
 }
 
 // Host holds the plugins of one executor and their processes.
@@ -440,7 +443,7 @@ func (h *Host) Processes() []Process {
 	for _, pl := range h.plugins {
 		pl.mu.Lock()
 		for _, p := range pl.procs {
-			out = append(out, Process{Plugin: pl.name, PID: p.pid, Jobs: p.jobs})
+			out = append(out, Process{Plugin: pl.name, PID: p.pid, Jobs: p.jobs, JobIDs: slices.Clone(p.jobIDs)})
 		}
 		pl.mu.Unlock()
 	}

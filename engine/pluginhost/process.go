@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -153,6 +154,18 @@ func (pl *plugin) release(p *proc, clean bool) {
 	}
 }
 
+// track records that p runs a job (running) or no longer does, for
+// Processes.
+func (pl *plugin) track(p *proc, jobID string, running bool) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if running {
+		p.jobIDs = append(p.jobIDs, jobID)
+	} else if i := slices.Index(p.jobIDs, jobID); i >= 0 {
+		p.jobIDs = slices.Delete(p.jobIDs, i, i+1)
+	}
+}
+
 func (pl *plugin) removeLocked(p *proc) {
 	for i, q := range pl.procs {
 		if q == p {
@@ -206,6 +219,7 @@ type proc struct {
 	out    *output
 
 	jobs      int       // guarded by pl.mu
+	jobIDs    []string  // of the jobs running in it; guarded by pl.mu
 	idleSince time.Time // guarded by pl.mu
 
 	runs     atomic.Uint64 // run ids

@@ -37,8 +37,10 @@ func (rn *runner) Run(ctx context.Context, job *action.Job, r action.Reporter) (
 	if err != nil {
 		return action.Result{}, err
 	}
+	rn.pl.track(p, job.ID, true)
 	res, err, clean := p.run(ctx, rn.action, job, r)
 	rn.pl.logs.flush()
+	rn.pl.track(p, job.ID, false)
 	rn.pl.release(p, clean)
 	return res, err
 }

@@ -212,9 +212,3 @@ func (c *Conn) Multi(ops ...interface{}) ([]zk.MultiResponse, error) {
 	}
 	return c.Conn.Multi(out...)
 }
-
-// Close ends the session.
-func (c *Conn) Close() {
-	acls.Delete(c.Conn)
-	c.Conn.Close()
-}

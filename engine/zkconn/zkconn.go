@@ -13,6 +13,8 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -56,7 +58,36 @@ type Config struct {
 	// TLS, when set, makes every connection TLS (ZooKeeper's
 	// secureClientPort); nil means plain TCP.
 	TLS *tls.Config
+	// OnDial, when set, is told of every attempt to open a TCP connection
+	// to a server, so a caller can tell "nothing listens" from "no answer
+	// yet". It is called from the connection's goroutine and must not
+	// block.
+	OnDial func(DialAttempt)
 }
+
+// DialAttempt is one attempt to open a TCP connection to a server.
+type DialAttempt struct {
+	// Server is the "host:port" tried.
+	Server string
+	// Err is why the connection could not be opened; nil when it was.
+	Err error
+}
+
+// Refused reports whether the server refused the connection: nothing
+// listens at its address.
+func (a DialAttempt) Refused() bool { return errors.Is(a.Err, syscall.ECONNREFUSED) }
+
+// Log messages of the connection's state, for checkers that look for them.
+const (
+	// LogConnectionLost (WARN) is logged once when a connection that had a
+	// session goes down.
+	LogConnectionLost = "zookeeper connection lost"
+	// LogConnectionBack (INFO) is logged when a session is held again.
+	LogConnectionBack = "zookeeper connection restored"
+	// LogSessionExpired (WARN) is logged when the server expired the
+	// session: ephemeral nodes and watches of the old session are gone.
+	LogSessionExpired = "zookeeper session expired"
+)
 
 // ParseHosts splits a comma-separated host list, trimming blanks, and adds
 // port 2181 where none is given.
@@ -104,6 +135,12 @@ type Conn struct {
 	mu   sync.Mutex
 	subs map[int]chan zk.Event
 	next int
+	// down is when a connection with a session was lost (zero while
+	// connected, and before the first session); guarded by mu.
+	down        time.Time
+	hadSession  bool // guarded by mu
+	closing     bool // Close was called; guarded by mu
+	expirations atomic.Int64
 }
 
 // Dial connects and waits until a session is established or ctx ends.
@@ -132,11 +169,18 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	if cfg.TLS != nil {
 		dialer = tlsDialer(cfg.TLS)
 	}
+	onDial := cfg.OnDial
 	zc, events, err := zk.Connect(cfg.Hosts, cfg.SessionTimeout,
-		zk.WithDialer(dialer),
 		zk.WithLogger(zkLogger{logger.Sugar()}),
 		zk.WithLogInfo(false),
 		zk.WithMaxBufferSize(MaxResponseBytes),
+		zk.WithDialer(func(network, address string, timeout time.Duration) (net.Conn, error) {
+			conn, err := dialer(network, address, timeout)
+			if onDial != nil {
+				onDial(DialAttempt{Server: address, Err: err})
+			}
+			return conn, err
+		}),
 		zk.WithEventCallback(func(ev zk.Event) {
 			if ev.Type == zk.EventSession && ev.State == zk.StateHasSession {
 				once.Do(func() { close(established) })
@@ -217,6 +261,15 @@ func (c *Conn) tryAuthenticate(ctx context.Context, auth *Auth) error {
 	}
 }
 
+// Close ends the session (a disconnection that is not logged as lost).
+func (c *Conn) Close() {
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	acls.Delete(c.Conn)
+	c.Conn.Close()
+}
+
 // Root returns the root prefix.
 func (c *Conn) Root() string { return c.root }
 
@@ -249,16 +302,27 @@ func (c *Conn) publish(ev zk.Event) {
 	if ev.Type != zk.EventSession {
 		return
 	}
-	switch ev.State {
-	case zk.StateExpired:
-		c.logger.Warn("zookeeper session expired")
-	case zk.StateDisconnected:
-		c.logger.Info("zookeeper disconnected", zap.String("server", ev.Server))
-	case zk.StateHasSession:
-		c.logger.Debug("zookeeper session established", zap.String("server", ev.Server))
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	switch ev.State {
+	case zk.StateExpired:
+		c.expirations.Add(1)
+		c.logger.Warn(LogSessionExpired)
+	case zk.StateDisconnected:
+		// go-zookeeper reports each failed reconnection again: one line
+		// per outage.
+		if c.hadSession && c.down.IsZero() && !c.closing {
+			c.down = time.Now()
+			c.logger.Warn(LogConnectionLost, zap.String("server", ev.Server))
+		}
+	case zk.StateHasSession:
+		if !c.down.IsZero() {
+			c.logger.Info(LogConnectionBack, zap.String("server", ev.Server), zap.Duration("down", time.Since(c.down).Round(time.Millisecond)))
+		} else {
+			c.logger.Debug("zookeeper session established", zap.String("server", ev.Server))
+		}
+		c.down, c.hadSession = time.Time{}, true
+	}
 	for _, ch := range c.subs {
 		select {
 		case ch <- ev:
@@ -269,6 +333,10 @@ func (c *Conn) publish(ev zk.Event) {
 
 // Connected reports whether the connection currently has a session.
 func (c *Conn) Connected() bool { return c.State() == zk.StateHasSession }
+
+// SessionExpirations counts the sessions the server expired under this
+// connection (each time, go-zookeeper opened a new one).
+func (c *Conn) SessionExpirations() int64 { return c.expirations.Load() }
 
 // Do runs fn, a blocking go-zookeeper call, and returns its error, or an
 // error wrapping ErrUnavailable and ctx's error if ctx ends first. The call

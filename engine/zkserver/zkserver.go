@@ -67,6 +67,9 @@ type Options struct {
 	// SuperDigest, "user:HASH" as zkconn.DigestID makes it, is a super
 	// user that passes every ACL, for tests that inspect what others wrote.
 	SuperDigest string
+	// ClientPort is the client port of a standalone server; 0: a free
+	// port. Start fails when it is taken.
+	ClientPort int
 }
 
 // NettyJars are the jars the Netty server (TLS) needs besides those that
@@ -157,6 +160,9 @@ func Start(opts Options) (*Cluster, error) {
 	if (opts.TLSKeyStore == "") != (opts.TLSTrustStore == "") {
 		return nil, errors.New("zkserver: TLS needs both a key store and a trust store")
 	}
+	if opts.ClientPort != 0 && opts.Servers != 1 {
+		return nil, errors.New("zkserver: a client port can be chosen for a standalone server only")
+	}
 	per := 3
 	if opts.tls() {
 		per = 4
@@ -164,6 +170,9 @@ func Start(opts Options) (*Cluster, error) {
 	ports, err := FreePorts(per * opts.Servers)
 	if err != nil {
 		return nil, err
+	}
+	if opts.ClientPort != 0 {
+		ports[0] = opts.ClientPort
 	}
 	for i := 0; i < opts.Servers; i++ {
 		s := &Server{
@@ -300,6 +309,14 @@ func (s *Server) Start() error {
 	}()
 	s.cmd, s.done = cmd, done
 	return nil
+}
+
+// Exited is closed when the node's process, as last started, has exited
+// (nil when it is not running).
+func (s *Server) Exited() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.done
 }
 
 // Running reports whether the node's process is running (it may be paused).
