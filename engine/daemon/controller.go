@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"runtime"
 	"sync"
 	"time"
 
@@ -188,9 +187,9 @@ func (d *Controller) Stop() { d.Shutdown(context.Background()) }
 // Done is closed once the daemon has stopped.
 func (d *Controller) Done() <-chan struct{} { return d.done }
 
-// DumpState logs every goroutine's stack and whether this controller leads.
+// DumpState logs whether this controller leads the maintenance services,
+// and its goroutines (see LogDump).
 func (d *Controller) DumpState() {
-	d.log.Info("state dump", zap.Int("goroutines", runtime.NumGoroutine()),
-		zap.Bool("maintenance-leader", d.m.Leading()), zap.Strings("maintenance", d.m.Services()),
-		zap.String("stacks", "\n"+stacks()))
+	dump(d.log, nil, zap.String("daemon", "controller"),
+		zap.Bool("maintenance-leader", d.m.Leading()), zap.Strings("maintenance", d.m.Services()))
 }
