@@ -292,6 +292,11 @@ func (a eventAdapter) Event(jobID, kind, level, message string, fields map[strin
 	a.sink.Emit(ev)
 }
 
+// ActionEvent indexes an action's structured event (an Ansible job event).
+func (a eventAdapter) ActionEvent(jobID string, attempt int, ev action.Event) {
+	a.sink.Emit(index.ActionEvent(jobID, attempt, ev))
+}
+
 func clusterCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "cluster",

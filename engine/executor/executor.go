@@ -50,6 +50,13 @@ type EventSink interface {
 	Event(jobID, kind, level, message string, fields map[string]any)
 }
 
+// StructuredEvents is implemented by an EventSink that indexes the
+// structured events of actions (action.Event) with their fields; a sink
+// without it receives their messages as log events.
+type StructuredEvents interface {
+	ActionEvent(jobID string, attempt int, ev action.Event)
+}
+
 // Config configures an executor.
 type Config struct {
 	// Name identifies the executor (default hostname-pid); it names its
@@ -472,6 +479,7 @@ func (e *Executor) execute(log *zap.Logger, worker int, it *queue.Item, j *jobs.
 		code := res.ReturnCode
 		rc = &code
 		state, msg = jobs.Success, res.Message
+		j.HostSummary = res.Hosts
 		if code != 0 {
 			state = jobs.Failed
 			if msg == "" {

@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/jobengine/jobengine/engine/action"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/queue"
 )
@@ -28,7 +29,7 @@ type reporter struct {
 	progress int
 	status   string
 	affected []string
-	lines    []jobs.LogLine
+	lines    []logEntry
 	stopped  bool
 
 	stop chan struct{}
@@ -87,18 +88,45 @@ func (r *reporter) Affected(hrefs ...string) {
 	r.dirty = true
 }
 
-func (r *reporter) Log(level, msg string) {
+// logEntry is a log line of the action, or a structured event (whose
+// message, when it has one, is also a line of the job's log).
+type logEntry struct {
+	line jobs.LogLine
+	ev   *action.Event
+}
+
+func logLevel(level string) string {
 	switch level {
 	case "debug", "info", "warn", "error":
-	default:
-		level = "info"
+		return level
 	}
+	return "info"
+}
+
+func (r *reporter) Log(level, msg string) {
+	level = logLevel(level)
 	r.mu.Lock()
 	if len(r.lines) < 10_000 { // bounded between flushes
-		r.lines = append(r.lines, jobs.LogLine{Time: time.Now().UTC(), Level: level, Message: jobs.TruncateStatus(msg)})
+		r.lines = append(r.lines, logEntry{line: jobs.LogLine{Time: time.Now().UTC(), Level: level, Message: jobs.TruncateStatus(msg)}})
 	}
 	r.mu.Unlock()
 	r.log.Debug("action log", zap.String("level", level), zap.String("line", msg))
+}
+
+// Event records a structured event: its message goes to the job's log like
+// a log line, the event itself to an event sink that indexes structured
+// events (one that does not gets the message as a log line).
+func (r *reporter) Event(ev action.Event) {
+	ev.Level = logLevel(ev.Level)
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	ev.Time = ev.Time.UTC()
+	r.mu.Lock()
+	if len(r.lines) < 10_000 {
+		r.lines = append(r.lines, logEntry{line: jobs.LogLine{Time: ev.Time, Level: ev.Level, Message: jobs.TruncateStatus(ev.Message)}, ev: &ev})
+	}
+	r.mu.Unlock()
 }
 
 func (r *reporter) flush() {
@@ -131,14 +159,28 @@ func (r *reporter) flush() {
 
 	uid := r.job.UUID()
 	if len(lines) > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := r.e.store.AppendLog(ctx, uid, lines); err != nil {
-			r.log.Debug("writing the job's log tail failed", zap.Error(err))
+		tail := make([]jobs.LogLine, 0, len(lines))
+		for _, l := range lines {
+			if l.line.Message != "" || l.ev == nil {
+				tail = append(tail, l.line)
+			}
 		}
-		cancel()
+		if len(tail) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := r.e.store.AppendLog(ctx, uid, tail); err != nil {
+				r.log.Debug("writing the job's log tail failed", zap.Error(err))
+			}
+			cancel()
+		}
 		if r.e.cfg.Events != nil {
+			structured, _ := r.e.cfg.Events.(StructuredEvents)
 			for _, l := range lines {
-				r.e.cfg.Events.Event(r.job.ID, "log", l.Level, l.Message, nil)
+				switch {
+				case l.ev != nil && structured != nil:
+					structured.ActionEvent(r.job.ID, r.job.Attempt, *l.ev)
+				case l.line.Message != "" || l.ev == nil:
+					r.e.cfg.Events.Event(r.job.ID, "log", l.line.Level, l.line.Message, nil)
+				}
 			}
 		}
 	}

@@ -133,6 +133,9 @@ type Job struct {
 	CreatedBy string `json:"created-by,omitempty"`
 	// Tick is the schedule tick that created the job, for distributor jobs.
 	Tick string `json:"tick,omitempty"`
+	// HostSummary is the outcome per host of a job whose action reports
+	// one (Ansible's play recap); see hosts.go.
+	HostSummary *HostSummary `json:"host-summary,omitempty"`
 }
 
 // UUID returns the uuid part of the job id.
