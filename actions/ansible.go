@@ -12,6 +12,7 @@ import (
 
 	"github.com/jobengine/jobengine/engine/action"
 	"github.com/jobengine/jobengine/engine/ansible"
+	"github.com/jobengine/jobengine/engine/credential"
 )
 
 // AnsiblePlaybookName is the name of the action that runs ansible-playbook.
@@ -37,7 +38,7 @@ type AnsibleOptions struct {
 // CredentialResolver returns the credentials of the given names, decrypted,
 // for one run.
 type CredentialResolver interface {
-	Resolve(ctx context.Context, names []string) ([]ansible.Credential, error)
+	Resolve(ctx context.Context, names []string) ([]*credential.Credential, error)
 }
 
 // ErrNoCredentials means a payload names credentials in a process that
@@ -76,7 +77,7 @@ func (p *playbookRunner) Run(ctx context.Context, j *action.Job, r action.Report
 	if err != nil {
 		return action.Result{}, err
 	}
-	var creds []ansible.Credential
+	var creds []*credential.Credential
 	if len(payload.Credentials) > 0 {
 		if p.opts.Credentials == nil {
 			return action.Result{}, fmt.Errorf("%w: the payload names %s, but this executor has no credential key (start it with --credential-key-file)",

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jobengine/jobengine/engine/action"
+	"github.com/jobengine/jobengine/engine/credential"
 )
 
 // DefaultBinary is where Debian's ansible-core installs ansible-playbook.
@@ -96,7 +97,7 @@ type Run struct {
 	Binary string
 	// Credentials are the resolved credentials of the payload: their files
 	// are written into Dir/env for the run only and removed after it.
-	Credentials []Credential
+	Credentials []*credential.Credential
 	// Redactor, when set, gets every secret of Credentials; events, output
 	// and artifacts pass through it.
 	Redactor *Redactor
@@ -386,7 +387,7 @@ func (r *Run) prepare(project, playbook string) (*prepared, error) {
 		return nil, err
 	}
 	for _, c := range r.Credentials {
-		r.Redactor.Add(c.Secrets()...)
+		r.Redactor.Add(c.SecretValues()...)
 	}
 	args = append(args, creds.args...)
 	for k, v := range creds.env {

@@ -22,7 +22,9 @@ import (
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
+	"github.com/jobengine/jobengine/actions"
 	"github.com/jobengine/jobengine/engine/action"
+	"github.com/jobengine/jobengine/engine/credential"
 	"github.com/jobengine/jobengine/engine/executor"
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
@@ -105,6 +107,7 @@ func executorCommand() *cli.Command {
 			&cli.DurationFlag{Name: "shutdown-grace", Value: 2 * time.Minute, EnvVars: envs("JOBENGINE_SHUTDOWN_GRACE"), Usage: "how long running jobs may finish after SIGTERM"},
 			&cli.StringFlag{Name: "metrics-listen", EnvVars: envs("JOBENGINE_METRICS_LISTEN"), Usage: "serve Prometheus metrics on this address, e.g. :9310 (off by default)"},
 			maxBacklogFlag(),
+			credentialKeyFlag(),
 		}, pluginFlags()...),
 		Action: runExecutor,
 	}
@@ -121,6 +124,10 @@ func runExecutor(c *cli.Context) error {
 		return usagef("--shutdown-grace must be positive")
 	}
 	timeouts, err := parseActionTimeouts(c.StringSlice("action-timeout"))
+	if err != nil {
+		return err
+	}
+	key, err := credentialKey(c, false)
 	if err != nil {
 		return err
 	}
@@ -154,6 +161,14 @@ func runExecutor(c *cli.Context) error {
 	defer conn.Close()
 
 	reg := action.Builtins()
+	ansibleOpts := actions.AnsibleOptions{Logger: log}
+	if key != nil {
+		ansibleOpts.Credentials = credential.NewStore(conn, key)
+		log.Info("credentials can be opened", zap.String("key-id", key.ID()))
+	}
+	if err := reg.Replace(actions.AnsiblePlaybook(ansibleOpts)); err != nil {
+		return err
+	}
 	host, err := loadPlugins(c, reg, log)
 	if err != nil {
 		return err

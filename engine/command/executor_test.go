@@ -64,10 +64,16 @@ type proc struct {
 
 func startDaemon(t *testing.T, root string, args ...string) *proc {
 	t.Helper()
+	return startDaemonEnv(t, root, nil, args...)
+}
+
+// startDaemonEnv starts a daemon with variables added to its environment.
+func startDaemonEnv(t *testing.T, root string, env []string, args ...string) *proc {
+	t.Helper()
 	dir := builtBinaries(t)
 	full := append([]string{"--zk-hosts", testZK.ConnectString(), "--zk-root", root, "--zk-session-timeout", "2s", "--log-format", "json"}, args...)
 	cmd := exec.Command(filepath.Join(dir, "jobengine"), full...)
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=")
+	cmd.Env = append(append(os.Environ(), "NOTIFY_SOCKET="), env...)
 	d := &proc{t: t, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = d.out, d.out
 	if err := cmd.Start(); err != nil {
