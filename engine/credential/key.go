@@ -106,7 +106,9 @@ const algorithm = "AES-256-GCM"
 
 // aad binds a ciphertext to its credential: secrets copied onto another
 // credential's node do not decrypt.
-func aad(name string, kind Kind) []byte { return []byte("jobengine-credential\x00" + name + "\x00" + string(kind)) }
+func aad(name string, kind Kind) []byte {
+	return []byte("jobengine-credential\x00" + name + "\x00" + string(kind))
+}
 
 func (k *Key) seal(plain []byte, name string, kind Kind) (sealed, error) {
 	nonce := make([]byte, k.aead.NonceSize())
