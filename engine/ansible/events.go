@@ -3,6 +3,7 @@ package ansible
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -159,11 +160,16 @@ func (e *Event) Time() time.Time {
 	return time.Time{}
 }
 
-// Message is the event's text: its stdout, or for an event without text a
-// short description ("playbook_on_start site.yml").
+// ansiEscape matches the terminal colour codes of output made for a
+// terminal (ansible-runner's workers keep them).
+var ansiEscape = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
+
+// Message is the event's text: its stdout without terminal colour codes, or
+// for an event without text a short description ("playbook_on_start
+// site.yml").
 func (e *Event) Message() string {
 	if e.Stdout != "" {
-		return e.Stdout
+		return ansiEscape.ReplaceAllString(e.Stdout, "")
 	}
 	parts := []string{e.Event}
 	switch {

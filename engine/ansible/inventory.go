@@ -97,9 +97,10 @@ case "$1" in
 esac
 `
 
-// writeInventory writes the inventory into dir/inventory and returns the
-// path to give ansible-playbook's -i.
-func writeInventory(dir string, raw json.RawMessage) (string, error) {
+// WriteInventory writes an inventory in Ansible's JSON format into
+// dir/inventory (hosts.json and the executable hosts that prints it) and
+// returns the path to give ansible-playbook's -i: dir/inventory/hosts.
+func WriteInventory(dir string, raw json.RawMessage) (string, error) {
 	inv := filepath.Join(dir, "inventory")
 	if err := os.MkdirAll(inv, 0o700); err != nil {
 		return "", err

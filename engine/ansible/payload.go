@@ -95,7 +95,9 @@ func (p *Payload) EffectiveForks() int {
 }
 
 // Validate reports what is wrong with p, without touching the file system.
-func (p *Payload) Validate() error {
+func (p *Payload) Validate() error { return p.validate(true) }
+
+func (p *Payload) validate(inventory bool) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrPayload}, args...)...)
 	}
@@ -108,8 +110,10 @@ func (p *Payload) Validate() error {
 	if err := checkPlaybookPath(p.Playbook); err != nil {
 		return err
 	}
-	if _, err := InventoryHosts(p.Inventory); err != nil {
-		return err
+	if inventory {
+		if _, err := InventoryHosts(p.Inventory); err != nil {
+			return err
+		}
 	}
 	if strings.ContainsAny(p.Limit, "\n\r\x00") {
 		return bad("\"limit\" must be one line (a host pattern such as \"web:&prod\")")

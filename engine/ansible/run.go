@@ -93,6 +93,9 @@ type Run struct {
 	// ProjectDir, when set, replaces the payload's project directory (a
 	// transmitted run has the project in Dir/project).
 	ProjectDir string
+	// InventoryPath, when set, is the inventory to use (a file or
+	// directory the caller checked) instead of the payload's.
+	InventoryPath string
 	// Binary is ansible-playbook's path (see FindBinary).
 	Binary string
 	// Credentials are the resolved credentials of the payload: their files
@@ -166,7 +169,7 @@ func (r *Run) Execute(ctx context.Context) (Outcome, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	if err := r.Payload.Validate(); err != nil {
+	if err := r.Payload.validate(r.InventoryPath == ""); err != nil {
 		return Outcome{}, err
 	}
 	bin, err := FindBinary(r.Binary)
@@ -342,9 +345,12 @@ func (r *Run) prepare(project, playbook string) (*prepared, error) {
 	if err := os.MkdirAll(filepath.Join(artifacts, "job_events"), 0o700); err != nil {
 		return nil, fmt.Errorf("private data directory: %w", err)
 	}
-	inv, err := writeInventory(r.Dir, r.Payload.Inventory)
-	if err != nil {
-		return nil, fmt.Errorf("private data directory: %w", err)
+	inv := r.InventoryPath
+	if inv == "" {
+		var err error
+		if inv, err = WriteInventory(r.Dir, r.Payload.Inventory); err != nil {
+			return nil, fmt.Errorf("private data directory: %w", err)
+		}
 	}
 	cb, err := writeCallback(filepath.Join(r.Dir, "callback"))
 	if err != nil {
@@ -393,7 +399,9 @@ func (r *Run) prepare(project, playbook string) (*prepared, error) {
 	for k, v := range creds.env {
 		set[k] = v
 	}
-	args = append(args, playbook)
+	// Relative to the project, the working directory, as ansible-runner
+	// runs it: events name the playbook as the project does.
+	args = append(args, filepath.Clean(r.Payload.Playbook))
 
 	env := make([]string, 0, len(os.Environ())+len(set))
 	for _, kv := range os.Environ() {

@@ -235,3 +235,25 @@ func (c *Credential) SecretValues() []string {
 	}
 	return out
 }
+
+// Portable is a credential with its secrets, as it travels to a remote
+// worker inside the private data directory of a run (a file of mode 0600
+// that the worker removes once read). The stream that carries it must be
+// as private as the worker's connection (ssh).
+type Portable struct {
+	Credential
+	Secrets Secrets `json:"secrets"`
+}
+
+// Portable returns c with its secrets, to transmit.
+func (c *Credential) Portable() Portable { return Portable{Credential: *c, Secrets: c.Secrets} }
+
+// Open returns the credential a Portable carries, validated.
+func (p *Portable) Open() (*Credential, error) {
+	c := p.Credential
+	c.Secrets = p.Secrets
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
