@@ -23,6 +23,10 @@ var (
 	// ErrPluginKilled is wrapped by runners whose plugin process had to be
 	// killed because it ignored cancellation past its grace period.
 	ErrPluginKilled = errors.New("plugin killed")
+	// ErrLost is wrapped by runners whose run was lost with the machine or
+	// connection it ran over (a remote node): the executor applies the
+	// action's lost-job policy, as for a job whose executor died.
+	ErrLost = errors.New("run lost")
 )
 
 // LostPolicy says what the executor does with a job of this action that it

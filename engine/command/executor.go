@@ -29,6 +29,7 @@ import (
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/pluginhost"
+	"github.com/jobengine/jobengine/engine/remote"
 	"github.com/jobengine/jobengine/engine/version"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
@@ -108,6 +109,11 @@ func executorCommand() *cli.Command {
 			&cli.StringFlag{Name: "metrics-listen", EnvVars: envs("JOBENGINE_METRICS_LISTEN"), Usage: "serve Prometheus metrics on this address, e.g. :9310 (off by default)"},
 			maxBacklogFlag(),
 			credentialKeyFlag(),
+			&cli.StringFlag{Name: "remote-command", EnvVars: envs("JOBENGINE_REMOTE_COMMAND"),
+				Usage: "run every job on remote nodes through this command, {node} replaced, e.g. 'ssh -T {node} jobengine worker --keepalive-seconds 10'"},
+			&cli.StringSliceFlag{Name: "remote-node", EnvVars: envs("JOBENGINE_REMOTE_NODE"), Usage: "a node of --remote-command (repeatable)"},
+			&cli.DurationFlag{Name: "remote-idle-timeout", EnvVars: envs("JOBENGINE_REMOTE_IDLE_TIMEOUT"),
+				Usage: "fail a remote run that sends nothing for this long, keepalives included (0: never)"},
 		}, pluginFlags()...),
 		Action: runExecutor,
 	}
@@ -130,6 +136,9 @@ func runExecutor(c *cli.Context) error {
 	key, err := credentialKey(c, false)
 	if err != nil {
 		return err
+	}
+	if c.String("remote-command") == "" && len(c.StringSlice("remote-node")) > 0 {
+		return usagef("--remote-node needs --remote-command, the command that reaches a node's worker")
 	}
 	log, err := logger(c)
 	if err != nil {
@@ -174,6 +183,33 @@ func runExecutor(c *cli.Context) error {
 		return err
 	}
 	defer host.Close()
+	if rc := c.String("remote-command"); rc != "" {
+		pool, err := remote.NewPool(remote.PoolOptions{
+			Command: rc, Nodes: c.StringSlice("remote-node"), Credentials: ansibleOpts.Credentials,
+			IdleTimeout: c.Duration("remote-idle-timeout"), Logger: log.Named("remote"),
+		})
+		if err != nil {
+			return &UsageError{Err: err}
+		}
+		for _, d := range reg.List() {
+			_ = reg.Replace(pool.Wrap(d))
+		}
+		pool.Refresh(c.Context)
+		refreshCtx, stopRefresh := context.WithCancel(context.Background())
+		defer stopRefresh()
+		go func() {
+			t := time.NewTicker(time.Minute)
+			defer t.Stop()
+			for {
+				select {
+				case <-refreshCtx.Done():
+					return
+				case <-t.C:
+					pool.Refresh(refreshCtx)
+				}
+			}
+		}()
+	}
 
 	storeCfg := jobs.StoreConfig{MaxBacklog: c.Int("max-backlog"), Logger: log.Named("jobs")}
 	var sink *index.EventSink

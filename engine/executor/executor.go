@@ -473,6 +473,10 @@ func (e *Executor) execute(log *zap.Logger, worker int, it *queue.Item, j *jobs.
 		if errors.Is(runErr, action.ErrPluginKilled) {
 			msg += ", plugin killed"
 		}
+	case errors.Is(runErr, action.ErrLost) && def.LostPolicy == action.Rerun && j.Attempt < def.MaxAttempts:
+		log.Warn("the run was lost with its remote node or connection; running the job again", zap.Error(runErr), zap.Int("attempt", j.Attempt))
+		e.requeueLost(log, it, j, ver, runErr)
+		return
 	case runErr != nil:
 		state, msg = jobs.Failed, runErr.Error()
 	default:
@@ -619,6 +623,28 @@ func (e *Executor) requeue(log *zap.Logger, it *queue.Item, j *jobs.Job, ver int
 		return
 	}
 	log.Info("job requeued: executor stopping")
+}
+
+// requeueLost gives back a job whose run was lost (action.ErrLost) under a
+// rerun policy: RUNNING → QUEUED with the entry released, the attempt
+// counted, so the lost-job policy bounds the reruns.
+func (e *Executor) requeueLost(log *zap.Logger, it *queue.Item, j *jobs.Job, ver int32, cause error) {
+	if err := j.Transition(jobs.Queued, time.Now()); err != nil {
+		e.release(log, it)
+		return
+	}
+	j.Executor = ""
+	j.StatusMessage = jobs.TruncateStatus(fmt.Sprintf("requeued after attempt %d: %v", j.Attempt, cause))
+	ops, err := e.store.WriteOps(j, ver)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
+		err = e.consumer.Release(ctx, it, ops...)
+		cancel()
+	}
+	if err != nil {
+		log.Warn("requeuing the lost run failed; it will be rerun as lost", zap.Error(err))
+		e.release(log, it)
+	}
 }
 
 // requeueHeld requeues a job whose action was canceled because the session

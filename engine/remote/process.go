@@ -143,7 +143,7 @@ func (p *Processor) Run(ctx context.Context, in io.Reader) (Outcome, error) {
 			timer.Reset(p.IdleTimeout)
 		}
 		if errors.Is(rr.err, io.EOF) {
-			return fail(&StreamError{Reason: fmt.Sprintf("the stream ended before its end marker ({\"eof\": true}) after %d messages: the worker died or its connection was cut", lines)})
+			return fail(&StreamError{Reason: fmt.Sprintf("the stream ended before its end marker ({\"eof\": true}) after %d messages: the worker died or its connection was cut", lines), Cut: true})
 		}
 		if rr.err != nil {
 			return fail(rr.err)

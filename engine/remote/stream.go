@@ -28,12 +28,18 @@ const (
 // ErrStream is wrapped by every error about a stream's content.
 var ErrStream = errors.New("bad stream")
 
+// ErrCut matches a stream that ended before its end marker: its worker
+// died or its connection was cut, which says nothing against the job.
+var ErrCut = errors.New("stream cut")
+
 // StreamError says what was wrong with a stream, where, with an excerpt of
 // the offending line.
 type StreamError struct {
 	Line    int    // 1-based line number, 0 when not about a line
 	Reason  string // what was wrong
 	Excerpt string // at most 200 bytes of the line
+	// Cut marks a stream that ended early (it matches ErrCut).
+	Cut bool
 }
 
 func (e *StreamError) Error() string {
@@ -50,6 +56,9 @@ func (e *StreamError) Error() string {
 
 // Unwrap makes a StreamError match ErrStream.
 func (e *StreamError) Unwrap() error { return ErrStream }
+
+// Is makes a cut stream's error match ErrCut.
+func (e *StreamError) Is(target error) bool { return target == ErrCut && e.Cut }
 
 // excerpt returns at most excerptLen bytes of b, cut on a rune boundary.
 func excerpt(b []byte) string {
@@ -233,7 +242,7 @@ func (r *Reader) Archive(w io.Writer) error {
 	n, err := io.Copy(w, base64.NewDecoder(base64.StdEncoding, src))
 	switch {
 	case src.short:
-		return &StreamError{Reason: fmt.Sprintf("the stream ended inside an archive (%d of %d bytes of base64)", int64(encLen)-src.left, encLen)}
+		return &StreamError{Reason: fmt.Sprintf("the stream ended inside an archive (%d of %d bytes of base64)", int64(encLen)-src.left, encLen), Cut: true}
 	case err != nil:
 		var ce base64.CorruptInputError
 		if errors.As(err, &ce) {
