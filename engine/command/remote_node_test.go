@@ -1,6 +1,7 @@
 package command
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -227,5 +228,79 @@ func TestExecutorServesANodeOverSSH(t *testing.T) {
 	got = waitJob(t, s, rerun.ID, 90*time.Second, final)
 	if got.State != jobs.Success || got.Attempt != 2 {
 		t.Fatalf("rerun after a lost connection: %s attempt %d %q", got.State, got.Attempt, got.StatusMessage)
+	}
+}
+
+// TestMachineCredentialOverSSH: a playbook reaches a host over real SSH (a
+// loopback sshd) with nothing but a machine credential's private key, run
+// by an executor, and again through transmit | worker | process, the
+// credential travelling in the stream to the worker.
+func TestMachineCredentialOverSSH(t *testing.T) {
+	ansibletest.Need(t)
+	sshd := startSSHD(t)
+	root := testRoot(t)
+	s := testStore(t, root)
+	dir := t.TempDir()
+	g := []string{"--zk-hosts", testZK.ConnectString(), "--zk-root", root}
+	keyFile := filepath.Join(dir, "credential.key")
+	if _, errOut, code := runBinary(t, "credential", "keygen", keyFile); code != 0 {
+		t.Fatal(errOut)
+	}
+	if _, errOut, code := runBinary(t, append(g, "credential", "create", "ssh", "--kind", "machine", "--username", "root",
+		"--ssh-key-file", sshd.key, "--credential-key-file", keyFile)...); code != 0 {
+		t.Fatal(errOut)
+	}
+	project := ansibletest.Project(t, map[string]string{"ssh.yml": `- hosts: all
+  gather_facts: false
+  tasks:
+    - name: who am i
+      command: id -un
+      register: who
+    - name: tell
+      debug:
+        msg: "logged in as {{ who.stdout }} over {{ ansible_connection }}"
+`})
+	inv, _ := json.Marshal(map[string]any{
+		"all": map[string]any{"hosts": []string{"sshhost"}},
+		"_meta": map[string]any{"hostvars": map[string]any{"sshhost": map[string]any{
+			"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": sshd.port,
+			"ansible_python_interpreter": "/usr/bin/python3",
+			"ansible_ssh_common_args":    "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o IdentityAgent=none",
+		}}},
+	})
+	payload := playbookPayload(t, project, "ssh.yml", inv, map[string]any{"credentials": []string{"ssh"}})
+
+	d := startDaemonEnv(t, root, []string{"JOBENGINE_CREDENTIAL_KEY_FILE=" + keyFile, "HOME=" + t.TempDir()},
+		"executor", "--threads", "1", "--plugin-dir", t.TempDir())
+	final := func(j *jobs.Job) error {
+		if !j.State.Final() {
+			return fmt.Errorf("%s", j.State)
+		}
+		return nil
+	}
+	j := createJob(t, s, "ansible_playbook", payload)
+	got := waitJob(t, s, j.ID, 90*time.Second, final)
+	if got.State != jobs.Success {
+		t.Fatalf("over ssh with the credential: %s %q", got.State, got.StatusMessage)
+	}
+	logs, _, _ := runBinary(t, append(g, "job", "logs", j.ID)...)
+	if !strings.Contains(logs, "logged in as root over ssh") {
+		t.Fatalf("job log:\n%s", logs)
+	}
+	// Without the credential there is no key to log in with.
+	bare := createJob(t, s, "ansible_playbook", playbookPayload(t, project, "ssh.yml", inv, nil))
+	if got := waitJob(t, s, bare.ID, 90*time.Second, final); got.State != jobs.Failed || !strings.Contains(got.StatusMessage, "unreachable hosts: sshhost") {
+		t.Fatalf("without the credential: %s %q", got.State, got.StatusMessage)
+	}
+	d.signal(syscall.SIGTERM)
+	d.wait(30 * time.Second)
+
+	// transmit | worker | process: the worker has no key of its own.
+	j2 := createJob(t, s, "ansible_playbook", payload)
+	out, code := sh(t, fmt.Sprintf(`"$JE" %s transmit %s --credential-key-file %s | HOME=%s "$JE" worker | "$JE" %s process %s --job %s`,
+		strings.Join(g, " "), j2.ID, keyFile, t.TempDir(), strings.Join(g, " "), t.TempDir(), j2.ID))
+	got, _, _ = s.Get(t.Context(), j2.ID)
+	if code != 0 || got.State != jobs.Success || !strings.Contains(out, "logged in as root over ssh") {
+		t.Fatalf("transmitted with its credential: exit %d, job %s %q\n%s", code, got.State, got.StatusMessage, out)
 	}
 }
