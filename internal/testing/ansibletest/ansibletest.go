@@ -13,9 +13,12 @@ import (
 )
 
 // Need skips the test when ansible-playbook (Debian's ansible-core) or git
-// is missing.
+// is missing, or in -short mode (a playbook takes seconds to start).
 func Need(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("runs ansible-playbook: not in -short mode")
+	}
 	for _, bin := range []string{"/usr/bin/ansible-playbook", "git"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Skipf("%s is not installed", bin)
