@@ -443,7 +443,6 @@ func (r *Run) prepare(project, playbook string) (*prepared, error) {
 type rawLine struct {
 	data   []byte
 	plugin bool
-	err    error
 }
 
 func readLines(wg *sync.WaitGroup, f io.Reader, plugin bool, out chan<- rawLine) {
