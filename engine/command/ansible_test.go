@@ -115,3 +115,50 @@ func TestExecutorRunsAPlaybook(t *testing.T) {
 		t.Errorf("changed result indexed as %+v", ev)
 	}
 }
+
+// TestPlaybookCancelAndTimeout: `job cancel` of a running playbook and a
+// playbook past its job's timeout both stop ansible-playbook and the
+// commands it started; the jobs end CANCELED and FAILED "timed out".
+func TestPlaybookCancelAndTimeout(t *testing.T) {
+	ansibletest.Need(t)
+	root := testRoot(t)
+	s := testStore(t, root)
+	const canceled, timedOut = "3600.7171", "3600.7272"
+	project := ansibletest.Project(t, map[string]string{
+		"c.yml": "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: sleep " + canceled + "\n",
+		"t.yml": "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: sleep " + timedOut + "\n",
+	})
+	startDaemon(t, root, "executor", "--threads", "2", "--plugin-dir", t.TempDir())
+	c := createJob(t, s, "ansible_playbook", playbookPayload(t, project, "c.yml", ansibletest.Inventory("h1"), nil))
+	tj, err := s.Create(context.Background(), jobs.NewJob{Action: "ansible_playbook", Priority: 100, Timeout: 6 * time.Second,
+		Payload: json.RawMessage(playbookPayload(t, project, "t.yml", ansibletest.Inventory("h1"), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll.For(t, 60*time.Second, 50*time.Millisecond, func() error {
+		if !processRunning("sleep " + canceled) {
+			return fmt.Errorf("the playbook's command is not running yet")
+		}
+		return nil
+	})
+	if _, errOut, code := runBinary(t, "--zk-hosts", testZK.ConnectString(), "--zk-root", root, "job", "cancel", c.ID); code != 0 {
+		t.Fatal(errOut)
+	}
+	final := func(j *jobs.Job) error {
+		if !j.State.Final() {
+			return fmt.Errorf("%s", j.State)
+		}
+		return nil
+	}
+	if got := waitJob(t, s, c.ID, 30*time.Second, final); got.State != jobs.Canceled {
+		t.Errorf("canceled playbook ended %s %q", got.State, got.StatusMessage)
+	}
+	if got := waitJob(t, s, tj.ID, 60*time.Second, final); got.State != jobs.Failed || !strings.Contains(got.StatusMessage, "timed out after 6s") {
+		t.Errorf("playbook past its timeout ended %s %q", got.State, got.StatusMessage)
+	}
+	for _, m := range []string{canceled, timedOut} {
+		if processRunning("sleep " + m) {
+			t.Errorf("sleep %s still runs", m)
+		}
+	}
+}
