@@ -84,7 +84,7 @@ func TestBadDaemonArgs(t *testing.T) {
 	if code != 2 {
 		t.Errorf("jobengine -x: exit status %d, want 2", code)
 	}
-	oneLine(t, errOut, "flag provided but not defined: -x")
+	oneLine(t, errOut, "unknown flag -x: jobengine has no such flag")
 
 	for _, u := range units {
 		t.Run(u.command, func(t *testing.T) {
@@ -96,7 +96,7 @@ func TestBadDaemonArgs(t *testing.T) {
 			if code != 2 {
 				t.Errorf("%q: exit status %d, want 2; stderr:\n%s", argv[1:], code, errOut)
 			}
-			oneLine(t, errOut, "flag provided but not defined: -no-such-flag")
+			oneLine(t, errOut, "unknown flag --no-such-flag: jobengine "+u.command+" has no such flag")
 		})
 	}
 }

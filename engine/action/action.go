@@ -108,7 +108,13 @@ type Definition struct {
 	Description    string
 	Source         string // "builtin" or "plugin:<path>"
 	Version        string // plugin version, empty for built-ins
-	Runner         Runner
+	// Test marks a built-in action that exists to try and test the engine
+	// (sleep, fail, echo, dummy_test_action). It is compiled into every
+	// binary but offered only by registries that ask for test actions, so
+	// a production executor never runs a job just because someone queued
+	// one of them.
+	Test   bool
+	Runner Runner
 }
 
 // Normalized returns d with its defaults filled in.
@@ -242,12 +248,30 @@ func Register(d Definition) {
 	}
 }
 
-// Builtins returns a new registry holding every built-in action registered so
-// far; the executor adds plugin actions to it.
-func Builtins() *Registry {
+// Builtins returns a new registry holding the built-in actions registered so
+// far, test actions excluded: what a production executor offers before it
+// adds its plugin actions.
+func Builtins() *Registry { return builtinRegistry(false) }
+
+// BuiltinsWithTests returns a new registry holding every built-in action
+// registered so far, test actions included (`jobengine dev`, an executor
+// started with --enable-test-actions, tests).
+func BuiltinsWithTests() *Registry { return builtinRegistry(true) }
+
+func builtinRegistry(withTests bool) *Registry {
 	r := &Registry{}
 	for _, d := range builtins.List() {
+		if d.Test && !withTests {
+			continue
+		}
 		_ = r.Add(d) // already validated and unique
 	}
 	return r
+}
+
+// IsTest reports whether name is a built-in test action, so that a job of
+// one that an executor does not offer can say how to enable it.
+func IsTest(name string) bool {
+	d, ok := builtins.Lookup(name)
+	return ok && d.Test
 }

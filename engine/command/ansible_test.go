@@ -58,7 +58,7 @@ func TestExecutorRunsAPlaybook(t *testing.T) {
 		t.Fatalf("host summary %+v", h)
 	}
 
-	out, errOut, code := runBinary(t, "--zk-hosts", testZK.ConnectString(), "--zk-root", root, "job", "logs", j.ID)
+	out, errOut, code := runBinary(t, nil, "--zk-hosts", testZK.ConnectString(), "--zk-root", root, "job", "logs", j.ID)
 	if code != 0 {
 		t.Fatalf("job logs: exit %d %s", code, errOut)
 	}
@@ -141,7 +141,7 @@ func TestPlaybookCancelAndTimeout(t *testing.T) {
 		}
 		return nil
 	})
-	if _, errOut, code := runBinary(t, "--zk-hosts", testZK.ConnectString(), "--zk-root", root, "job", "cancel", c.ID); code != 0 {
+	if _, errOut, code := runBinary(t, nil, "--zk-hosts", testZK.ConnectString(), "--zk-root", root, "job", "cancel", c.ID); code != 0 {
 		t.Fatal(errOut)
 	}
 	final := func(j *jobs.Job) error {

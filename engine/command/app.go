@@ -14,7 +14,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
@@ -89,20 +88,26 @@ func isFlagError(err error) bool {
 	return false
 }
 
-// NewApp builds the urfave/cli application.
+// NewApp builds the urfave/cli application. Each call builds new commands
+// and flags: urfave/cli keeps state in them.
 func NewApp(stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{
-		Name:  "jobengine",
-		Usage: "a distributed job engine coordinated by ZooKeeper",
+		Name:     "jobengine",
+		HelpName: "jobengine",
+		Usage:    "a distributed job engine coordinated by ZooKeeper",
 		Description: "Distributors create jobs, a ZooKeeper locking queue holds them, executors run their actions,\n" +
-			"and every state change is indexed into Elasticsearch. Every flag also reads an environment variable.",
+			"and every state change is indexed into Elasticsearch. Every flag also reads an environment variable;\n" +
+			"the global options may also be given after the command, at any depth (the last one given wins).",
 		Version:              version.Version,
 		Writer:               stdout,
 		ErrWriter:            stderr,
-		Flags:                globalFlags(),
+		Flags:                append(globalFlags(), cli.HelpFlag), // the library adds it only with its own help command
 		EnableBashCompletion: true,
+		HideHelpCommand:      true,                         // helpCommand replaces it
 		ExitErrHandler:       func(*cli.Context, error) {}, // Main decides exit codes
 		OnUsageError:         onUsageError,
+		Action:               unknownCommand([]string{"jobengine"}),
+		CommandNotFound:      helpNotFound,
 		Commands: []*cli.Command{
 			versionCommand(),
 			jobCommand(),
@@ -110,47 +115,16 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 			benchCommand(),
 		},
 	}
-	app.Commands = append(app.Commands, extraCommands...)
-	for _, c := range app.Commands {
-		setUsageHandler(c)
+	for _, newCommand := range extraCommands {
+		app.Commands = append(app.Commands, newCommand())
 	}
+	app.Commands = append(prepareCommands(app.Commands, []string{app.Name}), helpCommand([]string{app.Name}))
 	return app
 }
 
-// extraCommands are added by other files of this package (executor,
-// distributor, cluster, actions, dev).
-var extraCommands []*cli.Command
-
-func setUsageHandler(c *cli.Command) {
-	c.OnUsageError = onUsageError
-	for _, s := range c.Subcommands {
-		setUsageHandler(s)
-	}
-}
-
-func onUsageError(c *cli.Context, err error, _ bool) error {
-	return &UsageError{Err: explainFlagError(c, err)}
-}
-
-func envs(names ...string) []string { return names }
-
-func globalFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "zk-hosts", Value: zkconn.DefaultHosts, EnvVars: envs("JOBENGINE_ZK_HOSTS"), Usage: "ZooKeeper hosts, comma-separated host:port"},
-		&cli.StringFlag{Name: "zk-root", Value: "/", EnvVars: envs("JOBENGINE_ZK_ROOT"), Usage: "path prefix of every znode the engine uses"},
-		&cli.DurationFlag{Name: "zk-session-timeout", Value: zkconn.DefaultSessionTimeout, EnvVars: envs("JOBENGINE_ZK_SESSION_TIMEOUT"), Usage: "ZooKeeper session timeout"},
-		&cli.DurationFlag{Name: "zk-connect-timeout", Value: 15 * time.Second, EnvVars: envs("JOBENGINE_ZK_CONNECT_TIMEOUT"), Usage: "how long a command waits for ZooKeeper"},
-		&cli.StringFlag{Name: "es-hosts", Aliases: []string{"es-hosts-list"}, EnvVars: envs("JOBENGINE_ES_HOSTS"), Usage: "Elasticsearch URLs, comma-separated; empty: indexing off"},
-		&cli.StringFlag{Name: "es-index-prefix", Value: "jobengine-", EnvVars: envs("JOBENGINE_ES_INDEX_PREFIX"), Usage: "prefix of the Elasticsearch indices"},
-		&cli.StringFlag{Name: "es-username", EnvVars: envs("JOBENGINE_ES_USERNAME"), Usage: "Elasticsearch user"},
-		&cli.StringFlag{Name: "es-password", EnvVars: envs("JOBENGINE_ES_PASSWORD"), Usage: "Elasticsearch password"},
-		&cli.StringFlag{Name: "log-format", Value: "console", EnvVars: envs("JOBENGINE_LOG_FORMAT"), Usage: "console or json"},
-		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: envs("JOBENGINE_LOG_LEVEL"), Usage: "debug, info, warn or error"},
-		&cli.StringFlag{Name: "log-file", EnvVars: envs("JOBENGINE_LOG_FILE"), Usage: "log to this file, rotated (default: stderr)"},
-		&cli.IntFlag{Name: "log-max-size", Value: 10, EnvVars: envs("JOBENGINE_LOG_MAX_SIZE"), Usage: "rotate the log file at this size, in MB"},
-		&cli.IntFlag{Name: "log-max-backups", Value: 5, EnvVars: envs("JOBENGINE_LOG_MAX_BACKUPS"), Usage: "rotated log files to keep"},
-	}
-}
+// extraCommands build the commands of other files of this package
+// (executor, distributor, cluster, actions, dev).
+var extraCommands []func() *cli.Command
 
 // zkConfig reads the global ZooKeeper flags.
 func zkConfig(c *cli.Context, log *zap.Logger) (zkconn.Config, error) {
@@ -165,7 +139,11 @@ func zkConfig(c *cli.Context, log *zap.Logger) (zkconn.Config, error) {
 	if c.Duration("zk-session-timeout") <= 0 {
 		return zkconn.Config{}, usagef("--zk-session-timeout must be positive")
 	}
-	return zkconn.Config{Hosts: hosts, Root: root, SessionTimeout: c.Duration("zk-session-timeout"), Logger: log}, nil
+	auth, tlsCfg, err := zkSecurity(c)
+	if err != nil {
+		return zkconn.Config{}, err
+	}
+	return zkconn.Config{Hosts: hosts, Root: root, SessionTimeout: c.Duration("zk-session-timeout"), Logger: log, Auth: auth, TLS: tlsCfg}, nil
 }
 
 // dial connects to ZooKeeper within --zk-connect-timeout.
@@ -177,6 +155,9 @@ func dial(c *cli.Context, log *zap.Logger) (*zkconn.Conn, error) {
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("zk-connect-timeout"))
 	defer cancel()
 	conn, err := zkconn.Dial(ctx, cfg)
+	if errors.Is(err, zkconn.ErrAuthRequired) || errors.Is(err, zkconn.ErrConfig) {
+		return nil, &UsageError{Err: err}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w (is ZooKeeper running at %s? set --zk-hosts or JOBENGINE_ZK_HOSTS)", err, strings.Join(cfg.Hosts, ","))
 	}

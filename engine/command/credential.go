@@ -13,7 +13,7 @@ import (
 )
 
 func init() {
-	extraCommands = append(extraCommands, credentialCommand())
+	extraCommands = append(extraCommands, credentialCommand)
 }
 
 // credentialKeyFlag names the key file of credentials. The key itself is

@@ -134,7 +134,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 	})
 
 	keyFile := filepath.Join(dir, "credential.key")
-	if out, errOut, code := runBinary(t, "credential", "keygen", keyFile); code != 0 {
+	if out, errOut, code := runBinary(t, nil, "credential", "keygen", keyFile); code != 0 {
 		t.Fatalf("keygen: %s %s", out, errOut)
 	}
 	me, _ := user.Current()
@@ -155,7 +155,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 	}
 	var printed strings.Builder
 	for _, args := range [][]string{{"credential", "list"}, {"credential", "list", "--json"}, {"credential", "show", "machine"}, {"credential", "show", "api", "--json"}} {
-		out, errOut, code := runBinary(t, append(append([]string{}, g...), args...)...)
+		out, errOut, code := runBinary(t, nil, append(append([]string{}, g...), args...)...)
 		if code != 0 {
 			t.Fatalf("%v: %s", args, errOut)
 		}
@@ -183,14 +183,14 @@ func TestCredentialsNeverLeak(t *testing.T) {
 	if done.State != jobs.Success {
 		t.Fatalf("job %s: %q\n%s", done.State, done.StatusMessage, d.out.String())
 	}
-	logs, errOut, code := runBinary(t, append(append([]string{}, g...), "job", "logs", j.ID)...)
+	logs, errOut, code := runBinary(t, nil, append(append([]string{}, g...), "job", "logs", j.ID)...)
 	if code != 0 {
 		t.Fatal(errOut)
 	}
 	if !strings.Contains(logs, "token=******** vaulted=hello-from-the-vault") {
 		t.Fatalf("the run did not use the credentials, or did not redact:\n%s", logs)
 	}
-	show, _, _ := runBinary(t, append(append([]string{}, g...), "job", "show", "--json", j.ID)...)
+	show, _, _ := runBinary(t, nil, append(append([]string{}, g...), "job", "show", "--json", j.ID)...)
 
 	// Everything indexed: the job's versions and its events.
 	var indexed string

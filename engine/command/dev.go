@@ -13,18 +13,15 @@ import (
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
-	"github.com/jobengine/jobengine/engine/action"
+	"github.com/jobengine/jobengine/engine/daemon"
 	"github.com/jobengine/jobengine/engine/distributor"
-	"github.com/jobengine/jobengine/engine/executor"
-	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/schedule"
-	"github.com/jobengine/jobengine/engine/version"
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/engine/zkserver"
 )
 
 func init() {
-	extraCommands = append(extraCommands, devCommand())
+	extraCommands = append(extraCommands, devCommand)
 }
 
 func devCommand() *cli.Command {
@@ -65,6 +62,34 @@ func runDev(c *cli.Context) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return usagef("--data-dir %s: %v", dir, err)
 	}
+	plugins, err := pluginOptions(c)
+	if err != nil {
+		return err
+	}
+	// Every setting but the ZooKeeper address, checked before anything
+	// starts.
+	zc := func(hosts []string) zkconn.Config {
+		return zkconn.Config{Hosts: hosts, Root: "/", SessionTimeout: 10 * time.Second}
+	}
+	xcfg := daemon.NewExecutorConfig()
+	xcfg.ConnectTimeout, xcfg.Logger, xcfg.Plugins = 30*time.Second, log, plugins
+	xcfg.Name, xcfg.Threads, xcfg.ShutdownGrace = "dev", c.Int("threads"), 10*time.Second
+	// A local system for trying things out: the test actions are what the
+	// demo distributor and the README's examples run.
+	xcfg.EnableTestActions = true
+	dcfg := daemon.NewDistributorConfig()
+	dcfg.ConnectTimeout, dcfg.Logger, dcfg.Identifier = 30*time.Second, log, "dev"
+	if d := c.Duration("demo-interval"); d > 0 {
+		def, ok := distributor.Lookup("dummy_test_action")
+		if !ok {
+			return errors.New("the dummy_test_action distributor is not built in")
+		}
+		def.Schedule = schedule.Spec{Interval: d}
+		dcfg.Distributors = []distributor.Definition{def}
+	}
+	if err := xcfg.Validate(); err != nil {
+		return daemonError(err, "")
+	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -77,58 +102,31 @@ func runDev(c *cli.Context) error {
 	addr := zk.ConnectString()
 	fmt.Fprintf(c.App.Writer, "ZooKeeper is running at %s (data in %s)\n\n  export JOBENGINE_ZK_HOSTS=%s\n  jobengine job list\n\nCtrl-C stops everything.\n", addr, dir, addr)
 
-	ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
-	conn, err := zkconn.Dial(ctx, zkconn.Config{Hosts: zk.Addrs(), SessionTimeout: 10 * time.Second, Logger: log.Named("zk")})
-	cancel()
+	xcfg.ZK, dcfg.ZK = zc(zk.Addrs()), zc(zk.Addrs())
+	x, err := daemon.StartExecutor(c.Context, xcfg)
 	if err != nil {
-		return err
+		return daemonError(err, zk.ConnectString())
 	}
-	defer conn.Close()
-
-	reg := action.Builtins()
-	host, err := loadPlugins(c, reg, log)
+	// The distributor daemon also hosts the maintenance services (the
+	// cleanup of finished jobs), as on a real cluster.
+	dist, err := daemon.StartDistributor(c.Context, dcfg)
 	if err != nil {
-		return err
-	}
-	defer host.Close()
-	store := jobs.NewStore(conn, jobs.StoreConfig{Logger: log.Named("jobs")})
-	x, err := executor.Start(c.Context, conn, executor.Config{
-		Name: "dev", Threads: c.Int("threads"), Registry: reg, Store: store, Logger: log,
-		Version: version.Version, ShutdownGrace: 10 * time.Second, SessionTimeout: 10 * time.Second,
-	})
-	if err != nil {
-		return err
-	}
-
-	distCtx, stopDist := context.WithCancel(context.Background())
-	defer stopDist()
-	distDone := make(chan error, 1)
-	if d := c.Duration("demo-interval"); d > 0 {
-		def, ok := distributor.Lookup("dummy_test_action")
-		if !ok {
-			return errors.New("the dummy_test_action distributor is not built in")
-		}
-		def.Schedule = schedule.Spec{Interval: d}
-		go func() {
-			distDone <- distributor.RunAll(distCtx, distributor.Config{
-				Conn: conn, Store: store, SessionTimeout: 10 * time.Second, Identifier: "dev", Logger: log,
-			}, []distributor.Definition{def})
-		}()
-	} else {
-		distDone <- nil
+		x.Stop()
+		return daemonError(err, zk.ConnectString())
 	}
 
 	sig := <-sigs
 	log.Info("stopping the local system", zap.String("signal", sig.String()))
-	stopDist()
-	<-distDone
-	stopped := make(chan struct{})
-	go func() { x.Shutdown(context.Background()); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-sigs:
-		x.Stop()
-		<-stopped
-	}
+	dist.Stop()
+	hard, hardStop := context.WithCancel(context.Background())
+	defer hardStop()
+	go func() {
+		select {
+		case <-sigs:
+			hardStop()
+		case <-x.Done():
+		}
+	}()
+	x.Shutdown(hard)
 	return nil
 }

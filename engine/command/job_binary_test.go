@@ -1,13 +1,8 @@
 package command
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -22,25 +17,7 @@ import (
 func (e *jobEnv) bin(args ...string) (stdout, stderr string, code int) {
 	e.t.Helper()
 	g := append([]string{"--zk-hosts", testZK.ConnectString(), "--zk-root", e.root, "--zk-connect-timeout", "10s"}, e.extra...)
-	return runBinary(e.t, append(g, args...)...)
-}
-
-func runBinary(t *testing.T, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(builtBinaries(t), "jobengine"), args...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("jobengine %s: %v", strings.Join(args, " "), err)
-	}
-	return out.String(), errOut.String(), code
+	return runBinary(e.t, nil, append(g, args...)...)
 }
 
 // TestUsageErrorsSayWhatToType: a value that does not parse is named with

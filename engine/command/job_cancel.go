@@ -23,7 +23,8 @@ func jobCancelCommand() *cli.Command {
 		Usage:     "cancel a job",
 		ArgsUsage: "ID",
 		Description: "A QUEUED job becomes CANCELED at once; a RUNNING job gets a cancel request that its executor\n" +
-			"acts on (use `job wait` to see it end). A job in a final state cannot be canceled: exit 1.",
+			"acts on (use `job wait` to see it end). A job in a final state cannot be canceled: exit 1.\n" +
+			"A sliced job's container is canceled with all its slices and ends CANCELED once they have ended.",
 		Flags: withEnv("job cancel", jsonFlag("print the job document after the cancel as JSON")),
 		Action: func(c *cli.Context) error {
 			args, err := parseArgs(c, "ID")
@@ -42,7 +43,7 @@ func jobCancelCommand() *cli.Command {
 			if err := cl.ensure(); err != nil {
 				return err
 			}
-			j, err := cl.store.Cancel(cl.ctx, id, createdByCLI)
+			j, err := cl.store.CancelJob(cl.ctx, id, createdByCLI)
 			switch {
 			case errors.Is(err, jobs.ErrFinal):
 				return &withCause{fmt.Sprintf("%s is already %s; a job in a final state cannot be canceled", id, j.State), err}

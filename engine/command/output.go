@@ -171,6 +171,7 @@ func writeJobText(w io.Writer, v history.Job) error {
 	row("executor", j.Executor)
 	row("attempt", strconv.Itoa(j.Attempt))
 	row("created-by", j.CreatedBy)
+	launchRows(row, j)
 	row("version", strconv.FormatInt(j.Version, 10))
 	row("source", string(v.Source))
 	return tw.Flush()

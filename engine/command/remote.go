@@ -15,7 +15,6 @@ import (
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
-	"github.com/jobengine/jobengine/engine/action"
 	"github.com/jobengine/jobengine/engine/ansible"
 	"github.com/jobengine/jobengine/engine/credential"
 	"github.com/jobengine/jobengine/engine/index"
@@ -25,7 +24,7 @@ import (
 )
 
 func init() {
-	extraCommands = append(extraCommands, transmitCommand(), workerCommand(), processCommand())
+	extraCommands = append(extraCommands, transmitCommand, workerCommand, processCommand)
 }
 
 func transmitCommand() *cli.Command {
@@ -135,6 +134,7 @@ func workerCommand() *cli.Command {
 			&cli.IntFlag{Name: "keepalive-seconds", Usage: "send a keepalive event after this many quiet seconds (0: none)"},
 			&cli.BoolFlag{Name: "worker-info", Usage: "print this node's CPU, memory, capacity, version and uuid, and exit"},
 			&cli.StringFlag{Name: "uuid-file", Value: remote.DefaultUUIDFile(), Usage: "where the node keeps its persistent uuid"},
+			testActionsFlag(),
 		),
 		Subcommands: []*cli.Command{workerCleanupCommand()},
 		Action:      runWorker,
@@ -174,7 +174,7 @@ func runWorker(c *cli.Context) error {
 	w := &remote.Worker{
 		PrivateDataDir: c.String("private-data-dir"), Delete: c.Bool("delete"),
 		Keepalive: time.Duration(c.Int("keepalive-seconds")) * time.Second,
-		Registry:  action.Builtins(), Logger: log.Named("worker"),
+		Registry:  builtinActions(c), Logger: log.Named("worker"),
 	}
 	st, err := w.Run(ctx, os.Stdin, c.App.Writer)
 	if err != nil {

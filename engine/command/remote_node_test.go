@@ -94,7 +94,7 @@ UsePAM no
 
 // command is the executor's --remote-command reaching the built worker.
 func (s *loopbackSSHD) command(t *testing.T) string {
-	return fmt.Sprintf("ssh -T -i %s -p %d -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR {node} %s worker --keepalive-seconds 1",
+	return fmt.Sprintf("ssh -T -i %s -p %d -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR {node} %s worker --keepalive-seconds 1 --enable-test-actions",
 		s.key, s.port, filepath.Join(builtBinaries(t), "jobengine"))
 }
 
@@ -148,7 +148,7 @@ func processRunning(fragment string) bool {
 
 // workerCmd ends the command line of the remote worker of a run (not one
 // answering --worker-info).
-const workerCmd = "jobengine worker --keepalive-seconds 1\x00"
+const workerCmd = "jobengine worker --keepalive-seconds 1 --enable-test-actions\x00"
 
 // TestExecutorServesANodeOverSSH: an executor serving a node through a
 // real loopback sshd takes the node's capacity from its --worker-info, runs
@@ -167,7 +167,7 @@ func TestExecutorServesANodeOverSSH(t *testing.T) {
 		"site.yml": ansibletest.Playbook,
 		"slow.yml": "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: wait\n      command: sleep " + marker + "\n",
 	})
-	d := startDaemon(t, root, "executor", "--threads", "2", "--plugin-dir", t.TempDir(),
+	d := startDaemon(t, root, "executor", "--threads", "2", "--plugin-dir", t.TempDir(), "--enable-test-actions",
 		"--remote-command", sshd.command(t), "--remote-node", "127.0.0.1")
 	d.waitLog(30*time.Second, "remote node ready", `"node":"127.0.0.1"`, `"capacity"`)
 
@@ -182,7 +182,7 @@ func TestExecutorServesANodeOverSSH(t *testing.T) {
 	if got.State != jobs.Success || got.HostSummary == nil || got.HostSummary.Changed != 1 {
 		t.Fatalf("remote playbook: %s %q %+v\n%s", got.State, got.StatusMessage, got.HostSummary, d.out.String())
 	}
-	logs, _, _ := runBinary(t, "--zk-hosts", testZK.ConnectString(), "--zk-root", root, "job", "logs", ok.ID)
+	logs, _, _ := runBinary(t, nil, "--zk-hosts", testZK.ConnectString(), "--zk-root", root, "job", "logs", ok.ID)
 	if !strings.Contains(logs, "changed: [good]") || !strings.Contains(logs, "PLAY RECAP") {
 		t.Fatalf("job log of the remote run:\n%s", logs)
 	}
@@ -243,10 +243,10 @@ func TestMachineCredentialOverSSH(t *testing.T) {
 	dir := t.TempDir()
 	g := []string{"--zk-hosts", testZK.ConnectString(), "--zk-root", root}
 	keyFile := filepath.Join(dir, "credential.key")
-	if _, errOut, code := runBinary(t, "credential", "keygen", keyFile); code != 0 {
+	if _, errOut, code := runBinary(t, nil, "credential", "keygen", keyFile); code != 0 {
 		t.Fatal(errOut)
 	}
-	if _, errOut, code := runBinary(t, append(g, "credential", "create", "ssh", "--kind", "machine", "--username", "root",
+	if _, errOut, code := runBinary(t, nil, append(g, "credential", "create", "ssh", "--kind", "machine", "--username", "root",
 		"--ssh-key-file", sshd.key, "--credential-key-file", keyFile)...); code != 0 {
 		t.Fatal(errOut)
 	}
@@ -283,7 +283,7 @@ func TestMachineCredentialOverSSH(t *testing.T) {
 	if got.State != jobs.Success {
 		t.Fatalf("over ssh with the credential: %s %q", got.State, got.StatusMessage)
 	}
-	logs, _, _ := runBinary(t, append(g, "job", "logs", j.ID)...)
+	logs, _, _ := runBinary(t, nil, append(g, "job", "logs", j.ID)...)
 	if !strings.Contains(logs, "logged in as root over ssh") {
 		t.Fatalf("job log:\n%s", logs)
 	}

@@ -63,7 +63,7 @@ func TestTransmitWorkerProcessAJob(t *testing.T) {
 		strings.Join(got.HostSummary.FailedHosts, ",") != "bad" || !strings.Contains(got.StatusMessage, "failed hosts: bad") {
 		t.Fatalf("job after process: %s rc %v %q %+v", got.State, got.ReturnCode, got.StatusMessage, got.HostSummary)
 	}
-	logs, errOut, code := runBinary(t, "--zk-hosts", testZK.ConnectString(), "--zk-root", root, "job", "logs", j.ID)
+	logs, errOut, code := runBinary(t, nil, "--zk-hosts", testZK.ConnectString(), "--zk-root", root, "job", "logs", j.ID)
 	if code != 0 || !strings.Contains(logs, "ok: [good]") || !strings.Contains(logs, "PLAY RECAP") {
 		t.Fatalf("job logs: %s %s", logs, errOut)
 	}
@@ -86,7 +86,7 @@ func TestTransmitWorkerProcessAJob(t *testing.T) {
 		t.Errorf("indexed events: %d, hosts with ok results %v, %v", len(evs), hosts, err)
 	}
 	// The job is final: transmitting it again is refused.
-	if _, errOut, code := runBinary(t, "--zk-hosts", testZK.ConnectString(), "--zk-root", root, "transmit", j.ID); code == 0 || !strings.Contains(errOut, "FAILED") {
+	if _, errOut, code := runBinary(t, nil, "--zk-hosts", testZK.ConnectString(), "--zk-root", root, "transmit", j.ID); code == 0 || !strings.Contains(errOut, "FAILED") {
 		t.Errorf("transmit of a final job: exit %d %s", code, errOut)
 	}
 
@@ -101,12 +101,12 @@ func TestTransmitWorkerProcessAJob(t *testing.T) {
 
 func TestWorkerInfoAndCleanupCommands(t *testing.T) {
 	uuidFile := filepath.Join(t.TempDir(), "uuid")
-	out, errOut, code := runBinary(t, "worker", "--worker-info", "--uuid-file", uuidFile)
+	out, errOut, code := runBinary(t, nil, "worker", "--worker-info", "--uuid-file", uuidFile)
 	var info remote.Info
 	if code != 0 || json.Unmarshal([]byte(out), &info) != nil || info.UUID == "" || info.Capacity < 1 || info.CPUCount < 1 || info.MemInBytes < 1 {
 		t.Fatalf("worker --worker-info: exit %d %s %s", code, out, errOut)
 	}
-	again, _, _ := runBinary(t, "worker", "--worker-info", "--uuid-file", uuidFile)
+	again, _, _ := runBinary(t, nil, "worker", "--worker-info", "--uuid-file", uuidFile)
 	if !strings.Contains(again, info.UUID) {
 		t.Errorf("the uuid changed: %s", again)
 	}
@@ -118,11 +118,11 @@ func TestWorkerInfoAndCleanupCommands(t *testing.T) {
 		}
 	}
 	pattern := filepath.Join(base, "jobengine-worker-*")
-	out, _, code = runBinary(t, "worker", "cleanup", "--file-pattern", pattern, "--grace-period", "0", "--exclude-strings", "-b")
+	out, _, code = runBinary(t, nil, "worker", "cleanup", "--file-pattern", pattern, "--grace-period", "0", "--exclude-strings", "-b")
 	if code != 0 || !strings.Contains(out, "changed: removed 1") {
 		t.Fatalf("cleanup: exit %d %s", code, out)
 	}
-	out, _, code = runBinary(t, "worker", "cleanup", "--file-pattern", pattern, "--grace-period", "0", "--exclude-strings", "-b")
+	out, _, code = runBinary(t, nil, "worker", "cleanup", "--file-pattern", pattern, "--grace-period", "0", "--exclude-strings", "-b")
 	if code != 0 || !strings.Contains(out, "nothing changed") {
 		t.Fatalf("second cleanup: exit %d %s", code, out)
 	}
@@ -135,7 +135,7 @@ func TestWorkerInfoAndCleanupCommands(t *testing.T) {
 		{"transmit", "nope"},
 		{"transmit", base},
 	} {
-		_, errOut, code := runBinary(t, args...)
+		_, errOut, code := runBinary(t, nil, args...)
 		if code != 2 || !strings.HasPrefix(errOut, "jobengine: ") {
 			t.Errorf("%v: exit %d %q, want a usage error", args, code, errOut)
 		}

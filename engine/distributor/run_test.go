@@ -363,9 +363,9 @@ func TestStaleLeaderIsFenced(t *testing.T) {
 	d := Definition{Name: "fenced", Action: "echo", Schedule: schedule.Spec{Interval: time.Second}}
 	js, _ := TickJobs(d, tickAt("2026-05-04T10:00:00Z"), "old", nil)
 	_, err := store.CreateFenced(e.ctx(), js, term.Fence())
-	var extra *jobs.ExtraOpError
-	if !errors.As(err, &extra) || !errors.Is(err, zk.ErrNoNode) {
-		t.Errorf("create with a stale fence: %v, want an ExtraOpError (no node)", err)
+	var extra *zkconn.OpError
+	if !errors.As(err, &extra) || extra.Index != 0 || !errors.Is(err, zk.ErrNoNode) {
+		t.Errorf("create with a stale fence: %v, want an OpError of the fence, index 0 (no node)", err)
 	}
 	_, err = writeState(e.ctx(), conn, "fenced", State{Tick: "2026-05-04T10:00:00Z"}, -1, term.Fence())
 	if !errors.Is(err, election.ErrNotLeader) {

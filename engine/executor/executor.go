@@ -1,12 +1,15 @@
 // Package executor runs jobs: one ZooKeeper session, N workers sharing one
 // queue consumer, each taking a job, running its action with a timeout and
-// writing the final state together with the consume of the queue entry.
+// recording its outcome.
 //
-// Fencing: every write of a job document by a worker is a compare-and-set
-// on the document's znode version inside a multi that also checks the
-// consumer's session fence (queue.Item.FenceOp). A worker whose session
-// expired can therefore never overwrite a newer state written by the
-// executor that took the job after it.
+// The executor runs jobs; it does not decide what a job's state becomes.
+// It asks the job store for each transition (jobs.Store.StartAttempt,
+// ApplyLostPolicy, RecordProgress, Requeue, Finish) and commits the change
+// under its hold of the job's queue entry (jobs.Hold): a compare-and-set of
+// the document in one transaction with the consumer's session fence, so a
+// worker whose session expired can never overwrite a newer state written by
+// the executor that took the job after it. The events of the jobs it runs
+// reach the store's observers (jobs.Observer).
 package executor
 
 import (
@@ -45,18 +48,6 @@ var (
 	errShutdown    = errors.New("executor shutting down")
 )
 
-// EventSink receives job events for the job-events index (optional).
-type EventSink interface {
-	Event(jobID, kind, level, message string, fields map[string]any)
-}
-
-// StructuredEvents is implemented by an EventSink that indexes the
-// structured events of actions (action.Event) with their fields; a sink
-// without it receives their messages as log events.
-type StructuredEvents interface {
-	ActionEvent(jobID string, attempt int, ev action.Event)
-}
-
 // Config configures an executor.
 type Config struct {
 	// Name identifies the executor (default hostname-pid); it names its
@@ -79,10 +70,9 @@ type Config struct {
 	ReportInterval time.Duration
 	// MaxBackoff caps the back-off after ZooKeeper failures (default 10s).
 	MaxBackoff time.Duration
-	// Store is the job store (required).
+	// Store is the job store (required). Its observers are told of the
+	// events of the jobs this executor runs.
 	Store *jobs.Store
-	// Events receives job events for Elasticsearch (optional).
-	Events EventSink
 	// Metrics, when set, is updated as jobs run.
 	Metrics *Metrics
 	// Logger receives the executor's log.
@@ -178,6 +168,7 @@ func Start(ctx context.Context, conn *zkconn.Conn, cfg Config) (*Executor, error
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	cfg.Metrics.labelActionsOf(cfg.Registry)
 	for name := range cfg.ActionTimeouts {
 		if _, ok := cfg.Registry.Lookup(name); !ok {
 			return nil, fmt.Errorf("%w: --action-timeout names %q, which is not an action of this executor (have: %s)", ErrConfig, name, strings.Join(cfg.Registry.Names(), ", "))
@@ -299,7 +290,7 @@ func (e *Executor) worker(id int) {
 func (e *Executor) handle(worker int, it *queue.Item) bool {
 	ctx := context.Background()
 	id := string(it.Data)
-	log := e.log.With(zap.String("job", id), zap.Int("worker", worker))
+	log := e.log.With(zap.String(FieldJob, id), zap.Int("worker", worker))
 	for attempt := 0; attempt < 5; attempt++ {
 		rctx, cancel := context.WithTimeout(ctx, e.cfg.SessionTimeout)
 		j, ver, err := e.store.Get(rctx, id)
@@ -315,7 +306,7 @@ func (e *Executor) handle(worker int, it *queue.Item) bool {
 			return false
 		}
 		log = log.With(zap.String("action", j.Action))
-		switch e.prepare(log, worker, it, j, ver) {
+		switch e.prepare(log, worker, jobs.Hold{Consumer: e.consumer, Item: it}, j, ver) {
 		case stepDone:
 			return true
 		case stepRetry:
@@ -338,7 +329,8 @@ const (
 )
 
 // prepare decides what to do with a loaded job and does it.
-func (e *Executor) prepare(log *zap.Logger, worker int, it *queue.Item, j *jobs.Job, ver int32) step {
+func (e *Executor) prepare(log *zap.Logger, worker int, h jobs.Hold, j *jobs.Job, ver int32) step {
+	it := h.Item
 	if j.State.Final() {
 		log.Debug("job already final; entry consumed", zap.String("state", string(j.State)))
 		e.consume(log, it)
@@ -351,55 +343,58 @@ func (e *Executor) prepare(log *zap.Logger, worker int, it *queue.Item, j *jobs.
 	}
 	def, ok := e.cfg.Registry.Lookup(j.Action)
 	if !ok {
-		return e.finish(log, it, j, ver, jobs.Failed, nil, "no such action: "+j.Action)
+		msg := "no such action: " + j.Action
+		if action.IsTest(j.Action) {
+			msg += " (a test action: this executor runs without --enable-test-actions)"
+		}
+		e.finish(log, h, j, ver, jobs.Outcome{State: jobs.Failed, Message: msg})
+		return stepDone
 	}
+	var start *jobs.Change
+	var err error
 	if j.State == jobs.Running {
 		// Its taken node vanished with its executor's session, or we would
 		// not hold the entry: the executor that ran it is gone.
-		if def.LostPolicy == action.Fail || j.Attempt >= def.MaxAttempts {
-			msg := fmt.Sprintf("executor lost (%s, attempt %d of %d)", j.Executor, j.Attempt, def.MaxAttempts)
-			if def.LostPolicy == action.Fail {
-				msg = fmt.Sprintf("executor lost (%s); action %s does not rerun lost jobs", j.Executor, j.Action)
-			}
-			return e.finish(log, it, j, ver, jobs.Failed, nil, msg)
+		start, err = e.store.ApplyLostPolicy(j, ver, e.cfg.Name, jobs.Lost{
+			Policy: def.LostPolicy, MaxAttempts: def.MaxAttempts, CancelRequested: e.cancelRequested(j.UUID()),
+		})
+		if err == nil && start.Job().State.Final() {
+			e.commitOutcome(log, h, start)
+			return stepDone
 		}
-		log.Warn("job lost by a dead executor; running it again", zap.String("lost-executor", j.Executor), zap.Int("attempt", j.Attempt+1))
+		if err == nil {
+			log.Warn("job lost by a dead executor; running it again", zap.String("lost-executor", j.Executor), zap.Int("attempt", start.Job().Attempt))
+		}
+	} else {
+		start, err = e.store.StartAttempt(j, ver, e.cfg.Name)
 	}
-	if err := j.Transition(jobs.Running, time.Now()); err != nil {
+	if err != nil {
 		log.Error("cannot start the job", zap.Error(err))
 		e.release(log, it)
 		return stepDone
 	}
-	j.Attempt++
-	j.Executor = e.cfg.Name
-	j.StatusMessage = ""
-	ops, err := e.store.WriteOps(j, ver)
-	if err != nil {
-		log.Error("encoding the job failed", zap.Error(err))
-		e.release(log, it)
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
+	err = start.Commit(ctx, h)
+	cancel()
+	switch {
+	case err == nil:
+	case errors.Is(err, queue.ErrLockLost):
+		log.Warn("lost the entry before starting the job (session ended)")
 		return stepDone
-	}
-	err = e.multi(append([]interface{}{it.FenceOp()}, ops...))
-	if err != nil {
-		var me *multiErr
-		switch {
-		case errors.As(err, &me) && me.index == 0:
-			log.Warn("lost the entry before starting the job (session ended)")
-			return stepDone
-		case errors.As(err, &me) && me.index == 1:
-			log.Debug("job changed before it started; reloading")
-			return stepRetry
-		}
+	case errors.Is(err, jobs.ErrConflict):
+		log.Debug("job changed before it started; reloading")
+		return stepRetry
+	default:
 		log.Warn("writing RUNNING failed; entry released", zap.Error(err))
 		e.release(log, it)
 		return stepBackoff
 	}
-	e.execute(log, worker, it, j, ver+1, def)
+	e.execute(log, worker, h, start.Job(), start.Ver(), def)
 	return stepDone
 }
 
 // execute runs the action and writes the outcome.
-func (e *Executor) execute(log *zap.Logger, worker int, it *queue.Item, j *jobs.Job, ver int32, def action.Definition) {
+func (e *Executor) execute(log *zap.Logger, worker int, h jobs.Hold, j *jobs.Job, ver int32, def action.Definition) {
 	timeout := def.DefaultTimeout
 	if d, ok := e.cfg.ActionTimeouts[def.Name]; ok {
 		timeout = d
@@ -424,16 +419,13 @@ func (e *Executor) execute(log *zap.Logger, worker int, it *queue.Item, j *jobs.
 	}()
 	// A cancel request listed before we registered the run (one listed
 	// after it cancels the run from cancelWatchLoop).
-	e.mu.Lock()
-	requested := e.cancels[j.UUID()]
-	e.mu.Unlock()
-	if requested {
+	if e.cancelRequested(j.UUID()) {
 		cancel(errCanceled)
 	}
 	e.cfg.Metrics.started(j)
 	log.Info("job started", zap.Int("attempt", j.Attempt), zap.Duration("timeout", timeout))
 
-	rep := newReporter(e, log, it, j, ver)
+	rep := newReporter(e, log, h, j, ver)
 	stopReports := rep.start()
 	ajob := &action.Job{
 		ID: j.ID, Action: j.Action, Target: j.Target(), Payload: j.Payload, Priority: j.Priority,
@@ -450,9 +442,7 @@ func (e *Executor) execute(log *zap.Logger, worker int, it *queue.Item, j *jobs.
 	e.mu.Lock()
 	sessionLost := e.lostGen != gen
 	e.mu.Unlock()
-	var state jobs.State
-	var msg string
-	var rc *int
+	var out jobs.Outcome
 	switch {
 	case errors.Is(cause, errSessionLost) || sessionLost:
 		log.Warn("ZooKeeper session lost or in doubt while the job ran: action canceled, its outcome discarded")
@@ -461,37 +451,35 @@ func (e *Executor) execute(log *zap.Logger, worker int, it *queue.Item, j *jobs.
 		e.mu.Lock()
 		delete(e.running, j.UUID())
 		e.mu.Unlock()
-		e.requeueHeld(log, it, j, ver)
+		e.requeueHeld(log, h, j, ver)
 		return
 	case errors.Is(cause, errShutdown):
-		e.requeue(log, it, j, ver)
+		e.requeue(log, h, j, ver)
 		return
 	case errors.Is(cause, errCanceled):
-		state, msg = jobs.Canceled, "canceled"
+		out = jobs.Outcome{State: jobs.Canceled, Message: "canceled"}
 	case errors.Is(cause, context.DeadlineExceeded) && errors.Is(runCtx.Err(), context.DeadlineExceeded):
-		state, msg = jobs.Failed, fmt.Sprintf("timed out after %s", timeout)
+		out = jobs.Outcome{State: jobs.Failed, Message: fmt.Sprintf("timed out after %s", timeout)}
 		if errors.Is(runErr, action.ErrPluginKilled) {
-			msg += ", plugin killed"
+			out.Message += ", plugin killed"
 		}
 	case errors.Is(runErr, action.ErrLost) && def.LostPolicy == action.Rerun && j.Attempt < def.MaxAttempts:
 		log.Warn("the run was lost with its remote node or connection; running the job again", zap.Error(runErr), zap.Int("attempt", j.Attempt))
-		e.requeueLost(log, it, j, ver, runErr)
+		e.requeueLost(log, h, j, ver, runErr)
 		return
 	case runErr != nil:
-		state, msg = jobs.Failed, runErr.Error()
+		out = jobs.Outcome{State: jobs.Failed, Message: runErr.Error()}
 	default:
 		code := res.ReturnCode
-		rc = &code
-		state, msg = jobs.Success, res.Message
-		j.HostSummary = res.Hosts
+		out = jobs.Outcome{State: jobs.Success, ReturnCode: &code, Message: res.Message, HostSummary: res.Hosts}
 		if code != 0 {
-			state = jobs.Failed
-			if msg == "" {
-				msg = fmt.Sprintf("return code %d", code)
+			out.State = jobs.Failed
+			if out.Message == "" {
+				out.Message = fmt.Sprintf("return code %d", code)
 			}
 		}
 	}
-	e.finish(log, it, j, ver, state, rc, msg)
+	e.finish(log, h, j, ver, out)
 }
 
 // panicError is a panic of an action, with its stack for the log.
@@ -513,113 +501,77 @@ func safeRun(ctx context.Context, r action.Runner, j *action.Job, rep action.Rep
 	return r.Run(ctx, j, rep)
 }
 
-// finish writes a final state and consumes the entry in one transaction.
-func (e *Executor) finish(log *zap.Logger, it *queue.Item, j *jobs.Job, ver int32, state jobs.State, rc *int, msg string) step {
-	if j.State == jobs.Queued && state == jobs.Failed {
-		// A job that cannot start (no such action) still passes through
-		// RUNNING, in the same write: the state machine has no QUEUED → FAILED.
-		_ = j.Transition(jobs.Running, time.Now())
-		j.Attempt++
-		j.Executor = e.cfg.Name
-	}
-	if rc == nil && state == jobs.Failed {
-		one := 1
-		rc = &one
-	}
-	if err := j.Transition(state, time.Now()); err != nil {
-		log.Error("cannot finish the job", zap.Error(err))
-		e.release(log, it)
-		return stepDone
-	}
-	j.ReturnCode = rc
-	j.StatusMessage = msg
-	ops, err := e.store.WriteOps(j, ver)
+// finish records an outcome: the final state, written with the consume of
+// the entry in one transaction.
+func (e *Executor) finish(log *zap.Logger, h jobs.Hold, j *jobs.Job, ver int32, out jobs.Outcome) {
+	out.CancelRequested = e.cancelRequested(j.UUID())
+	c, err := e.store.Finish(j, ver, e.cfg.Name, out)
 	if err != nil {
-		log.Error("encoding the job failed", zap.Error(err))
-		e.release(log, it)
-		return stepDone
+		log.Error("cannot finish the job", zap.Error(err))
+		e.release(log, h.Item)
+		return
 	}
-	e.mu.Lock()
-	requested := e.cancels[j.UUID()]
-	e.mu.Unlock()
-	if requested {
-		// A request made after the last listing stays until the job's
-		// document is deleted by the cleanup, which removes it too.
-		ops = append(ops, e.store.ClearCancelOp(j.UUID()))
-	}
-	uncertain := false // a transient failure may have applied the transaction
+	e.commitOutcome(log, h, c)
+}
+
+// commitOutcome commits a final change, retrying a connection failure while
+// the session lives (the hold is ours until then; once the session is gone
+// the fence refuses the write).
+func (e *Executor) commitOutcome(log *zap.Logger, h jobs.Hold, c *jobs.Change) {
+	j := c.Job()
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
-		err = e.consumer.Consume(ctx, it, ops...)
+		err := c.Commit(ctx, h)
 		cancel()
-		if errors.Is(err, queue.ErrLockLost) && uncertain {
-			if cur, _, gerr := e.store.Get(context.Background(), j.ID); gerr == nil && cur.Version == j.Version && cur.State == state && cur.Executor == e.cfg.Name {
-				err = nil // our earlier attempt went through
-			}
-		}
-		var opErr *queue.OpError
 		switch {
 		case err == nil:
-			fields := []zap.Field{zap.String("state", string(state)), zap.Int("attempt", j.Attempt)}
+			fields := []zap.Field{zap.String("state", string(j.State)), zap.Int("attempt", j.Attempt)}
 			if j.Duration != nil {
 				fields = append(fields, zap.Float64("duration", *j.Duration))
 			}
-			if msg != "" {
-				fields = append(fields, zap.String("message", msg))
+			if j.StatusMessage != "" {
+				fields = append(fields, zap.String("message", j.StatusMessage))
 			}
-			log.Info("job finished", fields...)
+			log.Info(MsgJobFinished, fields...)
 			e.cfg.Metrics.finished(j)
-			if e.cfg.Events != nil {
-				e.cfg.Events.Event(j.ID, "state", "info", msg, map[string]any{"state": string(state), "executor": e.cfg.Name, "attempt": j.Attempt})
-			}
-			return stepDone
+			return
 		case errors.Is(err, queue.ErrLockLost):
-			log.Warn("lost the job's entry before writing its outcome (session ended); the outcome is discarded and the job runs elsewhere", zap.String("state", string(state)))
-			return stepDone
-		case errors.As(err, &opErr) && opErr.Index == 0:
+			log.Warn("lost the job's entry before writing its outcome (session ended); the outcome is discarded and the job runs elsewhere", zap.String("state", string(j.State)))
+			return
+		case errors.Is(err, jobs.ErrConflict):
 			// The document changed under us: only a concurrent cancel of a
 			// QUEUED job racing our take does that. A final state wins.
 			if cur, _, gerr := e.store.Get(context.Background(), j.ID); gerr == nil && cur.State.Final() {
 				log.Info("job was finished elsewhere meanwhile; entry consumed", zap.String("state", string(cur.State)))
-				e.consume(log, it)
-				return stepDone
+				e.consume(log, h.Item)
+				return
 			}
 			log.Warn("the job document changed unexpectedly; outcome not written, entry released", zap.Error(err))
-			e.release(log, it)
-			return stepDone
+			e.release(log, h.Item)
+			return
 		case zkconn.Transient(err) && attempt < 1000:
-			// Still ours while our session lives: retry until ZooKeeper
-			// answers or the session is gone (then the fence fails).
-			uncertain = true
 			log.Warn("writing the outcome failed; retrying", zap.Error(err))
 			time.Sleep(backoff.Jitter(min(time.Duration(attempt+1)*200*time.Millisecond, e.cfg.MaxBackoff)))
 		default:
 			log.Error("writing the outcome failed; entry released", zap.Error(err))
-			e.release(log, it)
-			return stepDone
+			e.release(log, h.Item)
+			return
 		}
 	}
 }
 
 // requeue gives a job back to the queue on shutdown: RUNNING → QUEUED and
 // the entry released, in one transaction; the attempt is not counted.
-func (e *Executor) requeue(log *zap.Logger, it *queue.Item, j *jobs.Job, ver int32) {
-	if err := j.Transition(jobs.Queued, time.Now()); err != nil {
-		e.release(log, it)
-		return
-	}
-	j.Attempt--
-	j.Executor = ""
-	j.StatusMessage = "requeued: executor " + e.cfg.Name + " stopped"
-	ops, err := e.store.WriteOps(j, ver)
+func (e *Executor) requeue(log *zap.Logger, h jobs.Hold, j *jobs.Job, ver int32) {
+	c, err := e.store.Requeue(j, ver, "executor "+e.cfg.Name+" stopped")
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = e.consumer.Release(ctx, it, ops...)
+		err = c.Commit(ctx, h)
 		cancel()
 	}
 	if err != nil {
 		log.Warn("requeuing the job failed; it will be rerun as lost", zap.Error(err))
-		e.release(log, it)
+		e.release(log, h.Item)
 		return
 	}
 	log.Info("job requeued: executor stopping")
@@ -628,22 +580,16 @@ func (e *Executor) requeue(log *zap.Logger, it *queue.Item, j *jobs.Job, ver int
 // requeueLost gives back a job whose run was lost (action.ErrLost) under a
 // rerun policy: RUNNING → QUEUED with the entry released, the attempt
 // counted, so the lost-job policy bounds the reruns.
-func (e *Executor) requeueLost(log *zap.Logger, it *queue.Item, j *jobs.Job, ver int32, cause error) {
-	if err := j.Transition(jobs.Queued, time.Now()); err != nil {
-		e.release(log, it)
-		return
-	}
-	j.Executor = ""
-	j.StatusMessage = jobs.TruncateStatus(fmt.Sprintf("requeued after attempt %d: %v", j.Attempt, cause))
-	ops, err := e.store.WriteOps(j, ver)
+func (e *Executor) requeueLost(log *zap.Logger, h jobs.Hold, j *jobs.Job, ver int32, cause error) {
+	c, err := e.store.RequeueLost(j, ver, cause)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
-		err = e.consumer.Release(ctx, it, ops...)
+		err = c.Commit(ctx, h)
 		cancel()
 	}
 	if err != nil {
 		log.Warn("requeuing the lost run failed; it will be rerun as lost", zap.Error(err))
-		e.release(log, it)
+		e.release(log, h.Item)
 	}
 }
 
@@ -652,26 +598,18 @@ func (e *Executor) requeueLost(log *zap.Logger, it *queue.Item, j *jobs.Job, ver
 // entry and must give it back, or the job would stay RUNNING forever; if it
 // expired, the fence refuses the write and the job is someone else's. It
 // retries until one of the two is known (or the executor stops).
-func (e *Executor) requeueHeld(log *zap.Logger, it *queue.Item, j *jobs.Job, ver int32) {
+func (e *Executor) requeueHeld(log *zap.Logger, h jobs.Hold, j *jobs.Job, ver int32) {
+	c, err := e.store.Requeue(j, ver, "executor "+e.cfg.Name+" lost its ZooKeeper session")
+	if err != nil {
+		e.release(log, h.Item)
+		return
+	}
 	b := backoff.New(100*time.Millisecond, e.cfg.MaxBackoff)
 	for {
-		jj := *j
-		if err := jj.Transition(jobs.Queued, time.Now()); err != nil {
-			e.release(log, it)
-			return
-		}
-		jj.Attempt--
-		jj.Executor = ""
-		jj.StatusMessage = "requeued: executor " + e.cfg.Name + " lost its ZooKeeper session"
-		ops, err := e.store.WriteOps(&jj, ver)
-		if err != nil {
-			e.release(log, it)
-			return
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
-		err = e.consumer.Release(ctx, it, ops...)
+		err := c.Commit(ctx, h)
 		cancel()
-		var opErr *queue.OpError
+		var opErr *zkconn.OpError
 		switch {
 		case err == nil:
 			log.Info("job requeued: the session survived")
@@ -679,9 +617,9 @@ func (e *Executor) requeueHeld(log *zap.Logger, it *queue.Item, j *jobs.Job, ver
 		case errors.Is(err, queue.ErrLockLost):
 			log.Info("the job's entry was lost with the session; another executor runs it")
 			return
-		case errors.As(err, &opErr):
+		case errors.Is(err, jobs.ErrConflict) || errors.As(err, &opErr):
 			log.Warn("requeuing failed: the job changed meanwhile; entry released", zap.Error(err))
-			e.release(log, it)
+			e.release(log, h.Item)
 			return
 		}
 		if e.jobsCtx.Err() != nil {
@@ -689,6 +627,14 @@ func (e *Executor) requeueHeld(log *zap.Logger, it *queue.Item, j *jobs.Job, ver
 		}
 		b.Wait(e.jobsCtx)
 	}
+}
+
+// cancelRequested reports whether the last listing of the cancel directory
+// holds a request for the job.
+func (e *Executor) cancelRequested(uid string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cancels[uid]
 }
 
 func (e *Executor) consume(log *zap.Logger, it *queue.Item) {
@@ -719,34 +665,6 @@ func (e *Executor) release(log *zap.Logger, it *queue.Item) {
 		log.Warn("releasing the entry failed; retrying", zap.Error(err))
 		bo.Wait(e.jobsCtx)
 	}
-}
-
-type multiErr struct {
-	index int
-	err   error
-}
-
-func (m *multiErr) Error() string { return fmt.Sprintf("operation %d: %v", m.index, m.err) }
-func (m *multiErr) Unwrap() error { return m.err }
-
-// multi runs a transaction, reporting which operation failed.
-func (e *Executor) multi(ops []interface{}) error {
-	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
-	defer cancel()
-	var res []zk.MultiResponse
-	err := zkconn.Do(ctx, func() error {
-		var err error
-		res, err = e.conn.Multi(ops...)
-		return err
-	})
-	if err == nil {
-		return nil
-	}
-	i, opErr := zkconn.MultiError(res, err)
-	if i >= 0 {
-		return &multiErr{index: i, err: opErr}
-	}
-	return err
 }
 
 // cancelWatchLoop watches the cancel directory (one child watch for the

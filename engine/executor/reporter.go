@@ -11,33 +11,41 @@ import (
 	"github.com/jobengine/jobengine/engine/action"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/queue"
+	"github.com/jobengine/jobengine/engine/zkconn"
 )
 
-// reporter collects an action's reports and writes them at a bounded rate:
-// progress, status message and affected resources into the job document
-// (a fenced compare-and-set, so a stale executor never writes), log lines
-// into the job's log tail and the event sink.
+// reporter collects an action's reports and has them recorded at a bounded
+// rate: progress, status message and affected resources into the job
+// document (jobs.Store.RecordProgress, committed under the worker's hold,
+// so a stale executor never writes), log lines and the messages of
+// structured events into the job's log tail. The store tells its observers
+// of all of them.
 type reporter struct {
 	e   *Executor
 	log *zap.Logger
-	it  *queue.Item
+	h   jobs.Hold
 
 	mu       sync.Mutex
-	job      *jobs.Job
+	job      *jobs.Job // as last written
 	ver      int32
 	dirty    bool
 	progress int
 	status   string
-	affected []string
-	lines    []logEntry
+	affected []string // reported, not written yet
+	lines    []jobs.LogEntry
+	// pending is a report whose commit failed with an unknown outcome: it
+	// is committed again rather than planned anew, which finds out whether
+	// it went through. pendingN counts the affected resources it carries.
+	pending  *jobs.Change
+	pendingN int
 	stopped  bool
 
 	stop chan struct{}
 	done chan struct{}
 }
 
-func newReporter(e *Executor, log *zap.Logger, it *queue.Item, j *jobs.Job, ver int32) *reporter {
-	return &reporter{e: e, log: log, it: it, job: j, ver: ver, progress: j.Progress, stop: make(chan struct{}), done: make(chan struct{})}
+func newReporter(e *Executor, log *zap.Logger, h jobs.Hold, j *jobs.Job, ver int32) *reporter {
+	return &reporter{e: e, log: log, h: h, job: j, ver: ver, progress: j.Progress, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // start begins the periodic flush; the returned function stops it, flushes
@@ -59,7 +67,11 @@ func (r *reporter) start() func() (*jobs.Job, int32) {
 	return func() (*jobs.Job, int32) {
 		close(r.stop)
 		<-r.done
-		r.flush()
+		// A report whose outcome is unknown gets two more chances: the
+		// final write compares with the version it leaves.
+		for i := 0; i < 3 && (i == 0 || r.hasPending()); i++ {
+			r.flush()
+		}
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.stopped = true
@@ -88,13 +100,6 @@ func (r *reporter) Affected(hrefs ...string) {
 	r.dirty = true
 }
 
-// logEntry is a log line of the action, or a structured event (whose
-// message, when it has one, is also a line of the job's log).
-type logEntry struct {
-	line jobs.LogLine
-	ev   *action.Event
-}
-
 func logLevel(level string) string {
 	switch level {
 	case "debug", "info", "warn", "error":
@@ -107,15 +112,15 @@ func (r *reporter) Log(level, msg string) {
 	level = logLevel(level)
 	r.mu.Lock()
 	if len(r.lines) < 10_000 { // bounded between flushes
-		r.lines = append(r.lines, logEntry{line: jobs.LogLine{Time: time.Now().UTC(), Level: level, Message: jobs.TruncateStatus(msg)}})
+		r.lines = append(r.lines, jobs.LogEntry{Line: jobs.LogLine{Time: time.Now().UTC(), Level: level, Message: jobs.TruncateStatus(msg)}})
 	}
 	r.mu.Unlock()
 	r.log.Debug("action log", zap.String("level", level), zap.String("line", msg))
 }
 
 // Event records a structured event: its message goes to the job's log like
-// a log line, the event itself to an event sink that indexes structured
-// events (one that does not gets the message as a log line).
+// a log line, the event itself to the store's observers of action events
+// (the others are told of its message as a log line).
 func (r *reporter) Event(ev action.Event) {
 	ev.Level = logLevel(ev.Level)
 	if ev.Time.IsZero() {
@@ -124,90 +129,60 @@ func (r *reporter) Event(ev action.Event) {
 	ev.Time = ev.Time.UTC()
 	r.mu.Lock()
 	if len(r.lines) < 10_000 {
-		r.lines = append(r.lines, logEntry{line: jobs.LogLine{Time: ev.Time, Level: ev.Level, Message: jobs.TruncateStatus(ev.Message)}, ev: &ev})
+		r.lines = append(r.lines, jobs.LogEntry{Line: jobs.LogLine{Time: ev.Time, Level: ev.Level, Message: jobs.TruncateStatus(ev.Message)}, Event: &ev})
 	}
 	r.mu.Unlock()
+}
+
+func (r *reporter) hasPending() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pending != nil
 }
 
 func (r *reporter) flush() {
 	r.mu.Lock()
 	lines := r.lines
 	r.lines = nil
-	dirty := r.dirty
-	var j jobs.Job
-	ver := r.ver
-	if dirty {
-		j = *r.job
-		j.Progress = r.progress
-		if r.status != "" {
-			j.StatusMessage = r.status
+	c, n := r.pending, r.pendingN
+	if c == nil && r.dirty {
+		var err error
+		n = len(r.affected)
+		c, err = r.e.store.RecordProgress(r.job, r.ver, jobs.Progress{Percent: r.progress, Status: r.status, Affected: r.affected[:n:n]})
+		if err != nil {
+			r.log.Debug("progress not recorded", zap.Error(err))
 		}
-		seen := map[string]bool{}
-		for _, a := range j.AffectedResources {
-			seen[a.Href] = true
-		}
-		for _, h := range r.affected {
-			if !seen[h] && len(j.AffectedResources) < jobs.MaxAffected {
-				j.AffectedResources = append(j.AffectedResources, jobs.Resource{Href: h})
-				seen[h] = true
-			}
-		}
-		r.affected = nil
 		r.dirty = false
 	}
 	r.mu.Unlock()
 
-	uid := r.job.UUID()
 	if len(lines) > 0 {
-		tail := make([]jobs.LogLine, 0, len(lines))
-		for _, l := range lines {
-			if l.line.Message != "" || l.ev == nil {
-				tail = append(tail, l.line)
-			}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := r.e.store.AppendEntries(ctx, r.job.UUID(), r.job.Attempt, lines); err != nil {
+			r.log.Debug("writing the job's log tail failed", zap.Error(err))
 		}
-		if len(tail) > 0 {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := r.e.store.AppendLog(ctx, uid, tail); err != nil {
-				r.log.Debug("writing the job's log tail failed", zap.Error(err))
-			}
-			cancel()
-		}
-		if r.e.cfg.Events != nil {
-			structured, _ := r.e.cfg.Events.(StructuredEvents)
-			for _, l := range lines {
-				switch {
-				case l.ev != nil && structured != nil:
-					structured.ActionEvent(r.job.ID, r.job.Attempt, *l.ev)
-				case l.line.Message != "" || l.ev == nil:
-					r.e.cfg.Events.Event(r.job.ID, "log", l.line.Level, l.line.Message, nil)
-				}
-			}
-		}
+		cancel()
 	}
-	if !dirty {
+	if c == nil {
 		return
 	}
-	ops, err := r.e.store.WriteOps(&j, ver)
-	if err != nil {
-		return
-	}
-	err = r.e.multi(append([]interface{}{r.it.FenceOp()}, ops...))
-	var me *multiErr
+	ctx, cancel := context.WithTimeout(context.Background(), r.e.cfg.SessionTimeout)
+	err := c.Commit(ctx, r.h)
+	cancel()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pending, r.pendingN = nil, 0
 	switch {
 	case err == nil:
-		r.mu.Lock()
-		r.job, r.ver = &j, ver+1
-		r.mu.Unlock()
-		if r.e.cfg.Events != nil {
-			r.e.cfg.Events.Event(j.ID, "progress", "info", j.StatusMessage, map[string]any{"progress": j.Progress})
-		}
-	case errors.As(err, &me) && me.index == 0:
+		r.job, r.ver = c.Job(), c.Ver()
+		r.affected = append([]string(nil), r.affected[n:]...)
+	case errors.Is(err, queue.ErrLockLost):
 		r.log.Debug("progress not written: the entry is no longer held")
+	case zkconn.Transient(err):
+		r.pending, r.pendingN = c, n
+		r.log.Debug("writing progress failed; trying the same report again", zap.Error(err))
 	default:
-		// Keep the changes for the next flush.
-		r.mu.Lock()
-		r.dirty = true
-		r.mu.Unlock()
+		r.dirty = true // keep the changes for the next flush
 		r.log.Debug("writing progress failed", zap.Error(err))
 	}
 }

@@ -152,7 +152,9 @@ type SinkStats struct {
 // EventSink sends live job events to Elasticsearch in the background. It
 // is best effort: Emit never blocks, memory is bounded, and while
 // Elasticsearch is down the oldest events are dropped (and counted) to make
-// room. State changes do not depend on it: they go through the outbox.
+// room. State changes do not depend on it: they go through the outbox. It
+// is a jobs.Observer: attach it to a job store (StoreConfig.Observers) and
+// it indexes the log lines and progress reports the store records.
 type EventSink struct {
 	c    *Client
 	log  *zap.Logger
@@ -193,6 +195,38 @@ func NewEventSink(c *Client, log *zap.Logger, opts SinkOptions) *EventSink {
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	go s.run()
 	return s
+}
+
+// The sink observes the executors' job stores: log lines and progress
+// reports become events of the job-events index. State changes do not:
+// they are indexed from the outbox, exactly once per document version.
+var _ jobs.Observer = (*EventSink)(nil)
+
+// OnState ignores state changes: the index pump indexes each document
+// version's state event from the outbox, which a crash cannot lose.
+func (s *EventSink) OnState(jobs.StateEvent) {}
+
+// OnLog queues a log line, at the time the action logged it.
+func (s *EventSink) OnLog(ev jobs.LogEvent) {
+	s.Emit(Event{Job: ev.Job, Time: ev.Line.Time, Type: EventLog, Level: ev.Line.Level, Message: ev.Line.Message})
+}
+
+// The sink indexes actions' structured events with their fields.
+var _ jobs.ActionEventObserver = (*EventSink)(nil)
+
+// OnActionEvent queues an action's structured event (an Ansible job
+// event), at the time it happened.
+func (s *EventSink) OnActionEvent(ev jobs.ActionEvent) {
+	s.Emit(ActionEvent(ev.Job, ev.Attempt, ev.Event))
+}
+
+// OnProgress queues a progress report, at the time it was written.
+func (s *EventSink) OnProgress(ev jobs.ProgressEvent) {
+	j := ev.Job
+	s.Emit(Event{
+		Job: j.ID, Time: j.Updated, Type: EventProgress, Level: "info", Message: j.StatusMessage,
+		Progress: j.Progress, Executor: j.Executor, Attempt: j.Attempt,
+	})
 }
 
 // Emit queues an event. It never blocks; after Close it drops the event.

@@ -1,7 +1,9 @@
 package index_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +105,57 @@ func TestEventSinkCloseGivesUpWhenDown(t *testing.T) {
 	}
 	if st := sink.Stats(); st.Dropped != 1 || st.Buffered != 0 {
 		t.Fatalf("stats: %+v", st)
+	}
+}
+
+// The sink is a job store's observer: the lines a store records are indexed
+// at the time they were logged, progress at the time it was written, and
+// state changes are left to the outbox.
+func TestEventSinkObservesAJobStore(t *testing.T) {
+	s := estest.Start(t, estest.Options{})
+	c := newClient(t, s, nil)
+	sink := index.NewEventSink(c, nil, index.SinkOptions{FlushInterval: 10 * time.Millisecond})
+	store := jobs.NewStore(dial(t, "", root(t), 0), jobs.StoreConfig{Observers: []jobs.Observer{sink}})
+	j := newJob("deploy", 0)
+	t1, t2 := epoch.Add(time.Millisecond), epoch.Add(3*time.Second)
+	if err := store.AppendLog(ctxT(t, 10*time.Second), j.UUID(), []jobs.LogLine{
+		{Time: t1, Level: "info", Message: "first"}, {Time: t2, Level: "error", Message: "second"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	running := next(j, jobs.Running)
+	sink.OnState(jobs.StateEvent{Job: running, From: jobs.Queued})
+	progress := *running
+	progress.Progress, progress.StatusMessage, progress.Updated = 40, "halfway", epoch.Add(time.Minute)
+	sink.OnProgress(jobs.ProgressEvent{Job: &progress})
+	if err := sink.Close(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var got []index.Event
+	for _, d := range s.Docs(c.EventsIndex()) {
+		var ev index.Event
+		if err := json.Unmarshal(d.Source, &ev); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ev)
+	}
+	sort.Slice(got, func(a, b int) bool { return got[a].Time.Before(got[b].Time) })
+	if len(got) != 3 {
+		t.Fatalf("%d events indexed, want 2 log lines and 1 progress report: %+v", len(got), got)
+	}
+	for i, want := range []index.Event{
+		{Job: j.ID, Time: t1, Type: index.EventLog, Level: "info", Message: "first"},
+		{Job: j.ID, Time: t2, Type: index.EventLog, Level: "error", Message: "second"},
+		{Job: j.ID, Time: progress.Updated, Type: index.EventProgress, Level: "info", Message: "halfway", Progress: 40, Executor: "exec-1", Attempt: 1},
+	} {
+		g := got[i]
+		g.ID = ""
+		if !g.Time.Equal(want.Time) {
+			t.Fatalf("event %d at %s, want %s", i, g.Time, want.Time)
+		}
+		g.Time = want.Time
+		if g != want {
+			t.Fatalf("event %d:\n got %+v\nwant %+v", i, g, want)
+		}
 	}
 }

@@ -33,16 +33,19 @@ func (s *Store) Claim(ctx context.Context, id, by string) (*Job, int32, error) {
 		case j.State != Queued:
 			return nil, 0, fmt.Errorf("%w: %s is %s on %s; only a QUEUED job can be claimed", ErrHeld, j.ID, j.State, j.Executor)
 		}
-		if err := j.Transition(Running, s.now()); err != nil {
+		n := *j
+		if err := n.startAttempt(by, s.now()); err != nil {
 			return nil, 0, err
 		}
-		j.Attempt++
-		j.Executor = by
-		j.StatusMessage = ""
-		ops, err := s.WriteOps(j, ver)
+		ops, err := s.writeOps(&n, ver)
 		if err != nil {
 			return nil, 0, err
 		}
+		notices, err := s.noticeOps(&n, j.State)
+		if err != nil {
+			return nil, 0, err
+		}
+		ops = append(ops, notices...)
 		name, err := s.findEntry(ctx, j)
 		if err != nil {
 			return nil, 0, err
@@ -64,23 +67,29 @@ func (s *Store) Claim(ctx context.Context, id, by string) (*Job, int32, error) {
 		if err != nil {
 			return nil, 0, fmt.Errorf("jobs: claiming %s: %w", j.ID, err)
 		}
-		s.log.Info("job claimed", zap.String("job", j.ID), zap.String("by", by))
-		return j, ver + 1, nil
+		s.log.Info("job claimed", zap.String("job", n.ID), zap.String("by", by))
+		s.observers().stateChanged(&n, j.State)
+		return &n, ver + 1, nil
 	}
 	return nil, 0, fmt.Errorf("%w: %s kept changing, try again", ErrConflict, id)
 }
 
-// Finish writes the final state of a claimed job over version ver.
-func (s *Store) Finish(ctx context.Context, j *Job, ver int32, state State, rc int, msg string, hosts *HostSummary) error {
-	if !state.Final() {
-		return fmt.Errorf("%w: %s is not a final state", ErrInvalid, state)
+// FinishClaimed writes the final state of a claimed job over version ver,
+// unfenced but compare-and-set (nothing holds a claimed job's entry: it
+// was removed by Claim), with the notices the outcome causes, and tells
+// the observers.
+func (s *Store) FinishClaimed(ctx context.Context, j *Job, ver int32, out Outcome) (*Job, int32, error) {
+	if j.State != Running {
+		return nil, 0, fmt.Errorf("%w: %s is %s; only a claimed RUNNING job finishes here", ErrIllegalState, j.ID, j.State)
 	}
-	if err := j.Transition(state, s.now()); err != nil {
-		return err
+	n := *j
+	if err := n.finish(j.Executor, out, s.now()); err != nil {
+		return nil, 0, err
 	}
-	j.ReturnCode = &rc
-	j.StatusMessage = msg
-	j.HostSummary = hosts
-	_, err := s.Update(ctx, j, ver)
-	return err
+	nver, err := s.update(ctx, &n, ver, j.State)
+	if err != nil {
+		return nil, 0, err
+	}
+	s.observers().stateChanged(&n, j.State)
+	return &n, nver, nil
 }

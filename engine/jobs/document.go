@@ -1,5 +1,3 @@
-// Package jobs holds the live job store: job documents in ZooKeeper, their
-// state machine, and job creation atomically with the queue entry.
 package jobs
 
 import (
@@ -136,6 +134,14 @@ type Job struct {
 	// HostSummary is the outcome per host of a job whose action reports
 	// one (Ansible's play recap); see hosts.go.
 	HostSummary *HostSummary `json:"host-summary,omitempty"`
+
+	// Launch holds the fields of jobs launched from templates (kind,
+	// template, inventory, slices, …: see launch.go).
+	Launch
+
+	// Notifications names the notification templates the job notifies
+	// when it starts, succeeds or fails (see notices.go).
+	Notifications *Notifications `json:"notifications,omitempty"`
 }
 
 // UUID returns the uuid part of the job id.

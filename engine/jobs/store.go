@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -54,6 +54,13 @@ type StoreConfig struct {
 	// nothing is indexed that was not written and nothing written is lost
 	// to the index. Nil when indexing is off.
 	Outbox func(j *Job, doc []byte) *zk.CreateRequest
+	// Observers are told of the jobs' events this store records: state
+	// changes, log lines, progress (see Observer). Optional.
+	Observers []Observer
+	// Notifications, when set, adds to each job created the notifications
+	// attached to it (an action's, say), to those it names itself.
+	// Optional: without it a job notifies what it names.
+	Notifications NotificationResolver
 	// Logger receives the store's log lines.
 	Logger *zap.Logger
 	// Now is the clock (time.Now when nil).
@@ -118,7 +125,7 @@ func (s *Store) Ensure(ctx context.Context) error {
 	if err := s.q.Ensure(ctx); err != nil {
 		return err
 	}
-	for _, d := range []string{uniqDir, cancelDir} {
+	for _, d := range []string{uniqDir, cancelDir, NoticeDir} {
 		if err := s.conn.EnsurePath(ctx, s.conn.Path(d)); err != nil {
 			return fmt.Errorf("jobs: creating %s: %w", d, err)
 		}
@@ -139,6 +146,13 @@ type NewJob struct {
 	ParentJob string
 	CreatedBy string
 	Tick      string
+	// NestedJobs are the child jobs of a workflow job (its slices).
+	NestedJobs []string
+	// Launch holds the fields of a job launched from a template. A
+	// workflow job (Launch.Kind) is created PENDING, without a queue entry.
+	Launch Launch
+	// Notifications names the notification templates the job notifies.
+	Notifications Notifications
 }
 
 // Validate checks a new job and returns a clear error naming what is wrong.
@@ -174,7 +188,10 @@ func (n *NewJob) Validate() error {
 			return err
 		}
 	}
-	return nil
+	if err := n.validateLaunch(); err != nil {
+		return err
+	}
+	return n.Notifications.Validate()
 }
 
 func (s *Store) build(n NewJob) (*Job, error) {
@@ -204,9 +221,18 @@ func (s *Store) build(n NewJob) (*Job, error) {
 		UniqueKey:          n.UniqueKey,
 		CreatedBy:          n.CreatedBy,
 		Tick:               n.Tick,
+		NestedJobs:         n.NestedJobs,
+		Launch:             n.Launch,
+	}
+	if j.IsContainer() {
+		j.State = Pending // it follows its slices and is never queued
 	}
 	if n.Target != "" {
 		j.TargetResource = &Resource{Href: n.Target}
+	}
+	if !n.Notifications.Empty() {
+		nt := n.Notifications
+		j.Notifications = &nt
 	}
 	return j, nil
 }
@@ -228,8 +254,8 @@ func (s *Store) CreateMany(ctx context.Context, ns []NewJob) ([]*Job, error) {
 
 // CreateFenced creates jobs in one transaction with extra operations, such
 // as a leader's election fence: nothing is created unless every extra
-// operation succeeds too. A failing extra operation is reported as an
-// *ExtraOpError.
+// operation succeeds too. A failing extra operation is reported as a
+// *zkconn.OpError indexed among the extra operations.
 func (s *Store) CreateFenced(ctx context.Context, ns []NewJob, extra ...interface{}) ([]*Job, error) {
 	if len(ns) == 0 {
 		return nil, nil
@@ -242,6 +268,10 @@ func (s *Store) CreateFenced(ctx context.Context, ns []NewJob, extra ...interfac
 	}
 	if n+len(ns) > s.cfg.MaxBacklog {
 		return nil, fmt.Errorf("%w: %d jobs queued or running, the cap is %d (raise --max-backlog or wait for executors to catch up)", ErrBacklogFull, n, s.cfg.MaxBacklog)
+	}
+	ns, err = s.resolveNotifications(ctx, ns)
+	if err != nil {
+		return nil, err
 	}
 	var ops []interface{}
 	out := make([]*Job, 0, len(ns))
@@ -258,11 +288,14 @@ func (s *Store) CreateFenced(ctx context.Context, ns []NewJob, extra ...interfac
 		if err != nil {
 			return nil, err
 		}
-		put, err := s.q.PutOp([]byte(j.ID), j.Priority)
-		if err != nil {
-			return nil, err
+		ops = append(ops, &zk.CreateRequest{Path: s.DocPath(j.UUID()), Data: data, Acl: zkconn.ACL})
+		if j.State != Pending { // a PENDING job has no entry
+			put, err := s.q.PutOp([]byte(j.ID), j.Priority)
+			if err != nil {
+				return nil, err
+			}
+			ops = append(ops, put)
 		}
-		ops = append(ops, &zk.CreateRequest{Path: s.DocPath(j.UUID()), Data: data, Acl: zkconn.ACL}, put)
 		if j.UniqueKey != "" {
 			if keys[j.UniqueKey] {
 				return nil, fmt.Errorf("%w: unique key %q appears twice in one batch", ErrDuplicate, j.UniqueKey)
@@ -304,7 +337,7 @@ func (s *Store) CreateFenced(ctx context.Context, ns []NewJob, extra ...interfac
 	if err != nil {
 		i, opErr := zkconn.MultiError(res, err)
 		if i >= nOwn {
-			return nil, &ExtraOpError{Index: i - nOwn, Err: opErr}
+			return nil, fmt.Errorf("jobs: create: %w", zkconn.FailedOp(ops, res, err).Shift(nOwn))
 		}
 		if i >= 0 && errors.Is(opErr, zk.ErrNodeExists) {
 			if c, ok := ops[i].(*zk.CreateRequest); ok && strings.HasPrefix(c.Path, s.conn.Path(uniqDir)+"/") {
@@ -321,18 +354,28 @@ func (s *Store) CreateFenced(ctx context.Context, ns []NewJob, extra ...interfac
 	return out, nil
 }
 
-// ExtraOpError reports that an extra operation of CreateFenced failed;
-// nothing was created.
-type ExtraOpError struct {
-	Index int
-	Err   error
+// resolveNotifications returns ns with the notifications the store's
+// resolver attaches to each job added (ns itself is not modified).
+func (s *Store) resolveNotifications(ctx context.Context, ns []NewJob) ([]NewJob, error) {
+	if s.cfg.Notifications == nil {
+		return ns, nil
+	}
+	out := slices.Clone(ns)
+	for i := range out {
+		n := &out[i]
+		attached, err := s.cfg.Notifications.NotificationsFor(ctx, n)
+		if err != nil {
+			return nil, fmt.Errorf("jobs: create: the notifications of %s: %w", n.Action, err)
+		}
+		n.Notifications = Notifications{
+			Started: slices.Clone(n.Notifications.Started),
+			Success: slices.Clone(n.Notifications.Success),
+			Failure: slices.Clone(n.Notifications.Failure),
+		}
+		n.Notifications.Merge(attached)
+	}
+	return out, nil
 }
-
-func (e *ExtraOpError) Error() string {
-	return fmt.Sprintf("jobs: create: extra operation %d failed: %v", e.Index, e.Err)
-}
-
-func (e *ExtraOpError) Unwrap() error { return e.Err }
 
 // Get reads a job document and the znode version to compare-and-set with.
 func (s *Store) Get(ctx context.Context, id string) (*Job, int32, error) {
@@ -360,237 +403,18 @@ func (s *Store) Get(ctx context.Context, id string) (*Job, int32, error) {
 	return &j, st.Version, nil
 }
 
-// Transition moves j to state to, setting the fields that go with it. It
-// does not write: see Update and WriteOps.
-func (j *Job) Transition(to State, now time.Time) error {
-	if j.State.Final() {
-		return fmt.Errorf("%w: %s is %s", ErrFinal, j.ID, j.State)
-	}
-	if !CanTransition(j.State, to) {
-		return fmt.Errorf("%w: %s → %s", ErrIllegalState, j.State, to)
-	}
-	now = now.UTC()
-	j.State = to
-	j.TimeOfStatusChange = now
-	switch {
-	case to == Queued:
-		j.Started = nil
-		j.Progress = 0
-	case to == Running:
-		j.Started = &now
-		j.Progress = 0
-		j.ReturnCode = nil
-	case to.Final():
-		j.Progress = 100
-		if j.Started != nil {
-			d := now.Sub(*j.Started).Seconds()
-			j.Duration = &d
-		}
-	}
-	return nil
-}
-
-// WriteOps returns the operations that write j over znode version ver (a
-// compare-and-set), with its outbox record and, when j is final, the
-// release of its unique key. j.Version and j.Updated are advanced.
-func (s *Store) WriteOps(j *Job, ver int32) ([]interface{}, error) {
-	j.Version++
-	j.Updated = s.now()
-	j.StatusMessage = TruncateStatus(j.StatusMessage)
-	if len(j.AffectedResources) > MaxAffected {
-		j.AffectedResources = j.AffectedResources[:MaxAffected]
-	}
-	data, err := json.Marshal(j)
-	if err != nil {
-		return nil, err
-	}
-	ops := []interface{}{&zk.SetDataRequest{Path: s.DocPath(j.UUID()), Data: data, Version: ver}}
-	if s.cfg.Outbox != nil {
-		ops = append(ops, s.cfg.Outbox(j, data))
-	}
-	if j.State.Final() && j.UniqueKey != "" {
-		p := s.uniqPath(j.UniqueKey)
-		// Only the final transition removes the key, and only if it is still
-		// this job's (a repair may have removed it).
-		if holder, _, err := s.conn.Get(p); err == nil && string(holder) == j.ID {
-			ops = append(ops, &zk.DeleteRequest{Path: p, Version: -1})
-		}
-	}
-	return ops, nil
-}
-
-// Update writes j over znode version ver and returns the new version. It
-// fails with ErrConflict when the document changed since it was read.
-func (s *Store) Update(ctx context.Context, j *Job, ver int32) (int32, error) {
-	ops, err := s.WriteOps(j, ver)
-	if err != nil {
-		return 0, err
-	}
-	var res []zk.MultiResponse
-	err = zkconn.Do(ctx, func() error {
-		var err error
-		res, err = s.conn.Multi(ops...)
-		return err
-	})
-	if err != nil {
-		j.Version--
-		_, opErr := zkconn.MultiError(res, err)
-		if errors.Is(opErr, zk.ErrBadVersion) {
-			return 0, fmt.Errorf("%w: %s", ErrConflict, j.ID)
-		}
-		if errors.Is(opErr, zk.ErrNoNode) {
-			return 0, fmt.Errorf("%w: %s", ErrNotFound, j.ID)
-		}
-		return 0, fmt.Errorf("jobs: writing %s: %w", j.ID, opErr)
-	}
-	return ver + 1, nil
-}
-
-// IsConflict reports whether the multi failed on the job document's
-// compare-and-set at index i.
-func IsConflict(res []zk.MultiResponse, err error, i int) bool {
-	j, opErr := zkconn.MultiError(res, err)
-	return j == i && (errors.Is(opErr, zk.ErrBadVersion) || errors.Is(opErr, zk.ErrNoNode))
-}
-
-// Cancel cancels a job. A QUEUED (or PENDING) job becomes CANCELED at once
-// and its queue entry is removed; a RUNNING job gets a cancel request that
-// its executor acts on. It returns the job as it is after the call.
-func (s *Store) Cancel(ctx context.Context, id, by string) (*Job, error) {
-	for attempt := 0; attempt < 10; attempt++ {
-		j, ver, err := s.Get(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case j.State.Final():
-			return j, fmt.Errorf("%w: %s is %s", ErrFinal, j.ID, j.State)
-		case j.State == Running:
-			data, _ := json.Marshal(map[string]string{"by": by, "time": s.now().Format(time.RFC3339Nano)})
-			err := zkconn.Do(ctx, func() error {
-				_, err := s.conn.Create(s.CancelPath(j.UUID()), data, 0, zkconn.ACL)
-				if errors.Is(err, zk.ErrNoNode) {
-					if err := zkconn.EnsureSync(s.conn.Conn, s.conn.Path(cancelDir)); err != nil {
-						return err
-					}
-					_, err = s.conn.Create(s.CancelPath(j.UUID()), data, 0, zkconn.ACL)
-				}
-				if errors.Is(err, zk.ErrNodeExists) {
-					return nil
-				}
-				return err
-			})
-			if err != nil {
-				return nil, fmt.Errorf("jobs: requesting cancel of %s: %w", j.ID, err)
-			}
-			s.log.Info("cancel requested", zap.String("job", j.ID), zap.String("action", j.Action), zap.String("by", by))
-			return j, nil
-		}
-		if err := j.Transition(Canceled, s.now()); err != nil {
-			return nil, err
-		}
-		j.StatusMessage = "canceled"
-		if by != "" {
-			j.StatusMessage = "canceled by " + by
-		}
-		if _, err := s.Update(ctx, j, ver); errors.Is(err, ErrConflict) {
-			continue // it changed (an executor took it): look again
-		} else if err != nil {
-			return nil, err
-		}
-		s.log.Info("job canceled", zap.String("job", j.ID), zap.String("action", j.Action), zap.String("by", by))
-		if err := s.removeEntry(ctx, j); err != nil {
-			// The entry stays until an executor takes it, sees the final
-			// state and consumes it, or `queue restore` removes it.
-			s.log.Warn("canceled job's queue entry not removed", zap.String("job", j.ID), zap.Error(err))
-		}
-		return j, nil
-	}
-	return nil, fmt.Errorf("%w: %s kept changing, try again", ErrConflict, id)
-}
-
-// removeEntry finds and removes the queue entry of j (unless held).
-func (s *Store) removeEntry(ctx context.Context, j *Job) error {
-	name, err := s.findEntry(ctx, j)
-	if err != nil || name == "" {
-		return err
-	}
-	err = s.q.Remove(ctx, name)
-	if errors.Is(err, queue.ErrLockLost) {
-		return nil // an executor holds it and will consume it
-	}
-	return err
-}
-
-// findEntry scans the entries of j's priority for the one holding j's id.
-func (s *Store) findEntry(ctx context.Context, j *Job) (string, error) {
-	var names []string
-	err := zkconn.Do(ctx, func() error {
-		var err error
-		names, _, err = s.conn.Children(s.q.EntriesPath())
-		return err
-	})
-	if err != nil {
-		return "", err
-	}
-	prefix := fmt.Sprintf("entry-%03d-", j.Priority)
-	var found string
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 32)
-	for _, n := range names {
-		if !strings.HasPrefix(n, prefix) {
-			continue
-		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(n string) {
-			defer func() { <-sem; wg.Done() }()
-			data, _, err := s.conn.Get(s.q.EntriesPath() + "/" + n)
-			if err == nil && string(data) == j.ID {
-				mu.Lock()
-				found = n
-				mu.Unlock()
-			}
-		}(n)
-	}
-	wg.Wait()
-	return found, nil
-}
-
-// CancelRequested reports whether a cancel request exists for the job and
-// returns a watch that fires when that changes.
-func (s *Store) CancelRequested(uid string) (bool, <-chan zk.Event, error) {
-	ok, _, ch, err := s.conn.ExistsW(s.CancelPath(uid))
-	return ok, ch, err
-}
-
-// ClearCancelOp returns the operation that deletes a job's cancel request.
-func (s *Store) ClearCancelOp(uid string) *zk.DeleteRequest {
-	return &zk.DeleteRequest{Path: s.CancelPath(uid), Version: -1}
-}
-
-// ClearCancel deletes a job's cancel request, if any.
-func (s *Store) ClearCancel(ctx context.Context, uid string) error {
-	return zkconn.Do(ctx, func() error {
-		err := s.conn.Delete(s.CancelPath(uid), -1)
-		if errors.Is(err, zk.ErrNoNode) {
-			return nil
-		}
-		return err
-	})
-}
-
 // Filter selects jobs in List.
 type Filter struct {
 	State  State
 	Action string
 	Limit  int // 0: no limit
+	// LaunchFilter selects by template, container, launch type and time.
+	LaunchFilter
 }
 
 // Match reports whether j passes the filter.
 func (f Filter) Match(j *Job) bool {
-	return (f.State == "" || j.State == f.State) && (f.Action == "" || j.Action == f.Action)
+	return (f.State == "" || j.State == f.State) && (f.Action == "" || j.Action == f.Action) && f.LaunchFilter.Match(j)
 }
 
 // List reads the live jobs that match f, newest first.
@@ -735,7 +559,7 @@ func (s *Store) Restore(ctx context.Context) (RestoreReport, error) {
 		}
 	}
 	for _, l := range lives {
-		if l.j.State.Final() || queued[l.j.ID] || l.j.State == Pending {
+		if l.j.State.Final() || queued[l.j.ID] || l.j.State == Pending || l.j.IsContainer() {
 			continue
 		}
 		put, err := s.q.PutOp([]byte(l.j.ID), l.j.Priority)
@@ -770,92 +594,4 @@ func (s *Store) Restore(ctx context.Context) (RestoreReport, error) {
 		}
 	}
 	return rep, nil
-}
-
-// LogLine is one line of a job's log as kept in ZooKeeper.
-type LogLine struct {
-	Time    time.Time `json:"time"`
-	Level   string    `json:"level"`
-	Message string    `json:"message"`
-}
-
-// MaxLogBytes bounds the tail of a job's log kept in ZooKeeper; the full
-// log goes to the job-events index when Elasticsearch is configured.
-const MaxLogBytes = 64 << 10
-
-// AppendLog appends lines to the tail of a job's log kept in ZooKeeper,
-// dropping the oldest lines beyond MaxLogBytes.
-func (s *Store) AppendLog(ctx context.Context, uid string, lines []LogLine) error {
-	if len(lines) == 0 {
-		return nil
-	}
-	p := s.logPath(uid)
-	return zkconn.Do(ctx, func() error {
-		for attempt := 0; attempt < 5; attempt++ {
-			data, st, err := s.conn.Get(p)
-			if errors.Is(err, zk.ErrNoNode) {
-				buf := encodeLines(nil, lines)
-				if err := zkconn.EnsureSync(s.conn.Conn, path.Dir(p)); err != nil {
-					return err
-				}
-				_, err = s.conn.Create(p, buf, 0, zkconn.ACL)
-				if errors.Is(err, zk.ErrNodeExists) {
-					continue
-				}
-				return err
-			}
-			if err != nil {
-				return err
-			}
-			buf := encodeLines(data, lines)
-			_, err = s.conn.Set(p, buf, st.Version)
-			if errors.Is(err, zk.ErrBadVersion) {
-				continue
-			}
-			return err
-		}
-		return ErrConflict
-	})
-}
-
-func encodeLines(old []byte, lines []LogLine) []byte {
-	buf := bytes.NewBuffer(old)
-	for _, l := range lines {
-		b, _ := json.Marshal(l)
-		buf.Write(b)
-		buf.WriteByte('\n')
-	}
-	out := buf.Bytes()
-	for len(out) > MaxLogBytes {
-		i := bytes.IndexByte(out, '\n')
-		if i < 0 {
-			return nil
-		}
-		out = out[i+1:]
-	}
-	return out
-}
-
-// Logs returns the tail of a job's log kept in ZooKeeper.
-func (s *Store) Logs(ctx context.Context, uid string) ([]LogLine, error) {
-	var data []byte
-	err := zkconn.Do(ctx, func() error {
-		var err error
-		data, _, err = s.conn.Get(s.logPath(uid))
-		if errors.Is(err, zk.ErrNoNode) {
-			return nil
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	var out []LogLine
-	for _, l := range bytes.Split(data, []byte("\n")) {
-		var line LogLine
-		if len(l) > 0 && json.Unmarshal(l, &line) == nil {
-			out = append(out, line)
-		}
-	}
-	return out, nil
 }

@@ -18,6 +18,12 @@ import (
 	"gopkg.in/natefinch/lumberjack.v2"
 )
 
+// Keys of the JSON format, for programs that read the logs back.
+const (
+	TimeKey    = "time" // ISO 8601 with the zone
+	MessageKey = "msg"  // the line's message
+)
+
 // ErrConfig is wrapped by every configuration error.
 var ErrConfig = errors.New("logging: bad configuration")
 
@@ -30,28 +36,52 @@ type Config struct {
 	MaxBackups int    // rotated files kept (default 5)
 }
 
+// Check reports a format or level New would refuse, without opening the
+// log file.
+func (cfg Config) Check() error {
+	_, err := cfg.level()
+	if err != nil {
+		return err
+	}
+	switch cfg.Format {
+	case "", "console", "json":
+		return nil
+	}
+	return fmt.Errorf("%w: log format %q (want console or json)", ErrConfig, cfg.Format)
+}
+
+func (cfg Config) level() (zapcore.Level, error) {
+	var level zapcore.Level
+	if cfg.Level == "" {
+		return zapcore.InfoLevel, nil
+	}
+	if err := level.UnmarshalText([]byte(cfg.Level)); err != nil {
+		return level, fmt.Errorf("%w: log level %q (want debug, info, warn or error)", ErrConfig, cfg.Level)
+	}
+	return level, nil
+}
+
 // New builds a logger. A log file that cannot be opened is an error here,
 // at start-up, not a silent loss of logs later.
 func New(cfg Config) (*zap.Logger, error) {
-	var level zapcore.Level
-	if cfg.Level == "" {
-		cfg.Level = "info"
+	if err := cfg.Check(); err != nil {
+		return nil, err
 	}
-	if err := level.UnmarshalText([]byte(cfg.Level)); err != nil {
-		return nil, fmt.Errorf("%w: log level %q (want debug, info, warn or error)", ErrConfig, cfg.Level)
+	level, err := cfg.level()
+	if err != nil {
+		return nil, err
 	}
 	encCfg := zap.NewProductionEncoderConfig()
-	encCfg.TimeKey = "time"
+	encCfg.TimeKey = TimeKey
+	encCfg.MessageKey = MessageKey
 	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
 	var enc zapcore.Encoder
 	switch cfg.Format {
 	case "", "console":
 		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
 		enc = zapcore.NewConsoleEncoder(encCfg)
-	case "json":
+	default: // "json", as Check made sure
 		enc = zapcore.NewJSONEncoder(encCfg)
-	default:
-		return nil, fmt.Errorf("%w: log format %q (want console or json)", ErrConfig, cfg.Format)
 	}
 	var out zapcore.WriteSyncer
 	if cfg.File == "" {

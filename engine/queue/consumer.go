@@ -358,32 +358,19 @@ func (c *Consumer) dropOwner(owner string) {
 	c.mu.Unlock()
 }
 
-// OpError reports that one of the caller's extra operations made a
-// Consume or Release fail; the entry is still held.
-type OpError struct {
-	Index int   // index among the extra operations
-	Err   error // the ZooKeeper error of that operation
-}
-
-func (e *OpError) Error() string {
-	return fmt.Sprintf("queue: operation %d of the transaction failed: %v", e.Index, e.Err)
-}
-
-func (e *OpError) Unwrap() error { return e.Err }
-
 // Consume removes a held entry and its taken node in one multi, together
 // with the caller's extra operations (the executor's final job write), and
 // only if this consumer still holds the entry — checked inside the same
-// multi. It returns ErrLockLost when the hold is gone, an *OpError when an
-// extra operation failed (still held), or a connection error (unknown
-// outcome: the caller re-reads what it wrote).
+// multi. It returns ErrLockLost when the hold is gone, a *zkconn.OpError
+// when an extra operation failed (still held), or a connection error
+// (unknown outcome: the caller re-reads what it wrote).
 func (c *Consumer) Consume(ctx context.Context, it *Item, extra ...interface{}) error {
 	if !c.holding(it) {
 		return fmt.Errorf("%w: entry %s is not held by this consumer (already consumed or released)", ErrLockLost, it.Name)
 	}
 	entry, taken := c.q.entries+"/"+it.Name, c.q.taken+"/"+it.Name
 	ops := append([]interface{}{
-		it.FenceOp(),
+		it.fenceOp(),
 		&zk.DeleteRequest{Path: taken, Version: -1},
 		&zk.DeleteRequest{Path: entry, Version: -1},
 	}, extra...)
@@ -392,7 +379,7 @@ func (c *Consumer) Consume(ctx context.Context, it *Item, extra ...interface{}) 
 	if errors.As(err, &nodeErr) {
 		// The entry was removed while held (a cancel or a repair): only the
 		// taken node is left to delete.
-		err = c.apply(ctx, it, append([]interface{}{it.FenceOp(), &zk.DeleteRequest{Path: taken, Version: -1}}, extra...), 2)
+		err = c.apply(ctx, it, append([]interface{}{it.fenceOp(), &zk.DeleteRequest{Path: taken, Version: -1}}, extra...), 2)
 	}
 	if err != nil {
 		return err
@@ -402,13 +389,14 @@ func (c *Consumer) Consume(ctx context.Context, it *Item, extra ...interface{}) 
 }
 
 // Release gives a held entry back to the queue (with the caller's extra
-// operations, in one multi), only if this consumer still holds it.
+// operations, in one multi), only if this consumer still holds it. Its
+// errors are those of Consume.
 func (c *Consumer) Release(ctx context.Context, it *Item, extra ...interface{}) error {
 	if !c.holding(it) {
 		return fmt.Errorf("%w: entry %s is not held by this consumer (already consumed or released)", ErrLockLost, it.Name)
 	}
 	ops := append([]interface{}{
-		it.FenceOp(),
+		it.fenceOp(),
 		&zk.DeleteRequest{Path: c.q.taken + "/" + it.Name, Version: -1},
 	}, extra...)
 	if err := c.apply(ctx, it, ops, 2); err != nil {
@@ -417,6 +405,27 @@ func (c *Consumer) Release(ctx context.Context, it *Item, extra ...interface{}) 
 	c.forget(it)
 	c.markDirty()
 	return nil
+}
+
+// Write applies the caller's operations in one multi, only while this
+// consumer holds the entry, and keeps holding it: the fenced write of a
+// holder that is not done with its entry (a job's RUNNING state, its
+// progress). The multi checks the consumer's owner node, which vanishes
+// with its session, and the entry's taken node; so a consumer whose session
+// expired — the entry may be another consumer's by now — writes nothing,
+// and says so with ErrLockLost, after which the entry is no longer held.
+// Its other errors are those of Consume.
+func (c *Consumer) Write(ctx context.Context, it *Item, ops ...interface{}) error {
+	if !c.holding(it) {
+		return fmt.Errorf("%w: entry %s is not held by this consumer (already consumed or released)", ErrLockLost, it.Name)
+	}
+	if len(ops) == 0 {
+		return fmt.Errorf("%w: a fenced write of no operation", ErrInvalid)
+	}
+	return c.apply(ctx, it, append([]interface{}{
+		it.fenceOp(),
+		&zk.CheckVersionRequest{Path: c.q.taken + "/" + it.Name, Version: -1},
+	}, ops...), 2)
 }
 
 // giveBack releases a taken node this consumer has not handed out, retrying
@@ -447,15 +456,16 @@ func (c *Consumer) giveBack(it *Item) {
 
 // release gives back a taken node this consumer has not handed out yet.
 func (c *Consumer) release(ctx context.Context, it *Item) error {
-	return c.apply(ctx, it, []interface{}{it.FenceOp(), &zk.DeleteRequest{Path: c.q.taken + "/" + it.Name, Version: -1}}, 2)
+	return c.apply(ctx, it, []interface{}{it.fenceOp(), &zk.DeleteRequest{Path: c.q.taken + "/" + it.Name, Version: -1}}, 2)
 }
 
 type entryGoneError struct{}
 
 func (*entryGoneError) Error() string { return "queue: entry gone" }
 
-// apply runs a fenced multi: ops[0] is the fence, ops[1] deletes the taken
-// node, ops[2] (when own == 3) deletes the entry, ops[own:] are the caller's.
+// apply runs a fenced multi: ops[0] is the fence, ops[1] deletes (or
+// checks) the taken node, ops[2] (when own == 3) deletes the entry,
+// ops[own:] are the caller's.
 func (c *Consumer) apply(ctx context.Context, it *Item, ops []interface{}, own int) error {
 	var res []zk.MultiResponse
 	err := zkconn.Do(ctx, func() error {
@@ -466,7 +476,11 @@ func (c *Consumer) apply(ctx context.Context, it *Item, ops []interface{}, own i
 	if err == nil {
 		return nil
 	}
-	i, opErr := zkconn.MultiError(res, err)
+	failed := zkconn.FailedOp(ops, res, err)
+	if failed == nil {
+		return fmt.Errorf("queue: %s: %w", it.Name, err)
+	}
+	i, opErr := failed.Index, failed.Err
 	switch {
 	case i == 0 || (i == 1 && errors.Is(opErr, zk.ErrNoNode)):
 		c.forget(it)
@@ -478,7 +492,7 @@ func (c *Consumer) apply(ctx context.Context, it *Item, ops []interface{}, own i
 	case own == 3 && i == 2 && errors.Is(opErr, zk.ErrNoNode):
 		return &entryGoneError{}
 	case i >= own:
-		return &OpError{Index: i - own, Err: opErr}
+		return failed.Shift(own)
 	}
 	return fmt.Errorf("queue: %s: %w", it.Name, opErr)
 }

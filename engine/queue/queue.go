@@ -8,12 +8,18 @@
 // PPP is the priority, 000–999, lower first; FIFO within a priority.
 //
 // It adds one node kazoo does not know and ignores: <path>/owners/<taker-id>,
-// an ephemeral node per consumer session. Every take, consume and release of
-// this package checks it in the same multi transaction, which fences a
-// consumer whose session expired: its owner node vanished with the session,
-// so it can no longer consume or release an entry that may already be taken
-// elsewhere (the taken node's own version cannot serve as the fence, since
-// every taker's node starts at version 0).
+// an ephemeral node per consumer session. Every take, consume, release and
+// write of this package checks it in the same multi transaction, which
+// fences a consumer whose session expired: its owner node vanished with the
+// session, so it can no longer consume or release an entry that may already
+// be taken elsewhere (the taken node's own version cannot serve as the
+// fence, since every taker's node starts at version 0).
+//
+// A holder changes other nodes only through its hold: Consume and Release
+// end the hold, Write keeps it, and each applies the caller's operations in
+// the same multi as the fence. A failure of one of the caller's operations
+// is a *zkconn.OpError indexed in the caller's list; a lost hold is
+// ErrLockLost. Nothing else builds a fenced multi.
 package queue
 
 import (
@@ -378,18 +384,11 @@ type Item struct {
 	q       *Queue
 }
 
-// FenceOp returns a check operation that fails unless this hold is still
-// valid; add it to any multi that must only apply while the entry is held
-// (the executor's job document writes).
-func (it *Item) FenceOp() *zk.CheckVersionRequest {
+// fenceOp returns the check that fails unless this hold is still valid:
+// the owner node of the session that took the entry. Every multi of a
+// holder starts with it (Consume, Release, Write).
+func (it *Item) fenceOp() *zk.CheckVersionRequest {
 	return &zk.CheckVersionRequest{Path: it.owner, Version: 0}
-}
-
-// IsFenceFailure reports whether a multi that included it.FenceOp() at index
-// i failed because the hold was lost.
-func IsFenceFailure(res []zk.MultiResponse, err error, i int) bool {
-	j, opErr := zkconn.MultiError(res, err)
-	return j == i && errors.Is(opErr, zk.ErrNoNode)
 }
 
 func children(c *zkconn.Conn, p string) ([]string, error) {

@@ -367,9 +367,9 @@ func TestExtraOperationFailureKeepsTheHold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var opErr *OpError
+	var opErr *zkconn.OpError
 	err = c.Consume(ctx, it, &zk.SetDataRequest{Path: doc, Data: []byte("v1"), Version: 5})
-	if !errors.As(err, &opErr) || opErr.Index != 0 || !errors.Is(err, zk.ErrBadVersion) {
+	if !errors.As(err, &opErr) || opErr.Index != 0 || opErr.Path != doc || !errors.Is(err, zk.ErrBadVersion) {
 		t.Fatalf("consume with a stale write: %v", err)
 	}
 	if ok, _ := c.HoldsLock(ctx, it); !ok {

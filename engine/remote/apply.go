@@ -142,8 +142,10 @@ func (a *JobApplier) Finish(ctx context.Context, out Outcome) (*jobs.Job, error)
 	a.mu.Lock()
 	j, ver := a.job, a.ver
 	a.mu.Unlock()
-	if err := a.store.Finish(ctx, j, ver, state, out.ReturnCode(), msg, out.Hosts); err != nil {
+	rc := out.ReturnCode()
+	done, _, err := a.store.FinishClaimed(ctx, j, ver, jobs.Outcome{State: state, ReturnCode: &rc, Message: msg, HostSummary: out.Hosts})
+	if err != nil {
 		return j, err
 	}
-	return j, nil
+	return done, nil
 }

@@ -1,55 +1,27 @@
-package distributors
+package maintenance
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jobengine/jobengine/internal/testing/zktest"
-
-	"github.com/jobengine/jobengine/engine/distributor"
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/schedule"
 	"github.com/jobengine/jobengine/engine/zkconn"
-	"github.com/jobengine/jobengine/engine/zkserver"
+	"github.com/jobengine/jobengine/internal/testing/poll"
 )
 
-var zkc *zkserver.Cluster
-
-func TestMain(m *testing.M) {
-	os.Exit(zktest.RunTests(m, zkserver.Options{}, &zkc))
-}
-
-func TestBuiltinsRegistered(t *testing.T) {
-	c, ok := distributor.Lookup(JobsCleanup)
-	if !ok || !c.Enabled || c.Schedule.Cron != "@daily" || c.Options[OptRetention] != "7d" || c.Generator == nil {
-		t.Errorf("jobs_cleanup = %+v, want enabled, daily, 7d retention", c)
-	}
-	d, ok := distributor.Lookup(DummyTest)
-	if !ok || d.Enabled || d.Action != "dummy_test_action" || d.Schedule.Interval != 15*time.Second {
-		t.Errorf("dummy_test_action = %+v, want disabled, every 15s", d)
-	}
-	for _, bad := range []map[string]string{{OptRetention: "soon"}, {OptRetention: "-1h"}, {OptBatch: "0"}, {"retain": "1d"}} {
-		c.Options = bad
-		if err := c.Validate(); !errors.Is(err, distributor.ErrConfig) {
-			t.Errorf("options %v accepted: %v", bad, err)
-		}
-	}
-}
-
-// TestJobsCleanup creates jobs of every kind, runs jobs_cleanup with a one
-// hour retention and checks that only finished, old and indexed jobs went.
-func TestJobsCleanup(t *testing.T) {
+// TestCleanup creates jobs of every kind, runs the cleanup on an elected
+// member with a one hour retention and checks that only finished, old and
+// indexed jobs went, with their log tails.
+func TestCleanup(t *testing.T) {
 	for _, indexing := range []bool{true, false} {
 		t.Run(fmt.Sprintf("indexing=%v", indexing), func(t *testing.T) {
-			root := fmt.Sprintf("/cleanup-%v-%d", indexing, time.Now().UnixNano())
-			conn := dial(t, root)
+			conn := dial(t, "", testRoot(t))
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			store := jobs.NewStore(conn, jobs.StoreConfig{})
@@ -61,7 +33,7 @@ func TestJobsCleanup(t *testing.T) {
 			now := time.Now()
 			old, young := now.Add(-2*time.Hour), now.Add(-10*time.Minute)
 			made := map[string]string{} // id → label
-			mk := func(label string, final jobs.State, when time.Time, pending bool) string {
+			mk := func(label string, final jobs.State, when time.Time, pending bool) {
 				t.Helper()
 				j, err := store.Create(ctx, jobs.NewJob{Action: "echo", CreatedBy: "test"})
 				if err != nil {
@@ -80,8 +52,7 @@ func TestJobsCleanup(t *testing.T) {
 					}
 				}
 				if pending {
-					doc := []byte(`{}`)
-					op := index.OutboxCreate(conn, j, doc)
+					op := index.OutboxCreate(conn, j, []byte(`{}`))
 					if _, err := conn.Create(op.Path, op.Data, 0, zkconn.ACL); err != nil {
 						t.Fatal(err)
 					}
@@ -90,7 +61,6 @@ func TestJobsCleanup(t *testing.T) {
 					t.Fatal(err)
 				}
 				made[j.ID] = label
-				return j.ID
 			}
 			mk("success-old", jobs.Success, old, false)
 			mk("failed-old", jobs.Failed, old, false)
@@ -107,33 +77,24 @@ func TestJobsCleanup(t *testing.T) {
 			}
 			sort.Strings(want)
 
-			def, ok := distributor.Lookup(JobsCleanup)
-			if !ok {
-				t.Fatal("jobs_cleanup is not registered")
-			}
-			def.Schedule = schedule.Spec{Interval: 10 * time.Second}
-			def.Options[OptRetention] = "1h"
-			def.Options[OptBatch] = "2" // several batches, each with its leadership check
 			clock := schedule.NewFakeClock(now)
-			x, err := distributor.New(distributor.Config{Conn: conn, Store: store, SessionTimeout: 2 * time.Second, Identifier: "t", Clock: clock}, def)
-			if err != nil {
-				t.Fatal(err)
-			}
-			runCtx, stop := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- x.Run(runCtx) }()
-			defer func() { stop(); <-done }()
+			mb := startMember(t, "m", conn, Config{Store: store, Clock: clock, Cleanup: CleanupConfig{
+				Schedule:  schedule.Spec{Interval: 10 * time.Second},
+				Retention: time.Hour,
+				Batch:     2, // several batches, each with its leadership check
+			}})
+			poll.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!mb.m.Leading(), "not leading yet") })
 			if err := clock.WaitForTimers(ctx, 1); err != nil {
 				t.Fatal(err)
 			}
 			clock.Advance(10 * time.Second)
-			// The distributor sleeps again once the tick is done and
-			// recorded.
+			// The service sleeps again once the pass is done and recorded.
 			if err := clock.WaitForTimers(ctx, 1); err != nil {
-				t.Fatal("the cleanup tick never finished")
+				t.Fatal("the cleanup pass never finished")
 			}
-			if st, _, err := distributor.ReadState(ctx, conn, JobsCleanup); err != nil || st.Tick == "" {
-				t.Fatalf("no tick recorded: %+v, %v", st, err)
+			st, _, err := ReadState(ctx, conn, CleanupName)
+			if err != nil || st.Tick == "" || st.By != "m" {
+				t.Fatalf("no pass recorded: %+v, %v", st, err)
 			}
 			var left []string
 			if err := store.Walk(ctx, func(j *jobs.Job, _ int32) { left = append(left, made[j.ID]) }); err != nil {
@@ -157,21 +118,52 @@ func TestJobsCleanup(t *testing.T) {
 					t.Errorf("%s: log tail exists=%v, want %v", label, ok, kept)
 				}
 			}
-			if st, _, _ := distributor.ReadState(ctx, conn, JobsCleanup); st.Created != 0 {
-				t.Errorf("jobs_cleanup created %d jobs; it deletes, it does not create", st.Created)
-			}
 		})
 	}
 }
 
-func dial(t *testing.T, root string) *zkconn.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+// TestCleanupCatchesUpAMissedPass: a new leader finds the last pass
+// recorded before the latest tick and runs that tick at once; with the
+// latest tick recorded, it waits for the next.
+func TestCleanupCatchesUpAMissedPass(t *testing.T) {
+	conn := dial(t, "", testRoot(t))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := zkconn.Dial(ctx, zkconn.Config{Hosts: zkc.Addrs(), Root: root, SessionTimeout: 2 * time.Second})
-	if err != nil {
+	now := time.Date(2026, 5, 4, 10, 30, 0, 0, time.UTC)
+	clock := schedule.NewFakeClock(now)
+	// A pass recorded for the tick of the day before yesterday: today's
+	// 00:00 tick was missed.
+	writeStateT(t, conn, State{Tick: "2026-05-03T00:00:00Z", By: "earlier"})
+	mb := startMember(t, "m", conn, Config{Clock: clock, Cleanup: CleanupConfig{}})
+	poll.For(t, wait, 10*time.Millisecond, func() error {
+		st, _, err := ReadState(ctx, conn, CleanupName)
+		if err != nil {
+			return err
+		}
+		return errorIf(st.Tick != "2026-05-04T00:00:00Z" || st.By != "m", "state %+v; want today's tick run by m", st)
+	})
+	mb.halt(t)
+
+	// Nothing is due now: a new term sleeps until tomorrow.
+	mb2 := startMember(t, "m2", conn, Config{Clock: clock, Cleanup: CleanupConfig{}})
+	poll.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!mb2.m.Leading(), "not leading yet") })
+	if err := clock.WaitForTimers(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.Close)
-	return c
+	if st, _, _ := ReadState(ctx, conn, CleanupName); st.By != "m" {
+		t.Fatalf("the new leader ran a pass that was done: %+v", st)
+	}
+}
+
+func writeStateT(t *testing.T, conn *zkconn.Conn, st State) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := conn.EnsurePath(ctx, conn.Path(StateDir)); err != nil {
+		t.Fatal(err)
+	}
+	data := fmt.Sprintf(`{"tick":%q,"by":%q}`, st.Tick, st.By)
+	if _, err := conn.Create(StatePath(conn, CleanupName), []byte(data), 0, zkconn.ACL); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -1,0 +1,69 @@
+// Package jobs is the home of a job's life: the live job documents in
+// ZooKeeper, their state machine, creation atomically with the queue entry,
+// cancel and restore, and every transition of a running job. Whoever
+// changes a job's state — the executor today; the scheduler, workflows and
+// remote execution next — asks this package for the transition and commits
+// what it returns: nothing else edits a document's state, attempt or
+// executor, or builds a transaction that writes one.
+//
+// # States
+//
+// QUEUED → RUNNING → SUCCESS | FAILED | CANCELED, QUEUED → CANCELED, and
+// PENDING → QUEUED | CANCELED for a scheduler that holds jobs back. Two
+// more edges: RUNNING → RUNNING, a new attempt of a job whose executor was
+// lost, and RUNNING → QUEUED, a requeue. A final state never changes
+// (CanTransition, Job.Transition).
+//
+// # Lifecycle operations
+//
+// A writer that holds a job's queue entry (a Hold) reads the job (Get),
+// asks for a transition, and commits it. Each operation applies the rules
+// to a copy of the document and returns the planned write, a *Change,
+// writing nothing:
+//
+//	StartAttempt     QUEUED → RUNNING, attempt + 1, by an executor
+//	ApplyLostPolicy  RUNNING without its executor → RUNNING (attempt + 1)
+//	                 or FAILED "executor lost", by the action's policy
+//	RecordProgress   progress, status, affected resources of a RUNNING job
+//	Requeue          RUNNING → QUEUED, the attempt not counted
+//	Finish           → SUCCESS | FAILED | CANCELED
+//
+// Change.Commit writes a change as one ZooKeeper transaction: the hold's
+// fence (the consumer's session), the document's compare-and-set, its
+// outbox record, the release of its unique key when final, and what the
+// transition does to the queue entry — kept while the job runs (a fenced
+// write that does not consume, queue.Consumer.Write), released by a
+// requeue, consumed by a final state. A writer that lost its hold gets
+// queue.ErrLockLost and has written nothing; a document that changed since
+// it was read gives ErrConflict; a connection error leaves the outcome
+// unknown, and committing the same change again resolves it. The failure
+// of any one operation of a transaction is a *zkconn.OpError, the engine's
+// one error for "operation i of my transaction failed".
+//
+// Cancel writes QUEUED → CANCELED at once, unfenced but compare-and-set,
+// or leaves a cancel request for the executor of a RUNNING job; Update is
+// the unfenced compare-and-set for repairs and tests.
+//
+// Writers that do not hold an entry — a scheduler queuing a PENDING job
+// under its election term, a reaper — get their operations here too,
+// committed with their own fence in the same way.
+//
+// # Events
+//
+// Observers attached to the store (StoreConfig.Observers) are told of every
+// transition it commits and every cancel it writes (not of repairs through
+// Update), and of every log line and progress report it records: see
+// Observer. The job-events index is one.
+//
+// # Notifications
+//
+// A job names the notification templates it notifies when it starts,
+// succeeds or fails (Job.Notifications; a StoreConfig.Notifications
+// resolver adds those attached to its action). The write that starts it or
+// makes it final records one Notice per template in the same transaction,
+// under /notifications/outbox (notices.go), so a notification is never lost
+// to a crash and never sent for a write that did not happen; engine/notify
+// delivers them. Observers are not used for this: they hear of a write at
+// most once. CreateFailed records a launch refused at its time as a FAILED
+// job that never ran, with its failure notices.
+package jobs
