@@ -63,7 +63,7 @@ func work(t *testing.T, w *Worker, in []byte) ([]byte, Status) {
 	t.Helper()
 	var out bytes.Buffer
 	if w.Registry == nil {
-		w.Registry = action.Builtins()
+		w.Registry = action.BuiltinsWithTests()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
