@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/internal/testing/ansibletest"
@@ -172,6 +173,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 	d := startDaemonEnv(t, root, []string{"TMPDIR=" + tmp, "JOBENGINE_CREDENTIAL_KEY_FILE=" + keyFile},
 		"--log-level", "debug", "--es-hosts", es.URL(), "--es-index-prefix", prefix,
 		"executor", "--threads", "1", "--plugin-dir", t.TempDir())
+	startPump(t, s.Conn(), es.URL(), prefix)
 	j := createJob(t, s, "ansible_playbook", playbookPayload(t, project, "site.yml", ansibletest.Inventory("h1"),
 		map[string]any{"credentials": []string{"machine", "vault", "api"}, "verbosity": 3}))
 	done := waitJob(t, s, j.ID, 90*time.Second, func(j *jobs.Job) error {
@@ -227,4 +229,20 @@ func TestCredentialsNeverLeak(t *testing.T) {
 	if len(left) > 0 {
 		t.Errorf("the run left files behind: %v", left)
 	}
+}
+
+// startPump runs an index pump on conn until the test ends, as the
+// maintenance leader of a cluster does: it indexes the outbox (the job
+// documents' versions and their state events).
+func startPump(t *testing.T, conn *zkconn.Conn, esURL, prefix string) {
+	t.Helper()
+	ix, err := index.New(index.Config{Hosts: []string{esURL}, Prefix: prefix}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pump := index.NewPump(conn, ix, nil, index.PumpOptions{Name: "p", MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pump.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
 }
