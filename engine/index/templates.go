@@ -3,7 +3,7 @@ package index
 // TemplateVersion is the version of the engine's index templates; it is
 // stored in each template ("version") so an operator can tell which engine
 // release installed them. Raise it whenever a mapping changes.
-const TemplateVersion = 2
+const TemplateVersion = 3
 
 // templatePriority is above Elasticsearch's built-in templates (100–200), so
 // no built-in pattern can take precedence on the engine's indices.
@@ -64,6 +64,13 @@ func jobsMapping() obj {
 			"unique-key":            keyword,
 			"created-by":            keyword,
 			"tick":                  keyword,
+			"host-summary": obj{"properties": obj{
+				"hosts": integer, "ok": integer, "changed": integer, "failed": integer,
+				"unreachable": integer, "skipped": integer,
+				"failed-hosts": keyword, "unreachable-hosts": keyword,
+				"per-host":  obj{"type": "object", "enabled": false},
+				"truncated": obj{"type": "boolean"},
+			}},
 			// Fields of jobs launched from templates (jobs.Launch).
 			"kind":                 keyword,
 			"sliced":               boolean,
@@ -105,6 +112,18 @@ func eventsMapping() obj {
 			"progress": integer,
 			"executor": keyword,
 			"attempt":  integer,
+			// Structured action events (Ansible's job events).
+			"counter":     long,
+			"event":       keyword,
+			"uuid":        keyword,
+			"parent-uuid": keyword,
+			"playbook":    keyword,
+			"play":        keyword,
+			"task":        keyword,
+			"task-action": keyword,
+			"host":        keyword,
+			"duration":    double,
+			"changed":     obj{"type": "boolean"},
 		},
 	}
 }
