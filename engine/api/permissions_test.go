@@ -13,7 +13,9 @@ var matrixUsers = []string{uAnon, uNobody, uCarol, uAuditor, uAdmin}
 
 // w lists the expected statuses for anonymous, nobody, carol, auditor and
 // admin.
-func w(anon, nobody, carol, auditor, admin int) []int { return []int{anon, nobody, carol, auditor, admin} }
+func w(anon, nobody, carol, auditor, admin int) []int {
+	return []int{anon, nobody, carol, auditor, admin}
+}
 
 // TestPermissionMatrix sends every endpoint as each kind of caller — no
 // credentials, a user with no grant, carol (execute on template web, read
