@@ -82,3 +82,17 @@ func TestAccessCommands(t *testing.T) {
 		t.Fatalf("a deleted user's grants remain:\n%s", out)
 	}
 }
+
+// TestControllerRefusesPlainHTTPBeyondLoopback checks that the controller
+// exits 2 naming the flag, before contacting anything, when it would serve
+// plain HTTP to other machines.
+func TestControllerRefusesPlainHTTPBeyondLoopback(t *testing.T) {
+	_, errOut, code := run(t, "controller", "--listen", "0.0.0.0:8052", "--zk-hosts", "127.0.0.1:1", "--config-dir", t.TempDir())
+	if code != 2 || !strings.Contains(errOut, "--listen") {
+		t.Fatalf("exit %d, want 2 naming --listen:\n%s", code, errOut)
+	}
+	_, errOut, code = run(t, "controller", "--tls-cert", "/nonexistent.pem", "--zk-hosts", "127.0.0.1:1", "--config-dir", t.TempDir())
+	if code != 2 || !strings.Contains(errOut, "--tls-cert") {
+		t.Fatalf("exit %d, want 2 naming --tls-cert:\n%s", code, errOut)
+	}
+}
