@@ -137,7 +137,7 @@ func newServer(cfg Config) (*Server, error) {
 	s.launcher = &template.Launcher{Jobs: cfg.Jobs, Templates: s.templates, Inventories: s.inv, Logger: log.Named("launch")}
 	for _, group := range [][]route{
 		s.metaRoutes(), s.authRoutes(), s.jobRoutes(), s.templateRoutes(), s.inventoryRoutes(), s.projectRoutes(),
-		s.instanceRoutes(), s.userRoutes(), s.teamRoutes(), s.tokenRoutes(), s.grantRoutes(),
+		s.callbackRoutes(), s.instanceRoutes(), s.userRoutes(), s.teamRoutes(), s.tokenRoutes(), s.grantRoutes(),
 	} {
 		s.routes = append(s.routes, group...)
 	}

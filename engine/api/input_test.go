@@ -253,3 +253,49 @@ func TestFollowLogs(t *testing.T) {
 		t.Errorf("logs without follow: %+v", ll)
 	}
 }
+
+// TestProvisioningCallback launches a template as the host the request
+// comes from, with the template's host config key and no credentials: a
+// plain job limited to that host even though the template is sliced. A
+// wrong key, a template without a key and an unknown template are the same
+// 403; an address that is no host of the inventory is 400.
+func TestProvisioningCallback(t *testing.T) {
+	e := newEnv(t)
+	e.must(201, uAdmin, "POST", Prefix+"/inventories/lab/import",
+		`{"ungrouped": {"hosts": ["localhost-by-var", "other1", "other2"]}, "_meta": {"hostvars": {"localhost-by-var": {"ansible_host": "127.0.0.1"}}}}`)
+	const key = "provision-key-0123456789"
+	e.must(201, uAdmin, "POST", Prefix+"/templates", map[string]any{"name": "boot", "action": "echo", "inventory": "lab", "slice-count": 3, "host-config-key": key})
+	e.must(201, uAdmin, "POST", Prefix+"/templates", map[string]any{"name": "nokey", "action": "echo", "inventory": "lab"})
+	e.must(400, uAdmin, "POST", Prefix+"/templates", map[string]any{"name": "weak", "action": "echo", "host-config-key": "short"})
+	var l launched
+	e.must(201, uAnon, "POST", Prefix+"/templates/boot/callback", map[string]string{"host-config-key": key}).json(t, &l)
+	if l.Job.Limit != "localhost-by-var" || len(l.Slices) != 0 || l.Job.IsContainer() || l.Job.LaunchType != "callback" || l.Job.Hosts != 1 {
+		t.Errorf("callback launched %+v (slices %v)", l.Job, l.Slices)
+	}
+	var ae Error
+	r1 := e.must(403, uAnon, "POST", Prefix+"/templates/boot/callback", map[string]string{"host-config-key": key + "x"})
+	r2 := e.must(403, uAnon, "POST", Prefix+"/templates/nokey/callback", map[string]string{"host-config-key": key})
+	r3 := e.must(403, uAnon, "POST", Prefix+"/templates/nothing/callback", map[string]string{"host-config-key": key})
+	if string(r1.body) != string(r2.body) || string(r2.body) != string(r3.body) {
+		t.Errorf("the refusals differ: %s / %s / %s", r1.body, r2.body, r3.body)
+	}
+	e.must(400, uAnon, "POST", Prefix+"/templates/boot/callback", `{}`).json(t, &ae)
+	if ae.Field != "host-config-key" {
+		t.Errorf("no key: %+v", ae)
+	}
+	// The key is shown to the template's administrators only.
+	var tp struct {
+		Key string `json:"host-config-key"`
+	}
+	e.must(200, uAdmin, "GET", Prefix+"/templates/boot", nil).json(t, &tp)
+	if tp.Key != key {
+		t.Errorf("the administrator sees key %q", tp.Key)
+	}
+	e.must(200, uAuditor, "GET", Prefix+"/templates/boot", nil).json(t, &tp)
+	if tp.Key == key {
+		t.Errorf("the auditor sees the host config key")
+	}
+	// An address that is no host of the inventory.
+	e.must(200, uAdmin, "POST", Prefix+"/inventories/lab/import", `{"ungrouped": {"hosts": ["other1"]}}`)
+	e.must(400, uAnon, "POST", Prefix+"/templates/boot/callback", map[string]string{"host-config-key": key})
+}

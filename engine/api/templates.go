@@ -57,6 +57,9 @@ func (s *Server) listTemplates(rq *request) error {
 		}
 		out = append(out, t)
 	}
+	for i, t := range out {
+		out[i] = rq.templateView(t)
+	}
 	return rq.reply(http.StatusOK, pageOf(out, templateMeta, f, lp))
 }
 
@@ -84,7 +87,19 @@ func (s *Server) showTemplate(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return rq.reply(http.StatusOK, t)
+	return rq.reply(http.StatusOK, rq.templateView(t))
+}
+
+// templateView hides the host config key from callers without the admin
+// role on the template: with it, any host of the inventory could launch
+// the template against itself.
+func (rq *request) templateView(t *template.Template) *template.Template {
+	if t.HostConfigKey == "" || rq.p.Can(access.KindTemplate, t.Name, access.RoleAdmin) {
+		return t
+	}
+	cp := *t
+	cp.HostConfigKey = "$hidden"
+	return &cp
 }
 
 // checkUses refuses, for a caller who is not a system administrator, an

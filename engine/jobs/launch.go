@@ -37,10 +37,13 @@ const (
 	LaunchWorkflow    LaunchType = "workflow"
 	LaunchDistributor LaunchType = "distributor"
 	LaunchFanout      LaunchType = "fanout"
+	// LaunchCallback is a provisioning callback: a host asked for a
+	// template to run against itself.
+	LaunchCallback LaunchType = "callback"
 )
 
 // LaunchTypes lists every launch type.
-var LaunchTypes = []LaunchType{LaunchManual, LaunchRelaunch, LaunchScheduled, LaunchDependency, LaunchWorkflow, LaunchDistributor, LaunchFanout}
+var LaunchTypes = []LaunchType{LaunchManual, LaunchRelaunch, LaunchScheduled, LaunchDependency, LaunchWorkflow, LaunchDistributor, LaunchFanout, LaunchCallback}
 
 // Limits of launch fields.
 const (
