@@ -40,6 +40,8 @@ func TestBadInput(t *testing.T) {
 		{"POST", "/templates", `not json`, ""},
 		{"POST", "/templates", ``, ""},
 		{"PUT", "/templates/web", `{"name": "other", "action": "echo"}`, "name"},
+		{"POST", "/templates", `{"name": "x", "action": "echo", "inventory": "nosuch"}`, "inventory"},
+		{"PATCH", "/templates/web", `{"project": "nosuch"}`, "project"},
 		{"PATCH", "/templates/web", `{"timeout": -5}`, ""},
 		{"PATCH", "/templates/web", `{"prompts": ["colour"]}`, ""},
 		{"POST", "/templates/web/launch", `{"slice-count": 9}`, ""},

@@ -114,6 +114,26 @@ func (rq *request) checkUses(inv, proj string) error {
 	return nil
 }
 
+// checkRefs refuses a template whose inventory or project does not exist,
+// as the command line does.
+func (rq *request) checkRefs(t *template.Template) error {
+	if t.Inventory != "" {
+		if _, _, err := rq.s.inv.Get(rq.ctx, t.Inventory); isNotFound(err) {
+			return badField("inventory", "inventory %s does not exist", t.Inventory)
+		} else if err != nil {
+			return err
+		}
+	}
+	if t.Project != "" {
+		if _, _, err := rq.s.projects.Get(rq.ctx, t.Project); isNotFound(err) {
+			return badField("project", "project %s does not exist", t.Project)
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // validated turns a validation error into a 400.
 func validated(err error) error {
 	if err != nil && !errors.As(err, new(*Error)) {
@@ -134,6 +154,9 @@ func (s *Server) createTemplate(rq *request) error {
 		return err
 	}
 	if err := validated(t.Validate()); err != nil {
+		return err
+	}
+	if err := rq.checkRefs(&t); err != nil {
 		return err
 	}
 	if err := s.templates.Create(rq.ctx, &t); err != nil {
@@ -194,6 +217,9 @@ func (s *Server) writeTemplate(rq *request, patch bool) error {
 		proj = next.Project
 	}
 	if err := rq.checkUses(inv, proj); err != nil {
+		return err
+	}
+	if err := rq.checkRefs(&next); err != nil {
 		return err
 	}
 	if err := s.templates.Update(rq.ctx, &next, ver); err != nil {
