@@ -219,3 +219,32 @@ func TestGrantsAndPrincipal(t *testing.T) {
 		t.Errorf("removing a grant that is gone: %v", err)
 	}
 }
+
+// TestPurgeExpired deletes expired sessions and tokens and keeps the
+// others.
+func TestPurgeExpired(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	if _, err := s.CreateUser(ctx, NewUser{Name: "erin", Password: "erin-password"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := s.CreateSession(ctx, "erin", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.CreateToken(ctx, "erin", "short", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.CreateToken(ctx, "erin", "long", 0); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PurgeExpired(ctx); err != nil || n != 0 {
+		t.Fatalf("nothing expired yet: %d %v", n, err)
+	}
+	s.SetClock(func() time.Time { return time.Now().Add(time.Hour) })
+	if n, err := s.PurgeExpired(ctx); err != nil || n != 2 {
+		t.Fatalf("purged %d, %v; want the session and the short token", n, err)
+	}
+	if toks, _ := s.ListTokens(ctx, "erin"); len(toks) != 1 || toks[0].Description != "long" {
+		t.Fatalf("tokens left: %+v", toks)
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/jobengine/jobengine/engine/access"
 	"github.com/jobengine/jobengine/engine/api"
 	"github.com/jobengine/jobengine/engine/distributor"
 	"github.com/jobengine/jobengine/engine/index"
@@ -182,7 +183,8 @@ func StartController(ctx context.Context, cfg ControllerConfig) (_ *Controller, 
 	if cfg.Maintenance {
 		d.m, err = maintenance.New(maintenance.Config{
 			Conn: conn, Store: store, Index: es, Identifier: cfg.Identifier, SessionTimeout: cfg.ZK.SessionTimeout,
-			Logger: log, Cleanup: cfg.Cleanup, Services: cfg.MaintenanceServices,
+			Logger: log, Cleanup: cfg.Cleanup,
+			Services: append([]maintenance.Service{expiryService(access.NewStore(conn, log.Named("access")), log)}, cfg.MaintenanceServices...),
 		})
 		if errors.Is(err, maintenance.ErrConfig) {
 			return nil, configErr("Cleanup", "%v", err)
@@ -225,6 +227,33 @@ func StartController(ctx context.Context, cfg ControllerConfig) (_ *Controller, 
 	log.Info("controller started", zap.String("address", scheme+"://"+d.addr.String()), zap.String("identifier", cfg.Identifier),
 		zap.Bool("maintenance", cfg.Maintenance))
 	return d, nil
+}
+
+// ExpiryInterval is how often the leading controller deletes expired
+// sessions and tokens (each is also refused, and deleted, when presented).
+const ExpiryInterval = time.Hour
+
+// expiryService deletes expired login sessions and tokens, so that they do
+// not pile up in ZooKeeper.
+func expiryService(store *access.Store, log *zap.Logger) maintenance.Service {
+	return maintenance.Func("access-expiry", func(ctx context.Context) {
+		t := time.NewTicker(ExpiryInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			n, err := store.PurgeExpired(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				log.Warn("expired sessions and tokens not deleted", zap.Error(err))
+			case n > 0:
+				log.Info("expired sessions and tokens deleted", zap.Int("deleted", n))
+			}
+		}
+	})
 }
 
 // Addr returns the address the API listens on.
