@@ -5,9 +5,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	// The built-in actions register themselves on import.
+	_ "github.com/jobengine/jobengine/actions"
+	"github.com/jobengine/jobengine/engine/action"
 )
 
 // installDeb installs the .deb for real, checks the result, reinstalls it
@@ -50,16 +55,23 @@ func installDeb(t *testing.T, deb string) {
 	if _, errOut, code := run(t, time.Minute, nil, "/usr/libexec/jobengine/examples/hello"); code != 1 || !strings.Contains(errOut, "This binary is a plugin") {
 		t.Errorf("installed example plugin run alone: exit %d, stderr %q", code, errOut)
 	}
-	// A production install offers no action at all: no plugin in the
-	// plugin directory, no test action. Both are one step away.
-	if got := installedActions(t); len(got) != 0 {
-		t.Errorf("the installed executor would offer %v; want nothing until plugins are installed", got)
+	// A production install offers the production built-ins only: no
+	// plugin in the plugin directory, no test action. Both are one step
+	// away.
+	prod := action.Builtins().Names()
+	with := func(extra ...string) string {
+		all := append(append([]string{}, prod...), extra...)
+		sort.Strings(all)
+		return strings.Join(all, " ")
 	}
-	if got := installedActions(t, "--plugin-dir", "/usr/libexec/jobengine/examples"); strings.Join(got, " ") != "hello" {
-		t.Errorf("with --plugin-dir /usr/libexec/jobengine/examples: %v, want hello", got)
+	if got := installedActions(t); strings.Join(got, " ") != with() {
+		t.Errorf("the installed executor would offer %v; want the production built-ins %v until plugins are installed", got, prod)
 	}
-	if got := installedActions(t, "--enable-test-actions"); strings.Join(got, " ") != "dummy_test_action echo fail sleep" {
-		t.Errorf("with --enable-test-actions: %v, want the test actions", got)
+	if got := installedActions(t, "--plugin-dir", "/usr/libexec/jobengine/examples"); strings.Join(got, " ") != with("hello") {
+		t.Errorf("with --plugin-dir /usr/libexec/jobengine/examples: %v, want %s", got, with("hello"))
+	}
+	if got := installedActions(t, "--enable-test-actions"); strings.Join(got, " ") != with("dummy_test_action", "echo", "fail", "sleep") {
+		t.Errorf("with --enable-test-actions: %v, want the test actions too", got)
 	}
 
 	pw := strings.Split(strings.TrimSpace(mustRun(t, time.Minute, "getent", "passwd", "jobengine")), ":")

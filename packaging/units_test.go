@@ -132,6 +132,7 @@ func TestUnitSettings(t *testing.T) {
 				"RestrictSUIDSGID":         "yes",
 				"LockPersonality":          "yes",
 				"CapabilityBoundingSet":    "",
+				"UMask":                    "0077", // what the daemon creates is its own
 			}
 			for k, v := range want {
 				if got := u.get(t, "Service", k); got != v {
@@ -142,6 +143,12 @@ func TestUnitSettings(t *testing.T) {
 			wantEnv := []string{"-/etc/default/" + uf.defaults, "-/etc/sysconfig/" + uf.defaults}
 			if got := u["Service"]["EnvironmentFile"]; strings.Join(got, " ") != strings.Join(wantEnv, " ") {
 				t.Errorf("EnvironmentFile=%q, want %q", got, wantEnv)
+			}
+			// Bounds that stop a runaway daemon or plugin before the machine.
+			for _, k := range []string{"MemoryMax", "TasksMax"} {
+				if v := u.get(t, "Service", k); v == "" || v == "infinity" {
+					t.Errorf("[Service] %s=%q, want a bound", k, v)
+				}
 			}
 			if got := u.get(t, "Install", "WantedBy"); got != "multi-user.target" {
 				t.Errorf("[Install] WantedBy=%s", got)

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what the tests need on a Debian machine when it is missing:
 # ZooKeeper (the Debian package; the tests start it themselves, no service)
-# and python3-kazoo (the interoperability tests). Run as root, or with sudo.
+# python3-kazoo (the interoperability tests) and python3-aiosmtpd (a real SMTP
+# server for the e-mail notification tests). Run as root, or with sudo.
 # Extras on request, as arguments: protoc, rpm, lintian, shells (zsh and
 # fish, for the completion tests).
 set -eu
@@ -10,6 +11,7 @@ need=""
 [ -f /usr/share/java/zookeeper.jar ] || need="$need zookeeper"
 command -v java >/dev/null 2>&1 || need="$need default-jre-headless"
 /usr/bin/python3 -c 'import kazoo' >/dev/null 2>&1 || need="$need python3-kazoo"
+/usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need="$need python3-aiosmtpd"
 for extra in "$@"; do
 	case "$extra" in
 	protoc) command -v protoc >/dev/null 2>&1 || need="$need protobuf-compiler" ;;

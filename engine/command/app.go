@@ -139,7 +139,11 @@ func zkConfig(c *cli.Context, log *zap.Logger) (zkconn.Config, error) {
 	if c.Duration("zk-session-timeout") <= 0 {
 		return zkconn.Config{}, usagef("--zk-session-timeout must be positive")
 	}
-	return zkconn.Config{Hosts: hosts, Root: root, SessionTimeout: c.Duration("zk-session-timeout"), Logger: log}, nil
+	auth, tlsCfg, err := zkSecurity(c)
+	if err != nil {
+		return zkconn.Config{}, err
+	}
+	return zkconn.Config{Hosts: hosts, Root: root, SessionTimeout: c.Duration("zk-session-timeout"), Logger: log, Auth: auth, TLS: tlsCfg}, nil
 }
 
 // dial connects to ZooKeeper within --zk-connect-timeout.
@@ -151,6 +155,9 @@ func dial(c *cli.Context, log *zap.Logger) (*zkconn.Conn, error) {
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("zk-connect-timeout"))
 	defer cancel()
 	conn, err := zkconn.Dial(ctx, cfg)
+	if errors.Is(err, zkconn.ErrAuthRequired) || errors.Is(err, zkconn.ErrConfig) {
+		return nil, &UsageError{Err: err}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w (is ZooKeeper running at %s? set --zk-hosts or JOBENGINE_ZK_HOSTS)", err, strings.Join(cfg.Hosts, ","))
 	}

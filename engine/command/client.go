@@ -14,6 +14,7 @@ import (
 	"github.com/jobengine/jobengine/engine/history"
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/notify"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
 
@@ -63,7 +64,8 @@ func openClient(c *cli.Context) (*client, error) {
 	}
 	cl := &client{conn: conn, log: log, hosts: c.String("zk-hosts")}
 	cl.ctx, cl.cancel = sessionContext(c.Context, conn, c.Duration("zk-connect-timeout"))
-	cfg := jobs.StoreConfig{MaxBacklog: c.Int("max-backlog"), Logger: log.Named("jobs")}
+	// Jobs created here notify what is attached to their action.
+	cfg := jobs.StoreConfig{MaxBacklog: c.Int("max-backlog"), Logger: log.Named("jobs"), Notifications: notify.NewResolver(notify.NewStore(conn))}
 	if esCfg != nil {
 		es, err := index.New(*esCfg, log.Named("index"))
 		if err != nil {
@@ -183,7 +185,10 @@ func esConfig(c *cli.Context) (*index.Config, error) {
 	if len(hosts) == 0 {
 		return nil, nil
 	}
-	cfg := &index.Config{Hosts: hosts, Username: c.String("es-username"), Password: c.String("es-password"), Prefix: c.String("es-index-prefix")}
+	cfg := &index.Config{Hosts: hosts, Username: c.String("es-username"), Prefix: c.String("es-index-prefix")}
+	if err := esSecrets(c, cfg); err != nil {
+		return nil, err
+	}
 	if _, err := index.New(*cfg, nil); err != nil {
 		return nil, usagef("--es-hosts/--es-index-prefix: %v", err)
 	}

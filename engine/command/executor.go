@@ -31,6 +31,8 @@ func pluginFlags() []cli.Flag {
 		&cli.StringFlag{Name: "plugin-dir", Value: pluginhost.DefaultDir, EnvVars: envs("JOBENGINE_PLUGIN_DIR"), Usage: "directory of action plugins, scanned at start-up"},
 		&cli.StringSliceFlag{Name: "plugin-sha256", EnvVars: envs("JOBENGINE_PLUGIN_SHA256"), Usage: "pin a plugin binary: NAME=HEX (repeatable)"},
 		&cli.StringFlag{Name: "plugin-checksums", EnvVars: envs("JOBENGINE_PLUGIN_CHECKSUMS"), Usage: "pin plugin binaries from a sha256sum-format file"},
+		&cli.BoolFlag{Name: "plugin-pinned-only", EnvVars: envs("JOBENGINE_PLUGIN_PINNED_ONLY"), Usage: "refuse every plugin that --plugin-sha256/--plugin-checksums do not pin"},
+		&cli.StringSliceFlag{Name: "plugin-env", EnvVars: envs("JOBENGINE_PLUGIN_ENV"), Usage: "pass this variable of the executor's environment to plugins, besides PATH, HOME, LANG, TZ… (repeatable)"},
 		&cli.DurationFlag{Name: "plugin-kill-grace", Value: pluginhost.DefaultKillGrace, EnvVars: envs("JOBENGINE_PLUGIN_KILL_GRACE"), Usage: "how long a plugin may ignore a cancel before it is killed"},
 		&cli.DurationFlag{Name: "plugin-start-timeout", Value: pluginhost.DefaultStartTimeout, EnvVars: envs("JOBENGINE_PLUGIN_START_TIMEOUT"), Usage: "how long a plugin may take to answer its handshake"},
 	}
@@ -70,8 +72,14 @@ func pluginOptions(c *cli.Context) (pluginhost.Options, error) {
 			sums[k] = v
 		}
 	}
+	for _, n := range c.StringSlice("plugin-env") {
+		if n == "" || strings.ContainsAny(n, "= \t") || strings.HasPrefix(n, "JOBENGINE_") {
+			return pluginhost.Options{}, usagef("--plugin-env %q: give a variable name; JOBENGINE_ variables hold the engine's settings and secrets and never reach plugins", n)
+		}
+	}
 	return pluginhost.Options{
-		Dir: c.String("plugin-dir"), Checksums: sums,
+		Dir: c.String("plugin-dir"), Checksums: sums, PinnedOnly: c.Bool("plugin-pinned-only"),
+		Env:       c.StringSlice("plugin-env"),
 		KillGrace: c.Duration("plugin-kill-grace"), StartTimeout: c.Duration("plugin-start-timeout"),
 	}, nil
 }
@@ -119,7 +127,7 @@ func executorCommand() *cli.Command {
 			&cli.StringFlag{Name: "name", EnvVars: envs("JOBENGINE_NAME"), Usage: "executor name (default hostname-pid)"},
 			&cli.StringSliceFlag{Name: "action-timeout", EnvVars: envs("JOBENGINE_ACTION_TIMEOUT"), Usage: "override an action's default timeout: NAME=DURATION (repeatable)"},
 			&cli.DurationFlag{Name: "shutdown-grace", Value: 2 * time.Minute, EnvVars: envs("JOBENGINE_SHUTDOWN_GRACE"), Usage: "how long running jobs may finish after SIGTERM"},
-			&cli.StringFlag{Name: "metrics-listen", EnvVars: envs("JOBENGINE_METRICS_LISTEN"), Usage: "serve Prometheus metrics on this address, e.g. :9310 (off by default)"},
+			&cli.StringFlag{Name: "metrics-listen", EnvVars: envs("JOBENGINE_METRICS_LISTEN"), Usage: "serve Prometheus metrics on this address, e.g. 127.0.0.1:9310 (off by default)"},
 			maxBacklogFlag(),
 			testActionsFlag(),
 		}, pluginFlags()...),

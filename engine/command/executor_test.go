@@ -343,6 +343,9 @@ func TestExecutorBadInput(t *testing.T) {
 		"unknown action timeout": {"executor", "--action-timeout", "nope=1s", "--plugin-dir", "/nonexistent"},
 		"unwritable log file":    {"--log-file", "/proc/nope/x.log", "executor"},
 		"argument":               {"executor", "extra"},
+		"secret to plugins":      {"executor", "--plugin-env", "JOBENGINE_ES_PASSWORD", "--plugin-dir", "/nonexistent"},
+		"loose ZooKeeper key":    {"--zk-tls-key", "/etc/passwd", "--zk-tls-cert", "/etc/passwd", "executor"},
+		"missing credentials":    {"--zk-credentials-file", "/nonexistent/zk.cred", "executor"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cmd := exec.Command(filepath.Join(dir, "jobengine"), append([]string{"--zk-hosts", testZK.ConnectString(), "--zk-root", testRoot(t)}, args...)...)

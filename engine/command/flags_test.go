@@ -54,7 +54,7 @@ func TestExecutorTakesGlobalFlagsAfterItsName(t *testing.T) {
 	s := testStore(t, root)
 	logFile := filepath.Join(t.TempDir(), "executor.log")
 	x := startProcess(t, []string{"JOBENGINE_ZK_HOSTS=" + deadZK},
-		"executor", "--zk-hosts", testZK.ConnectString(), "--threads", "4", "--log-file", logFile,
+		"executor", "--zk-hosts", testZK.ConnectString(), "--threads", "4", "--log-file", logFile, "--enable-test-actions",
 		"--zk-root", root, "--zk-session-timeout", "2s", "--log-format", "json", "--name", "after", "--plugin-dir", t.TempDir())
 	j := createJob(t, s, "echo", `{"message":"hi"}`)
 	got := waitJob(t, s, j.ID, 20*time.Second, inState(jobs.Success))

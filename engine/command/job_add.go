@@ -27,6 +27,9 @@ func jobAddCommand() *cli.Command {
 			&cli.DurationFlag{Name: "timeout", Usage: "run time limit of the job (90s, 5m); 0: the action's default"},
 			&cli.StringFlag{Name: "unique-key", Usage: "refuse the job while another live job has this key"},
 			&cli.StringSliceFlag{Name: "tag", Usage: "a tag; repeat for more"},
+			&cli.StringSliceFlag{Name: "notify-started", Usage: "notification template to notify when the job starts; repeat for more"},
+			&cli.StringSliceFlag{Name: "notify-success", Usage: "notification template to notify when the job succeeds; repeat for more"},
+			&cli.StringSliceFlag{Name: "notify-failure", Usage: "notification template to notify when the job fails or is canceled; repeat for more"},
 			maxBacklogFlag(),
 			jsonFlag("print the new job document as JSON instead of its id"),
 		),
@@ -44,6 +47,9 @@ func jobAddCommand() *cli.Command {
 				Tags:      c.StringSlice("tag"),
 				CreatedBy: createdByCLI,
 			}
+			n.Notifications.Add(jobs.NotifyStarted, c.StringSlice("notify-started")...)
+			n.Notifications.Add(jobs.NotifySuccess, c.StringSlice("notify-success")...)
+			n.Notifications.Add(jobs.NotifyFailure, c.StringSlice("notify-failure")...)
 			if c.IsSet("payload") {
 				if n.Payload, err = readPayload(c.String("payload")); err != nil {
 					return err
@@ -97,6 +103,9 @@ func checkNewJob(n jobs.NewJob) error {
 		if t == "" || len(t) > jobs.MaxIDBytes {
 			return usagef("--tag %q: a tag must be 1–%d bytes", t, jobs.MaxIDBytes)
 		}
+	}
+	if err := n.Notifications.Validate(); err != nil {
+		return usagef("--notify-started/--notify-success/--notify-failure: %s (see jobengine notification list)", strings.TrimPrefix(err.Error(), jobs.ErrInvalid.Error()+": "))
 	}
 	// What is left for the store's own check is not typed by a user.
 	if err := n.Validate(); err != nil {

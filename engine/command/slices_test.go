@@ -20,7 +20,7 @@ import (
 // container ends CANCELED once its running slices have stopped.
 func TestSlicedJobsRunOnExecutors(t *testing.T) {
 	e := newJobEnv(t)
-	startDaemon(t, e.root, "executor", "--name", "x", "--threads", "2", "--plugin-dir", t.TempDir())
+	startDaemon(t, e.root, "executor", "--enable-test-actions", "--name", "x", "--threads", "2", "--plugin-dir", t.TempDir())
 	e.binOK("inventory", "import", "inv", e.writeFile("inv.json", ansibleHosts(5)))
 	e.binOK("template", "create", "ok", "--action", "echo", "--inventory", "inv", "--slices", "4")
 	e.binOK("template", "create", "bad", "--action", "fail", "--inventory", "inv", "--slices", "3", "--payload", `{"code": 3}`)

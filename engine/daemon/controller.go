@@ -18,6 +18,7 @@ import (
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/maintenance"
+	"github.com/jobengine/jobengine/engine/notify"
 	"github.com/jobengine/jobengine/engine/version"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
@@ -166,7 +167,11 @@ func StartController(ctx context.Context, cfg ControllerConfig) (_ *Controller, 
 	}
 	zctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()
-	store, err := openStore(zctx, conn, es, cfg.MaxBacklog, log)
+	// Jobs launched through the API notify what is attached to them, as
+	// jobs of the other daemons do.
+	store, err := openStore(zctx, conn, es, cfg.MaxBacklog, log, func(sc *jobs.StoreConfig) {
+		sc.Notifications = notify.NewResolver(notify.NewStore(conn))
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -83,7 +83,7 @@ func TestExecutorAndDistributor(t *testing.T) {
 		xcfg := NewExecutorConfig()
 		xcfg.ZK, xcfg.Logger, xcfg.Elasticsearch = zc, log, esCfg
 		xcfg.Name, xcfg.Threads, xcfg.MetricsListen = "x1", 2, "127.0.0.1:0"
-		xcfg.Plugins.Dir = t.TempDir()
+		xcfg.Plugins.Dir, xcfg.EnableTestActions = t.TempDir(), true
 		x, err := StartExecutor(context.Background(), xcfg)
 		if err != nil {
 			t.Fatal(err)
@@ -290,7 +290,7 @@ func TestStartFailures(t *testing.T) {
 func TestDumpState(t *testing.T) {
 	log, obs := logs(t)
 	cfg := NewExecutorConfig()
-	cfg.ZK, cfg.Plugins.Dir, cfg.Logger, cfg.Threads = zkFor(t), t.TempDir(), log, 1
+	cfg.ZK, cfg.Plugins.Dir, cfg.Logger, cfg.Threads, cfg.EnableTestActions = zkFor(t), t.TempDir(), log, 1, true
 	x, err := StartExecutor(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/maintenance"
+	"github.com/jobengine/jobengine/engine/notify"
 	"github.com/jobengine/jobengine/engine/schedule"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
@@ -148,7 +149,10 @@ func StartDistributor(ctx context.Context, cfg DistributorConfig) (_ *Distributo
 	}
 	zctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()
-	store, err := openStore(zctx, conn, es, cfg.MaxBacklog, log)
+	// Jobs notify what is attached to their action (notification attach).
+	store, err := openStore(zctx, conn, es, cfg.MaxBacklog, log, func(sc *jobs.StoreConfig) {
+		sc.Notifications = notify.NewResolver(notify.NewStore(conn))
+	})
 	if err != nil {
 		return nil, err
 	}

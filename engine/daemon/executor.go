@@ -203,11 +203,12 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 		})
 		observers = append(observers, sink)
 	}
-	store, err := openStore(zctx, conn, es, cfg.MaxBacklog, log, observers...)
+	store, err := openStore(zctx, conn, es, cfg.MaxBacklog, log, func(sc *jobs.StoreConfig) { sc.Observers = observers })
 	if err != nil {
 		return nil, err
 	}
 	metrics := executor.NewMetrics()
+	metrics.Registry.MustRegister(d.host.Collector())
 	xcfg := executor.Config{
 		Name: cfg.Name, Threads: cfg.Threads, Registry: reg, ActionTimeouts: cfg.ActionTimeouts,
 		ShutdownGrace: cfg.ShutdownGrace, Store: store, Metrics: metrics, Logger: log,
@@ -239,8 +240,11 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 // openStore opens the job store on conn. With an Elasticsearch client it
 // ensures the outbox directories and records every write in the outbox:
 // the one place a daemon wires the outbox.
-func openStore(ctx context.Context, conn *zkconn.Conn, es *index.Client, maxBacklog int, log *zap.Logger, observers ...jobs.Observer) (*jobs.Store, error) {
-	cfg := jobs.StoreConfig{MaxBacklog: maxBacklog, Logger: log.Named("jobs"), Observers: observers}
+func openStore(ctx context.Context, conn *zkconn.Conn, es *index.Client, maxBacklog int, log *zap.Logger, with func(*jobs.StoreConfig)) (*jobs.Store, error) {
+	cfg := jobs.StoreConfig{MaxBacklog: maxBacklog, Logger: log.Named("jobs")}
+	if with != nil {
+		with(&cfg)
+	}
 	if es != nil {
 		if err := index.EnsurePaths(ctx, conn); err != nil {
 			return nil, err

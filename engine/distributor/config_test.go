@@ -129,7 +129,7 @@ func TestLoadProblems(t *testing.T) {
 		{"priority range", "action: a\ninterval: 1s\n\npriority: 1000\n", 4, "outside 0–999"},
 		{"interval", "action: a\ninterval: soon\n", 2, "interval"},
 		{"both schedules", "action: a\ninterval: 1s\ncron: '@daily'\n", 3, "give one"},
-		{"no schedule", "action: a\npriority: 3\n", 0, "no interval and no cron"},
+		{"no schedule", "action: a\npriority: 3\n", 0, "no interval, cron expression or rrule"},
 		{"bad zone", "action: a\ncron: '@daily'\ntime-zone: Mars/Olympus\n", 2, "Mars/Olympus"},
 		{"no action", "interval: 1s\n", 0, "no action"},
 		{"bad catch-up", "action: a\ninterval: 1s\ncatch-up: all\n", 3, "catch-up"},

@@ -168,6 +168,7 @@ func Start(ctx context.Context, conn *zkconn.Conn, cfg Config) (*Executor, error
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	cfg.Metrics.labelActionsOf(cfg.Registry)
 	for name := range cfg.ActionTimeouts {
 		if _, ok := cfg.Registry.Lookup(name); !ok {
 			return nil, fmt.Errorf("%w: --action-timeout names %q, which is not an action of this executor (have: %s)", ErrConfig, name, strings.Join(cfg.Registry.Names(), ", "))
@@ -289,7 +290,7 @@ func (e *Executor) worker(id int) {
 func (e *Executor) handle(worker int, it *queue.Item) bool {
 	ctx := context.Background()
 	id := string(it.Data)
-	log := e.log.With(zap.String("job", id), zap.Int("worker", worker))
+	log := e.log.With(zap.String(FieldJob, id), zap.Int("worker", worker))
 	for attempt := 0; attempt < 5; attempt++ {
 		rctx, cancel := context.WithTimeout(ctx, e.cfg.SessionTimeout)
 		j, ver, err := e.store.Get(rctx, id)
@@ -527,7 +528,7 @@ func (e *Executor) commitOutcome(log *zap.Logger, h jobs.Hold, c *jobs.Change) {
 			if j.StatusMessage != "" {
 				fields = append(fields, zap.String("message", j.StatusMessage))
 			}
-			log.Info("job finished", fields...)
+			log.Info(MsgJobFinished, fields...)
 			e.cfg.Metrics.finished(j)
 			return
 		case errors.Is(err, queue.ErrLockLost):

@@ -57,7 +57,7 @@ func (s *Store) Cancel(ctx context.Context, id, by string) (*Job, error) {
 		if by != "" {
 			j.StatusMessage = "canceled by " + by
 		}
-		if _, err := s.Update(ctx, j, ver); errors.Is(err, ErrConflict) {
+		if _, err := s.update(ctx, j, ver, from); errors.Is(err, ErrConflict) {
 			continue // it changed (an executor took it): look again
 		} else if err != nil {
 			return nil, err

@@ -53,5 +53,17 @@
 // Observers attached to the store (StoreConfig.Observers) are told of every
 // transition it commits and every cancel it writes (not of repairs through
 // Update), and of every log line and progress report it records: see
-// Observer. The job-events index is one; notifications are the next.
+// Observer. The job-events index is one.
+//
+// # Notifications
+//
+// A job names the notification templates it notifies when it starts,
+// succeeds or fails (Job.Notifications; a StoreConfig.Notifications
+// resolver adds those attached to its action). The write that starts it or
+// makes it final records one Notice per template in the same transaction,
+// under /notifications/outbox (notices.go), so a notification is never lost
+// to a crash and never sent for a write that did not happen; engine/notify
+// delivers them. Observers are not used for this: they hear of a write at
+// most once. CreateFailed records a launch refused at its time as a FAILED
+// job that never ran, with its failure notices.
 package jobs

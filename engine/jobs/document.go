@@ -135,6 +135,10 @@ type Job struct {
 	// Launch holds the fields of jobs launched from templates (kind,
 	// template, inventory, slices, …: see launch.go).
 	Launch
+
+	// Notifications names the notification templates the job notifies
+	// when it starts, succeeds or fails (see notices.go).
+	Notifications *Notifications `json:"notifications,omitempty"`
 }
 
 // UUID returns the uuid part of the job id.

@@ -2,7 +2,9 @@ package jobs
 
 // Observer is told of the events of jobs' lives as the store records them:
 // a new state (or a new attempt), a line an action logged, a progress
-// report. The job-events index is one observer; notifications are the next.
+// report. The job-events index is one observer. (Notifications are not:
+// they are recorded in the transaction of the state change, see
+// notices.go.)
 // Attach any number with StoreConfig.Observers: each is told of every event
 // of the store, in the order of the slice.
 //

@@ -87,16 +87,16 @@ func (c *Change) Commit(ctx context.Context, h Hold) error {
 	if c.done {
 		return nil
 	}
-	var err error
-	switch c.entry {
-	case keepEntry:
-		err = h.Consumer.Write(ctx, h.Item, c.ops...)
-	case consumeEntry:
-		err = h.Consumer.Consume(ctx, h.Item, c.ops...)
-	case releaseEntry:
-		err = h.Consumer.Release(ctx, h.Item, c.ops...)
-	}
+	err := c.apply(ctx, h)
 	var opErr *zkconn.OpError
+	if errors.As(err, &opErr) && errors.Is(opErr, zk.ErrNoNode) && opErr.Index < len(c.ops) && c.s.isNoticeOp(c.ops[opErr.Index]) {
+		// The notice directory is gone (removed by hand): a notification
+		// must not stop the job's life. Make it again and write once more.
+		if err = c.s.ensureNoticeDir(); err == nil {
+			err = c.apply(ctx, h)
+		}
+	}
+	opErr = nil
 	changed := errors.As(err, &opErr) && opErr.Index == 0 &&
 		(errors.Is(opErr, zk.ErrBadVersion) || errors.Is(opErr, zk.ErrNoNode))
 	if err != nil && c.uncertain && (changed || errors.Is(err, queue.ErrLockLost)) && c.landed(ctx) {
@@ -121,6 +121,18 @@ func (c *Change) Commit(ctx context.Context, h Hold) error {
 	return fmt.Errorf("jobs: writing %s: %w", c.job.ID, err)
 }
 
+// apply writes the change's operations under the hold, doing to the
+// entry what the transition does.
+func (c *Change) apply(ctx context.Context, h Hold) error {
+	switch c.entry {
+	case consumeEntry:
+		return h.Consumer.Consume(ctx, h.Item, c.ops...)
+	case releaseEntry:
+		return h.Consumer.Release(ctx, h.Item, c.ops...)
+	}
+	return h.Consumer.Write(ctx, h.Item, c.ops...)
+}
+
 // landed reports whether the document is the one this change writes: an
 // earlier Commit with an unknown outcome went through.
 func (c *Change) landed(ctx context.Context) bool {
@@ -141,6 +153,11 @@ func (s *Store) plan(j *Job, ver int32, entry entryAction, event eventKind, edit
 	if err != nil {
 		return nil, err
 	}
+	notices, err := s.noticeOps(&n, j.State)
+	if err != nil {
+		return nil, err
+	}
+	ops = append(ops, notices...)
 	return &Change{s: s, job: &n, from: j.State, ver: ver, ops: ops, entry: entry, event: event}, nil
 }
 
@@ -277,15 +294,35 @@ func (s *Store) writeOps(j *Job, ver int32) ([]interface{}, error) {
 // was read. It is for repairs and tests, and for Cancel: writers that hold
 // a job's entry use the lifecycle operations.
 func (s *Store) Update(ctx context.Context, j *Job, ver int32) (int32, error) {
+	return s.update(ctx, j, ver, j.State)
+}
+
+// update is Update of a write that takes j from state from, with the
+// notices it causes (Cancel's).
+func (s *Store) update(ctx context.Context, j *Job, ver int32, from State) (int32, error) {
 	ops, err := s.writeOps(j, ver)
 	if err != nil {
 		return 0, err
 	}
+	notices, err := s.noticeOps(j, from)
+	if err != nil {
+		j.Version--
+		return 0, err
+	}
+	ops = append(ops, notices...)
 	var res []zk.MultiResponse
 	err = zkconn.Do(ctx, func() error {
 		var err error
-		res, err = s.conn.Multi(ops...)
-		return err
+		for attempt := 0; ; attempt++ {
+			res, err = s.conn.Multi(ops...)
+			i, opErr := zkconn.MultiError(res, err)
+			if attempt > 0 || i < 0 || !errors.Is(opErr, zk.ErrNoNode) || !s.isNoticeOp(ops[i]) {
+				return err
+			}
+			if err := s.ensureNoticeDir(); err != nil {
+				return err
+			}
+		}
 	})
 	if err != nil {
 		j.Version--

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -56,6 +57,10 @@ type StoreConfig struct {
 	// Observers are told of the jobs' events this store records: state
 	// changes, log lines, progress (see Observer). Optional.
 	Observers []Observer
+	// Notifications, when set, adds to each job created the notifications
+	// attached to it (an action's, say), to those it names itself.
+	// Optional: without it a job notifies what it names.
+	Notifications NotificationResolver
 	// Logger receives the store's log lines.
 	Logger *zap.Logger
 	// Now is the clock (time.Now when nil).
@@ -120,7 +125,7 @@ func (s *Store) Ensure(ctx context.Context) error {
 	if err := s.q.Ensure(ctx); err != nil {
 		return err
 	}
-	for _, d := range []string{uniqDir, cancelDir} {
+	for _, d := range []string{uniqDir, cancelDir, NoticeDir} {
 		if err := s.conn.EnsurePath(ctx, s.conn.Path(d)); err != nil {
 			return fmt.Errorf("jobs: creating %s: %w", d, err)
 		}
@@ -146,6 +151,8 @@ type NewJob struct {
 	// Launch holds the fields of a job launched from a template. A
 	// workflow job (Launch.Kind) is created PENDING, without a queue entry.
 	Launch Launch
+	// Notifications names the notification templates the job notifies.
+	Notifications Notifications
 }
 
 // Validate checks a new job and returns a clear error naming what is wrong.
@@ -181,7 +188,10 @@ func (n *NewJob) Validate() error {
 			return err
 		}
 	}
-	return n.validateLaunch()
+	if err := n.validateLaunch(); err != nil {
+		return err
+	}
+	return n.Notifications.Validate()
 }
 
 func (s *Store) build(n NewJob) (*Job, error) {
@@ -220,6 +230,10 @@ func (s *Store) build(n NewJob) (*Job, error) {
 	if n.Target != "" {
 		j.TargetResource = &Resource{Href: n.Target}
 	}
+	if !n.Notifications.Empty() {
+		nt := n.Notifications
+		j.Notifications = &nt
+	}
 	return j, nil
 }
 
@@ -254,6 +268,10 @@ func (s *Store) CreateFenced(ctx context.Context, ns []NewJob, extra ...interfac
 	}
 	if n+len(ns) > s.cfg.MaxBacklog {
 		return nil, fmt.Errorf("%w: %d jobs queued or running, the cap is %d (raise --max-backlog or wait for executors to catch up)", ErrBacklogFull, n, s.cfg.MaxBacklog)
+	}
+	ns, err = s.resolveNotifications(ctx, ns)
+	if err != nil {
+		return nil, err
 	}
 	var ops []interface{}
 	out := make([]*Job, 0, len(ns))
@@ -332,6 +350,29 @@ func (s *Store) CreateFenced(ctx context.Context, ns []NewJob, extra ...interfac
 	}
 	for _, j := range out {
 		s.log.Info("job created", zap.String("job", j.ID), zap.String("action", j.Action), zap.Int("priority", j.Priority))
+	}
+	return out, nil
+}
+
+// resolveNotifications returns ns with the notifications the store's
+// resolver attaches to each job added (ns itself is not modified).
+func (s *Store) resolveNotifications(ctx context.Context, ns []NewJob) ([]NewJob, error) {
+	if s.cfg.Notifications == nil {
+		return ns, nil
+	}
+	out := slices.Clone(ns)
+	for i := range out {
+		n := &out[i]
+		attached, err := s.cfg.Notifications.NotificationsFor(ctx, n)
+		if err != nil {
+			return nil, fmt.Errorf("jobs: create: the notifications of %s: %w", n.Action, err)
+		}
+		n.Notifications = Notifications{
+			Started: slices.Clone(n.Notifications.Started),
+			Success: slices.Clone(n.Notifications.Success),
+			Failure: slices.Clone(n.Notifications.Failure),
+		}
+		n.Notifications.Merge(attached)
 	}
 	return out, nil
 }

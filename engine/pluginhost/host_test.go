@@ -58,7 +58,7 @@ func TestLoadDescribesPlugins(t *testing.T) {
 		t.Fatalf("Plugins() = %+v", infos)
 	}
 	if got := infos[1]; got.Protocol != 1 || got.Version != "2.3.4" || got.SDK == "" || len(got.SHA256) != 64 ||
-		!slices.Equal(got.Actions, []string{"echo", "sleepy", "stubborn", "crash", "panic", "noop"}) {
+		!slices.Equal(got.Actions, []string{"echo", "sleepy", "stubborn", "crash", "panic", "noop", "flood", "spawn", "env"}) {
 		t.Errorf("sdkplugin info = %+v", got)
 	}
 	loaded := logs.FilterMessage("plugin loaded").All()

@@ -6,8 +6,10 @@ package zkconn
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"path"
 	"strings"
 	"sync"
@@ -47,6 +49,13 @@ type Config struct {
 	SessionTimeout time.Duration
 	// Logger receives connection events; zap.NewNop() when nil.
 	Logger *zap.Logger
+	// Auth, when set, authenticates every session (again after each
+	// reconnect) and gives the nodes the engine creates its ACL; nil means
+	// no authentication and nodes open to anyone (OpenACL).
+	Auth *Auth
+	// TLS, when set, makes every connection TLS (ZooKeeper's
+	// secureClientPort); nil means plain TCP.
+	TLS *tls.Config
 }
 
 // ParseHosts splits a comma-separated host list, trimming blanks, and adds
@@ -90,6 +99,7 @@ type Conn struct {
 	*zk.Conn
 	root   string
 	logger *zap.Logger
+	acl    []zk.ACL
 
 	mu   sync.Mutex
 	subs map[int]chan zk.Event
@@ -112,10 +122,18 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	c := &Conn{root: root, logger: logger, subs: make(map[int]chan zk.Event)}
+	c := &Conn{root: root, logger: logger, subs: make(map[int]chan zk.Event), acl: OpenACL}
+	if cfg.Auth != nil {
+		c.acl = cfg.Auth.ACL()
+	}
 	established := make(chan struct{})
 	var once sync.Once
+	dialer := zk.Dialer(net.DialTimeout) // go-zookeeper's own default
+	if cfg.TLS != nil {
+		dialer = tlsDialer(cfg.TLS)
+	}
 	zc, events, err := zk.Connect(cfg.Hosts, cfg.SessionTimeout,
+		zk.WithDialer(dialer),
 		zk.WithLogger(zkLogger{logger.Sugar()}),
 		zk.WithLogInfo(false),
 		zk.WithMaxBufferSize(MaxResponseBytes),
@@ -135,10 +153,67 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	c.Conn = zc
 	select {
 	case <-established:
-		return c, nil
 	case <-ctx.Done():
 		zc.Close()
 		return nil, fmt.Errorf("%w: no session with %s: %v", ErrUnavailable, strings.Join(cfg.Hosts, ","), ctx.Err())
+	}
+	if err := c.authenticate(ctx, cfg.Auth); err != nil {
+		zc.Close()
+		return nil, err
+	}
+	acls.Store(zc, c.acl)
+	identity := "none (nodes open to anyone)"
+	if cfg.Auth != nil {
+		identity = "digest:" + cfg.Auth.User
+	}
+	logger.Info("zookeeper session", zap.String("hosts", strings.Join(cfg.Hosts, ",")), zap.Bool("tls", cfg.TLS != nil), zap.String("identity", identity))
+	return c, nil
+}
+
+// authenticate sends the credentials (go-zookeeper sends them again, first
+// thing, after every reconnect, once they were accepted) and checks with
+// one read that the server accepts the session: a server that requires
+// authentication refuses the first request of a session without it and
+// closes the connection. A connection lost meanwhile is retried until ctx
+// ends: a session whose credentials did not go through must not be used.
+func (c *Conn) authenticate(ctx context.Context, auth *Auth) error {
+	var last error
+	for {
+		err := c.tryAuthenticate(ctx, auth)
+		if err == nil || !Transient(err) || errors.Is(err, ErrUnavailable) {
+			return err
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: authenticating: %v (%v)", ErrUnavailable, last, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Conn) tryAuthenticate(ctx context.Context, auth *Auth) error {
+	if auth != nil {
+		err := Do(ctx, func() error { return c.Conn.AddAuth("digest", []byte(auth.User+":"+auth.Password)) })
+		switch {
+		case errors.Is(err, zk.ErrAuthFailed):
+			return fmt.Errorf("%w: ZooKeeper refused the credentials of %q (check the digest line of the credentials file)", ErrConfig, auth.User)
+		case err != nil:
+			return err
+		}
+	}
+	err := Do(ctx, func() error { _, _, err := c.Conn.Exists(c.root); return err })
+	switch {
+	case err == nil:
+		return nil
+	case auth == nil && strings.Contains(err.Error(), errSessionClosedRequireAuth):
+		return fmt.Errorf("%w: give the engine its credentials with --zk-credentials-file or JOBENGINE_ZK_CREDENTIALS_FILE", ErrAuthRequired)
+	case auth != nil && strings.Contains(err.Error(), errSessionClosedRequireAuth):
+		return fmt.Errorf("%w: the server refused the session although credentials were sent (does it require another scheme than digest?)", ErrAuthRequired)
+	case Transient(err):
+		return err
+	default:
+		return fmt.Errorf("%w: first request: %v", ErrUnavailable, err)
 	}
 }
 
@@ -233,7 +308,7 @@ func ensure(zc *zk.Conn, p string) error {
 	if err := ensure(zc, path.Dir(p)); err != nil {
 		return err
 	}
-	_, err = zc.Create(p, nil, 0, zk.WorldACL(zk.PermAll))
+	_, err = zc.Create(p, nil, 0, aclOf(zc))
 	if err != nil && !errors.Is(err, zk.ErrNodeExists) {
 		return err
 	}
@@ -274,9 +349,6 @@ func MultiErrorOnly(res []zk.MultiResponse, err error) error {
 // EnsureSync creates p and its parents when missing, without a context; for
 // use inside a function already run by Do.
 func EnsureSync(zc *zk.Conn, p string) error { return ensure(zc, p) }
-
-// ACL is the ACL the engine creates nodes with.
-var ACL = zk.WorldACL(zk.PermAll)
 
 type zkLogger struct{ s *zap.SugaredLogger }
 

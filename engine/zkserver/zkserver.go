@@ -49,12 +49,38 @@ type Options struct {
 	Jar, SLF4JJar string
 	// ExtraConfig lines are appended to every zoo.cfg.
 	ExtraConfig []string
+
+	// TLSKeyStore and TLSTrustStore are PEM files: the server's
+	// certificate chain followed by its private key, and the certificates
+	// of the CAs whose clients are accepted. Both set, every node also
+	// serves TLS on its SecurePort (Netty, ZooKeeper's secureClientPort).
+	// The plain ClientPort stays, on the loopback interface, for the
+	// harness's four-letter probes.
+	TLSKeyStore, TLSTrustStore string
+	// TLSClientAuth is ZooKeeper's ssl.clientAuth: "need" (the default: a
+	// client must present a certificate the trust store accepts), "want"
+	// or "none".
+	TLSClientAuth string
+	// RequireAuth makes the nodes refuse every request of a client that
+	// has not authenticated with the digest scheme (enforce.auth).
+	RequireAuth bool
+	// SuperDigest, "user:HASH" as zkconn.DigestID makes it, is a super
+	// user that passes every ACL, for tests that inspect what others wrote.
+	SuperDigest string
 }
+
+// NettyJars are the jars the Netty server (TLS) needs besides those that
+// zookeeper.jar's manifest names.
+var NettyJars = []string{"/usr/share/java/netty-codec.jar", "/usr/share/java/netty-resolver.jar"}
+
+func (o *Options) tls() bool { return o.TLSKeyStore != "" && o.TLSTrustStore != "" }
 
 // Server is one ZooKeeper node.
 type Server struct {
-	ID           int
-	ClientPort   int
+	ID         int
+	ClientPort int
+	// SecurePort serves TLS when Options name a key store; 0 otherwise.
+	SecurePort   int
 	quorumPort   int
 	electionPort int
 	Dir          string
@@ -113,6 +139,13 @@ func Start(opts Options) (*Cluster, error) {
 			return nil, err
 		}
 	}
+	if opts.tls() && opts.Jar == DefaultJar {
+		for _, j := range NettyJars {
+			if _, err := os.Stat(j); err != nil {
+				return nil, fmt.Errorf("%w: %s not found (TLS needs Netty; on Debian: apt-get install -y libnetty-java)", ErrNotInstalled, j)
+			}
+		}
+	}
 	c := &Cluster{opts: opts}
 	if opts.Dir == "" {
 		d, err := os.MkdirTemp("", "jobengine-zk-")
@@ -121,18 +154,28 @@ func Start(opts Options) (*Cluster, error) {
 		}
 		c.opts.Dir, c.ownDir = d, true
 	}
-	ports, err := FreePorts(3 * opts.Servers)
+	if (opts.TLSKeyStore == "") != (opts.TLSTrustStore == "") {
+		return nil, errors.New("zkserver: TLS needs both a key store and a trust store")
+	}
+	per := 3
+	if opts.tls() {
+		per = 4
+	}
+	ports, err := FreePorts(per * opts.Servers)
 	if err != nil {
 		return nil, err
 	}
 	for i := 0; i < opts.Servers; i++ {
 		s := &Server{
 			ID:           i + 1,
-			ClientPort:   ports[3*i],
-			quorumPort:   ports[3*i+1],
-			electionPort: ports[3*i+2],
+			ClientPort:   ports[per*i],
+			quorumPort:   ports[per*i+1],
+			electionPort: ports[per*i+2],
 			Dir:          filepath.Join(c.opts.Dir, fmt.Sprintf("zk%d", i+1)),
 			opts:         &c.opts,
+		}
+		if opts.tls() {
+			s.SecurePort = ports[per*i+3]
 		}
 		c.Servers = append(c.Servers, s)
 	}
@@ -176,6 +219,25 @@ func (s *Server) writeConfig(all []*Server) error {
 			return err
 		}
 	}
+	if s.opts.tls() {
+		clientAuth := s.opts.TLSClientAuth
+		if clientAuth == "" {
+			clientAuth = "need"
+		}
+		fmt.Fprintf(&b, "secureClientPort=%d\n", s.SecurePort)
+		b.WriteString("secureClientPortAddress=127.0.0.1\n")
+		b.WriteString("serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n")
+		fmt.Fprintf(&b, "ssl.keyStore.location=%s\nssl.keyStore.type=PEM\n", s.opts.TLSKeyStore)
+		fmt.Fprintf(&b, "ssl.trustStore.location=%s\nssl.trustStore.type=PEM\n", s.opts.TLSTrustStore)
+		fmt.Fprintf(&b, "ssl.clientAuth=%s\n", clientAuth)
+	}
+	if s.opts.RequireAuth {
+		b.WriteString("authProvider.1=org.apache.zookeeper.server.auth.DigestAuthenticationProvider\n")
+		b.WriteString("enforce.auth.enabled=true\nenforce.auth.schemes=digest\n")
+	}
+	if s.opts.SuperDigest != "" {
+		fmt.Fprintf(&b, "DigestAuthenticationProvider.superDigest=%s\n", s.opts.SuperDigest)
+	}
 	for _, l := range s.opts.ExtraConfig {
 		b.WriteString(l + "\n")
 	}
@@ -186,6 +248,15 @@ func (s *Server) configPath() string { return filepath.Join(s.Dir, "zoo.cfg") }
 
 // Addr returns the node's client address, "127.0.0.1:port".
 func (s *Server) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.ClientPort) }
+
+// SecureAddr returns the node's TLS client address, "127.0.0.1:port", or
+// "" when it serves no TLS.
+func (s *Server) SecureAddr() string {
+	if s.SecurePort == 0 {
+		return ""
+	}
+	return fmt.Sprintf("127.0.0.1:%d", s.SecurePort)
+}
 
 // LogPath is the file that receives the node's output.
 func (s *Server) LogPath() string { return filepath.Join(s.Dir, "server.log") }
@@ -202,12 +273,16 @@ func (s *Server) Start() error {
 	if err != nil {
 		return err
 	}
+	cp := []string{s.opts.Jar, s.opts.SLF4JJar}
+	if s.opts.tls() {
+		cp = append(cp, NettyJars...)
+	}
 	cmd := exec.Command("java",
 		fmt.Sprintf("-Xmx%dm", s.opts.HeapMB),
 		"-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
 		"-Dzookeeper.jmx.log4j.disable=true",
 		"-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-		"-cp", s.opts.Jar+":"+s.opts.SLF4JJar,
+		"-cp", strings.Join(cp, ":"),
 		mainClass, s.configPath())
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own process group, and die with the parent, so an interrupted test run
@@ -387,6 +462,19 @@ func (c *Cluster) Addrs() []string {
 
 // ConnectString returns the addresses joined by commas.
 func (c *Cluster) ConnectString() string { return strings.Join(c.Addrs(), ",") }
+
+// SecureAddrs returns the TLS client addresses of every node (empty
+// strings when the cluster serves no TLS).
+func (c *Cluster) SecureAddrs() []string {
+	out := make([]string, len(c.Servers))
+	for i, s := range c.Servers {
+		out[i] = s.SecureAddr()
+	}
+	return out
+}
+
+// SecureConnectString returns the TLS addresses joined by commas.
+func (c *Cluster) SecureConnectString() string { return strings.Join(c.SecureAddrs(), ",") }
 
 // Leader returns the node that is leader (or the standalone node).
 func (c *Cluster) Leader() (*Server, error) {
