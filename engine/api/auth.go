@@ -175,15 +175,3 @@ func (s *Server) me(rq *request) error {
 	}
 	return rq.reply(http.StatusOK, out)
 }
-
-// must returns an error unless cond holds: 403 when the caller sees the
-// object, else notFoundErr.
-func must(cond, visible bool, forbiddenMsg string, notFoundErr error) error {
-	switch {
-	case cond:
-		return nil
-	case visible:
-		return forbidden("%s", forbiddenMsg)
-	}
-	return notFoundErr
-}

@@ -185,16 +185,6 @@ func pageOf[T any](items []T, meta func(T) named, f nameFilter, lp listParams) l
 	return out
 }
 
-// listNamed answers a list request of named objects: the common
-// parameters, the name filters and extra, the list's own parameters.
-func listNamed[T any](rq *request, items []T, meta func(T) named, extra ...string) error {
-	lp, f, err := rq.namedListParams(extra...)
-	if err != nil {
-		return err
-	}
-	return rq.reply(200, pageOf(items, meta, f, lp))
-}
-
 // namedListParams reads the parameters of a list of named objects.
 func (rq *request) namedListParams(extra ...string) (listParams, nameFilter, error) {
 	if err := rq.query(append(append(slices.Clone(listParamNames), nameFilterParams...), extra...)...); err != nil {
