@@ -15,6 +15,7 @@ import (
 
 	"github.com/jobengine/jobengine/actions"
 	"github.com/jobengine/jobengine/engine/action"
+	"github.com/jobengine/jobengine/engine/api"
 	"github.com/jobengine/jobengine/engine/credential"
 	"github.com/jobengine/jobengine/engine/executor"
 	"github.com/jobengine/jobengine/engine/index"
@@ -254,7 +255,12 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 		return nil, err
 	}
 	if metricsLn != nil {
-		srv := &http.Server{Handler: promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		// /healthz and /readyz (a session, and this executor's membership
+		// node) next to the metrics, which every other path serves.
+		mux := http.NewServeMux()
+		mux.Handle("/", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+		api.HealthHandlers(mux, api.SessionCheck(conn), api.NodeCheck(conn, conn.Path(executor.MembersPath, d.x.Name())))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.Serve(metricsLn) }()
 		undo.add(func() { _ = srv.Close() })
 		d.metrics = metricsLn.Addr()
