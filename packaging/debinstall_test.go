@@ -167,9 +167,10 @@ func installDeb(t *testing.T, deb string) {
 		t.Errorf("after dpkg --purge, units are still enabled or masked: %v %v", links, masks)
 	}
 	for _, p := range []string{"/usr/bin/jobengine", "/usr/libexec/jobengine", "/etc/default/jobengine-executor",
-		"/etc/default/jobengine-distributor", "/etc/jobengine", "/var/log/jobengine", "/var/lib/jobengine", dshState,
+		"/etc/default/jobengine-distributor", "/etc/default/jobengine-controller", "/etc/jobengine", "/var/log/jobengine", "/var/lib/jobengine", dshState,
 		"/usr/share/man/man1/jobengine.1.gz", "/usr/share/bash-completion/completions/jobengine",
-		unitDirs["deb"] + "/jobengine-executor.service", unitDirs["deb"] + "/jobengine-distributor@.service"} {
+		unitDirs["deb"] + "/jobengine-executor.service", unitDirs["deb"] + "/jobengine-distributor@.service",
+		unitDirs["deb"] + "/jobengine-controller.service"} {
 		if _, err := os.Lstat(p); !os.IsNotExist(err) {
 			t.Errorf("after dpkg --purge, %s is still there (%v)", p, err)
 		}

@@ -32,8 +32,10 @@ var shipped = []struct {
 	{path: "/usr/libexec/jobengine/examples/hello", mode: "-rwxr-xr-x", owner: "root/root"},
 	{path: "/etc/default/jobengine-executor", mode: "-rw-r-----", owner: "root/root", kind: "deb", config: true},
 	{path: "/etc/default/jobengine-distributor", mode: "-rw-r-----", owner: "root/root", kind: "deb", config: true},
+	{path: "/etc/default/jobengine-controller", mode: "-rw-r-----", owner: "root/root", kind: "deb", config: true},
 	{path: "/etc/sysconfig/jobengine-executor", mode: "-rw-r-----", owner: "root/root", kind: "rpm", config: true},
 	{path: "/etc/sysconfig/jobengine-distributor", mode: "-rw-r-----", owner: "root/root", kind: "rpm", config: true},
+	{path: "/etc/sysconfig/jobengine-controller", mode: "-rw-r-----", owner: "root/root", kind: "rpm", config: true},
 	{path: "/etc/jobengine/distributors.d", mode: "drwxr-xr-x", owner: "root/root"},
 	// The deb's postinst makes these (dpkg ships directories as root's).
 	{path: "/var/log/jobengine", mode: "drwxr-x---", owner: "jobengine/jobengine", kind: "rpm"},

@@ -17,6 +17,7 @@ var units = []struct {
 }{
 	{"jobengine-executor.service", "jobengine-executor.service", "jobengine-executor", "executor"},
 	{"jobengine-distributor@.service", "jobengine-distributor@demo.service", "jobengine-distributor", "distributor"},
+	{"jobengine-controller.service", "jobengine-controller.service", "jobengine-controller", "controller"},
 }
 
 // systemUnitDir is where the distribution keeps systemd's own units

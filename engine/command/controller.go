@@ -3,6 +3,8 @@ package command
 import (
 	"context"
 
+	"github.com/jobengine/jobengine/engine/scheduler"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/jobengine/jobengine/engine/daemon"
@@ -32,6 +34,11 @@ func controllerCommand() *cli.Command {
 			&cli.BoolFlag{Name: "insecure-listen", Usage: "allow plain HTTP on a non-loopback address (behind a TLS-terminating proxy only)"},
 			&cli.StringFlag{Name: "identifier", Aliases: []string{"name"}, Usage: "name of this controller in the maintenance election and in ping (default hostname/pid)"},
 			&cli.BoolFlag{Name: "maintenance", Value: true, Usage: "contend for the maintenance services; --maintenance=false: never run them here"},
+			&cli.DurationFlag{Name: "pass-interval", Value: scheduler.DefaultInterval, Usage: "a scheduler pass at least this often (events trigger more)"},
+			&cli.IntFlag{Name: "max-starts", Value: scheduler.DefaultMaxStarts, Usage: "jobs one scheduler pass queues at most"},
+			&cli.DurationFlag{Name: "pass-deadline", Value: scheduler.DefaultPassDeadline, Usage: "how long one scheduler pass may decide and explain"},
+			&cli.DurationFlag{Name: "reap-grace", Value: scheduler.DefaultReapGrace, Usage: "how long an executor is lost before its jobs are given back"},
+			&cli.DurationFlag{Name: "reap-interval", Value: scheduler.DefaultReapInterval, Usage: "a reap at least this often (an executor leaving triggers one)"},
 			&cli.StringFlag{Name: "retention", Usage: "the cleanup of finished jobs: keep them this long, e.g. 7d or 36h (overrides jobs_cleanup.yaml)"},
 			&cli.DurationFlag{Name: "session-lifetime", Usage: "how long a login session of the web dashboard lasts (default 12h)"},
 			configDirFlag(),
@@ -54,6 +61,8 @@ func runController(c *cli.Context) error {
 	cfg.Identifier = c.String("identifier")
 	cfg.MaxBacklog = c.Int("max-backlog")
 	cfg.SessionLifetime = c.Duration("session-lifetime")
+	cfg.Scheduler.Interval, cfg.Scheduler.MaxStarts, cfg.Scheduler.PassDeadline = c.Duration("pass-interval"), c.Int("max-starts"), c.Duration("pass-deadline")
+	cfg.Reaper.Interval, cfg.Reaper.Grace = c.Duration("reap-interval"), c.Duration("reap-grace")
 	if !cfg.Maintenance && c.String("retention") != "" {
 		return usagef("--retention sets the cleanup of finished jobs, a maintenance service, which --maintenance=false keeps out of this process")
 	}

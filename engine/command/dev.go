@@ -33,10 +33,11 @@ const DefaultDevZKPort = 2181
 func devCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "dev",
-		Usage: "run a complete local system in the foreground: ZooKeeper, an executor, the demo distributor",
+		Usage: "run a complete local system in the foreground: ZooKeeper, an executor, a controller, the demo distributor",
 		Description: "Starts a ZooKeeper child process (Debian's zookeeper package) on 127.0.0.1:--zk-port (a free\n" +
-			"port when that one is taken) with its data in --data-dir, one executor and the demo distributor\n" +
-			"(a dummy_test_action job every --demo-interval), and prints how to reach it. One dev runs per\n" +
+			"port when that one is taken) with its data in --data-dir, one executor (group default), one\n" +
+			"controller (the scheduler, the reaper, the cleanup) and the demo distributor (a dummy_test_action\n" +
+			"job every --demo-interval), and prints how to reach it. One dev runs per\n" +
 			"data directory. Ctrl-C stops everything it started; SIGUSR1 logs the daemons' state.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "data-dir", Value: ".jobengine-dev", EnvVars: envs("JOBENGINE_DEV_DATA_DIR"), Usage: "where ZooKeeper keeps its data"},
@@ -89,8 +90,11 @@ func runDev(c *cli.Context) error {
 	// A local system for trying things out: the test actions are what the
 	// demo distributor and the README's examples run.
 	xcfg.EnableTestActions = true
+	ccfg := daemon.NewControllerConfig()
+	ccfg.ConnectTimeout, ccfg.Logger, ccfg.Identifier = 30*time.Second, log, "dev"
+	// The controller hosts the maintenance services, as on a real cluster.
 	dcfg := daemon.NewDistributorConfig()
-	dcfg.ConnectTimeout, dcfg.Logger, dcfg.Identifier = 30*time.Second, log, "dev"
+	dcfg.ConnectTimeout, dcfg.Logger, dcfg.Identifier, dcfg.Maintenance = 30*time.Second, log, "dev", false
 	if d := c.Duration("demo-interval"); d > 0 {
 		def, ok := distributor.Lookup("dummy_test_action")
 		if !ok {
@@ -150,17 +154,30 @@ func runDev(c *cli.Context) error {
 			return daemonError(err, zk.ConnectString())
 		}
 	}
-	xcfg.ZK, dcfg.ZK = zc(zk.Addrs()), zc(zk.Addrs())
+	xcfg.ZK, dcfg.ZK, ccfg.ZK = zc(zk.Addrs()), zc(zk.Addrs()), zc(zk.Addrs())
 	x, err := daemon.StartExecutor(startCtx, xcfg)
 	if err != nil {
 		return startErr(err)
 	}
-	// The distributor daemon also hosts the maintenance services (the
-	// cleanup of finished jobs), as on a real cluster.
-	dist, err := daemon.StartDistributor(startCtx, dcfg)
+	ctl, err := daemon.StartController(startCtx, ccfg)
 	if err != nil {
 		stopWithin(devStopAfterZKExit, x.Stop)
 		return startErr(err)
+	}
+	// The others stop first, the executor last (it drains).
+	others := []daemonHandle{ctl}
+	if len(dcfg.Distributors) > 0 {
+		dist, err := daemon.StartDistributor(startCtx, dcfg)
+		if err != nil {
+			stopWithin(devStopAfterZKExit, ctl.Stop, x.Stop)
+			return startErr(err)
+		}
+		others = append([]daemonHandle{dist}, others...)
+	}
+	stopOthers := func() {
+		for _, d := range others {
+			d.Shutdown(context.Background())
+		}
 	}
 
 	for {
@@ -169,16 +186,18 @@ func runDev(c *cli.Context) error {
 			// Without ZooKeeper nothing can go on: stop at once, without
 			// waiting on writes that cannot succeed.
 			log.Error("ZooKeeper exited: stopping the local system", zap.Int("pid", server.PID()), zap.String("zookeeper-log", server.LogPath()))
-			stopWithin(devStopAfterZKExit, dist.Stop, x.Stop)
+			stopWithin(devStopAfterZKExit, stopOthers, x.Stop)
 			return zkExited()
 		case sig := <-sigs:
 			if sig == syscall.SIGUSR1 {
 				x.DumpState()
-				dist.DumpState()
+				for _, d := range others {
+					d.DumpState()
+				}
 				continue
 			}
 			log.Info("stopping the local system", zap.String("signal", sig.String()))
-			dist.Stop()
+			stopOthers()
 			hard, hardStop := context.WithCancel(context.Background())
 			defer hardStop()
 			go func() {

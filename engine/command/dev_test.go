@@ -116,6 +116,15 @@ func TestDevRunsALocalSystemAndStopsIt(t *testing.T) {
 		}
 		return nil
 	})
+	// The controller schedules a job with scheduling needs onto the
+	// executor.
+	out, errOut, code := run(t, "--zk-hosts", addr, "job", "add", "echo", "--impact", "1", "--payload", `{"message":"hi"}`)
+	if code != 0 {
+		t.Fatalf("job add: exit %d: %s", code, errOut)
+	}
+	if _, errOut, code := run(t, "--zk-hosts", addr, "job", "wait", strings.TrimSpace(out), "--timeout", "60s"); code != 0 {
+		t.Fatalf("scheduled job: exit %d: %s", code, errOut)
+	}
 	d.signal(syscall.SIGINT)
 	if code := d.wait(60 * time.Second); code != 0 {
 		t.Fatalf("exit %d after Ctrl-C", code)

@@ -3,27 +3,22 @@ package command
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"runtime"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/go-zookeeper/zk"
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
 	"github.com/jobengine/jobengine/engine/action"
 	"github.com/jobengine/jobengine/engine/daemon"
-	"github.com/jobengine/jobengine/engine/executor"
 	"github.com/jobengine/jobengine/engine/pluginhost"
-	"github.com/jobengine/jobengine/engine/zkconn"
 )
 
 func init() {
-	extraCommands = append(extraCommands, executorCommand, clusterCommand, actionsCommand)
+	extraCommands = append(extraCommands, executorCommand, actionsCommand)
 }
 
 func pluginFlags() []cli.Flag {
@@ -136,7 +131,7 @@ func executorCommand() *cli.Command {
 			&cli.DurationFlag{Name: "remote-idle-timeout", EnvVars: envs("JOBENGINE_REMOTE_IDLE_TIMEOUT"),
 				Usage: "fail a remote run that sends nothing for this long, keepalives included (0: never)"},
 			testActionsFlag(),
-		}, pluginFlags()...),
+		}, append(capacityFlags(), pluginFlags()...)...),
 		Action: runExecutor,
 	}
 }
@@ -160,6 +155,9 @@ func runExecutor(c *cli.Context) error {
 	cfg.RemoteCommand = c.String("remote-command")
 	cfg.RemoteNodes = c.StringSlice("remote-node")
 	cfg.RemoteIdleTimeout = c.Duration("remote-idle-timeout")
+	if cfg.Groups, cfg.Capacity, err = capacityConfig(c); err != nil {
+		return err
+	}
 	if cfg.Plugins, err = pluginOptions(c); err != nil {
 		return err
 	}
@@ -188,78 +186,6 @@ func runExecutor(c *cli.Context) error {
 	return serveDaemon(c, log, "draining", func(ctx context.Context) (daemonHandle, error) {
 		return daemon.StartExecutor(ctx, cfg)
 	})
-}
-
-func clusterCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "cluster",
-		Usage: "show the executors of the cluster",
-		Subcommands: []*cli.Command{{
-			Name:  "status",
-			Usage: "list executors, their heartbeats and the jobs each is running",
-			Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
-			Action: func(c *cli.Context) error {
-				log := quietLogger(c)
-				conn, err := dial(c, log)
-				if err != nil {
-					return err
-				}
-				defer conn.Close()
-				members, err := readMembers(c.Context, conn)
-				if err != nil {
-					return err
-				}
-				if c.Bool("json") {
-					enc := json.NewEncoder(c.App.Writer)
-					enc.SetIndent("", "  ")
-					return enc.Encode(members)
-				}
-				tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "EXECUTOR\tHOST\tPID\tVERSION\tTHREADS\tBUSY\tLAST SEEN\tUP")
-				for _, m := range members {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%s ago\t%s\n", m.Name, m.Host, m.PID, m.Version, m.Threads, m.Busy,
-						time.Since(m.LastSeen).Round(time.Second), time.Since(m.Started).Round(time.Second))
-				}
-				tw.Flush()
-				for _, m := range members {
-					for _, r := range m.Running {
-						fmt.Fprintf(c.App.Writer, "  %s runs %s (%s, attempt %d) for %s\n", m.Name, r.Job, r.Action, r.Attempt, time.Since(r.Started).Round(time.Second))
-					}
-				}
-				if len(members) == 0 {
-					fmt.Fprintln(c.App.ErrWriter, "no executor is running")
-				}
-				return nil
-			},
-		}},
-	}
-}
-
-// readMembers reads every executor membership node, sorted by name.
-func readMembers(ctx context.Context, conn *zkconn.Conn) ([]executor.Member, error) {
-	out := []executor.Member{}
-	err := zkconn.Do(ctx, func() error {
-		names, _, err := conn.Children(conn.Path(executor.MembersPath))
-		if err != nil {
-			if errors.Is(err, zk.ErrNoNode) {
-				return nil
-			}
-			return err
-		}
-		for _, n := range names {
-			data, _, err := conn.Get(conn.Path(executor.MembersPath, n))
-			if err != nil {
-				continue // gone meanwhile
-			}
-			var m executor.Member
-			if json.Unmarshal(data, &m) == nil {
-				out = append(out, m)
-			}
-		}
-		return nil
-	})
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, err
 }
 
 func actionsCommand() *cli.Command {

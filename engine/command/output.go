@@ -145,6 +145,7 @@ func writeJobText(w io.Writer, v history.Job) error {
 		row("return-code", strconv.Itoa(*j.ReturnCode))
 	}
 	row("status-message", oneLine(j.StatusMessage))
+	row("explanation", oneLine(j.Explanation))
 	row("target-resource", j.Target())
 	hrefs := make([]string, len(j.AffectedResources))
 	for i, r := range j.AffectedResources {
@@ -168,6 +169,15 @@ func writeJobText(w io.Writer, v history.Job) error {
 	if j.Timeout > 0 {
 		row("timeout", j.TimeoutDuration().String())
 	}
+	row("instance-groups", strings.Join(j.InstanceGroups, ", "))
+	if j.Impact > 0 {
+		row("impact", strconv.Itoa(j.Impact))
+	}
+	row("concurrency-keys", strings.Join(j.ConcurrencyKeys, ", "))
+	row("depends-on", strings.Join(j.DependsOn, ", "))
+	row("fanout-group", j.FanoutGroup)
+	row("instance-group", j.InstanceGroup)
+	row("execution-node", j.ExecutionNode)
 	row("executor", j.Executor)
 	row("attempt", strconv.Itoa(j.Attempt))
 	row("created-by", j.CreatedBy)

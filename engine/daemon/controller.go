@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jobengine/jobengine/engine/scheduler"
+
 	"go.uber.org/zap"
 
 	"github.com/jobengine/jobengine/engine/access"
@@ -53,6 +55,10 @@ type ControllerConfig struct {
 	Maintenance bool
 	// Cleanup configures the cleanup of finished jobs.
 	Cleanup maintenance.CleanupConfig
+	// Scheduler and Reaper configure the scheduler and the reaper, which
+	// run with the other maintenance services on the elected member.
+	Scheduler scheduler.Config
+	Reaper    scheduler.ReaperConfig
 	// MaintenanceServices run with the built-in ones (embedders, tests).
 	MaintenanceServices []maintenance.Service
 	// SessionLifetime is how long a login session lasts (API default
@@ -73,6 +79,10 @@ func NewControllerConfig() ControllerConfig {
 		Listen:         DefaultControllerListen,
 		MaxBacklog:     jobs.DefaultMaxBacklog,
 		Maintenance:    true,
+		Scheduler: scheduler.Config{
+			Interval: scheduler.DefaultInterval, MaxStarts: scheduler.DefaultMaxStarts, PassDeadline: scheduler.DefaultPassDeadline,
+		},
+		Reaper: scheduler.ReaperConfig{Interval: scheduler.DefaultReapInterval, Grace: scheduler.DefaultReapGrace},
 	}
 }
 
@@ -81,6 +91,16 @@ func NewControllerConfig() ControllerConfig {
 func (cfg ControllerConfig) Validate() error {
 	if err := checkZK(cfg.ZK, cfg.ConnectTimeout); err != nil {
 		return err
+	}
+	switch s, r := cfg.Scheduler, cfg.Reaper; {
+	case s.Interval < 0:
+		return configErr("Scheduler.Interval", "must not be negative, got %s", s.Interval)
+	case s.MaxStarts < 0:
+		return configErr("Scheduler.MaxStarts", "must not be negative, got %d", s.MaxStarts)
+	case s.PassDeadline < 0:
+		return configErr("Scheduler.PassDeadline", "must not be negative, got %s", s.PassDeadline)
+	case r.Interval < 0:
+		return configErr("Reaper.Interval", "must not be negative, got %s", r.Interval)
 	}
 	host, _, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
@@ -188,7 +208,7 @@ func StartController(ctx context.Context, cfg ControllerConfig) (_ *Controller, 
 	if cfg.Maintenance {
 		d.m, err = maintenance.New(maintenance.Config{
 			Conn: conn, Store: store, Index: es, Identifier: cfg.Identifier, SessionTimeout: cfg.ZK.SessionTimeout,
-			Logger: log, Cleanup: cfg.Cleanup,
+			Logger: log, Cleanup: cfg.Cleanup, Scheduler: cfg.Scheduler, Reaper: cfg.Reaper,
 			Services: append([]maintenance.Service{expiryService(access.NewStore(conn, log.Named("access")), log)}, cfg.MaintenanceServices...),
 		})
 		if errors.Is(err, maintenance.ErrConfig) {

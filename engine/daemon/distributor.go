@@ -14,17 +14,20 @@ import (
 	"github.com/jobengine/jobengine/engine/maintenance"
 	"github.com/jobengine/jobengine/engine/notify"
 	"github.com/jobengine/jobengine/engine/schedule"
+	"github.com/jobengine/jobengine/engine/scheduler"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
 
 // DistributorConfig is a distributor daemon's configuration. Start from
 // NewDistributorConfig.
 //
-// The distributor daemon is also where the maintenance services run
-// (engine/maintenance: the cleanup of finished jobs, the index pump): every
-// distributor process with Maintenance set contends in the one maintenance
-// election, and the elected one runs them. Give every such process the
-// same Cleanup and Elasticsearch settings: the elected one applies its own.
+// The distributor daemon is also where the maintenance services may run
+// (engine/maintenance: the cleanup of finished jobs, the index pump, the
+// scheduler and the reaper): every distributor process with Maintenance
+// set contends in the one maintenance election, with the controllers
+// (StartController), and the elected one runs them. Give every such
+// process the same Cleanup, Scheduler, Reaper and Elasticsearch settings:
+// the elected one applies its own.
 type DistributorConfig struct {
 	// ZK is the ZooKeeper ensemble: Hosts, Root and SessionTimeout (the
 	// leader lease is derived from it).
@@ -49,6 +52,10 @@ type DistributorConfig struct {
 	// Cleanup configures the cleanup of finished jobs (a maintenance
 	// service).
 	Cleanup maintenance.CleanupConfig
+	// Scheduler and Reaper configure the scheduler and the reaper
+	// (maintenance services; zero values are their defaults).
+	Scheduler scheduler.Config
+	Reaper    scheduler.ReaperConfig
 	// MaintenanceServices run with the built-in maintenance services
 	// (embedders, tests).
 	MaintenanceServices []maintenance.Service
@@ -171,7 +178,8 @@ func StartDistributor(ctx context.Context, cfg DistributorConfig) (_ *Distributo
 	if cfg.Maintenance {
 		d.m, err = maintenance.New(maintenance.Config{
 			Conn: conn, Store: store, Index: es, Identifier: cfg.Identifier, SessionTimeout: cfg.ZK.SessionTimeout,
-			Logger: log, Clock: cfg.Clock, Cleanup: cfg.Cleanup, Services: cfg.MaintenanceServices,
+			Logger: log, Clock: cfg.Clock, Cleanup: cfg.Cleanup, Scheduler: cfg.Scheduler, Reaper: cfg.Reaper,
+			Services: cfg.MaintenanceServices,
 		})
 		if errors.Is(err, maintenance.ErrConfig) {
 			return nil, configErr("Cleanup", "%v", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/jobengine/jobengine/engine/credential"
 	"github.com/jobengine/jobengine/engine/executor"
 	"github.com/jobengine/jobengine/engine/index"
+	"github.com/jobengine/jobengine/engine/instance"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/pluginhost"
 	"github.com/jobengine/jobengine/engine/remote"
@@ -82,6 +83,15 @@ type ExecutorConfig struct {
 	Logger *zap.Logger
 	// Version is reported in the membership node.
 	Version string
+	// Groups are the instance groups the executor joins (default:
+	// jobs.DefaultGroup).
+	Groups []string
+	// Capacity says how its capacity is derived, or sets it (default:
+	// AWX's formula, instance.DefaultCapacitySettings).
+	Capacity instance.CapacitySettings
+	// Resources, when set, replace what the machine is detected to have
+	// (tests).
+	Resources *instance.Resources
 }
 
 // NewExecutorConfig returns the defaults of an executor, as the command
@@ -96,7 +106,8 @@ func NewExecutorConfig() ExecutorConfig {
 		Plugins: pluginhost.Options{
 			Dir: pluginhost.DefaultDir, KillGrace: pluginhost.DefaultKillGrace, StartTimeout: pluginhost.DefaultStartTimeout,
 		},
-		Version: version.Version,
+		Version:  version.Version,
+		Capacity: instance.DefaultCapacitySettings(),
 	}
 }
 
@@ -123,6 +134,14 @@ func (cfg ExecutorConfig) Validate() error {
 		return configErr("RemoteNodes", "need RemoteCommand (--remote-command), the command that reaches a node's worker")
 	case cfg.RemoteIdleTimeout < 0:
 		return configErr("RemoteIdleTimeout", "must not be negative, got %s", cfg.RemoteIdleTimeout)
+	}
+	for _, g := range cfg.Groups {
+		if err := jobs.ValidGroupName(g); err != nil {
+			return configErr("Groups", "%v", err)
+		}
+	}
+	if err := cfg.Capacity.Validate(); err != nil {
+		return configErr("Capacity", "%v", err)
 	}
 	for name, d := range cfg.ActionTimeouts {
 		if name == "" || d <= 0 {
@@ -246,6 +265,7 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 		Name: cfg.Name, Threads: cfg.Threads, Registry: reg, ActionTimeouts: cfg.ActionTimeouts,
 		ShutdownGrace: cfg.ShutdownGrace, Store: store, Metrics: metrics, Logger: log,
 		Version: cfg.Version, SessionTimeout: cfg.ZK.SessionTimeout,
+		Groups: cfg.Groups, Capacity: cfg.Capacity, Resources: cfg.Resources,
 	}
 	d.x, err = executor.Start(zctx, conn, xcfg)
 	if errors.Is(err, executor.ErrConfig) {

@@ -2,6 +2,12 @@
 // queue consumer, each taking a job, running its action with a timeout and
 // recording its outcome.
 //
+// An executor takes from two queues: its own direct queue,
+// /nodes/<name>/job, where the scheduler places jobs that fit its capacity
+// (it has precedence), and the shared queue /job. It keeps an ephemeral
+// heartbeat and a persistent instance record (engine/instance) with its
+// instance groups and capacity.
+//
 // The executor runs jobs; it does not decide what a job's state becomes.
 // It asks the job store for each transition (jobs.Store.StartAttempt,
 // ApplyLostPolicy, RecordProgress, Requeue, Finish) and commits the change
@@ -14,7 +20,6 @@ package executor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -30,6 +35,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jobengine/jobengine/engine/action"
+	"github.com/jobengine/jobengine/engine/instance"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/queue"
 	"github.com/jobengine/jobengine/engine/zkconn"
@@ -83,23 +89,29 @@ type Config struct {
 	// when the connection has been lost long enough for the session to
 	// expire on the server (default: the store connection's).
 	SessionTimeout time.Duration
+	// Groups are the instance groups the executor joins (default:
+	// jobs.DefaultGroup).
+	Groups []string
+	// Capacity says how its capacity is derived (zero value: AWX's
+	// defaults with the smaller of CPU and memory capacity; start from
+	// instance.DefaultCapacitySettings).
+	Capacity instance.CapacitySettings
+	// Resources, when set, replace what the machine is detected to have
+	// (tests).
+	Resources *instance.Resources
 }
 
 // RunningJob describes a job a worker runs now.
-type RunningJob struct {
-	Job     string    `json:"job"`
-	Action  string    `json:"action"`
-	Attempt int       `json:"attempt"`
-	Started time.Time `json:"started"`
-	Worker  int       `json:"worker"`
-}
+type RunningJob = instance.RunningJob
 
 // Executor is a running executor.
 type Executor struct {
 	cfg      Config
 	conn     *zkconn.Conn
 	store    *jobs.Store
-	consumer *queue.Consumer
+	consumer *queue.Consumer // the shared queue
+	direct   *queue.Consumer // this executor's direct queue
+	record   *instance.Record
 	log      *zap.Logger
 	started  time.Time
 	host     string
@@ -172,6 +184,20 @@ func Start(ctx context.Context, conn *zkconn.Conn, cfg Config) (*Executor, error
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	if len(cfg.Groups) == 0 {
+		cfg.Groups = []string{jobs.DefaultGroup}
+	}
+	for _, g := range cfg.Groups {
+		if err := jobs.ValidGroupName(g); err != nil {
+			return nil, fmt.Errorf("%w: --groups: %v", ErrConfig, err)
+		}
+	}
+	if err := cfg.Capacity.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if err := instance.ValidName(cfg.Name); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
 	cfg.Metrics.labelActionsOf(cfg.Registry)
 	for name := range cfg.ActionTimeouts {
 		if _, ok := cfg.Registry.Lookup(name); !ok {
@@ -195,7 +221,14 @@ func Start(ctx context.Context, conn *zkconn.Conn, cfg Config) (*Executor, error
 	if err := e.register(ctx); err != nil {
 		return nil, err
 	}
+	rec, err := instance.Register(ctx, conn, e.instanceRecord())
+	if err != nil {
+		_ = zkconn.Do(ctx, func() error { return e.conn.Delete(e.memberPath(), -1) })
+		return nil, err
+	}
+	e.record = rec
 	e.consumer = e.store.Queue().NewConsumer(queue.ConsumerOptions{Name: cfg.Name, Logger: e.log})
+	e.direct = e.store.NodeQueue(cfg.Name).NewConsumer(queue.ConsumerOptions{Name: cfg.Name, Logger: e.log})
 	e.takeCtx, e.stopTaking = context.WithCancel(context.Background())
 	e.jobsCtx, e.stopJobs = context.WithCancelCause(context.Background())
 	bgCtx, bgCancel := context.WithCancel(context.Background())
@@ -208,7 +241,8 @@ func Start(ctx context.Context, conn *zkconn.Conn, cfg Config) (*Executor, error
 		e.wg.Add(1)
 		go e.worker(i)
 	}
-	e.log.Info("executor started", zap.Int("threads", cfg.Threads), zap.Strings("actions", cfg.Registry.Names()))
+	e.log.Info("executor started", zap.Int("threads", cfg.Threads), zap.Strings("actions", cfg.Registry.Names()),
+		zap.Strings("groups", cfg.Groups), zap.Int("capacity", rec.Capacity), zap.Bool("enabled", rec.Enabled))
 	return e, nil
 }
 
@@ -236,6 +270,14 @@ func (e *Executor) Running() []RunningJob {
 func (e *Executor) Shutdown(ctx context.Context) {
 	e.stopOnce.Do(func() {
 		e.log.Info("executor stopping: no new jobs", zap.Int("running", len(e.Running())), zap.Duration("grace", e.cfg.ShutdownGrace))
+		// The scheduler places nothing more here; what is placed and not
+		// started yet stays on the direct queue for a restart, or for the
+		// reaper once the executor is gone.
+		dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if _, err := instance.SetDraining(dctx, e.conn, e.cfg.Name, true); err != nil {
+			e.log.Warn("could not mark the executor as draining", zap.Error(err))
+		}
+		dcancel()
 		e.stopTaking()
 		idle := make(chan struct{})
 		go func() { e.wg.Wait(); close(idle) }()
@@ -251,6 +293,7 @@ func (e *Executor) Shutdown(ctx context.Context) {
 		e.stopJobs(errShutdown)
 		<-idle
 		e.consumer.Close()
+		e.direct.Close()
 		e.bgCancel()
 		e.bg.Wait()
 		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -273,7 +316,7 @@ func (e *Executor) worker(id int) {
 	defer e.wg.Done()
 	bo := backoff.New(100*time.Millisecond, e.cfg.MaxBackoff)
 	for e.takeCtx.Err() == nil {
-		it, err := e.consumer.Take(e.takeCtx)
+		it, from, err := queue.TakeAny(e.takeCtx, e.direct, e.consumer)
 		if err != nil {
 			if e.takeCtx.Err() != nil {
 				return
@@ -282,7 +325,7 @@ func (e *Executor) worker(id int) {
 			bo.Wait(e.takeCtx)
 			continue
 		}
-		if e.handle(id, it) {
+		if e.handle(id, from, it) {
 			bo.Reset()
 		} else {
 			bo.Wait(e.takeCtx)
@@ -292,8 +335,9 @@ func (e *Executor) worker(id int) {
 
 // handle processes one taken entry. It returns false when the worker should
 // back off (ZooKeeper trouble).
-func (e *Executor) handle(worker int, it *queue.Item) bool {
+func (e *Executor) handle(worker int, from *queue.Consumer, it *queue.Item) bool {
 	ctx := context.Background()
+	h := jobs.Hold{Consumer: from, Item: it}
 	id := string(it.Data)
 	log := e.log.With(zap.String(FieldJob, id), zap.Int("worker", worker))
 	for attempt := 0; attempt < 5; attempt++ {
@@ -303,15 +347,15 @@ func (e *Executor) handle(worker int, it *queue.Item) bool {
 		switch {
 		case errors.Is(err, jobs.ErrNotFound) || errors.Is(err, jobs.ErrInvalid):
 			log.Warn("queue entry without a valid job document; entry consumed", zap.String("entry", it.Name), zap.Error(err))
-			e.consume(log, it)
+			e.consume(log, h)
 			return true
 		case err != nil:
 			log.Warn("reading the job failed; entry released", zap.Error(err))
-			e.release(log, it)
+			e.release(log, h)
 			return false
 		}
 		log = log.With(zap.String("action", j.Action))
-		switch e.prepare(log, worker, jobs.Hold{Consumer: e.consumer, Item: it}, j, ver) {
+		switch e.prepare(log, worker, h, j, ver) {
 		case stepDone:
 			return true
 		case stepRetry:
@@ -321,7 +365,7 @@ func (e *Executor) handle(worker int, it *queue.Item) bool {
 		}
 	}
 	log.Warn("the job kept changing under the executor; entry released")
-	e.release(log, it)
+	e.release(log, h)
 	return true
 }
 
@@ -335,15 +379,14 @@ const (
 
 // prepare decides what to do with a loaded job and does it.
 func (e *Executor) prepare(log *zap.Logger, worker int, h jobs.Hold, j *jobs.Job, ver int32) step {
-	it := h.Item
 	if j.State.Final() {
 		log.Debug("job already final; entry consumed", zap.String("state", string(j.State)))
-		e.consume(log, it)
+		e.consume(log, h)
 		return stepDone
 	}
 	if j.State == jobs.Pending {
 		log.Warn("a PENDING job was queued; entry consumed, the scheduler will queue it again")
-		e.consume(log, it)
+		e.consume(log, h)
 		return stepDone
 	}
 	def, ok := e.cfg.Registry.Lookup(j.Action)
@@ -375,7 +418,7 @@ func (e *Executor) prepare(log *zap.Logger, worker int, h jobs.Hold, j *jobs.Job
 	}
 	if err != nil {
 		log.Error("cannot start the job", zap.Error(err))
-		e.release(log, it)
+		e.release(log, h)
 		return stepDone
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
@@ -391,7 +434,7 @@ func (e *Executor) prepare(log *zap.Logger, worker int, h jobs.Hold, j *jobs.Job
 		return stepRetry
 	default:
 		log.Warn("writing RUNNING failed; entry released", zap.Error(err))
-		e.release(log, it)
+		e.release(log, h)
 		return stepBackoff
 	}
 	e.execute(log, worker, h, start.Job(), start.Ver(), def)
@@ -515,7 +558,7 @@ func (e *Executor) finish(log *zap.Logger, h jobs.Hold, j *jobs.Job, ver int32, 
 	c, err := e.store.Finish(j, ver, e.cfg.Name, out)
 	if err != nil {
 		log.Error("cannot finish the job", zap.Error(err))
-		e.release(log, h.Item)
+		e.release(log, h)
 		return
 	}
 	e.commitOutcome(log, h, c)
@@ -550,18 +593,18 @@ func (e *Executor) commitOutcome(log *zap.Logger, h jobs.Hold, c *jobs.Change) {
 			// QUEUED job racing our take does that. A final state wins.
 			if cur, _, gerr := e.store.Get(context.Background(), j.ID); gerr == nil && cur.State.Final() {
 				log.Info("job was finished elsewhere meanwhile; entry consumed", zap.String("state", string(cur.State)))
-				e.consume(log, h.Item)
+				e.consume(log, h)
 				return
 			}
 			log.Warn("the job document changed unexpectedly; outcome not written, entry released", zap.Error(err))
-			e.release(log, h.Item)
+			e.release(log, h)
 			return
 		case zkconn.Transient(err) && attempt < 1000:
 			log.Warn("writing the outcome failed; retrying", zap.Error(err))
 			time.Sleep(backoff.Jitter(min(time.Duration(attempt+1)*200*time.Millisecond, e.cfg.MaxBackoff)))
 		default:
 			log.Error("writing the outcome failed; entry released", zap.Error(err))
-			e.release(log, h.Item)
+			e.release(log, h)
 			return
 		}
 	}
@@ -578,7 +621,7 @@ func (e *Executor) requeue(log *zap.Logger, h jobs.Hold, j *jobs.Job, ver int32)
 	}
 	if err != nil {
 		log.Warn("requeuing the job failed; it will be rerun as lost", zap.Error(err))
-		e.release(log, h.Item)
+		e.release(log, h)
 		return
 	}
 	log.Info("job requeued: executor stopping")
@@ -596,7 +639,7 @@ func (e *Executor) requeueLost(log *zap.Logger, h jobs.Hold, j *jobs.Job, ver in
 	}
 	if err != nil {
 		log.Warn("requeuing the lost run failed; it will be rerun as lost", zap.Error(err))
-		e.release(log, h.Item)
+		e.release(log, h)
 	}
 }
 
@@ -608,7 +651,7 @@ func (e *Executor) requeueLost(log *zap.Logger, h jobs.Hold, j *jobs.Job, ver in
 func (e *Executor) requeueHeld(log *zap.Logger, h jobs.Hold, j *jobs.Job, ver int32) {
 	c, err := e.store.Requeue(j, ver, "executor "+e.cfg.Name+" lost its ZooKeeper session")
 	if err != nil {
-		e.release(log, h.Item)
+		e.release(log, h)
 		return
 	}
 	b := backoff.New(100*time.Millisecond, e.cfg.MaxBackoff)
@@ -626,7 +669,7 @@ func (e *Executor) requeueHeld(log *zap.Logger, h jobs.Hold, j *jobs.Job, ver in
 			return
 		case errors.Is(err, jobs.ErrConflict) || errors.As(err, &opErr):
 			log.Warn("requeuing failed: the job changed meanwhile; entry released", zap.Error(err))
-			e.release(log, h.Item)
+			e.release(log, h)
 			return
 		}
 		if e.jobsCtx.Err() != nil {
@@ -644,10 +687,10 @@ func (e *Executor) cancelRequested(uid string) bool {
 	return e.cancels[uid]
 }
 
-func (e *Executor) consume(log *zap.Logger, it *queue.Item) {
+func (e *Executor) consume(log *zap.Logger, h jobs.Hold) {
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
 	defer cancel()
-	if err := e.consumer.Consume(ctx, it); err != nil && !errors.Is(err, queue.ErrLockLost) {
+	if err := h.Consumer.Consume(ctx, h.Item); err != nil && !errors.Is(err, queue.ErrLockLost) {
 		log.Warn("consuming the entry failed", zap.Error(err))
 	}
 }
@@ -656,11 +699,11 @@ func (e *Executor) consume(log *zap.Logger, it *queue.Item) {
 // release goes through or the hold is known lost: the session may well
 // survive the outage (ZooKeeper keeps sessions across a restart), and an
 // entry held by a live session that nobody releases is never run.
-func (e *Executor) release(log *zap.Logger, it *queue.Item) {
+func (e *Executor) release(log *zap.Logger, h jobs.Hold) {
 	bo := backoff.New(100*time.Millisecond, e.cfg.MaxBackoff)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
-		err := e.consumer.Release(ctx, it)
+		err := h.Consumer.Release(ctx, h.Item)
 		cancel()
 		switch {
 		case err == nil || errors.Is(err, queue.ErrLockLost):
@@ -795,130 +838,5 @@ func (e *Executor) loseSession(why string) {
 	}
 	for _, r := range e.running {
 		r.cancel(errSessionLost)
-	}
-}
-
-// membership
-
-// Member is the JSON of an executor's membership node.
-type Member struct {
-	Name     string       `json:"name"`
-	Host     string       `json:"host"`
-	PID      int          `json:"pid"`
-	Version  string       `json:"version"`
-	Threads  int          `json:"threads"`
-	Busy     int          `json:"busy"`
-	Actions  []string     `json:"actions"`
-	Started  time.Time    `json:"started"`
-	LastSeen time.Time    `json:"last-seen"`
-	Running  []RunningJob `json:"running"`
-}
-
-// MembersPath is the directory of executor membership nodes.
-const MembersPath = "executors"
-
-func (e *Executor) memberPath() string { return e.conn.Path(MembersPath, e.cfg.Name) }
-
-func (e *Executor) member() []byte {
-	running := e.Running()
-	m := Member{
-		Name: e.cfg.Name, Host: e.host, PID: os.Getpid(), Version: e.cfg.Version,
-		Threads: e.cfg.Threads, Busy: len(running), Actions: e.cfg.Registry.Names(),
-		Started: e.started, LastSeen: time.Now().UTC(), Running: running,
-	}
-	b, _ := json.Marshal(m)
-	return b
-}
-
-// register creates the membership node, refusing a name a live executor
-// already uses.
-func (e *Executor) register(ctx context.Context) error {
-	return zkconn.Do(ctx, func() error {
-		if err := zkconn.EnsureSync(e.conn.Conn, e.conn.Path(MembersPath)); err != nil {
-			return err
-		}
-		_, err := e.conn.Create(e.memberPath(), e.member(), zk.FlagEphemeral, zkconn.ACL)
-		if errors.Is(err, zk.ErrNodeExists) {
-			data, st, gerr := e.conn.Get(e.memberPath())
-			if gerr == nil && st.EphemeralOwner == e.conn.SessionID() {
-				return nil
-			}
-			var m Member
-			_ = json.Unmarshal(data, &m)
-			if gerr == nil && e.deadMember(m) {
-				// Its process is gone (killed, so it could not remove the
-				// node) and its session has not expired yet: the name is
-				// free.
-				e.log.Warn(LogDeadMemberRemoved, zap.Int("dead-pid", m.PID), zap.Time("dead-started", m.Started))
-				if err := e.conn.Delete(e.memberPath(), st.Version); err != nil && !errors.Is(err, zk.ErrNoNode) {
-					return err
-				}
-				_, err = e.conn.Create(e.memberPath(), e.member(), zk.FlagEphemeral, zkconn.ACL)
-				if !errors.Is(err, zk.ErrNodeExists) {
-					return err
-				}
-			}
-			return fmt.Errorf("%w: executor %q is already running (pid %d on %s); give this one another --name", ErrNameInUse, e.cfg.Name, m.PID, m.Host)
-		}
-		return err
-	})
-}
-
-// memberUpdateGap is the least time between two updates of the
-// membership node for jobs starting and ending: a burst of them is one
-// write.
-const memberUpdateGap = 100 * time.Millisecond
-
-// publishMember asks the heartbeat loop to publish the membership node
-// now, so that `cluster status` shows what runs without waiting for the
-// next heartbeat.
-func (e *Executor) publishMember() {
-	select {
-	case e.kick <- struct{}{}:
-	default: // already asked
-	}
-}
-
-// heartbeatLoop keeps the membership node current, recreating it after a
-// new session: every heartbeat, and when a job starts or ends.
-func (e *Executor) heartbeatLoop(ctx context.Context) {
-	defer e.bg.Done()
-	t := time.NewTicker(e.cfg.Heartbeat)
-	defer t.Stop()
-	var last time.Time
-	for {
-		beat := false
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			beat = true
-		case <-e.kick:
-			if wait := time.Until(last.Add(memberUpdateGap)); wait > 0 {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(wait):
-				}
-			}
-		}
-		last = time.Now()
-		e.cfg.Metrics.setBusy(len(e.Running()))
-		if beat {
-			// A listing of the queue: once per heartbeat, not per job.
-			if n, err := e.store.Queue().Len(ctx); err == nil {
-				e.cfg.Metrics.setDepth(n)
-			}
-		}
-		err := zkconn.Do(ctx, func() error {
-			_, err := e.conn.Set(e.memberPath(), e.member(), -1)
-			if errors.Is(err, zk.ErrNoNode) {
-				_, err = e.conn.Create(e.memberPath(), e.member(), zk.FlagEphemeral, zkconn.ACL)
-			}
-			return err
-		})
-		if err != nil && ctx.Err() == nil {
-			e.log.Debug("heartbeat failed", zap.Error(err))
-		}
 	}
 }

@@ -91,6 +91,14 @@ func jobsMapping() obj {
 			// anything: stored, never indexed.
 			"ansible":       obj{"type": "object", "enabled": false},
 			"launch-values": obj{"type": "object", "enabled": false},
+			// The scheduler's fields (jobs.Scheduling).
+			"impact":           integer,
+			"concurrency-keys": keyword,
+			"depends-on":       keyword,
+			"explanation":      obj{"type": "text"},
+			"instance-group":   keyword,
+			"execution-node":   keyword,
+			"fanout-group":     keyword,
 		},
 	}
 }

@@ -18,7 +18,8 @@ import (
 
 // Cancel cancels a job. A QUEUED (or PENDING) job becomes CANCELED at once
 // and its queue entry is removed; a RUNNING job gets a cancel request that
-// its executor acts on. It returns the job as it is after the call.
+// its executor acts on. Canceling a fan-out parent cancels its children.
+// It returns the job as it is after the call.
 func (s *Store) Cancel(ctx context.Context, id, by string) (*Job, error) {
 	for attempt := 0; attempt < 10; attempt++ {
 		j, ver, err := s.Get(ctx, id)
@@ -64,35 +65,53 @@ func (s *Store) Cancel(ctx context.Context, id, by string) (*Job, error) {
 		}
 		s.log.Info("job canceled", zap.String("job", j.ID), zap.String("action", j.Action), zap.String("by", by))
 		s.observers().stateChanged(j, from)
-		if err := s.removeEntry(ctx, j); err != nil {
-			// The entry stays until an executor takes it, sees the final
-			// state and consumes it, or `queue restore` removes it.
+		if err := s.removeEntry(ctx, j, from); err != nil {
+			// The entry stays until an executor (or, for a PENDING job, the
+			// scheduler) finds the final state and removes it, or `queue
+			// restore` does.
 			s.log.Warn("canceled job's queue entry not removed", zap.String("job", j.ID), zap.Error(err))
+		}
+		if j.IsFanoutParent() {
+			s.cancelChildren(ctx, j, by)
 		}
 		return j, nil
 	}
 	return nil, fmt.Errorf("%w: %s kept changing, try again", ErrConflict, id)
 }
 
-// removeEntry finds and removes the queue entry of j (unless held).
-func (s *Store) removeEntry(ctx context.Context, j *Job) error {
-	name, err := s.findEntry(ctx, j)
+// removeEntry finds and removes the queue entry of j, which was in state
+// from (unless held).
+func (s *Store) removeEntry(ctx context.Context, j *Job, from State) error {
+	if from == Pending {
+		return zkconn.Do(ctx, func() error {
+			if err := s.conn.Delete(s.pendingNode(j.UUID()), -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+				return err
+			}
+			return nil
+		})
+	}
+	q := s.entryQueue(j)
+	name, err := findEntry(ctx, q, j)
 	if err != nil || name == "" {
 		return err
 	}
-	err = s.q.Remove(ctx, name)
+	err = q.Remove(ctx, name)
 	if errors.Is(err, queue.ErrLockLost) {
 		return nil // an executor holds it and will consume it
 	}
 	return err
 }
 
-// findEntry scans the entries of j's priority for the one holding j's id.
-func (s *Store) findEntry(ctx context.Context, j *Job) (string, error) {
+// findEntry scans the entries of j's priority in q for the one holding
+// j's id.
+func findEntry(ctx context.Context, q *queue.Queue, j *Job) (string, error) {
 	var names []string
 	err := zkconn.Do(ctx, func() error {
 		var err error
-		names, _, err = s.conn.Children(s.q.EntriesPath())
+		names, _, err = q.Conn().Children(q.EntriesPath())
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil
+		}
 		return err
 	})
 	if err != nil {
@@ -111,7 +130,7 @@ func (s *Store) findEntry(ctx context.Context, j *Job) (string, error) {
 		sem <- struct{}{}
 		go func(n string) {
 			defer func() { <-sem; wg.Done() }()
-			data, _, err := s.conn.Get(s.q.EntriesPath() + "/" + n)
+			data, _, err := q.Conn().Get(q.EntriesPath() + "/" + n)
 			if err == nil && string(data) == j.ID {
 				mu.Lock()
 				found = n
@@ -139,4 +158,16 @@ func (s *Store) ClearCancel(ctx context.Context, uid string) error {
 		}
 		return err
 	})
+}
+
+// cancelChildren cancels the children of a canceled fan-out parent that
+// have not ended (best effort: a child that cannot be canceled now runs to
+// its end).
+func (s *Store) cancelChildren(ctx context.Context, parent *Job, by string) {
+	for _, id := range parent.NestedJobs {
+		_, err := s.Cancel(ctx, id, by)
+		if err != nil && !errors.Is(err, ErrFinal) && !errors.Is(err, ErrNotFound) {
+			s.log.Warn("fan-out child not canceled", zap.String("job", id), zap.String("parent", parent.ID), zap.Error(err))
+		}
+	}
 }

@@ -46,12 +46,13 @@ func (s *Store) Claim(ctx context.Context, id, by string) (*Job, int32, error) {
 			return nil, 0, err
 		}
 		ops = append(ops, notices...)
-		name, err := s.findEntry(ctx, j)
+		q := s.entryQueue(j)
+		name, err := findEntry(ctx, q, j)
 		if err != nil {
 			return nil, 0, err
 		}
 		if name != "" {
-			err = s.q.Remove(ctx, name, ops...)
+			err = q.Remove(ctx, name, ops...)
 			if errors.Is(err, queue.ErrLockLost) {
 				return nil, 0, fmt.Errorf("%w: %s was taken by an executor meanwhile", ErrHeld, j.ID)
 			}

@@ -8,11 +8,20 @@
 //
 // # States
 //
-// QUEUED → RUNNING → SUCCESS | FAILED | CANCELED, QUEUED → CANCELED, and
-// PENDING → QUEUED | CANCELED for a scheduler that holds jobs back. Two
+// QUEUED → RUNNING → SUCCESS | FAILED | CANCELED, QUEUED → CANCELED. Two
 // more edges: RUNNING → RUNNING, a new attempt of a job whose executor was
 // lost, and RUNNING → QUEUED, a requeue. A final state never changes
 // (CanTransition, Job.Transition).
+//
+// A job with scheduling needs (Scheduling: instance groups, impact,
+// concurrency keys, dependencies, fan-out) starts PENDING, in the index of
+// PENDING jobs (/pending/<uuid>), instead of QUEUED on the shared queue: PENDING → QUEUED when the
+// scheduler places it on an executor's direct queue, PENDING → FAILED when
+// a dependency failed, PENDING → CANCELED. A placed job goes back to
+// PENDING when its executor was lost before it started (QUEUED → PENDING),
+// when its stopping executor requeues it, or when the lost-job policy
+// reruns it (RUNNING → PENDING). A fan-out parent stays PENDING and ends
+// with its children (PENDING → SUCCESS | FAILED | CANCELED).
 //
 // # Lifecycle operations
 //
@@ -25,8 +34,9 @@
 //	ApplyLostPolicy  RUNNING without its executor → RUNNING (attempt + 1)
 //	                 or FAILED "executor lost", by the action's policy
 //	RecordProgress   progress, status, affected resources of a RUNNING job
-//	Requeue          RUNNING → QUEUED, the attempt not counted
+//	Requeue          RUNNING → QUEUED (a placed job: PENDING), the attempt not counted
 //	Finish           → SUCCESS | FAILED | CANCELED
+//	Unplace          QUEUED on a lost executor → PENDING, by the reaper
 //
 // Change.Commit writes a change as one ZooKeeper transaction: the hold's
 // fence (the consumer's session), the document's compare-and-set, its
@@ -44,9 +54,12 @@
 // or leaves a cancel request for the executor of a RUNNING job; Update is
 // the unfenced compare-and-set for repairs and tests.
 //
-// Writers that do not hold an entry — a scheduler queuing a PENDING job
-// under its election term, a reaper — get their operations here too,
-// committed with their own fence in the same way.
+// Writers that do not hold an entry — the scheduler — get their operations
+// here too, committed under their own fence (an election term's node) with
+// CommitFenced or, many at once, CommitBatch: Place (PENDING → QUEUED on
+// an executor's direct queue), Explain (why a job waits), FailPending and
+// EndFanout. A writer that holds an entry adds its fence to a change with
+// Change.Fenced (the reaper, under the hold of a lost executor's entry).
 //
 // # Events
 //

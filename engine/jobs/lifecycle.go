@@ -29,8 +29,12 @@ type entryAction int
 
 const (
 	keepEntry    entryAction = iota // the job goes on: a new attempt, a report
-	consumeEntry                    // the job is final: its entry goes
+	consumeEntry                    // the job is final or PENDING again: its entry goes
 	releaseEntry                    // the job is QUEUED again: its entry is free
+	// noEntry: the change is written without a hold, under the writer's
+	// own fence (CommitFenced, CommitBatch); its operations say what
+	// becomes of the job's entries (the scheduler's changes).
+	noEntry
 )
 
 // eventKind is what observers are told of a committed change.
@@ -39,6 +43,7 @@ type eventKind int
 const (
 	stateEvent eventKind = iota
 	progressEvent
+	noEvent // an explanation: nothing observers are told of
 )
 
 // Change is the next version of one job document, planned by a lifecycle
@@ -52,6 +57,9 @@ type Change struct {
 	ops   []interface{}
 	entry entryAction
 	event eventKind
+	// fenceAt is the index in ops of the writer's first fence operation
+	// (Fenced), -1 when it added none.
+	fenceAt int
 
 	uncertain bool // an earlier Commit failed with an unknown outcome
 	done      bool
@@ -64,6 +72,28 @@ func (c *Change) Job() *Job { return c.job }
 // Ver returns the znode version the document has once the change is
 // committed: what the next change of the same writer compares with.
 func (c *Change) Ver() int32 { return c.ver + 1 }
+
+// Fenced adds a writer's fence to the change — operations that fail the
+// transaction once the writer has lost its right to write, such as a
+// leader's election node (election.Term.Fence) — and returns c. A commit
+// refused by the fence fails with ErrFenceLost and writes nothing.
+func (c *Change) Fenced(ops ...interface{}) *Change {
+	if c.fenceAt < 0 {
+		c.fenceAt = len(c.ops)
+	}
+	c.ops = append(c.ops, ops...)
+	return c
+}
+
+// fenceErr returns ErrFenceLost when err is the failure of one of the
+// change's fence operations, counted from its first operation.
+func (c *Change) fenceErr(err error) error {
+	var opErr *zkconn.OpError
+	if c.fenceAt >= 0 && errors.As(err, &opErr) && opErr.Index >= c.fenceAt {
+		return fmt.Errorf("%w: %s: %w", ErrFenceLost, c.job.ID, err)
+	}
+	return nil
+}
 
 // Commit writes the change in one transaction with the writer's hold and
 // what the transition does to the job's queue entry: kept while the job
@@ -87,6 +117,9 @@ func (c *Change) Commit(ctx context.Context, h Hold) error {
 	if c.done {
 		return nil
 	}
+	if c.entry == noEntry {
+		return fmt.Errorf("%w: %s: this change is committed under a fence (CommitFenced), not a hold", ErrIllegalState, c.job.ID)
+	}
 	err := c.apply(ctx, h)
 	var opErr *zkconn.OpError
 	if errors.As(err, &opErr) && errors.Is(opErr, zk.ErrNoNode) && opErr.Index < len(c.ops) && c.s.isNoticeOp(c.ops[opErr.Index]) {
@@ -102,16 +135,12 @@ func (c *Change) Commit(ctx context.Context, h Hold) error {
 	if err != nil && c.uncertain && (changed || errors.Is(err, queue.ErrLockLost)) && c.landed(ctx) {
 		err = nil
 	}
+	if ferr := c.fenceErr(err); ferr != nil {
+		return ferr
+	}
 	switch {
 	case err == nil:
-		c.done = true
-		switch c.event {
-		case stateEvent:
-			c.s.observers().stateChanged(c.job, c.from)
-			c.s.followParent(ctx, c.job)
-		case progressEvent:
-			c.s.observers().progressed(c.job)
-		}
+		c.committed(ctx)
 		return nil
 	case changed:
 		return fmt.Errorf("%w: %s: %w", ErrConflict, c.job.ID, err)
@@ -119,6 +148,19 @@ func (c *Change) Commit(ctx context.Context, h Hold) error {
 		c.uncertain = true
 	}
 	return fmt.Errorf("jobs: writing %s: %w", c.job.ID, err)
+}
+
+// committed marks the change written, tells the observers, and brings a
+// slice's container up to date.
+func (c *Change) committed(ctx context.Context) {
+	c.done = true
+	switch c.event {
+	case stateEvent:
+		c.s.observers().stateChanged(c.job, c.from)
+		c.s.followParent(ctx, c.job)
+	case progressEvent:
+		c.s.observers().progressed(c.job)
+	}
 }
 
 // apply writes the change's operations under the hold, doing to the
@@ -158,7 +200,7 @@ func (s *Store) plan(j *Job, ver int32, entry entryAction, event eventKind, edit
 		return nil, err
 	}
 	ops = append(ops, notices...)
-	return &Change{s: s, job: &n, from: j.State, ver: ver, ops: ops, entry: entry, event: event}, nil
+	return &Change{s: s, job: &n, from: j.State, ver: ver, ops: ops, entry: entry, event: event, fenceAt: -1}, nil
 }
 
 // StartAttempt plans the start of a QUEUED job by executor: RUNNING, the
@@ -182,6 +224,10 @@ type Lost struct {
 	MaxAttempts int
 	// CancelRequested is as in Outcome, for a job the policy fails.
 	CancelRequested bool
+	// Reschedule says the writer will not run the job itself (the reaper):
+	// a rerun puts it back to PENDING, its entry consumed, for the
+	// scheduler to place again; the next start counts the attempt.
+	Reschedule bool
 }
 
 // ApplyLostPolicy plans what becomes of a RUNNING job whose executor was
@@ -196,6 +242,10 @@ func (s *Store) ApplyLostPolicy(j *Job, ver int32, executor string, l Lost) (*Ch
 		return nil, fmt.Errorf("%w: %s is %s; the lost-job policy applies to RUNNING jobs", ErrIllegalState, j.ID, j.State)
 	}
 	rerun, out := j.lostOutcome(l)
+	if rerun && l.Reschedule {
+		why := fmt.Sprintf("executor %s lost while the job ran (attempt %d); waiting to be placed again", j.Executor, j.Attempt)
+		return s.toPending(j, ver, consumeEntry, func(n *Job) error { return n.Transition(Pending, s.now()) }, why)
+	}
 	if rerun {
 		return s.plan(j, ver, keepEntry, stateEvent, func(n *Job) error { return n.startAttempt(executor, s.now()) })
 	}
@@ -225,8 +275,15 @@ func (s *Store) RecordProgress(j *Job, ver int32, p Progress) (*Change, error) {
 // entry released in the same transaction, its status "requeued: <reason>".
 // The attempt is not counted: the job did not fail, its executor stopped
 // or lost its session and canceled the action.
+//
+// A job the scheduler placed on this executor's direct queue goes back to
+// PENDING instead, its entry consumed, so that the scheduler places it
+// again where there is room (a fan-out child stays on its executor).
 func (s *Store) Requeue(j *Job, ver int32, reason string) (*Change, error) {
-	return s.plan(j, ver, releaseEntry, stateEvent, func(n *Job) error { return n.requeue(reason, s.now()) })
+	if j.Placed() && !j.IsFanoutChild() {
+		return s.toPending(j, ver, consumeEntry, func(n *Job) error { return n.requeue(reason, Pending, s.now()) }, "requeued: "+reason)
+	}
+	return s.plan(j, ver, releaseEntry, stateEvent, func(n *Job) error { return n.requeue(reason, Queued, s.now()) })
 }
 
 // RequeueLost plans giving back a RUNNING job whose run was lost with its
@@ -236,7 +293,7 @@ func (s *Store) Requeue(j *Job, ver int32, reason string) (*Change, error) {
 func (s *Store) RequeueLost(j *Job, ver int32, cause error) (*Change, error) {
 	return s.plan(j, ver, releaseEntry, stateEvent, func(n *Job) error {
 		attempt := n.Attempt
-		if err := n.requeue(fmt.Sprintf("attempt %d lost: %v", attempt, cause), s.now()); err != nil {
+		if err := n.requeue(fmt.Sprintf("attempt %d lost: %v", attempt, cause), Queued, s.now()); err != nil {
 			return err
 		}
 		n.Attempt = attempt

@@ -1,7 +1,7 @@
 // Package maintenance runs the cluster's leader-run services: small
 // services with Start and Stop, one file per concern (cleanup.go deletes
-// finished jobs, pump.go indexes the outbox; the reaper and the scheduler's
-// periodic pass come next), started together on the one member of the
+// finished jobs, pump.go indexes the outbox, scheduler.go runs the
+// scheduler and the reaper), started together on the one member of the
 // cluster that wins the maintenance election and stopped together when it
 // loses it.
 //
@@ -33,6 +33,7 @@ import (
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/schedule"
+	"github.com/jobengine/jobengine/engine/scheduler"
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/internal/backoff"
 )
@@ -92,6 +93,10 @@ type Config struct {
 	Cleanup CleanupConfig
 	// Pump configures the index pump (Name defaults to Identifier).
 	Pump index.PumpOptions
+	// Scheduler and Reaper configure the scheduler and the reaper (their
+	// Store and Logger are this Config's; zero values are their defaults).
+	Scheduler scheduler.Config
+	Reaper    scheduler.ReaperConfig
 	// Services are started after the built-in ones, on the same terms
 	// (embedders, tests).
 	Services []Service
