@@ -23,6 +23,10 @@ var (
 	// ErrPluginKilled is wrapped by runners whose plugin process had to be
 	// killed because it ignored cancellation past its grace period.
 	ErrPluginKilled = errors.New("plugin killed")
+	// ErrLost is wrapped by runners whose run was lost with the machine or
+	// connection it ran over (a remote node): the executor applies the
+	// action's lost-job policy, as for a job whose executor died.
+	ErrLost = errors.New("run lost")
 )
 
 // LostPolicy says what the executor does with a job of this action that it
@@ -76,6 +80,9 @@ type Result struct {
 	ReturnCode int
 	// Message, when not empty, becomes the job's final status message.
 	Message string
+	// Hosts, when set, is the run's outcome per host (Ansible's play
+	// recap); it is kept on the job's document.
+	Hosts *HostSummary
 }
 
 // Runner runs one job. Run must return soon after ctx is done; an error means
@@ -175,6 +182,24 @@ func (r *Registry) Add(d Definition) error {
 	}
 	if old, ok := r.defs[d.Name]; ok {
 		return fmt.Errorf("%w: %q from %s is already provided by %s", ErrDuplicate, d.Name, d.Source, old.Source)
+	}
+	r.defs[d.Name] = d
+	return nil
+}
+
+// Replace registers d, normalized, in place of the definition of the same
+// name: a built-in action configured by the process that runs it (the
+// Ansible action given the credential store of an executor). It fails on an
+// invalid definition or a name that is not registered.
+func (r *Registry) Replace(d Definition) error {
+	if err := d.Validate(); err != nil {
+		return err
+	}
+	d = d.Normalized()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.defs[d.Name]; !ok {
+		return fmt.Errorf("%w: cannot replace %q, which is not registered", ErrInvalid, d.Name)
 	}
 	r.defs[d.Name] = d
 	return nil

@@ -124,6 +124,12 @@ func executorCommand() *cli.Command {
 			&cli.DurationFlag{Name: "shutdown-grace", Value: 2 * time.Minute, EnvVars: envs("JOBENGINE_SHUTDOWN_GRACE"), Usage: "how long running jobs may finish after SIGTERM"},
 			&cli.StringFlag{Name: "metrics-listen", EnvVars: envs("JOBENGINE_METRICS_LISTEN"), Usage: "serve Prometheus metrics on this address, e.g. 127.0.0.1:9310 (off by default)"},
 			maxBacklogFlag(),
+			credentialKeyFlag(),
+			&cli.StringFlag{Name: "remote-command", EnvVars: envs("JOBENGINE_REMOTE_COMMAND"),
+				Usage: "run every job on remote nodes through this command, {node} replaced, e.g. 'ssh -T {node} jobengine worker --keepalive-seconds 10'"},
+			&cli.StringSliceFlag{Name: "remote-node", EnvVars: envs("JOBENGINE_REMOTE_NODE"), Usage: "a node of --remote-command (repeatable)"},
+			&cli.DurationFlag{Name: "remote-idle-timeout", EnvVars: envs("JOBENGINE_REMOTE_IDLE_TIMEOUT"),
+				Usage: "fail a remote run that sends nothing for this long, keepalives included (0: never)"},
 			testActionsFlag(),
 		}, append(capacityFlags(), pluginFlags()...)...),
 		Action: runExecutor,
@@ -141,6 +147,14 @@ func runExecutor(c *cli.Context) error {
 	if cfg.ActionTimeouts, err = parseActionTimeouts(c.StringSlice("action-timeout")); err != nil {
 		return err
 	}
+	key, err := credentialKey(c, false)
+	if err != nil {
+		return err
+	}
+	cfg.CredentialKey = key
+	cfg.RemoteCommand = c.String("remote-command")
+	cfg.RemoteNodes = c.StringSlice("remote-node")
+	cfg.RemoteIdleTimeout = c.Duration("remote-idle-timeout")
 	if cfg.Groups, cfg.Capacity, err = capacityConfig(c); err != nil {
 		return err
 	}

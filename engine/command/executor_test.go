@@ -68,8 +68,14 @@ type proc struct {
 
 func startDaemon(t *testing.T, root string, args ...string) *proc {
 	t.Helper()
+	return startDaemonEnv(t, root, nil, args...)
+}
+
+// startDaemonEnv starts a daemon with variables added to its environment.
+func startDaemonEnv(t *testing.T, root string, env []string, args ...string) *proc {
+	t.Helper()
 	full := append([]string{"--zk-hosts", testZK.ConnectString(), "--zk-root", root, "--zk-session-timeout", "2s", "--log-format", "json"}, args...)
-	return startProcess(t, nil, full...)
+	return startProcess(t, env, full...)
 }
 
 // startProcess starts the built binary with args, and env added to this

@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/jobengine/jobengine/engine/credential"
 	"github.com/jobengine/jobengine/engine/history"
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
@@ -89,7 +90,7 @@ func errorKind(err error, code int) string {
 		return kindTimeout
 	case errors.Is(err, errJobFailed):
 		return kindJobFailed
-	case errors.Is(err, jobs.ErrNotFound):
+	case errors.Is(err, jobs.ErrNotFound), errors.Is(err, credential.ErrNotFound):
 		return kindNotFound
 	case errors.Is(err, errZKLost), errors.Is(err, zkconn.ErrUnavailable), zkconn.Transient(err),
 		errors.Is(err, index.ErrUnavailable), errors.Is(err, history.ErrUnavailable):

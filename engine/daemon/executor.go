@@ -13,12 +13,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/jobengine/jobengine/actions"
 	"github.com/jobengine/jobengine/engine/action"
+	"github.com/jobengine/jobengine/engine/api"
+	"github.com/jobengine/jobengine/engine/credential"
 	"github.com/jobengine/jobengine/engine/executor"
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/instance"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/pluginhost"
+	"github.com/jobengine/jobengine/engine/remote"
 	"github.com/jobengine/jobengine/engine/version"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
@@ -63,6 +67,18 @@ type ExecutorConfig struct {
 	// dummy_test_action), which a production executor must not run just
 	// because a job names one.
 	EnableTestActions bool
+	// CredentialKey opens the credentials jobs name (the Ansible action's
+	// logins, vault passwords); nil: a job that names one fails.
+	CredentialKey *credential.Key
+	// RemoteCommand, when set, runs every job on the isolated nodes
+	// RemoteNodes through this command, {node} replaced by a node's name,
+	// e.g. "ssh -T {node} jobengine worker --keepalive-seconds 10".
+	RemoteCommand string
+	// RemoteNodes are the nodes of RemoteCommand.
+	RemoteNodes []string
+	// RemoteIdleTimeout fails a remote run whose stream sends nothing for
+	// this long, keepalives included (0: never).
+	RemoteIdleTimeout time.Duration
 	// Logger receives the daemon's log lines (zap.NewNop() when nil).
 	Logger *zap.Logger
 	// Version is reported in the membership node.
@@ -114,6 +130,10 @@ func (cfg ExecutorConfig) Validate() error {
 		return configErr("Plugins.KillGrace", "must not be negative, got %s", cfg.Plugins.KillGrace)
 	case cfg.Plugins.StartTimeout < 0:
 		return configErr("Plugins.StartTimeout", "must not be negative, got %s", cfg.Plugins.StartTimeout)
+	case cfg.RemoteCommand == "" && len(cfg.RemoteNodes) > 0:
+		return configErr("RemoteNodes", "need RemoteCommand (--remote-command), the command that reaches a node's worker")
+	case cfg.RemoteIdleTimeout < 0:
+		return configErr("RemoteIdleTimeout", "must not be negative, got %s", cfg.RemoteIdleTimeout)
 	}
 	for _, g := range cfg.Groups {
 		if err := jobs.ValidGroupName(g); err != nil {
@@ -185,6 +205,16 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 	default:
 		reg = action.Builtins()
 	}
+	ansibleOpts := actions.AnsibleOptions{Logger: log}
+	if cfg.CredentialKey != nil {
+		ansibleOpts.Credentials = credential.NewStore(conn, cfg.CredentialKey)
+		log.Info("credentials can be opened", zap.String("key-id", cfg.CredentialKey.ID()))
+	}
+	if _, ok := reg.Lookup(actions.AnsiblePlaybookName); ok {
+		if err := reg.Replace(actions.AnsiblePlaybook(ansibleOpts)); err != nil {
+			return nil, err
+		}
+	}
 	popts := cfg.Plugins
 	popts.Logger = log
 	if d.host, err = pluginhost.Load(ctx, popts); err != nil {
@@ -193,6 +223,11 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 	undo.add(func() { _ = d.host.Close() })
 	if err := d.host.Register(reg); err != nil {
 		log.Warn("some plugin actions were not added", zap.Error(err))
+	}
+	if cfg.RemoteCommand != "" {
+		if err := startRemote(ctx, cfg, reg, ansibleOpts.Credentials, log, &undo); err != nil {
+			return nil, err
+		}
 	}
 	for name := range cfg.ActionTimeouts {
 		if _, ok := reg.Lookup(name); !ok {
@@ -240,7 +275,12 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 		return nil, err
 	}
 	if metricsLn != nil {
-		srv := &http.Server{Handler: promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		// /healthz and /readyz (a session, and this executor's membership
+		// node) next to the metrics, which every other path serves.
+		mux := http.NewServeMux()
+		mux.Handle("/", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+		api.HealthHandlers(mux, api.SessionCheck(conn), api.NodeCheck(conn, conn.Path(executor.MembersPath, d.x.Name())))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.Serve(metricsLn) }()
 		undo.add(func() { _ = srv.Close() })
 		d.metrics = metricsLn.Addr()
@@ -248,6 +288,38 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 	}
 	d.closers = undo
 	return d, nil
+}
+
+// startRemote wraps every action of reg so that it runs on the isolated
+// nodes of cfg.RemoteCommand, and refreshes the nodes' state every minute
+// until undo runs.
+func startRemote(ctx context.Context, cfg ExecutorConfig, reg *action.Registry, creds remote.CredentialResolver, log *zap.Logger, undo *cleanups) error {
+	pool, err := remote.NewPool(remote.PoolOptions{
+		Command: cfg.RemoteCommand, Nodes: cfg.RemoteNodes, Credentials: creds,
+		IdleTimeout: cfg.RemoteIdleTimeout, Logger: log.Named("remote"),
+	})
+	if err != nil {
+		return configErr("RemoteCommand", "%v", err)
+	}
+	for _, d := range reg.List() {
+		_ = reg.Replace(pool.Wrap(d))
+	}
+	pool.Refresh(ctx)
+	refreshCtx, stopRefresh := context.WithCancel(context.Background())
+	undo.add(stopRefresh)
+	go func() {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-refreshCtx.Done():
+				return
+			case <-t.C:
+				pool.Refresh(refreshCtx)
+			}
+		}
+	}()
+	return nil
 }
 
 // openStore opens the job store on conn. With an Elasticsearch client it

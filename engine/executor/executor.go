@@ -513,11 +513,15 @@ func (e *Executor) execute(log *zap.Logger, worker int, h jobs.Hold, j *jobs.Job
 		if errors.Is(runErr, action.ErrPluginKilled) {
 			out.Message += ", plugin killed"
 		}
+	case errors.Is(runErr, action.ErrLost) && def.LostPolicy == action.Rerun && j.Attempt < def.MaxAttempts:
+		log.Warn("the run was lost with its remote node or connection; running the job again", zap.Error(runErr), zap.Int("attempt", j.Attempt))
+		e.requeueLost(log, h, j, ver, runErr)
+		return
 	case runErr != nil:
 		out = jobs.Outcome{State: jobs.Failed, Message: runErr.Error()}
 	default:
 		code := res.ReturnCode
-		out = jobs.Outcome{State: jobs.Success, ReturnCode: &code, Message: res.Message}
+		out = jobs.Outcome{State: jobs.Success, ReturnCode: &code, Message: res.Message, HostSummary: res.Hosts}
 		if code != 0 {
 			out.State = jobs.Failed
 			if out.Message == "" {
@@ -621,6 +625,22 @@ func (e *Executor) requeue(log *zap.Logger, h jobs.Hold, j *jobs.Job, ver int32)
 		return
 	}
 	log.Info("job requeued: executor stopping")
+}
+
+// requeueLost gives back a job whose run was lost (action.ErrLost) under a
+// rerun policy: RUNNING → QUEUED with the entry released, the attempt
+// counted, so the lost-job policy bounds the reruns.
+func (e *Executor) requeueLost(log *zap.Logger, h jobs.Hold, j *jobs.Job, ver int32, cause error) {
+	c, err := e.store.RequeueLost(j, ver, cause)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
+		err = c.Commit(ctx, h)
+		cancel()
+	}
+	if err != nil {
+		log.Warn("requeuing the lost run failed; it will be rerun as lost", zap.Error(err))
+		e.release(log, h)
+	}
 }
 
 // requeueHeld requeues a job whose action was canceled because the session

@@ -35,5 +35,21 @@ func launchFilters(f jobs.LaunchFilter) []any {
 		}
 		out = append(out, obj{"range": obj{"created": r}})
 	}
+	if w := f.Within; w != nil {
+		// Jobs of the scope's templates or by its creators: a should of
+		// terms (an empty list matches nothing).
+		should := []any{
+			obj{"terms": obj{"template": nonNil(w.Templates)}},
+			obj{"terms": obj{"created-by": nonNil(w.CreatedBy)}},
+		}
+		out = append(out, obj{"bool": obj{"should": should, "minimum_should_match": 1}})
+	}
 	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

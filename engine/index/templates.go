@@ -64,6 +64,13 @@ func jobsMapping() obj {
 			"unique-key":            keyword,
 			"created-by":            keyword,
 			"tick":                  keyword,
+			"host-summary": obj{"properties": obj{
+				"hosts": integer, "ok": integer, "changed": integer, "failed": integer,
+				"unreachable": integer, "skipped": integer,
+				"failed-hosts": keyword, "unreachable-hosts": keyword,
+				"per-host":  obj{"type": "object", "enabled": false},
+				"truncated": obj{"type": "boolean"},
+			}},
 			// Fields of jobs launched from templates (jobs.Launch).
 			"kind":                 keyword,
 			"sliced":               boolean,
@@ -113,6 +120,18 @@ func eventsMapping() obj {
 			"progress": integer,
 			"executor": keyword,
 			"attempt":  integer,
+			// Structured action events (Ansible's job events).
+			"counter":     long,
+			"event":       keyword,
+			"uuid":        keyword,
+			"parent-uuid": keyword,
+			"playbook":    keyword,
+			"play":        keyword,
+			"task":        keyword,
+			"task-action": keyword,
+			"host":        keyword,
+			"duration":    double,
+			"changed":     obj{"type": "boolean"},
 		},
 	}
 }

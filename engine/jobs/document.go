@@ -139,6 +139,9 @@ type Job struct {
 	CreatedBy string `json:"created-by,omitempty"`
 	// Tick is the schedule tick that created the job, for distributor jobs.
 	Tick string `json:"tick,omitempty"`
+	// HostSummary is the outcome per host of a job whose action reports
+	// one (Ansible's play recap); see hosts.go.
+	HostSummary *HostSummary `json:"host-summary,omitempty"`
 
 	// Launch holds the fields of jobs launched from templates (kind,
 	// template, inventory, slices, …: see launch.go).

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,10 +37,13 @@ const (
 	LaunchWorkflow    LaunchType = "workflow"
 	LaunchDistributor LaunchType = "distributor"
 	LaunchFanout      LaunchType = "fanout"
+	// LaunchCallback is a provisioning callback: a host asked for a
+	// template to run against itself.
+	LaunchCallback LaunchType = "callback"
 )
 
 // LaunchTypes lists every launch type.
-var LaunchTypes = []LaunchType{LaunchManual, LaunchRelaunch, LaunchScheduled, LaunchDependency, LaunchWorkflow, LaunchDistributor, LaunchFanout}
+var LaunchTypes = []LaunchType{LaunchManual, LaunchRelaunch, LaunchScheduled, LaunchDependency, LaunchWorkflow, LaunchDistributor, LaunchFanout, LaunchCallback}
 
 // Limits of launch fields.
 const (
@@ -380,6 +384,21 @@ type LaunchFilter struct {
 	LaunchType LaunchType
 	// Since and Until keep jobs created within [Since, Until].
 	Since, Until time.Time
+	// Within, when set, keeps only the jobs a user may see (see Scope).
+	Within *Scope
+}
+
+// Scope is what a user may see of the jobs: those launched from one of
+// Templates and those created by one of CreatedBy. An empty scope sees
+// nothing.
+type Scope struct {
+	Templates []string
+	CreatedBy []string
+}
+
+// Match reports whether j is within the scope.
+func (s *Scope) Match(j *Job) bool {
+	return j.Template != "" && slices.Contains(s.Templates, j.Template) || j.CreatedBy != "" && slices.Contains(s.CreatedBy, j.CreatedBy)
 }
 
 // Match reports whether j passes the filter.
@@ -391,7 +410,8 @@ func (f LaunchFilter) Match(j *Job) bool {
 		f.Slices && !j.IsSlice(),
 		f.LaunchType != "" && j.LaunchType != f.LaunchType,
 		!f.Since.IsZero() && j.Created.Before(f.Since),
-		!f.Until.IsZero() && j.Created.After(f.Until):
+		!f.Until.IsZero() && j.Created.After(f.Until),
+		f.Within != nil && !f.Within.Match(j):
 		return false
 	}
 	return true

@@ -286,6 +286,21 @@ func (s *Store) Requeue(j *Job, ver int32, reason string) (*Change, error) {
 	return s.plan(j, ver, releaseEntry, stateEvent, func(n *Job) error { return n.requeue(reason, Queued, s.now()) })
 }
 
+// RequeueLost plans giving back a RUNNING job whose run was lost with its
+// remote node or connection (action.ErrLost) under a rerun policy: QUEUED,
+// its entry released, but the attempt counted, so the action's lost-job
+// policy (MaxAttempts) bounds the reruns.
+func (s *Store) RequeueLost(j *Job, ver int32, cause error) (*Change, error) {
+	return s.plan(j, ver, releaseEntry, stateEvent, func(n *Job) error {
+		attempt := n.Attempt
+		if err := n.requeue(fmt.Sprintf("attempt %d lost: %v", attempt, cause), Queued, s.now()); err != nil {
+			return err
+		}
+		n.Attempt = attempt
+		return nil
+	})
+}
+
 // Outcome is how an attempt of a job ended.
 type Outcome struct {
 	// State is SUCCESS, FAILED or CANCELED.
@@ -294,6 +309,9 @@ type Outcome struct {
 	ReturnCode *int
 	// Message is the status message (bounded to MaxStatusMessage).
 	Message string
+	// HostSummary is the outcome per host the action reported, if any
+	// (Ansible's play recap); it is kept on the document.
+	HostSummary *HostSummary
 	// CancelRequested says the writer saw a cancel request of the job: it
 	// is deleted in the same transaction, since nothing acts on it once the
 	// job is final. (The transaction fails if there is none.) A request

@@ -97,6 +97,9 @@ func (j *Job) finish(executor string, out Outcome, now time.Time) error {
 		j.ReturnCode = &one
 	}
 	j.StatusMessage = out.Message
+	if out.HostSummary != nil {
+		j.HostSummary = out.HostSummary
+	}
 	return nil
 }
 

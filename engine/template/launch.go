@@ -43,6 +43,10 @@ type Request struct {
 	CreatedBy  string
 	// RelaunchOf names the job a relaunch repeats.
 	RelaunchOf string
+	// Host, for a provisioning callback, is the inventory host the launch
+	// runs against: its limit is that host and it is never sliced,
+	// whatever the template's prompts.
+	Host string
 }
 
 // Result is what a launch created: a plain job, or a container and its
@@ -76,6 +80,12 @@ func (l *Launcher) Launch(ctx context.Context, req Request) (*Result, error) {
 	}
 	if req.LaunchType == "" {
 		req.LaunchType = jobs.LaunchManual
+	}
+	if req.Host != "" {
+		if err := inventory.ValidHostName(req.Host); err != nil {
+			return nil, err
+		}
+		r.Limit, r.SliceCount, req.LaunchType = req.Host, 1, jobs.LaunchCallback
 	}
 	for attempt := 1; ; attempt++ {
 		res, err := l.launch(ctx, t, r, req)

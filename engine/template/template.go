@@ -92,9 +92,13 @@ type Template struct {
 	// Tags are given to every job.
 	Tags []string `json:"tags,omitempty"`
 	// Prompts are the fields a launch may override.
-	Prompts []string  `json:"prompts,omitempty"`
-	Created time.Time `json:"created"`
-	Updated time.Time `json:"updated"`
+	Prompts []string `json:"prompts,omitempty"`
+	// HostConfigKey, when set, lets a host of the template's inventory
+	// launch the template against itself (a provisioning callback) by
+	// presenting it. 16–128 letters, digits, '-' and '_'.
+	HostConfigKey string    `json:"host-config-key,omitempty"`
+	Created       time.Time `json:"created"`
+	Updated       time.Time `json:"updated"`
 }
 
 // ObjectName implements configstore.Object.
@@ -143,7 +147,30 @@ func (t *Template) Validate() error {
 	if err := validTags(t.Tags); err != nil {
 		return err
 	}
+	if err := validHostConfigKey(t.HostConfigKey); err != nil {
+		return err
+	}
 	return validPrompts(t.Prompts)
+}
+
+// Bounds of a host config key.
+const (
+	MinHostConfigKey = 16
+	MaxHostConfigKey = 128
+)
+
+func validHostConfigKey(k string) error {
+	if k == "" {
+		return nil
+	}
+	ok := len(k) >= MinHostConfigKey && len(k) <= MaxHostConfigKey
+	for _, r := range k {
+		ok = ok && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}
+	if !ok {
+		return fmt.Errorf("%w: host-config-key must be %d–%d letters, digits, '-' or '_' (it is what a host presents to launch the template against itself)", ErrInvalid, MinHostConfigKey, MaxHostConfigKey)
+	}
+	return nil
 }
 
 // ValidAction checks an action name as job creation does.

@@ -7,6 +7,7 @@ package zkserver
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -375,7 +376,43 @@ func (s *Server) Restart(timeout time.Duration) error {
 }
 
 // Pause stops the node's process with SIGSTOP; Resume continues it.
-func (s *Server) Pause() error { return s.signal(syscall.SIGSTOP) }
+// It returns once every thread of the node is stopped: SIGSTOP reaches the
+// threads of a process one by one, and a thread still running could answer
+// a request after kill returns.
+func (s *Server) Pause() error {
+	if err := s.signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !allStopped(s.PID()) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("zkserver: node %d not stopped 5s after SIGSTOP", s.ID)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
+
+// allStopped reports whether every thread of pid is in the stopped state
+// (T in /proc/PID/task/TID/stat).
+func allStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return false
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, t.Name()))
+		if err != nil {
+			continue // the thread ended
+		}
+		// The state follows the command name, which is in parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+			return false
+		}
+	}
+	return true
+}
 
 // Resume continues a paused node with SIGCONT.
 func (s *Server) Resume() error { return s.signal(syscall.SIGCONT) }
