@@ -54,6 +54,14 @@ func runController(c *cli.Context) error {
 	if _, err := parseArgs(c); err != nil {
 		return err
 	}
+	for _, f := range []string{"pass-interval", "pass-deadline", "reap-grace", "reap-interval"} {
+		if c.Duration(f) <= 0 {
+			return usagef("--%s %s: type a positive duration, such as 5s", f, c.Duration(f))
+		}
+	}
+	if c.Int("max-starts") < 1 {
+		return usagef("--max-starts %d: type at least 1 (default %d)", c.Int("max-starts"), scheduler.DefaultMaxStarts)
+	}
 	cfg := daemon.NewControllerConfig()
 	cfg.Listen, cfg.TLSCert, cfg.TLSKey = c.String("listen"), c.String("tls-cert"), c.String("tls-key")
 	cfg.InsecureListen = c.Bool("insecure-listen")

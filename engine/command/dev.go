@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -159,11 +160,18 @@ func runDev(c *cli.Context) error {
 	if err != nil {
 		return startErr(err)
 	}
+	if _, p, err := net.SplitHostPort(ccfg.Listen); err == nil {
+		if n, err := strconv.Atoi(p); err == nil && n != 0 && !portFree(n) {
+			// Another dev's, or another program's: the API takes a free port.
+			ccfg.Listen = "127.0.0.1:0"
+		}
+	}
 	ctl, err := daemon.StartController(startCtx, ccfg)
 	if err != nil {
 		stopWithin(devStopAfterZKExit, x.Stop)
 		return startErr(err)
 	}
+	fmt.Fprintf(c.App.Writer, "The controller's HTTP API is at http://%s\n", ctl.Addr())
 	// The others stop first, the executor last (it drains).
 	others := []daemonHandle{ctl}
 	if len(dcfg.Distributors) > 0 {
