@@ -181,7 +181,7 @@ func (n *NewJob) Validate() error {
 	for _, f := range []struct{ what, v string }{
 		{"target", n.Target}, {"unique key", n.UniqueKey}, {"parent job", n.ParentJob}, {"created-by", n.CreatedBy}, {"tick", n.Tick},
 	} {
-		if err := checkText(f.what, f.v, 0, MaxIDBytes); err != nil {
+		if err := CheckText(f.what, f.v, 0, MaxIDBytes); err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 	}
@@ -189,7 +189,7 @@ func (n *NewJob) Validate() error {
 		return fmt.Errorf("%w: %d tags, at most %d", ErrInvalid, len(n.Tags), MaxTags)
 	}
 	for _, t := range n.Tags {
-		if err := checkText("tag", t, 1, MaxIDBytes); err != nil {
+		if err := CheckText("tag", t, 1, MaxIDBytes); err != nil {
 			return fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 	}
@@ -528,15 +528,9 @@ type RestoreReport struct {
 	SkippedTaken []string `json:"skipped-taken"` // such entries held by a consumer, left alone
 	// SkippedInvalid are documents that fail validation: left alone (an
 	// executor that takes their entry quarantines them).
-	SkippedInvalid []SkippedDocument `json:"skipped-invalid"`
+	SkippedInvalid []InvalidDocument `json:"skipped-invalid"`
 }
 
-// SkippedDocument is a document Restore did not act on, and why.
-type SkippedDocument struct {
-	Job    string `json:"job"`
-	Path   string `json:"path"`
-	Reason string `json:"reason"`
-}
 
 // Restore re-queues QUEUED and RUNNING jobs whose queue entry is missing
 // and removes entries whose job is gone or final. It is idempotent and safe
@@ -562,7 +556,7 @@ func (s *Store) Restore(ctx context.Context) (RestoreReport, error) {
 	isLive := map[string]bool{}
 	err = s.Scan(ctx, func(j *Job, ver int32) { lives = append(lives, live{j, ver}) }, func(b *BadDocumentError) {
 		isLive[b.ID()] = true // its entries stay: an executor quarantines it
-		rep.SkippedInvalid = append(rep.SkippedInvalid, SkippedDocument{Job: b.ID(), Path: b.Path, Reason: b.Reason})
+		rep.SkippedInvalid = append(rep.SkippedInvalid, b.Summary())
 		s.log.Warn("restore: invalid job document skipped", zap.String("job", b.ID()), zap.String("path", b.Path), zap.String("reason", b.Reason))
 	})
 	if err != nil {
@@ -583,7 +577,7 @@ func (s *Store) Restore(ctx context.Context) (RestoreReport, error) {
 		}
 		put, err := s.q.PutOp([]byte(l.j.ID), l.j.Priority)
 		if err != nil { // not for a valid document
-			rep.SkippedInvalid = append(rep.SkippedInvalid, SkippedDocument{Job: l.j.ID, Path: s.DocPath(l.j.UUID()), Reason: err.Error()})
+			rep.SkippedInvalid = append(rep.SkippedInvalid, InvalidDocument{Kind: KindDocument, Job: l.j.ID, Path: s.DocPath(l.j.UUID()), Reason: err.Error()})
 			continue
 		}
 		// Only if the document did not change since it was read.

@@ -60,6 +60,20 @@ func (e *BadDocumentError) Error() string {
 // Unwrap returns ErrBadDocument.
 func (e *BadDocumentError) Unwrap() error { return ErrBadDocument }
 
+// InvalidDocument says where an invalid object is and what is wrong with
+// it, for listings and reports.
+type InvalidDocument struct {
+	Kind   string `json:"kind"`
+	Job    string `json:"job,omitempty"`
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
+// Summary returns where e is and what is wrong with it.
+func (e *BadDocumentError) Summary() InvalidDocument {
+	return InvalidDocument{Kind: e.Kind, Job: e.ID(), Path: e.Path, Reason: e.Reason}
+}
+
 // ID returns the job id of a bad document ("" for a bad entry).
 func (e *BadDocumentError) ID() string {
 	if e.UUID == "" {
@@ -111,7 +125,7 @@ func Decode(uid string, data []byte) (*Job, error) {
 	case len(j.AffectedResources) > MaxAffected:
 		return bad("%d affected resources, at most %d", len(j.AffectedResources), MaxAffected)
 	}
-	if err := checkText("action", j.Action, 1, MaxActionBytes); err != nil {
+	if err := CheckText("action", j.Action, 1, MaxActionBytes); err != nil {
 		return bad("%v", err)
 	}
 	if p := bytes.TrimSpace(j.Payload); len(p) > 0 && !bytes.Equal(p, []byte("null")) && p[0] != '{' {
@@ -140,7 +154,7 @@ func clip(s string) string {
 // checkText checks a name or an href: valid UTF-8, between min and max
 // bytes, and free of control characters (which would reach terminals and
 // logs). what names it in the error.
-func checkText(what, s string, min, max int) error {
+func CheckText(what, s string, min, max int) error {
 	switch {
 	case !utf8.ValidString(s):
 		return fmt.Errorf("%s %q is not valid UTF-8", what, clip(s))

@@ -1,0 +1,97 @@
+package command
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/jobengine/jobengine/engine/executor"
+	"github.com/jobengine/jobengine/engine/queue"
+)
+
+// Every number a user types is bounded before anything starts: a count
+// read from JOBENGINE_THREADS=100000000 once started that many workers.
+// The bounds are by flag name, the same for every command that has the
+// flag; TestEveryNumberFlagIsBounded keeps the tables complete.
+
+// intBounds are the ranges of the whole-number flags.
+var intBounds = map[string][2]int{
+	"threads":         {1, executor.MaxThreads},
+	"priority":        {queue.MinPriority, queue.MaxPriority},
+	"max-backlog":     {0, 10_000_000},
+	"limit":           {0, 1_000_000},
+	"log-max-size":    {1, 10 << 10}, // MB
+	"log-max-backups": {0, 1000},
+	// bench
+	"jobs":        {1, 10_000_000},
+	"depth":       {0, 1_000_000},
+	"workers":     {1, 4096},
+	"connections": {1, 256},
+	"probes":      {1, 1_000_000},
+}
+
+// intSliceBounds are the ranges of each number of a list flag.
+var intSliceBounds = map[string][2]int{
+	"executors": {1, 64}, // bench: executor processes
+}
+
+// durationBounds say which duration flags may be 0 (their Usage says what
+// 0 means); every duration is at most maxDuration, and none is negative.
+var durationBounds = map[string]struct{ zero bool }{
+	"zk-session-timeout":   {},
+	"zk-connect-timeout":   {},
+	"shutdown-grace":       {},
+	"plugin-kill-grace":    {},
+	"plugin-start-timeout": {},
+	"raw-duration":         {},
+	"timeout":              {zero: true},
+	"demo-interval":        {zero: true},
+}
+
+// maxDuration bounds every duration flag: longer is a typo.
+const maxDuration = 366 * 24 * time.Hour
+
+// checkBounds refuses a number flag of the command outside its range, with
+// the range to type instead.
+func checkBounds(c *cli.Context) error {
+	for _, f := range c.Command.Flags {
+		name := f.Names()[0]
+		switch f.(type) {
+		case *cli.IntFlag:
+			b, ok := intBounds[name]
+			if !ok {
+				return fmt.Errorf("--%s has no bounds (a bug)", name)
+			}
+			if v := c.Int(name); v < b[0] || v > b[1] {
+				return usagef("--%s %d is out of range: type %d–%d", name, v, b[0], b[1])
+			}
+		case *cli.IntSliceFlag:
+			b, ok := intSliceBounds[name]
+			if !ok {
+				return fmt.Errorf("--%s has no bounds (a bug)", name)
+			}
+			for _, v := range c.IntSlice(name) {
+				if v < b[0] || v > b[1] {
+					return usagef("--%s %d is out of range: type numbers %d–%d", name, v, b[0], b[1])
+				}
+			}
+		case *cli.DurationFlag:
+			b, ok := durationBounds[name]
+			if !ok {
+				return fmt.Errorf("--%s has no bounds (a bug)", name)
+			}
+			switch v := c.Duration(name); {
+			case v < 0 || (v == 0 && !b.zero):
+				want := "a positive duration such as 30s"
+				if b.zero {
+					want = "0 or a positive duration such as 30s"
+				}
+				return usagef("--%s %s is out of range: type %s", name, v, want)
+			case v > maxDuration:
+				return usagef("--%s %s is out of range: type at most %s", name, v, maxDuration)
+			}
+		}
+	}
+	return nil
+}
