@@ -531,7 +531,6 @@ type RestoreReport struct {
 	SkippedInvalid []InvalidDocument `json:"skipped-invalid"`
 }
 
-
 // Restore re-queues QUEUED and RUNNING jobs whose queue entry is missing
 // and removes entries whose job is gone or final. It is idempotent and safe
 // to run at any time: every repair is conditional on what it read. An
