@@ -42,6 +42,10 @@ const (
 	maxReplans = 4
 )
 
+// LogQuarantined is the message of the one ERROR line logged for each
+// object the executor quarantines (with its kind, path, entry and reason).
+const LogQuarantined = "invalid object quarantined; its queue entry is consumed"
+
 // errRefused is wrapped by the error of a write ZooKeeper refused by
 // closing the connection: plan it again (the store's document limit was
 // lowered), do not send it again.
@@ -179,7 +183,7 @@ func (e *Executor) quarantine(log *zap.Logger, h jobs.Hold, bad *jobs.BadDocumen
 	}
 	switch {
 	case err == nil:
-		log.Error("invalid object quarantined; its queue entry is consumed", zap.String("kind", bad.Kind), zap.String("path", bad.Path),
+		log.Error(LogQuarantined, zap.String("kind", bad.Kind), zap.String("path", bad.Path),
 			zap.String("entry", bad.Entry), zap.String("reason", bad.Reason), zap.String("quarantine", e.store.QuarantinePath()))
 		e.cfg.Metrics.quarantined(bad.Kind)
 		return stepDone

@@ -71,7 +71,8 @@ func (r *reporter) start() func() (*jobs.Job, int32) {
 		// A report whose outcome is unknown gets two more chances: the
 		// final write compares with the version it leaves. An executor
 		// stopping at once requeues the job: no report is worth the wait.
-		for i := 0; i < 3 && (i == 0 || r.hasPending()) && r.e.jobsCtx.Err() == nil; i++ {
+		// A report refused for its size is planned again: one more.
+		for i := 0; i < 4 && (i == 0 || r.unwritten()) && r.e.jobsCtx.Err() == nil; i++ {
 			r.flush()
 		}
 		r.mu.Lock()
@@ -119,10 +120,12 @@ func (r *reporter) Log(level, msg string) {
 	r.log.Debug("action log", zap.String("level", level), zap.String("line", msg))
 }
 
-func (r *reporter) hasPending() bool {
+// unwritten reports whether a report is left to write: one whose outcome
+// is unknown, or changes not planned yet.
+func (r *reporter) unwritten() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.pending != nil
+	return r.pending != nil || r.dirty
 }
 
 func (r *reporter) flush() {
