@@ -49,6 +49,29 @@ var durationBounds = map[string]struct{ zero bool }{
 	"demo-interval":        {zero: true},
 }
 
+// negativeHints say what to type instead of a negative number where 0 has
+// a meaning of its own, by flag name or by "command --flag".
+var negativeHints = map[string]string{
+	"limit":              "how many to show, or 0 for no limit",
+	"priority":           "0–999, lower runs first",
+	"max-backlog":        "how many jobs may be queued or running at most",
+	"log-max-backups":    "how many rotated files to keep, or 0 for all",
+	"depth":              "how many entries to leave queued, or 0",
+	"job add --timeout":  "a duration such as 90s, or 0 for the action's default",
+	"job wait --timeout": "a duration such as 30s, or 0 to wait as long as it takes",
+	"demo-interval":      "whole seconds such as 15s, or 0 for no demo",
+}
+
+// negative is the error of a negative value of a flag whose 0 means
+// something, saying what to type.
+func negative(c *cli.Context, name string, v any) error {
+	hint, ok := negativeHints[commandPath(c)+" --"+name]
+	if !ok {
+		hint = negativeHints[name]
+	}
+	return usagef("--%s %v is negative: type %s", name, v, hint)
+}
+
 // maxDuration bounds every duration flag: longer is a typo.
 const maxDuration = 366 * 24 * time.Hour
 
@@ -63,7 +86,10 @@ func checkBounds(c *cli.Context) error {
 			if !ok {
 				return fmt.Errorf("--%s has no bounds (a bug)", name)
 			}
-			if v := c.Int(name); v < b[0] || v > b[1] {
+			switch v := c.Int(name); {
+			case v < 0 && b[0] == 0:
+				return negative(c, name, v)
+			case v < b[0] || v > b[1]:
 				return usagef("--%s %d is out of range: type %d–%d", name, v, b[0], b[1])
 			}
 		case *cli.IntSliceFlag:
@@ -82,6 +108,8 @@ func checkBounds(c *cli.Context) error {
 				return fmt.Errorf("--%s has no bounds (a bug)", name)
 			}
 			switch v := c.Duration(name); {
+			case v < 0 && b.zero:
+				return negative(c, name, v)
 			case v < 0 || (v == 0 && !b.zero):
 				want := "a positive duration such as 30s"
 				if b.zero {

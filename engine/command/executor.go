@@ -294,13 +294,13 @@ func clusterCommand() *cli.Command {
 				tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "EXECUTOR\tHOST\tPID\tVERSION\tTHREADS\tBUSY\tLAST SEEN\tUP")
 				for _, m := range members {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%s ago\t%s\n", m.Name, m.Host, m.PID, m.Version, m.Threads, m.Busy,
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%s ago\t%s\n", printable(m.Name), printable(m.Host), m.PID, printable(m.Version), m.Threads, m.Busy,
 						time.Since(m.LastSeen).Round(time.Second), time.Since(m.Started).Round(time.Second))
 				}
 				tw.Flush()
 				for _, m := range members {
 					for _, r := range m.Running {
-						fmt.Fprintf(c.App.Writer, "  %s runs %s (%s, attempt %d) for %s\n", m.Name, r.Job, r.Action, r.Attempt, time.Since(r.Started).Round(time.Second))
+						fmt.Fprintf(c.App.Writer, "  %s runs %s (%s, attempt %d) for %s\n", printable(m.Name), printable(r.Job), printable(r.Action), r.Attempt, time.Since(r.Started).Round(time.Second))
 					}
 				}
 				if len(members) == 0 {

@@ -1,6 +1,7 @@
 package command
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/urfave/cli/v2"
 
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/internal/testing/zktest"
@@ -282,4 +285,44 @@ func TestSecondSignalEndsTheRetries(t *testing.T) {
 	if code := x.wait(30 * time.Second); code != 0 {
 		t.Fatalf("exit code %d after two signals", code)
 	}
+}
+
+// Every number and duration flag of every command has a range, and every
+// one whose 0 means something says what to type instead of a negative
+// value: a new flag without them fails here, not in production.
+func TestEveryNumberFlagIsBounded(t *testing.T) {
+	app := NewApp(&bytes.Buffer{}, &bytes.Buffer{})
+	var walk func(path string, flags []cli.Flag, cmds []*cli.Command)
+	walk = func(path string, flags []cli.Flag, cmds []*cli.Command) {
+		for _, f := range flags {
+			name := f.Names()[0]
+			zero := false
+			switch f.(type) {
+			case *cli.IntFlag:
+				b, ok := intBounds[name]
+				if !ok || b[0] > b[1] {
+					t.Errorf("%s --%s has no range", path, name)
+				}
+				zero = b[0] == 0
+			case *cli.IntSliceFlag:
+				if _, ok := intSliceBounds[name]; !ok {
+					t.Errorf("%s --%s has no range", path, name)
+				}
+			case *cli.DurationFlag:
+				b, ok := durationBounds[name]
+				if !ok {
+					t.Errorf("%s --%s has no range", path, name)
+				}
+				zero = b.zero
+			}
+			_, hinted := negativeHints[strings.TrimPrefix(path, "jobengine ")+" --"+name]
+			if _, ok := negativeHints[name]; zero && !ok && !hinted {
+				t.Errorf("%s --%s: 0 is allowed but no hint says what to type instead of a negative value", path, name)
+			}
+		}
+		for _, c := range cmds {
+			walk(path+" "+c.Name, c.Flags, c.Subcommands)
+		}
+	}
+	walk("jobengine", app.Flags, app.Commands)
 }

@@ -116,7 +116,13 @@ func writeError(w io.Writer, err error, code int, asJSON bool) {
 		return
 	}
 	if msg := err.Error(); msg != "" {
-		fmt.Fprintf(w, "jobengine: %s\n", msg)
+		// An error may quote what ZooKeeper or a file held: escaped, line
+		// by line.
+		lines := strings.Split(msg, "\n")
+		for i, l := range lines {
+			lines[i] = printable(l)
+		}
+		fmt.Fprintf(w, "jobengine: %s\n", strings.Join(lines, "\n"))
 	}
 	if code == ExitUsage {
 		fmt.Fprintln(w, "run 'jobengine help' or 'jobengine <command> --help' for usage")
