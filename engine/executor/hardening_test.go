@@ -67,8 +67,8 @@ func set(key string, v any) func(map[string]any) []byte {
 }
 
 // Documents that are not what the engine writes — an id that climbs out of
-// the root, an unknown state, another job's id, bytes that are not JSON —
-// and an entry that names no job are each quarantined once, with one ERROR
+// the root, an unknown state, another job's id, bytes that are not JSON, a
+// document too large to be written back — and an entry that names no job are each quarantined once, with one ERROR
 // line and a count in the metrics; none is looped on, none blocks the
 // queue, and nothing outside the root is touched.
 func TestInvalidObjectsAreQuarantinedOnce(t *testing.T) {
@@ -94,6 +94,10 @@ func TestInvalidObjectsAreQuarantinedOnce(t *testing.T) {
 	e.rewrite(other, set("id", "job/00000000-0000-4000-8000-000000000000"))
 	notJSON := e.add("echo", "")
 	e.rewrite(notJSON, func(map[string]any) []byte { return []byte("\x00 not json") })
+	// Just under ZooKeeper's request limit: every RUNNING write of it was
+	// over the limit, and dropped the connection.
+	huge := e.add("echo", "")
+	e.rewrite(huge, set("payload", map[string]string{"pad": strings.Repeat("p", 1_040_000)}))
 	if _, err := e.store.Queue().Put(ctx, []byte("no job here"), 100); err != nil {
 		t.Fatal(err)
 	}
@@ -111,20 +115,25 @@ func TestInvalidObjectsAreQuarantinedOnce(t *testing.T) {
 		return nil
 	})
 
-	if got := counter(t, m, jobs.KindDocument); got != 4 {
-		t.Errorf("%v documents quarantined, want 4", got)
+	if got := counter(t, m, jobs.KindDocument); got != 5 {
+		t.Errorf("%v documents quarantined, want 5", got)
 	}
 	if got := counter(t, m, jobs.KindEntry); got != 1 {
 		t.Errorf("%v entries quarantined, want 1", got)
 	}
-	if n := errs.FilterMessage(LogQuarantined).Len(); n != 5 {
-		t.Errorf("%d quarantine lines, want one per object (5)", n)
+	if n := errs.FilterMessage(LogQuarantined).Len(); n != 6 {
+		t.Errorf("%d quarantine lines, want one per object (6)", n)
 	}
 	qs, err := e.store.QuarantineList(ctx)
-	if err != nil || len(qs) != 5 {
+	if err != nil || len(qs) != 6 {
 		t.Fatalf("%d records, %v", len(qs), err)
 	}
-	for _, j := range []*jobs.Job{traversal, bogus, other, notJSON} {
+	for _, q := range qs {
+		if q.Job == huge.ID && (!q.Truncated || q.Size < 1_040_000 || len(q.Text) != jobs.MaxQuarantinedBytes) {
+			t.Errorf("record of the huge document: truncated %v, size %d, kept %d", q.Truncated, q.Size, len(q.Text))
+		}
+	}
+	for _, j := range []*jobs.Job{traversal, bogus, other, notJSON, huge} {
 		if _, _, err := e.store.Get(ctx, j.ID); !errors.Is(err, jobs.ErrNotFound) {
 			t.Errorf("%s: %v, want its document moved aside", j.ID, err)
 		}

@@ -158,7 +158,7 @@ func (s *Store) QuarantineUnheld(ctx context.Context, bad *BadDocumentError, by 
 	if len(res) == 2 {
 		q.Name = res[1].String[strings.LastIndexByte(res[1].String, '/')+1:]
 	}
-	s.log.Error("invalid job document quarantined", zap.String("job", bad.ID()), zap.String("path", bad.Path),
+	s.log.Info("invalid job document quarantined", zap.String("job", bad.ID()), zap.String("path", bad.Path),
 		zap.String("reason", bad.Reason), zap.String("record", q.Name), zap.String("by", by))
 	s.DropTraces(ctx, bad)
 	names, err := s.findEntries(ctx, bad.ID(), "")
