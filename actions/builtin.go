@@ -10,17 +10,21 @@ import (
 	"github.com/jobengine/jobengine/engine/action"
 )
 
+// The built-in actions are test actions: they try out and test the engine
+// and are offered only where test actions are enabled (action.Definition.Test).
 func init() {
 	action.Register(action.Definition{
 		Name:           "dummy_test_action",
 		Description:    "sleeps a random 1–5 s (or payload {\"duration\": \"2s\"}), reporting progress; the reference engine's test action",
 		DefaultTimeout: time.Minute,
+		Test:           true,
 		Runner:         action.RunnerFunc(dummy),
 	})
 	action.Register(action.Definition{
 		Name:           "sleep",
 		Description:    "sleeps payload {\"duration\": \"5s\"} (default 1s), honouring cancellation",
 		DefaultTimeout: time.Hour,
+		Test:           true,
 		Runner:         action.RunnerFunc(sleep),
 	})
 	action.Register(action.Definition{
@@ -28,12 +32,14 @@ func init() {
 		Description:    "ends with payload {\"code\": N} (default 1) and {\"message\": \"…\"}",
 		DefaultTimeout: time.Minute,
 		LostPolicy:     action.Fail,
+		Test:           true,
 		Runner:         action.RunnerFunc(fail),
 	})
 	action.Register(action.Definition{
 		Name:           "echo",
 		Description:    "writes its payload into the status message",
 		DefaultTimeout: time.Minute,
+		Test:           true,
 		Runner:         action.RunnerFunc(echo),
 	})
 }

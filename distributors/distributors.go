@@ -3,13 +3,15 @@
 // distributor is found; a YAML file of the same name in the configuration
 // directory overrides its settings.
 //
-//   - jobs_cleanup deletes finished jobs from ZooKeeper once they are
-//     indexed and older than the retention. It creates no job: the leader
-//     deletes them itself. Daily; `jobengine distributor --all` runs it.
 //   - dummy_test_action creates a dummy_test_action job every 15 seconds,
 //     as the reference engine's test distributor did. It runs when named
 //     (`jobengine distributor dummy_test_action`), or with --all when a
 //     dummy_test_action.yaml file says `enabled: true`.
+//
+// jobs_cleanup, which deleted finished jobs, is no distributor any more: it
+// creates no job, so it became the cleanup service of engine/maintenance,
+// run by the member elected for the maintenance services. Its file
+// (jobs_cleanup.yaml) still configures it; see engine/daemon.
 package distributors
 
 import (
@@ -19,23 +21,10 @@ import (
 	"github.com/jobengine/jobengine/engine/schedule"
 )
 
-// Names of the built-in distributors.
-const (
-	JobsCleanup = "jobs_cleanup"
-	DummyTest   = "dummy_test_action"
-)
+// DummyTest is the name of the built-in test distributor.
+const DummyTest = "dummy_test_action"
 
 func init() {
-	distributor.Register(distributor.Definition{
-		Name: JobsCleanup,
-		Description: "deletes finished jobs from ZooKeeper once indexed and older than the retention " +
-			"(options: retention, default " + DefaultRetention + "; batch, default " + defaultBatchText + ")",
-		Enabled:      true,
-		Schedule:     schedule.Spec{Cron: "@daily"},
-		Options:      map[string]string{OptRetention: DefaultRetention, OptBatch: defaultBatchText},
-		CheckOptions: checkCleanupOptions,
-		Generator:    cleanup,
-	})
 	distributor.Register(distributor.Definition{
 		Name:        DummyTest,
 		Description: "creates a dummy_test_action job every 15s, as the reference engine's test distributor did",

@@ -80,7 +80,7 @@ func TestReferenceDaemonArgsStartAnExecutor(t *testing.T) {
 	es := estest.Start(t, estest.Options{})
 	line := fmt.Sprintf("DAEMON_ARGS='--zk-hosts=%s --threads=8 --es-hosts-list=%s --name=ref-executor'\n",
 		zk.ConnectString(), strings.TrimPrefix(es.URL(), "http://"))
-	x := startUnit(t, "jobengine-executor.service", line, daemonEnv(t, "JOBENGINE_PLUGIN_DIR="+t.TempDir()))
+	x := startUnit(t, "jobengine-executor.service", line, daemonEnv(t, "JOBENGINE_PLUGIN_DIR="+t.TempDir(), "JOBENGINE_ENABLE_TEST_ACTIONS=true"))
 
 	client := []string{"--zk-hosts", zk.ConnectString()}
 	out, errOut, code := run(t, time.Minute, nil, bin, append([]string{"job", "add", "echo", "--payload", `{"message":"hi"}`}, client...)...)

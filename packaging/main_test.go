@@ -55,19 +55,20 @@ func TestMain(m *testing.M) {
 }
 
 // binaries builds jobengine (reporting buildVersion) and the example plugin
-// once for all tests, as `make build plugins` does.
+// once for all tests, as `make build plugins` does: static (no cgo),
+// position-independent and stripped, which build.sh checks.
 func binaries(t *testing.T) (bin, plugin string) {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir := filepath.Join(tmpRoot, "bin")
 		built.bin = filepath.Join(dir, "jobengine")
 		built.plugin = filepath.Join(dir, "actions", "hello")
-		ldflags := "-X github.com/jobengine/jobengine/engine/version.Version=" + buildVersion
-		if out, err := goCmd("build", "-ldflags", ldflags, "-o", built.bin, "./cmd/jobengine").CombinedOutput(); err != nil {
+		ldflags := "-s -w -X github.com/jobengine/jobengine/engine/version.Version=" + buildVersion
+		if out, err := goBuild("-ldflags", ldflags, "-o", built.bin, "./cmd/jobengine").CombinedOutput(); err != nil {
 			built.err = fmt.Errorf("building jobengine: %v\n%s", err, out)
 			return
 		}
-		if out, err := goCmd("build", "-o", built.plugin, "./actions/examples/hello").CombinedOutput(); err != nil {
+		if out, err := goBuild("-ldflags", "-s -w", "-o", built.plugin, "./actions/examples/hello").CombinedOutput(); err != nil {
 			built.err = fmt.Errorf("building the example plugin (the packages ship it): %v\n%s", err, out)
 		}
 	})
@@ -77,9 +78,11 @@ func binaries(t *testing.T) (bin, plugin string) {
 	return built.bin, built.plugin
 }
 
-func goCmd(args ...string) *exec.Cmd {
-	cmd := exec.Command("go", args...)
+// goBuild is the Makefile's GOBUILD: go build as the packages need it.
+func goBuild(args ...string) *exec.Cmd {
+	cmd := exec.Command("go", append([]string{"build", "-trimpath", "-buildmode=pie"}, args...)...)
 	cmd.Dir = repoRoot
+	cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
 	return cmd
 }
 

@@ -1,6 +1,11 @@
 package packaging_test
 
 import (
+	"archive/tar"
+	"compress/gzip"
+	"debug/elf"
+	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,37 +20,62 @@ import (
 // release nfpm adds.
 const packageVersion = "1.2.3+4.gabc1234-1"
 
-// shipped is what both packages must hold, whatever their unit directory.
+// shipped is what the packages hold: kind "" in both, "deb" or "rpm" in
+// one. config marks configuration files (conffiles, %config(noreplace)),
+// doc and license the rpm's %doc and %license files.
 var shipped = []struct {
-	path, mode, owner string
-	config            bool
+	path, mode, owner, kind string
+	config, doc, license    bool
 }{
-	{"/usr/bin/jobengine", "-rwxr-xr-x", "root/root", false},
-	{"/usr/libexec/jobengine/actions", "drwxr-xr-x", "root/root", false},
-	{"/usr/libexec/jobengine/actions/hello", "-rwxr-xr-x", "root/root", false},
-	{"/etc/default/jobengine-executor", "-rw-r--r--", "root/root", true},
-	{"/etc/default/jobengine-distributor", "-rw-r--r--", "root/root", true},
-	{"/etc/jobengine/distributors.d", "drwxr-xr-x", "root/root", false},
-	{"/etc/jobengine/distributors.d/dummy.yaml.example", "-rw-r--r--", "root/root", true},
-	{"/var/log/jobengine", "drwxr-x---", "jobengine/jobengine", false},
-	{"/var/lib/jobengine", "drwxr-x---", "jobengine/jobengine", false},
-	{"/usr/share/doc/jobengine/operations.md", "-rw-r--r--", "root/root", false},
+	{path: "/usr/bin/jobengine", mode: "-rwxr-xr-x", owner: "root/root"},
+	{path: "/usr/libexec/jobengine/actions", mode: "drwxr-xr-x", owner: "root/root"},
+	{path: "/usr/libexec/jobengine/examples/hello", mode: "-rwxr-xr-x", owner: "root/root"},
+	{path: "/etc/default/jobengine-executor", mode: "-rw-r-----", owner: "root/root", kind: "deb", config: true},
+	{path: "/etc/default/jobengine-distributor", mode: "-rw-r-----", owner: "root/root", kind: "deb", config: true},
+	{path: "/etc/default/jobengine-controller", mode: "-rw-r-----", owner: "root/root", kind: "deb", config: true},
+	{path: "/etc/sysconfig/jobengine-executor", mode: "-rw-r-----", owner: "root/root", kind: "rpm", config: true},
+	{path: "/etc/sysconfig/jobengine-distributor", mode: "-rw-r-----", owner: "root/root", kind: "rpm", config: true},
+	{path: "/etc/sysconfig/jobengine-controller", mode: "-rw-r-----", owner: "root/root", kind: "rpm", config: true},
+	{path: "/etc/jobengine/distributors.d", mode: "drwxr-xr-x", owner: "root/root"},
+	// The deb's postinst makes these (dpkg ships directories as root's).
+	{path: "/var/log/jobengine", mode: "drwxr-x---", owner: "jobengine/jobengine", kind: "rpm"},
+	{path: "/var/lib/jobengine", mode: "drwxr-x---", owner: "jobengine/jobengine", kind: "rpm"},
+	{path: "/usr/share/doc/jobengine/operations.md", mode: "-rw-r--r--", owner: "root/root", doc: true},
+	{path: "/usr/share/doc/jobengine/examples/distributors.d/dummy.yaml.example", mode: "-rw-r--r--", owner: "root/root", doc: true},
+	{path: "/usr/share/doc/jobengine/copyright", mode: "-rw-r--r--", owner: "root/root", kind: "deb"},
+	{path: "/usr/share/doc/jobengine/changelog.Debian.gz", mode: "-rw-r--r--", owner: "root/root", kind: "deb"},
+	{path: "/usr/share/lintian/overrides/jobengine", mode: "-rw-r--r--", owner: "root/root", kind: "deb"},
+	{path: "/usr/share/licenses/jobengine/LICENSE", mode: "-rw-r--r--", owner: "root/root", kind: "rpm", license: true},
+	{path: "/usr/share/licenses/jobengine/copyright", mode: "-rw-r--r--", owner: "root/root", kind: "rpm", license: true},
+	{path: "/usr/share/man/man1/jobengine.1.gz", mode: "-rw-r--r--", owner: "root/root", doc: true},
+	{path: "/usr/share/bash-completion/completions/jobengine", mode: "-rw-r--r--", owner: "root/root"},
+	{path: "/usr/share/zsh/vendor-completions/_jobengine", mode: "-rw-r--r--", owner: "root/root", kind: "deb"},
+	{path: "/usr/share/zsh/site-functions/_jobengine", mode: "-rw-r--r--", owner: "root/root", kind: "rpm"},
+	{path: "/usr/share/fish/vendor_completions.d/jobengine.fish", mode: "-rw-r--r--", owner: "root/root"},
+}
+
+// notShipped are paths a production install must not have: a plugin in
+// the directory the executor scans, an example among the settings.
+var notShipped = []string{
+	"/usr/libexec/jobengine/actions/hello",
+	"/etc/jobengine/distributors.d/dummy.yaml.example",
 }
 
 // unitDirs is where each packager puts the units.
 var unitDirs = map[string]string{"deb": "/lib/systemd/system", "rpm": "/usr/lib/systemd/system"}
 
 // scriptNames maps the install scripts to the names dpkg and rpm give them.
-var scriptNames = []struct{ file, deb, rpm string }{
-	{"preinstall.sh", "preinst", "preinstall scriptlet"},
-	{"postinstall.sh", "postinst", "postinstall scriptlet"},
-	{"preremove.sh", "prerm", "preuninstall scriptlet"},
-	{"postremove.sh", "postrm", "postuninstall scriptlet"},
+var scriptNames = []struct{ deb, rpm, debName, rpmName string }{
+	{"packaging/scripts/preinstall.sh", "packaging/scripts/preinstall.sh", "preinst", "preinstall scriptlet"},
+	{"packaging/scripts/deb/postinst", "packaging/scripts/rpm/post", "postinst", "postinstall scriptlet"},
+	{"packaging/scripts/deb/prerm", "packaging/scripts/rpm/preun", "prerm", "preuninstall scriptlet"},
+	{"packaging/scripts/deb/postrm", "packaging/scripts/rpm/postun", "postrm", "postuninstall scriptlet"},
 }
 
 // TestPackages builds the .deb and the .rpm once with packaging/build.sh,
-// checks their contents and scripts, and installs, reinstalls and purges
-// the .deb on this machine.
+// checks their contents, scripts and binaries, runs lintian on the .deb,
+// installs the .rpm into a scratch root, and installs, reinstalls, removes
+// and purges the .deb on this machine.
 func TestPackages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: building and installing packages takes a while")
@@ -79,8 +109,11 @@ func TestPackages(t *testing.T) {
 	}
 
 	t.Run("deb contents", func(t *testing.T) { checkDeb(t, deb) })
+	t.Run("deb binaries", func(t *testing.T) { checkBinaries(t, debFiles(t, deb)) })
+	t.Run("lintian", func(t *testing.T) { checkLintian(t, deb) })
 	t.Run("rpm contents", func(t *testing.T) { checkRPM(t, rpm) })
-	t.Run("deb install and purge", func(t *testing.T) { installDeb(t, deb) })
+	t.Run("rpm in a scratch root", func(t *testing.T) { installRPMRoot(t, rpm) })
+	t.Run("deb install, remove and purge", func(t *testing.T) { installDeb(t, deb) })
 }
 
 // networkError says whether go's output is about fetching modules.
@@ -100,12 +133,17 @@ func (l listing) check(t *testing.T, kind string) {
 	t.Helper()
 	for _, f := range shipped {
 		got, ok := l[f.path]
-		if !ok {
-			t.Errorf("%s: %s is missing", kind, f.path)
+		if want := f.kind == "" || f.kind == kind; ok != want {
+			t.Errorf("%s: %s present: %v, want %v", kind, f.path, ok, want)
 			continue
 		}
-		if want := f.mode + " " + f.owner; got != want {
+		if want := f.mode + " " + f.owner; ok && got != want {
 			t.Errorf("%s: %s is %q, want %q", kind, f.path, got, want)
+		}
+	}
+	for _, p := range notShipped {
+		if _, ok := l[p]; ok {
+			t.Errorf("%s: ships %s", kind, p)
 		}
 	}
 	for _, u := range units {
@@ -122,11 +160,15 @@ func checkDeb(t *testing.T, deb string) {
 	if got := strings.TrimSpace(mustRun(t, time.Minute, "dpkg-deb", "-f", deb, "Version")); got != packageVersion {
 		t.Errorf("deb Version %q, want %q", got, packageVersion)
 	}
-	if got := strings.TrimSpace(mustRun(t, time.Minute, "dpkg-deb", "-f", deb, "Package")); got != "jobengine" {
-		t.Errorf("deb Package %q", got)
+	// Static binaries: no libc to depend on; passwd for useradd.
+	if got := strings.TrimSpace(mustRun(t, time.Minute, "dpkg-deb", "-f", deb, "Depends")); got != "passwd" {
+		t.Errorf("deb Depends %q, want passwd", got)
+	}
+	if got := strings.TrimSpace(mustRun(t, time.Minute, "dpkg-deb", "-f", deb, "Maintainer")); !regexp.MustCompile(`^[^<>]+ <[^@\s]+@[^@\s]+\.[a-z]+>$`).MatchString(got) || strings.Contains(got, "localhost") {
+		t.Errorf("deb Maintainer %q is not a name and an address", got)
 	}
 
-	// dpkg-deb -c: "drwxr-x--- jobengine/jobengine 0 2026-01-02 10:00 ./var/log/jobengine/"
+	// dpkg-deb -c: "drwxr-xr-x root/root 0 2026-01-02 10:00 ./usr/bin/"
 	l := listing{}
 	for _, line := range strings.Split(mustRun(t, time.Minute, "dpkg-deb", "-c", deb), "\n") {
 		f := strings.Fields(line)
@@ -134,14 +176,14 @@ func checkDeb(t *testing.T, deb string) {
 			continue
 		}
 		p := strings.TrimSuffix(strings.TrimPrefix(f[5], "."), "/")
-		l[p] = f[0] + " " + f[1]
+		l[p] = f[0] + " " + strings.ReplaceAll(f[1], "0/0", "root/root")
 	}
 	l.check(t, "deb")
 
 	// Config files are conffiles: dpkg keeps the administrator's copy.
 	var conf []string
 	for _, f := range shipped {
-		if f.config {
+		if f.config && f.kind != "rpm" {
 			conf = append(conf, f.path)
 		}
 	}
@@ -156,24 +198,175 @@ func checkDeb(t *testing.T, deb string) {
 	ctl := t.TempDir()
 	mustRun(t, time.Minute, "dpkg-deb", "-e", deb, ctl)
 	for _, s := range scriptNames {
-		want, err := os.ReadFile(filepath.Join(repoRoot, "packaging/scripts", s.file))
+		want, err := os.ReadFile(filepath.Join(repoRoot, s.deb))
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := os.ReadFile(filepath.Join(ctl, s.deb))
+		got, err := os.ReadFile(filepath.Join(ctl, s.debName))
 		if err != nil || string(got) != string(want) {
-			t.Errorf("deb %s is not packaging/scripts/%s (%v)", s.deb, s.file, err)
+			t.Errorf("deb %s is not %s (%v)", s.debName, s.deb, err)
+		}
+	}
+
+	// The changelog names this version, signed by the maintainer.
+	files := debFiles(t, deb)
+	changelog := gunzip(t, files["/usr/share/doc/jobengine/changelog.Debian.gz"])
+	if !strings.HasPrefix(changelog, "jobengine ("+packageVersion+") ") || !strings.Contains(changelog, buildVersion) {
+		t.Errorf("changelog.Debian.gz does not describe %s:\n%s", packageVersion, changelog)
+	}
+	// What build.sh generated with the binary, installed where the shells
+	// and man look.
+	bin, _ := binaries(t)
+	for path, args := range map[string][]string{
+		"/usr/share/bash-completion/completions/jobengine":    {"completion", "bash"},
+		"/usr/share/zsh/vendor-completions/_jobengine":        {"completion", "zsh"},
+		"/usr/share/fish/vendor_completions.d/jobengine.fish": {"completion", "fish"},
+	} {
+		if want := mustRun(t, time.Minute, bin, args...); string(files[path]) != want {
+			t.Errorf("%s is not what jobengine %s prints", path, strings.Join(args, " "))
+		}
+	}
+	if want, got := mustRun(t, time.Minute, bin, "man"), gunzip(t, files["/usr/share/man/man1/jobengine.1.gz"]); got != want {
+		t.Errorf("jobengine.1.gz is not what jobengine man prints")
+	}
+}
+
+// debFiles reads the regular files of a .deb: path -> content.
+func debFiles(t *testing.T, deb string) map[string][]byte {
+	t.Helper()
+	cmd := exec.Command("dpkg-deb", "--fsys-tarfile", deb)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	tr := tar.NewReader(out)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("reading %s: %v", deb, err)
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[strings.TrimPrefix(h.Name, ".")] = b
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("dpkg-deb --fsys-tarfile: %v", err)
+	}
+	return files
+}
+
+func gunzip(t *testing.T, b []byte) string {
+	t.Helper()
+	r, err := gzip.NewReader(strings.NewReader(string(b)))
+	if err != nil {
+		t.Fatalf("gunzip: %v", err)
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("gunzip: %v", err)
+	}
+	return string(out)
+}
+
+// checkBinaries reads the ELF headers of the shipped binaries: no shared
+// library needed (so no libc version either: EL8's glibc 2.28 runs them),
+// position-independent, stripped.
+func checkBinaries(t *testing.T, files map[string][]byte) {
+	for _, p := range []string{"/usr/bin/jobengine", "/usr/libexec/jobengine/examples/hello"} {
+		f, err := elf.NewFile(strings.NewReader(string(files[p])))
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			continue
+		}
+		if libs, err := f.ImportedLibraries(); err != nil || len(libs) != 0 {
+			t.Errorf("%s needs shared libraries %q (%v): it must be built with CGO_ENABLED=0", p, libs, err)
+		}
+		if syms, err := f.ImportedSymbols(); err != nil || len(syms) != 0 {
+			t.Errorf("%s imports symbols %v (%v)", p, syms, err)
+		}
+		if f.Type != elf.ET_DYN {
+			t.Errorf("%s is of type %s, want a position-independent executable (ET_DYN)", p, f.Type)
+		}
+		if f.Section(".symtab") != nil {
+			t.Errorf("%s has a symbol table: it must be stripped (-ldflags '-s -w')", p)
+		}
+		f.Close()
+	}
+}
+
+// checkLintian runs lintian on the .deb: no error, no warning, and every
+// override in packaging/lintian-overrides still needed.
+func checkLintian(t *testing.T, deb string) {
+	if _, err := exec.LookPath("lintian"); err != nil {
+		needRoot(t, "installing lintian with scripts/deps.sh lintian")
+		mustRun(t, 10*time.Minute, filepath.Join(repoRoot, "scripts/deps.sh"), "lintian")
+	}
+	// With --show-overrides, lintian's --fail-on would count the
+	// overridden tags too: the lines are judged here instead.
+	out, errOut, code := run(t, 5*time.Minute, nil, "lintian", "--fail-on", "none", "--tag-display-limit", "0", "--show-overrides", deb)
+	var bad, overridden []string
+	for _, line := range strings.Split(out, "\n") {
+		switch {
+		case strings.HasPrefix(line, "E: "), strings.HasPrefix(line, "W: "):
+			bad = append(bad, line)
+		case strings.HasPrefix(line, "O: "):
+			overridden = append(overridden, strings.TrimPrefix(line, "O: "))
+		}
+	}
+	if code != 0 || len(bad) != 0 {
+		t.Errorf("lintian: exit %d, errors and warnings:\n%s\n%s", code, strings.Join(bad, "\n"), errOut)
+	}
+	b, err := os.ReadFile(filepath.Join(repoRoot, "packaging/lintian-overrides"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		found := false
+		for _, o := range overridden {
+			found = found || o == line
+		}
+		if !found {
+			t.Errorf("lintian no longer raises the overridden %q: remove it from packaging/lintian-overrides", line)
 		}
 	}
 }
 
 func checkRPM(t *testing.T, rpm string) {
-	if _, err := exec.LookPath("rpm"); err != nil {
-		needRoot(t, "installing rpm with scripts/deps.sh rpm")
-		mustRun(t, 10*time.Minute, filepath.Join(repoRoot, "scripts/deps.sh"), "rpm")
-	}
+	needRPM(t)
 	if got := mustRun(t, time.Minute, "rpm", "-qp", "--qf", "%{NAME} %{VERSION}-%{RELEASE}", rpm); got != "jobengine "+packageVersion {
 		t.Errorf("rpm is %q, want jobengine %s", got, packageVersion)
+	}
+	// jobengine's license and those of the modules compiled in.
+	if got := mustRun(t, time.Minute, "rpm", "-qp", "--qf", "%{LICENSE}", rpm); !strings.HasPrefix(got, "Apache-2.0") || !strings.Contains(got, "MPL-2.0") {
+		t.Errorf("rpm License %q", got)
+	}
+	// Static binaries: nothing from glibc, only what the scriptlets run.
+	var requires []string
+	for _, r := range strings.Split(strings.TrimSpace(mustRun(t, time.Minute, "rpm", "-qpR", rpm)), "\n") {
+		if !strings.HasPrefix(r, "rpmlib(") {
+			requires = append(requires, r)
+		}
+	}
+	if got := strings.Join(requires, " "); got != "shadow-utils systemd" {
+		t.Errorf("rpm Requires %q, want shadow-utils systemd", got)
+	}
+	if got := mustRun(t, time.Minute, "rpm", "-qp", "--changelog", rpm); !strings.Contains(got, "- "+packageVersion+"\n") {
+		t.Errorf("rpm changelog does not name %s:\n%s", packageVersion, got)
 	}
 
 	// The plain listing first, then modes, owners and flags of each file.
@@ -194,141 +387,45 @@ func checkRPM(t *testing.T, rpm string) {
 	}
 	l.check(t, "rpm")
 	for _, f := range shipped {
+		if f.kind == "deb" {
+			continue
+		}
 		// c: config, n: noreplace (a changed file is kept, the new one
-		// written as .rpmnew).
-		if got := flags[f.path]; f.config != (got == "cn") {
-			t.Errorf("rpm %s flags %q, config|noreplace wanted: %v", f.path, got, f.config)
+		// written as .rpmnew); d: %doc; l: %license.
+		want := ""
+		switch {
+		case f.config:
+			want = "cn"
+		case f.doc:
+			want = "d"
+		case f.license:
+			want = "l"
+		}
+		if got := flags[f.path]; got != want {
+			t.Errorf("rpm %s flags %q, want %q", f.path, got, want)
 		}
 	}
 
 	// rpm -qp --scripts: "preinstall scriptlet (using /bin/sh):" then the script.
 	scripts := mustRun(t, time.Minute, "rpm", "-qp", "--scripts", rpm)
 	for _, s := range scriptNames {
-		want, err := os.ReadFile(filepath.Join(repoRoot, "packaging/scripts", s.file))
+		want, err := os.ReadFile(filepath.Join(repoRoot, s.rpm))
 		if err != nil {
 			t.Fatal(err)
 		}
-		re := regexp.MustCompile(`(?m)^` + s.rpm + ` \(using /bin/sh\):\n`)
+		re := regexp.MustCompile(`(?m)^` + s.rpmName + ` \(using /bin/sh\):\n`)
 		loc := re.FindStringIndex(scripts)
 		if loc == nil || !strings.HasPrefix(scripts[loc[1]:], strings.TrimRight(string(want), "\n")) {
-			t.Errorf("rpm %s is not packaging/scripts/%s; rpm --scripts:\n%s", s.rpm, s.file, scripts)
+			t.Errorf("rpm %s is not %s; rpm --scripts:\n%s", s.rpmName, s.rpm, scripts)
 		}
 	}
 }
 
-// installDeb installs the .deb for real, checks the result, reinstalls it
-// over a changed setting, purges it, and leaves the machine as it found it.
-func installDeb(t *testing.T, deb string) {
-	needRoot(t, "dpkg -i")
-	needTool(t, "dpkg")
-	if _, _, code := run(t, time.Minute, nil, "dpkg-query", "-W", "jobengine"); code == 0 {
-		t.Skip("a jobengine package is already installed on this machine; not replacing it")
-	}
-	_, _, code := run(t, time.Minute, nil, "getent", "passwd", "jobengine")
-	userExisted := code == 0
-	t.Cleanup(func() {
-		run(t, 5*time.Minute, nil, "dpkg", "--purge", "jobengine")
-		if !userExisted {
-			run(t, time.Minute, nil, "userdel", "jobengine")
-			run(t, time.Minute, nil, "groupdel", "jobengine")
-		}
-	})
-	dpkg := func(args ...string) {
-		t.Helper()
-		cmd := exec.Command("dpkg", args...)
-		cmd.Env = append(cmd.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		// stdin stays empty: a conffile question would fail, not hang.
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("dpkg %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-
-	dpkg("-i", deb)
-	if got := strings.TrimSpace(mustRun(t, time.Minute, "/usr/bin/jobengine", "version")); got != "jobengine "+buildVersion {
-		t.Errorf("installed jobengine version: %q", got)
-	}
-	// The plugin is a go-plugin binary: run alone, it says so and exits 1.
-	if _, errOut, code := run(t, time.Minute, nil, "/usr/libexec/jobengine/actions/hello"); code != 1 || !strings.Contains(errOut, "This binary is a plugin") {
-		t.Errorf("installed plugin run alone: exit %d, stderr %q", code, errOut)
-	}
-
-	pw := strings.Split(strings.TrimSpace(mustRun(t, time.Minute, "getent", "passwd", "jobengine")), ":")
-	if len(pw) != 7 || pw[5] != "/var/lib/jobengine" || !strings.HasSuffix(pw[6], "nologin") && pw[6] != "/bin/false" {
-		t.Errorf("jobengine user %q: want home /var/lib/jobengine and no login shell", pw)
-	}
-	if !userExisted {
-		if uid := pw[2]; len(uid) > 3 { // system ids are below 1000 on Debian
-			t.Errorf("jobengine uid %s is not a system uid", uid)
-		}
-	}
-	for _, d := range []string{"/var/log/jobengine", "/var/lib/jobengine"} {
-		if got := strings.TrimSpace(mustRun(t, time.Minute, "stat", "-c", "%A %U/%G", d)); got != "drwxr-x--- jobengine/jobengine" {
-			t.Errorf("%s: %s", d, got)
-		}
-	}
-	// The daemons' user can run the binary.
-	if got := mustRun(t, time.Minute, "runuser", "-u", "jobengine", "--", "/usr/bin/jobengine", "version"); !strings.Contains(got, buildVersion) {
-		t.Errorf("jobengine version as jobengine: %q", got)
-	}
-
-	// The installed units, where systemd finds them, with the installed binary.
-	if analyze, err := exec.LookPath("systemd-analyze"); err == nil {
-		for _, u := range units {
-			out, errOut, code := run(t, time.Minute, nil, analyze, "verify", u.verifyAs)
-			if code != 0 || strings.TrimSpace(errOut) != "" {
-				t.Errorf("systemd-analyze verify installed %s: exit %d\n%s%s", u.verifyAs, code, errOut, out)
-			}
-		}
-	}
-
-	// Reinstalling keeps the user, and the administrator's settings.
-	const setting = `DAEMON_ARGS="--threads 3"`
-	appendFile(t, "/etc/default/jobengine-executor", "\n"+setting+"\n")
-	appendFile(t, "/var/log/jobengine/executor.log", "a log line\n")
-	dpkg("-i", deb)
-	if b, _ := os.ReadFile("/etc/default/jobengine-executor"); !strings.Contains(string(b), setting) {
-		t.Errorf("reinstalling replaced the changed /etc/default/jobengine-executor:\n%s", b)
-	}
-	if got := strings.Split(strings.TrimSpace(mustRun(t, time.Minute, "getent", "passwd", "jobengine")), ":"); strings.Join(got, ":") != strings.Join(pw, ":") {
-		t.Errorf("reinstalling changed the user: %q, was %q", got, pw)
-	}
-
-	// Enabled units are disabled on removal; systemctl enables them
-	// without a running systemd too.
-	systemctl, _ := exec.LookPath("systemctl")
-	if systemctl != "" {
-		mustRun(t, time.Minute, systemctl, "enable", units[0].verifyAs, units[1].verifyAs)
-		t.Cleanup(func() { run(t, time.Minute, nil, systemctl, "disable", units[0].verifyAs, units[1].verifyAs) })
-	}
-
-	// Purge removes files, settings, logs and state; the user stays.
-	dpkg("--purge", "jobengine")
-	if systemctl != "" {
-		links, _ := filepath.Glob("/etc/systemd/system/*/jobengine-*")
-		if len(links) != 0 {
-			t.Errorf("after dpkg --purge, the units are still enabled: %v", links)
-		}
-	}
-	for _, p := range []string{"/usr/bin/jobengine", "/usr/libexec/jobengine", "/etc/default/jobengine-executor",
-		"/etc/default/jobengine-distributor", "/etc/jobengine", "/var/log/jobengine", "/var/lib/jobengine",
-		unitDirs["deb"] + "/jobengine-executor.service", unitDirs["deb"] + "/jobengine-distributor@.service"} {
-		if _, err := os.Lstat(p); !os.IsNotExist(err) {
-			t.Errorf("after dpkg --purge, %s is still there (%v)", p, err)
-		}
-	}
-	if _, _, code := run(t, time.Minute, nil, "getent", "passwd", "jobengine"); code != 0 {
-		t.Errorf("dpkg --purge removed the jobengine user; it is documented to stay")
-	}
-}
-
-func appendFile(t *testing.T, path, s string) {
+// needRPM installs rpm when it is missing and this test may.
+func needRPM(t *testing.T) {
 	t.Helper()
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString(s); err != nil {
-		t.Fatal(err)
+	if _, err := exec.LookPath("rpm"); err != nil {
+		needRoot(t, "installing rpm with scripts/deps.sh rpm")
+		mustRun(t, 10*time.Minute, filepath.Join(repoRoot, "scripts/deps.sh"), "rpm")
 	}
 }

@@ -17,6 +17,7 @@ var units = []struct {
 }{
 	{"jobengine-executor.service", "jobengine-executor.service", "jobengine-executor", "executor"},
 	{"jobengine-distributor@.service", "jobengine-distributor@demo.service", "jobengine-distributor", "distributor"},
+	{"jobengine-controller.service", "jobengine-controller.service", "jobengine-controller", "controller"},
 }
 
 // systemUnitDir is where the distribution keeps systemd's own units
@@ -118,7 +119,6 @@ func TestUnitSettings(t *testing.T) {
 				"NotifyAccess":             "main",
 				"User":                     "jobengine",
 				"Group":                    "jobengine",
-				"EnvironmentFile":          "-/etc/default/" + uf.defaults, // '-': a missing file is fine
 				"Restart":                  "on-failure",
 				"RestartPreventExitStatus": "2", // a usage error is not fixed by restarting
 				"KillSignal":               "SIGTERM",
@@ -133,10 +133,22 @@ func TestUnitSettings(t *testing.T) {
 				"RestrictSUIDSGID":         "yes",
 				"LockPersonality":          "yes",
 				"CapabilityBoundingSet":    "",
+				"UMask":                    "0077", // what the daemon creates is its own
 			}
 			for k, v := range want {
 				if got := u.get(t, "Service", k); got != v {
 					t.Errorf("[Service] %s=%s, want %s", k, got, v)
+				}
+			}
+			// Debian's settings, then Red Hat's; '-': a missing file is fine.
+			wantEnv := []string{"-/etc/default/" + uf.defaults, "-/etc/sysconfig/" + uf.defaults}
+			if got := u["Service"]["EnvironmentFile"]; strings.Join(got, " ") != strings.Join(wantEnv, " ") {
+				t.Errorf("EnvironmentFile=%q, want %q", got, wantEnv)
+			}
+			// Bounds that stop a runaway daemon or plugin before the machine.
+			for _, k := range []string{"MemoryMax", "TasksMax"} {
+				if v := u.get(t, "Service", k); v == "" || v == "infinity" {
+					t.Errorf("[Service] %s=%q, want a bound", k, v)
 				}
 			}
 			if got := u.get(t, "Install", "WantedBy"); got != "multi-user.target" {
@@ -214,9 +226,9 @@ func TestDefaultsFiles(t *testing.T) {
 // TestScriptsSyntax parses the install scripts with /bin/sh (dash on
 // Debian, bash on Red Hat).
 func TestScriptsSyntax(t *testing.T) {
-	scripts, err := filepath.Glob(filepath.Join(repoRoot, "packaging/scripts/*.sh"))
-	if err != nil || len(scripts) != 4 {
-		t.Fatalf("want 4 install scripts, have %v (%v)", scripts, err)
+	var scripts []string
+	for _, s := range scriptNames {
+		scripts = append(scripts, filepath.Join(repoRoot, s.deb), filepath.Join(repoRoot, s.rpm))
 	}
 	scripts = append(scripts, filepath.Join(repoRoot, "packaging/build.sh"), filepath.Join(repoRoot, "packaging/version.sh"))
 	shells := []string{"/bin/sh"}

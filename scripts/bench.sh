@@ -33,3 +33,5 @@ run queue-100k bench queue --jobs 20000 --depth 100000 --workers 32 --connection
 run executors bench executors --jobs 10000 --executors 1,2,4 --threads 8 --probes 200
 run drain-100k bench executors --jobs 100000 --executors 4 --threads 8 --probes 50
 go test -run '^$' -bench BenchmarkJob -benchtime 2s -count 3 -benchmem ./engine/pluginhost | tee "$OUT/plugin.txt"
+go test -run '^$' -bench . -benchmem -benchtime 5x -count 3 ./engine/inventory ./engine/template | tee "$OUT/objects.txt"
+go test -run '^$' -bench BenchmarkPass -benchtime 3x ./engine/scheduler | tee "$OUT/scheduler.txt"

@@ -1,17 +1,26 @@
 #!/bin/sh
 # Installs what the tests need on a Debian machine when it is missing:
 # ZooKeeper (the Debian package; the tests start it themselves, no service)
-# and python3-kazoo (the interoperability tests). Run as root, or with sudo.
+# python3-kazoo (the interoperability tests) and python3-aiosmtpd (a real SMTP
+# server for the e-mail notification tests). Run as root, or with sudo.
+# Extras on request, as arguments: protoc, rpm, lintian, shells (zsh and
+# fish, for the completion tests).
 set -eu
 
 need=""
 [ -f /usr/share/java/zookeeper.jar ] || need="$need zookeeper"
 command -v java >/dev/null 2>&1 || need="$need default-jre-headless"
 /usr/bin/python3 -c 'import kazoo' >/dev/null 2>&1 || need="$need python3-kazoo"
+/usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need="$need python3-aiosmtpd"
 for extra in "$@"; do
 	case "$extra" in
 	protoc) command -v protoc >/dev/null 2>&1 || need="$need protobuf-compiler" ;;
 	rpm) command -v rpm >/dev/null 2>&1 || need="$need rpm" ;;
+	lintian) command -v lintian >/dev/null 2>&1 || need="$need lintian" ;;
+	shells)
+		command -v zsh >/dev/null 2>&1 || need="$need zsh"
+		command -v fish >/dev/null 2>&1 || need="$need fish"
+		;;
 	esac
 done
 

@@ -23,6 +23,10 @@ var (
 	// ErrPluginKilled is wrapped by runners whose plugin process had to be
 	// killed because it ignored cancellation past its grace period.
 	ErrPluginKilled = errors.New("plugin killed")
+	// ErrLost is wrapped by runners whose run was lost with the machine or
+	// connection it ran over (a remote node): the executor applies the
+	// action's lost-job policy, as for a job whose executor died.
+	ErrLost = errors.New("run lost")
 )
 
 // LostPolicy says what the executor does with a job of this action that it
@@ -76,6 +80,9 @@ type Result struct {
 	ReturnCode int
 	// Message, when not empty, becomes the job's final status message.
 	Message string
+	// Hosts, when set, is the run's outcome per host (Ansible's play
+	// recap); it is kept on the job's document.
+	Hosts *HostSummary
 }
 
 // Runner runs one job. Run must return soon after ctx is done; an error means
@@ -101,7 +108,13 @@ type Definition struct {
 	Description    string
 	Source         string // "builtin" or "plugin:<path>"
 	Version        string // plugin version, empty for built-ins
-	Runner         Runner
+	// Test marks a built-in action that exists to try and test the engine
+	// (sleep, fail, echo, dummy_test_action). It is compiled into every
+	// binary but offered only by registries that ask for test actions, so
+	// a production executor never runs a job just because someone queued
+	// one of them.
+	Test   bool
+	Runner Runner
 }
 
 // Normalized returns d with its defaults filled in.
@@ -176,6 +189,24 @@ func (r *Registry) Add(d Definition) error {
 	return nil
 }
 
+// Replace registers d, normalized, in place of the definition of the same
+// name: a built-in action configured by the process that runs it (the
+// Ansible action given the credential store of an executor). It fails on an
+// invalid definition or a name that is not registered.
+func (r *Registry) Replace(d Definition) error {
+	if err := d.Validate(); err != nil {
+		return err
+	}
+	d = d.Normalized()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.defs[d.Name]; !ok {
+		return fmt.Errorf("%w: cannot replace %q, which is not registered", ErrInvalid, d.Name)
+	}
+	r.defs[d.Name] = d
+	return nil
+}
+
 // Lookup returns the definition registered under name.
 func (r *Registry) Lookup(name string) (Definition, bool) {
 	r.mu.RLock()
@@ -219,12 +250,30 @@ func Register(d Definition) {
 	}
 }
 
-// Builtins returns a new registry holding every built-in action registered so
-// far; the executor adds plugin actions to it.
-func Builtins() *Registry {
+// Builtins returns a new registry holding the built-in actions registered so
+// far, test actions excluded: what a production executor offers before it
+// adds its plugin actions.
+func Builtins() *Registry { return builtinRegistry(false) }
+
+// BuiltinsWithTests returns a new registry holding every built-in action
+// registered so far, test actions included (`jobengine dev`, an executor
+// started with --enable-test-actions, tests).
+func BuiltinsWithTests() *Registry { return builtinRegistry(true) }
+
+func builtinRegistry(withTests bool) *Registry {
 	r := &Registry{}
 	for _, d := range builtins.List() {
+		if d.Test && !withTests {
+			continue
+		}
 		_ = r.Add(d) // already validated and unique
 	}
 	return r
+}
+
+// IsTest reports whether name is a built-in test action, so that a job of
+// one that an executor does not offer can say how to enable it.
+func IsTest(name string) bool {
+	d, ok := builtins.Lookup(name)
+	return ok && d.Test
 }

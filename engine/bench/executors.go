@@ -188,7 +188,8 @@ func startExecutors(o ExecutorOptions, cfg zkconn.Config, n int) ([]*exec.Cmd, e
 	for i := 0; i < n; i++ {
 		cmd := exec.Command(o.Binary, "--zk-hosts", strings.Join(cfg.Hosts, ","), "--zk-root", cfg.Root,
 			"--log-level", "warn", "executor", "--name", fmt.Sprintf("bench-%d", i),
-			"--threads", strconv.Itoa(o.Threads), "--plugin-dir", os.DevNull+"-none")
+			"--threads", strconv.Itoa(o.Threads), "--plugin-dir", os.DevNull+"-none",
+			"--enable-test-actions") // the benchmark's jobs run the echo test action
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			stopExecutors(procs)

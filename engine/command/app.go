@@ -8,7 +8,6 @@
 package command
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -139,22 +138,11 @@ func zkConfig(c *cli.Context, log *zap.Logger) (zkconn.Config, error) {
 	if c.Duration("zk-session-timeout") <= 0 {
 		return zkconn.Config{}, usagef("--zk-session-timeout must be positive")
 	}
-	return zkconn.Config{Hosts: hosts, Root: root, SessionTimeout: c.Duration("zk-session-timeout"), Logger: log}, nil
-}
-
-// dial connects to ZooKeeper within --zk-connect-timeout.
-func dial(c *cli.Context, log *zap.Logger) (*zkconn.Conn, error) {
-	cfg, err := zkConfig(c, log)
+	auth, tlsCfg, err := zkSecurity(c)
 	if err != nil {
-		return nil, err
+		return zkconn.Config{}, err
 	}
-	ctx, cancel := context.WithTimeout(c.Context, c.Duration("zk-connect-timeout"))
-	defer cancel()
-	conn, err := zkconn.Dial(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("%w (is ZooKeeper running at %s? set --zk-hosts or JOBENGINE_ZK_HOSTS)", err, strings.Join(cfg.Hosts, ","))
-	}
-	return conn, nil
+	return zkconn.Config{Hosts: hosts, Root: root, SessionTimeout: c.Duration("zk-session-timeout"), Logger: log, Auth: auth, TLS: tlsCfg}, nil
 }
 
 // logger builds the logger from the global flags.

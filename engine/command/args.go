@@ -41,7 +41,8 @@ func parseArgs(c *cli.Context, names ...string) ([]string, error) {
 				return nil, usagef("flag needs an argument: %s", a)
 			}
 		}
-		if err := c.Set(name, val); err != nil {
+		// Set by the primary name: urfave/cli keeps a value per alias.
+		if err := c.Set(f.Names()[0], val); err != nil {
 			return nil, &UsageError{Err: flagValueError(f, val, err.Error())}
 		}
 	}

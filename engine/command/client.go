@@ -5,15 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
-	"github.com/go-zookeeper/zk"
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
 	"github.com/jobengine/jobengine/engine/history"
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/notify"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
 
@@ -25,8 +26,8 @@ func maxBacklogFlag() cli.Flag {
 		Usage: "refuse to create jobs while this many are queued or running"}
 }
 
-// errZKLost ends a command's context when its ZooKeeper connection has been
-// down for longer than --zk-connect-timeout.
+// errZKLost ends a command's context when ZooKeeper has not answered for
+// longer than --zk-connect-timeout.
 var errZKLost = errors.New("lost the connection to ZooKeeper")
 
 // client is what a job or queue command works with: the job store on one
@@ -41,6 +42,7 @@ type client struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	hosts  string
+	grace  time.Duration // --zk-connect-timeout
 	es     *index.Client // nil when Elasticsearch is not configured
 	jobs   *history.Reader
 }
@@ -61,9 +63,10 @@ func openClient(c *cli.Context) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl := &client{conn: conn, log: log, hosts: c.String("zk-hosts")}
+	cl := &client{conn: conn, log: log, hosts: c.String("zk-hosts"), grace: c.Duration("zk-connect-timeout")}
 	cl.ctx, cl.cancel = sessionContext(c.Context, conn, c.Duration("zk-connect-timeout"))
-	cfg := jobs.StoreConfig{MaxBacklog: c.Int("max-backlog"), Logger: log.Named("jobs")}
+	// Jobs created here notify what is attached to their action.
+	cfg := jobs.StoreConfig{MaxBacklog: c.Int("max-backlog"), Logger: log.Named("jobs"), Notifications: notify.NewResolver(notify.NewStore(conn))}
 	if esCfg != nil {
 		es, err := index.New(*esCfg, log.Named("index"))
 		if err != nil {
@@ -73,7 +76,7 @@ func openClient(c *cli.Context) (*client, error) {
 		cl.es = es
 		// Every document version the command writes is recorded for the
 		// indexer in the transaction that writes it.
-		cfg.Outbox = func(j *jobs.Job, doc []byte) *zk.CreateRequest { return index.OutboxCreate(conn, j, doc) }
+		cfg.Outbox = index.Outbox(conn)
 	}
 	cl.store = jobs.NewStore(conn, cfg)
 	cl.jobs = history.New(history.Config{Store: cl.store, Index: cl.es, Timeout: c.Duration("zk-connect-timeout"), Logger: log.Named("history")})
@@ -121,7 +124,8 @@ func (cl *client) fail(err error, id string) error {
 	case errors.Is(err, jobs.ErrBadDocument) && id != "":
 		return fmt.Errorf("%w (an executor quarantines it when it takes its queue entry; `jobengine job cancel %s` does at once)", err, id)
 	case errors.Is(context.Cause(cl.ctx), errZKLost):
-		return fmt.Errorf("%w at %s for longer than the connect timeout (is ZooKeeper running? set --zk-hosts or JOBENGINE_ZK_HOSTS, or raise --zk-connect-timeout)", errZKLost, cl.hosts)
+		return fmt.Errorf("%w: no answer from %s for longer than the connect timeout (%s). Is ZooKeeper running and answering? Set --zk-hosts or JOBENGINE_ZK_HOSTS, or raise --zk-connect-timeout",
+			errZKLost, cl.hosts, cl.grace)
 	case errors.Is(err, zkconn.ErrUnavailable) || zkconn.Transient(err):
 		return fmt.Errorf("%w (is ZooKeeper running at %s? set --zk-hosts or JOBENGINE_ZK_HOSTS)", err, cl.hosts)
 	}
@@ -129,43 +133,45 @@ func (cl *client) fail(err error, id string) error {
 }
 
 // sessionContext returns a context that ends with parent, or with cause
-// errZKLost once conn has been without a connection for longer than grace.
-// A short disconnection (a server restart, a leader election) is ridden out.
+// errZKLost once ZooKeeper has not answered for longer than grace. A
+// probe (one cheap read at a time) measures that, rather than the
+// connection's state: a server that stops answering (frozen, or cut off
+// by a firewall that drops packets) leaves the connection up for two
+// thirds of the session timeout, then go-zookeeper reconnects to it and
+// waits for its handshake much longer still. A short outage, such as a
+// server restart, is ridden out.
 func sessionContext(parent context.Context, conn *zkconn.Conn, grace time.Duration) (context.Context, context.CancelCauseFunc) {
 	ctx, cancel := context.WithCancelCause(parent)
-	events, unsubscribe := conn.Subscribe()
-	go func() {
-		defer unsubscribe()
-		var lost <-chan time.Time
-		var timer *time.Timer
-		stop := func() {
-			if timer != nil {
-				timer.Stop()
-				timer, lost = nil, nil
+	every := min(max(grace/5, 20*time.Millisecond), time.Second)
+	var lastOK atomic.Int64 // unix nanoseconds of the last answered probe's start
+	lastOK.Store(time.Now().UnixNano())
+	go func() { // the probe
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			start := time.Now()
+			err := zkconn.Do(ctx, func() error { _, _, err := conn.Exists("/"); return err })
+			if err == nil {
+				lastOK.Store(start.UnixNano())
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
 			}
 		}
-		defer stop()
-		// The state may have changed between Dial and Subscribe.
-		if !conn.Connected() {
-			timer = time.NewTimer(grace)
-			lost = timer.C
-		}
+	}()
+	go func() { // the watch over the probe
+		t := time.NewTicker(every)
+		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-lost:
-				cancel(errZKLost)
-				return
-			case ev := <-events:
-				switch ev.State {
-				case zk.StateHasSession, zk.StateConnected:
-					stop()
-				case zk.StateDisconnected, zk.StateConnecting, zk.StateExpired:
-					if timer == nil {
-						timer = time.NewTimer(grace)
-						lost = timer.C
-					}
+			case <-t.C:
+				if time.Since(time.Unix(0, lastOK.Load())) > grace {
+					cancel(errZKLost)
+					return
 				}
 			}
 		}
@@ -185,7 +191,10 @@ func esConfig(c *cli.Context) (*index.Config, error) {
 	if len(hosts) == 0 {
 		return nil, nil
 	}
-	cfg := &index.Config{Hosts: hosts, Username: c.String("es-username"), Password: c.String("es-password"), Prefix: c.String("es-index-prefix")}
+	cfg := &index.Config{Hosts: hosts, Username: c.String("es-username"), Prefix: c.String("es-index-prefix")}
+	if err := esSecrets(c, cfg); err != nil {
+		return nil, err
+	}
 	if _, err := index.New(*cfg, nil); err != nil {
 		return nil, usagef("--es-hosts/--es-index-prefix: %v", err)
 	}

@@ -4,22 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/go-zookeeper/zk"
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
+	"github.com/jobengine/jobengine/engine/daemon"
 	"github.com/jobengine/jobengine/engine/distributor"
 	"github.com/jobengine/jobengine/engine/election"
-	"github.com/jobengine/jobengine/engine/index"
-	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/schedule"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
@@ -27,9 +21,6 @@ import (
 func init() {
 	extraCommands = append(extraCommands, distributorCommand)
 }
-
-// cleanupName is the built-in distributor --retention applies to.
-const cleanupName = "jobs_cleanup"
 
 func configDirFlag() cli.Flag {
 	return &cli.StringFlag{Name: "config-dir", Value: distributor.DefaultConfigDir, EnvVars: envs("JOBENGINE_DISTRIBUTOR_CONFIG_DIR"),
@@ -42,13 +33,16 @@ func distributorCommand() *cli.Command {
 		Usage:     "create jobs on a schedule (a daemon): one distributor by NAME, or every enabled one with --all",
 		ArgsUsage: "NAME",
 		Description: "Every instance of a distributor contends in a leader election in ZooKeeper; only the leader creates jobs.\n" +
-			"Distributors are declared in --config-dir (one YAML file each) or built in (jobs_cleanup, dummy_test_action);\n" +
+			"Distributors are declared in --config-dir (one YAML file each) or built in (dummy_test_action);\n" +
 			"a file named after a built-in one overrides its settings. `jobengine distributor list` shows them all.\n" +
-			"SIGTERM/SIGINT: give up leadership and exit 0.",
+			"Every distributor process also contends for the maintenance services (the cleanup of finished jobs, configured\n" +
+			"by jobs_cleanup.yaml, and the index pump); the elected one runs them. `distributor jobs_cleanup` runs them only.\n" +
+			"SIGTERM/SIGINT: give up leadership and exit 0. SIGUSR1: log every goroutine's stack.",
 		Flags: withEnv("distributor",
 			configDirFlag(),
-			&cli.BoolFlag{Name: "all", Usage: "run every enabled distributor (jobs_cleanup, and files without enabled: false), each with its own election"},
-			&cli.StringFlag{Name: "retention", Usage: "jobs_cleanup: keep finished jobs this long, e.g. 7d or 36h (overrides its file)"},
+			&cli.BoolFlag{Name: "all", Usage: "run every enabled distributor (files without enabled: false), each with its own election"},
+			&cli.BoolFlag{Name: "maintenance", Value: true, Usage: "contend for the maintenance services (cleanup of finished jobs, index pump); --maintenance=false: never run them here"},
+			&cli.StringFlag{Name: "retention", Usage: "the cleanup of finished jobs: keep them this long, e.g. 7d or 36h (overrides jobs_cleanup.yaml)"},
 			&cli.StringFlag{Name: "identifier", Aliases: []string{"name"}, Usage: "name of this instance in elections and in the jobs' created-by (default hostname/pid)"},
 			maxBacklogFlag(),
 		),
@@ -71,19 +65,29 @@ func configDir(c *cli.Context) string {
 
 // loadCatalog reads the configuration directory with the command-line
 // overrides applied.
+// jobs_cleanup.yaml is read as the settings of the cleanup service.
 func loadCatalog(c *cli.Context) (*distributor.Catalog, error) {
-	cat, err := distributor.Load(configDir(c))
+	cat, err := distributor.Load(configDir(c), daemon.CleanupSettings())
 	if err != nil {
 		return nil, err
 	}
 	if r := c.String("retention"); r != "" {
-		if err := cat.SetOption(cleanupName, "retention", r); err != nil && !errors.Is(err, distributor.ErrUnknown) {
-			return nil, usagef("--retention %s: %v", r, strings.TrimPrefix(err.Error(), distributor.ErrConfig.Error()+": "))
+		if err := cat.SetOption(daemon.CleanupName, daemon.OptRetention, r); err != nil && !errors.Is(err, distributor.ErrConfig) {
+			return nil, err
+		} else if err != nil {
+			// Either the value or the file is bad: say which.
+			if _, ferr := cat.Settings(daemon.CleanupName); ferr != nil {
+				return nil, &UsageError{Err: ferr}
+			}
+			return nil, usagef("--retention %s: %v", r, strings.TrimPrefix(err.Error(), distributor.ErrConfig.Error()+": "+daemon.CleanupName+": "))
 		}
 	}
 	return cat, nil
 }
 
+// runDistributor reads the flags and the distributor directory into a
+// distributor daemon's configuration and serves the daemon engine/daemon
+// starts from it.
 func runDistributor(c *cli.Context) error {
 	var name string
 	if c.Bool("all") {
@@ -103,17 +107,17 @@ func runDistributor(c *cli.Context) error {
 			return usagef("distributor: give a NAME or --all, not both")
 		}
 	}
-	if r := c.String("retention"); r != "" && name != "" && name != cleanupName {
-		return usagef("--retention applies to %s only, not to %s", cleanupName, name)
-	}
-	if c.Int("max-backlog") < 0 {
-		return usagef("--max-backlog must not be negative")
+	cfg := daemon.NewDistributorConfig()
+	cfg.Maintenance = c.Bool("maintenance")
+	if !cfg.Maintenance {
+		switch {
+		case name == daemon.CleanupName:
+			return usagef("distributor %s runs the maintenance services only: it cannot go with --maintenance=false", daemon.CleanupName)
+		case c.String("retention") != "":
+			return usagef("--retention sets the cleanup of finished jobs, a maintenance service, which --maintenance=false keeps out of this process")
+		}
 	}
 	cat, err := loadCatalog(c)
-	if err != nil {
-		return err
-	}
-	esCfg, err := esConfig(c)
 	if err != nil {
 		return err
 	}
@@ -122,6 +126,55 @@ func runDistributor(c *cli.Context) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	switch {
+	case name == daemon.CleanupName:
+		// It was a distributor: the name now starts a process that hosts
+		// the maintenance services and runs no distributor.
+	case name != "":
+		d, err := cat.Get(name)
+		if err != nil {
+			return &UsageError{Err: err}
+		}
+		cfg.Distributors = []distributor.Definition{d}
+	default:
+		cfg.Distributors = cat.Enabled()
+		if len(cfg.Distributors) == 0 && !cfg.Maintenance {
+			return usagef("distributor --all: no distributor is enabled (in %s or built in), and --maintenance=false leaves nothing to run", cat.Dir)
+		}
+	}
+	cleanupErr := error(nil)
+	if cfg.Maintenance {
+		st, err := cat.Settings(daemon.CleanupName)
+		switch {
+		case err != nil && name == daemon.CleanupName:
+			return &UsageError{Err: err}
+		case err != nil:
+			// Its defaults are no safe guess of what the file meant.
+			cleanupErr = err
+			cfg.Cleanup.Disabled = true
+		default:
+			if name == daemon.CleanupName {
+				st.Enabled = true // named, it runs whatever the file says, as distributors do
+			}
+			if cfg.Cleanup, err = daemon.CleanupFromSettings(st); err != nil {
+				return daemonError(err, "")
+			}
+		}
+	}
+	if cfg.ZK, err = zkConfig(c, nil); err != nil {
+		return err
+	}
+	if cfg.Elasticsearch, err = esConfig(c); err != nil {
+		return err
+	}
+	cfg.ConnectTimeout = c.Duration("zk-connect-timeout")
+	cfg.Identifier = c.String("identifier")
+	cfg.MaxBacklog = c.Int("max-backlog")
+	if err := cfg.Validate(); err != nil {
+		return daemonError(err, c.String("zk-hosts"))
+	}
+
+	cfg.Logger = log
 	if cat.DirMissing {
 		log.Info("distributor directory does not exist: built-in distributors only", zap.String("dir", cat.Dir))
 	}
@@ -129,85 +182,18 @@ func runDistributor(c *cli.Context) error {
 		log.Error("invalid distributor file: skipped", zap.String("file", p.File), zap.Int("line", p.Line),
 			zap.String("distributor", p.Name), zap.String("problem", p.Message))
 	}
-	var defs []distributor.Definition
-	if name != "" {
-		d, err := cat.Get(name)
-		if err != nil {
-			return &UsageError{Err: err}
-		}
-		if !d.Enabled {
-			log.Info("distributor not enabled for --all; it runs because it is named", zap.String("distributor", name))
-		}
-		defs = append(defs, d)
-	} else {
-		defs = cat.Enabled()
-		if len(defs) == 0 {
-			return usagef("distributor --all: no distributor is enabled (in %s or built in)", cat.Dir)
-		}
+	if cleanupErr != nil {
+		log.Error("the cleanup of finished jobs does not run in this process: its file is invalid", zap.Error(cleanupErr))
 	}
-
-	// Signals are caught from the start, so a SIGTERM while connecting
-	// still ends the daemon cleanly.
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
-
-	conn, err := dial(c, log.Named("zk"))
-	if err != nil {
-		return err
+	if name != "" && len(cfg.Distributors) == 1 && !cfg.Distributors[0].Enabled {
+		log.Info("distributor not enabled for --all; it runs because it is named", zap.String("distributor", name))
 	}
-	defer conn.Close()
-	storeCfg := jobs.StoreConfig{MaxBacklog: c.Int("max-backlog"), Logger: log.Named("jobs")}
-	if esCfg != nil {
-		// Jobs are recorded in the indexer's outbox as they are created.
-		ctx, cancel := context.WithTimeout(c.Context, c.Duration("zk-connect-timeout"))
-		err := index.EnsurePaths(ctx, conn)
-		cancel()
-		if err != nil {
-			return err
-		}
-		storeCfg.Outbox = func(j *jobs.Job, doc []byte) *zk.CreateRequest { return index.OutboxCreate(conn, j, doc) }
+	if name == daemon.CleanupName {
+		log.Info("jobs_cleanup is a maintenance service: this process runs no distributor and contends for the maintenance services")
 	}
-	cfg := distributor.Config{
-		Conn:           conn,
-		Store:          jobs.NewStore(conn, storeCfg),
-		SessionTimeout: c.Duration("zk-session-timeout"),
-		Identifier:     c.String("identifier"),
-		Logger:         log,
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- distributor.RunAll(ctx, cfg, defs) }()
-	names := make([]string, len(defs))
-	for i, d := range defs {
-		names[i] = d.Name
-	}
-	log.Info("distributors contending", zap.Strings("distributors", names))
-	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
-
-	select {
-	case err := <-done:
-		if errors.Is(err, distributor.ErrConfig) || errors.Is(err, election.ErrConfig) {
-			return &UsageError{Err: err}
-		}
-		return err
-	case sig := <-sigs:
-		log.Info("signal received: giving up leadership", zap.String("signal", sig.String()))
-		_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
-		stop()
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			log.Warn("stopping", zap.Error(err))
-		}
-	case sig := <-sigs:
-		// Closing the session deletes the election nodes at once.
-		log.Warn("second signal: stopping at once", zap.String("signal", sig.String()))
-	}
-	log.Info("distributor stopped")
-	return nil
+	return serveDaemon(c, log, "giving up leadership", func(ctx context.Context) (daemonHandle, error) {
+		return daemon.StartDistributor(ctx, cfg)
+	})
 }
 
 // distributorRow is one distributor as `distributor list` shows it.
@@ -352,6 +338,10 @@ func distributorValidateCommand() *cli.Command {
 				if d.Source != "builtin" {
 					fmt.Fprintf(c.App.Writer, "ok  %s  %s  %s\n", d.Source, d.Name, d.ScheduleString())
 				}
+			}
+			for _, st := range cat.SettingsFiles() {
+				sched, _ := schedule.Parse(st.Schedule)
+				fmt.Fprintf(c.App.Writer, "ok  %s  %s  %s  (settings of the cleanup of finished jobs, a maintenance service)\n", st.Source, st.Name, sched)
 			}
 			for _, p := range cat.Problems {
 				fmt.Fprintln(c.App.ErrWriter, p.Error())

@@ -22,6 +22,7 @@ import (
 	_ "github.com/jobengine/jobengine/distributors"
 	"github.com/jobengine/jobengine/engine/election"
 	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/maintenance"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
 
@@ -384,7 +385,10 @@ func TestDistributorAllListAndStop(t *testing.T) {
 		byName[r.Name] = r
 	}
 	me := fmt.Sprintf("/%d", pid)
-	for _, name := range []string{"tick", "dummy_test_action", "jobs_cleanup"} {
+	if _, ok := byName["jobs_cleanup"]; ok {
+		t.Errorf("jobs_cleanup is listed as a distributor: %+v", byName["jobs_cleanup"])
+	}
+	for _, name := range []string{"tick", "dummy_test_action"} {
 		r := byName[name]
 		if !strings.HasSuffix(r.Leader, me) || len(r.Contenders) != 1 || !r.Enabled || r.NextTick == "" {
 			t.Errorf("%s: %+v; want enabled, led by pid %d alone, with a next tick", name, r, pid)
@@ -399,6 +403,11 @@ func TestDistributorAllListAndStop(t *testing.T) {
 	if r := byName["broken"]; len(r.Errors) != 1 || !strings.Contains(r.Errors[0], "broken.yaml:3: unknown field") {
 		t.Errorf("broken: %+v", r)
 	}
+	// The process hosts the maintenance services too, and leads them alone.
+	cs, err := election.New(e.conn, maintenance.ElectionName, "", nil).Contenders(context.Background())
+	if err != nil || len(cs) != 1 || !strings.HasSuffix(cs[0].Identifier, me) {
+		t.Errorf("maintenance contenders %+v (%v); want pid %d alone", cs, err, pid)
+	}
 	text, _, _ := run(t, "--zk-hosts", testZK.ConnectString(), "--zk-root", e.root, "distributor", "--config-dir", e.dir, "list")
 	if !strings.Contains(text, "NEXT TICK") || !strings.Contains(text, "every 1s") {
 		t.Errorf("list:\n%s", text)
@@ -410,7 +419,7 @@ func TestDistributorAllListAndStop(t *testing.T) {
 		t.Fatalf("exit code %d after SIGTERM", code)
 	}
 	// Leadership was given up, not left to a session expiry.
-	for _, name := range []string{"tick", "dummy_test_action", "jobs_cleanup"} {
+	for _, name := range []string{"tick", "dummy_test_action", maintenance.ElectionName} {
 		cs, err := election.New(e.conn, name, "", nil).Contenders(context.Background())
 		if err != nil || len(cs) != 0 {
 			t.Errorf("%s: contenders %+v, %v after the process stopped", name, cs, err)
@@ -484,6 +493,21 @@ func TestDistributorValidate(t *testing.T) {
 	if !strings.Contains(out, "good") {
 		t.Errorf("stdout lacks the valid file:\n%s", out)
 	}
+	// The cleanup's file, from when it was a distributor, is checked as
+	// its settings.
+	cleanup := t.TempDir()
+	if err := os.WriteFile(filepath.Join(cleanup, "jobs_cleanup.yaml"), []byte("interval: 1h\noptions:\n  retention: 14d\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := run(t, "distributor", "validate", "--config-dir", cleanup); code != 0 || !strings.Contains(out, "jobs_cleanup") || errOut != "" {
+		t.Errorf("jobs_cleanup.yaml: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	if err := os.WriteFile(filepath.Join(cleanup, "jobs_cleanup.yaml"), []byte("action: echo\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := run(t, "distributor", "validate", "--config-dir", cleanup); code != ExitUsage || !strings.Contains(errOut, "jobs_cleanup.yaml:1: action does not apply") {
+		t.Errorf("jobs_cleanup.yaml with an action: exit %d, %s", code, errOut)
+	}
 	if _, errOut, code := run(t, "distributor", "validate", "--config-dir", filepath.Join(dir, "missing")); code != ExitUsage || !strings.Contains(errOut, "no such directory") {
 		t.Errorf("missing directory: exit %d, %s", code, errOut)
 	}
@@ -508,7 +532,9 @@ func TestDistributorBadInput(t *testing.T) {
 		{[]string{"nope", "--config-dir", dir}, "not built in"},
 		{[]string{"bad", "--config-dir", dir}, "bad.yaml"},
 		{[]string{"jobs_cleanup", "--retention", "soon", "--config-dir", dir}, "--retention"},
-		{[]string{"dummy_test_action", "--retention", "1d", "--config-dir", dir}, "applies to jobs_cleanup only"},
+		{[]string{"dummy_test_action", "--retention", "1d", "--maintenance=false", "--config-dir", dir}, "--maintenance=false"},
+		{[]string{"jobs_cleanup", "--maintenance=false", "--config-dir", dir}, "maintenance services only"},
+		{[]string{"maintenance", "--config-dir", dir}, "not built in"},
 		{[]string{"--bogus"}, "unknown flag --bogus"},
 	} {
 		_, errOut, code := run(t, append(g, tc.args...)...)

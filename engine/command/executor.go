@@ -3,36 +3,22 @@ package command
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/signal"
 	"runtime"
-	"sort"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/go-zookeeper/zk"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
 	"github.com/jobengine/jobengine/engine/action"
-	"github.com/jobengine/jobengine/engine/executor"
-	"github.com/jobengine/jobengine/engine/index"
-	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/daemon"
 	"github.com/jobengine/jobengine/engine/pluginhost"
-	"github.com/jobengine/jobengine/engine/version"
-	"github.com/jobengine/jobengine/engine/zkconn"
 )
 
 func init() {
-	extraCommands = append(extraCommands, executorCommand, clusterCommand, actionsCommand)
+	extraCommands = append(extraCommands, executorCommand, actionsCommand)
 }
 
 func pluginFlags() []cli.Flag {
@@ -40,21 +26,39 @@ func pluginFlags() []cli.Flag {
 		&cli.StringFlag{Name: "plugin-dir", Value: pluginhost.DefaultDir, EnvVars: envs("JOBENGINE_PLUGIN_DIR"), Usage: "directory of action plugins, scanned at start-up"},
 		&cli.StringSliceFlag{Name: "plugin-sha256", EnvVars: envs("JOBENGINE_PLUGIN_SHA256"), Usage: "pin a plugin binary: NAME=HEX (repeatable)"},
 		&cli.StringFlag{Name: "plugin-checksums", EnvVars: envs("JOBENGINE_PLUGIN_CHECKSUMS"), Usage: "pin plugin binaries from a sha256sum-format file"},
+		&cli.BoolFlag{Name: "plugin-pinned-only", EnvVars: envs("JOBENGINE_PLUGIN_PINNED_ONLY"), Usage: "refuse every plugin that --plugin-sha256/--plugin-checksums do not pin"},
+		&cli.StringSliceFlag{Name: "plugin-env", EnvVars: envs("JOBENGINE_PLUGIN_ENV"), Usage: "pass this variable of the executor's environment to plugins, besides PATH, HOME, LANG, TZ… (repeatable)"},
 		&cli.DurationFlag{Name: "plugin-kill-grace", Value: pluginhost.DefaultKillGrace, EnvVars: envs("JOBENGINE_PLUGIN_KILL_GRACE"), Usage: "how long a plugin may ignore a cancel before it is killed"},
 		&cli.DurationFlag{Name: "plugin-start-timeout", Value: pluginhost.DefaultStartTimeout, EnvVars: envs("JOBENGINE_PLUGIN_START_TIMEOUT"), Usage: "how long a plugin may take to answer its handshake"},
 	}
 }
 
-// loadPlugins scans the plugin directory and adds its actions to reg.
-func loadPlugins(c *cli.Context, reg *action.Registry, log *zap.Logger) (*pluginhost.Host, error) {
+// testActionsFlag turns on the built-in test actions (package actions),
+// which a production executor must not run just because a job names one.
+func testActionsFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "enable-test-actions", EnvVars: envs("JOBENGINE_ENABLE_TEST_ACTIONS"),
+		Usage: "also offer the built-in test actions (echo, fail, sleep, dummy_test_action): for trying the engine out, not for production"}
+}
+
+// builtinActions is the registry an executor starts from: the built-in
+// actions, with the test actions only when --enable-test-actions says so.
+func builtinActions(c *cli.Context) *action.Registry {
+	if c.Bool("enable-test-actions") {
+		return action.BuiltinsWithTests()
+	}
+	return action.Builtins()
+}
+
+// pluginOptions reads the plugin flags.
+func pluginOptions(c *cli.Context) (pluginhost.Options, error) {
 	sums, err := pluginhost.ParseChecksumFlags(c.StringSlice("plugin-sha256"))
 	if err != nil {
-		return nil, &UsageError{Err: err}
+		return pluginhost.Options{}, &UsageError{Err: err}
 	}
 	if f := c.String("plugin-checksums"); f != "" {
 		more, err := pluginhost.ReadChecksumsFile(f)
 		if err != nil {
-			return nil, &UsageError{Err: err}
+			return pluginhost.Options{}, &UsageError{Err: err}
 		}
 		if sums == nil {
 			sums = map[string]string{}
@@ -63,11 +67,26 @@ func loadPlugins(c *cli.Context, reg *action.Registry, log *zap.Logger) (*plugin
 			sums[k] = v
 		}
 	}
-	h, err := pluginhost.Load(c.Context, pluginhost.Options{
-		Dir: c.String("plugin-dir"), Checksums: sums,
+	for _, n := range c.StringSlice("plugin-env") {
+		if n == "" || strings.ContainsAny(n, "= \t") || strings.HasPrefix(n, "JOBENGINE_") {
+			return pluginhost.Options{}, usagef("--plugin-env %q: give a variable name; JOBENGINE_ variables hold the engine's settings and secrets and never reach plugins", n)
+		}
+	}
+	return pluginhost.Options{
+		Dir: c.String("plugin-dir"), Checksums: sums, PinnedOnly: c.Bool("plugin-pinned-only"),
+		Env:       c.StringSlice("plugin-env"),
 		KillGrace: c.Duration("plugin-kill-grace"), StartTimeout: c.Duration("plugin-start-timeout"),
-		Logger: log,
-	})
+	}, nil
+}
+
+// loadPlugins scans the plugin directory and adds its actions to reg.
+func loadPlugins(c *cli.Context, reg *action.Registry, log *zap.Logger) (*pluginhost.Host, error) {
+	opts, err := pluginOptions(c)
+	if err != nil {
+		return nil, err
+	}
+	opts.Logger = log
+	h, err := pluginhost.Load(c.Context, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -103,240 +122,70 @@ func executorCommand() *cli.Command {
 			&cli.StringFlag{Name: "name", EnvVars: envs("JOBENGINE_NAME"), Usage: "executor name (default hostname-pid)"},
 			&cli.StringSliceFlag{Name: "action-timeout", EnvVars: envs("JOBENGINE_ACTION_TIMEOUT"), Usage: "override an action's default timeout: NAME=DURATION (repeatable)"},
 			&cli.DurationFlag{Name: "shutdown-grace", Value: 2 * time.Minute, EnvVars: envs("JOBENGINE_SHUTDOWN_GRACE"), Usage: "how long running jobs may finish after SIGTERM"},
-			&cli.StringFlag{Name: "metrics-listen", EnvVars: envs("JOBENGINE_METRICS_LISTEN"), Usage: "serve Prometheus metrics on this address, e.g. :9310 (off by default)"},
+			&cli.StringFlag{Name: "metrics-listen", EnvVars: envs("JOBENGINE_METRICS_LISTEN"), Usage: "serve Prometheus metrics on this address, e.g. 127.0.0.1:9310 (off by default)"},
 			maxBacklogFlag(),
-		}, pluginFlags()...),
+			credentialKeyFlag(),
+			&cli.StringFlag{Name: "remote-command", EnvVars: envs("JOBENGINE_REMOTE_COMMAND"),
+				Usage: "run every job on remote nodes through this command, {node} replaced, e.g. 'ssh -T {node} jobengine worker --keepalive-seconds 10'"},
+			&cli.StringSliceFlag{Name: "remote-node", EnvVars: envs("JOBENGINE_REMOTE_NODE"), Usage: "a node of --remote-command (repeatable)"},
+			&cli.DurationFlag{Name: "remote-idle-timeout", EnvVars: envs("JOBENGINE_REMOTE_IDLE_TIMEOUT"),
+				Usage: "fail a remote run that sends nothing for this long, keepalives included (0: never)"},
+			testActionsFlag(),
+		}, append(capacityFlags(), pluginFlags()...)...),
 		Action: runExecutor,
 	}
 }
 
+// runExecutor reads the flags into an executor's configuration and serves
+// the daemon engine/daemon starts from it.
 func runExecutor(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usagef("executor takes no arguments (got %q)", c.Args().Slice())
 	}
-	if c.Int("threads") <= 0 {
-		return usagef("--threads must be at least 1")
+	cfg := daemon.NewExecutorConfig()
+	var err error
+	if cfg.ActionTimeouts, err = parseActionTimeouts(c.StringSlice("action-timeout")); err != nil {
+		return err
 	}
-	if c.Duration("shutdown-grace") <= 0 {
-		return usagef("--shutdown-grace must be positive")
-	}
-	timeouts, err := parseActionTimeouts(c.StringSlice("action-timeout"))
+	key, err := credentialKey(c, false)
 	if err != nil {
 		return err
+	}
+	cfg.CredentialKey = key
+	cfg.RemoteCommand = c.String("remote-command")
+	cfg.RemoteNodes = c.StringSlice("remote-node")
+	cfg.RemoteIdleTimeout = c.Duration("remote-idle-timeout")
+	if cfg.Groups, cfg.Capacity, err = capacityConfig(c); err != nil {
+		return err
+	}
+	if cfg.Plugins, err = pluginOptions(c); err != nil {
+		return err
+	}
+	if cfg.Elasticsearch, err = esConfig(c); err != nil {
+		return err
+	}
+	if cfg.ZK, err = zkConfig(c, nil); err != nil {
+		return err
+	}
+	cfg.ConnectTimeout = c.Duration("zk-connect-timeout")
+	cfg.Name = c.String("name")
+	cfg.Threads = c.Int("threads")
+	cfg.ShutdownGrace = c.Duration("shutdown-grace")
+	cfg.MaxBacklog = c.Int("max-backlog")
+	cfg.MetricsListen = c.String("metrics-listen")
+	cfg.EnableTestActions = c.Bool("enable-test-actions")
+	if err := cfg.Validate(); err != nil {
+		return daemonError(err, c.String("zk-hosts"))
 	}
 	log, err := logger(c)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	esCfg, err := esConfig(c)
-	if err != nil {
-		return err
-	}
-	var metricsLn net.Listener
-	if addr := c.String("metrics-listen"); addr != "" {
-		if metricsLn, err = net.Listen("tcp", addr); err != nil {
-			return usagef("--metrics-listen %s: %v", addr, err)
-		}
-		defer metricsLn.Close()
-	}
-
-	// Signals are caught from the start, so a SIGTERM while connecting
-	// still ends the daemon cleanly.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
-	defer signal.Stop(sigs)
-
-	conn, err := dial(c, log.Named("zk"))
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-
-	reg := action.Builtins()
-	host, err := loadPlugins(c, reg, log)
-	if err != nil {
-		return err
-	}
-	defer host.Close()
-
-	storeCfg := jobs.StoreConfig{MaxBacklog: c.Int("max-backlog"), Logger: log.Named("jobs")}
-	var sink *index.EventSink
-	var pumpDone chan struct{}
-	pumpCtx, stopPump := context.WithCancel(context.Background())
-	defer stopPump()
-	if esCfg != nil {
-		es, err := index.New(*esCfg, log.Named("index"))
-		if err != nil {
-			return &UsageError{Err: err}
-		}
-		defer es.Close(context.Background())
-		if err := index.EnsurePaths(c.Context, conn); err != nil {
-			return err
-		}
-		storeCfg.Outbox = func(j *jobs.Job, doc []byte) *zk.CreateRequest { return index.OutboxCreate(conn, j, doc) }
-		sink = index.NewEventSink(es, log.Named("events"), index.SinkOptions{})
-		storeCfg.Observers = append(storeCfg.Observers, sink)
-		pump := index.NewPump(conn, es, log.Named("index"), index.PumpOptions{Name: c.String("name")})
-		pumpDone = make(chan struct{})
-		go func() { defer close(pumpDone); _ = pump.Run(pumpCtx) }()
-	}
-	store := jobs.NewStore(conn, storeCfg)
-
-	metrics := executor.NewMetrics()
-	cfg := executor.Config{
-		Name: c.String("name"), Threads: c.Int("threads"), Registry: reg, ActionTimeouts: timeouts,
-		ShutdownGrace: c.Duration("shutdown-grace"), Store: store, Metrics: metrics, Logger: log,
-		Version: version.Version, SessionTimeout: c.Duration("zk-session-timeout"),
-	}
-	ctx, cancel := context.WithTimeout(c.Context, c.Duration("zk-connect-timeout"))
-	x, err := executor.Start(ctx, conn, cfg)
-	cancel()
-	if errors.Is(err, executor.ErrConfig) {
-		return &UsageError{Err: err}
-	}
-	if err != nil {
-		return err
-	}
-	if metricsLn != nil {
-		srv := &http.Server{Handler: promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = srv.Serve(metricsLn) }()
-		defer srv.Close()
-		log.Info("serving metrics", zap.String("address", metricsLn.Addr().String()))
-	}
-	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
-
-	stopNow, hardStop := context.WithCancel(context.Background())
-	defer hardStop()
-	stopping := false
-	for {
-		select {
-		case <-x.Done():
-			stopPump()
-			if pumpDone != nil {
-				<-pumpDone
-			}
-			if sink != nil {
-				sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-				_ = sink.Close(sctx)
-				scancel()
-			}
-			return nil
-		case sig := <-sigs:
-			switch {
-			case sig == syscall.SIGUSR1:
-				dumpState(log, x, host)
-			case !stopping:
-				stopping = true
-				log.Info("signal received: draining", zap.String("signal", sig.String()))
-				_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
-				go x.Shutdown(stopNow)
-			default:
-				log.Warn("second signal: stopping at once", zap.String("signal", sig.String()))
-				hardStop()
-			}
-		}
-	}
-}
-
-// dumpState logs every goroutine's stack and the table of running jobs.
-func dumpState(log *zap.Logger, x *executor.Executor, host *pluginhost.Host) {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	var b strings.Builder
-	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "JOB\tACTION\tATTEMPT\tWORKER\tELAPSED")
-	running := x.Running()
-	for _, r := range running {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", r.Job, r.Action, r.Attempt, r.Worker, time.Since(r.Started).Round(time.Millisecond))
-	}
-	tw.Flush()
-	procs := host.Processes()
-	log.Info("SIGUSR1: state dump",
-		zap.Int("goroutines", runtime.NumGoroutine()),
-		zap.Int("running", len(running)),
-		zap.Int("plugin-processes", len(procs)),
-		zap.String("jobs", "\n"+b.String()),
-		zap.String("stacks", "\n"+string(buf)))
-}
-
-func clusterCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "cluster",
-		Usage: "show the executors of the cluster",
-		Subcommands: []*cli.Command{{
-			Name:  "status",
-			Usage: "list executors, their heartbeats and the jobs each is running",
-			Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
-			Action: func(c *cli.Context) error {
-				log := quietLogger(c)
-				conn, err := dial(c, log)
-				if err != nil {
-					return err
-				}
-				defer conn.Close()
-				members, err := readMembers(c.Context, conn)
-				if err != nil {
-					return err
-				}
-				if c.Bool("json") {
-					enc := json.NewEncoder(c.App.Writer)
-					enc.SetIndent("", "  ")
-					return enc.Encode(members)
-				}
-				tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "EXECUTOR\tHOST\tPID\tVERSION\tTHREADS\tBUSY\tLAST SEEN\tUP")
-				for _, m := range members {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%s ago\t%s\n", printable(m.Name), printable(m.Host), m.PID, printable(m.Version), m.Threads, m.Busy,
-						time.Since(m.LastSeen).Round(time.Second), time.Since(m.Started).Round(time.Second))
-				}
-				tw.Flush()
-				for _, m := range members {
-					for _, r := range m.Running {
-						fmt.Fprintf(c.App.Writer, "  %s runs %s (%s, attempt %d) for %s\n", printable(m.Name), printable(r.Job), printable(r.Action), r.Attempt, time.Since(r.Started).Round(time.Second))
-					}
-				}
-				if len(members) == 0 {
-					fmt.Fprintln(c.App.ErrWriter, "no executor is running")
-				}
-				return nil
-			},
-		}},
-	}
-}
-
-// readMembers reads every executor membership node, sorted by name.
-func readMembers(ctx context.Context, conn *zkconn.Conn) ([]executor.Member, error) {
-	out := []executor.Member{}
-	err := zkconn.Do(ctx, func() error {
-		names, _, err := conn.Children(conn.Path(executor.MembersPath))
-		if err != nil {
-			if errors.Is(err, zk.ErrNoNode) {
-				return nil
-			}
-			return err
-		}
-		for _, n := range names {
-			data, _, err := conn.Get(conn.Path(executor.MembersPath, n))
-			if err != nil {
-				continue // gone meanwhile
-			}
-			var m executor.Member
-			if json.Unmarshal(data, &m) == nil {
-				out = append(out, m)
-			}
-		}
-		return nil
+	cfg.Logger = log
+	return serveDaemon(c, log, "draining", func(ctx context.Context) (daemonHandle, error) {
+		return daemon.StartExecutor(ctx, cfg)
 	})
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, err
 }
 
 func actionsCommand() *cli.Command {
@@ -346,10 +195,10 @@ func actionsCommand() *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:  "list",
 			Usage: "built-in actions and the plugins found in --plugin-dir, with their source",
-			Flags: append([]cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}}, pluginFlags()...),
+			Flags: append([]cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}, testActionsFlag()}, pluginFlags()...),
 			Action: func(c *cli.Context) error {
 				log := quietLogger(c)
-				reg := action.Builtins()
+				reg := builtinActions(c)
 				host, err := loadPlugins(c, reg, log)
 				if err != nil {
 					return err

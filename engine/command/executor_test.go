@@ -17,6 +17,10 @@ import (
 
 	"github.com/jobengine/jobengine/internal/testing/poll"
 
+	// The built-in actions, registered as in the binary, for the commands
+	// run in-process.
+	_ "github.com/jobengine/jobengine/actions"
+	"github.com/jobengine/jobengine/engine/daemon"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
@@ -66,8 +70,14 @@ type proc struct {
 
 func startDaemon(t *testing.T, root string, args ...string) *proc {
 	t.Helper()
+	return startDaemonEnv(t, root, nil, args...)
+}
+
+// startDaemonEnv starts a daemon with variables added to its environment.
+func startDaemonEnv(t *testing.T, root string, env []string, args ...string) *proc {
+	t.Helper()
 	full := append([]string{"--zk-hosts", testZK.ConnectString(), "--zk-root", root, "--zk-session-timeout", "2s", "--log-format", "json"}, args...)
-	return startProcess(t, nil, full...)
+	return startProcess(t, env, full...)
 }
 
 // startProcess starts the built binary with args, and env added to this
@@ -117,18 +127,21 @@ func (d *proc) wait(within time.Duration) int {
 // waitLog waits for a log line containing every fragment.
 func (d *proc) waitLog(within time.Duration, fragments ...string) {
 	d.t.Helper()
-	poll.For(d.t, within, 20*time.Millisecond, func() error {
-		for _, l := range strings.Split(d.out.String(), "\n") {
-			ok := true
-			for _, f := range fragments {
-				ok = ok && strings.Contains(l, f)
-			}
-			if ok {
-				return nil
-			}
+	poll.For(d.t, within, 20*time.Millisecond, func() error { return d.hasLog(fragments...) })
+}
+
+// hasLog returns nil when a log line contains every fragment.
+func (d *proc) hasLog(fragments ...string) error {
+	for _, l := range strings.Split(d.out.String(), "\n") {
+		ok := true
+		for _, f := range fragments {
+			ok = ok && strings.Contains(l, f)
 		}
-		return fmt.Errorf("no log line with %q", fragments)
-	})
+		if ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("no log line with %q", fragments)
 }
 
 func testStore(t *testing.T, root string) *jobs.Store {
@@ -186,7 +199,7 @@ func inState(st jobs.State) func(*jobs.Job) error {
 func TestExecutorKilledMidJobIsRerunElsewhere(t *testing.T) {
 	root := testRoot(t)
 	s := testStore(t, root)
-	a := startDaemon(t, root, "executor", "--name", "a", "--threads", "1", "--plugin-dir", t.TempDir())
+	a := startDaemon(t, root, "executor", "--enable-test-actions", "--name", "a", "--threads", "1", "--plugin-dir", t.TempDir())
 	j := createJob(t, s, "sleep", `{"duration":"1h"}`)
 	waitJob(t, s, j.ID, 15*time.Second, func(j *jobs.Job) error {
 		if j.State != jobs.Running || j.Executor != "a" {
@@ -194,7 +207,7 @@ func TestExecutorKilledMidJobIsRerunElsewhere(t *testing.T) {
 		}
 		return nil
 	})
-	b := startDaemon(t, root, "executor", "--name", "b", "--threads", "1", "--plugin-dir", t.TempDir())
+	b := startDaemon(t, root, "executor", "--enable-test-actions", "--name", "b", "--threads", "1", "--plugin-dir", t.TempDir())
 	b.waitLog(15*time.Second, "executor started")
 	a.signal(syscall.SIGKILL)
 	// Rerun elsewhere within the session timeout (2 s) + 2 s, with a
@@ -214,7 +227,7 @@ func TestExecutorKilledMidJobIsRerunElsewhere(t *testing.T) {
 func TestExecutorSIGTERMDrainsAndSecondSignalStops(t *testing.T) {
 	root := testRoot(t)
 	s := testStore(t, root)
-	x := startDaemon(t, root, "executor", "--name", "x", "--threads", "2", "--plugin-dir", t.TempDir(), "--shutdown-grace", "30s")
+	x := startDaemon(t, root, "executor", "--enable-test-actions", "--name", "x", "--threads", "2", "--plugin-dir", t.TempDir(), "--shutdown-grace", "30s")
 	short := createJob(t, s, "sleep", `{"duration":"1s"}`)
 	waitJob(t, s, short.ID, 15*time.Second, inState(jobs.Running))
 	x.signal(syscall.SIGTERM)
@@ -224,7 +237,7 @@ func TestExecutorSIGTERMDrainsAndSecondSignalStops(t *testing.T) {
 	waitJob(t, s, short.ID, time.Second, inState(jobs.Success))
 
 	// A long job: the second signal stops at once and the job is requeued.
-	y := startDaemon(t, root, "executor", "--name", "y", "--threads", "1", "--plugin-dir", t.TempDir(), "--shutdown-grace", "1h")
+	y := startDaemon(t, root, "executor", "--enable-test-actions", "--name", "y", "--threads", "1", "--plugin-dir", t.TempDir(), "--shutdown-grace", "1h")
 	long := createJob(t, s, "sleep", `{"duration":"1h"}`)
 	waitJob(t, s, long.ID, 15*time.Second, inState(jobs.Running))
 	y.signal(syscall.SIGTERM)
@@ -242,14 +255,44 @@ func TestExecutorSIGTERMDrainsAndSecondSignalStops(t *testing.T) {
 	}
 }
 
+// TestExecutorSIGUSR1DumpsAndKeepsRunning: SIGUSR1 logs a dump made of
+// short lines, readable in the journal in the console format: a summary,
+// each running job, each plugin process with its pid and job, and each
+// group of goroutines; the executor goes on.
 func TestExecutorSIGUSR1DumpsAndKeepsRunning(t *testing.T) {
 	root := testRoot(t)
 	s := testStore(t, root)
-	x := startDaemon(t, root, "executor", "--name", "x", "--threads", "1", "--plugin-dir", t.TempDir())
+	plugins := filepath.Join(builtBinaries(t), "actions")
+	x := startDaemon(t, root, "executor", "--enable-test-actions", "--name", "x", "--threads", "2", "--plugin-dir", plugins, "--log-format", "console")
 	j := createJob(t, s, "sleep", `{"duration":"1h"}`)
+	h := createJob(t, s, "hello", `{"steps":1000,"delay":"1s"}`)
 	waitJob(t, s, j.ID, 15*time.Second, inState(jobs.Running))
-	x.signal(syscall.SIGUSR1)
-	x.waitLog(10*time.Second, "SIGUSR1: state dump", j.ID, "goroutine ", "executor.(*Executor).worker")
+	waitJob(t, s, h.ID, 15*time.Second, inState(jobs.Running))
+	// The document says RUNNING a moment before the worker counts the job
+	// as running: dump until the dump shows both.
+	poll.For(t, 10*time.Second, 200*time.Millisecond, func() error {
+		x.signal(syscall.SIGUSR1)
+		return errors.Join(x.hasLog(daemon.LogDumpJob, j.ID), x.hasLog(daemon.LogDumpJob, h.ID), x.hasLog(daemon.LogDumpPlugin, h.ID))
+	})
+	x.waitLog(5*time.Second, daemon.LogDumpGoroutines, "executor.(*Executor).worker")
+	var plugin struct {
+		Plugin string   `json:"plugin"`
+		PID    int      `json:"pid"`
+		JobIDs []string `json:"job-ids"`
+	}
+	for _, l := range strings.Split(x.out.String(), "\n") {
+		if strings.Contains(l, daemon.LogDump) && len(l) > 4096 {
+			t.Errorf("a dump line of %d bytes: %.200s…", len(l), l)
+		}
+		if i := strings.Index(l, "{"); strings.Contains(l, daemon.LogDumpPlugin) && strings.Contains(l, h.ID) && i >= 0 {
+			if err := json.Unmarshal([]byte(l[i:]), &plugin); err != nil {
+				t.Fatalf("%v: %s", err, l)
+			}
+		}
+	}
+	if plugin.Plugin != "hello" || plugin.PID <= 0 || fmt.Sprint(plugin.JobIDs) != "["+h.ID+"]" || syscall.Kill(plugin.PID, 0) != nil {
+		t.Fatalf("plugin process in the dump: %+v (a live pid?)", plugin)
+	}
 	// Still running: it answers a cancel.
 	if _, err := s.Cancel(context.Background(), j.ID, "test"); err != nil {
 		t.Fatal(err)
@@ -283,6 +326,49 @@ func TestExecutorRunsExamplePlugin(t *testing.T) {
 	}
 }
 
+// TestActionsListTestActions: the built-in test actions are offered only
+// with --enable-test-actions (or its variable), never by default.
+func TestActionsListTestActions(t *testing.T) {
+	testActions := []string{"dummy_test_action", "echo", "fail", "sleep"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  string
+		want bool
+	}{
+		{"default", nil, "", false},
+		{"flag", []string{"--enable-test-actions"}, "", true},
+		{"variable", nil, "true", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != "" {
+				t.Setenv("JOBENGINE_ENABLE_TEST_ACTIONS", tc.env)
+			}
+			out, errOut, code := run(t, append([]string{"actions", "list", "--json", "--plugin-dir", t.TempDir()}, tc.args...)...)
+			if code != 0 {
+				t.Fatalf("actions list: exit %d\n%s", code, errOut)
+			}
+			var got struct {
+				Actions []struct {
+					Name string `json:"name"`
+				} `json:"actions"`
+			}
+			if err := json.Unmarshal([]byte(out), &got); err != nil {
+				t.Fatalf("actions list --json: %v\n%s", err, out)
+			}
+			names := map[string]bool{}
+			for _, a := range got.Actions {
+				names[a.Name] = true
+			}
+			for _, name := range testActions {
+				if names[name] != tc.want {
+					t.Errorf("%s listed: %v, want %v (all: %v)", name, names[name], tc.want, names)
+				}
+			}
+		})
+	}
+}
+
 func TestExecutorBadInput(t *testing.T) {
 	dir := builtBinaries(t)
 	for name, args := range map[string][]string{
@@ -292,6 +378,9 @@ func TestExecutorBadInput(t *testing.T) {
 		"unknown action timeout": {"executor", "--action-timeout", "nope=1s", "--plugin-dir", "/nonexistent"},
 		"unwritable log file":    {"--log-file", "/proc/nope/x.log", "executor"},
 		"argument":               {"executor", "extra"},
+		"secret to plugins":      {"executor", "--plugin-env", "JOBENGINE_ES_PASSWORD", "--plugin-dir", "/nonexistent"},
+		"loose ZooKeeper key":    {"--zk-tls-key", "/etc/passwd", "--zk-tls-cert", "/etc/passwd", "executor"},
+		"missing credentials":    {"--zk-credentials-file", "/nonexistent/zk.cred", "executor"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cmd := exec.Command(filepath.Join(dir, "jobengine"), append([]string{"--zk-hosts", testZK.ConnectString(), "--zk-root", testRoot(t)}, args...)...)
@@ -312,7 +401,7 @@ func TestExecutorBadInput(t *testing.T) {
 func TestClusterStatus(t *testing.T) {
 	root := testRoot(t)
 	s := testStore(t, root)
-	startDaemon(t, root, "executor", "--name", "x", "--threads", "1", "--plugin-dir", t.TempDir())
+	startDaemon(t, root, "executor", "--enable-test-actions", "--name", "x", "--threads", "1", "--plugin-dir", t.TempDir())
 	j := createJob(t, s, "sleep", `{"duration":"1h"}`)
 	waitJob(t, s, j.ID, 15*time.Second, inState(jobs.Running))
 	poll.For(t, 10*time.Second, 50*time.Millisecond, func() error {

@@ -43,10 +43,20 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "zk-root", Value: "/", EnvVars: envs("JOBENGINE_ZK_ROOT"), Usage: "path prefix of every znode the engine uses"},
 		&cli.DurationFlag{Name: "zk-session-timeout", Value: zkconn.DefaultSessionTimeout, EnvVars: envs("JOBENGINE_ZK_SESSION_TIMEOUT"), Usage: "ZooKeeper session timeout"},
 		&cli.DurationFlag{Name: "zk-connect-timeout", Value: 15 * time.Second, EnvVars: envs("JOBENGINE_ZK_CONNECT_TIMEOUT"), Usage: "how long a command waits for ZooKeeper"},
+		&cli.StringFlag{Name: "zk-credentials-file", EnvVars: envs("JOBENGINE_ZK_CREDENTIALS_FILE"), Usage: "file of the ZooKeeper digest identity and read-only ids; nodes get its ACL (default: systemd credential \"zookeeper\")"},
+		&cli.BoolFlag{Name: "zk-tls", EnvVars: envs("JOBENGINE_ZK_TLS"), Usage: "speak TLS to ZooKeeper (its secureClientPort); implied by --zk-tls-ca/-cert/-key"},
+		&cli.StringFlag{Name: "zk-tls-ca", EnvVars: envs("JOBENGINE_ZK_TLS_CA"), Usage: "PEM file of the CA that signed ZooKeeper's certificate (default: the system's)"},
+		&cli.StringFlag{Name: "zk-tls-cert", EnvVars: envs("JOBENGINE_ZK_TLS_CERT"), Usage: "PEM file of the client certificate for ZooKeeper"},
+		&cli.StringFlag{Name: "zk-tls-key", EnvVars: envs("JOBENGINE_ZK_TLS_KEY"), Usage: "PEM file of the client certificate's private key"},
 		&cli.StringFlag{Name: "es-hosts", Aliases: []string{"es-hosts-list"}, EnvVars: envs("JOBENGINE_ES_HOSTS"), Usage: "Elasticsearch URLs or hosts, comma-separated; empty: indexing off"},
 		&cli.StringFlag{Name: "es-index-prefix", Value: "jobengine-", EnvVars: envs("JOBENGINE_ES_INDEX_PREFIX"), Usage: "prefix of the Elasticsearch indices"},
 		&cli.StringFlag{Name: "es-username", EnvVars: envs("JOBENGINE_ES_USERNAME"), Usage: "Elasticsearch user"},
-		&cli.StringFlag{Name: "es-password", EnvVars: envs("JOBENGINE_ES_PASSWORD"), Usage: "Elasticsearch password (prefer the variable: a command line is visible to every user)"},
+		&cli.StringFlag{Name: "es-password", EnvVars: envs("JOBENGINE_ES_PASSWORD"), Usage: "deprecated, visible to every user in the process list: use --es-password-file"},
+		&cli.StringFlag{Name: "es-password-file", EnvVars: envs("JOBENGINE_ES_PASSWORD_FILE"), Usage: "file holding the Elasticsearch password (default: systemd credential \"es-password\")"},
+		&cli.StringFlag{Name: "es-api-key-file", EnvVars: envs("JOBENGINE_ES_API_KEY_FILE"), Usage: "file holding an Elasticsearch API key, the encoded form (default: systemd credential \"es-api-key\")"},
+		&cli.StringFlag{Name: "es-tls-ca", EnvVars: envs("JOBENGINE_ES_TLS_CA"), Usage: "PEM file of the CA that signed Elasticsearch's certificate (default: the system's)"},
+		&cli.StringFlag{Name: "es-tls-cert", EnvVars: envs("JOBENGINE_ES_TLS_CERT"), Usage: "PEM file of the client certificate for Elasticsearch"},
+		&cli.StringFlag{Name: "es-tls-key", EnvVars: envs("JOBENGINE_ES_TLS_KEY"), Usage: "PEM file of the client certificate's private key"},
 		&cli.StringFlag{Name: "log-format", Value: "console", EnvVars: envs("JOBENGINE_LOG_FORMAT"), Usage: "console or json"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: envs("JOBENGINE_LOG_LEVEL"), Usage: "debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-file", EnvVars: envs("JOBENGINE_LOG_FILE"), Usage: "log to this file, rotated (default: stderr)"},
@@ -77,6 +87,8 @@ func commandGlobalFlags() []cli.Flag {
 		case *cli.IntFlag:
 			f.EnvVars, f.Category = nil, globalCategory
 		case *cli.DurationFlag:
+			f.EnvVars, f.Category = nil, globalCategory
+		case *cli.BoolFlag:
 			f.EnvVars, f.Category = nil, globalCategory
 		default:
 			// globalValue passes values on as text; other kinds need thought.
@@ -335,7 +347,7 @@ func unknownFlag(command, name string) error {
 const (
 	whyCIMI  = "a flag of the reference engine's CIMI/Nuvla API client; jobengine keeps jobs in ZooKeeper and has no API to log in to: remove it (and the other API flags) from the command line or DAEMON_ARGS"
 	whyLogin = "the reference engine's CIMI/Nuvla API login; jobengine has no API to log in to: remove it from the command line or DAEMON_ARGS " +
-		"(Elasticsearch credentials: --es-username and the JOBENGINE_ES_PASSWORD variable)"
+		"(Elasticsearch credentials: --es-username and --es-password-file or --es-api-key-file)"
 	whyStatsD = "jobengine has no StatsD client; the executor serves Prometheus metrics with --metrics-listen ADDR instead"
 )
 

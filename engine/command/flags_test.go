@@ -55,7 +55,7 @@ func TestExecutorTakesGlobalFlagsAfterItsName(t *testing.T) {
 	logFile := filepath.Join(t.TempDir(), "executor.log")
 	x := startProcess(t, []string{"JOBENGINE_ZK_HOSTS=" + deadZK},
 		"executor", "--zk-hosts", testZK.ConnectString(), "--threads", "4", "--log-file", logFile,
-		"--zk-root", root, "--zk-session-timeout", "2s", "--log-format", "json", "--name", "after", "--plugin-dir", t.TempDir())
+		"--zk-root", root, "--zk-session-timeout", "2s", "--log-format", "json", "--name", "after", "--plugin-dir", t.TempDir(), "--enable-test-actions")
 	j := createJob(t, s, "echo", `{"message":"hi"}`)
 	got := waitJob(t, s, j.ID, 20*time.Second, inState(jobs.Success))
 	if got.Executor != "after" {

@@ -12,7 +12,8 @@ const createdByCLI = "cli"
 const defaultLimit = 100
 
 // The `job` commands, one file each: job_add.go, job_show.go, job_list.go,
-// job_cancel.go, job_wait.go and job_logs.go. What they read comes from
+// job_cancel.go, job_wait.go and job_logs.go; joblaunch.go holds the ones
+// that know templates and sliced jobs (relaunch, delete, inventory). What they read comes from
 // engine/history, which merges the live jobs with the Elasticsearch history.
 func jobCommand() *cli.Command {
 	return &cli.Command{
@@ -20,6 +21,7 @@ func jobCommand() *cli.Command {
 		Usage: "add, list, show, cancel, wait for and follow jobs",
 		Subcommands: []*cli.Command{
 			jobAddCommand(), jobShowCommand(), jobListCommand(), jobCancelCommand(), jobWaitCommand(), jobLogsCommand(),
+			jobRelaunchCommand(), jobDeleteCommand(), jobInventoryCommand(),
 		},
 	}
 }

@@ -3,8 +3,10 @@ package command
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
@@ -13,6 +15,7 @@ import (
 	"github.com/jobengine/jobengine/engine/history"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/queue"
+	"github.com/jobengine/jobengine/engine/scheduler"
 )
 
 func jobAddCommand() *cli.Command {
@@ -21,7 +24,12 @@ func jobAddCommand() *cli.Command {
 		Usage:     "create a job and print its id",
 		ArgsUsage: "ACTION",
 		Description: "Creates a QUEUED job and its queue entry in one ZooKeeper transaction and prints the job id,\n" +
-			"alone on its line, so scripts can capture it: id=$(jobengine job add my_action).",
+			"alone on its line, so scripts can capture it: id=$(jobengine job add my_action).\n" +
+			"A job with a concurrency key, an instance group, an impact or a dependency is created PENDING instead:\n" +
+			"the scheduler of `jobengine controller` queues it on an executor of its groups once nothing blocks it\n" +
+			"and the executor has room (see `job show` for why it waits).\n" +
+			"--fanout runs the job once on every live, enabled executor of --group (default: default), through\n" +
+			"their direct queues, and prints the id of a parent job that ends when every child has.",
 		Flags: withEnv("job add",
 			&cli.StringFlag{Name: "target", Usage: "href of the target resource"},
 			&cli.IntFlag{Name: "priority", Value: queue.DefaultPriority, Usage: "0–999, lower runs first"},
@@ -29,6 +37,14 @@ func jobAddCommand() *cli.Command {
 			&cli.DurationFlag{Name: "timeout", Usage: "run time limit of the job (90s, 5m); 0: the action's default"},
 			&cli.StringFlag{Name: "unique-key", Usage: "refuse the job while another live job has this key"},
 			&cli.StringSliceFlag{Name: "tag", Usage: "a tag; repeat for more"},
+			&cli.StringSliceFlag{Name: "concurrency-key", Usage: "wait while an active or older pending job has this key (such as template:deploy); repeat for more"},
+			&cli.StringSliceFlag{Name: "group", Usage: "an instance group of executors that may run the job, in preference order; repeat for more (default: default)"},
+			&cli.IntFlag{Name: "impact", Usage: "the capacity the job takes on its executor (default 1)"},
+			&cli.StringSliceFlag{Name: "depends-on", Usage: "a job (job/<uuid>) that must succeed first; repeat for more"},
+			&cli.BoolFlag{Name: "fanout", Usage: "run the job on every live, enabled executor of --group, under a parent job"},
+			&cli.StringSliceFlag{Name: "notify-started", Usage: "notification template to notify when the job starts; repeat for more"},
+			&cli.StringSliceFlag{Name: "notify-success", Usage: "notification template to notify when the job succeeds; repeat for more"},
+			&cli.StringSliceFlag{Name: "notify-failure", Usage: "notification template to notify when the job fails or is canceled; repeat for more"},
 			maxBacklogFlag(),
 			jsonFlag("print the new job document as JSON instead of its id"),
 		),
@@ -45,11 +61,37 @@ func jobAddCommand() *cli.Command {
 				UniqueKey: c.String("unique-key"),
 				Tags:      c.StringSlice("tag"),
 				CreatedBy: createdByCLI,
+				Launch:    jobs.Launch{InstanceGroups: c.StringSlice("group")},
+				Scheduling: jobs.Scheduling{
+					Impact:          c.Int("impact"),
+					ConcurrencyKeys: c.StringSlice("concurrency-key"),
+				},
 			}
+			for _, d := range c.StringSlice("depends-on") {
+				id, _, err := jobs.ParseID(d)
+				if err != nil {
+					return usagef("--depends-on %q is not a job id: type job/<uuid> or the bare uuid, as `job add` printed it", d)
+				}
+				n.Scheduling.DependsOn = append(n.Scheduling.DependsOn, id)
+			}
+			n.Notifications.Add(jobs.NotifyStarted, c.StringSlice("notify-started")...)
+			n.Notifications.Add(jobs.NotifySuccess, c.StringSlice("notify-success")...)
+			n.Notifications.Add(jobs.NotifyFailure, c.StringSlice("notify-failure")...)
 			if c.IsSet("payload") {
 				if n.Payload, err = readPayload(c.String("payload")); err != nil {
 					return err
 				}
+			}
+			fanout := c.Bool("fanout")
+			var fanGroup string
+			if fanout {
+				if len(n.Scheduling.ConcurrencyKeys) > 0 || len(n.Scheduling.DependsOn) > 0 || len(n.Launch.InstanceGroups) > 1 {
+					return usagef("--fanout takes one --group and an --impact; not --concurrency-key, --depends-on or several groups")
+				}
+				if len(n.Launch.InstanceGroups) == 1 {
+					fanGroup = n.Launch.InstanceGroups[0]
+				}
+				n.Launch.InstanceGroups = nil
 			}
 			if err := checkNewJob(n); err != nil {
 				return err
@@ -62,7 +104,22 @@ func jobAddCommand() *cli.Command {
 			if err := cl.ensure(); err != nil {
 				return err
 			}
-			j, err := cl.store.Create(cl.ctx, n)
+			for _, d := range n.Scheduling.DependsOn {
+				if _, _, err := cl.store.Get(cl.ctx, d); errors.Is(err, jobs.ErrNotFound) {
+					return usagef("--depends-on %s: no such live job (`jobengine job list` shows them)", d)
+				} else if err != nil {
+					return cl.fail(err, d)
+				}
+			}
+			var j *jobs.Job
+			if fanout {
+				j, err = scheduler.Fanout(cl.ctx, cl.store, n, fanGroup)
+				if errors.Is(err, scheduler.ErrNoExecutor) {
+					return &ExitError{Code: ExitFailure, Err: err}
+				}
+			} else {
+				j, err = cl.store.Create(cl.ctx, n)
+			}
 			if err != nil {
 				return cl.fail(err, "")
 			}
@@ -99,6 +156,12 @@ func checkNewJob(n jobs.NewJob) error {
 		if t == "" || len(t) > jobs.MaxIDBytes {
 			return usagef("--tag %s: a tag must be 1–%d bytes", quote(t), jobs.MaxIDBytes)
 		}
+	}
+	if err := checkScheduling(n.Scheduling, n.Launch.InstanceGroups); err != nil {
+		return err
+	}
+	if err := n.Notifications.Validate(); err != nil {
+		return usagef("--notify-started/--notify-success/--notify-failure: %s (see jobengine notification list)", strings.TrimPrefix(err.Error(), jobs.ErrInvalid.Error()+": "))
 	}
 	// What is left for the store's own check is not typed by a user.
 	if err := n.Validate(); err != nil {
@@ -163,4 +226,36 @@ func jsonKind(b []byte) string {
 		return "null"
 	}
 	return "number"
+}
+
+// checkScheduling checks the scheduling flags of `job add`.
+func checkScheduling(sc jobs.Scheduling, groups []string) error {
+	if sc.Impact < 0 || sc.Impact > jobs.MaxImpact {
+		return usagef("--impact %d is out of range: type 1–%d (how much of an executor's capacity the job takes)", sc.Impact, jobs.MaxImpact)
+	}
+	if len(groups) > jobs.MaxInstanceGroups {
+		return usagef("%d groups: give --group at most %d times", len(groups), jobs.MaxInstanceGroups)
+	}
+	seen := map[string]bool{}
+	for _, g := range groups {
+		if jobs.ValidGroupName(g) != nil {
+			return usagef("--group %q is not a group name: type letters, digits, '.', '_' or '-', starting with a letter or digit, such as edge", g)
+		}
+		if seen[g] {
+			return usagef("--group %s is given twice: give each group once, in preference order", g)
+		}
+		seen[g] = true
+	}
+	if len(sc.ConcurrencyKeys) > jobs.MaxConcurrencyKeys {
+		return usagef("%d concurrency keys: give --concurrency-key at most %d times", len(sc.ConcurrencyKeys), jobs.MaxConcurrencyKeys)
+	}
+	for _, k := range sc.ConcurrencyKeys {
+		if jobs.ValidConcurrencyKey(k) != nil {
+			return usagef("--concurrency-key %q: type 1–%d bytes without spaces, such as template:deploy", k, jobs.MaxKeyBytes)
+		}
+	}
+	if len(sc.DependsOn) > jobs.MaxDependsOn {
+		return usagef("%d dependencies: give --depends-on at most %d times", len(sc.DependsOn), jobs.MaxDependsOn)
+	}
+	return nil
 }

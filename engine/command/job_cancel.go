@@ -24,6 +24,7 @@ func jobCancelCommand() *cli.Command {
 		ArgsUsage: "ID",
 		Description: "A QUEUED job becomes CANCELED at once; a RUNNING job gets a cancel request that its executor\n" +
 			"acts on (use `job wait` to see it end). A job in a final state cannot be canceled: exit 1.\n" +
+			"A sliced job's container is canceled with all its slices and ends CANCELED once they have ended.\n" +
 			"A job whose document fails validation is quarantined instead (exit 1, saying so).",
 		Flags: withEnv("job cancel", jsonFlag("print the job document after the cancel as JSON")),
 		Action: func(c *cli.Context) error {
@@ -43,7 +44,7 @@ func jobCancelCommand() *cli.Command {
 			if err := cl.ensure(); err != nil {
 				return err
 			}
-			j, err := cl.store.Cancel(cl.ctx, id, createdByCLI)
+			j, err := cl.store.CancelJob(cl.ctx, id, createdByCLI)
 			switch {
 			case errors.Is(err, jobs.ErrFinal):
 				return &withCause{fmt.Sprintf("%s is already %s; a job in a final state cannot be canceled", id, j.State), err}

@@ -2,6 +2,7 @@ package command
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -26,15 +27,16 @@ func jobListCommand() *cli.Command {
 			"stderr gives the --after to type for the next page (with --json, each job's \"cursor\").\n" +
 			"Documents that fail validation and quarantined objects are listed after the jobs (with --json,\n" +
 			"counted on stderr: see `queue inspect --quarantined`).",
-		Flags: withEnv("job list",
+		Flags: append(withEnv("job list",
 			&cli.StringFlag{Name: "state", Usage: "only jobs in this state (" + stateNames() + ")"},
 			&cli.StringFlag{Name: "action", Usage: "only jobs of this action"},
 			&cli.IntFlag{Name: "limit", Value: defaultLimit, Usage: "at most this many jobs; 0: no limit"},
 			&cli.StringFlag{Name: "after", Usage: "start after this cursor, as the previous page's note printed it"},
 			jsonFlag("print a JSON array of job documents"),
-		),
+		), launchFilterFlags()...),
 		Action: func(c *cli.Context) error {
-			if _, err := parseArgs(c); err != nil {
+			_, err := parseArgs(c)
+			if err != nil {
 				return err
 			}
 			var q history.Query
@@ -46,6 +48,9 @@ func jobListCommand() *cli.Command {
 				q.State = st
 			}
 			q.Action = c.String("action")
+			if q.Launch, err = readLaunchFilter(c, time.Now()); err != nil {
+				return err
+			}
 			if q.Limit = c.Int("limit"); q.Limit < 0 {
 				return negativeLimit(q.Limit)
 			}

@@ -274,6 +274,13 @@ func TestBadInputExitsTwoAndWritesNothing(t *testing.T) {
 		{[]string{"job", "add", "a", "--timeout", "-5s"}, "--timeout -5s is negative"},
 		{[]string{"job", "add", "a", "--tag", ""}, "tag"},
 		{[]string{"job", "add", "a", "--max-backlog", "-1"}, "--max-backlog"},
+		{[]string{"job", "add", "a", "--impact", "-1"}, "--impact -1"},
+		{[]string{"job", "add", "a", "--group", "a/b"}, `--group "a/b"`},
+		{[]string{"job", "add", "a", "--group", "edge", "--group", "edge"}, "twice"},
+		{[]string{"job", "add", "a", "--concurrency-key", "two words"}, "--concurrency-key"},
+		{[]string{"job", "add", "a", "--depends-on", "job/12"}, `--depends-on "job/12"`},
+		{[]string{"job", "add", "a", "--fanout", "--concurrency-key", "k"}, "--fanout"},
+		{[]string{"job", "add", "a", "--fanout", "--group", "a", "--group", "b"}, "--fanout"},
 		{[]string{"job", "show", "job/123"}, `"job/123" is not a job id`},
 		{[]string{"job", "show", "task/" + uuid}, "is not a job id"},
 		{[]string{"job", "show", uuid + "x"}, "is not a job id"},
@@ -299,5 +306,31 @@ func TestBadInputExitsTwoAndWritesNothing(t *testing.T) {
 	if e.exists("/") {
 		children, _, _ := e.conn.Children(e.conn.Path("/"))
 		t.Fatalf("bad input wrote under the root: %v", children)
+	}
+}
+
+// A job with scheduling needs is created PENDING, in the pending index;
+// `job show` prints its scheduling fields.
+func TestJobAddPending(t *testing.T) {
+	e := newJobEnv(t)
+	first := e.add("a")
+	id := e.add("a", "--concurrency-key", "template:deploy", "--group", "edge", "--group", "default",
+		"--impact", "6", "--depends-on", first)
+	j, _, err := e.store.Get(context.Background(), id)
+	if err != nil || j.State != jobs.Pending || j.Impact != 6 || len(j.InstanceGroups) != 2 || j.DependsOn[0] != first {
+		t.Fatalf("created %+v %v", j, err)
+	}
+	if n, _ := e.store.PendingCount(context.Background()); n != 1 {
+		t.Fatalf("%d pending nodes, want 1", n)
+	}
+	out := e.ok("job", "show", id)
+	for _, want := range []string{"PENDING", "concurrency-keys:", "template:deploy", "instance-groups:", "edge, default", "impact:", "depends-on:"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("job show lacks %q:\n%s", want, out)
+		}
+	}
+	_, errOut, code := e.run("job", "add", "a", "--depends-on", "0b6f8c5e-3d2a-4c1b-9e8f-7a6b5c4d3e2f")
+	if code != 2 || !strings.Contains(errOut, "no such live job") {
+		t.Fatalf("dependency on a missing job: exit %d %q", code, errOut)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/jobengine/jobengine/engine/credential"
 	"github.com/jobengine/jobengine/engine/history"
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
@@ -96,7 +97,7 @@ func errorKind(err error, code int) string {
 		return kindQuarantined
 	case errors.Is(err, jobs.ErrBadDocument):
 		return kindInvalid
-	case errors.Is(err, jobs.ErrNotFound):
+	case errors.Is(err, jobs.ErrNotFound), errors.Is(err, credential.ErrNotFound):
 		return kindNotFound
 	case errors.Is(err, errZKLost), errors.Is(err, zkconn.ErrUnavailable), zkconn.Transient(err),
 		errors.Is(err, index.ErrUnavailable), errors.Is(err, history.ErrUnavailable):
@@ -157,6 +158,7 @@ func writeJobText(w io.Writer, v history.Job) error {
 		row("return-code", strconv.Itoa(*j.ReturnCode))
 	}
 	row("status-message", oneLine(j.StatusMessage))
+	row("explanation", oneLine(j.Explanation))
 	row("target-resource", j.Target())
 	hrefs := make([]string, len(j.AffectedResources))
 	for i, r := range j.AffectedResources {
@@ -180,9 +182,19 @@ func writeJobText(w io.Writer, v history.Job) error {
 	if j.Timeout > 0 {
 		row("timeout", j.TimeoutDuration().String())
 	}
+	row("instance-groups", strings.Join(j.InstanceGroups, ", "))
+	if j.Impact > 0 {
+		row("impact", strconv.Itoa(j.Impact))
+	}
+	row("concurrency-keys", strings.Join(j.ConcurrencyKeys, ", "))
+	row("depends-on", strings.Join(j.DependsOn, ", "))
+	row("fanout-group", j.FanoutGroup)
+	row("instance-group", j.InstanceGroup)
+	row("execution-node", j.ExecutionNode)
 	row("executor", j.Executor)
 	row("attempt", strconv.Itoa(j.Attempt))
 	row("created-by", j.CreatedBy)
+	launchRows(row, j)
 	row("version", strconv.FormatInt(j.Version, 10))
 	row("trimmed", j.Trimmed)
 	row("source", string(v.Source))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -435,9 +436,44 @@ func fileKind(m fs.FileMode) string {
 	return m.Type().String()
 }
 
+// SettingsSpec reserves a name of the configuration directory for
+// something that is not a distributor but was configured as one: its file,
+// in the distributor format, holds its settings. jobs_cleanup, now a
+// maintenance service, is such a name, so its file keeps working.
+type SettingsSpec struct {
+	// Name is the reserved name (the file's name, or its name field).
+	Name string
+	// About says what the name stands for, in messages about its file,
+	// e.g. "the cleanup maintenance service, not a distributor".
+	About string
+	// Enabled, Schedule, CatchUp and Options are the defaults the file
+	// overrides.
+	Enabled  bool
+	Schedule schedule.Spec
+	CatchUp  schedule.CatchUp
+	Options  map[string]string
+	// CheckOptions validates the options after the file's; its error is
+	// reported at the options' line.
+	CheckOptions func(opts map[string]string) error
+}
+
+// Settings are a SettingsSpec's defaults with its file applied.
+type Settings struct {
+	Name string
+	// Source is the file that set them, or "builtin" for the defaults.
+	Source   string
+	Enabled  bool
+	Schedule schedule.Spec
+	CatchUp  schedule.CatchUp
+	Options  map[string]string
+}
+
+// settingsFields are the fields a settings file may give.
+const settingsFields = "enabled, description, interval, cron, time-zone, catch-up, options"
+
 // Catalog is the set of distributors a process knows: the registered ones
 // and those declared (or overridden) by the files of a configuration
-// directory.
+// directory, and the settings of the names reserved with SettingsSpec.
 type Catalog struct {
 	// Dir is the configuration directory.
 	Dir string
@@ -449,7 +485,9 @@ type Catalog struct {
 	// Problems lists every error found in the files, in file order.
 	Problems []Problem
 	defs     map[string]Definition
-	broken   map[string][]Problem // distributors whose file is invalid: never run
+	broken   map[string][]Problem // distributors (and settings) whose file is invalid: never run
+	specs    map[string]SettingsSpec
+	settings map[string]Settings
 }
 
 // Load reads every *.yaml and *.yml file of dir (not its subdirectories;
@@ -458,11 +496,19 @@ type Catalog struct {
 // (by its name field, else its file name) overrides that distributor's
 // settings. An invalid file makes its distributor unknown to Defs and
 // Enabled, a registered one included: its defaults are no safe guess of
-// what the file meant. Load fails only when dir exists but cannot be read.
-func Load(dir string) (*Catalog, error) {
-	c := &Catalog{Dir: dir, defs: map[string]Definition{}, broken: map[string][]Problem{}}
+// what the file meant. The names of specs are not distributors: their
+// files hold settings (see Settings). Load fails only when dir exists but
+// cannot be read.
+func Load(dir string, specs ...SettingsSpec) (*Catalog, error) {
+	c := &Catalog{Dir: dir, defs: map[string]Definition{}, broken: map[string][]Problem{},
+		specs: map[string]SettingsSpec{}, settings: map[string]Settings{}}
 	for _, d := range Registered() {
 		c.defs[d.Name] = d
+	}
+	for _, sp := range specs {
+		delete(c.defs, sp.Name)
+		c.specs[sp.Name] = sp
+		c.settings[sp.Name] = sp.defaults()
 	}
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -501,6 +547,10 @@ func Load(dir string) (*Catalog, error) {
 			c.addProblems(r.name, r.problems)
 			continue
 		}
+		if sp, ok := c.specs[r.name]; ok {
+			c.loadSettings(sp, r)
+			continue
+		}
 		d, registered := c.defs[r.name]
 		if !registered {
 			d = Definition{Name: r.name, Enabled: true}
@@ -532,6 +582,104 @@ func (c *Catalog) addProblems(name string, ps []Problem) {
 	c.Problems = append(c.Problems, ps...)
 	c.broken[name] = append(c.broken[name], ps...)
 	delete(c.defs, name)
+	delete(c.settings, name)
+}
+
+func (sp SettingsSpec) defaults() Settings {
+	opts := make(map[string]string, len(sp.Options))
+	for k, v := range sp.Options {
+		opts[k] = v
+	}
+	return Settings{Name: sp.Name, Source: "builtin", Enabled: sp.Enabled, Schedule: sp.Schedule, CatchUp: sp.CatchUp, Options: opts}
+}
+
+// loadSettings applies a file to the defaults of sp and checks the result.
+func (c *Catalog) loadSettings(sp SettingsSpec, r fileResult) {
+	f, s := r.file, r.spec
+	var probs []Problem
+	for _, n := range []struct {
+		field string
+		node  *yaml.Node
+	}{{"action", &s.Action}, {"target", &s.Target}, {"targets", &s.Targets}, {"payload", &s.Payload},
+		{"priority", &s.Priority}, {"timeout", &s.Timeout}, {"dedup", &s.Dedup}, {"unique-key", &s.UniqueKey}} {
+		if n.node.Kind != 0 {
+			probs = append(probs, Problem{File: f, Line: n.node.Line, Message: fmt.Sprintf("%s does not apply to %s (%s); its file may set %s",
+				n.field, sp.Name, sp.About, settingsFields)})
+		}
+	}
+	st := sp.defaults()
+	d := Definition{Name: sp.Name, Enabled: st.Enabled, Schedule: st.Schedule, CatchUp: st.CatchUp, Options: st.Options}
+	probs = append(probs, s.apply(f, &d)...)
+	if len(probs) == 0 {
+		check := func(field string, err error) {
+			if err != nil {
+				probs = append(probs, Problem{File: f, Line: s.fieldLine(field), Message: fmt.Sprintf("%s: %v", field, err)})
+			}
+		}
+		_, err := schedule.Parse(d.Schedule)
+		check("schedule", err)
+		_, err = schedule.ParseCatchUp(string(d.CatchUp))
+		check("catch-up", err)
+		if sp.CheckOptions != nil {
+			check("options", sp.CheckOptions(d.Options))
+		}
+	}
+	if len(probs) > 0 {
+		sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })
+		c.addProblems(sp.Name, probs)
+		return
+	}
+	c.settings[sp.Name] = Settings{Name: sp.Name, Source: f, Enabled: d.Enabled, Schedule: d.Schedule, CatchUp: d.CatchUp, Options: d.Options}
+}
+
+// Settings returns the settings of a name reserved with a SettingsSpec:
+// its defaults, overridden by its file. ErrConfig (listing the problems)
+// when the file is invalid; ErrUnknown when the name was not reserved.
+func (c *Catalog) Settings(name string) (Settings, error) {
+	if _, ok := c.specs[name]; !ok {
+		return Settings{}, fmt.Errorf("%w: %q has no settings", ErrUnknown, name)
+	}
+	if err := c.brokenErr(name); err != nil {
+		return Settings{}, err
+	}
+	st := c.settings[name]
+	st.Options = maps.Clone(st.Options)
+	return st, nil
+}
+
+// IsSettings reports whether name was reserved with a SettingsSpec.
+func (c *Catalog) IsSettings(name string) bool {
+	_, ok := c.specs[name]
+	return ok
+}
+
+// SettingsFiles returns the settings that a file set, sorted by name.
+func (c *Catalog) SettingsFiles() []Settings {
+	var out []Settings
+	for _, st := range c.settings {
+		if st.Source != "builtin" {
+			out = append(out, st)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// brokenErr describes the problems of name's file, nil when it has none.
+func (c *Catalog) brokenErr(name string) error {
+	ps, ok := c.broken[name]
+	if !ok {
+		return nil
+	}
+	msgs := make([]string, len(ps))
+	for i, p := range ps {
+		msgs[i] = p.Error()
+	}
+	what := "distributor " + name
+	if sp, ok := c.specs[name]; ok {
+		what = name + " (" + sp.About + ")"
+	}
+	return fmt.Errorf("%w: %s is declared in an invalid file: %s", ErrConfig, what, strings.Join(msgs, "; "))
 }
 
 // Defs returns every runnable distributor, sorted by name.
@@ -569,12 +717,11 @@ func (c *Catalog) Broken() []string {
 // Get returns the distributor called name: ErrUnknown when nothing
 // declares it, ErrConfig (listing the problems) when its file is invalid.
 func (c *Catalog) Get(name string) (Definition, error) {
-	if ps, ok := c.broken[name]; ok {
-		msgs := make([]string, len(ps))
-		for i, p := range ps {
-			msgs[i] = p.Error()
-		}
-		return Definition{}, fmt.Errorf("%w: distributor %s is declared in an invalid file: %s", ErrConfig, name, strings.Join(msgs, "; "))
+	if err := c.brokenErr(name); err != nil {
+		return Definition{}, err
+	}
+	if sp, ok := c.specs[name]; ok {
+		return Definition{}, fmt.Errorf("%w: %s is %s", ErrUnknown, name, sp.About)
 	}
 	d, ok := c.defs[name]
 	if !ok {
@@ -587,9 +734,23 @@ func (c *Catalog) Get(name string) (Definition, error) {
 	return d, nil
 }
 
-// SetOption sets option key of distributor name (a command-line override)
-// and checks the result.
+// SetOption sets option key of distributor name, or of the settings of a
+// reserved name (a command-line override), and checks the result.
 func (c *Catalog) SetOption(name, key, value string) error {
+	if sp, ok := c.specs[name]; ok {
+		st, err := c.Settings(name)
+		if err != nil {
+			return err
+		}
+		st.Options[key] = value
+		if sp.CheckOptions != nil {
+			if err := sp.CheckOptions(st.Options); err != nil {
+				return fmt.Errorf("%w: %s: %v", ErrConfig, name, err)
+			}
+		}
+		c.settings[name] = st
+		return nil
+	}
 	d, err := c.Get(name)
 	if err != nil {
 		return err

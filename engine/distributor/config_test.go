@@ -129,7 +129,7 @@ func TestLoadProblems(t *testing.T) {
 		{"priority range", "action: a\ninterval: 1s\n\npriority: 1000\n", 4, "outside 0–999"},
 		{"interval", "action: a\ninterval: soon\n", 2, "interval"},
 		{"both schedules", "action: a\ninterval: 1s\ncron: '@daily'\n", 3, "give one"},
-		{"no schedule", "action: a\npriority: 3\n", 0, "no interval and no cron"},
+		{"no schedule", "action: a\npriority: 3\n", 0, "no interval, cron expression or rrule"},
 		{"bad zone", "action: a\ncron: '@daily'\ntime-zone: Mars/Olympus\n", 2, "Mars/Olympus"},
 		{"no action", "interval: 1s\n", 0, "no action"},
 		{"bad catch-up", "action: a\ninterval: 1s\ncatch-up: all\n", 3, "catch-up"},
@@ -275,5 +275,99 @@ func TestParseDuration(t *testing.T) {
 		if _, err := ParseDuration(in); err == nil {
 			t.Errorf("ParseDuration(%q) accepted", in)
 		}
+	}
+}
+
+// settingsSpec is a name reserved for settings, as jobs_cleanup is.
+func settingsSpec() SettingsSpec {
+	return SettingsSpec{
+		Name: "tidy", About: "a service, not a distributor", Enabled: true,
+		Schedule: schedule.Spec{Cron: "@daily"}, Options: map[string]string{"keep": "7d"},
+		CheckOptions: func(opts map[string]string) error {
+			for k, v := range opts {
+				if k != "keep" {
+					return fmt.Errorf("unknown option %q", k)
+				}
+				if _, err := ParseDuration(v); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+}
+
+func TestLoadSettings(t *testing.T) {
+	// No file: the defaults.
+	cat, err := Load(writeFiles(t, nil), settingsSpec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := cat.Settings("tidy")
+	if err != nil || !st.Enabled || st.Source != "builtin" || st.Schedule.Cron != "@daily" || st.Options["keep"] != "7d" {
+		t.Fatalf("defaults: %+v, %v", st, err)
+	}
+	if _, err := cat.Get("tidy"); !errors.Is(err, ErrUnknown) || !strings.Contains(err.Error(), "not a distributor") {
+		t.Errorf("Get of a settings name: %v", err)
+	}
+
+	// A file overrides them and is no distributor.
+	dir := writeFiles(t, map[string]string{"tidy.yaml": "enabled: false\ninterval: 1h\noptions:\n  keep: 30d\n"})
+	if cat, err = Load(dir, settingsSpec()); err != nil {
+		t.Fatal(err)
+	}
+	st, err = cat.Settings("tidy")
+	if err != nil || st.Enabled || st.Schedule != (schedule.Spec{Interval: time.Hour}) || st.Options["keep"] != "30d" ||
+		st.Source != filepath.Join(dir, "tidy.yaml") {
+		t.Fatalf("from the file: %+v, %v", st, err)
+	}
+	for _, d := range cat.Defs() {
+		if d.Name == "tidy" {
+			t.Error("a settings file became a distributor")
+		}
+	}
+	if fs := cat.SettingsFiles(); len(fs) != 1 || fs[0].Name != "tidy" {
+		t.Errorf("SettingsFiles = %+v", fs)
+	}
+	if err := cat.SetOption("tidy", "keep", "1d"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := cat.Settings("tidy"); st.Options["keep"] != "1d" {
+		t.Errorf("SetOption did not apply: %v", st.Options)
+	}
+	if err := cat.SetOption("tidy", "keep", "soon"); !errors.Is(err, ErrConfig) {
+		t.Errorf("SetOption with a bad value: %v", err)
+	}
+
+	// Distributor fields, a bad schedule and a bad option are problems
+	// with their lines.
+	dir = writeFiles(t, map[string]string{"tidy.yaml": "action: echo\ncron: 99 * * * *\noptions:\n  kept: 1d\n"})
+	if cat, err = Load(dir, settingsSpec()); err != nil {
+		t.Fatal(err)
+	}
+	if len(cat.Problems) != 1 || cat.Problems[0].Line != 1 || !strings.Contains(cat.Problems[0].Message, "action does not apply to tidy") {
+		t.Fatalf("problems %v", cat.Problems)
+	}
+	if _, err := cat.Settings("tidy"); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "tidy.yaml:1") {
+		t.Errorf("Settings of an invalid file: %v", err)
+	}
+	dir = writeFiles(t, map[string]string{"tidy.yaml": "cron: 99 * * * *\n"})
+	if cat, _ = Load(dir, settingsSpec()); len(cat.Problems) != 1 || cat.Problems[0].Line != 1 {
+		t.Errorf("bad schedule: %v", cat.Problems)
+	}
+	dir = writeFiles(t, map[string]string{"tidy.yaml": "interval: 1h\noptions:\n  kept: 1d\n"})
+	if cat, _ = Load(dir, settingsSpec()); len(cat.Problems) != 1 || cat.Problems[0].Line != 3 || !strings.Contains(cat.Problems[0].Message, `unknown option "kept"`) {
+		t.Errorf("bad option: %v", cat.Problems)
+	}
+}
+
+func TestMaintenanceIsReserved(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"maintenance.yaml": "action: echo\ninterval: 1s\n"})
+	cat, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cat.Problems) != 1 || !strings.Contains(cat.Problems[0].Message, "maintenance services") {
+		t.Errorf("problems %v", cat.Problems)
 	}
 }

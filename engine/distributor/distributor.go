@@ -163,12 +163,20 @@ type Definition struct {
 // namePattern is the election package's rule for names, with a length cap.
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
-// reserved names are subcommands of `jobengine distributor`.
-var reserved = map[string]bool{"list": true, "validate": true, "help": true, "h": true}
+// reserved names cannot name a distributor, and why.
+var reserved = map[string]string{
+	"list":     "a subcommand of `jobengine distributor`",
+	"validate": "a subcommand of `jobengine distributor`",
+	"help":     "a subcommand of `jobengine distributor`",
+	"h":        "a subcommand of `jobengine distributor`",
+	// engine/maintenance.ElectionName: a distributor of that name would
+	// share the maintenance services' election.
+	"maintenance": "the election of the maintenance services",
+}
 
 // ValidName reports whether s can name a distributor.
 func ValidName(s string) bool {
-	return namePattern.MatchString(s) && s != "." && s != ".." && !reserved[s]
+	return namePattern.MatchString(s) && s != "." && s != ".." && reserved[s] == ""
 }
 
 // Normalized returns d with its defaults filled in.
@@ -208,8 +216,8 @@ func (d Definition) check() (field string, err error) {
 		return field, fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
 	}
 	if !ValidName(d.Name) {
-		if reserved[d.Name] {
-			return bad("name", "name %q is reserved (a subcommand of `jobengine distributor`)", d.Name)
+		if why := reserved[d.Name]; why != "" {
+			return bad("name", "name %q is reserved (%s)", d.Name, why)
 		}
 		return bad("name", "name %q: use 1–64 letters, digits, '.', '_' or '-'", d.Name)
 	}

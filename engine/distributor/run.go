@@ -171,7 +171,7 @@ func (x *Distributor) lead(ctx context.Context) (err error) {
 	}()
 	term := election.TermOf(ctx)
 	log := x.log.With(zap.String("identifier", x.cfg.Identifier))
-	log.Info("leading: creating jobs")
+	log.Info(MsgLeading)
 	defer log.Info("no longer leading")
 	bo := x.backoff()
 	var (
@@ -311,7 +311,7 @@ func (x *Distributor) runTick(ctx context.Context, term *election.Term, tick sch
 		case errors.Is(err, jobs.ErrDuplicate):
 			if x.exists(ctx, nj.ID) {
 				res.existing++
-				x.log.Info("job of this tick already created by an earlier leader", fields...)
+				x.log.Info(MsgTickJobExists, fields...)
 			} else {
 				res.skipped++
 				x.log.Debug("job skipped: a live job holds its unique key", append(fields, zap.String("unique-key", nj.UniqueKey), zap.Error(err))...)

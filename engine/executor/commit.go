@@ -146,7 +146,7 @@ func (e *Executor) commitOutcome(log *zap.Logger, h jobs.Hold, c *jobs.Change) e
 		if j.Trimmed != "" {
 			fields = append(fields, zap.String("trimmed", j.Trimmed))
 		}
-		log.Info("job finished", fields...)
+		log.Info(MsgJobFinished, fields...)
 		e.cfg.Metrics.finished(j)
 	case errors.Is(err, errRefused), errors.Is(err, zkconn.ErrTooLarge):
 		return err
@@ -160,14 +160,14 @@ func (e *Executor) commitOutcome(log *zap.Logger, h jobs.Hold, c *jobs.Change) e
 		cancel()
 		if gerr == nil && cur.State.Final() {
 			log.Info("job was finished elsewhere meanwhile; entry consumed", zap.String("state", string(cur.State)))
-			e.consume(log, h.Item)
+			e.consume(log, h)
 			return nil
 		}
 		log.Warn("the job document changed unexpectedly; outcome not written, entry released", zap.Error(err))
-		e.release(log, h.Item)
+		e.release(log, h)
 	default:
 		log.Error("writing the outcome failed; entry released", zap.Error(err))
-		e.release(log, h.Item)
+		e.release(log, h)
 	}
 	return nil
 }
@@ -193,7 +193,7 @@ func (e *Executor) quarantine(log *zap.Logger, h jobs.Hold, bad *jobs.BadDocumen
 		return stepDone
 	}
 	log.Warn("quarantining an invalid object failed; entry released", zap.String("reason", bad.Reason), zap.Error(err))
-	e.release(log, h.Item)
+	e.release(log, h)
 	return stepBackoff
 }
 
@@ -205,6 +205,6 @@ func (e *Executor) quarantineJob(log *zap.Logger, h jobs.Hold, j *jobs.Job, ver 
 	bad := &jobs.BadDocumentError{Kind: jobs.KindDocument, UUID: j.UUID(), Path: e.store.DocPath(j.UUID()), Version: ver, Data: data,
 		Reason: "its document cannot be written within the limits: " + why.Error()}
 	if e.quarantine(log, h, bad) == stepRetry {
-		e.release(log, h.Item) // it changed meanwhile: read again by whoever takes it
+		e.release(log, h) // it changed meanwhile: read again by whoever takes it
 	}
 }

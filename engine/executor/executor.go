@@ -2,6 +2,12 @@
 // queue consumer, each taking a job, running its action with a timeout and
 // recording its outcome.
 //
+// An executor takes from two queues: its own direct queue,
+// /nodes/<name>/job, where the scheduler places jobs that fit its capacity
+// (it has precedence), and the shared queue /job. It keeps an ephemeral
+// heartbeat and a persistent instance record (engine/instance) with its
+// instance groups and capacity.
+//
 // The executor runs jobs; it does not decide what a job's state becomes.
 // It asks the job store for each transition (jobs.Store.StartAttempt,
 // ApplyLostPolicy, RecordProgress, Requeue, Finish) and commits the change
@@ -14,7 +20,6 @@ package executor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -30,6 +35,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jobengine/jobengine/engine/action"
+	"github.com/jobengine/jobengine/engine/instance"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/queue"
 	"github.com/jobengine/jobengine/engine/zkconn"
@@ -83,23 +89,29 @@ type Config struct {
 	// when the connection has been lost long enough for the session to
 	// expire on the server (default: the store connection's).
 	SessionTimeout time.Duration
+	// Groups are the instance groups the executor joins (default:
+	// jobs.DefaultGroup).
+	Groups []string
+	// Capacity says how its capacity is derived (zero value: AWX's
+	// defaults with the smaller of CPU and memory capacity; start from
+	// instance.DefaultCapacitySettings).
+	Capacity instance.CapacitySettings
+	// Resources, when set, replace what the machine is detected to have
+	// (tests).
+	Resources *instance.Resources
 }
 
 // RunningJob describes a job a worker runs now.
-type RunningJob struct {
-	Job     string    `json:"job"`
-	Action  string    `json:"action"`
-	Attempt int       `json:"attempt"`
-	Started time.Time `json:"started"`
-	Worker  int       `json:"worker"`
-}
+type RunningJob = instance.RunningJob
 
 // Executor is a running executor.
 type Executor struct {
 	cfg      Config
 	conn     *zkconn.Conn
 	store    *jobs.Store
-	consumer *queue.Consumer
+	consumer *queue.Consumer // the shared queue
+	direct   *queue.Consumer // this executor's direct queue
+	record   *instance.Record
 	log      *zap.Logger
 	started  time.Time
 	host     string
@@ -115,6 +127,10 @@ type Executor struct {
 	// cancels is the last listing of the cancel directory, kept by
 	// cancelWatchLoop, so a worker checks for a request without a read.
 	cancels map[string]bool
+
+	// kick asks the heartbeat loop to publish the membership node now:
+	// a job started or ended.
+	kick chan struct{}
 
 	wg       sync.WaitGroup // workers
 	bg       sync.WaitGroup // heartbeat, cancel watcher, session watcher
@@ -171,6 +187,21 @@ func Start(ctx context.Context, conn *zkconn.Conn, cfg Config) (*Executor, error
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	if len(cfg.Groups) == 0 {
+		cfg.Groups = []string{jobs.DefaultGroup}
+	}
+	for _, g := range cfg.Groups {
+		if err := jobs.ValidGroupName(g); err != nil {
+			return nil, fmt.Errorf("%w: --groups: %v", ErrConfig, err)
+		}
+	}
+	if err := cfg.Capacity.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if err := instance.ValidName(cfg.Name); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	cfg.Metrics.labelActionsOf(cfg.Registry)
 	for name := range cfg.ActionTimeouts {
 		if _, ok := cfg.Registry.Lookup(name); !ok {
 			return nil, fmt.Errorf("%w: --action-timeout names %q, which is not an action of this executor (have: %s)", ErrConfig, name, strings.Join(cfg.Registry.Names(), ", "))
@@ -184,6 +215,7 @@ func Start(ctx context.Context, conn *zkconn.Conn, cfg Config) (*Executor, error
 		started: time.Now().UTC(),
 		host:    host,
 		running: make(map[string]*run),
+		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
 	if err := e.store.Ensure(ctx); err != nil {
@@ -192,7 +224,14 @@ func Start(ctx context.Context, conn *zkconn.Conn, cfg Config) (*Executor, error
 	if err := e.register(ctx); err != nil {
 		return nil, err
 	}
+	rec, err := instance.Register(ctx, conn, e.instanceRecord())
+	if err != nil {
+		_ = zkconn.Do(ctx, func() error { return e.conn.Delete(e.memberPath(), -1) })
+		return nil, err
+	}
+	e.record = rec
 	e.consumer = e.store.Queue().NewConsumer(queue.ConsumerOptions{Name: cfg.Name, Logger: e.log})
+	e.direct = e.store.NodeQueue(cfg.Name).NewConsumer(queue.ConsumerOptions{Name: cfg.Name, Logger: e.log})
 	e.takeCtx, e.stopTaking = context.WithCancel(context.Background())
 	e.jobsCtx, e.stopJobs = context.WithCancelCause(context.Background())
 	bgCtx, bgCancel := context.WithCancel(context.Background())
@@ -205,7 +244,8 @@ func Start(ctx context.Context, conn *zkconn.Conn, cfg Config) (*Executor, error
 		e.wg.Add(1)
 		go e.worker(i)
 	}
-	e.log.Info("executor started", zap.Int("threads", cfg.Threads), zap.Strings("actions", cfg.Registry.Names()))
+	e.log.Info("executor started", zap.Int("threads", cfg.Threads), zap.Strings("actions", cfg.Registry.Names()),
+		zap.Strings("groups", cfg.Groups), zap.Int("capacity", rec.Capacity), zap.Bool("enabled", rec.Enabled))
 	return e, nil
 }
 
@@ -233,6 +273,14 @@ func (e *Executor) Running() []RunningJob {
 func (e *Executor) Shutdown(ctx context.Context) {
 	e.stopOnce.Do(func() {
 		e.log.Info("executor stopping: no new jobs", zap.Int("running", len(e.Running())), zap.Duration("grace", e.cfg.ShutdownGrace))
+		// The scheduler places nothing more here; what is placed and not
+		// started yet stays on the direct queue for a restart, or for the
+		// reaper once the executor is gone.
+		dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if _, err := instance.SetDraining(dctx, e.conn, e.cfg.Name, true); err != nil {
+			e.log.Warn("could not mark the executor as draining", zap.Error(err))
+		}
+		dcancel()
 		e.stopTaking()
 		idle := make(chan struct{})
 		go func() { e.wg.Wait(); close(idle) }()
@@ -248,6 +296,7 @@ func (e *Executor) Shutdown(ctx context.Context) {
 		e.stopJobs(errShutdown)
 		<-idle
 		e.consumer.Close()
+		e.direct.Close()
 		e.bgCancel()
 		e.bg.Wait()
 		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -270,7 +319,7 @@ func (e *Executor) worker(id int) {
 	defer e.wg.Done()
 	bo := backoff.New(100*time.Millisecond, e.cfg.MaxBackoff)
 	for e.takeCtx.Err() == nil {
-		it, err := e.consumer.Take(e.takeCtx)
+		it, from, err := queue.TakeAny(e.takeCtx, e.direct, e.consumer)
 		if err != nil {
 			if e.takeCtx.Err() != nil {
 				return
@@ -279,7 +328,7 @@ func (e *Executor) worker(id int) {
 			bo.Wait(e.takeCtx)
 			continue
 		}
-		if e.handle(id, it) {
+		if e.handle(id, from, it) {
 			bo.Reset()
 		} else {
 			bo.Wait(e.takeCtx)
@@ -289,11 +338,11 @@ func (e *Executor) worker(id int) {
 
 // handle processes one taken entry. It returns false when the worker should
 // back off (ZooKeeper trouble).
-func (e *Executor) handle(worker int, it *queue.Item) bool {
+func (e *Executor) handle(worker int, from *queue.Consumer, it *queue.Item) bool {
 	ctx := context.Background()
+	h := jobs.Hold{Consumer: from, Item: it}
 	id := string(it.Data)
-	log := e.log.With(zap.String("job", id), zap.Int("worker", worker))
-	h := jobs.Hold{Consumer: e.consumer, Item: it}
+	log := e.log.With(zap.String(FieldJob, id), zap.Int("worker", worker))
 	for attempt := 0; attempt < 5; attempt++ {
 		rctx, cancel := context.WithTimeout(ctx, e.cfg.SessionTimeout)
 		j, ver, err := e.store.Get(rctx, id)
@@ -305,15 +354,15 @@ func (e *Executor) handle(worker int, it *queue.Item) bool {
 			st = e.quarantine(log, h, bad)
 		case errors.Is(err, jobs.ErrInvalid):
 			// The entry's item is not a job id: nothing to look up.
-			st = e.quarantine(log, h, &jobs.BadDocumentError{Kind: jobs.KindEntry, Path: e.store.Queue().EntriesPath() + "/" + it.Name,
+			st = e.quarantine(log, h, &jobs.BadDocumentError{Kind: jobs.KindEntry, Path: e.entriesPath(from) + "/" + it.Name,
 				Data: it.Data, Reason: "its item is not a job id (job/<uuid>)"})
 		case errors.Is(err, jobs.ErrNotFound):
 			log.Warn("queue entry without a job document; entry consumed", zap.String("entry", it.Name))
-			e.consume(log, it)
+			e.consume(log, h)
 			return true
 		case err != nil:
 			log.Warn("reading the job failed; entry released", zap.Error(err))
-			e.release(log, it)
+			e.release(log, h)
 			return false
 		default:
 			st = e.prepare(log.With(zap.String("action", j.Action)), worker, h, j, ver)
@@ -328,7 +377,7 @@ func (e *Executor) handle(worker int, it *queue.Item) bool {
 		}
 	}
 	log.Warn("the job kept changing under the executor; entry released")
-	e.release(log, it)
+	e.release(log, h)
 	return true
 }
 
@@ -342,20 +391,23 @@ const (
 
 // prepare decides what to do with a loaded job and does it.
 func (e *Executor) prepare(log *zap.Logger, worker int, h jobs.Hold, j *jobs.Job, ver int32) step {
-	it := h.Item
 	if j.State.Final() {
 		log.Debug("job already final; entry consumed", zap.String("state", string(j.State)))
-		e.consume(log, it)
+		e.consume(log, h)
 		return stepDone
 	}
 	if j.State == jobs.Pending {
 		log.Warn("a PENDING job was queued; entry consumed, the scheduler will queue it again")
-		e.consume(log, it)
+		e.consume(log, h)
 		return stepDone
 	}
 	def, ok := e.cfg.Registry.Lookup(j.Action)
 	if !ok {
-		e.finish(log, h, j, ver, jobs.Outcome{State: jobs.Failed, Message: "no such action: " + j.Action})
+		msg := "no such action: " + j.Action
+		if action.IsTest(j.Action) {
+			msg += " (a test action: this executor runs without --enable-test-actions)"
+		}
+		e.finish(log, h, j, ver, jobs.Outcome{State: jobs.Failed, Message: msg})
 		return stepDone
 	}
 	var start *jobs.Change
@@ -400,7 +452,7 @@ func (e *Executor) prepare(log *zap.Logger, worker int, h jobs.Hold, j *jobs.Job
 		return stepDone
 	default:
 		log.Warn("writing RUNNING failed; entry released", zap.Error(err))
-		e.release(log, it)
+		e.release(log, h)
 		return stepBackoff
 	}
 	e.execute(log, worker, h, start.Job(), start.Ver(), def)
@@ -426,10 +478,12 @@ func (e *Executor) execute(log *zap.Logger, worker int, h jobs.Hold, j *jobs.Job
 	e.running[j.UUID()] = r
 	gen := e.lostGen
 	e.mu.Unlock()
+	e.publishMember()
 	defer func() {
 		e.mu.Lock()
 		delete(e.running, j.UUID())
 		e.mu.Unlock()
+		e.publishMember()
 	}()
 	// A cancel request listed before we registered the run (one listed
 	// after it cancels the run from cancelWatchLoop).
@@ -477,11 +531,15 @@ func (e *Executor) execute(log *zap.Logger, worker int, h jobs.Hold, j *jobs.Job
 		if errors.Is(runErr, action.ErrPluginKilled) {
 			out.Message += ", plugin killed"
 		}
+	case errors.Is(runErr, action.ErrLost) && def.LostPolicy == action.Rerun && j.Attempt < def.MaxAttempts:
+		log.Warn("the run was lost with its remote node or connection; running the job again", zap.Error(runErr), zap.Int("attempt", j.Attempt))
+		e.requeueLost(log, h, j, ver, runErr)
+		return
 	case runErr != nil:
 		out = jobs.Outcome{State: jobs.Failed, Message: runErr.Error()}
 	default:
 		code := res.ReturnCode
-		out = jobs.Outcome{State: jobs.Success, ReturnCode: &code, Message: res.Message}
+		out = jobs.Outcome{State: jobs.Success, ReturnCode: &code, Message: res.Message, HostSummary: res.Hosts}
 		if code != 0 {
 			out.State = jobs.Failed
 			if out.Message == "" {
@@ -529,10 +587,26 @@ func (e *Executor) requeue(log *zap.Logger, h jobs.Hold, j *jobs.Job, ver int32)
 	}
 	if err != nil {
 		log.Warn("requeuing the job failed; it will be rerun as lost", zap.Error(err))
-		e.release(log, h.Item)
+		e.release(log, h)
 		return
 	}
 	log.Info("job requeued: executor stopping")
+}
+
+// requeueLost gives back a job whose run was lost (action.ErrLost) under a
+// rerun policy: RUNNING → QUEUED with the entry released, the attempt
+// counted, so the lost-job policy bounds the reruns.
+func (e *Executor) requeueLost(log *zap.Logger, h jobs.Hold, j *jobs.Job, ver int32, cause error) {
+	c, err := e.store.RequeueLost(j, ver, cause)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
+		err = c.Commit(ctx, h)
+		cancel()
+	}
+	if err != nil {
+		log.Warn("requeuing the lost run failed; it will be rerun as lost", zap.Error(err))
+		e.release(log, h)
+	}
 }
 
 // requeueHeld requeues a job whose action was canceled because the session
@@ -543,7 +617,7 @@ func (e *Executor) requeue(log *zap.Logger, h jobs.Hold, j *jobs.Job, ver int32)
 func (e *Executor) requeueHeld(log *zap.Logger, h jobs.Hold, j *jobs.Job, ver int32) {
 	c, err := e.store.Requeue(j, ver, "executor "+e.cfg.Name+" lost its ZooKeeper session")
 	if err != nil {
-		e.release(log, h.Item)
+		e.release(log, h)
 		return
 	}
 	b := backoff.New(100*time.Millisecond, e.cfg.MaxBackoff)
@@ -561,7 +635,7 @@ func (e *Executor) requeueHeld(log *zap.Logger, h jobs.Hold, j *jobs.Job, ver in
 			return
 		case errors.Is(err, jobs.ErrConflict) || errors.As(err, &opErr):
 			log.Warn("requeuing failed: the job changed meanwhile; entry released", zap.Error(err))
-			e.release(log, h.Item)
+			e.release(log, h)
 			return
 		}
 		if e.jobsCtx.Err() != nil {
@@ -579,10 +653,10 @@ func (e *Executor) cancelRequested(uid string) bool {
 	return e.cancels[uid]
 }
 
-func (e *Executor) consume(log *zap.Logger, it *queue.Item) {
+func (e *Executor) consume(log *zap.Logger, h jobs.Hold) {
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
 	defer cancel()
-	if err := e.consumer.Consume(ctx, it); err != nil && !errors.Is(err, queue.ErrLockLost) {
+	if err := h.Consumer.Consume(ctx, h.Item); err != nil && !errors.Is(err, queue.ErrLockLost) {
 		log.Warn("consuming the entry failed", zap.Error(err))
 	}
 }
@@ -591,11 +665,11 @@ func (e *Executor) consume(log *zap.Logger, it *queue.Item) {
 // release goes through or the hold is known lost: the session may well
 // survive the outage (ZooKeeper keeps sessions across a restart), and an
 // entry held by a live session that nobody releases is never run.
-func (e *Executor) release(log *zap.Logger, it *queue.Item) {
+func (e *Executor) release(log *zap.Logger, h jobs.Hold) {
 	bo := backoff.New(100*time.Millisecond, e.cfg.MaxBackoff)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
-		err := e.consumer.Release(ctx, it)
+		err := h.Consumer.Release(ctx, h.Item)
 		cancel()
 		switch {
 		case err == nil || errors.Is(err, queue.ErrLockLost):
@@ -733,86 +807,11 @@ func (e *Executor) loseSession(why string) {
 	}
 }
 
-// membership
-
-// Member is the JSON of an executor's membership node.
-type Member struct {
-	Name     string       `json:"name"`
-	Host     string       `json:"host"`
-	PID      int          `json:"pid"`
-	Version  string       `json:"version"`
-	Threads  int          `json:"threads"`
-	Busy     int          `json:"busy"`
-	Actions  []string     `json:"actions"`
-	Started  time.Time    `json:"started"`
-	LastSeen time.Time    `json:"last-seen"`
-	Running  []RunningJob `json:"running"`
-}
-
-// MembersPath is the directory of executor membership nodes.
-const MembersPath = "executors"
-
-func (e *Executor) memberPath() string { return e.conn.Path(MembersPath, e.cfg.Name) }
-
-func (e *Executor) member() []byte {
-	running := e.Running()
-	m := Member{
-		Name: e.cfg.Name, Host: e.host, PID: os.Getpid(), Version: e.cfg.Version,
-		Threads: e.cfg.Threads, Busy: len(running), Actions: e.cfg.Registry.Names(),
-		Started: e.started, LastSeen: time.Now().UTC(), Running: running,
+// entriesPath returns the entries directory of the queue a consumer takes
+// from: this executor's direct queue, or the shared queue.
+func (e *Executor) entriesPath(from *queue.Consumer) string {
+	if from == e.direct {
+		return e.store.NodeQueue(e.cfg.Name).EntriesPath()
 	}
-	b, _ := json.Marshal(m)
-	return b
-}
-
-// register creates the membership node, refusing a name a live executor
-// already uses.
-func (e *Executor) register(ctx context.Context) error {
-	return zkconn.Do(ctx, func() error {
-		if err := zkconn.EnsureSync(e.conn.Conn, e.conn.Path(MembersPath)); err != nil {
-			return err
-		}
-		_, err := e.conn.Create(e.memberPath(), e.member(), zk.FlagEphemeral, zkconn.ACL)
-		if errors.Is(err, zk.ErrNodeExists) {
-			data, st, gerr := e.conn.Get(e.memberPath())
-			if gerr == nil && st.EphemeralOwner == e.conn.SessionID() {
-				return nil
-			}
-			var m Member
-			if json.Unmarshal(data, &m) != nil || m.Name != e.cfg.Name {
-				return fmt.Errorf("%w: %s exists and is not executor %q's membership node; give this one another --name", ErrNameInUse, e.memberPath(), e.cfg.Name)
-			}
-			return fmt.Errorf("%w: executor %q is already running (pid %d on %s); give this one another --name", ErrNameInUse, e.cfg.Name, m.PID, m.Host)
-		}
-		return err
-	})
-}
-
-// heartbeatLoop keeps the membership node current, recreating it after a
-// new session.
-func (e *Executor) heartbeatLoop(ctx context.Context) {
-	defer e.bg.Done()
-	t := time.NewTicker(e.cfg.Heartbeat)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		e.cfg.Metrics.setBusy(len(e.Running()))
-		if n, err := e.store.Queue().Len(ctx); err == nil {
-			e.cfg.Metrics.setDepth(n)
-		}
-		err := zkconn.Do(ctx, func() error {
-			_, err := e.conn.Set(e.memberPath(), e.member(), -1)
-			if errors.Is(err, zk.ErrNoNode) {
-				_, err = e.conn.Create(e.memberPath(), e.member(), zk.FlagEphemeral, zkconn.ACL)
-			}
-			return err
-		})
-		if err != nil && ctx.Err() == nil {
-			e.log.Debug("heartbeat failed", zap.Error(err))
-		}
-	}
+	return e.store.Queue().EntriesPath()
 }

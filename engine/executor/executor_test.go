@@ -46,7 +46,7 @@ type env struct {
 }
 
 func newEnv(t *testing.T) *env {
-	e := &env{t: t, root: fmt.Sprintf("/x%d", rootSeq.Add(1)), reg: action.Builtins(), runs: map[string]int{}}
+	e := &env{t: t, root: fmt.Sprintf("/x%d", rootSeq.Add(1)), reg: action.BuiltinsWithTests(), runs: map[string]int{}}
 	e.store = jobs.NewStore(e.dial(zkc.Addrs()...), jobs.StoreConfig{})
 	add := func(d action.Definition) {
 		if err := e.reg.Add(d); err != nil {
@@ -199,6 +199,18 @@ func TestOutcomes(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestTestActionsOff runs an executor with the production registry: the
+// test actions are compiled in but a job of one fails, saying why.
+func TestTestActionsOff(t *testing.T) {
+	e := newEnv(t)
+	e.start("prod", nil, func(c *Config) { c.Registry = action.Builtins() })
+	j := e.add("echo", `{"hello":"world"}`)
+	got := e.waitState(j.ID, jobs.Failed, 10*time.Second)
+	if want := "no such action: echo (a test action: this executor runs without --enable-test-actions)"; got.StatusMessage != want {
+		t.Errorf("status message %q, want %q", got.StatusMessage, want)
+	}
 }
 
 func TestMissingDocumentIsConsumed(t *testing.T) {

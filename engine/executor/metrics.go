@@ -4,8 +4,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/jobengine/jobengine/engine/action"
 	"github.com/jobengine/jobengine/engine/jobs"
 )
+
+// UnknownAction is the action label of jobs whose action the executor does
+// not have: job documents may name any action, and a label value per name
+// would let whoever creates jobs grow the metrics without bound. It cannot
+// collide with an action, whose names are [a-z0-9_.-].
+const UnknownAction = "(unknown)"
 
 // Metrics are the executor's Prometheus metrics. A nil *Metrics is valid
 // and records nothing.
@@ -20,6 +27,28 @@ type Metrics struct {
 	// (job-document, queue-entry).
 	Quarantined *prometheus.CounterVec
 	Registry    *prometheus.Registry
+
+	// registry, when set, names the actions that get a label of their own.
+	registry *action.Registry
+}
+
+// labelActionsOf makes every action reg does not hold share the label
+// UnknownAction.
+func (m *Metrics) labelActionsOf(reg *action.Registry) {
+	if m != nil {
+		m.registry = reg
+	}
+}
+
+// actionLabel is the action label of a job.
+func (m *Metrics) actionLabel(j *jobs.Job) string {
+	if m.registry == nil {
+		return j.Action
+	}
+	if _, ok := m.registry.Lookup(j.Action); !ok {
+		return UnknownAction
+	}
+	return j.Action
 }
 
 // NewMetrics registers the executor's metrics in a new registry (one per
@@ -60,9 +89,10 @@ func (m *Metrics) started(j *jobs.Job) {
 	if m == nil {
 		return
 	}
-	m.Started.WithLabelValues(j.Action).Inc()
+	a := m.actionLabel(j)
+	m.Started.WithLabelValues(a).Inc()
 	if j.Started != nil {
-		m.Claim.WithLabelValues(j.Action).Observe(j.Started.Sub(j.Created).Seconds())
+		m.Claim.WithLabelValues(a).Observe(j.Started.Sub(j.Created).Seconds())
 	}
 }
 
@@ -70,9 +100,10 @@ func (m *Metrics) finished(j *jobs.Job) {
 	if m == nil {
 		return
 	}
-	m.Finished.WithLabelValues(j.Action, string(j.State)).Inc()
+	a := m.actionLabel(j)
+	m.Finished.WithLabelValues(a, string(j.State)).Inc()
 	if j.Duration != nil {
-		m.Duration.WithLabelValues(j.Action).Observe(*j.Duration)
+		m.Duration.WithLabelValues(a).Observe(*j.Duration)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/jobengine/jobengine/engine/action"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/queue"
 	"github.com/jobengine/jobengine/engine/zkconn"
@@ -16,8 +17,9 @@ import (
 // reporter collects an action's reports and has them recorded at a bounded
 // rate: progress, status message and affected resources into the job
 // document (jobs.Store.RecordProgress, committed under the worker's hold,
-// so a stale executor never writes), log lines into the job's log tail.
-// The store tells its observers of both.
+// so a stale executor never writes), log lines and the messages of
+// structured events into the job's log tail. The store tells its observers
+// of all of them.
 type reporter struct {
 	e   *Executor
 	log *zap.Logger
@@ -30,7 +32,7 @@ type reporter struct {
 	progress int
 	status   string
 	affected []string // reported, not written yet
-	lines    []jobs.LogLine
+	lines    []jobs.LogEntry
 	// pending is a report whose commit failed with an unknown outcome: it
 	// is committed again rather than planned anew, which finds out whether
 	// it went through. pendingN counts the affected resources it carries.
@@ -106,18 +108,38 @@ func (r *reporter) Affected(hrefs ...string) {
 	r.dirty = true
 }
 
-func (r *reporter) Log(level, msg string) {
+func logLevel(level string) string {
 	switch level {
 	case "debug", "info", "warn", "error":
-	default:
-		level = "info"
+		return level
 	}
+	return "info"
+}
+
+func (r *reporter) Log(level, msg string) {
+	level = logLevel(level)
 	r.mu.Lock()
 	if len(r.lines) < 10_000 { // bounded between flushes
-		r.lines = append(r.lines, jobs.LogLine{Time: time.Now().UTC(), Level: level, Message: jobs.TruncateStatus(msg)})
+		r.lines = append(r.lines, jobs.LogEntry{Line: jobs.LogLine{Time: time.Now().UTC(), Level: level, Message: jobs.TruncateStatus(msg)}})
 	}
 	r.mu.Unlock()
 	r.log.Debug("action log", zap.String("level", level), zap.String("line", msg))
+}
+
+// Event records a structured event: its message goes to the job's log like
+// a log line, the event itself to the store's observers of action events
+// (the others are told of its message as a log line).
+func (r *reporter) Event(ev action.Event) {
+	ev.Level = logLevel(ev.Level)
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	ev.Time = ev.Time.UTC()
+	r.mu.Lock()
+	if len(r.lines) < 10_000 {
+		r.lines = append(r.lines, jobs.LogEntry{Line: jobs.LogLine{Time: ev.Time, Level: ev.Level, Message: jobs.TruncateStatus(ev.Message)}, Event: &ev})
+	}
+	r.mu.Unlock()
 }
 
 // unwritten reports whether a report is left to write: one whose outcome
@@ -146,7 +168,7 @@ func (r *reporter) flush() {
 
 	if len(lines) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := r.e.store.AppendLog(ctx, r.job.UUID(), lines); err != nil {
+		if err := r.e.store.AppendEntries(ctx, r.job.UUID(), r.job.Attempt, lines); err != nil {
 			r.log.Debug("writing the job's log tail failed", zap.Error(err))
 		}
 		cancel()

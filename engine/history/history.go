@@ -108,7 +108,7 @@ func (r *Reader) Get(ctx context.Context, id string) (Job, error) {
 func (r *Reader) get(ctx context.Context, id, uid string) (Job, error) {
 	j, _, err := r.store.Get(ctx, id)
 	if err == nil {
-		return Job{j, Live}, nil
+		return Job{r.followContainer(ctx, j), Live}, nil
 	}
 	if !errors.Is(err, jobs.ErrNotFound) {
 		return Job{}, err

@@ -24,6 +24,8 @@ type Query struct {
 	// After, when set, starts the page after this position: pass the Next
 	// of the previous page.
 	After *Cursor
+	// Launch selects by template, container, launch type and time.
+	Launch jobs.LaunchFilter
 }
 
 // Validate checks a query; its errors wrap ErrQuery.
@@ -39,7 +41,7 @@ func (q Query) Validate() error {
 
 func (q Query) match(j *jobs.Job) bool {
 	return (q.State == "" || j.State == q.State) && (q.Action == "" || j.Action == q.Action) &&
-		(q.After == nil || q.After.before(j))
+		(q.After == nil || q.After.before(j)) && q.Launch.Match(j)
 }
 
 // Page is one page of a listing.
@@ -192,7 +194,7 @@ func (r *Reader) search(ctx context.Context, q Query, live map[string]bool, want
 		// as many more as there are live jobs, within Elasticsearch's
 		// window.
 		size := min(want-len(out)+len(live), r.window)
-		iq := index.JobQuery{State: string(q.State), Action: q.Action, Limit: size}
+		iq := index.JobQuery{State: string(q.State), Action: q.Action, Limit: size, Launch: q.Launch}
 		if after != nil {
 			iq.After = &index.JobPosition{Created: after.Created, ID: after.ID}
 		}

@@ -123,6 +123,9 @@ func (r *Reader) events(ctx context.Context, id string) ([]jobs.LogLine, error) 
 			return out, err
 		}
 		for _, ev := range evs {
+			if ev.Type == index.EventAction && ev.Message == "" {
+				continue // an event without text (a host starting a task) is not a log line
+			}
 			out = append(out, EventLine(ev))
 		}
 		if len(evs) < r.window {
@@ -141,7 +144,7 @@ func EventLine(ev index.Event) jobs.LogLine {
 		l.Level = "info"
 	}
 	switch ev.Type {
-	case index.EventLog:
+	case index.EventLog, index.EventAction:
 	case index.EventState:
 		l.Message = "state " + string(ev.State)
 		if ev.Executor != "" {

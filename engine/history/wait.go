@@ -71,6 +71,8 @@ func (r *Reader) Wait(ctx context.Context, id string) (Job, error) {
 		select {
 		case <-ch:
 			// Changed, deleted, or the watch was lost with the session: read again.
+		case <-containerResync(j):
+			r.followContainer(ctx, j)
 		case <-ctx.Done():
 			return last, context.Cause(ctx)
 		}

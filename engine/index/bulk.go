@@ -33,10 +33,12 @@ type Result struct {
 	Err error
 }
 
-// bulkOp is one document to index.
+// bulkOp is one document to index (or, with delete, to remove).
 type bulkOp struct {
 	index, id string
 	body      []byte
+	// delete removes the document; one already gone counts as done.
+	delete bool
 	// external indexes with version_type=external and this version.
 	external bool
 	version  int64
@@ -164,8 +166,15 @@ func (c *Client) bulk(ctx context.Context, ops []bulkOp) ([]Result, error) {
 				set(i, Result{Index: o.index, ID: o.id, Status: ri.Status})
 			},
 			OnFailure: func(_ context.Context, _ esutil.BulkIndexerItem, ri esutil.BulkIndexerResponseItem, err error) {
+				if o.delete && err == nil && ri.Status == http.StatusNotFound {
+					set(i, Result{Index: o.index, ID: o.id, Status: ri.Status})
+					return
+				}
 				set(i, c.itemResult(o, ri, err, rec))
 			},
+		}
+		if o.delete {
+			item.Action, item.Body = "delete", nil
 		}
 		if o.external {
 			v := o.version

@@ -18,6 +18,7 @@ package index
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,6 +71,13 @@ type Config struct {
 	// Username and Password are for HTTP basic authentication; empty for
 	// none. Credentials in a host URL are used when these are empty.
 	Username, Password string
+	// APIKey is an Elasticsearch API key, the "encoded" value the
+	// create-API-key call returns (base64 of id:key); it takes precedence
+	// over Username and Password.
+	APIKey string
+	// TLS configures https connections (a CA instead of the system's
+	// roots, a client certificate); nil means Go's defaults.
+	TLS *tls.Config
 	// Prefix starts every index and template name (DefaultPrefix when
 	// empty), so several engines can share a cluster.
 	Prefix string
@@ -81,6 +89,7 @@ type Client struct {
 	prefix string
 	hosts  string
 	log    *zap.Logger
+	auth   string // what to check when Elasticsearch refuses the credentials
 
 	tmu         sync.Mutex // serialises EnsureTemplates
 	templatesOK atomic.Bool
@@ -110,11 +119,20 @@ func New(cfg Config, log *zap.Logger) (*Client, error) {
 	if err := checkPrefix(prefix); err != nil {
 		return nil, err
 	}
+	if cfg.APIKey != "" && strings.ContainsAny(cfg.APIKey, " \t\r\n") {
+		return nil, fmt.Errorf("%w: the Elasticsearch API key holds blanks; give the \"encoded\" value of the create-API-key answer", ErrConfig)
+	}
+	auth := "the username and password (--es-username, --es-password-file)"
+	if cfg.APIKey != "" {
+		auth = "the API key (--es-api-key-file)"
+	}
 	es, err := elasticsearch.NewClient(elasticsearch.Config{
 		Addresses: urls,
 		Username:  cfg.Username,
 		Password:  cfg.Password,
+		APIKey:    cfg.APIKey,
 		Transport: &http.Transport{
+			TLSClientConfig:       cfg.TLS,
 			Proxy:                 http.ProxyFromEnvironment,
 			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			TLSHandshakeTimeout:   10 * time.Second,
@@ -131,7 +149,7 @@ func New(cfg Config, log *zap.Logger) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	return &Client{es: es, prefix: prefix, hosts: strings.Join(redact(urls), ","), log: log}, nil
+	return &Client{es: es, prefix: prefix, hosts: strings.Join(redact(urls), ","), log: log, auth: auth}, nil
 }
 
 func normaliseHost(h string) (string, error) {
@@ -285,7 +303,7 @@ func (c *Client) transportError(what string, err error) error {
 	case strings.Contains(msg, "no such host"):
 		return fmt.Errorf("%w: %s: cannot resolve %s (check --es-hosts): %v", ErrUnavailable, what, c.hosts, err)
 	case strings.Contains(msg, "x509") || strings.Contains(msg, "tls:"):
-		return fmt.Errorf("%w: %s: TLS with %s failed (check https vs http and the server certificate): %v", ErrConfig, what, c.hosts, err)
+		return fmt.Errorf("%w: %s: TLS with %s failed (check https vs http, the server certificate and --es-tls-ca, --es-tls-cert, --es-tls-key): %v", ErrConfig, what, c.hosts, err)
 	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
 		return fmt.Errorf("%w: %s: %s speaks http, not https (fix the URL scheme)", ErrConfig, what, c.hosts)
 	}
@@ -300,7 +318,7 @@ func (c *Client) statusError(what string, status int, body []byte) error {
 	}
 	switch {
 	case status == http.StatusUnauthorized:
-		return fmt.Errorf("%w: %s: Elasticsearch at %s refused the credentials (401 %s): check the username and password (--es-username, --es-password)", ErrAuth, what, c.hosts, detail)
+		return fmt.Errorf("%w: %s: Elasticsearch at %s refused the credentials (401 %s): check %s", ErrAuth, what, c.hosts, detail, c.auth)
 	case status == http.StatusForbidden:
 		return fmt.Errorf("%w: %s: the Elasticsearch user lacks a privilege (403 %s): grant the privileges listed in docs/elasticsearch.md", ErrAuth, what, detail)
 	case status == http.StatusTooManyRequests || status >= 500:

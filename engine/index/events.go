@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/jobengine/jobengine/engine/action"
 	"github.com/jobengine/jobengine/engine/jobs"
 )
 
@@ -26,6 +27,10 @@ const (
 	EventProgress = "progress" // the action reported progress
 	EventStatus   = "status"   // the action set its status message
 	EventLog      = "log"      // the action wrote a log line
+	// EventAction is a structured event of an action (action.Event): a
+	// play, a task or a host's result of an Ansible run. Its message is a
+	// line of the job's log.
+	EventAction = "action"
 )
 
 // MaxEventMessage bounds an event's message, in bytes; longer messages are
@@ -49,6 +54,35 @@ type Event struct {
 	Progress int        `json:"progress,omitempty"`
 	Executor string     `json:"executor,omitempty"`
 	Attempt  int        `json:"attempt,omitempty"`
+
+	// The fields of an EventAction event; see action.Event.
+	Counter    int     `json:"counter,omitempty"`
+	Name       string  `json:"event,omitempty"`
+	UUID       string  `json:"uuid,omitempty"`
+	ParentUUID string  `json:"parent-uuid,omitempty"`
+	Playbook   string  `json:"playbook,omitempty"`
+	Play       string  `json:"play,omitempty"`
+	Task       string  `json:"task,omitempty"`
+	TaskAction string  `json:"task-action,omitempty"`
+	Host       string  `json:"host,omitempty"`
+	Duration   float64 `json:"duration,omitempty"` // seconds
+	Changed    bool    `json:"changed,omitempty"`
+}
+
+// ActionEvent returns the index event of an action's structured event.
+// Its id is derived from the job, the attempt and the counter, so indexing
+// it twice keeps one copy.
+func ActionEvent(jobID string, attempt int, ev action.Event) Event {
+	e := Event{
+		Job: jobID, Time: ev.Time, Type: EventAction, Level: ev.Level, Message: ev.Message, Attempt: attempt,
+		Counter: ev.Counter, Name: ev.Name, UUID: ev.UUID, ParentUUID: ev.ParentUUID,
+		Playbook: ev.Playbook, Play: ev.Play, Task: ev.Task, TaskAction: ev.TaskAction, Host: ev.Host,
+		Duration: ev.Duration.Seconds(), Changed: ev.Changed,
+	}
+	if ev.Counter > 0 {
+		e.ID = strings.TrimPrefix(jobID, "job/") + "-" + EventAction + "-" + strconv.Itoa(max(attempt, 1)) + "-" + strconv.Itoa(ev.Counter)
+	}
+	return e
 }
 
 // StateEventID is the id of the state event of a job document version.
@@ -175,6 +209,15 @@ func (s *EventSink) OnState(jobs.StateEvent) {}
 // OnLog queues a log line, at the time the action logged it.
 func (s *EventSink) OnLog(ev jobs.LogEvent) {
 	s.Emit(Event{Job: ev.Job, Time: ev.Line.Time, Type: EventLog, Level: ev.Line.Level, Message: ev.Line.Message})
+}
+
+// The sink indexes actions' structured events with their fields.
+var _ jobs.ActionEventObserver = (*EventSink)(nil)
+
+// OnActionEvent queues an action's structured event (an Ansible job
+// event), at the time it happened.
+func (s *EventSink) OnActionEvent(ev jobs.ActionEvent) {
+	s.Emit(ActionEvent(ev.Job, ev.Attempt, ev.Event))
 }
 
 // OnProgress queues a progress report, at the time it was written.

@@ -18,12 +18,13 @@ import (
 //
 //	/index/outbox/<uuid>-<version %010d>  persistent; data = the job document (JSON) at that version
 //	/index/failed/<uuid>-<version %010d>  persistent; an entry Elasticsearch refused for good
-//	/index/pump-lock                      ephemeral; data = the name of the active pump
+//
+// The pump has no lock of its own: engine/maintenance runs it on the one
+// elected member of the cluster.
 const (
 	indexDir  = "index"
 	outboxDir = "outbox"
 	failedDir = "failed"
-	lockNode  = "pump-lock"
 )
 
 // OutboxPath returns the outbox directory.
@@ -31,9 +32,6 @@ func OutboxPath(c *zkconn.Conn) string { return c.Path(indexDir, outboxDir) }
 
 // FailedPath returns the directory of entries Elasticsearch refused.
 func FailedPath(c *zkconn.Conn) string { return c.Path(indexDir, failedDir) }
-
-// LockPath returns the pump's lock node.
-func LockPath(c *zkconn.Conn) string { return c.Path(indexDir, lockNode) }
 
 // EntryName returns the outbox entry name of a job document version.
 func EntryName(uid string, version int64) string {
@@ -67,6 +65,14 @@ func OutboxCreate(c *zkconn.Conn, j *jobs.Job, doc []byte) *zk.CreateRequest {
 		Data: doc,
 		Acl:  zkconn.ACL,
 	}
+}
+
+// Outbox returns the job store's hook (jobs.StoreConfig.Outbox) that
+// records every document version in the outbox of c, in the multi that
+// writes it. Every writer of jobs with indexing on uses it: the daemons and
+// the command line alike.
+func Outbox(c *zkconn.Conn) func(j *jobs.Job, doc []byte) *zk.CreateRequest {
+	return func(j *jobs.Job, doc []byte) *zk.CreateRequest { return OutboxCreate(c, j, doc) }
 }
 
 // EnsurePaths creates the outbox and failed directories (idempotent). Run it

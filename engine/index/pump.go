@@ -24,8 +24,7 @@ import (
 
 // PumpOptions configure a Pump. Zero values take the defaults.
 type PumpOptions struct {
-	// Name identifies this pump in the lock node and in log lines
-	// (default "<hostname>-<pid>").
+	// Name identifies this pump in log lines (default "<hostname>-<pid>").
 	Name string
 	// BatchSize is the number of outbox entries per bulk request (default
 	// 200). A request Elasticsearch (or a proxy) finds too large (413) is
@@ -34,8 +33,8 @@ type PumpOptions struct {
 	// MinBackoff and MaxBackoff bound the wait between failed attempts
 	// (defaults 250ms and 30s).
 	MinBackoff, MaxBackoff time.Duration
-	// Resync re-reads the outbox and the lock even when no watch fired
-	// (default 1 minute); a safety net, never the main path.
+	// Resync re-reads the outbox even when no watch fired (default 1
+	// minute); a safety net, never the main path.
 	Resync time.Duration
 	// OpTimeout bounds each ZooKeeper call (default 15s).
 	OpTimeout time.Duration
@@ -49,11 +48,9 @@ type PumpStats struct {
 	Retries    uint64 // attempts that failed and were retried after a back-off
 }
 
-// Pump copies the outbox to Elasticsearch. Any number of pumps may run;
-// one at a time is active, the holder of the ephemeral lock node, and the
-// others wait on a watch of that node and take over when it goes (its
-// session ended). A pump survives ZooKeeper restarts and session expiry: on
-// a new session it contends again.
+// Pump copies the outbox to Elasticsearch while Run runs. It rides out
+// ZooKeeper disconnections and Elasticsearch outages with a back-off;
+// deciding where it runs is engine/maintenance's job.
 type Pump struct {
 	c    *zkconn.Conn
 	es   *Client
@@ -96,7 +93,8 @@ func NewPump(c *zkconn.Conn, es *Client, log *zap.Logger, opts PumpOptions) *Pum
 	return p
 }
 
-// Active reports whether this pump holds the lock and is pumping.
+// Active reports whether Run is indexing (its directories exist and it has
+// not returned).
 func (p *Pump) Active() bool { return p.active.Load() }
 
 // Stats returns the pump's counters.
@@ -119,176 +117,33 @@ func (p *Pump) do(ctx context.Context, fn func() error) error {
 	return zkconn.Do(ctx, fn)
 }
 
-// Run contends for the lock and, while it holds it, pumps; it returns nil
-// when ctx ends, after releasing the lock so another pump takes over at once.
+// Run indexes the outbox until ctx ends, and returns nil then. It takes no
+// lock: run it on one member of the cluster at a time, as
+// engine/maintenance does on its elected member. Two pumps at once are
+// harmless (delivery is at least once, and external versions make a repeat
+// a no-op) but do the work twice.
 func (p *Pump) Run(ctx context.Context) error {
-	events, unsubscribe := p.c.Subscribe()
-	defer unsubscribe()
-	defer p.release()
 	bo := backoff.New(p.opts.MinBackoff, p.opts.MaxBackoff)
-	for ctx.Err() == nil {
+	for {
 		ectx, cancel := context.WithTimeout(ctx, p.opts.OpTimeout)
 		err := EnsurePaths(ectx, p.c)
 		cancel()
-		if err != nil {
-			if ctx.Err() == nil {
-				p.log.Warn("cannot create the outbox directories; retrying", zap.Error(err))
-				bo.Wait(ctx)
-			}
-			continue
+		if err == nil {
+			break
 		}
-		if !p.acquire(ctx, events, bo) {
-			continue
+		if ctx.Err() != nil {
+			return nil
 		}
-		bo.Reset()
-		p.lead(ctx, events)
+		p.log.Warn("cannot create the outbox directories; retrying", zap.Error(err))
+		bo.Wait(ctx)
 	}
-	return nil
-}
-
-// acquire returns true once this pump's session holds the lock, false when
-// ctx ended or after a transient failure (the caller loops).
-func (p *Pump) acquire(ctx context.Context, events <-chan zk.Event, bo *backoff.Backoff) bool {
-	lock := LockPath(p.c)
-	var watch <-chan zk.Event // armed watch on the lock node, if any
-	holder := ""
-	for ctx.Err() == nil {
-		err := p.do(ctx, func() error {
-			_, err := p.c.Create(lock, []byte(p.opts.Name), zk.FlagEphemeral, zkconn.ACL)
-			return err
-		})
-		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
-			if ctx.Err() == nil {
-				p.log.Debug("cannot contend for the pump lock yet", zap.Error(err))
-				bo.Wait(ctx)
-			}
-			return false
-		}
-		// Created or already there: whose is it? (A create that succeeded
-		// just before a connection loss is ours too.)
-		// Results go to variables of this iteration only: a call that
-		// outlives its timeout must not write what a later one reads.
-		var exists bool
-		var stat *zk.Stat
-		var w <-chan zk.Event
-		armed := watch != nil
-		err = p.do(ctx, func() error {
-			var err error
-			if !armed {
-				exists, stat, w, err = p.c.ExistsW(lock)
-			} else {
-				exists, stat, err = p.c.Exists(lock)
-			}
-			return err
-		})
-		if err == nil && !armed {
-			watch = w
-		}
-		if err != nil {
-			if ctx.Err() == nil {
-				bo.Wait(ctx)
-			}
-			return false
-		}
-		if !exists {
-			continue // gone meanwhile: contend again
-		}
-		if stat.EphemeralOwner == p.c.SessionID() {
-			return true
-		}
-		var data []byte
-		_ = p.do(ctx, func() error { var err error; data, _, err = p.c.Get(lock); return err })
-		if string(data) != holder {
-			holder = string(data)
-			p.log.Info("another pump is active; standing by", zap.String("active", holder))
-		}
-		resync := time.NewTimer(p.opts.Resync)
-		select {
-		case <-ctx.Done():
-		case <-watch:
-			watch = nil
-		case <-events:
-			// A new session (after an expiry) or a reconnection: check again.
-		case <-resync.C:
-		}
-		resync.Stop()
-	}
-	return false
-}
-
-// release deletes the lock node if this session holds it, so a standby pump
-// takes over without waiting for the session to end.
-func (p *Pump) release() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	lock := LockPath(p.c)
-	_ = zkconn.Do(ctx, func() error {
-		ok, stat, err := p.c.Exists(lock)
-		if err != nil || !ok || stat.EphemeralOwner != p.c.SessionID() {
-			return err
-		}
-		return p.c.Delete(lock, stat.Version)
-	})
-}
-
-// lead pumps while this session holds the lock; it returns when ctx ends,
-// the connection is lost (acquire then finds out whether the lock is still
-// ours) or the lock node changes.
-func (p *Pump) lead(ctx context.Context, events <-chan zk.Event) {
-	// Session events from before the ownership check below are stale.
-	for drained := false; !drained; {
-		select {
-		case <-events:
-		default:
-			drained = true
-		}
-	}
-	sid := p.c.SessionID()
-	var lockWatch <-chan zk.Event
-	err := p.do(ctx, func() error {
-		var ok bool
-		var stat *zk.Stat
-		var err error
-		ok, stat, lockWatch, err = p.c.ExistsW(LockPath(p.c))
-		if err == nil && (!ok || stat.EphemeralOwner != sid) {
-			err = zk.ErrNoNode
-		}
-		return err
-	})
-	if err != nil {
-		return
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer cancel()
-		for {
-			select {
-			case <-runCtx.Done():
-				return
-			case <-lockWatch:
-				p.log.Info("the pump lock changed; contending again")
-				return
-			case ev := <-events:
-				if ev.State == zk.StateDisconnected || ev.State == zk.StateExpired ||
-					(ev.State == zk.StateHasSession && p.c.SessionID() != sid) {
-					return
-				}
-			}
-		}
-	}()
 	p.active.Store(true)
-	p.log.Info("this pump is now the active indexer",
+	defer p.active.Store(false)
+	p.log.Info("indexing the outbox",
 		zap.String("outbox", OutboxPath(p.c)), zap.String("elasticsearch", p.es.Hosts()))
-	p.pump(runCtx)
-	p.active.Store(false)
-	cancel()
-	wg.Wait()
-	if ctx.Err() == nil {
-		p.log.Info("this pump stopped indexing (ZooKeeper connection interrupted or lock changed); contending again")
-	}
+	p.pump(ctx)
+	p.log.Info("stopped indexing the outbox")
+	return nil
 }
 
 // pump installs the templates, then moves outbox entries to Elasticsearch

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jobengine/jobengine/internal/testing/poll"
-	"github.com/jobengine/jobengine/internal/testing/zktest"
 
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
@@ -209,117 +208,6 @@ func ready(t *testing.T, s *estest.Server, p *index.Pump) {
 	poll.For(t, wait, 10*time.Millisecond, func() error {
 		return errorIf(!p.Active() || len(s.Indices()) != 2, "pump not active with its indices yet (%v)", s.Indices())
 	})
-}
-
-// activeOf waits until exactly one pump is active and returns it.
-func activeOf(t *testing.T, ps ...*index.Pump) *index.Pump {
-	t.Helper()
-	var active *index.Pump
-	poll.For(t, wait, 10*time.Millisecond, func() error {
-		active = nil
-		n := 0
-		for _, p := range ps {
-			if p.Active() {
-				n++
-				active = p
-			}
-		}
-		return errorIf(n != 1, "%d pumps active, want 1", n)
-	})
-	return active
-}
-
-func TestOnePumpActiveAndTakeover(t *testing.T) {
-	s := estest.Start(t, estest.Options{})
-	log, _ := logs(t)
-	es := newClient(t, s, log)
-	r := root(t)
-	c1, c2 := dial(t, "", r, 0), dial(t, "", r, 0)
-	p1, stop1 := runPump(t, c1, es, log.With(fieldStr("conn", "c1")), "p1")
-	p2, _ := runPump(t, c2, es, log.With(fieldStr("conn", "c2")), "p2")
-
-	first := activeOf(t, p1, p2)
-	holder, _, err := c1.Get(index.LockPath(c1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if (first == p1) != (string(holder) == "p1") {
-		t.Fatalf("lock node names %q but the other pump is active", holder)
-	}
-	a := newJob("deploy", 0)
-	write(t, c1, a)
-	indexedAt(t, s, es, a)
-
-	// End the active pump's session: the standby takes over.
-	activeConn, standby := c1, p2
-	if first == p2 {
-		activeConn, standby = c2, p1
-	}
-	activeConn.Close()
-	poll.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!standby.Active(), "the standby did not take over") })
-	if first.Active() {
-		t.Fatal("the pump whose session was closed still claims to be active")
-	}
-	writer := c1
-	if activeConn == c1 {
-		writer = c2
-	}
-	b := next(a, jobs.Running)
-	write(t, writer, b)
-	indexedAt(t, s, es, b)
-	outboxEmpty(t, writer)
-
-	// A pump that stops releases the lock at once.
-	if standby == p1 {
-		stop1()
-	}
-}
-
-func TestPumpSurvivesSessionExpiry(t *testing.T) {
-	zks := zookeeper(t)
-	proxy, err := zktest.NewProxy(zks.Servers[0].Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(proxy.Close)
-	s := estest.Start(t, estest.Options{})
-	log, obs := logs(t)
-	es := newClient(t, s, log)
-	r := root(t)
-	cp := dial(t, proxy.Addr(), r, 1500*time.Millisecond) // partitionable
-	cd := dial(t, "", r, 0)
-	pp, _ := runPump(t, cp, es, log.With(fieldStr("conn", "proxied")), "proxied")
-	poll.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!pp.Active(), "the first pump is not active") })
-	pd, stopD := runPump(t, cd, es, log.With(fieldStr("conn", "direct")), "direct")
-
-	oldSession := cp.SessionID()
-	proxy.Block()
-	// The server expires the partitioned session and the standby takes over.
-	poll.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!pd.Active(), "the standby did not take over") })
-	if pp.Active() {
-		t.Fatal("the partitioned pump still claims to be active")
-	}
-	proxy.Unblock()
-	poll.For(t, wait, 20*time.Millisecond, func() error {
-		return errorIf(!cp.Connected() || cp.SessionID() == oldSession, "no new session yet")
-	})
-	j := newJob("deploy", 0)
-	write(t, cd, j)
-	indexedAt(t, s, es, j)
-	if pp.Active() {
-		t.Fatal("two pumps active after the expired session came back")
-	}
-
-	// The pump on the new session contends again and takes over when the
-	// other stops.
-	stopD()
-	poll.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!pp.Active(), "the re-contending pump did not take over") })
-	k := newJob("deploy", 1)
-	write(t, cd, k)
-	indexedAt(t, s, es, k)
-	if obs.FilterMessage("this pump is now the active indexer").FilterField(fieldStr("pump", "proxied")).Len() < 2 {
-		t.Error("the proxied pump did not become active a second time")
-	}
 }
 
 func TestPumpSurvivesZooKeeperRestart(t *testing.T) {

@@ -25,6 +25,8 @@ type JobQuery struct {
 	State  string // a job state, any case ("failed")
 	Action string // an action name
 	Limit  int    // at most this many (DefaultLimit when 0, at most MaxLimit)
+	// Launch selects by template, container, launch type and time.
+	Launch jobs.LaunchFilter
 	// After, when set, returns only the jobs that come after this position
 	// in the answer's order, so a long listing is read page by page
 	// (search_after) with no bound on its depth.
@@ -107,6 +109,7 @@ func (c *Client) SearchJobs(ctx context.Context, q JobQuery) ([]jobs.Job, error)
 	if q.Action != "" {
 		filters = append(filters, obj{"term": obj{"action": q.Action}})
 	}
+	filters = append(filters, launchFilters(q.Launch)...)
 	query := obj{"match_all": obj{}}
 	if len(filters) > 0 {
 		query = obj{"bool": obj{"filter": filters}}

@@ -3,7 +3,7 @@ package index
 // TemplateVersion is the version of the engine's index templates; it is
 // stored in each template ("version") so an operator can tell which engine
 // release installed them. Raise it whenever a mapping changes.
-const TemplateVersion = 1
+const TemplateVersion = 3
 
 // templatePriority is above Elasticsearch's built-in templates (100–200), so
 // no built-in pattern can take precedence on the engine's indices.
@@ -23,6 +23,7 @@ var (
 	integer   = obj{"type": "integer"}
 	long      = obj{"type": "long"}
 	double    = obj{"type": "double"}
+	boolean   = obj{"type": "boolean"}
 	href      = obj{"properties": obj{"href": keyword}}
 )
 
@@ -63,6 +64,41 @@ func jobsMapping() obj {
 			"unique-key":            keyword,
 			"created-by":            keyword,
 			"tick":                  keyword,
+			"host-summary": obj{"properties": obj{
+				"hosts": integer, "ok": integer, "changed": integer, "failed": integer,
+				"unreachable": integer, "skipped": integer,
+				"failed-hosts": keyword, "unreachable-hosts": keyword,
+				"per-host":  obj{"type": "object", "enabled": false},
+				"truncated": obj{"type": "boolean"},
+			}},
+			// Fields of jobs launched from templates (jobs.Launch).
+			"kind":                 keyword,
+			"sliced":               boolean,
+			"template":             keyword,
+			"launch-type":          keyword,
+			"inventory":            keyword,
+			"inventory-snapshot":   keyword,
+			"limit":                keyword,
+			"hosts":                integer,
+			"slice-number":         integer,
+			"slice-count":          integer,
+			"template-slice-count": integer,
+			"instance-groups":      keyword,
+			"allow-simultaneous":   boolean,
+			"relaunch-of":          keyword,
+			"cancel-requested":     boolean,
+			// Ansible's extra variables and the launch values hold
+			// anything: stored, never indexed.
+			"ansible":       obj{"type": "object", "enabled": false},
+			"launch-values": obj{"type": "object", "enabled": false},
+			// The scheduler's fields (jobs.Scheduling).
+			"impact":           integer,
+			"concurrency-keys": keyword,
+			"depends-on":       keyword,
+			"explanation":      obj{"type": "text"},
+			"instance-group":   keyword,
+			"execution-node":   keyword,
+			"fanout-group":     keyword,
 		},
 	}
 }
@@ -84,6 +120,18 @@ func eventsMapping() obj {
 			"progress": integer,
 			"executor": keyword,
 			"attempt":  integer,
+			// Structured action events (Ansible's job events).
+			"counter":     long,
+			"event":       keyword,
+			"uuid":        keyword,
+			"parent-uuid": keyword,
+			"playbook":    keyword,
+			"play":        keyword,
+			"task":        keyword,
+			"task-action": keyword,
+			"host":        keyword,
+			"duration":    double,
+			"changed":     obj{"type": "boolean"},
 		},
 	}
 }

@@ -16,10 +16,11 @@ import (
 
 // Cancel cancels a job. A QUEUED (or PENDING) job becomes CANCELED at once
 // and its queue entry is removed; a RUNNING job gets a cancel request that
-// its executor acts on. It returns the job as it is after the call. A job
-// whose document is invalid cannot be canceled: its document is
-// quarantined (QuarantineUnheld), and so is the error, which wraps
-// ErrQuarantined, as for a job quarantined before.
+// its executor acts on. Canceling a fan-out parent cancels its children.
+// It returns the job as it is after the call. A job whose document is
+// invalid cannot be canceled: its document is quarantined
+// (QuarantineUnheld), and so is the error, which wraps ErrQuarantined, as
+// for a job quarantined before.
 func (s *Store) Cancel(ctx context.Context, id, by string) (*Job, error) {
 	for attempt := 0; attempt < 10; attempt++ {
 		j, ver, err := s.Get(ctx, id)
@@ -75,40 +76,54 @@ func (s *Store) Cancel(ctx context.Context, id, by string) (*Job, error) {
 		if by != "" {
 			j.StatusMessage = "canceled by " + by
 		}
-		if _, err := s.Update(ctx, j, ver); errors.Is(err, ErrConflict) {
+		if _, err := s.update(ctx, j, ver, from); errors.Is(err, ErrConflict) {
 			continue // it changed (an executor took it): look again
 		} else if err != nil {
 			return nil, err
 		}
 		s.log.Info("job canceled", zap.String("job", j.ID), zap.String("action", j.Action), zap.String("by", by))
 		s.observers().stateChanged(j, from)
-		if err := s.removeEntry(ctx, j); err != nil {
-			// The entry stays until an executor takes it, sees the final
-			// state and consumes it, or `queue restore` removes it.
+		if err := s.removeEntry(ctx, j, from); err != nil {
+			// The entry stays until an executor (or, for a PENDING job, the
+			// scheduler) finds the final state and removes it, or `queue
+			// restore` does.
 			s.log.Warn("canceled job's queue entry not removed", zap.String("job", j.ID), zap.Error(err))
+		}
+		if j.IsFanoutParent() {
+			s.cancelChildren(ctx, j, by)
 		}
 		return j, nil
 	}
 	return nil, fmt.Errorf("%w: %s kept changing, try again", ErrConflict, id)
 }
 
-// removeEntry finds and removes the queue entry of j (unless held).
-func (s *Store) removeEntry(ctx context.Context, j *Job) error {
-	name, err := s.findEntry(ctx, j)
+// removeEntry finds and removes the queue entry of j, which was in state
+// from (unless held).
+func (s *Store) removeEntry(ctx context.Context, j *Job, from State) error {
+	if from == Pending {
+		return zkconn.Do(ctx, func() error {
+			if err := s.conn.Delete(s.pendingNode(j.UUID()), -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+				return err
+			}
+			return nil
+		})
+	}
+	q := s.entryQueue(j)
+	name, err := findEntry(ctx, q, j)
 	if err != nil || name == "" {
 		return err
 	}
-	err = s.q.Remove(ctx, name)
+	err = q.Remove(ctx, name)
 	if errors.Is(err, queue.ErrLockLost) {
 		return nil // an executor holds it and will consume it
 	}
 	return err
 }
 
-// findEntry returns the queue entry of j, among the entries of its
+// findEntry returns the entry of j in q, among the entries of its
 // priority ("" when it has none).
-func (s *Store) findEntry(ctx context.Context, j *Job) (string, error) {
-	names, err := s.findEntries(ctx, j.ID, fmt.Sprintf("entry-%03d-", j.Priority))
+func findEntry(ctx context.Context, q *queue.Queue, j *Job) (string, error) {
+	names, err := findEntries(ctx, q, j.ID, fmt.Sprintf("entry-%03d-", j.Priority))
 	if err != nil || len(names) == 0 {
 		return "", err
 	}
@@ -131,4 +146,16 @@ func (s *Store) ClearCancel(ctx context.Context, uid string) error {
 		}
 		return err
 	})
+}
+
+// cancelChildren cancels the children of a canceled fan-out parent that
+// have not ended (best effort: a child that cannot be canceled now runs to
+// its end).
+func (s *Store) cancelChildren(ctx context.Context, parent *Job, by string) {
+	for _, id := range parent.NestedJobs {
+		_, err := s.Cancel(ctx, id, by)
+		if err != nil && !errors.Is(err, ErrFinal) && !errors.Is(err, ErrNotFound) {
+			s.log.Warn("fan-out child not canceled", zap.String("job", id), zap.String("parent", parent.ID), zap.Error(err))
+		}
+	}
 }

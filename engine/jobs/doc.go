@@ -8,11 +8,20 @@
 //
 // # States
 //
-// QUEUED → RUNNING → SUCCESS | FAILED | CANCELED, QUEUED → CANCELED, and
-// PENDING → QUEUED | CANCELED for a scheduler that holds jobs back. Two
+// QUEUED → RUNNING → SUCCESS | FAILED | CANCELED, QUEUED → CANCELED. Two
 // more edges: RUNNING → RUNNING, a new attempt of a job whose executor was
 // lost, and RUNNING → QUEUED, a requeue. A final state never changes
 // (CanTransition, Job.Transition).
+//
+// A job with scheduling needs (Scheduling: instance groups, impact,
+// concurrency keys, dependencies, fan-out) starts PENDING, in the index of
+// PENDING jobs (/pending/<uuid>), instead of QUEUED on the shared queue: PENDING → QUEUED when the
+// scheduler places it on an executor's direct queue, PENDING → FAILED when
+// a dependency failed, PENDING → CANCELED. A placed job goes back to
+// PENDING when its executor was lost before it started (QUEUED → PENDING),
+// when its stopping executor requeues it, or when the lost-job policy
+// reruns it (RUNNING → PENDING). A fan-out parent stays PENDING and ends
+// with its children (PENDING → SUCCESS | FAILED | CANCELED).
 //
 // # Lifecycle operations
 //
@@ -25,8 +34,9 @@
 //	ApplyLostPolicy  RUNNING without its executor → RUNNING (attempt + 1)
 //	                 or FAILED "executor lost", by the action's policy
 //	RecordProgress   progress, status, affected resources of a RUNNING job
-//	Requeue          RUNNING → QUEUED, the attempt not counted
+//	Requeue          RUNNING → QUEUED (a placed job: PENDING), the attempt not counted
 //	Finish           → SUCCESS | FAILED | CANCELED
+//	Unplace          QUEUED on a lost executor → PENDING, by the reaper
 //	Quarantine       an invalid document (or entry) moved aside to
 //	                 <root>/job/quarantine, its entry consumed
 //
@@ -61,14 +71,29 @@
 // or leaves a cancel request for the executor of a RUNNING job; Update is
 // the unfenced compare-and-set for repairs and tests.
 //
-// Writers that do not hold an entry — a scheduler queuing a PENDING job
-// under its election term, a reaper — get their operations here too,
-// committed with their own fence in the same way.
+// Writers that do not hold an entry — the scheduler — get their operations
+// here too, committed under their own fence (an election term's node) with
+// CommitFenced or, many at once, CommitBatch: Place (PENDING → QUEUED on
+// an executor's direct queue), Explain (why a job waits), FailPending and
+// EndFanout. A writer that holds an entry adds its fence to a change with
+// Change.Fenced (the reaper, under the hold of a lost executor's entry).
 //
 // # Events
 //
 // Observers attached to the store (StoreConfig.Observers) are told of every
 // transition it commits and every cancel it writes (not of repairs through
 // Update), and of every log line and progress report it records: see
-// Observer. The job-events index is one; notifications are the next.
+// Observer. The job-events index is one.
+//
+// # Notifications
+//
+// A job names the notification templates it notifies when it starts,
+// succeeds or fails (Job.Notifications; a StoreConfig.Notifications
+// resolver adds those attached to its action). The write that starts it or
+// makes it final records one Notice per template in the same transaction,
+// under /notifications/outbox (notices.go), so a notification is never lost
+// to a crash and never sent for a write that did not happen; engine/notify
+// delivers them. Observers are not used for this: they hear of a write at
+// most once. CreateFailed records a launch refused at its time as a FAILED
+// job that never ran, with its failure notices.
 package jobs

@@ -13,8 +13,9 @@ import (
 // State is the state of a job.
 type State string
 
-// The job states. PENDING is reserved for a scheduler that holds jobs back
-// before they are queued (dependencies, capacity); nothing sets it yet.
+// The job states. PENDING is a job held back by the scheduler
+// (engine/scheduler) until nothing blocks it and an executor has room: jobs
+// with scheduling needs start there (see Scheduling); others start QUEUED.
 const (
 	Pending  State = "PENDING"
 	Queued   State = "QUEUED"
@@ -50,11 +51,18 @@ func ParseState(s string) (State, error) {
 }
 
 var transitions = map[State][]State{
-	Pending: {Queued, Canceled},
-	Queued:  {Running, Canceled},
+	// PENDING → QUEUED: placed by the scheduler; → FAILED: a dependency
+	// failed; → SUCCESS | FAILED | CANCELED: a fan-out parent ends with
+	// its children.
+	Pending: {Queued, Canceled, Failed, Success},
+	// QUEUED → PENDING: a job placed on an executor that was lost before
+	// it started goes back to the scheduler.
+	Queued: {Running, Canceled, Pending},
 	// RUNNING → QUEUED is a requeue: an executor that stops gives back the
-	// jobs it could not finish within its shutdown grace.
-	Running: {Success, Failed, Canceled, Queued},
+	// jobs it could not finish within its shutdown grace (a placed job goes
+	// back to PENDING instead, as does one rerun after its executor was
+	// lost, to be placed again).
+	Running: {Success, Failed, Canceled, Queued, Pending},
 }
 
 // CanTransition reports whether a job may go from one state to another.
@@ -142,6 +150,21 @@ type Job struct {
 	// MaxDocumentBytes (affected resources, the end of the status
 	// message); empty when nothing was.
 	Trimmed string `json:"trimmed,omitempty"`
+	// HostSummary is the outcome per host of a job whose action reports
+	// one (Ansible's play recap); see hosts.go.
+	HostSummary *HostSummary `json:"host-summary,omitempty"`
+
+	// Launch holds the fields of jobs launched from templates (kind,
+	// template, inventory, slices, …: see launch.go).
+	Launch
+	// Scheduling holds the fields the scheduler reads and writes (impact,
+	// concurrency keys, dependencies, explanation, placement: see
+	// scheduling.go); the instance groups are Launch's.
+	Scheduling
+
+	// Notifications names the notification templates the job notifies
+	// when it starts, succeeds or fails (see notices.go).
+	Notifications *Notifications `json:"notifications,omitempty"`
 }
 
 // UUID returns the uuid part of the job id.

@@ -1,8 +1,12 @@
 package jobs
 
+import "github.com/jobengine/jobengine/engine/action"
+
 // Observer is told of the events of jobs' lives as the store records them:
 // a new state (or a new attempt), a line an action logged, a progress
-// report. The job-events index is one observer; notifications are the next.
+// report. The job-events index is one observer. (Notifications are not:
+// they are recorded in the transaction of the state change, see
+// notices.go.)
 // Attach any number with StoreConfig.Observers: each is told of every event
 // of the store, in the order of the slice.
 //
@@ -49,6 +53,28 @@ type ProgressEvent struct {
 	Job *Job
 }
 
+// ActionEventObserver is an Observer that is also told of the structured
+// events of actions (action.Event: a play, a task, one host's result), as
+// the store records them with the job's log (Store.AppendEntries). An
+// observer without it is told of an event's message as a log line (OnLog);
+// one with it is told of the event only, its message included.
+type ActionEventObserver interface {
+	Observer
+	// OnActionEvent is told of each structured event an action reported,
+	// with the event's own time.
+	OnActionEvent(ActionEvent)
+}
+
+// ActionEvent is one structured event an action reported.
+type ActionEvent struct {
+	// Job is the job id, "job/<uuid>".
+	Job string
+	// Attempt is the attempt of the job that reported it.
+	Attempt int
+	// Event is the event; its Time and Level are set.
+	Event action.Event
+}
+
 // observerList fans an event out to every observer.
 type observerList []Observer
 
@@ -68,6 +94,23 @@ func (l observerList) stateChanged(j *Job, from State) {
 func (l observerList) logged(job string, line LogLine) {
 	for _, o := range l {
 		o.OnLog(LogEvent{Job: job, Line: line})
+	}
+}
+
+// recorded tells each observer of a log entry: a structured event to the
+// observers of action events, its message (when it has one) to the others;
+// a plain line to all.
+func (l observerList) recorded(job string, attempt int, e LogEntry) {
+	for _, o := range l {
+		if e.Event == nil {
+			o.OnLog(LogEvent{Job: job, Line: e.Line})
+			continue
+		}
+		if ao, ok := o.(ActionEventObserver); ok {
+			ao.OnActionEvent(ActionEvent{Job: job, Attempt: attempt, Event: *e.Event})
+		} else if e.Line.Message != "" {
+			o.OnLog(LogEvent{Job: job, Line: e.Line})
+		}
 	}
 }
 

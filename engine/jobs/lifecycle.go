@@ -28,8 +28,12 @@ type entryAction int
 
 const (
 	keepEntry    entryAction = iota // the job goes on: a new attempt, a report
-	consumeEntry                    // the job is final: its entry goes
+	consumeEntry                    // the job is final or PENDING again: its entry goes
 	releaseEntry                    // the job is QUEUED again: its entry is free
+	// noEntry: the change is written without a hold, under the writer's
+	// own fence (CommitFenced, CommitBatch); its operations say what
+	// becomes of the job's entries (the scheduler's changes).
+	noEntry
 )
 
 // eventKind is what observers are told of a committed change.
@@ -38,7 +42,8 @@ type eventKind int
 const (
 	stateEvent eventKind = iota
 	progressEvent
-	noEvent // a quarantine: there is no valid job to tell of
+	noEvent         // an explanation: nothing observers are told of
+	quarantineEvent // a quarantine: there is no valid job to tell of
 )
 
 // Change is the next version of one job document, planned by a lifecycle
@@ -55,6 +60,9 @@ type Change struct {
 	// bad is the object a quarantine moves aside (Quarantine); nil for a
 	// document write.
 	bad *BadDocumentError
+	// fenceAt is the index in ops of the writer's first fence operation
+	// (Fenced), -1 when it added none.
+	fenceAt int
 
 	uncertain bool // an earlier Commit failed with an unknown outcome
 	done      bool
@@ -67,6 +75,28 @@ func (c *Change) Job() *Job { return c.job }
 // Ver returns the znode version the document has once the change is
 // committed: what the next change of the same writer compares with.
 func (c *Change) Ver() int32 { return c.ver + 1 }
+
+// Fenced adds a writer's fence to the change — operations that fail the
+// transaction once the writer has lost its right to write, such as a
+// leader's election node (election.Term.Fence) — and returns c. A commit
+// refused by the fence fails with ErrFenceLost and writes nothing.
+func (c *Change) Fenced(ops ...interface{}) *Change {
+	if c.fenceAt < 0 {
+		c.fenceAt = len(c.ops)
+	}
+	c.ops = append(c.ops, ops...)
+	return c
+}
+
+// fenceErr returns ErrFenceLost when err is the failure of one of the
+// change's fence operations, counted from its first operation.
+func (c *Change) fenceErr(err error) error {
+	var opErr *zkconn.OpError
+	if c.fenceAt >= 0 && errors.As(err, &opErr) && opErr.Index >= c.fenceAt {
+		return fmt.Errorf("%w: %s: %w", ErrFenceLost, c.job.ID, err)
+	}
+	return nil
+}
 
 // Commit writes the change in one transaction with the writer's hold and
 // what the transition does to the job's queue entry: kept while the job
@@ -90,21 +120,24 @@ func (c *Change) Commit(ctx context.Context, h Hold) error {
 	if c.done {
 		return nil
 	}
+	if c.entry == noEntry {
+		return fmt.Errorf("%w: %s: this change is committed under a fence (CommitFenced), not a hold", ErrIllegalState, c.job.ID)
+	}
 	if c.bad != nil {
 		if err := c.s.conn.EnsurePath(ctx, c.s.QuarantinePath()); err != nil {
 			return fmt.Errorf("jobs: writing %s: %w", c.label(), err)
 		}
 	}
-	var err error
-	switch c.entry {
-	case keepEntry:
-		err = h.Consumer.Write(ctx, h.Item, c.ops...)
-	case consumeEntry:
-		err = h.Consumer.Consume(ctx, h.Item, c.ops...)
-	case releaseEntry:
-		err = h.Consumer.Release(ctx, h.Item, c.ops...)
-	}
+	err := c.apply(ctx, h)
 	var opErr *zkconn.OpError
+	if errors.As(err, &opErr) && errors.Is(opErr, zk.ErrNoNode) && opErr.Index < len(c.ops) && c.s.isNoticeOp(c.ops[opErr.Index]) {
+		// The notice directory is gone (removed by hand): a notification
+		// must not stop the job's life. Make it again and write once more.
+		if err = c.s.ensureNoticeDir(); err == nil {
+			err = c.apply(ctx, h)
+		}
+	}
+	opErr = nil
 	// Operation 0 is the document's compare-and-set (its removal, for a
 	// quarantine); a quarantined entry has no document.
 	changed := errors.As(err, &opErr) && opErr.Index == 0 && (c.bad == nil || c.bad.Kind == KindDocument) &&
@@ -112,17 +145,12 @@ func (c *Change) Commit(ctx context.Context, h Hold) error {
 	if err != nil && c.uncertain && (changed || errors.Is(err, queue.ErrLockLost)) && c.landed(ctx) {
 		err = nil
 	}
+	if ferr := c.fenceErr(err); ferr != nil {
+		return ferr
+	}
 	switch {
 	case err == nil:
-		c.done = true
-		switch c.event {
-		case stateEvent:
-			c.s.observers().stateChanged(c.job, c.from)
-		case progressEvent:
-			c.s.observers().progressed(c.job)
-		case noEvent:
-			c.s.DropTraces(ctx, c.bad)
-		}
+		c.committed(ctx)
 		return nil
 	case changed:
 		return fmt.Errorf("%w: %s: %w", ErrConflict, c.label(), err)
@@ -141,8 +169,36 @@ func (c *Change) label() string {
 }
 
 // Size returns the length of the change's transaction as sent to
-// ZooKeeper, without the hold's own operations (a few hundred bytes).
+// ZooKeeper, without the hold's own operations (a few hundred bytes); a
+// batch of changes (CommitBatch) takes no more than the sum of theirs.
 func (c *Change) Size() int { return zkconn.RequestSize(c.ops...) }
+
+// committed marks the change written, tells the observers, and brings a
+// slice's container up to date.
+func (c *Change) committed(ctx context.Context) {
+	c.done = true
+	switch c.event {
+	case stateEvent:
+		c.s.observers().stateChanged(c.job, c.from)
+		c.s.followParent(ctx, c.job)
+	case progressEvent:
+		c.s.observers().progressed(c.job)
+	case quarantineEvent:
+		c.s.DropTraces(ctx, c.bad)
+	}
+}
+
+// apply writes the change's operations under the hold, doing to the
+// entry what the transition does.
+func (c *Change) apply(ctx context.Context, h Hold) error {
+	switch c.entry {
+	case consumeEntry:
+		return h.Consumer.Consume(ctx, h.Item, c.ops...)
+	case releaseEntry:
+		return h.Consumer.Release(ctx, h.Item, c.ops...)
+	}
+	return h.Consumer.Write(ctx, h.Item, c.ops...)
+}
 
 // landed reports whether the document is the one this change writes: an
 // earlier Commit with an unknown outcome went through.
@@ -167,7 +223,12 @@ func (s *Store) plan(j *Job, ver int32, entry entryAction, event eventKind, edit
 	if err != nil {
 		return nil, err
 	}
-	return &Change{s: s, job: &n, from: j.State, ver: ver, ops: ops, entry: entry, event: event}, nil
+	notices, err := s.noticeOps(&n, j.State)
+	if err != nil {
+		return nil, err
+	}
+	ops = append(ops, notices...)
+	return &Change{s: s, job: &n, from: j.State, ver: ver, ops: ops, entry: entry, event: event, fenceAt: -1}, nil
 }
 
 // StartAttempt plans the start of a QUEUED job by executor: RUNNING, the
@@ -191,6 +252,10 @@ type Lost struct {
 	MaxAttempts int
 	// CancelRequested is as in Outcome, for a job the policy fails.
 	CancelRequested bool
+	// Reschedule says the writer will not run the job itself (the reaper):
+	// a rerun puts it back to PENDING, its entry consumed, for the
+	// scheduler to place again; the next start counts the attempt.
+	Reschedule bool
 }
 
 // ApplyLostPolicy plans what becomes of a RUNNING job whose executor was
@@ -205,6 +270,10 @@ func (s *Store) ApplyLostPolicy(j *Job, ver int32, executor string, l Lost) (*Ch
 		return nil, fmt.Errorf("%w: %s is %s; the lost-job policy applies to RUNNING jobs", ErrIllegalState, j.ID, j.State)
 	}
 	rerun, out := j.lostOutcome(l)
+	if rerun && l.Reschedule {
+		why := fmt.Sprintf("executor %s lost while the job ran (attempt %d); waiting to be placed again", j.Executor, j.Attempt)
+		return s.toPending(j, ver, consumeEntry, func(n *Job) error { return n.Transition(Pending, s.now()) }, why)
+	}
 	if rerun {
 		return s.plan(j, ver, keepEntry, stateEvent, func(n *Job) error { return n.startAttempt(executor, s.now()) })
 	}
@@ -234,8 +303,30 @@ func (s *Store) RecordProgress(j *Job, ver int32, p Progress) (*Change, error) {
 // entry released in the same transaction, its status "requeued: <reason>".
 // The attempt is not counted: the job did not fail, its executor stopped
 // or lost its session and canceled the action.
+//
+// A job the scheduler placed on this executor's direct queue goes back to
+// PENDING instead, its entry consumed, so that the scheduler places it
+// again where there is room (a fan-out child stays on its executor).
 func (s *Store) Requeue(j *Job, ver int32, reason string) (*Change, error) {
-	return s.plan(j, ver, releaseEntry, stateEvent, func(n *Job) error { return n.requeue(reason, s.now()) })
+	if j.Placed() && !j.IsFanoutChild() {
+		return s.toPending(j, ver, consumeEntry, func(n *Job) error { return n.requeue(reason, Pending, s.now()) }, "requeued: "+reason)
+	}
+	return s.plan(j, ver, releaseEntry, stateEvent, func(n *Job) error { return n.requeue(reason, Queued, s.now()) })
+}
+
+// RequeueLost plans giving back a RUNNING job whose run was lost with its
+// remote node or connection (action.ErrLost) under a rerun policy: QUEUED,
+// its entry released, but the attempt counted, so the action's lost-job
+// policy (MaxAttempts) bounds the reruns.
+func (s *Store) RequeueLost(j *Job, ver int32, cause error) (*Change, error) {
+	return s.plan(j, ver, releaseEntry, stateEvent, func(n *Job) error {
+		attempt := n.Attempt
+		if err := n.requeue(fmt.Sprintf("attempt %d lost: %v", attempt, cause), Queued, s.now()); err != nil {
+			return err
+		}
+		n.Attempt = attempt
+		return nil
+	})
 }
 
 // Outcome is how an attempt of a job ended.
@@ -246,6 +337,9 @@ type Outcome struct {
 	ReturnCode *int
 	// Message is the status message (bounded to MaxStatusMessage).
 	Message string
+	// HostSummary is the outcome per host the action reported, if any
+	// (Ansible's play recap); it is kept on the document.
+	HostSummary *HostSummary
 	// CancelRequested says the writer saw a cancel request of the job: it
 	// is deleted in the same transaction, since nothing acts on it once the
 	// job is final. (The transaction fails if there is none.) A request
@@ -306,15 +400,35 @@ func (s *Store) writeOps(j *Job, ver int32) ([]interface{}, error) {
 // was read. It is for repairs and tests, and for Cancel: writers that hold
 // a job's entry use the lifecycle operations.
 func (s *Store) Update(ctx context.Context, j *Job, ver int32) (int32, error) {
+	return s.update(ctx, j, ver, j.State)
+}
+
+// update is Update of a write that takes j from state from, with the
+// notices it causes (Cancel's).
+func (s *Store) update(ctx context.Context, j *Job, ver int32, from State) (int32, error) {
 	ops, err := s.writeOps(j, ver)
 	if err != nil {
 		return 0, err
 	}
+	notices, err := s.noticeOps(j, from)
+	if err != nil {
+		j.Version--
+		return 0, err
+	}
+	ops = append(ops, notices...)
 	var res []zk.MultiResponse
 	err = zkconn.Do(ctx, func() error {
 		var err error
-		res, err = s.conn.Multi(ops...)
-		return err
+		for attempt := 0; ; attempt++ {
+			res, err = s.conn.Multi(ops...)
+			i, opErr := zkconn.MultiError(res, err)
+			if attempt > 0 || i < 0 || !errors.Is(opErr, zk.ErrNoNode) || !s.isNoticeOp(ops[i]) {
+				return err
+			}
+			if err := s.ensureNoticeDir(); err != nil {
+				return err
+			}
+		}
 	})
 	if err != nil {
 		j.Version--

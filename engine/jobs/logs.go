@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/jobengine/jobengine/engine/action"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
 
@@ -18,6 +19,14 @@ type LogLine struct {
 	Time    time.Time `json:"time"`
 	Level   string    `json:"level"`
 	Message string    `json:"message"`
+}
+
+// LogEntry is what an action reported for a job's log: a line, or a
+// structured event (Event set) whose message, when it has one, is also a
+// line of the log (Line).
+type LogEntry struct {
+	Line  LogLine
+	Event *action.Event
 }
 
 // MaxLogBytes bounds the tail of a job's log kept in ZooKeeper; the full
@@ -37,6 +46,33 @@ func (s *Store) AppendLog(ctx context.Context, uid string, lines []LogLine) erro
 	for _, l := range lines {
 		obs.logged("job/"+uid, l)
 	}
+	return s.appendTail(ctx, uid, lines)
+}
+
+// AppendEntries is AppendLog for lines and structured events of attempt
+// of a job, in the order the action reported them: the observers are told
+// of each (see ActionEventObserver), and the lines and the events' messages
+// go to the log's tail.
+func (s *Store) AppendEntries(ctx context.Context, uid string, attempt int, entries []LogEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	obs := s.observers()
+	lines := make([]LogLine, 0, len(entries))
+	for _, e := range entries {
+		obs.recorded("job/"+uid, attempt, e)
+		if e.Event == nil || e.Line.Message != "" {
+			lines = append(lines, e.Line)
+		}
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	return s.appendTail(ctx, uid, lines)
+}
+
+// appendTail writes lines to the tail of a job's log kept in ZooKeeper.
+func (s *Store) appendTail(ctx context.Context, uid string, lines []LogLine) error {
 	p := s.logPath(uid)
 	return zkconn.Do(ctx, func() error {
 		for attempt := 0; attempt < 5; attempt++ {

@@ -119,7 +119,7 @@ func (s *Store) Quarantine(bad *BadDocumentError, by string) (*Change, error) {
 		ops = append(ops, &zk.DeleteRequest{Path: s.docPath(bad), Version: bad.Version})
 	}
 	ops = append(ops, &zk.CreateRequest{Path: s.QuarantinePath() + "/" + bad.key() + "-", Data: rec, Flags: zk.FlagSequence, Acl: zkconn.ACL})
-	return &Change{s: s, job: &Job{ID: bad.ID()}, ops: ops, entry: consumeEntry, event: noEvent, bad: bad}, nil
+	return &Change{s: s, job: &Job{ID: bad.ID()}, ops: ops, entry: consumeEntry, event: quarantineEvent, bad: bad, fenceAt: -1}, nil
 }
 
 // QuarantineUnheld moves a bad document aside without holding its entry
@@ -161,20 +161,46 @@ func (s *Store) QuarantineUnheld(ctx context.Context, bad *BadDocumentError, by 
 	s.log.Info("invalid job document quarantined", zap.String("job", bad.ID()), zap.String("path", bad.Path),
 		zap.String("reason", bad.Reason), zap.String("record", q.Name), zap.String("by", by))
 	s.DropTraces(ctx, bad)
-	names, err := s.findEntries(ctx, bad.ID(), "")
-	if err != nil {
-		return q, nil // the entries lead an executor to no document: it consumes them
+	// The entry is in the shared queue, or in the direct queue of the
+	// executor the document names (main's entryQueue), if the name is one.
+	queues := []*queue.Queue{s.q}
+	if node := looseExecutionNode(bad.Data); node != "" {
+		queues = append(queues, s.entryQueue(&Job{Scheduling: Scheduling{ExecutionNode: node}}))
 	}
-	for _, n := range names {
-		if err := s.q.Remove(ctx, n); err != nil && !errors.Is(err, queue.ErrLockLost) {
-			s.log.Warn("the quarantined job's queue entry was not removed", zap.String("entry", n), zap.Error(err))
+	for _, eq := range queues {
+		names, err := findEntries(ctx, eq, bad.ID(), "")
+		if err != nil {
+			continue // the entries lead an executor to no document: it consumes them
+		}
+		for _, n := range names {
+			if err := eq.Remove(ctx, n); err != nil && !errors.Is(err, queue.ErrLockLost) {
+				s.log.Warn("the quarantined job's queue entry was not removed", zap.String("entry", n), zap.Error(err))
+			}
 		}
 	}
 	return q, nil
 }
 
+// looseExecutionNode returns the executor an invalid document names as the
+// holder of its entry, when that is a name a direct queue can have ("" if
+// not).
+func looseExecutionNode(data []byte) string {
+	var loose struct {
+		ExecutionNode string `json:"execution-node"`
+	}
+	if json.Unmarshal(data, &loose) != nil {
+		return ""
+	}
+	n := loose.ExecutionNode
+	if n == "" || len(n) > MaxIDBytes || n == "." || n == ".." || strings.ContainsAny(n, "/ \t\n") {
+		return ""
+	}
+	return n
+}
+
 // DropTraces removes, best effort, what a quarantined document leaves
-// behind: its log tail, its cancel request, and its unique key when the
+// behind: its log tail, its cancel request, its index node of PENDING
+// jobs, and its unique key when the
 // key is still held by it. The document itself is gone, so nothing else
 // refers to them.
 func (s *Store) DropTraces(ctx context.Context, bad *BadDocumentError) {
@@ -186,7 +212,8 @@ func (s *Store) DropTraces(ctx context.Context, bad *BadDocumentError) {
 	}
 	_ = json.Unmarshal(bad.Data, &loose)
 	_ = zkconn.Do(ctx, func() error {
-		for _, p := range []string{s.logPath(bad.UUID), s.CancelPath(bad.UUID)} {
+		// The index node of a PENDING job has no document to lead to.
+		for _, p := range []string{s.logPath(bad.UUID), s.CancelPath(bad.UUID), s.pendingNode(bad.UUID)} {
 			_ = s.conn.Delete(p, -1)
 		}
 		if loose.UniqueKey != "" {
@@ -306,14 +333,14 @@ func (s *Store) readQuarantine(ctx context.Context, prefix string) ([]Quarantine
 	return out, nil
 }
 
-// findEntries returns the names of the queue entries whose item is id,
+// findEntries returns the names of the entries of q whose item is id,
 // among those whose name starts with prefix ("" for all), reading them in
 // parallel.
-func (s *Store) findEntries(ctx context.Context, id, prefix string) ([]string, error) {
+func findEntries(ctx context.Context, q *queue.Queue, id, prefix string) ([]string, error) {
 	var names []string
 	err := zkconn.Do(ctx, func() error {
 		var err error
-		names, _, err = s.conn.Children(s.q.EntriesPath())
+		names, _, err = q.Conn().Children(q.EntriesPath())
 		if errors.Is(err, zk.ErrNoNode) {
 			return nil
 		}
@@ -337,7 +364,7 @@ func (s *Store) findEntries(ctx context.Context, id, prefix string) ([]string, e
 		sem <- struct{}{}
 		go func(n string) {
 			defer func() { <-sem; wg.Done() }()
-			data, _, err := s.conn.Get(s.q.EntriesPath() + "/" + n)
+			data, _, err := q.Conn().Get(q.EntriesPath() + "/" + n)
 			if err == nil && string(data) == id {
 				mu.Lock()
 				found = append(found, n)

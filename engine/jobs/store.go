@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -59,6 +59,10 @@ type StoreConfig struct {
 	// Observers are told of the jobs' events this store records: state
 	// changes, log lines, progress (see Observer). Optional.
 	Observers []Observer
+	// Notifications, when set, adds to each job created the notifications
+	// attached to it (an action's, say), to those it names itself.
+	// Optional: without it a job notifies what it names.
+	Notifications NotificationResolver
 	// Logger receives the store's log lines.
 	Logger *zap.Logger
 	// Now is the clock (time.Now when nil).
@@ -68,7 +72,7 @@ type StoreConfig struct {
 // Store reads and writes live job documents in ZooKeeper.
 type Store struct {
 	conn *zkconn.Conn
-	q    *queue.Queue
+	q    *queue.Queue // the shared queue
 	cfg  StoreConfig
 	log  *zap.Logger
 	// docLimit bounds the documents written (DocumentLimit).
@@ -127,7 +131,7 @@ func (s *Store) Ensure(ctx context.Context) error {
 	if err := s.q.Ensure(ctx); err != nil {
 		return err
 	}
-	for _, p := range []string{s.conn.Path(uniqDir), s.conn.Path(cancelDir), s.QuarantinePath()} {
+	for _, p := range []string{s.conn.Path(uniqDir), s.conn.Path(cancelDir), s.conn.Path(NoticeDir), s.conn.Path(PendingPath), s.QuarantinePath()} {
 		if err := s.conn.EnsurePath(ctx, p); err != nil {
 			return fmt.Errorf("jobs: creating %s: %w", p, err)
 		}
@@ -148,6 +152,19 @@ type NewJob struct {
 	ParentJob string
 	CreatedBy string
 	Tick      string
+	// NestedJobs are the child jobs of a workflow job (its slices) or of
+	// a fan-out parent.
+	NestedJobs []string
+	// Launch holds the fields of a job launched from a template. A
+	// workflow job (Launch.Kind) is created PENDING, without a queue entry.
+	Launch Launch
+	// Scheduling holds the scheduler's inputs (impact, keys,
+	// dependencies, fan-out). A job that sets any of them, or instance
+	// groups (Launch.InstanceGroups), is created PENDING for the
+	// scheduler.
+	Scheduling Scheduling
+	// Notifications names the notification templates the job notifies.
+	Notifications Notifications
 }
 
 // Validate checks a new job and returns a clear error naming what is wrong.
@@ -198,7 +215,13 @@ func (n *NewJob) Validate() error {
 			return err
 		}
 	}
-	return nil
+	if err := n.validateLaunch(); err != nil {
+		return err
+	}
+	if err := n.Scheduling.Validate(); err != nil {
+		return err
+	}
+	return n.Notifications.Validate()
 }
 
 func (s *Store) build(n NewJob) (*Job, error) {
@@ -228,9 +251,25 @@ func (s *Store) build(n NewJob) (*Job, error) {
 		UniqueKey:          n.UniqueKey,
 		CreatedBy:          n.CreatedBy,
 		Tick:               n.Tick,
+		NestedJobs:         n.NestedJobs,
+		Launch:             n.Launch,
+		Scheduling:         n.Scheduling,
+	}
+	j.Explanation = "" // the scheduler's to write
+	switch {
+	case j.IsContainer():
+		j.State = Pending // it follows its slices and is never queued
+	case needsScheduler(&n):
+		// The scheduler queues it once nothing blocks it and an executor
+		// of its groups has room.
+		j.State = Pending
 	}
 	if n.Target != "" {
 		j.TargetResource = &Resource{Href: n.Target}
+	}
+	if !n.Notifications.Empty() {
+		nt := n.Notifications
+		j.Notifications = &nt
 	}
 	return j, nil
 }
@@ -260,12 +299,22 @@ func (s *Store) CreateFenced(ctx context.Context, ns []NewJob, extra ...interfac
 	}
 	// The cap is checked against the entry count before the transaction:
 	// concurrent creators may overshoot it by at most their own batches.
+	// PENDING jobs count too, but only scheduled jobs pay for that read.
 	n, err := s.q.Len(ctx)
+	if err == nil && scheduled(ns) {
+		var p int
+		p, err = s.PendingCount(ctx)
+		n += p
+	}
 	if err != nil {
 		return nil, fmt.Errorf("jobs: create: %w", err)
 	}
 	if n+len(ns) > s.cfg.MaxBacklog {
 		return nil, fmt.Errorf("%w: %d jobs queued or running, the cap is %d (raise --max-backlog or wait for executors to catch up)", ErrBacklogFull, n, s.cfg.MaxBacklog)
+	}
+	ns, err = s.resolveNotifications(ctx, ns)
+	if err != nil {
+		return nil, err
 	}
 	var ops []interface{}
 	out := make([]*Job, 0, len(ns))
@@ -285,11 +334,14 @@ func (s *Store) CreateFenced(ctx context.Context, ns []NewJob, extra ...interfac
 		if len(data) > MaxDocumentBytes {
 			return nil, fmt.Errorf("%w: the document of %s takes %d bytes, over the %d-byte limit of a job document", ErrInvalid, j.ID, len(data), MaxDocumentBytes)
 		}
-		put, err := s.q.PutOp([]byte(j.ID), j.Priority)
-		if err != nil {
-			return nil, err
+		ops = append(ops, &zk.CreateRequest{Path: s.DocPath(j.UUID()), Data: data, Acl: zkconn.ACL})
+		if !j.IsContainer() { // a container has no entry: it follows its slices
+			put, err := s.entryOp(j)
+			if err != nil {
+				return nil, err
+			}
+			ops = append(ops, put)
 		}
-		ops = append(ops, &zk.CreateRequest{Path: s.DocPath(j.UUID()), Data: data, Acl: zkconn.ACL}, put)
 		if j.UniqueKey != "" {
 			if keys[j.UniqueKey] {
 				return nil, fmt.Errorf("%w: unique key %q appears twice in one batch", ErrDuplicate, j.UniqueKey)
@@ -324,7 +376,7 @@ func (s *Store) CreateFenced(ctx context.Context, ns []NewJob, extra ...interfac
 			}
 			for _, op := range ops {
 				if c, ok := op.(*zk.CreateRequest); ok {
-					if err := zkconn.EnsureSync(s.conn.Conn, path.Dir(c.Path)); err != nil {
+					if err := ensureParent(s.conn, c.Path); err != nil {
 						return err
 					}
 				}
@@ -346,7 +398,31 @@ func (s *Store) CreateFenced(ctx context.Context, ns []NewJob, extra ...interfac
 		return nil, fmt.Errorf("jobs: create: %w", opErr)
 	}
 	for _, j := range out {
-		s.log.Info("job created", zap.String("job", j.ID), zap.String("action", j.Action), zap.Int("priority", j.Priority))
+		s.log.Info("job created", zap.String("job", j.ID), zap.String("action", j.Action), zap.Int("priority", j.Priority),
+			zap.String("state", string(j.State)))
+	}
+	return out, nil
+}
+
+// resolveNotifications returns ns with the notifications the store's
+// resolver attaches to each job added (ns itself is not modified).
+func (s *Store) resolveNotifications(ctx context.Context, ns []NewJob) ([]NewJob, error) {
+	if s.cfg.Notifications == nil {
+		return ns, nil
+	}
+	out := slices.Clone(ns)
+	for i := range out {
+		n := &out[i]
+		attached, err := s.cfg.Notifications.NotificationsFor(ctx, n)
+		if err != nil {
+			return nil, fmt.Errorf("jobs: create: the notifications of %s: %w", n.Action, err)
+		}
+		n.Notifications = Notifications{
+			Started: slices.Clone(n.Notifications.Started),
+			Success: slices.Clone(n.Notifications.Success),
+			Failure: slices.Clone(n.Notifications.Failure),
+		}
+		n.Notifications.Merge(attached)
 	}
 	return out, nil
 }
@@ -388,11 +464,13 @@ type Filter struct {
 	State  State
 	Action string
 	Limit  int // 0: no limit
+	// LaunchFilter selects by template, container, launch type and time.
+	LaunchFilter
 }
 
 // Match reports whether j passes the filter.
 func (f Filter) Match(j *Job) bool {
-	return (f.State == "" || j.State == f.State) && (f.Action == "" || j.Action == f.Action)
+	return (f.State == "" || j.State == f.State) && (f.Action == "" || j.Action == f.Action) && f.LaunchFilter.Match(j)
 }
 
 // List reads the live jobs that match f, newest first.
@@ -523,7 +601,7 @@ func (s *Store) Delete(ctx context.Context, uid string, ver int32) error {
 
 // RestoreReport says what Restore repaired.
 type RestoreReport struct {
-	Requeued     []string `json:"requeued"`      // QUEUED/RUNNING jobs whose entry was missing
+	Requeued     []string `json:"requeued"`      // live jobs whose entry was missing
 	Removed      []string `json:"removed"`       // entries whose job is gone or final
 	SkippedTaken []string `json:"skipped-taken"` // such entries held by a consumer, left alone
 	// SkippedInvalid are documents that fail validation: left alone (an
@@ -531,21 +609,80 @@ type RestoreReport struct {
 	SkippedInvalid []InvalidDocument `json:"skipped-invalid"`
 }
 
-// Restore re-queues QUEUED and RUNNING jobs whose queue entry is missing
-// and removes entries whose job is gone or final. It is idempotent and safe
-// to run at any time: every repair is conditional on what it read. An
+// located is an entry of a job: in a queue, or in the index of PENDING
+// jobs.
+type located struct {
+	name   string // as the report names it
+	item   string // the job id
+	remove func(ctx context.Context) error
+}
+
+// allEntries lists the entries of every queue of jobs — the shared queue
+// and each executor's direct queue — and the index of PENDING jobs.
+func (s *Store) allEntries(ctx context.Context) ([]located, error) {
+	var nodes []string
+	err := zkconn.Do(ctx, func() error {
+		var err error
+		nodes, _, err = s.conn.Children(s.conn.Path(NodesPath))
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jobs: listing executors: %w", err)
+	}
+	queues := []*queue.Queue{s.q}
+	labels := []string{""}
+	for _, n := range nodes {
+		queues = append(queues, s.NodeQueue(n))
+		labels = append(labels, NodeQueuePath(n)+"/")
+	}
+	var out []located
+	for i, q := range queues {
+		es, err := q.Entries(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range es {
+			q, name := q, e.Name
+			out = append(out, located{name: labels[i] + name, item: e.Item, remove: func(ctx context.Context) error { return q.Remove(ctx, name) }})
+		}
+	}
+	ids, err := s.PendingIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		p := s.conn.Path(PendingPath, strings.TrimPrefix(id, "job/"))
+		out = append(out, located{name: PendingPath + "/" + strings.TrimPrefix(id, "job/"), item: id, remove: func(ctx context.Context) error {
+			return zkconn.Do(ctx, func() error {
+				if err := s.conn.Delete(p, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+					return err
+				}
+				return nil
+			})
+		}})
+	}
+	return out, nil
+}
+
+// Restore re-queues live jobs whose queue entry is missing — where their
+// state calls for: the index of PENDING jobs, the direct queue of the
+// executor a job was placed on, else the shared queue — and removes
+// entries whose job is gone or final. It is idempotent and safe to
+// run at any time: every repair is conditional on what it read. An
 // invalid document is skipped and reported, never a reason to stop, and
 // its entries are left for an executor to quarantine it.
 func (s *Store) Restore(ctx context.Context) (RestoreReport, error) {
 	var rep RestoreReport
-	entries, err := s.q.Entries(ctx)
+	entries, err := s.allEntries(ctx)
 	if err != nil {
 		return rep, err
 	}
 	queued := map[string]bool{}
-	byJob := map[string][]queue.Entry{}
-	for _, e := range entries {
-		byJob[e.Item] = append(byJob[e.Item], e)
+	for _, l := range entries {
+		queued[l.item] = true
 	}
 	type live struct {
 		j   *Job
@@ -566,15 +703,12 @@ func (s *Store) Restore(ctx context.Context) (RestoreReport, error) {
 		if !l.j.State.Final() {
 			isLive[l.j.ID] = true
 		}
-		if len(byJob[l.j.ID]) > 0 {
-			queued[l.j.ID] = true
-		}
 	}
 	for _, l := range lives {
-		if l.j.State.Final() || queued[l.j.ID] || l.j.State == Pending {
+		if l.j.State.Final() || queued[l.j.ID] || l.j.IsContainer() {
 			continue
 		}
-		put, err := s.q.PutOp([]byte(l.j.ID), l.j.Priority)
+		put, err := s.entryOp(l.j)
 		if err != nil { // not for a valid document
 			rep.SkippedInvalid = append(rep.SkippedInvalid, InvalidDocument{Kind: KindDocument, Job: l.j.ID, Path: s.DocPath(l.j.UUID()), Reason: err.Error()})
 			continue
@@ -582,28 +716,35 @@ func (s *Store) Restore(ctx context.Context) (RestoreReport, error) {
 		// Only if the document did not change since it was read.
 		err = zkconn.Do(ctx, func() error {
 			_, err := s.conn.Multi(&zk.CheckVersionRequest{Path: s.DocPath(l.j.UUID()), Version: l.ver}, put)
+			if errors.Is(zkconn.MultiErrorOnly(nil, err), zk.ErrNoNode) {
+				// A direct queue nobody created yet.
+				if err := ensureParent(s.conn, put.Path); err != nil {
+					return err
+				}
+				_, err = s.conn.Multi(&zk.CheckVersionRequest{Path: s.DocPath(l.j.UUID()), Version: l.ver}, put)
+			}
 			return err
 		})
 		if err != nil {
 			s.log.Warn("restore: not re-queued, it changed meanwhile", zap.String("job", l.j.ID), zap.Error(err))
 			continue
 		}
-		s.log.Info("restore: job re-queued", zap.String("job", l.j.ID), zap.String("action", l.j.Action))
+		s.log.Info("restore: job re-queued", zap.String("job", l.j.ID), zap.String("action", l.j.Action), zap.String("state", string(l.j.State)))
 		rep.Requeued = append(rep.Requeued, l.j.ID)
 	}
-	for _, e := range entries {
-		if isLive[e.Item] {
+	for _, l := range entries {
+		if isLive[l.item] {
 			continue
 		}
-		err := s.q.Remove(ctx, e.Name)
+		err := l.remove(ctx)
 		switch {
 		case errors.Is(err, queue.ErrLockLost):
-			rep.SkippedTaken = append(rep.SkippedTaken, e.Name)
+			rep.SkippedTaken = append(rep.SkippedTaken, l.name)
 		case err != nil:
 			return rep, err
 		default:
-			s.log.Info("restore: entry removed", zap.String("entry", e.Name), zap.String("job", e.Item))
-			rep.Removed = append(rep.Removed, e.Name)
+			s.log.Info("restore: entry removed", zap.String("entry", l.name), zap.String("job", l.item))
+			rep.Removed = append(rep.Removed, l.name)
 		}
 	}
 	return rep, nil

@@ -51,9 +51,13 @@ func ctxT(t *testing.T) context.Context {
 func TestTransitionsEveryPair(t *testing.T) {
 	legal := map[[2]State]bool{
 		{Pending, Queued}: true, {Pending, Canceled}: true,
-		{Queued, Running}: true, {Queued, Canceled}: true,
+		{Pending, Failed}:  true, // a dependency failed
+		{Pending, Success}: true, // a fan-out parent whose children succeeded
+		{Queued, Running}:  true, {Queued, Canceled}: true,
+		{Queued, Pending}:  true, // placed on an executor lost before it started
 		{Running, Running}: true, // a new attempt after a lost executor
 		{Running, Queued}:  true, // requeued by a stopping executor
+		{Running, Pending}: true, // a placed job requeued, or rerun after its executor was lost
 		{Running, Success}: true, {Running, Failed}: true, {Running, Canceled}: true,
 	}
 	for _, from := range States {

@@ -26,7 +26,7 @@ func (j *Job) Transition(to State, now time.Time) error {
 	j.State = to
 	j.TimeOfStatusChange = now
 	switch {
-	case to == Queued:
+	case to == Queued || to == Pending:
 		j.Started = nil
 		j.Progress = 0
 	case to == Running:
@@ -55,13 +55,13 @@ func (j *Job) startAttempt(executor string, now time.Time) error {
 	return nil
 }
 
-// requeue gives a RUNNING job back: QUEUED, its attempt not counted (it
-// did not fail), no executor.
-func (j *Job) requeue(reason string, now time.Time) error {
+// requeue gives a RUNNING job back: QUEUED (or PENDING, for a placed job),
+// its attempt not counted (it did not fail), no executor.
+func (j *Job) requeue(reason string, to State, now time.Time) error {
 	if j.State != Running {
 		return fmt.Errorf("%w: %s is %s; only a RUNNING job is requeued", ErrIllegalState, j.ID, j.State)
 	}
-	if err := j.Transition(Queued, now); err != nil {
+	if err := j.Transition(to, now); err != nil {
 		return err
 	}
 	if j.Attempt > 0 {
@@ -97,6 +97,9 @@ func (j *Job) finish(executor string, out Outcome, now time.Time) error {
 		j.ReturnCode = &one
 	}
 	j.StatusMessage = out.Message
+	if out.HostSummary != nil {
+		j.HostSummary = out.HostSummary
+	}
 	return nil
 }
 

@@ -18,6 +18,12 @@ import (
 	"gopkg.in/natefinch/lumberjack.v2"
 )
 
+// Keys of the JSON format, for programs that read the logs back.
+const (
+	TimeKey    = "time" // ISO 8601 with the zone
+	MessageKey = "msg"  // the line's message
+)
+
 // ErrConfig is wrapped by every configuration error.
 var ErrConfig = errors.New("logging: bad configuration")
 
@@ -66,7 +72,8 @@ func New(cfg Config) (*zap.Logger, error) {
 		return nil, err
 	}
 	encCfg := zap.NewProductionEncoderConfig()
-	encCfg.TimeKey = "time"
+	encCfg.TimeKey = TimeKey
+	encCfg.MessageKey = MessageKey
 	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
 	var enc zapcore.Encoder
 	switch cfg.Format {

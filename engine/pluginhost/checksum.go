@@ -2,8 +2,6 @@ package pluginhost
 
 import (
 	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -74,30 +72,10 @@ func ParseChecksums(r io.Reader) (map[string]string, error) {
 	return out, nil
 }
 
-// fileSHA256 returns the hex SHA-256 of the file at path.
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("reading %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// verify refuses a binary that does not match its pin.
-func (pl *plugin) verify() error {
-	if pl.pin == "" {
-		return nil
-	}
-	sum, err := fileSHA256(pl.path)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrChecksum, err)
-	}
-	if sum != pl.pin {
+// checkPin refuses a binary whose SHA-256 (of the open file that is about
+// to be executed) does not match its pin.
+func (pl *plugin) checkPin(sum string) error {
+	if pl.pin != "" && sum != pl.pin {
 		return fmt.Errorf("%w: %s has SHA-256 %s, pinned %s; refusing to start it (reinstall the plugin or update the pin)", ErrChecksum, pl.path, sum, pl.pin)
 	}
 	return nil

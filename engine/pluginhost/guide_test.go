@@ -62,6 +62,20 @@ func TestWritingActionsGuide(t *testing.T) {
 		t.Fatal(err)
 	}
 	pluginDir := t.TempDir()
+	// Keep the caller's flags (CI's -modcacherw among them).
+	goflags := func(f string) string { return "GOFLAGS=" + strings.TrimSpace(os.Getenv("GOFLAGS")+" "+f) }
+
+	// A module that requires this one loads the whole module graph,
+	// including go.mod files of old dependencies that building this
+	// repository never reads (it loads its graph lazily). Fetch them here,
+	// through the configured module proxy and checked against go.sum, so
+	// the guide's steps below can run offline on a fresh machine.
+	graph := exec.Command("go", "list", "-m", "all")
+	graph.Dir = repo
+	graph.Env = append(os.Environ(), "GOWORK=off", goflags("-mod=readonly"))
+	if out, err := graph.CombinedOutput(); err != nil {
+		t.Fatalf("go list -m all (the module graph a plugin module loads): %v\n%s", err, out)
+	}
 
 	goCmd := func(args ...string) {
 		t.Helper()
@@ -69,8 +83,14 @@ func TestWritingActionsGuide(t *testing.T) {
 		cmd.Dir = work
 		// Offline: every module the SDK needs is in the module cache, as
 		// this package was built with them, and the module proxy must not
-		// be asked about an unreleased github.com/jobengine/jobengine.
-		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "GOPROXY=off")
+		// be asked about an unreleased github.com/jobengine/jobengine. The
+		// checksums come from the repository's go.sum (copied below), not
+		// from the checksum database: GOSUMDB points at a closed local
+		// port, so a missing line fails here, as on a machine that cannot
+		// reach the database, unless the module cache holds its tiles
+		// from earlier downloads (CI's fresh module cache does not).
+		cmd.Env = append(os.Environ(), "GOWORK=off", "GOPROXY=off",
+			"GOSUMDB=sum.golang.org http://127.0.0.1:1", goflags("-mod=mod"))
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
@@ -85,6 +105,16 @@ func TestWritingActionsGuide(t *testing.T) {
 			case len(f) >= 3 && f[0] == "go" && f[1] == "get":
 				// The SDK comes from this repository, not a release.
 				goCmd("mod", "edit", "-require=github.com/jobengine/jobengine@v0.0.0", "-replace=github.com/jobengine/jobengine="+repo)
+				// The hashes a download would have verified: the
+				// repository's go.sum holds one line for every module
+				// the SDK can need.
+				sums, err := os.ReadFile(filepath.Join(repo, "go.sum"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(work, "go.sum"), sums, 0o644); err != nil {
+					t.Fatal(err)
+				}
 				goCmd(f[1:]...)
 				ran = append(ran, "go get")
 			case len(f) >= 2 && f[0] == "go":

@@ -14,7 +14,15 @@
 // The host enforces timeouts: when a job's context ends it asks the plugin
 // to cancel the run, and kills the process if the run has not ended after
 // Options.KillGrace. Processes get the kernel's parent-death signal and the
-// SDK also exits when its parent changes, so none outlives the executor.
+// SDK also exits when its parent changes, so none outlives the executor; a
+// process runs in a process group of its own, killed as a whole, so what a
+// plugin started dies with it.
+//
+// What a plugin may reach: a binary or directory that anyone but root and
+// the service user could change is refused; a pinned binary is hashed and
+// executed from the same open file; the plugin's environment holds only a
+// short allow-list of the executor's variables (never its credentials);
+// what it writes to the daemon's log is rate-limited.
 package pluginhost
 
 import (
@@ -24,11 +32,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	actionv1 "github.com/jobengine/jobengine/actions/proto/v1"
@@ -104,7 +114,22 @@ type Options struct {
 	// Logger receives the host's and the plugins' log lines; nil means
 	// zap.NewNop().
 	Logger *zap.Logger
+	// Env names further variables of the executor's environment that
+	// plugins get, besides AllowedEnv (a proxy setting, say). Names
+	// starting with JOBENGINE_ are refused: they hold the engine's
+	// settings and secrets.
+	Env []string
+	// LogRate and LogBurst bound the lines per second a plugin puts into
+	// the daemon's log (0: DefaultLogRate, DefaultLogBurst); the rest is
+	// dropped and counted.
+	LogRate  float64
+	LogBurst int
 }
+
+// AllowedEnv are the variables of the executor's environment that plugins
+// get (when set), with the LC_* locale variables and Options.Env; a plugin
+// never sees the rest, which may hold credentials.
+var AllowedEnv = []string{"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR"}
 
 func (o Options) normalized() Options {
 	if o.Dir == "" {
@@ -131,7 +156,30 @@ func (o Options) normalized() Options {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
+	if o.LogRate <= 0 {
+		o.LogRate = DefaultLogRate
+	}
+	if o.LogBurst <= 0 {
+		o.LogBurst = DefaultLogBurst
+	}
 	return o
+}
+
+// pluginEnv is the environment of a plugin process (go-plugin adds the
+// handshake variables): the allowed variables of the executor's.
+func (o Options) pluginEnv() []string {
+	allowed := make(map[string]bool)
+	for _, n := range append(append([]string(nil), AllowedEnv...), o.Env...) {
+		allowed[n] = true
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if allowed[k] || strings.HasPrefix(k, "LC_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // Info describes a loaded plugin, for `jobengine actions list` and logs.
@@ -157,6 +205,8 @@ type Process struct {
 	Plugin string `json:"plugin"`
 	PID    int    `json:"pid"`
 	Jobs   int    `json:"jobs"` // jobs running in it now
+	// JobIDs are the ids of the jobs running in it now.
+	JobIDs []string `json:"job-ids,omitempty"`
 }
 
 // Host holds the plugins of one executor and their processes.
@@ -166,6 +216,8 @@ type Host struct {
 	plugins []*plugin
 	skipped []Skip
 	defs    []action.Definition
+
+	dropped *prometheus.CounterVec
 
 	stop     chan struct{}
 	reaper   sync.WaitGroup
@@ -180,7 +232,12 @@ type Host struct {
 // the plugins are kept to run the first jobs. Close the Host when done.
 func Load(ctx context.Context, opts Options) (*Host, error) {
 	opts = opts.normalized()
-	h := &Host{opts: opts, log: opts.Logger.Named("pluginhost"), stop: make(chan struct{})}
+	for _, n := range opts.Env {
+		if n == "" || strings.ContainsAny(n, "= \t") || strings.HasPrefix(n, "JOBENGINE_") {
+			return nil, fmt.Errorf("pluginhost: %q cannot be passed to plugins: give a variable name, not one of JOBENGINE_ (they hold the engine's settings and secrets)", n)
+		}
+	}
+	h := &Host{opts: opts, log: opts.Logger.Named("pluginhost"), stop: make(chan struct{}), dropped: newDroppedLines()}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("pluginhost: plugin directory %q: %w", opts.Dir, err)
@@ -193,6 +250,13 @@ func Load(ctx context.Context, opts Options) (*Host, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("pluginhost: cannot read plugin directory %s: %w (fix its permissions or point --plugin-dir elsewhere)", dir, err)
+	}
+	if err := checkDir(dir); err != nil {
+		h.skipped = append(h.skipped, Skip{Path: dir, Reason: fmt.Sprintf("%v: plugin directory refused", err)})
+		h.log.Error("plugin directory refused, no plugin loaded from it", zap.String("dir", dir), zap.Error(err))
+		h.reaper.Add(1)
+		go h.reapIdle()
+		return h, nil
 	}
 
 	var paths []string
@@ -285,31 +349,25 @@ type loadResult struct {
 // loadOne checks, starts and describes the plugin at path.
 func (h *Host) loadOne(ctx context.Context, path string) loadResult {
 	name := filepath.Base(path)
-	st, err := os.Stat(path)
-	switch {
-	case err != nil:
-		return loadResult{err: fmt.Errorf("%w: %v", ErrNotPlugin, err)}
-	case !st.Mode().IsRegular():
-		return loadResult{err: fmt.Errorf("%w: not a regular file (%s)", ErrNotPlugin, st.Mode().Type())}
-	case st.Mode().Perm()&0o111 == 0:
-		return loadResult{err: fmt.Errorf("%w: not executable (mode %04o); chmod +x it if it is a plugin", ErrNotPlugin, st.Mode().Perm())}
-	}
-	sum, err := fileSHA256(path)
-	if err != nil {
-		return loadResult{err: fmt.Errorf("%w: %v", ErrNotPlugin, err)}
-	}
 	pin, pinned := h.opts.Checksums[name]
-	if !pinned && h.opts.PinnedOnly {
-		return loadResult{err: fmt.Errorf("%w: no SHA-256 pinned for it and only pinned plugins are allowed (add --plugin-sha256 %s=%s if you trust it)", ErrNotPlugin, name, sum)}
-	}
+	log := h.log.With(zap.String("plugin", name))
 	pl := &plugin{
 		host: h,
 		name: name,
 		path: path,
 		pin:  strings.ToLower(pin),
-		log:  h.log.With(zap.String("plugin", name)),
+		log:  log,
+		logs: newLogLimiter(log, h.opts.LogRate, h.opts.LogBurst, h.dropped.WithLabelValues(name)),
 	}
-	p, err := pl.start()
+	if !pinned && h.opts.PinnedOnly {
+		f, sum, err := openBinary(path, true)
+		if err != nil {
+			return loadResult{err: fmt.Errorf("%w: %v", ErrNotPlugin, err)}
+		}
+		f.Close()
+		return loadResult{err: fmt.Errorf("%w: no SHA-256 pinned for it and only pinned plugins are allowed (add --plugin-sha256 %s=%s if you trust it)", ErrNotPlugin, name, sum)}
+	}
+	p, sum, err := pl.startHashed(true)
 	if err != nil {
 		return loadResult{err: fmt.Errorf("%w: %v", ErrNotPlugin, err)}
 	}
@@ -372,6 +430,10 @@ func (h *Host) Plugins() []Info {
 	return out
 }
 
+// Collector returns the host's metrics (dropped plugin log lines), to be
+// registered with the executor's.
+func (h *Host) Collector() prometheus.Collector { return h.dropped }
+
 // Skipped lists the files of the plugin directory that were not loaded.
 func (h *Host) Skipped() []Skip { return append([]Skip(nil), h.skipped...) }
 
@@ -381,7 +443,7 @@ func (h *Host) Processes() []Process {
 	for _, pl := range h.plugins {
 		pl.mu.Lock()
 		for _, p := range pl.procs {
-			out = append(out, Process{Plugin: pl.name, PID: p.pid, Jobs: p.jobs})
+			out = append(out, Process{Plugin: pl.name, PID: p.pid, Jobs: p.jobs, JobIDs: slices.Clone(p.jobIDs)})
 		}
 		pl.mu.Unlock()
 	}

@@ -58,7 +58,7 @@ func TestLoadDescribesPlugins(t *testing.T) {
 		t.Fatalf("Plugins() = %+v", infos)
 	}
 	if got := infos[1]; got.Protocol != 1 || got.Version != "2.3.4" || got.SDK == "" || len(got.SHA256) != 64 ||
-		!slices.Equal(got.Actions, []string{"echo", "sleepy", "stubborn", "crash", "panic", "noop"}) {
+		!slices.Equal(got.Actions, []string{"echo", "sleepy", "stubborn", "crash", "panic", "noop", "flood", "spawn", "env"}) {
 		t.Errorf("sdkplugin info = %+v", got)
 	}
 	loaded := logs.FilterMessage("plugin loaded").All()
@@ -326,8 +326,23 @@ func TestCancelEndsTheRun(t *testing.T) {
 				}
 				return nil
 			})
+			// The process says which job it runs (the state dump lists it).
+			running := 0
+			for _, p := range h.Processes() {
+				if len(p.JobIDs) == 1 && p.JobIDs[0] == "job/"+tc.action+"-test" && p.Jobs == 1 {
+					running++
+				}
+			}
+			if running != 1 {
+				t.Errorf("processes running the job: %+v", h.Processes())
+			}
 			cancel()
 			o := <-out
+			for _, p := range h.Processes() {
+				if len(p.JobIDs) != 0 {
+					t.Errorf("a process still lists jobs after the run: %+v", p)
+				}
+			}
 			if o.err == nil || !strings.Contains(o.err.Error(), "context canceled") || errors.Is(o.err, action.ErrPluginKilled) {
 				t.Errorf("cancelled run: %v, want the plugin's own 'context canceled' error", o.err)
 			}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +33,7 @@ type plugin struct {
 	pin  string // pinned hex SHA-256, "" if none
 	info Info
 	log  *zap.Logger
+	logs *logLimiter // shared by the plugin's processes
 
 	mu     sync.Mutex
 	procs  []*proc // live processes, busy or idle
@@ -152,6 +154,18 @@ func (pl *plugin) release(p *proc, clean bool) {
 	}
 }
 
+// track records that p runs a job (running) or no longer does, for
+// Processes.
+func (pl *plugin) track(p *proc, jobID string, running bool) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if running {
+		p.jobIDs = append(p.jobIDs, jobID)
+	} else if i := slices.Index(p.jobIDs, jobID); i >= 0 {
+		p.jobIDs = slices.Delete(p.jobIDs, i, i+1)
+	}
+}
+
 func (pl *plugin) removeLocked(p *proc) {
 	for i, q := range pl.procs {
 		if q == p {
@@ -205,6 +219,7 @@ type proc struct {
 	out    *output
 
 	jobs      int       // guarded by pl.mu
+	jobIDs    []string  // of the jobs running in it; guarded by pl.mu
 	idleSince time.Time // guarded by pl.mu
 
 	runs     atomic.Uint64 // run ids
@@ -227,18 +242,33 @@ func (hostPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, c *grpc.
 	return actionv1.NewActionPluginClient(c), nil
 }
 
-// start checks the binary against its pin, starts a process and completes
-// the handshake. A process that does not answer within StartTimeout is
-// killed.
+// start checks the binary (owner, mode, pin), starts a process and
+// completes the handshake. A process that does not answer within
+// StartTimeout is killed.
 func (pl *plugin) start() (*proc, error) {
-	if err := pl.verify(); err != nil {
-		return nil, err
+	p, _, err := pl.startHashed(false)
+	return p, err
+}
+
+// startHashed is start that also returns the binary's SHA-256 when hash
+// is set or the plugin is pinned. The file hashed is the file executed:
+// it is opened once, checked, hashed and run from the open descriptor.
+func (pl *plugin) startHashed(hash bool) (*proc, string, error) {
+	f, sum, err := openBinary(pl.path, hash || pl.pin != "")
+	if err != nil {
+		return nil, "", err
+	}
+	defer f.Close() // the child has its own copy once started
+	if err := pl.checkPin(sum); err != nil {
+		return nil, "", err
 	}
 	cmd := exec.Command(pl.path)
-	// go-plugin appends the executor's environment and the handshake.
-	cmd.Env = []string{actionv1.HostPIDEnv + "=" + strconv.Itoa(os.Getpid())}
+	execFile(cmd, f)
+	// Only allowed variables of the executor's environment; go-plugin
+	// appends the handshake.
+	cmd.Env = append([]string{actionv1.HostPIDEnv + "=" + strconv.Itoa(os.Getpid())}, pl.host.opts.pluginEnv()...)
 	setProcAttr(cmd)
-	out := newOutput(pl.log)
+	out := newOutput(pl.log, pl.logs)
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig: goplugin.HandshakeConfig{
 			ProtocolVersion:  actionv1.ProtocolVersion,
@@ -249,6 +279,7 @@ func (pl *plugin) start() (*proc, error) {
 			actionv1.ProtocolVersion: {actionv1.PluginName: hostPlugin{}},
 		},
 		Cmd:              cmd,
+		SkipHostEnv:      true,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		StartTimeout:     pl.host.opts.StartTimeout,
 		Stderr:           out.stream("stderr"),
@@ -258,13 +289,16 @@ func (pl *plugin) start() (*proc, error) {
 		// own chatter is not wanted.
 		Logger: hclog.NewNullLogger(),
 	})
-	fail := func(err error) (*proc, error) {
+	fail := func(err error) (*proc, string, error) {
+		if cmd.Process != nil {
+			killGroup(cmd.Process.Pid)
+		}
 		client.Kill() // reaps the process and drains its output
 		msg := strings.TrimSpace(err.Error())
 		if tail := out.tail(); tail != "" {
 			msg += "; its output ended with:\n" + tail
 		}
-		return nil, fmt.Errorf("%w %s: %s", ErrStart, pl.path, msg)
+		return nil, "", fmt.Errorf("%w %s: %s", ErrStart, pl.path, msg)
 	}
 	cp, err := client.Client()
 	if err != nil {
@@ -280,7 +314,7 @@ func (pl *plugin) start() (*proc, error) {
 	}
 	p := &proc{pl: pl, client: client, cmd: cmd, rpc: rpc, pid: cmd.Process.Pid, out: out}
 	pl.log.Debug("plugin process started", zap.Int("pid", p.pid))
-	return p, nil
+	return p, sum, nil
 }
 
 // terminate kills the process at once, waits until it is gone and frees
@@ -288,8 +322,11 @@ func (pl *plugin) start() (*proc, error) {
 func (p *proc) terminate() {
 	p.termOnce.Do(func() {
 		p.killed.Store(true)
+		// The whole group: a plugin's children must not outlive it.
+		killGroup(p.pid)
 		_ = p.cmd.Process.Kill()
 		p.client.Kill()
+		p.pl.logs.flush()
 		p.pl.log.Debug("plugin process ended", zap.Int("pid", p.pid))
 	})
 }
@@ -326,7 +363,8 @@ func (p *proc) describeError(err error) error {
 // output receives a process's stdout and stderr lines: it logs them and
 // keeps the last ones for error messages.
 type output struct {
-	log *zap.Logger
+	log    *zap.Logger
+	limits *logLimiter
 
 	mu    sync.Mutex
 	lines []string // ring of the last tailLines lines
@@ -340,7 +378,9 @@ const (
 	tailBytes   = 2048
 )
 
-func newOutput(log *zap.Logger) *output { return &output{log: log} }
+func newOutput(log *zap.Logger, limits *logLimiter) *output {
+	return &output{log: log, limits: limits}
+}
 
 // stream returns a writer for one stream that splits it into lines.
 func (o *output) stream(name string) *lineWriter {
@@ -364,16 +404,19 @@ func (o *output) line(stream, line string) {
 	}
 	o.mu.Unlock()
 
+	if !o.limits.allow() {
+		return
+	}
 	// The SDK and go-plugin write hclog JSON lines; keep their level.
 	var entry struct {
 		Level   string `json:"@level"`
 		Message string `json:"@message"`
 	}
 	if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &entry) == nil && entry.Message != "" {
-		logAt(o.log, entry.Level, entry.Message, zap.String("stream", stream))
+		logAt(o.log, entry.Level, capLine(entry.Message), zap.String("stream", stream))
 		return
 	}
-	o.log.Info(line, zap.String("stream", stream))
+	o.log.Info(capLine(line), zap.String("stream", stream))
 }
 
 // tail returns the last lines of output: from the last panic or fatal

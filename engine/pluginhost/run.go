@@ -37,7 +37,10 @@ func (rn *runner) Run(ctx context.Context, job *action.Job, r action.Reporter) (
 	if err != nil {
 		return action.Result{}, err
 	}
+	rn.pl.track(p, job.ID, true)
 	res, err, clean := p.run(ctx, rn.action, job, r)
+	rn.pl.logs.flush()
+	rn.pl.track(p, job.ID, false)
 	rn.pl.release(p, clean)
 	return res, err
 }
@@ -157,7 +160,9 @@ func (p *proc) run(ctx context.Context, name string, job *action.Job, r action.R
 				return action.Result{}, p.violation(fmt.Sprintf("it sent a log line of %d bytes, over the limit of %d", len(msg), actionv1.MaxLogBytes)), false
 			}
 			r.Log(level, msg)
-			logAt(log, level, msg)
+			if p.pl.logs.allow() {
+				logAt(log, level, capLine(msg))
+			}
 		case *actionv1.RunEvent_Result:
 			res := e.Result
 			if len(res.GetMessage()) > actionv1.MaxStatusBytes || len(res.GetError()) > actionv1.MaxErrorBytes {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -80,6 +81,16 @@ func (q *Queue) NewConsumer(opts ConsumerOptions) *Consumer {
 	return c
 }
 
+// NewHolder returns a consumer that keeps no listing and takes only the
+// entries it names (TakeEntry): for a writer that acts on entries it
+// already knows of. Close it when done; its holds end with Consume,
+// Release or its session.
+func (q *Queue) NewHolder(opts ConsumerOptions) *Consumer {
+	c := q.newConsumer(opts)
+	close(c.done) // no listing loop to wait for
+	return c
+}
+
 func (q *Queue) newConsumer(opts ConsumerOptions) *Consumer {
 	if opts.Name == "" {
 		h, _ := os.Hostname()
@@ -136,11 +147,23 @@ func (c *Consumer) Close() {
 // While ZooKeeper is unreachable it keeps trying until ctx ends and then
 // returns an error wrapping ctx's error and the last failure.
 func (c *Consumer) Take(ctx context.Context) (*Item, error) {
+	it, _, err := TakeAny(ctx, c)
+	return it, err
+}
+
+// TakeAny takes an entry of whichever of cs has one, as Take does for one
+// consumer: the consumers are tried in order, so the first has precedence
+// whenever it has a candidate (an executor's direct queue before the
+// shared queue). It returns the item and the consumer that holds it.
+func TakeAny(ctx context.Context, cs ...*Consumer) (*Item, *Consumer, error) {
+	if len(cs) == 0 {
+		return nil, nil, fmt.Errorf("%w: no consumer to take from", ErrInvalid)
+	}
 	delay := 10 * time.Millisecond
 	for {
-		name, err := c.next(ctx)
+		c, name, err := nextAny(ctx, cs)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if c.beforeTake != nil {
 			c.beforeTake(name)
@@ -148,61 +171,105 @@ func (c *Consumer) Take(ctx context.Context) (*Item, error) {
 		it, err := c.tryTake(ctx, name)
 		c.resolve(name, it)
 		if it != nil {
-			return it, nil
+			return it, c, nil
 		}
 		if err == nil {
 			delay = 10 * time.Millisecond
 			continue
 		}
 		if !zkconn.Transient(err) {
-			return nil, err
+			return nil, nil, err
 		}
 		c.setErr(err)
 		c.markDirty()
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("queue: take: %w (last error: %v)", ctx.Err(), err)
+			return nil, nil, fmt.Errorf("queue: take: %w (last error: %v)", ctx.Err(), err)
 		case <-time.After(backoff.Jitter(delay)):
 		}
 		delay = min(2*delay, time.Second)
 	}
 }
 
-// next hands out the next candidate, waiting for the listing when none is
-// left.
-func (c *Consumer) next(ctx context.Context) (string, error) {
-	c.mu.Lock()
+// nextAny hands out the next candidate of the first of cs that has one,
+// waiting for their listings when none has.
+func nextAny(ctx context.Context, cs []*Consumer) (*Consumer, string, error) {
+	chans := make([]reflect.SelectCase, 0, len(cs)+1)
 	for {
-		if c.closed {
-			c.mu.Unlock()
-			return "", ErrClosed
-		}
-		if len(c.avail) > 0 {
-			name := c.avail[0]
-			c.avail = c.avail[1:]
-			c.inflight[name] = true
-			c.mu.Unlock()
-			return name, nil
-		}
-		ch := c.changed
-		c.waiters++
-		c.mu.Unlock()
-		c.poke()
-		select {
-		case <-ch:
-			c.mu.Lock()
-			c.waiters--
-		case <-ctx.Done():
-			c.mu.Lock()
-			c.waiters--
-			last := c.lastErr
-			c.mu.Unlock()
-			if last != nil {
-				return "", fmt.Errorf("queue: take: %w (last error: %v)", ctx.Err(), last)
+		chans = chans[:0]
+		var waitingOn []*Consumer
+		unwait := func() {
+			for _, w := range waitingOn {
+				w.mu.Lock()
+				w.waiters--
+				w.mu.Unlock()
 			}
-			return "", fmt.Errorf("queue: take: %w", ctx.Err())
+		}
+		for _, c := range cs {
+			c.mu.Lock()
+			if c.closed {
+				c.mu.Unlock()
+				unwait()
+				return nil, "", ErrClosed
+			}
+			if len(c.avail) > 0 {
+				name := c.avail[0]
+				c.avail = c.avail[1:]
+				c.inflight[name] = true
+				c.mu.Unlock()
+				unwait()
+				return c, name, nil
+			}
+			// The channel is taken under the same lock as the check, so
+			// a listing that comes after the check closes it.
+			chans = append(chans, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c.changed)})
+			c.waiters++
+			waitingOn = append(waitingOn, c)
+			c.mu.Unlock()
+			c.poke()
+		}
+		chans = append(chans, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})
+		chosen, _, _ := reflect.Select(chans)
+		unwait()
+		if chosen == len(chans)-1 {
+			var last error
+			for _, c := range cs {
+				c.mu.Lock()
+				if c.lastErr != nil {
+					last = c.lastErr
+				}
+				c.mu.Unlock()
+			}
+			if last != nil {
+				return nil, "", fmt.Errorf("queue: take: %w (last error: %v)", ctx.Err(), last)
+			}
+			return nil, "", fmt.Errorf("queue: take: %w", ctx.Err())
 		}
 	}
+}
+
+// TakeEntry takes one named entry, for a holder that knows which entry it
+// wants (the reaper, acting on a lost executor's queue). It returns nil
+// and no error when the entry is gone or held by someone else: a held
+// entry is never touched.
+func (c *Consumer) TakeEntry(ctx context.Context, name string) (*Item, error) {
+	if _, _, ok := ParseEntry(name); !ok {
+		return nil, fmt.Errorf("%w: %q is not an entry name", ErrInvalid, name)
+	}
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	it, err := c.tryTake(ctx, name)
+	if it != nil {
+		c.mu.Lock()
+		c.held[name] = it
+		c.stats.Taken++
+		c.mu.Unlock()
+	}
+	return it, err
 }
 
 func (c *Consumer) resolve(name string, it *Item) {

@@ -1,5 +1,6 @@
-// Package schedule says when a distributor's ticks fall: every fixed
-// interval, or by a cron expression in a time zone. Every instance computes
+// Package schedule says when a distributor's (or a stored schedule's)
+// ticks fall: every fixed interval, by a cron expression in a time zone, or
+// by an iCalendar RRULE (rrule.go). Every instance computes
 // the same ticks, so a tick has a stable identity (its time in UTC) and a
 // new leader after a failover never creates the same tick's job twice.
 //
@@ -34,7 +35,8 @@ import (
 // ErrSpec is wrapped by every error about a schedule's specification.
 var ErrSpec = errors.New("schedule: bad schedule")
 
-// Spec is a schedule as configured: exactly one of Interval and Cron.
+// Spec is a schedule as configured: exactly one of Interval, Cron and
+// RRule.
 type Spec struct {
 	// Interval ticks every Interval, a whole number of seconds (e.g. 15s).
 	Interval time.Duration
@@ -46,6 +48,10 @@ type Spec struct {
 	// TimeZone is the IANA zone of a cron expression, e.g. Europe/Zurich;
 	// UTC when empty.
 	TimeZone string
+	// RRule is an iCalendar recurrence rule with its DTSTART, in AWX's
+	// format: "DTSTART;TZID=Europe/Paris:20270104T090000
+	// RRULE:FREQ=WEEKLY;BYDAY=MO" (see rrule.go). Its zone is DTSTART's.
+	RRule string
 }
 
 // Schedule computes ticks.
@@ -56,6 +62,16 @@ type Schedule interface {
 	// String describes the schedule, e.g. "every 15s" or
 	// "cron 30 2 * * * (Europe/Zurich)".
 	String() string
+}
+
+// Location returns the time zone a schedule counts wall-clock time in:
+// the zone of a cron expression or of an rrule's DTSTART, UTC for an
+// interval.
+func Location(s Schedule) *time.Location {
+	if z, ok := s.(interface{ Location() *time.Location }); ok {
+		return z.Location()
+	}
+	return time.UTC
 }
 
 // Tick is one firing of a schedule.
@@ -88,6 +104,15 @@ var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | 
 // Parse checks a Spec and returns its Schedule.
 func Parse(spec Spec) (Schedule, error) {
 	expr := strings.TrimSpace(spec.Cron)
+	if rr := strings.TrimSpace(spec.RRule); rr != "" {
+		switch {
+		case spec.Interval != 0 || expr != "":
+			return nil, fmt.Errorf("%w: an rrule and an interval or cron expression: give one", ErrSpec)
+		case spec.TimeZone != "":
+			return nil, fmt.Errorf("%w: an rrule takes its time zone from DTSTART (DTSTART;TZID=%s:…), not from a separate time zone", ErrSpec, spec.TimeZone)
+		}
+		return parseRRule(rr)
+	}
 	switch {
 	case spec.Interval != 0 && expr != "":
 		return nil, fmt.Errorf("%w: both an interval (%s) and a cron expression (%q): give one", ErrSpec, spec.Interval, expr)
@@ -97,7 +122,7 @@ func Parse(spec Spec) (Schedule, error) {
 		}
 		return newInterval(spec.Interval)
 	case expr == "":
-		return nil, fmt.Errorf("%w: no interval and no cron expression: give one, e.g. interval 15s or cron \"*/5 * * * *\"", ErrSpec)
+		return nil, fmt.Errorf("%w: no interval, cron expression or rrule: give one, e.g. interval 15s or cron \"*/5 * * * *\"", ErrSpec)
 	}
 
 	zone := spec.TimeZone
@@ -200,6 +225,9 @@ type cronSchedule struct {
 	expr     string
 	allHours bool
 }
+
+// Location returns the zone of the expression.
+func (c *cronSchedule) Location() *time.Location { return c.loc }
 
 func (c *cronSchedule) String() string {
 	return fmt.Sprintf("cron %s (%s)", c.expr, c.loc)

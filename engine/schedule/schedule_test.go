@@ -46,7 +46,7 @@ func TestParseRejects(t *testing.T) {
 		spec Spec
 		want string // part of the message
 	}{
-		{"nothing", Spec{}, "no interval and no cron"},
+		{"nothing", Spec{}, "no interval, cron expression or rrule"},
 		{"both", Spec{Interval: time.Minute, Cron: "* * * * *"}, "both"},
 		{"sub-second interval", Spec{Interval: 500 * time.Millisecond}, "whole number of seconds"},
 		{"fractional interval", Spec{Interval: 1500 * time.Millisecond}, "whole number of seconds"},

@@ -6,11 +6,15 @@ package zkconn
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -47,7 +51,43 @@ type Config struct {
 	SessionTimeout time.Duration
 	// Logger receives connection events; zap.NewNop() when nil.
 	Logger *zap.Logger
+	// Auth, when set, authenticates every session (again after each
+	// reconnect) and gives the nodes the engine creates its ACL; nil means
+	// no authentication and nodes open to anyone (OpenACL).
+	Auth *Auth
+	// TLS, when set, makes every connection TLS (ZooKeeper's
+	// secureClientPort); nil means plain TCP.
+	TLS *tls.Config
+	// OnDial, when set, is told of every attempt to open a TCP connection
+	// to a server, so a caller can tell "nothing listens" from "no answer
+	// yet". It is called from the connection's goroutine and must not
+	// block.
+	OnDial func(DialAttempt)
 }
+
+// DialAttempt is one attempt to open a TCP connection to a server.
+type DialAttempt struct {
+	// Server is the "host:port" tried.
+	Server string
+	// Err is why the connection could not be opened; nil when it was.
+	Err error
+}
+
+// Refused reports whether the server refused the connection: nothing
+// listens at its address.
+func (a DialAttempt) Refused() bool { return errors.Is(a.Err, syscall.ECONNREFUSED) }
+
+// Log messages of the connection's state, for checkers that look for them.
+const (
+	// LogConnectionLost (WARN) is logged once when a connection that had a
+	// session goes down.
+	LogConnectionLost = "zookeeper connection lost"
+	// LogConnectionBack (INFO) is logged when a session is held again.
+	LogConnectionBack = "zookeeper connection restored"
+	// LogSessionExpired (WARN) is logged when the server expired the
+	// session: ephemeral nodes and watches of the old session are gone.
+	LogSessionExpired = "zookeeper session expired"
+)
 
 // ParseHosts splits a comma-separated host list, trimming blanks, and adds
 // port 2181 where none is given.
@@ -90,10 +130,17 @@ type Conn struct {
 	*zk.Conn
 	root   string
 	logger *zap.Logger
+	acl    []zk.ACL
 
 	mu   sync.Mutex
 	subs map[int]chan zk.Event
 	next int
+	// down is when a connection with a session was lost (zero while
+	// connected, and before the first session); guarded by mu.
+	down        time.Time
+	hadSession  bool // guarded by mu
+	closing     bool // Close was called; guarded by mu
+	expirations atomic.Int64
 }
 
 // Dial connects and waits until a session is established or ctx ends.
@@ -112,13 +159,28 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	c := &Conn{root: root, logger: logger, subs: make(map[int]chan zk.Event)}
+	c := &Conn{root: root, logger: logger, subs: make(map[int]chan zk.Event), acl: OpenACL}
+	if cfg.Auth != nil {
+		c.acl = cfg.Auth.ACL()
+	}
 	established := make(chan struct{})
 	var once sync.Once
+	dialer := zk.Dialer(net.DialTimeout) // go-zookeeper's own default
+	if cfg.TLS != nil {
+		dialer = tlsDialer(cfg.TLS)
+	}
+	onDial := cfg.OnDial
 	zc, events, err := zk.Connect(cfg.Hosts, cfg.SessionTimeout,
 		zk.WithLogger(zkLogger{logger.Sugar()}),
 		zk.WithLogInfo(false),
 		zk.WithMaxBufferSize(MaxResponseBytes),
+		zk.WithDialer(func(network, address string, timeout time.Duration) (net.Conn, error) {
+			conn, err := dialer(network, address, timeout)
+			if onDial != nil {
+				onDial(DialAttempt{Server: address, Err: err})
+			}
+			return conn, err
+		}),
 		zk.WithEventCallback(func(ev zk.Event) {
 			if ev.Type == zk.EventSession && ev.State == zk.StateHasSession {
 				once.Do(func() { close(established) })
@@ -135,11 +197,77 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	c.Conn = zc
 	select {
 	case <-established:
-		return c, nil
 	case <-ctx.Done():
 		zc.Close()
 		return nil, fmt.Errorf("%w: no session with %s: %v", ErrUnavailable, strings.Join(cfg.Hosts, ","), ctx.Err())
 	}
+	if err := c.authenticate(ctx, cfg.Auth); err != nil {
+		zc.Close()
+		return nil, err
+	}
+	acls.Store(zc, c.acl)
+	identity := "none (nodes open to anyone)"
+	if cfg.Auth != nil {
+		identity = "digest:" + cfg.Auth.User
+	}
+	logger.Info("zookeeper session", zap.String("hosts", strings.Join(cfg.Hosts, ",")), zap.Bool("tls", cfg.TLS != nil), zap.String("identity", identity))
+	return c, nil
+}
+
+// authenticate sends the credentials (go-zookeeper sends them again, first
+// thing, after every reconnect, once they were accepted) and checks with
+// one read that the server accepts the session: a server that requires
+// authentication refuses the first request of a session without it and
+// closes the connection. A connection lost meanwhile is retried until ctx
+// ends: a session whose credentials did not go through must not be used.
+func (c *Conn) authenticate(ctx context.Context, auth *Auth) error {
+	var last error
+	for {
+		err := c.tryAuthenticate(ctx, auth)
+		if err == nil || !Transient(err) || errors.Is(err, ErrUnavailable) {
+			return err
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: authenticating: %v (%v)", ErrUnavailable, last, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Conn) tryAuthenticate(ctx context.Context, auth *Auth) error {
+	if auth != nil {
+		err := Do(ctx, func() error { return c.Conn.AddAuth("digest", []byte(auth.User+":"+auth.Password)) })
+		switch {
+		case errors.Is(err, zk.ErrAuthFailed):
+			return fmt.Errorf("%w: ZooKeeper refused the credentials of %q (check the digest line of the credentials file)", ErrConfig, auth.User)
+		case err != nil:
+			return err
+		}
+	}
+	err := Do(ctx, func() error { _, _, err := c.Conn.Exists(c.root); return err })
+	switch {
+	case err == nil:
+		return nil
+	case auth == nil && strings.Contains(err.Error(), errSessionClosedRequireAuth):
+		return fmt.Errorf("%w: give the engine its credentials with --zk-credentials-file or JOBENGINE_ZK_CREDENTIALS_FILE", ErrAuthRequired)
+	case auth != nil && strings.Contains(err.Error(), errSessionClosedRequireAuth):
+		return fmt.Errorf("%w: the server refused the session although credentials were sent (does it require another scheme than digest?)", ErrAuthRequired)
+	case Transient(err):
+		return err
+	default:
+		return fmt.Errorf("%w: first request: %v", ErrUnavailable, err)
+	}
+}
+
+// Close ends the session (a disconnection that is not logged as lost).
+func (c *Conn) Close() {
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	acls.Delete(c.Conn)
+	c.Conn.Close()
 }
 
 // Root returns the root prefix.
@@ -174,16 +302,27 @@ func (c *Conn) publish(ev zk.Event) {
 	if ev.Type != zk.EventSession {
 		return
 	}
-	switch ev.State {
-	case zk.StateExpired:
-		c.logger.Warn("zookeeper session expired")
-	case zk.StateDisconnected:
-		c.logger.Info("zookeeper disconnected", zap.String("server", ev.Server))
-	case zk.StateHasSession:
-		c.logger.Debug("zookeeper session established", zap.String("server", ev.Server))
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	switch ev.State {
+	case zk.StateExpired:
+		c.expirations.Add(1)
+		c.logger.Warn(LogSessionExpired)
+	case zk.StateDisconnected:
+		// go-zookeeper reports each failed reconnection again: one line
+		// per outage.
+		if c.hadSession && c.down.IsZero() && !c.closing {
+			c.down = time.Now()
+			c.logger.Warn(LogConnectionLost, zap.String("server", ev.Server))
+		}
+	case zk.StateHasSession:
+		if !c.down.IsZero() {
+			c.logger.Info(LogConnectionBack, zap.String("server", ev.Server), zap.Duration("down", time.Since(c.down).Round(time.Millisecond)))
+		} else {
+			c.logger.Debug("zookeeper session established", zap.String("server", ev.Server))
+		}
+		c.down, c.hadSession = time.Time{}, true
+	}
 	for _, ch := range c.subs {
 		select {
 		case ch <- ev:
@@ -194,6 +333,10 @@ func (c *Conn) publish(ev zk.Event) {
 
 // Connected reports whether the connection currently has a session.
 func (c *Conn) Connected() bool { return c.State() == zk.StateHasSession }
+
+// SessionExpirations counts the sessions the server expired under this
+// connection (each time, go-zookeeper opened a new one).
+func (c *Conn) SessionExpirations() int64 { return c.expirations.Load() }
 
 // Do runs fn, a blocking go-zookeeper call, and returns its error, or an
 // error wrapping ErrUnavailable and ctx's error if ctx ends first. The call
@@ -233,7 +376,7 @@ func ensure(zc *zk.Conn, p string) error {
 	if err := ensure(zc, path.Dir(p)); err != nil {
 		return err
 	}
-	_, err = zc.Create(p, nil, 0, zk.WorldACL(zk.PermAll))
+	_, err = zc.Create(p, nil, 0, aclOf(zc))
 	if err != nil && !errors.Is(err, zk.ErrNodeExists) {
 		return err
 	}
@@ -274,9 +417,6 @@ func MultiErrorOnly(res []zk.MultiResponse, err error) error {
 // EnsureSync creates p and its parents when missing, without a context; for
 // use inside a function already run by Do.
 func EnsureSync(zc *zk.Conn, p string) error { return ensure(zc, p) }
-
-// ACL is the ACL the engine creates nodes with.
-var ACL = zk.WorldACL(zk.PermAll)
 
 type zkLogger struct{ s *zap.SugaredLogger }
 

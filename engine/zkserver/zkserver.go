@@ -7,6 +7,7 @@ package zkserver
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -53,12 +54,41 @@ type Options struct {
 	// longest request they accept (ZooKeeper's default is 1048575 bytes).
 	// A server answers a longer request by closing the connection.
 	JuteMaxBuffer int
+
+	// TLSKeyStore and TLSTrustStore are PEM files: the server's
+	// certificate chain followed by its private key, and the certificates
+	// of the CAs whose clients are accepted. Both set, every node also
+	// serves TLS on its SecurePort (Netty, ZooKeeper's secureClientPort).
+	// The plain ClientPort stays, on the loopback interface, for the
+	// harness's four-letter probes.
+	TLSKeyStore, TLSTrustStore string
+	// TLSClientAuth is ZooKeeper's ssl.clientAuth: "need" (the default: a
+	// client must present a certificate the trust store accepts), "want"
+	// or "none".
+	TLSClientAuth string
+	// RequireAuth makes the nodes refuse every request of a client that
+	// has not authenticated with the digest scheme (enforce.auth).
+	RequireAuth bool
+	// SuperDigest, "user:HASH" as zkconn.DigestID makes it, is a super
+	// user that passes every ACL, for tests that inspect what others wrote.
+	SuperDigest string
+	// ClientPort is the client port of a standalone server; 0: a free
+	// port. Start fails when it is taken.
+	ClientPort int
 }
+
+// NettyJars are the jars the Netty server (TLS) needs besides those that
+// zookeeper.jar's manifest names.
+var NettyJars = []string{"/usr/share/java/netty-codec.jar", "/usr/share/java/netty-resolver.jar"}
+
+func (o *Options) tls() bool { return o.TLSKeyStore != "" && o.TLSTrustStore != "" }
 
 // Server is one ZooKeeper node.
 type Server struct {
-	ID           int
-	ClientPort   int
+	ID         int
+	ClientPort int
+	// SecurePort serves TLS when Options name a key store; 0 otherwise.
+	SecurePort   int
 	quorumPort   int
 	electionPort int
 	Dir          string
@@ -117,6 +147,13 @@ func Start(opts Options) (*Cluster, error) {
 			return nil, err
 		}
 	}
+	if opts.tls() && opts.Jar == DefaultJar {
+		for _, j := range NettyJars {
+			if _, err := os.Stat(j); err != nil {
+				return nil, fmt.Errorf("%w: %s not found (TLS needs Netty; on Debian: apt-get install -y libnetty-java)", ErrNotInstalled, j)
+			}
+		}
+	}
 	c := &Cluster{opts: opts}
 	if opts.Dir == "" {
 		d, err := os.MkdirTemp("", "jobengine-zk-")
@@ -125,18 +162,34 @@ func Start(opts Options) (*Cluster, error) {
 		}
 		c.opts.Dir, c.ownDir = d, true
 	}
-	ports, err := FreePorts(3 * opts.Servers)
+	if (opts.TLSKeyStore == "") != (opts.TLSTrustStore == "") {
+		return nil, errors.New("zkserver: TLS needs both a key store and a trust store")
+	}
+	if opts.ClientPort != 0 && opts.Servers != 1 {
+		return nil, errors.New("zkserver: a client port can be chosen for a standalone server only")
+	}
+	per := 3
+	if opts.tls() {
+		per = 4
+	}
+	ports, err := FreePorts(per * opts.Servers)
 	if err != nil {
 		return nil, err
+	}
+	if opts.ClientPort != 0 {
+		ports[0] = opts.ClientPort
 	}
 	for i := 0; i < opts.Servers; i++ {
 		s := &Server{
 			ID:           i + 1,
-			ClientPort:   ports[3*i],
-			quorumPort:   ports[3*i+1],
-			electionPort: ports[3*i+2],
+			ClientPort:   ports[per*i],
+			quorumPort:   ports[per*i+1],
+			electionPort: ports[per*i+2],
 			Dir:          filepath.Join(c.opts.Dir, fmt.Sprintf("zk%d", i+1)),
 			opts:         &c.opts,
+		}
+		if opts.tls() {
+			s.SecurePort = ports[per*i+3]
 		}
 		c.Servers = append(c.Servers, s)
 	}
@@ -180,6 +233,25 @@ func (s *Server) writeConfig(all []*Server) error {
 			return err
 		}
 	}
+	if s.opts.tls() {
+		clientAuth := s.opts.TLSClientAuth
+		if clientAuth == "" {
+			clientAuth = "need"
+		}
+		fmt.Fprintf(&b, "secureClientPort=%d\n", s.SecurePort)
+		b.WriteString("secureClientPortAddress=127.0.0.1\n")
+		b.WriteString("serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n")
+		fmt.Fprintf(&b, "ssl.keyStore.location=%s\nssl.keyStore.type=PEM\n", s.opts.TLSKeyStore)
+		fmt.Fprintf(&b, "ssl.trustStore.location=%s\nssl.trustStore.type=PEM\n", s.opts.TLSTrustStore)
+		fmt.Fprintf(&b, "ssl.clientAuth=%s\n", clientAuth)
+	}
+	if s.opts.RequireAuth {
+		b.WriteString("authProvider.1=org.apache.zookeeper.server.auth.DigestAuthenticationProvider\n")
+		b.WriteString("enforce.auth.enabled=true\nenforce.auth.schemes=digest\n")
+	}
+	if s.opts.SuperDigest != "" {
+		fmt.Fprintf(&b, "DigestAuthenticationProvider.superDigest=%s\n", s.opts.SuperDigest)
+	}
 	for _, l := range s.opts.ExtraConfig {
 		b.WriteString(l + "\n")
 	}
@@ -190,6 +262,15 @@ func (s *Server) configPath() string { return filepath.Join(s.Dir, "zoo.cfg") }
 
 // Addr returns the node's client address, "127.0.0.1:port".
 func (s *Server) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.ClientPort) }
+
+// SecureAddr returns the node's TLS client address, "127.0.0.1:port", or
+// "" when it serves no TLS.
+func (s *Server) SecureAddr() string {
+	if s.SecurePort == 0 {
+		return ""
+	}
+	return fmt.Sprintf("127.0.0.1:%d", s.SecurePort)
+}
 
 // LogPath is the file that receives the node's output.
 func (s *Server) LogPath() string { return filepath.Join(s.Dir, "server.log") }
@@ -206,6 +287,10 @@ func (s *Server) Start() error {
 	if err != nil {
 		return err
 	}
+	cp := []string{s.opts.Jar, s.opts.SLF4JJar}
+	if s.opts.tls() {
+		cp = append(cp, NettyJars...)
+	}
 	args := []string{
 		fmt.Sprintf("-Xmx%dm", s.opts.HeapMB),
 		"-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
@@ -215,7 +300,7 @@ func (s *Server) Start() error {
 	if s.opts.JuteMaxBuffer > 0 {
 		args = append(args, fmt.Sprintf("-Djute.maxbuffer=%d", s.opts.JuteMaxBuffer))
 	}
-	cmd := exec.Command("java", append(args, "-cp", s.opts.Jar+":"+s.opts.SLF4JJar, mainClass, s.configPath())...)
+	cmd := exec.Command("java", append(args, "-cp", strings.Join(cp, ":"), mainClass, s.configPath())...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own process group, and die with the parent, so an interrupted test run
 	// leaves no server behind.
@@ -232,6 +317,14 @@ func (s *Server) Start() error {
 	}()
 	s.cmd, s.done = cmd, done
 	return nil
+}
+
+// Exited is closed when the node's process, as last started, has exited
+// (nil when it is not running).
+func (s *Server) Exited() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.done
 }
 
 // Running reports whether the node's process is running (it may be paused).
@@ -290,7 +383,43 @@ func (s *Server) Restart(timeout time.Duration) error {
 }
 
 // Pause stops the node's process with SIGSTOP; Resume continues it.
-func (s *Server) Pause() error { return s.signal(syscall.SIGSTOP) }
+// It returns once every thread of the node is stopped: SIGSTOP reaches the
+// threads of a process one by one, and a thread still running could answer
+// a request after kill returns.
+func (s *Server) Pause() error {
+	if err := s.signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !allStopped(s.PID()) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("zkserver: node %d not stopped 5s after SIGSTOP", s.ID)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
+
+// allStopped reports whether every thread of pid is in the stopped state
+// (T in /proc/PID/task/TID/stat).
+func allStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return false
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, t.Name()))
+		if err != nil {
+			continue // the thread ended
+		}
+		// The state follows the command name, which is in parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+			return false
+		}
+	}
+	return true
+}
 
 // Resume continues a paused node with SIGCONT.
 func (s *Server) Resume() error { return s.signal(syscall.SIGCONT) }
@@ -394,6 +523,19 @@ func (c *Cluster) Addrs() []string {
 
 // ConnectString returns the addresses joined by commas.
 func (c *Cluster) ConnectString() string { return strings.Join(c.Addrs(), ",") }
+
+// SecureAddrs returns the TLS client addresses of every node (empty
+// strings when the cluster serves no TLS).
+func (c *Cluster) SecureAddrs() []string {
+	out := make([]string, len(c.Servers))
+	for i, s := range c.Servers {
+		out[i] = s.SecureAddr()
+	}
+	return out
+}
+
+// SecureConnectString returns the TLS addresses joined by commas.
+func (c *Cluster) SecureConnectString() string { return strings.Join(c.SecureAddrs(), ",") }
 
 // Leader returns the node that is leader (or the standalone node).
 func (c *Cluster) Leader() (*Server, error) {

@@ -2,6 +2,7 @@ package zkserver_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,5 +70,11 @@ func TestEnsembleLeaderFailover(t *testing.T) {
 	}
 	if err := c.WaitReady(30 * time.Second); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestTLSNeedsBothStores(t *testing.T) {
+	if _, err := zkserver.Start(zkserver.Options{TLSKeyStore: "server.pem"}); err == nil || !strings.Contains(err.Error(), "both a key store and a trust store") {
+		t.Fatalf("Start with a key store only: %v", err)
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -67,6 +68,13 @@ type Options struct {
 	// Username and Password, when set, are required as HTTP basic
 	// authentication on every request (401 security_exception otherwise).
 	Username, Password string
+	// APIKey, when set, is accepted as "Authorization: ApiKey <APIKey>"
+	// (the scheme's case does not matter, as in Elasticsearch)
+	// (and required unless Username or Password are set too).
+	APIKey string
+	// TLS, when set, makes the server speak https with this configuration
+	// (its certificate, and ClientAuth to require client certificates).
+	TLS *tls.Config
 }
 
 // Stats counts what the server has seen.
@@ -159,15 +167,25 @@ func (s *Server) serve(l net.Listener) {
 	hs := httptest.NewUnstartedServer(s)
 	hs.Listener.Close()
 	hs.Listener = l
-	hs.Start()
+	if s.opts.TLS != nil {
+		hs.TLS = s.opts.TLS
+		hs.StartTLS()
+	} else {
+		hs.Start()
+	}
 	s.mu.Lock()
 	s.hs = hs
 	s.mu.Unlock()
 }
 
-// URL returns the server's base URL, "http://127.0.0.1:port"; it stays the
-// same across Down and Up.
-func (s *Server) URL() string { return "http://" + s.addr }
+// URL returns the server's base URL, "http://127.0.0.1:port" (https with
+// Options.TLS); it stays the same across Down and Up.
+func (s *Server) URL() string {
+	if s.opts.TLS != nil {
+		return "https://" + s.addr
+	}
+	return "http://" + s.addr
+}
 
 // Close stops the server for good.
 func (s *Server) Close() { s.Down() }
@@ -402,9 +420,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.stats.Requests++
 	s.mu.Unlock()
 
-	if s.opts.Username != "" || s.opts.Password != "" {
+	scheme, key, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	apiKeyOK := s.opts.APIKey != "" && strings.EqualFold(scheme, "ApiKey") && key == s.opts.APIKey
+	if !apiKeyOK && (s.opts.Username != "" || s.opts.Password != "" || s.opts.APIKey != "") {
 		u, p, ok := r.BasicAuth()
-		if !ok || u != s.opts.Username || p != s.opts.Password {
+		if !ok || u != s.opts.Username || p != s.opts.Password || (s.opts.Username == "" && s.opts.Password == "") {
 			e := errorf(http.StatusUnauthorized, "security_exception", "missing authentication credentials for REST request [%s]", r.URL.RequestURI())
 			if ok {
 				e.reason = fmt.Sprintf("unable to authenticate user [%s] for REST request [%s]", u, r.URL.RequestURI())

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jobengine/jobengine/engine/executor"
 	"github.com/jobengine/jobengine/engine/jobs"
 )
 
@@ -86,8 +87,8 @@ type Input struct {
 	// Runs are the recorder's runs.
 	Runs      []Run
 	Processes []Process
-	// Finished counts the "job finished" lines of the executors' logs per
-	// job: each is one final write that went through.
+	// Finished counts the executor.MsgJobFinished lines of the executors'
+	// logs per job: each is one final write that went through.
 	Finished map[string]int
 	Faults   []FaultEvent
 	// Distributor is the distributor's name, when one ran.
@@ -297,7 +298,7 @@ func checkJobs(r *Report, in Input, docs map[string]*jobs.Job, runsByJob map[str
 			continue
 		}
 		if n := in.Finished[id]; n > 1 {
-			r.violate("job %s: %d final writes went through (executor logs say \"job finished\" %d times)", id, n, n)
+			r.violate("job %s: %d final writes went through (executor logs say %q %d times)", id, n, executor.MsgJobFinished, n)
 		}
 		if j.State != jobs.Success {
 			r.Jobs.Unsuccessful = append(r.Jobs.Unsuccessful, fmt.Sprintf("%s %s attempt %d: %s", id, j.State, j.Attempt, j.StatusMessage))

@@ -19,7 +19,7 @@ var (
 	flagThreads     = flag.Int("faults.threads", 0, "workers per executor (default 3)")
 	flagDuration    = flag.Duration("faults.duration", 0, "length of the workload and fault schedule (default 90s)")
 	flagFaults      = flag.Int("faults.faults", 0, "number of faults (default 6)")
-	flagOut         = flag.String("faults.out", "", "directory for the logs, recorder log, plan and report (default: a new temporary directory, kept)")
+	flagOut         = flag.String("faults.out", "", "directory for the logs, recorder log, plan and report, kept (default: a new temporary directory, removed if the run passed)")
 	flagDrain       = flag.Duration("faults.drain", 2*time.Minute, "how long the queue may take to drain after the workload")
 	flagTick        = flag.Duration("faults.tick", 0, "the distributor's interval (default 4s, longer than a leader failover)")
 	flagDistributor = flag.Bool("faults.distributor", true, "run a distributor on two processes and kill its leader")
@@ -89,5 +89,15 @@ func TestFaultInjection(t *testing.T) {
 	}
 	if !rep.OK() {
 		t.Errorf("%d violations; evidence in %s (process logs, recorder.log, report.json); seed %d", len(rep.Violations), out, seed)
+	}
+	// A passing run's report is printed above; its logs and binaries
+	// (about 50 MB) are kept only in a directory that was asked for, so
+	// that make test, run on every change, does not fill the disk.
+	if *flagOut == "" && !t.Failed() {
+		if err := os.RemoveAll(out); err != nil {
+			t.Logf("removing %s: %v", out, err)
+		} else {
+			t.Logf("the run passed: %s removed (-faults.out keeps the evidence)", out)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -25,6 +26,7 @@ import (
 	"github.com/jobengine/jobengine/engine/election"
 	"github.com/jobengine/jobengine/engine/executor"
 	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/logging"
 	"github.com/jobengine/jobengine/engine/schedule"
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/engine/zkserver"
@@ -48,14 +50,20 @@ const (
 	distributorPriority = 100
 )
 
+// The packages Build compiles.
+const (
+	binPackage      = "github.com/jobengine/jobengine/cmd/jobengine"
+	recorderPackage = "github.com/jobengine/jobengine/internal/testing/faults/testdata/recorder"
+)
+
 // Build compiles the jobengine binary and the recorder plugin into dir and
 // returns the binary's path and the plugin directory.
 func Build(dir string) (bin, pluginDir string, err error) {
 	bin = filepath.Join(dir, "jobengine")
 	pluginDir = filepath.Join(dir, "actions")
 	for _, b := range [][2]string{
-		{bin, "github.com/jobengine/jobengine/cmd/jobengine"},
-		{filepath.Join(pluginDir, "recorder"), "github.com/jobengine/jobengine/internal/testing/faults/testdata/recorder"},
+		{bin, binPackage},
+		{filepath.Join(pluginDir, "recorder"), recorderPackage},
 	} {
 		out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput()
 		if err != nil {
@@ -295,7 +303,8 @@ func (h *Harness) launch(in *instance) (*process, error) {
 	switch in.role {
 	case RoleExecutor:
 		args = append(args, "executor", "--name", in.name, "--threads", fmt.Sprint(cfg.Threads),
-			"--plugin-dir", h.PluginDir, "--shutdown-grace", "20s")
+			"--plugin-dir", h.PluginDir, "--shutdown-grace", "20s",
+			"--plugin-env", EnvLog, "--plugin-env", EnvExecutor)
 	case RoleDistributor:
 		args = append(args, "distributor", "--config-dir", h.confDir, "--identifier", id, DistributorName)
 	}
@@ -961,12 +970,12 @@ func (h *Harness) check(ctx context.Context, ended time.Time) (*Report, error) {
 	var leading []time.Time
 	for _, p := range procs {
 		if p.Role == RoleDistributor {
-			n, err := countLines(h.logPath(p.ID), "job of this tick already created by an earlier leader")
+			n, err := countLines(h.logPath(p.ID), distributor.MsgTickJobExists)
 			if err != nil {
 				return nil, err
 			}
 			resumed += n
-			ts, err := logTimes(h.logPath(p.ID), "leading: creating jobs")
+			ts, err := logTimes(h.logPath(p.ID), distributor.MsgLeading)
 			if err != nil {
 				return nil, err
 			}
@@ -994,7 +1003,7 @@ func (h *Harness) check(ctx context.Context, ended time.Time) (*Report, error) {
 		total += n
 	}
 	if total == 0 && len(runs) > 0 {
-		return nil, errors.New(`faults: the executors' logs have no "job finished" line: the log message changed? (double final writes cannot be counted)`)
+		return nil, fmt.Errorf("faults: the executors' logs have no %q line (executor.MsgJobFinished) for %d runs: is the line still logged, as JSON with the field %q? (double final writes cannot be counted)", executor.MsgJobFinished, len(runs), executor.FieldJob)
 	}
 	in := Input{
 		Plan: h.Plan, Submitted: submitted, Jobs: docs, QueueAvailable: qs.Available, QueueTaken: qs.Taken,
@@ -1017,8 +1026,17 @@ func (h *Harness) check(ctx context.Context, ended time.Time) (*Report, error) {
 	return rep, nil
 }
 
-// countFinished adds the "job finished" lines of an executor log to n.
-func countFinished(path string, n map[string]int) error {
+// logLine is what the checker reads of one line of a JSON log.
+type logLine struct {
+	Msg  string
+	Time time.Time
+	Job  string
+}
+
+// readLog calls fn for every line of a JSON log whose message is one of
+// msgs. The keys and messages are the constants of the packages that log
+// them, so the checker follows their wording instead of repeating it.
+func readLog(path string, fn func(logLine), msgs ...string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -1027,62 +1045,43 @@ func countFinished(path string, n map[string]int) error {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
-		line := sc.Bytes()
-		if !strings.Contains(string(line), `"job finished"`) {
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(sc.Bytes(), &fields) != nil {
+			continue // a line the process wrote outside its logger (a panic)
+		}
+		var l logLine
+		if json.Unmarshal(fields[logging.MessageKey], &l.Msg) != nil || !slices.Contains(msgs, l.Msg) {
 			continue
 		}
-		var l struct {
-			Msg string `json:"msg"`
-			Job string `json:"job"`
-		}
-		if json.Unmarshal(line, &l) == nil && l.Msg == "job finished" && l.Job != "" {
-			n[l.Job]++
-		}
+		_ = json.Unmarshal(fields[logging.TimeKey], &l.Time)
+		_ = json.Unmarshal(fields[executor.FieldJob], &l.Job)
+		fn(l)
 	}
 	return sc.Err()
 }
 
-// logTimes returns the times of the JSON log lines whose message is msg.
-func logTimes(path, msg string) ([]time.Time, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []time.Time
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		if !strings.Contains(sc.Text(), msg) {
-			continue
+// countFinished adds the executor.MsgJobFinished lines of an executor log
+// to n, per job.
+func countFinished(path string, n map[string]int) error {
+	return readLog(path, func(l logLine) {
+		if l.Job != "" {
+			n[l.Job]++
 		}
-		var l struct {
-			Msg  string    `json:"msg"`
-			Time time.Time `json:"time"`
-		}
-		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == msg {
-			out = append(out, l.Time)
-		}
-	}
-	return out, sc.Err()
+	}, executor.MsgJobFinished)
 }
 
-// countLines counts the lines of a log that hold s.
-func countLines(path, s string) (int, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
+// logTimes returns the times of the JSON log lines whose message is msg.
+func logTimes(path, msg string) ([]time.Time, error) {
+	var out []time.Time
+	err := readLog(path, func(l logLine) { out = append(out, l.Time) }, msg)
+	return out, err
+}
+
+// countLines counts the JSON log lines whose message is msg.
+func countLines(path, msg string) (int, error) {
 	n := 0
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), s) {
-			n++
-		}
-	}
-	return n, sc.Err()
+	err := readLog(path, func(logLine) { n++ }, msg)
+	return n, err
 }
 
 // copyZKLogs keeps the ZooKeeper nodes' logs with the run's output.

@@ -10,13 +10,14 @@ import (
 )
 
 // Environment variables the harness sets on every executor process; the
-// recorder plugin inherits them from the executor.
+// executor passes them to the recorder plugin (--plugin-env: plugins get an
+// allow-listed environment, never a JOBENGINE_ variable).
 const (
 	// EnvLog names the shared file the recorder appends its lines to.
-	EnvLog = "JOBENGINE_FAULTS_LOG"
+	EnvLog = "FAULTS_RECORDER_LOG"
 	// EnvExecutor names the executor process (its incarnation, "x1#2"):
 	// actions are not told which executor runs them.
-	EnvExecutor = "JOBENGINE_FAULTS_EXECUTOR"
+	EnvExecutor = "FAULTS_RECORDER_EXECUTOR"
 )
 
 // RecordAction is the name of the recorder plugin's action.

@@ -1,13 +1,17 @@
 // Command sdkplugin is a test plugin built with the SDK: well-behaved
-// actions, and actions that crash, panic or ignore cancellation.
+// actions, and actions that crash, panic, ignore cancellation, flood their
+// stderr, leave a child behind or show their environment.
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jobengine/jobengine/actions/sdk"
@@ -23,6 +27,9 @@ func main() {
 			{Name: "crash", Run: crash},
 			{Name: "panic", Run: panicky},
 			{Name: "noop", Run: noop},
+			{Name: "flood", Run: flood},
+			{Name: "spawn", Run: spawn},
+			{Name: "env", Run: env},
 		},
 	})
 }
@@ -32,6 +39,7 @@ type args struct {
 	Message string `json:"message"`
 	Error   string `json:"error"`
 	Sleep   string `json:"sleep"`
+	Lines   int    `json:"lines"`
 }
 
 func pid(job *sdk.Job) { job.Status("pid=" + strconv.Itoa(os.Getpid())) }
@@ -85,3 +93,36 @@ func panicky(_ context.Context, job *sdk.Job) (sdk.Result, error) {
 }
 
 func noop(context.Context, *sdk.Job) (sdk.Result, error) { return sdk.Result{}, nil }
+
+// flood writes Lines lines to stderr as fast as it can.
+func flood(_ context.Context, job *sdk.Job) (sdk.Result, error) {
+	var a args
+	_ = job.Decode(&a)
+	w := bufio.NewWriterSize(os.Stderr, 1<<16)
+	for i := 0; i < a.Lines; i++ {
+		fmt.Fprintf(w, "flood line %d %s\n", i, strings.Repeat("x", 100))
+	}
+	if err := w.Flush(); err != nil {
+		return sdk.Result{}, err
+	}
+	return sdk.Result{Message: "flooded"}, nil
+}
+
+// spawn starts a long sleep and hangs, ignoring cancellation.
+func spawn(_ context.Context, job *sdk.Job) (sdk.Result, error) {
+	cmd := exec.Command("sleep", "600")
+	if err := cmd.Start(); err != nil {
+		return sdk.Result{}, err
+	}
+	pid(job)
+	job.Status("child=" + strconv.Itoa(cmd.Process.Pid))
+	select {}
+}
+
+// env logs every variable of its environment, one per line.
+func env(_ context.Context, job *sdk.Job) (sdk.Result, error) {
+	for _, kv := range os.Environ() {
+		job.Log.Info("ENV " + kv)
+	}
+	return sdk.Result{}, nil
+}

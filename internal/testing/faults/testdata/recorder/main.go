@@ -1,7 +1,7 @@
 // Command recorder is the action plugin of the fault suite. Its action
 // sleeps for the time its payload says and appends a start line and an end
 // line (job, attempt, executor process, times) to the shared log named by
-// JOBENGINE_FAULTS_LOG, so the checker can tell which executor ran which
+// FAULTS_RECORDER_LOG, so the checker can tell which executor ran which
 // job when, even for runs whose process was killed.
 package main
 

@@ -1,0 +1,151 @@
+package remote
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/jobengine/jobengine/engine/ansible"
+	"github.com/jobengine/jobengine/engine/index"
+	"github.com/jobengine/jobengine/engine/jobs"
+)
+
+// EventSink indexes job events (index.EventSink).
+type EventSink interface {
+	Emit(ev index.Event)
+}
+
+// JobApplier applies a result stream to a job claimed for it: events become
+// lines of the job's log (written once a second) and events of the
+// job-events index; the outcome becomes the job's final state.
+type JobApplier struct {
+	store  *jobs.Store
+	events EventSink
+	log    *zap.Logger
+
+	mu    sync.Mutex
+	job   *jobs.Job
+	ver   int32
+	lines []jobs.LogLine
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// ClaimJob claims a QUEUED job (jobs.Store.Claim) and starts applying to it.
+func ClaimJob(ctx context.Context, store *jobs.Store, id, by string, events EventSink, log *zap.Logger) (*JobApplier, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	j, ver, err := store.Claim(ctx, id, by)
+	if err != nil {
+		return nil, err
+	}
+	a := &JobApplier{store: store, events: events, log: log, job: j, ver: ver, stop: make(chan struct{}), done: make(chan struct{})}
+	go a.loop()
+	return a, nil
+}
+
+// Job returns the job as last written.
+func (a *JobApplier) Job() *jobs.Job {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.job
+}
+
+func (a *JobApplier) loop() {
+	defer close(a.done)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.stop:
+			return
+		case <-t.C:
+			a.flush()
+		}
+	}
+}
+
+func (a *JobApplier) flush() {
+	a.mu.Lock()
+	lines := a.lines
+	a.lines = nil
+	uid := a.job.UUID()
+	a.mu.Unlock()
+	if len(lines) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.store.AppendLog(ctx, uid, lines); err != nil {
+		a.log.Warn("writing the job's log tail failed", zap.Error(err))
+	}
+}
+
+func (a *JobApplier) line(level, msg string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.lines) < 10_000 {
+		a.lines = append(a.lines, jobs.LogLine{Time: time.Now().UTC(), Level: level, Message: jobs.TruncateStatus(msg)})
+	}
+}
+
+// OnEvent applies an event.
+func (a *JobApplier) OnEvent(ev ansible.Event) {
+	ae := ev.ActionEvent()
+	if ae.Message != "" {
+		a.line(ae.Level, ae.Message)
+	}
+	if a.events != nil {
+		a.events.Emit(index.ActionEvent(a.job.ID, a.job.Attempt, ae))
+	}
+}
+
+// OnStatus applies a status: an explanation of a failure is a log line.
+func (a *JobApplier) OnStatus(s Status) {
+	if s.JobExplanation != "" && Final(s.Status) {
+		a.line("error", s.Status+": "+s.JobExplanation)
+	}
+}
+
+// Finish writes the job's final state from the outcome: SUCCESS for a
+// successful run, CANCELED for a canceled one, FAILED otherwise (a bad or
+// cut stream with its explanation). It stops the applier.
+func (a *JobApplier) Finish(ctx context.Context, out Outcome) (*jobs.Job, error) {
+	close(a.stop)
+	<-a.done
+	a.flush()
+	state := jobs.Failed
+	msg := out.Explanation
+	switch out.Status {
+	case StatusSuccessful:
+		state = jobs.Success
+	case StatusCanceled:
+		state = jobs.Canceled
+		if msg == "" {
+			msg = "canceled"
+		}
+	case StatusTimeout:
+		if msg == "" {
+			msg = "timed out"
+		}
+	case StatusError:
+		msg = "the result stream was bad: " + msg
+	}
+	if msg == "" && state == jobs.Failed {
+		msg = fmt.Sprintf("%s (rc %d)", out.Status, out.ReturnCode())
+	}
+	a.mu.Lock()
+	j, ver := a.job, a.ver
+	a.mu.Unlock()
+	rc := out.ReturnCode()
+	done, _, err := a.store.FinishClaimed(ctx, j, ver, jobs.Outcome{State: state, ReturnCode: &rc, Message: msg, HostSummary: out.Hosts})
+	if err != nil {
+		return j, err
+	}
+	return done, nil
+}

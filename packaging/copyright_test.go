@@ -1,0 +1,67 @@
+package packaging_test
+
+import (
+	"debug/buildinfo"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestCopyrightCoversModules checks that packaging/copyright, which both
+// packages ship, has a Files paragraph for every Go module compiled into
+// the shipped binaries, each with a license that has its own paragraph.
+func TestCopyrightCoversModules(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot, "packaging/copyright"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Files paragraphs: pattern -> license; License paragraphs with text.
+	covered := map[string]string{}
+	texts := map[string]bool{}
+	for _, para := range strings.Split(string(b), "\n\n") {
+		fields := map[string][]string{}
+		key := ""
+		for _, line := range strings.Split(para, "\n") {
+			if k, v, ok := strings.Cut(line, ": "); ok && !strings.HasPrefix(line, " ") {
+				key = k
+				fields[k] = append(fields[k], v)
+			} else if strings.HasPrefix(line, " ") && key != "" {
+				fields[key] = append(fields[key], strings.TrimSpace(line))
+			}
+		}
+		switch {
+		case fields["Files"] != nil:
+			for _, p := range fields["Files"] {
+				covered[p] = fields["License"][0]
+			}
+		case fields["License"] != nil && len(fields["License"]) > 1:
+			texts[fields["License"][0]] = true
+		}
+	}
+	for pattern, license := range covered {
+		for _, l := range strings.Split(license, " and ") {
+			if !texts[l] {
+				t.Errorf("copyright: %s is under %q, which has no License paragraph", pattern, l)
+			}
+		}
+	}
+
+	bin, plugin := binaries(t)
+	for _, p := range []string{bin, plugin} {
+		info, err := buildinfo.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, dep := range info.Deps {
+			// jobengine's own modules (the plugin SDK) are "Files: *".
+			if dep.Path == "github.com/jobengine/jobengine" || strings.HasPrefix(dep.Path, "github.com/jobengine/jobengine/") {
+				continue
+			}
+			if _, ok := covered[dep.Path+"/*"]; !ok {
+				t.Errorf("%s holds the module %s, which packaging/copyright does not list: add a Files paragraph with its copyright and license",
+					filepath.Base(p), dep.Path)
+			}
+		}
+	}
+}
