@@ -78,10 +78,10 @@ func TestInvalidObjectsAreQuarantinedOnce(t *testing.T) {
 	// from this root: the job's document and log paths are built from it.
 	victimRoot := "/" + strings.TrimPrefix(e.root, "/") + "-victim"
 	raw := e.store.Conn().Conn
-	if _, err := raw.Create(victimRoot, nil, 0, zkconn.ACL); err != nil {
+	if _, err := raw.Create(victimRoot, nil, 0, zkconn.OpenACL); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := raw.Create(victimRoot+"/victim", []byte("untouched"), 0, zkconn.ACL); err != nil {
+	if _, err := raw.Create(victimRoot+"/victim", []byte("untouched"), 0, zkconn.OpenACL); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = raw.Delete(victimRoot+"/victim", -1); _ = raw.Delete(victimRoot, -1) })
