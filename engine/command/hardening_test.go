@@ -240,7 +240,7 @@ func TestPluginReportingAThousandAffectedResources(t *testing.T) {
 	root := testRoot(t)
 	s := testStore(t, root)
 	plugins := filepath.Join(builtBinaries(t), "testplugins")
-	x := startDaemon(t, root, "executor", "--name", "x", "--threads", "2", "--plugin-dir", plugins, "--shutdown-grace", "1h")
+	x := startDaemon(t, root, "executor", "--enable-test-actions", "--name", "x", "--threads", "2", "--plugin-dir", plugins, "--shutdown-grace", "1h")
 	x.waitLog(20*time.Second, "executor started", "affect-many")
 	j := createJob(t, s, "affect-many", `{"count":1000,"size":1024}`)
 	got := waitJob(t, s, j.ID, 30*time.Second, inState(jobs.Success))
@@ -275,7 +275,7 @@ func TestSecondSignalEndsTheRetries(t *testing.T) {
 	}
 	defer proxy.Close()
 	x := startProcess(t, nil, "--zk-hosts", proxy.Addr(), "--zk-root", root, "--zk-session-timeout", "10s", "--log-format", "json",
-		"executor", "--name", "x", "--threads", "1", "--plugin-dir", t.TempDir(), "--shutdown-grace", "1h")
+		"executor", "--enable-test-actions", "--name", "x", "--threads", "1", "--plugin-dir", t.TempDir(), "--shutdown-grace", "1h")
 	j := createJob(t, s, "sleep", `{"duration":"1s"}`)
 	waitJob(t, s, j.ID, 15*time.Second, inState(jobs.Running))
 	proxy.Block()
