@@ -34,7 +34,7 @@ var intBounds = map[string][2]int{
 	"impact":          {0, 1_000_000},
 	"max-jobs":        {0, 1_000_000},
 	"max-forks":       {0, 1_000_000},
-	"max-starts":      {0, 1_000_000},
+	"max-starts":      {1, 1_000_000},
 	"capacity":        {0, 1_000_000},
 	"forks-per-cpu":   {0, 10_000},
 	"memory-per-fork": {0, 1 << 20}, // MB
@@ -92,7 +92,7 @@ var negativeHints = map[string]string{
 	"impact":              "the capacity the job takes, or 0 for the default of 1",
 	"max-jobs":            "how many jobs may be active at once, or 0 for no limit",
 	"max-forks":           "how much impact may be active at once, or 0 for no limit",
-	"max-starts":          "how many jobs one pass may queue, or 0 for the default",
+	"max-starts":          "how many jobs one pass may queue",
 	"capacity":            "the capacity to set, or 0 to derive it from CPUs and memory",
 	"forks-per-cpu":       "the capacity of one CPU, or 0 for the default",
 	"memory-per-fork":     "megabytes per unit of capacity, or 0 for the default",
