@@ -151,10 +151,11 @@ func TestDevLifecycle(t *testing.T) {
 	}
 	devExecutor(t, addr, first.cmd.Process.Pid)
 
-	// SIGUSR1: the state of the executor and of the distributor.
+	// SIGUSR1: the state of the executor and of the controller (no
+	// distributor runs without a demo).
 	first.signal(syscall.SIGUSR1)
 	first.waitLog(10*time.Second, daemon.LogDump, `"daemon":"executor"`)
-	first.waitLog(10*time.Second, daemon.LogDump, `"daemon":"distributor"`)
+	first.waitLog(10*time.Second, daemon.LogDump, `"daemon":"controller"`)
 
 	// A second dev in the same directory.
 	cfgPath := filepath.Join(dir, "zk1", "zoo.cfg")

@@ -124,14 +124,19 @@ func TestEveryValueReachesEverySlice(t *testing.T) {
 	for k, s := range res.Slices {
 		check(fmt.Sprintf("slice %d", k+1), s, want, `{"a":1,"b":2}`, `{"x":1,"y":2}`)
 		if s.Kind != jobs.KindJob || s.ParentJob != c.ID || s.SliceNumber != k+1 || s.SliceCount != 3 || s.Hosts != 3 ||
-			s.State != jobs.Queued || s.InventorySnapshot != c.InventorySnapshot || c.NestedJobs[k] != s.ID {
+			s.State != jobs.Pending || s.InventorySnapshot != c.InventorySnapshot || c.NestedJobs[k] != s.ID {
 			t.Fatalf("slice %d: %+v", k+1, s)
 		}
 	}
 	e.sliceHosts(res, hostRange(1, 9))
-	// The container is never queued: three entries, for the slices.
-	if n, _ := e.store.Queue().Len(e.ctx()); n != 3 {
-		t.Fatalf("%d queue entries, want 3", n)
+	// The template names instance groups: the slices wait for the
+	// scheduler, which places them on executors of those groups. The
+	// container is never queued nor pending in the index.
+	if n, _ := e.store.PendingCount(e.ctx()); n != 3 {
+		t.Fatalf("%d pending jobs, want 3 (the slices)", n)
+	}
+	if n, _ := e.store.Queue().Len(e.ctx()); n != 0 {
+		t.Fatalf("%d queue entries, want none", n)
 	}
 
 	// With a value for every prompt.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"runtime"
 	"sync"
 	"time"
 
@@ -321,11 +320,12 @@ func (d *Controller) Stop() {
 // Done is closed once the daemon has stopped.
 func (d *Controller) Done() <-chan struct{} { return d.done }
 
-// DumpState logs every goroutine's stack and what this controller runs.
+// DumpState logs what this controller runs — its address, whether it
+// leads the maintenance services — and its goroutines (see LogDump).
 func (d *Controller) DumpState() {
-	fields := []zap.Field{zap.Int("goroutines", runtime.NumGoroutine()), zap.String("address", d.addr.String())}
+	fields := []zap.Field{zap.String("daemon", "controller"), zap.String("address", d.addr.String())}
 	if d.m != nil {
 		fields = append(fields, zap.Bool("maintenance-leader", d.m.Leading()), zap.Strings("maintenance", d.m.Services()))
 	}
-	d.log.Info("state dump", append(fields, zap.String("stacks", "\n"+stacks()))...)
+	dump(d.log, nil, fields...)
 }
