@@ -137,7 +137,7 @@ func (d Definition) Normalized() Definition {
 // Validate reports what is wrong with d, if anything.
 func (d Definition) Validate() error {
 	if !ValidName(d.Name) {
-		return fmt.Errorf("%w: name %q must be 1-64 characters of [a-z0-9_.-], not . or ..", ErrInvalid, d.Name)
+		return fmt.Errorf(`%w: name %q must be 1-64 characters of [a-z0-9_.-] and not "." or ".."`, ErrInvalid, d.Name)
 	}
 	if d.Runner == nil {
 		return fmt.Errorf("%w: action %q has no runner", ErrInvalid, d.Name)

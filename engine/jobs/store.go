@@ -172,7 +172,7 @@ type NewJob struct {
 // action.ValidName); every text is valid UTF-8 without control characters.
 func (n *NewJob) Validate() error {
 	if !action.ValidName(n.Action) {
-		return fmt.Errorf("%w: action %q is not an action name: 1–64 characters of a-z, 0-9, '_', '-' and '.', not . or ..", ErrInvalid, clip(n.Action))
+		return fmt.Errorf("%w: action %q is not an action name: 1–64 characters of a-z, 0-9, '_', '-' and '.', other than \".\" and \"..\" (what to type: a name such as deploy_app)", ErrInvalid, clip(n.Action))
 	}
 	if n.Priority < queue.MinPriority || n.Priority > queue.MaxPriority {
 		return fmt.Errorf("%w: priority %d is outside %d–%d", ErrInvalid, n.Priority, queue.MinPriority, queue.MaxPriority)
