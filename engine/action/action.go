@@ -137,7 +137,7 @@ func (d Definition) Normalized() Definition {
 // Validate reports what is wrong with d, if anything.
 func (d Definition) Validate() error {
 	if !ValidName(d.Name) {
-		return fmt.Errorf("%w: name %q must be 1-64 characters of [a-z0-9_.-]", ErrInvalid, d.Name)
+		return fmt.Errorf(`%w: name %q must be 1-64 characters of [a-z0-9_.-] and not "." or ".."`, ErrInvalid, d.Name)
 	}
 	if d.Runner == nil {
 		return fmt.Errorf("%w: action %q has no runner", ErrInvalid, d.Name)
@@ -148,9 +148,11 @@ func (d Definition) Validate() error {
 	return nil
 }
 
-// ValidName reports whether s can name an action.
+// ValidName reports whether s can name an action: 1–64 characters of
+// a-z, 0-9, '_', '-' and '.', other than "." and "..". The same rule
+// applies to the action of every job.
 func ValidName(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
+	if len(s) == 0 || len(s) > 64 || s == "." || s == ".." {
 		return false
 	}
 	for _, c := range s {

@@ -184,17 +184,35 @@ func versionCommand() *cli.Command {
 	}
 }
 
-// stdinOrFile reads "@path" files ("@-" is stdin) for flags that accept them.
-func readArg(v string) ([]byte, error) {
-	if p, ok := strings.CutPrefix(v, "@"); ok {
-		if p == "-" {
-			return io.ReadAll(os.Stdin)
+// readArg reads the value of a flag that accepts "@path" for a file's
+// contents ("@-" for stdin), reading at most limit bytes: more is a usage
+// error, never a read to the end of /dev/zero.
+func readArg(flag, v string, limit int) ([]byte, error) {
+	p, ok := strings.CutPrefix(v, "@")
+	if !ok {
+		if len(v) > limit {
+			return nil, usagef("%s: %d bytes is over the %d-byte limit", flag, len(v), limit)
 		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil, usagef("reading %s: %v", p, err)
-		}
-		return b, nil
+		return []byte(v), nil
 	}
-	return []byte(v), nil
+	var r io.Reader = os.Stdin
+	if p != "-" {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, usagef("%s: reading %s: %v", flag, p, err)
+		}
+		defer f.Close()
+		if st, err := f.Stat(); err == nil && st.IsDir() {
+			return nil, usagef("%s: %s is a directory: give a file", flag, p)
+		}
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err != nil {
+		return nil, usagef("%s: reading %s: %v", flag, p, err)
+	}
+	if len(b) > limit {
+		return nil, usagef("%s: %s holds more than %d bytes, over the limit", flag, p, limit)
+	}
+	return b, nil
 }

@@ -121,6 +121,8 @@ func (cl *client) fail(err error, id string) error {
 		return fmt.Errorf("%w: %s", jobs.ErrNotFound, id)
 	case errors.Is(err, jobs.ErrInvalid):
 		return &UsageError{Err: err}
+	case errors.Is(err, jobs.ErrBadDocument) && id != "":
+		return fmt.Errorf("%w (an executor quarantines it when it takes its queue entry; `jobengine job cancel %s` does at once)", err, id)
 	case errors.Is(context.Cause(cl.ctx), errZKLost):
 		return fmt.Errorf("%w: no answer from %s for longer than the connect timeout (%s). Is ZooKeeper running and answering? Set --zk-hosts or JOBENGINE_ZK_HOSTS, or raise --zk-connect-timeout",
 			errZKLost, cl.hosts, cl.grace)

@@ -215,13 +215,13 @@ func writeClusterTable(w io.Writer, rows []clusterRow) {
 	tw := newTable(w)
 	fmt.Fprintln(tw, "EXECUTOR\tSTATE\tGROUPS\tCAPACITY\tUSED\tJOBS\tTHREADS\tVERSION\tHOST\tLAST SEEN")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", r.Name, r.State, dash(strings.Join(r.Groups, ",")),
-			r.Capacity, r.Used, r.Jobs, r.Threads, dash(r.Version), dash(r.Host), ago(r.LastSeen))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", printable(r.Name), r.State, dash(printable(strings.Join(r.Groups, ","))),
+			r.Capacity, r.Used, r.Jobs, r.Threads, dash(printable(r.Version)), dash(printable(r.Host)), ago(r.LastSeen))
 	}
 	tw.Flush()
 	for _, r := range rows {
 		for _, j := range r.Running {
-			fmt.Fprintf(w, "  %s runs %s (%s, attempt %d) for %s\n", r.Name, j.Job, j.Action, j.Attempt, time.Since(j.Started).Round(time.Second))
+			fmt.Fprintf(w, "  %s runs %s (%s, attempt %d) for %s\n", printable(r.Name), printable(j.Job), printable(j.Action), j.Attempt, time.Since(j.Started).Round(time.Second))
 		}
 		waiting := 0
 		for _, p := range r.Placed {
@@ -230,7 +230,7 @@ func writeClusterTable(w io.Writer, rows []clusterRow) {
 			}
 		}
 		if waiting > 0 {
-			fmt.Fprintf(w, "  %s has %d job(s) placed and not started\n", r.Name, waiting)
+			fmt.Fprintf(w, "  %s has %d job(s) placed and not started\n", printable(r.Name), waiting)
 		}
 	}
 }

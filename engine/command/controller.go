@@ -69,6 +69,9 @@ func runController(c *cli.Context) error {
 	cfg.Identifier = c.String("identifier")
 	cfg.MaxBacklog = c.Int("max-backlog")
 	cfg.SessionLifetime = c.Duration("session-lifetime")
+	if c.Int("max-starts") < 1 {
+		return usagef("--max-starts %d: type at least 1 (default %d)", c.Int("max-starts"), scheduler.DefaultMaxStarts)
+	}
 	cfg.Scheduler.Interval, cfg.Scheduler.MaxStarts, cfg.Scheduler.PassDeadline = c.Duration("pass-interval"), c.Int("max-starts"), c.Duration("pass-deadline")
 	cfg.Reaper.Interval, cfg.Reaper.Grace = c.Duration("reap-interval"), c.Duration("reap-grace")
 	if !cfg.Maintenance && c.String("retention") != "" {

@@ -21,7 +21,7 @@ func TestControllerSchedulesAndFailsOver(t *testing.T) {
 	s := testStore(t, root)
 	startDaemon(t, root, "executor", "--name", "x1", "--threads", "2", "--capacity", "4", "--enable-test-actions", "--plugin-dir", t.TempDir())
 	dir := t.TempDir()
-	c1 := startDaemon(t, root, "controller", "--identifier", "c1", "--reap-grace", "1s", "--config-dir", dir, "--listen", "127.0.0.1:0")
+	c1 := startDaemon(t, root, "controller", "--listen", "127.0.0.1:0", "--identifier", "c1", "--reap-grace", "1s", "--config-dir", dir)
 	ctx := context.Background()
 	leader := func() string {
 		cs, err := election.New(s.Conn(), maintenance.ElectionName, "", nil).Contenders(ctx)
@@ -36,7 +36,7 @@ func TestControllerSchedulesAndFailsOver(t *testing.T) {
 		}
 		return nil
 	})
-	c2 := startDaemon(t, root, "controller", "--identifier", "c2", "--config-dir", dir, "--listen", "127.0.0.1:0")
+	c2 := startDaemon(t, root, "controller", "--listen", "127.0.0.1:0", "--identifier", "c2", "--config-dir", dir)
 	scheduled := func() *jobs.Job {
 		t.Helper()
 		j, err := s.Create(ctx, jobs.NewJob{Action: "echo", Payload: []byte(`{"message":"hi"}`), Scheduling: jobs.Scheduling{Impact: 2, ConcurrencyKeys: []string{"k"}}})

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -93,6 +92,13 @@ func runDev(c *cli.Context) error {
 	xcfg.EnableTestActions = true
 	ccfg := daemon.NewControllerConfig()
 	ccfg.ConnectTimeout, ccfg.Logger, ccfg.Identifier = 30*time.Second, log, "dev"
+	// The API on its usual port, or on a free one when that is taken (by
+	// another dev or a controller on this host).
+	if ln, err := net.Listen("tcp", ccfg.Listen); err == nil {
+		_ = ln.Close()
+	} else {
+		ccfg.Listen = "127.0.0.1:0"
+	}
 	// The controller hosts the maintenance services, as on a real cluster.
 	dcfg := daemon.NewDistributorConfig()
 	dcfg.ConnectTimeout, dcfg.Logger, dcfg.Identifier, dcfg.Maintenance = 30*time.Second, log, "dev", false
@@ -159,12 +165,6 @@ func runDev(c *cli.Context) error {
 	x, err := daemon.StartExecutor(startCtx, xcfg)
 	if err != nil {
 		return startErr(err)
-	}
-	if _, p, err := net.SplitHostPort(ccfg.Listen); err == nil {
-		if n, err := strconv.Atoi(p); err == nil && n != 0 && !portFree(n) {
-			// Another dev's, or another program's: the API takes a free port.
-			ccfg.Listen = "127.0.0.1:0"
-		}
 	}
 	ctl, err := daemon.StartController(startCtx, ccfg)
 	if err != nil {

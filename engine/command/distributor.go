@@ -247,11 +247,11 @@ func distributorListCommand() *cli.Command {
 			fmt.Fprintln(tw, "NAME\tENABLED\tSCHEDULE\tACTION\tLEADER\tCONTENDERS\tLAST TICK\tNEXT TICK\tSOURCE")
 			for _, r := range rows {
 				if len(r.Errors) > 0 {
-					fmt.Fprintf(tw, "%s\t-\tinvalid\t-\t%s\t%d\t%s\t-\t%s\n", r.Name, dash(r.Leader), len(r.Contenders), dash(r.LastTick), r.Source)
+					fmt.Fprintf(tw, "%s\t-\tinvalid\t-\t%s\t%d\t%s\t-\t%s\n", printable(r.Name), dash(printable(r.Leader)), len(r.Contenders), dash(printable(r.LastTick)), printable(r.Source))
 					continue
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Name, yesNo(r.Enabled), r.Schedule, dash(r.Action), dash(r.Leader),
-					len(r.Contenders), dash(r.LastTick), dash(r.NextTick), r.Source)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Name, yesNo(r.Enabled), r.Schedule, dash(r.Action), dash(printable(r.Leader)),
+					len(r.Contenders), dash(printable(r.LastTick)), dash(r.NextTick), printable(r.Source))
 			}
 			tw.Flush()
 			for _, p := range cat.Problems {

@@ -32,7 +32,8 @@ var (
 )
 
 // builtBinaries builds jobengine and the example plugin once per test run
-// and returns the directory holding them (the plugin under actions/).
+// and returns the directory holding them (the plugin under actions/, the
+// test plugins under testplugins/).
 func builtBinaries(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
@@ -43,6 +44,7 @@ func builtBinaries(t *testing.T) string {
 		for _, b := range [][2]string{
 			{filepath.Join(binDir, "jobengine"), "github.com/jobengine/jobengine/cmd/jobengine"},
 			{filepath.Join(binDir, "actions", "hello"), "github.com/jobengine/jobengine/actions/examples/hello"},
+			{filepath.Join(binDir, "testplugins", "affect"), "github.com/jobengine/jobengine/engine/command/testdata/affect"},
 		} {
 			out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput()
 			if err != nil {

@@ -215,7 +215,7 @@ func resolveGlobals(c *cli.Context) error {
 	if err := (logging.Config{Format: c.String("log-format"), Level: c.String("log-level")}).Check(); err != nil {
 		return usagef("%s", strings.TrimPrefix(err.Error(), logging.ErrConfig.Error()+": "))
 	}
-	return nil
+	return checkBounds(c)
 }
 
 // globalValue is a global flag's value as it would be typed.

@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/jobengine/jobengine/engine/action"
 	"github.com/jobengine/jobengine/engine/history"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/queue"
@@ -132,8 +135,8 @@ func jobAddCommand() *cli.Command {
 // checkNewJob checks what the user typed for `job add`, naming the argument
 // or flag that is wrong and what to type instead.
 func checkNewJob(n jobs.NewJob) error {
-	if n.Action == "" || len(n.Action) > 64 || strings.ContainsAny(n.Action, " /\t\n") {
-		return usagef("action %q is not an action name: type 1–64 characters without spaces or slashes, such as say_hello", n.Action)
+	if !action.ValidName(n.Action) {
+		return usagef("action %s is not an action name: type 1–64 characters of a-z, 0-9, '_', '-' and '.' (not . or ..), such as say_hello", quote(n.Action))
 	}
 	if n.Priority < queue.MinPriority || n.Priority > queue.MaxPriority {
 		return usagef("--priority %d is out of range: type %d–%d (lower runs first)", n.Priority, queue.MinPriority, queue.MaxPriority)
@@ -151,7 +154,7 @@ func checkNewJob(n jobs.NewJob) error {
 	}
 	for _, t := range n.Tags {
 		if t == "" || len(t) > jobs.MaxIDBytes {
-			return usagef("--tag %q: a tag must be 1–%d bytes", t, jobs.MaxIDBytes)
+			return usagef("--tag %s: a tag must be 1–%d bytes", quote(t), jobs.MaxIDBytes)
 		}
 	}
 	if err := checkScheduling(n.Scheduling, n.Launch.InstanceGroups); err != nil {
@@ -167,13 +170,24 @@ func checkNewJob(n jobs.NewJob) error {
 	return nil
 }
 
+// quote quotes what the user typed for a message: escaped as Go does
+// (control characters and bytes that are not UTF-8 included) and cut at 80
+// bytes.
+func quote(s string) string {
+	if len(s) > 80 {
+		return strconv.Quote(s[:80]) + "…"
+	}
+	return strconv.Quote(s)
+}
+
 // payloadExample is what the payload errors suggest typing.
 const payloadExample = `type a JSON object such as '{"key": "value"}'`
 
 // readPayload reads --payload and returns it compacted: a JSON object of
 // bounded size.
 func readPayload(v string) (json.RawMessage, error) {
-	b, err := readArg(v)
+	// Room for indentation, which compacting removes.
+	b, err := readArg("--payload", v, 4*jobs.MaxPayloadBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -181,8 +195,8 @@ func readPayload(v string) (json.RawMessage, error) {
 	if len(b) == 0 {
 		return nil, usagef("--payload is empty: %s", payloadExample)
 	}
-	if len(b) > 4*jobs.MaxPayloadBytes {
-		return nil, usagef("--payload: %d bytes is over the %d-byte limit", len(b), jobs.MaxPayloadBytes)
+	if !utf8.Valid(b) {
+		return nil, usagef("--payload is not valid UTF-8: %s", payloadExample)
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, b); err != nil {

@@ -24,7 +24,8 @@ func jobCancelCommand() *cli.Command {
 		ArgsUsage: "ID",
 		Description: "A QUEUED job becomes CANCELED at once; a RUNNING job gets a cancel request that its executor\n" +
 			"acts on (use `job wait` to see it end). A job in a final state cannot be canceled: exit 1.\n" +
-			"A sliced job's container is canceled with all its slices and ends CANCELED once they have ended.",
+			"A sliced job's container is canceled with all its slices and ends CANCELED once they have ended.\n" +
+			"A job whose document fails validation is quarantined instead (exit 1, saying so).",
 		Flags: withEnv("job cancel", jsonFlag("print the job document after the cancel as JSON")),
 		Action: func(c *cli.Context) error {
 			args, err := parseArgs(c, "ID")
@@ -47,6 +48,10 @@ func jobCancelCommand() *cli.Command {
 			switch {
 			case errors.Is(err, jobs.ErrFinal):
 				return &withCause{fmt.Sprintf("%s is already %s; a job in a final state cannot be canceled", id, j.State), err}
+			case errors.Is(err, jobs.ErrQuarantined):
+				// Its document failed validation: nothing runs it, and
+				// `queue inspect --quarantined` shows what it held.
+				return &withCause{fmt.Sprintf("%v; a quarantined job is not run and cannot be canceled (see `jobengine queue inspect --quarantined`)", err), err}
 			case err != nil:
 				return cl.fail(err, id)
 			case c.Bool("json"):

@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/jobengine/jobengine/engine/history"
+	"github.com/jobengine/jobengine/engine/jobs"
 )
 
 // listedJob is a job as `job list --json` prints it: the document, where
@@ -23,7 +24,9 @@ func jobListCommand() *cli.Command {
 		Description: "Lists the live jobs in ZooKeeper and, when --es-hosts is set, the history in Elasticsearch.\n" +
 			"A job in both is shown once, as it is in ZooKeeper. The SOURCE column (the \"source\" field\n" +
 			"with --json) says where each job was read from. When more jobs match than --limit, a note on\n" +
-			"stderr gives the --after to type for the next page (with --json, each job's \"cursor\").",
+			"stderr gives the --after to type for the next page (with --json, each job's \"cursor\").\n" +
+			"Documents that fail validation and quarantined objects are listed after the jobs (with --json,\n" +
+			"counted on stderr: see `queue inspect --quarantined`).",
 		Flags: append(withEnv("job list",
 			&cli.StringFlag{Name: "state", Usage: "only jobs in this state (" + stateNames() + ")"},
 			&cli.StringFlag{Name: "action", Usage: "only jobs of this action"},
@@ -73,6 +76,16 @@ func jobListCommand() *cli.Command {
 			if err := printJobs(c, page); err != nil {
 				return err
 			}
+			qs, err := cl.store.QuarantineList(cl.ctx)
+			if err != nil {
+				return cl.fail(err, "")
+			}
+			if err := printInvalid(c, page.Invalid); err != nil {
+				return err
+			}
+			if err := printQuarantined(c, qs, false); err != nil {
+				return err
+			}
 			if page.Next != nil {
 				fmt.Fprintf(c.App.ErrWriter, "jobengine: %d jobs shown, more match: for the next page, run the same command with --after %s\n", len(page.Jobs), page.Next)
 			}
@@ -92,8 +105,27 @@ func printJobs(c *cli.Context, page history.Page) error {
 	tw := newTable(c.App.Writer)
 	fmt.Fprintln(tw, "ID\tACTION\tSTATE\tPRIORITY\tPROGRESS\tCREATED\tTARGET\tSOURCE")
 	for _, v := range page.Jobs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d%%\t%s\t%s\t%s\n", v.ID, v.Action, v.State, v.Priority, v.Progress,
-			stamp(v.Created), dash(v.Target()), v.Source)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d%%\t%s\t%s\t%s\n", printable(v.ID), printable(v.Action), printable(string(v.State)), v.Priority, v.Progress,
+			stamp(v.Created), dash(printable(v.Target())), v.Source)
+	}
+	return tw.Flush()
+}
+
+// printInvalid lists the live documents that fail validation after the
+// jobs (a note on stderr with --json).
+func printInvalid(c *cli.Context, bad []jobs.InvalidDocument) error {
+	switch {
+	case len(bad) == 0:
+		return nil
+	case c.Bool("json"):
+		fmt.Fprintf(c.App.ErrWriter, "jobengine: %d job documents fail validation and are in no listing: see `jobengine queue stats`; an executor quarantines each when it takes its entry\n", len(bad))
+		return nil
+	}
+	fmt.Fprintln(c.App.Writer)
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "INVALID\tPATH\tREASON")
+	for _, b := range bad {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", dash(printable(b.Job)), printable(b.Path), printable(b.Reason))
 	}
 	return tw.Flush()
 }

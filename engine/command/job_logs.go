@@ -55,7 +55,7 @@ func jobLogsCommand() *cli.Command {
 
 func printLines(w io.Writer, lines []jobs.LogLine) error {
 	for _, l := range lines {
-		if _, err := fmt.Fprintf(w, "%s %-5s %s\n", l.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"), strings.ToUpper(l.Level), l.Message); err != nil {
+		if _, err := fmt.Fprintf(w, "%s %-5s %s\n", l.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"), printable(strings.ToUpper(l.Level)), printable(l.Message)); err != nil {
 			return err
 		}
 	}

@@ -97,7 +97,7 @@ func checkName(kind, name string) error {
 // readObjectFlag reads a flag holding a JSON object, or @file (@- reads
 // stdin), and returns it compacted.
 func readObjectFlag(flag, v string, max int) (json.RawMessage, error) {
-	b, err := readArg(v)
+	b, err := readArg("--"+flag, v, 4*max)
 	if err != nil {
 		return nil, err
 	}

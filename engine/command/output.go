@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -66,6 +67,8 @@ const (
 	kindNotFound    = "not-found"   // no such job
 	kindUnavailable = "unavailable" // ZooKeeper or Elasticsearch could not be reached
 	kindRefused     = "refused"     // the engine refused: a final job, a unique key, a full backlog
+	kindInvalid     = "invalid"     // the job's document in ZooKeeper fails validation
+	kindQuarantined = "quarantined" // the job's document was quarantined
 	kindJobFailed   = "job-failed"  // `job wait`: the job ended FAILED or CANCELED
 	kindError       = "error"       // anything else
 )
@@ -90,6 +93,10 @@ func errorKind(err error, code int) string {
 		return kindTimeout
 	case errors.Is(err, errJobFailed):
 		return kindJobFailed
+	case errors.Is(err, jobs.ErrQuarantined):
+		return kindQuarantined
+	case errors.Is(err, jobs.ErrBadDocument):
+		return kindInvalid
 	case errors.Is(err, jobs.ErrNotFound), errors.Is(err, credential.ErrNotFound):
 		return kindNotFound
 	case errors.Is(err, errZKLost), errors.Is(err, zkconn.ErrUnavailable), zkconn.Transient(err),
@@ -110,7 +117,13 @@ func writeError(w io.Writer, err error, code int, asJSON bool) {
 		return
 	}
 	if msg := err.Error(); msg != "" {
-		fmt.Fprintf(w, "jobengine: %s\n", msg)
+		// An error may quote what ZooKeeper or a file held: escaped, line
+		// by line.
+		lines := strings.Split(msg, "\n")
+		for i, l := range lines {
+			lines[i] = printable(l)
+		}
+		fmt.Fprintf(w, "jobengine: %s\n", strings.Join(lines, "\n"))
 	}
 	if code == ExitUsage {
 		fmt.Fprintln(w, "run 'jobengine help' or 'jobengine <command> --help' for usage")
@@ -133,7 +146,7 @@ func writeJobText(w io.Writer, v history.Job) error {
 	tw := newTable(w)
 	row := func(k, val string) {
 		if val != "" {
-			fmt.Fprintf(tw, "%s:\t%s\n", k, val)
+			fmt.Fprintf(tw, "%s:\t%s\n", k, printable(val))
 		}
 	}
 	row("id", j.ID)
@@ -183,6 +196,7 @@ func writeJobText(w io.Writer, v history.Job) error {
 	row("created-by", j.CreatedBy)
 	launchRows(row, j)
 	row("version", strconv.FormatInt(j.Version, 10))
+	row("trimmed", j.Trimmed)
 	row("source", string(v.Source))
 	return tw.Flush()
 }
@@ -208,7 +222,47 @@ func yesNo(b bool) string {
 	return "no"
 }
 
-// oneLine keeps tables and one-line messages one line per row.
-func oneLine(s string) string {
-	return strings.NewReplacer("\n", `\n`, "\r", `\r`, "\t", " ").Replace(s)
+// oneLine keeps tables and one-line messages one line per row, and never
+// lets what a job holds reach a terminal raw: see printable.
+func oneLine(s string) string { return printable(s) }
+
+// printable returns s as it may be written to a terminal: control
+// characters (ESC, CR, the C1 controls, DEL), bidirectional controls and
+// bytes that are not UTF-8 are written as Go escapes (\x1b, \r, \u202e,
+// \xff); newlines as \n, tabs as a space. What is printable is left as it
+// is. Every text of a job or of ZooKeeper printed as text goes through it;
+// JSON output is escaped by its encoder.
+func printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || jobs.IsControl(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\t':
+			b.WriteByte(' ')
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r < 0x80 && jobs.IsControl(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case jobs.IsControl(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }

@@ -27,6 +27,11 @@ type queueStatsView struct {
 	queue.Stats
 	// Jobs counts the live job documents per state.
 	Jobs map[jobs.State]int `json:"jobs"`
+	// Invalid counts the live documents that fail validation: an executor
+	// that takes their entry quarantines them.
+	Invalid int `json:"invalid"`
+	// Quarantined counts the quarantine records.
+	Quarantined int `json:"quarantined"`
 }
 
 func queueStatsCommand() *cli.Command {
@@ -35,8 +40,9 @@ func queueStatsCommand() *cli.Command {
 		Usage: "count queue entries and live jobs",
 		Description: "entries: queued entries, taken or not; taken: held by an executor; available: could be taken\n" +
 			"now; orphans: taken nodes whose entry is gone (they vanish with their session); then the\n" +
-			"entries per priority and the live job documents per state. The queue and the documents are\n" +
-			"read one after the other, not as one snapshot.",
+			"entries per priority and the live job documents per state; then the documents that fail\n" +
+			"validation and the quarantined objects (see `queue inspect --quarantined`). The queue and the\n" +
+			"documents are read one after the other, not as one snapshot.",
 		Flags: withEnv("queue stats", &cli.BoolFlag{Name: "json", Usage: "print a JSON object"}),
 		Action: func(c *cli.Context) error {
 			if _, err := parseArgs(c); err != nil {
@@ -55,7 +61,11 @@ func queueStatsCommand() *cli.Command {
 			for _, s := range jobs.States {
 				v.Jobs[s] = 0
 			}
-			if err := cl.store.Walk(cl.ctx, func(j *jobs.Job, _ int32) { v.Jobs[j.State]++ }); err != nil {
+			err = cl.store.Scan(cl.ctx, func(j *jobs.Job, _ int32) { v.Jobs[j.State]++ }, func(*jobs.BadDocumentError) { v.Invalid++ })
+			if err != nil {
+				return cl.fail(err, "")
+			}
+			if v.Quarantined, err = cl.store.QuarantineCount(cl.ctx); err != nil {
 				return cl.fail(err, "")
 			}
 			if c.Bool("json") {
@@ -76,6 +86,7 @@ func queueStatsCommand() *cli.Command {
 			for _, s := range jobs.States {
 				fmt.Fprintf(tw, "%s\t%d\n", s, v.Jobs[s])
 			}
+			fmt.Fprintf(tw, "\ninvalid documents\t%d\nquarantined\t%d\n", v.Invalid, v.Quarantined)
 			return tw.Flush()
 		},
 	}
@@ -85,8 +96,12 @@ func queueInspectCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "inspect",
 		Usage: "list queue entries in the order executors take them",
+		Description: "Lists the entries, then the quarantined objects: job documents and queue entries that\n" +
+			"failed validation and were moved to /job/quarantine, with why. --quarantined lists only those,\n" +
+			"with what each held (as JSON, the full records).",
 		Flags: withEnv("queue inspect",
 			&cli.IntFlag{Name: "limit", Value: defaultLimit, Usage: "at most this many entries; 0: no limit"},
+			&cli.BoolFlag{Name: "quarantined", Usage: "list the quarantined objects only"},
 			&cli.BoolFlag{Name: "json", Usage: "print a JSON array"},
 		),
 		Action: func(c *cli.Context) error {
@@ -102,6 +117,13 @@ func queueInspectCommand() *cli.Command {
 				return err
 			}
 			defer cl.Close()
+			qs, err := cl.store.QuarantineList(cl.ctx)
+			if err != nil {
+				return cl.fail(err, "")
+			}
+			if c.Bool("quarantined") {
+				return printQuarantined(c, qs, true)
+			}
 			es, err := cl.store.Queue().Entries(cl.ctx)
 			if err != nil {
 				return cl.fail(err, "")
@@ -117,14 +139,20 @@ func queueInspectCommand() *cli.Command {
 				return err
 			}
 			if c.Bool("json") {
-				return writeJSON(c.App.Writer, out)
+				if err := writeJSON(c.App.Writer, out); err != nil {
+					return err
+				}
+				return printQuarantined(c, qs, false)
 			}
 			tw := newTable(c.App.Writer)
 			fmt.Fprintln(tw, "ENTRY\tPRIORITY\tITEM\tTAKEN\tTAKER\tTAKER-NAME")
 			for _, e := range out {
-				fmt.Fprintf(tw, "%s\t%03d\t%s\t%s\t%s\t%s\n", e.Name, e.Priority, oneLine(e.Item), yesNo(e.Taken), dash(oneLine(e.Taker)), dash(oneLine(e.TakerName)))
+				fmt.Fprintf(tw, "%s\t%03d\t%s\t%s\t%s\t%s\n", oneLine(e.Name), e.Priority, oneLine(e.Item), yesNo(e.Taken), dash(oneLine(e.Taker)), dash(oneLine(e.TakerName)))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			return printQuarantined(c, qs, false)
 		},
 	}
 }
@@ -173,7 +201,8 @@ func queueRestoreCommand() *cli.Command {
 		Usage: "re-queue live jobs that lost their entry and remove entries of gone or final jobs",
 		Description: "Safe at any time and idempotent: every repair is conditional on what was read, and an entry\n" +
 			"an executor holds is left alone (reported as skipped). Running it twice repairs nothing the\n" +
-			"second time.",
+			"second time. A document that fails validation is skipped and reported, with its entries: an\n" +
+			"executor that takes one quarantines it (see `queue inspect --quarantined`).",
 		Flags: withEnv("queue restore", &cli.BoolFlag{Name: "json", Usage: "print the report as JSON"}),
 		Action: func(c *cli.Context) error {
 			if _, err := parseArgs(c); err != nil {
@@ -196,6 +225,9 @@ func queueRestoreCommand() *cli.Command {
 					*l = []string{}
 				}
 			}
+			if rep.SkippedInvalid == nil {
+				rep.SkippedInvalid = []jobs.InvalidDocument{}
+			}
 			if c.Bool("json") {
 				return writeJSON(c.App.Writer, rep)
 			}
@@ -209,8 +241,52 @@ func queueRestoreCommand() *cli.Command {
 			for _, e := range rep.SkippedTaken {
 				fmt.Fprintf(w, "skipped %s (taken)\n", e)
 			}
-			fmt.Fprintf(w, "restore: %d requeued, %d removed, %d skipped (taken)\n", len(rep.Requeued), len(rep.Removed), len(rep.SkippedTaken))
+			for _, d := range rep.SkippedInvalid {
+				fmt.Fprintf(w, "skipped %s (invalid: %s)\n", printable(d.Path), printable(d.Reason))
+			}
+			fmt.Fprintf(w, "restore: %d requeued, %d removed, %d skipped (taken), %d skipped (invalid)\n",
+				len(rep.Requeued), len(rep.Removed), len(rep.SkippedTaken), len(rep.SkippedInvalid))
 			return nil
 		},
 	}
+}
+
+// printQuarantined prints the quarantine records: all of each as JSON, or
+// a table, when they are what was asked for (only); otherwise, when there
+// are any, a table after the listing, or a note on stderr for JSON.
+func printQuarantined(c *cli.Context, qs []jobs.Quarantined, only bool) error {
+	switch {
+	case only && c.Bool("json"):
+		return writeJSON(c.App.Writer, qs)
+	case len(qs) == 0 && !only:
+		return nil
+	case c.Bool("json"):
+		fmt.Fprintf(c.App.ErrWriter, "jobengine: %d quarantined objects: see `jobengine queue inspect --quarantined`\n", len(qs))
+		return nil
+	}
+	w := c.App.Writer
+	if !only {
+		fmt.Fprintln(w)
+	}
+	tw := newTable(w)
+	fmt.Fprintln(tw, "QUARANTINED\tKIND\tJOB\tSINCE\tBY\tREASON")
+	for _, q := range qs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", printable(q.Name), printable(q.Kind), dash(printable(q.Job)), stamp(q.Time), dash(printable(q.By)), printable(q.Reason))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if only {
+		for _, q := range qs {
+			held := q.Text
+			if held == "" && len(q.Data) > 0 {
+				held = fmt.Sprintf("%d bytes that are not UTF-8 (see --json)", len(q.Data))
+			}
+			if q.Truncated {
+				held += fmt.Sprintf(" … (first %d of %d bytes)", jobs.MaxQuarantinedBytes, q.Size)
+			}
+			fmt.Fprintf(w, "\n%s (from %s) held:\n%s\n", printable(q.Name), printable(q.Path), printable(held))
+		}
+	}
+	return nil
 }

@@ -83,7 +83,7 @@ func TestQueueStatsInspectRestore(t *testing.T) {
 	if out := e.ok("queue", "restore", "--json"); !strings.Contains(out, `"requeued": []`) || !strings.Contains(out, `"skipped-taken": []`) {
 		t.Fatalf("second queue restore: %s", out)
 	}
-	if out := e.ok("queue", "restore"); out != "restore: 0 requeued, 0 removed, 0 skipped (taken)\n" {
+	if out := e.ok("queue", "restore"); out != "restore: 0 requeued, 0 removed, 0 skipped (taken), 0 skipped (invalid)\n" {
 		t.Fatalf("third queue restore printed %q", out)
 	}
 	st = decode[stats](t, e.ok("queue", "stats", "--json"))

@@ -219,7 +219,7 @@ func applyScheduleFlags(c *cli.Context, sc *schedules.Schedule) error {
 		}
 	}
 	if c.IsSet("values") {
-		b, err := readArg(c.String("values"))
+		b, err := readArg("--values", c.String("values"), 4*jobs.MaxPayloadBytes)
 		if err != nil {
 			return err
 		}

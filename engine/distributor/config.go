@@ -8,12 +8,14 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -271,8 +273,14 @@ func (s *fileSpec) apply(file string, d *Definition) []Problem {
 	}
 	if s.Payload.Kind != 0 {
 		var v map[string]any
-		if s.Payload.Kind != yaml.MappingNode || s.Payload.Decode(&v) != nil {
+		if s.Payload.Kind != yaml.MappingNode {
 			bad(&s.Payload, "payload must be a mapping (it becomes the job's JSON object)")
+		} else if err := s.Payload.Decode(&v); err != nil {
+			msg := strings.TrimPrefix(err.Error(), "yaml: ")
+			if strings.Contains(msg, "excessive aliasing") {
+				msg += " (its aliases expand to too much: write the values out)"
+			}
+			bad(&s.Payload, "payload cannot be read: %s", msg)
 		} else if b, err := json.Marshal(v); err != nil {
 			bad(&s.Payload, "payload cannot be written as JSON: %v", err)
 		} else {
@@ -327,13 +335,20 @@ func parseDurationNode(n *yaml.Node) (time.Duration, error) {
 	}
 	if n.Tag == "!!int" {
 		secs, err := strconv.ParseInt(n.Value, 0, 64)
-		if err != nil {
+		if err != nil || secs < 0 {
 			return 0, fmt.Errorf("%q is not a number of seconds", n.Value)
+		}
+		if secs > maxDurationSeconds {
+			return 0, fmt.Errorf("%s seconds is out of range (at most %d, about 292 years)", n.Value, maxDurationSeconds)
 		}
 		return time.Duration(secs) * time.Second, nil
 	}
 	return ParseDuration(n.Value)
 }
+
+// maxDurationSeconds is the longest duration a time.Duration holds, in
+// whole seconds.
+const maxDurationSeconds = int64(math.MaxInt64 / int64(time.Second))
 
 // ParseDuration parses a Go duration ("90s", "1h30m") that may also count
 // whole days ("7d", "1d12h").
@@ -345,6 +360,9 @@ func ParseDuration(s string) (time.Duration, error) {
 		if err != nil {
 			return 0, fmt.Errorf("%q is not a duration such as 15s, 10m or 7d", s)
 		}
+		if n > uint64(maxDurationSeconds/86400) {
+			return 0, fmt.Errorf("%q is out of range (at most %d days, about 292 years)", s, maxDurationSeconds/86400)
+		}
 		days = time.Duration(n) * 24 * time.Hour
 		s = s[i+1:]
 		if s == "" {
@@ -355,7 +373,67 @@ func ParseDuration(s string) (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%q is not a duration such as 15s, 10m or 7d", s)
 	}
+	if d > math.MaxInt64-days {
+		return 0, fmt.Errorf("%q is out of range (at most about 292 years)", s)
+	}
 	return days + d, nil
+}
+
+// MaxFileBytes bounds a distributor file.
+const MaxFileBytes = 1 << 20
+
+// readFile reads a distributor file: a regular file (a symlink to one is
+// followed) of at most MaxFileBytes. Anything else put in the directory —
+// a FIFO, a device, a symlink to /dev/zero — is refused without being
+// read, and the file is opened without blocking, so that nothing swapped
+// in between the two looks can hold the daemon up.
+func readFile(p string) ([]byte, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s): a distributor file must be one", fileKind(st.Mode()))
+	}
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err = f.Stat(); err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s): a distributor file must be one", fileKind(st.Mode()))
+	}
+	if st.Size() > MaxFileBytes {
+		return nil, fmt.Errorf("%d bytes, over the %d-byte limit of a distributor file", st.Size(), MaxFileBytes)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("over the %d-byte limit of a distributor file", MaxFileBytes)
+	}
+	return data, nil
+}
+
+// fileKind names the type of a file that is not a regular one.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return m.Type().String()
 }
 
 // SettingsSpec reserves a name of the configuration directory for
@@ -450,7 +528,7 @@ func Load(dir string, specs ...SettingsSpec) (*Catalog, error) {
 	sort.Strings(c.Files)
 	declaredIn := map[string]fileResult{}
 	for _, f := range c.Files {
-		data, err := os.ReadFile(f)
+		data, err := readFile(f)
 		var r fileResult
 		if err != nil {
 			base := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(f), ".yaml"), ".yml")

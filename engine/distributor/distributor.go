@@ -256,8 +256,8 @@ func (d Definition) check() (field string, err error) {
 	}
 	seen := map[string]bool{}
 	for _, t := range d.Targets {
-		if t == "" || len(t) > jobs.MaxIDBytes {
-			return bad("targets", "a target must be 1–%d bytes", jobs.MaxIDBytes)
+		if err := jobs.CheckText("target", t, 1, jobs.MaxIDBytes); err != nil {
+			return bad("targets", "%v", err)
 		}
 		if seen[t] {
 			return bad("targets", "target %q is listed twice", t)

@@ -155,13 +155,16 @@ func Start(ctx context.Context, conn *zkconn.Conn, cfg Config) (*Executor, error
 	}
 	host, _ := os.Hostname()
 	if cfg.Name == "" {
-		cfg.Name = fmt.Sprintf("%s-%d", host, os.Getpid())
+		cfg.Name = DefaultName(host)
 	}
-	if !action.ValidName(strings.ToLower(cfg.Name)) && strings.ContainsAny(cfg.Name, "/ \t\n") {
-		return nil, fmt.Errorf("%w: name %q must not contain slashes or spaces", ErrConfig, cfg.Name)
+	if !ValidName(cfg.Name) {
+		return nil, fmt.Errorf("%w: name %q: use 1–%d letters, digits, '.', '_' or '-', other than . and .. (it names a node in ZooKeeper)", ErrConfig, cfg.Name, maxNameBytes)
 	}
 	if cfg.Threads <= 0 {
 		cfg.Threads = runtime.NumCPU()
+	}
+	if cfg.Threads > MaxThreads {
+		return nil, fmt.Errorf("%w: %d threads, at most %d", ErrConfig, cfg.Threads, MaxThreads)
 	}
 	if cfg.ShutdownGrace < 0 {
 		return nil, fmt.Errorf("%w: negative shutdown grace", ErrConfig)
@@ -344,18 +347,27 @@ func (e *Executor) handle(worker int, from *queue.Consumer, it *queue.Item) bool
 		rctx, cancel := context.WithTimeout(ctx, e.cfg.SessionTimeout)
 		j, ver, err := e.store.Get(rctx, id)
 		cancel()
+		var bad *jobs.BadDocumentError
+		var st step
 		switch {
-		case errors.Is(err, jobs.ErrNotFound) || errors.Is(err, jobs.ErrInvalid):
-			log.Warn("queue entry without a valid job document; entry consumed", zap.String("entry", it.Name), zap.Error(err))
+		case errors.As(err, &bad):
+			st = e.quarantine(log, h, bad)
+		case errors.Is(err, jobs.ErrInvalid):
+			// The entry's item is not a job id: nothing to look up.
+			st = e.quarantine(log, h, &jobs.BadDocumentError{Kind: jobs.KindEntry, Path: e.entriesPath(from) + "/" + it.Name,
+				Data: it.Data, Reason: "its item is not a job id (job/<uuid>)"})
+		case errors.Is(err, jobs.ErrNotFound):
+			log.Warn("queue entry without a job document; entry consumed", zap.String("entry", it.Name))
 			e.consume(log, h)
 			return true
 		case err != nil:
 			log.Warn("reading the job failed; entry released", zap.Error(err))
 			e.release(log, h)
 			return false
+		default:
+			st = e.prepare(log.With(zap.String("action", j.Action)), worker, h, j, ver)
 		}
-		log = log.With(zap.String("action", j.Action))
-		switch e.prepare(log, worker, h, j, ver) {
+		switch st {
 		case stepDone:
 			return true
 		case stepRetry:
@@ -407,7 +419,11 @@ func (e *Executor) prepare(log *zap.Logger, worker int, h jobs.Hold, j *jobs.Job
 			Policy: def.LostPolicy, MaxAttempts: def.MaxAttempts, CancelRequested: e.cancelRequested(j.UUID()),
 		})
 		if err == nil && start.Job().State.Final() {
-			e.commitOutcome(log, h, start)
+			e.settle(log, h, j, ver, func() (*jobs.Change, error) {
+				return e.store.ApplyLostPolicy(j, ver, e.cfg.Name, jobs.Lost{
+					Policy: def.LostPolicy, MaxAttempts: def.MaxAttempts, CancelRequested: e.cancelRequested(j.UUID()),
+				})
+			})
 			return stepDone
 		}
 		if err == nil {
@@ -417,21 +433,23 @@ func (e *Executor) prepare(log *zap.Logger, worker int, h jobs.Hold, j *jobs.Job
 		start, err = e.store.StartAttempt(j, ver, e.cfg.Name)
 	}
 	if err != nil {
-		log.Error("cannot start the job", zap.Error(err))
-		e.release(log, h)
+		// A document the store cannot write even trimmed (the only error
+		// left once it passed validation): it is not looped on.
+		e.quarantineJob(log, h, j, ver, err)
 		return stepDone
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
-	err = start.Commit(ctx, h)
-	cancel()
+	err = e.commit(log, h, start, "writing RUNNING")
 	switch {
 	case err == nil:
 	case errors.Is(err, queue.ErrLockLost):
 		log.Warn("lost the entry before starting the job (session ended)")
 		return stepDone
-	case errors.Is(err, jobs.ErrConflict):
-		log.Debug("job changed before it started; reloading")
+	case errors.Is(err, jobs.ErrConflict), errors.Is(err, errRefused):
+		log.Debug("job changed, or its write was refused, before it started; reloading", zap.Error(err))
 		return stepRetry
+	case errors.Is(err, zkconn.ErrTooLarge):
+		e.quarantineJob(log, h, j, ver, err)
+		return stepDone
 	default:
 		log.Warn("writing RUNNING failed; entry released", zap.Error(err))
 		e.release(log, h)
@@ -552,62 +570,10 @@ func safeRun(ctx context.Context, r action.Runner, j *action.Job, rep action.Rep
 }
 
 // finish records an outcome: the final state, written with the consume of
-// the entry in one transaction.
+// the entry in one transaction (see settle).
 func (e *Executor) finish(log *zap.Logger, h jobs.Hold, j *jobs.Job, ver int32, out jobs.Outcome) {
 	out.CancelRequested = e.cancelRequested(j.UUID())
-	c, err := e.store.Finish(j, ver, e.cfg.Name, out)
-	if err != nil {
-		log.Error("cannot finish the job", zap.Error(err))
-		e.release(log, h)
-		return
-	}
-	e.commitOutcome(log, h, c)
-}
-
-// commitOutcome commits a final change, retrying a connection failure while
-// the session lives (the hold is ours until then; once the session is gone
-// the fence refuses the write).
-func (e *Executor) commitOutcome(log *zap.Logger, h jobs.Hold, c *jobs.Change) {
-	j := c.Job()
-	for attempt := 0; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
-		err := c.Commit(ctx, h)
-		cancel()
-		switch {
-		case err == nil:
-			fields := []zap.Field{zap.String("state", string(j.State)), zap.Int("attempt", j.Attempt)}
-			if j.Duration != nil {
-				fields = append(fields, zap.Float64("duration", *j.Duration))
-			}
-			if j.StatusMessage != "" {
-				fields = append(fields, zap.String("message", j.StatusMessage))
-			}
-			log.Info(MsgJobFinished, fields...)
-			e.cfg.Metrics.finished(j)
-			return
-		case errors.Is(err, queue.ErrLockLost):
-			log.Warn("lost the job's entry before writing its outcome (session ended); the outcome is discarded and the job runs elsewhere", zap.String("state", string(j.State)))
-			return
-		case errors.Is(err, jobs.ErrConflict):
-			// The document changed under us: only a concurrent cancel of a
-			// QUEUED job racing our take does that. A final state wins.
-			if cur, _, gerr := e.store.Get(context.Background(), j.ID); gerr == nil && cur.State.Final() {
-				log.Info("job was finished elsewhere meanwhile; entry consumed", zap.String("state", string(cur.State)))
-				e.consume(log, h)
-				return
-			}
-			log.Warn("the job document changed unexpectedly; outcome not written, entry released", zap.Error(err))
-			e.release(log, h)
-			return
-		case zkconn.Transient(err) && attempt < 1000:
-			log.Warn("writing the outcome failed; retrying", zap.Error(err))
-			time.Sleep(backoff.Jitter(min(time.Duration(attempt+1)*200*time.Millisecond, e.cfg.MaxBackoff)))
-		default:
-			log.Error("writing the outcome failed; entry released", zap.Error(err))
-			e.release(log, h)
-			return
-		}
-	}
+	e.settle(log, h, j, ver, func() (*jobs.Change, error) { return e.store.Finish(j, ver, e.cfg.Name, out) })
 }
 
 // requeue gives a job back to the queue on shutdown: RUNNING → QUEUED and
@@ -839,4 +805,13 @@ func (e *Executor) loseSession(why string) {
 	for _, r := range e.running {
 		r.cancel(errSessionLost)
 	}
+}
+
+// entriesPath returns the entries directory of the queue a consumer takes
+// from: this executor's direct queue, or the shared queue.
+func (e *Executor) entriesPath(from *queue.Consumer) string {
+	if from == e.direct {
+		return e.store.NodeQueue(e.cfg.Name).EntriesPath()
+	}
+	return e.store.Queue().EntriesPath()
 }

@@ -23,7 +23,10 @@ type Metrics struct {
 	Claim    *prometheus.HistogramVec
 	Busy     prometheus.Gauge
 	Depth    prometheus.Gauge
-	Registry *prometheus.Registry
+	// Quarantined counts invalid objects moved aside, by kind
+	// (job-document, queue-entry).
+	Quarantined *prometheus.CounterVec
+	Registry    *prometheus.Registry
 
 	// registry, when set, names the actions that get a label of their own.
 	registry *action.Registry
@@ -72,9 +75,12 @@ func NewMetrics() *Metrics {
 		Depth: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "jobengine_queue_depth", Help: "Entries in the job queue (queued and running).",
 		}),
+		Quarantined: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jobengine_quarantined_total", Help: "Invalid objects read from ZooKeeper and quarantined, by kind.",
+		}, []string{"kind"}),
 		Registry: prometheus.NewRegistry(),
 	}
-	m.Registry.MustRegister(m.Started, m.Finished, m.Duration, m.Claim, m.Busy, m.Depth,
+	m.Registry.MustRegister(m.Started, m.Finished, m.Duration, m.Claim, m.Busy, m.Depth, m.Quarantined,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -98,6 +104,12 @@ func (m *Metrics) finished(j *jobs.Job) {
 	m.Finished.WithLabelValues(a, string(j.State)).Inc()
 	if j.Duration != nil {
 		m.Duration.WithLabelValues(a).Observe(*j.Duration)
+	}
+}
+
+func (m *Metrics) quarantined(kind string) {
+	if m != nil {
+		m.Quarantined.WithLabelValues(kind).Inc()
 	}
 }
 

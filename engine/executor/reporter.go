@@ -38,7 +38,10 @@ type reporter struct {
 	// it went through. pendingN counts the affected resources it carries.
 	pending  *jobs.Change
 	pendingN int
-	stopped  bool
+	// drops counts the closed connections of the pending report (see
+	// commit.go): a report refused for its size is planned again, trimmed.
+	drops   int
+	stopped bool
 
 	stop chan struct{}
 	done chan struct{}
@@ -68,8 +71,10 @@ func (r *reporter) start() func() (*jobs.Job, int32) {
 		close(r.stop)
 		<-r.done
 		// A report whose outcome is unknown gets two more chances: the
-		// final write compares with the version it leaves.
-		for i := 0; i < 3 && (i == 0 || r.hasPending()); i++ {
+		// final write compares with the version it leaves. An executor
+		// stopping at once requeues the job: no report is worth the wait.
+		// A report refused for its size is planned again: one more.
+		for i := 0; i < 4 && (i == 0 || r.unwritten()) && r.e.jobsCtx.Err() == nil; i++ {
 			r.flush()
 		}
 		r.mu.Lock()
@@ -96,7 +101,10 @@ func (r *reporter) Status(msg string) {
 func (r *reporter) Affected(hrefs ...string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.affected = append(r.affected, hrefs...)
+	// Bounded between flushes: a job keeps at most MaxAffected anyway.
+	if room := 2*jobs.MaxAffected - len(r.affected); room > 0 {
+		r.affected = append(r.affected, hrefs[:min(room, len(hrefs))]...)
+	}
 	r.dirty = true
 }
 
@@ -134,10 +142,12 @@ func (r *reporter) Event(ev action.Event) {
 	r.mu.Unlock()
 }
 
-func (r *reporter) hasPending() bool {
+// unwritten reports whether a report is left to write: one whose outcome
+// is unknown, or changes not planned yet.
+func (r *reporter) unwritten() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.pending != nil
+	return r.pending != nil || r.dirty
 }
 
 func (r *reporter) flush() {
@@ -169,15 +179,25 @@ func (r *reporter) flush() {
 	ctx, cancel := context.WithTimeout(context.Background(), r.e.cfg.SessionTimeout)
 	err := c.Commit(ctx, r.h)
 	cancel()
+	dropped := err != nil && zkconn.Transient(err) && r.e.dropped(c, err)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pending, r.pendingN = nil, 0
+	if dropped {
+		r.drops++
+	}
 	switch {
 	case err == nil:
 		r.job, r.ver = c.Job(), c.Ver()
 		r.affected = append([]string(nil), r.affected[n:]...)
+		r.drops = 0
 	case errors.Is(err, queue.ErrLockLost):
 		r.log.Debug("progress not written: the entry is no longer held")
+	case r.drops >= dropsRefused:
+		// Not sent again as it was: planned anew from what is not
+		// written yet, trimmed to the lowered limit.
+		r.drops, r.dirty = 0, true
+		r.log.Warn("ZooKeeper refused a progress report; the next one is trimmed", zap.Error(r.e.refuse(c, err)))
 	case zkconn.Transient(err):
 		r.pending, r.pendingN = c, n
 		r.log.Debug("writing progress failed; trying the same report again", zap.Error(err))

@@ -95,7 +95,8 @@ func New(cfg Config) *Reader {
 // Get returns a job ("job/<uuid>" or the bare uuid): the live document, or
 // its indexed copy when it is no longer in ZooKeeper. An unknown job's
 // error wraps jobs.ErrNotFound; an unreadable history, when it had to be
-// read, ErrUnavailable.
+// read, ErrUnavailable; an invalid document's jobs.ErrBadDocument, and a
+// quarantined one's jobs.ErrQuarantined.
 func (r *Reader) Get(ctx context.Context, id string) (Job, error) {
 	jid, uid, err := jobs.ParseID(id)
 	if err != nil {
@@ -109,7 +110,15 @@ func (r *Reader) get(ctx context.Context, id, uid string) (Job, error) {
 	if err == nil {
 		return Job{r.followContainer(ctx, j), Live}, nil
 	}
-	if !errors.Is(err, jobs.ErrNotFound) || r.es == nil {
+	if !errors.Is(err, jobs.ErrNotFound) {
+		return Job{}, err
+	}
+	// A document moved aside is no longer the job's: its indexed copy,
+	// if any, is older than what ZooKeeper held.
+	if q, qerr := r.store.QuarantineOf(ctx, uid); qerr == nil {
+		return Job{}, fmt.Errorf("%w: %s: %s (moved to %s/%s by %s)", jobs.ErrQuarantined, id, q.Reason, r.store.QuarantinePath(), q.Name, q.By)
+	}
+	if r.es == nil {
 		return Job{}, err
 	}
 	qctx, cancel := context.WithTimeout(ctx, r.timeout)

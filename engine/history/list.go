@@ -54,6 +54,10 @@ type Page struct {
 	// HistoryErr is set when the history could not be read: the page then
 	// holds live jobs only.
 	HistoryErr error
+	// Invalid are the live documents that fail validation, whatever the
+	// query: they are in no page until an executor (or a cancel)
+	// quarantines them.
+	Invalid []jobs.InvalidDocument
 }
 
 // Cursor is a position in the order of a listing: the creation time (in
@@ -125,12 +129,16 @@ func (r *Reader) List(ctx context.Context, q Query) (Page, error) {
 	}
 	live := map[string]bool{}
 	var page Page
-	err := r.store.Walk(ctx, func(j *jobs.Job, _ int32) {
+	err := r.store.Scan(ctx, func(j *jobs.Job, _ int32) {
 		live[j.ID] = true
 		if q.match(j) {
 			page.Jobs = append(page.Jobs, Job{j, Live})
 		}
+	}, func(b *jobs.BadDocumentError) {
+		live[b.ID()] = true // its indexed copy is not what ZooKeeper holds
+		page.Invalid = append(page.Invalid, b.Summary())
 	})
+	slices.SortFunc(page.Invalid, func(a, b jobs.InvalidDocument) int { return strings.Compare(a.Path, b.Path) })
 	if err != nil {
 		return Page{}, err
 	}

@@ -2,7 +2,6 @@ package history
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -93,8 +92,9 @@ func (r *Reader) Logs(ctx context.Context, id string, follow bool, emit func(Log
 		}
 		final := docGone
 		if !docGone {
-			var j jobs.Job
-			if json.Unmarshal(docData, &j) == nil && j.State.Final() {
+			// A document that is not valid will not change for the better:
+			// it ends the wait, as a final one does.
+			if j, err := jobs.Decode(uid, docData); err != nil || j.State.Final() {
 				final = true
 			}
 		}

@@ -2,7 +2,6 @@ package history
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -60,11 +59,11 @@ func (r *Reader) Wait(ctx context.Context, id string) (Job, error) {
 			}
 			return last, fmt.Errorf("history: reading %s: %w", id, err)
 		}
-		var j jobs.Job
-		if err := json.Unmarshal(data, &j); err != nil {
-			return last, fmt.Errorf("history: the document of %s is not valid JSON: %w", id, err)
+		j, err := jobs.Decode(uid, data)
+		if err != nil {
+			return last, fmt.Errorf("history: %w", err)
 		}
-		last = Job{&j, Live}
+		last = Job{j, Live}
 		if j.State.Final() {
 			return last, nil
 		}
@@ -72,8 +71,8 @@ func (r *Reader) Wait(ctx context.Context, id string) (Job, error) {
 		select {
 		case <-ch:
 			// Changed, deleted, or the watch was lost with the session: read again.
-		case <-containerResync(&j):
-			r.followContainer(ctx, &j)
+		case <-containerResync(j):
+			r.followContainer(ctx, j)
 		case <-ctx.Done():
 			return last, context.Cause(ctx)
 		}

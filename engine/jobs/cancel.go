@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -19,11 +17,31 @@ import (
 // Cancel cancels a job. A QUEUED (or PENDING) job becomes CANCELED at once
 // and its queue entry is removed; a RUNNING job gets a cancel request that
 // its executor acts on. Canceling a fan-out parent cancels its children.
-// It returns the job as it is after the call.
+// It returns the job as it is after the call. A job whose document is
+// invalid cannot be canceled: its document is quarantined
+// (QuarantineUnheld), and so is the error, which wraps ErrQuarantined, as
+// for a job quarantined before.
 func (s *Store) Cancel(ctx context.Context, id, by string) (*Job, error) {
 	for attempt := 0; attempt < 10; attempt++ {
 		j, ver, err := s.Get(ctx, id)
-		if err != nil {
+		var bad *BadDocumentError
+		switch {
+		case errors.As(err, &bad):
+			q, err := s.QuarantineUnheld(ctx, bad, by)
+			if errors.Is(err, ErrConflict) {
+				continue // it changed: look again
+			}
+			if err != nil {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %s: %s (moved to %s/%s)", ErrQuarantined, bad.ID(), bad.Reason, s.QuarantinePath(), q.Name)
+		case errors.Is(err, ErrNotFound):
+			_, uid, _ := ParseID(id)
+			if q, qerr := s.QuarantineOf(ctx, uid); qerr == nil {
+				return nil, fmt.Errorf("%w: job/%s: %s (moved to %s/%s by %s)", ErrQuarantined, uid, q.Reason, s.QuarantinePath(), q.Name, q.By)
+			}
+			return nil, err
+		case err != nil:
 			return nil, err
 		}
 		switch {
@@ -102,44 +120,14 @@ func (s *Store) removeEntry(ctx context.Context, j *Job, from State) error {
 	return err
 }
 
-// findEntry scans the entries of j's priority in q for the one holding
-// j's id.
+// findEntry returns the entry of j in q, among the entries of its
+// priority ("" when it has none).
 func findEntry(ctx context.Context, q *queue.Queue, j *Job) (string, error) {
-	var names []string
-	err := zkconn.Do(ctx, func() error {
-		var err error
-		names, _, err = q.Conn().Children(q.EntriesPath())
-		if errors.Is(err, zk.ErrNoNode) {
-			return nil
-		}
-		return err
-	})
-	if err != nil {
+	names, err := findEntries(ctx, q, j.ID, fmt.Sprintf("entry-%03d-", j.Priority))
+	if err != nil || len(names) == 0 {
 		return "", err
 	}
-	prefix := fmt.Sprintf("entry-%03d-", j.Priority)
-	var found string
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 32)
-	for _, n := range names {
-		if !strings.HasPrefix(n, prefix) {
-			continue
-		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(n string) {
-			defer func() { <-sem; wg.Done() }()
-			data, _, err := q.Conn().Get(q.EntriesPath() + "/" + n)
-			if err == nil && string(data) == j.ID {
-				mu.Lock()
-				found = n
-				mu.Unlock()
-			}
-		}(n)
-	}
-	wg.Wait()
-	return found, nil
+	return names[0], nil
 }
 
 // CancelRequested reports whether a cancel request exists for the job and

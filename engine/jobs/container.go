@@ -218,6 +218,12 @@ func (s *Store) followParent(ctx context.Context, j *Job) {
 // ends FAILED).
 func (s *Store) CancelJob(ctx context.Context, id, by string) (*Job, error) {
 	j, ver, err := s.Get(ctx, id)
+	var bad *BadDocumentError
+	if errors.As(err, &bad) || errors.Is(err, ErrNotFound) {
+		// Cancel quarantines an invalid document, and names the record of
+		// one quarantined before.
+		return s.Cancel(ctx, id, by)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -37,6 +37,23 @@
 //	Requeue          RUNNING → QUEUED (a placed job: PENDING), the attempt not counted
 //	Finish           → SUCCESS | FAILED | CANCELED
 //	Unplace          QUEUED on a lost executor → PENDING, by the reaper
+//	Quarantine       an invalid document (or entry) moved aside to
+//	                 <root>/job/quarantine, its entry consumed
+//
+// # What is read is input
+//
+// Every document read is validated before anything acts on it (Decode: its
+// id is its path's uuid, its state known, its numbers in range, its size
+// bounded); Get and Scan return a *BadDocumentError for one that fails, and
+// its holder quarantines it instead of looping on it.
+//
+// # Every write has a budget
+//
+// writeOps, where every document write is built, bounds a document to the
+// store's limit (MaxDocumentBytes, lowered by LimitDocuments for a server
+// set below the default), trimming what a running job accumulates with a
+// note in Job.Trimmed; zkconn refuses any request over its budget before
+// sending it (zkconn.ErrTooLarge).
 //
 // Change.Commit writes a change as one ZooKeeper transaction: the hold's
 // fence (the consumer's session), the document's compare-and-set, its

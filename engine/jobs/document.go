@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -94,6 +93,14 @@ const (
 	MaxTags = 64
 	// MaxAffected bounds the number of affected resources kept on a job.
 	MaxAffected = 1000
+	// MaxActionBytes bounds an action name.
+	MaxActionBytes = 64
+	// MaxDocumentBytes bounds an encoded job document. A write carries the
+	// document twice when indexing is on (the document and its outbox
+	// copy), and the whole transaction must stay within the budget of a
+	// ZooKeeper request (zkconn.RequestBudget). A document that would be
+	// larger is trimmed (see Job.Trimmed); one read larger is invalid.
+	MaxDocumentBytes = 448 << 10
 )
 
 // Resource is a reference to a resource, as Nuvla writes it.
@@ -139,6 +146,10 @@ type Job struct {
 	CreatedBy string `json:"created-by,omitempty"`
 	// Tick is the schedule tick that created the job, for distributor jobs.
 	Tick string `json:"tick,omitempty"`
+	// Trimmed says what the last write left out so that the document fits
+	// MaxDocumentBytes (affected resources, the end of the status
+	// message); empty when nothing was.
+	Trimmed string `json:"trimmed,omitempty"`
 	// HostSummary is the outcome per host of a job whose action reports
 	// one (Ansible's play recap); see hosts.go.
 	HostSummary *HostSummary `json:"host-summary,omitempty"`
@@ -194,17 +205,7 @@ func NewID() (id, uid string) {
 }
 
 // TruncateStatus bounds a status message to MaxStatusMessage bytes.
-func TruncateStatus(s string) string {
-	if len(s) <= MaxStatusMessage {
-		return s
-	}
-	const ell = "…"
-	cut := MaxStatusMessage - len(ell)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + ell
-}
+func TruncateStatus(s string) string { return truncate(s, MaxStatusMessage) }
 
 // ClampProgress bounds p to 0–100.
 func ClampProgress(p int) int {

@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -43,7 +42,8 @@ type eventKind int
 const (
 	stateEvent eventKind = iota
 	progressEvent
-	noEvent // an explanation: nothing observers are told of
+	noEvent         // an explanation: nothing observers are told of
+	quarantineEvent // a quarantine: there is no valid job to tell of
 )
 
 // Change is the next version of one job document, planned by a lifecycle
@@ -57,6 +57,9 @@ type Change struct {
 	ops   []interface{}
 	entry entryAction
 	event eventKind
+	// bad is the object a quarantine moves aside (Quarantine); nil for a
+	// document write.
+	bad *BadDocumentError
 	// fenceAt is the index in ops of the writer's first fence operation
 	// (Fenced), -1 when it added none.
 	fenceAt int
@@ -120,6 +123,11 @@ func (c *Change) Commit(ctx context.Context, h Hold) error {
 	if c.entry == noEntry {
 		return fmt.Errorf("%w: %s: this change is committed under a fence (CommitFenced), not a hold", ErrIllegalState, c.job.ID)
 	}
+	if c.bad != nil {
+		if err := c.s.conn.EnsurePath(ctx, c.s.QuarantinePath()); err != nil {
+			return fmt.Errorf("jobs: writing %s: %w", c.label(), err)
+		}
+	}
 	err := c.apply(ctx, h)
 	var opErr *zkconn.OpError
 	if errors.As(err, &opErr) && errors.Is(opErr, zk.ErrNoNode) && opErr.Index < len(c.ops) && c.s.isNoticeOp(c.ops[opErr.Index]) {
@@ -130,7 +138,9 @@ func (c *Change) Commit(ctx context.Context, h Hold) error {
 		}
 	}
 	opErr = nil
-	changed := errors.As(err, &opErr) && opErr.Index == 0 &&
+	// Operation 0 is the document's compare-and-set (its removal, for a
+	// quarantine); a quarantined entry has no document.
+	changed := errors.As(err, &opErr) && opErr.Index == 0 && (c.bad == nil || c.bad.Kind == KindDocument) &&
 		(errors.Is(opErr, zk.ErrBadVersion) || errors.Is(opErr, zk.ErrNoNode))
 	if err != nil && c.uncertain && (changed || errors.Is(err, queue.ErrLockLost)) && c.landed(ctx) {
 		err = nil
@@ -143,12 +153,25 @@ func (c *Change) Commit(ctx context.Context, h Hold) error {
 		c.committed(ctx)
 		return nil
 	case changed:
-		return fmt.Errorf("%w: %s: %w", ErrConflict, c.job.ID, err)
+		return fmt.Errorf("%w: %s: %w", ErrConflict, c.label(), err)
 	case zkconn.Transient(err):
 		c.uncertain = true
 	}
-	return fmt.Errorf("jobs: writing %s: %w", c.job.ID, err)
+	return fmt.Errorf("jobs: writing %s: %w", c.label(), err)
 }
+
+// label names what the change writes, for errors.
+func (c *Change) label() string {
+	if c.bad != nil && c.bad.Kind == KindEntry {
+		return "queue entry " + c.bad.Entry
+	}
+	return c.job.ID
+}
+
+// Size returns the length of the change's transaction as sent to
+// ZooKeeper, without the hold's own operations (a few hundred bytes); a
+// batch of changes (CommitBatch) takes no more than the sum of theirs.
+func (c *Change) Size() int { return zkconn.RequestSize(c.ops...) }
 
 // committed marks the change written, tells the observers, and brings a
 // slice's container up to date.
@@ -160,6 +183,8 @@ func (c *Change) committed(ctx context.Context) {
 		c.s.followParent(ctx, c.job)
 	case progressEvent:
 		c.s.observers().progressed(c.job)
+	case quarantineEvent:
+		c.s.DropTraces(ctx, c.bad)
 	}
 }
 
@@ -178,6 +203,9 @@ func (c *Change) apply(ctx context.Context, h Hold) error {
 // landed reports whether the document is the one this change writes: an
 // earlier Commit with an unknown outcome went through.
 func (c *Change) landed(ctx context.Context) bool {
+	if c.bad != nil {
+		return c.s.quarantineLanded(ctx, c.bad)
+	}
 	cur, _, err := c.s.Get(ctx, c.job.ID)
 	return err == nil && cur.Version == c.job.Version && cur.Updated.Equal(c.job.Updated) &&
 		cur.State == c.job.State && cur.Attempt == c.job.Attempt && cur.Executor == c.job.Executor
@@ -337,7 +365,9 @@ func (s *Store) Finish(j *Job, ver int32, executor string, out Outcome) (*Change
 // writeOps returns the operations that write j over znode version ver (a
 // compare-and-set, always first), with its outbox record and, when j is
 // final, the release of its unique key. j.Version and j.Updated are
-// advanced. Every write of a document is built here.
+// advanced. Every write of a document is built here, and bounded here: a
+// document over MaxDocumentBytes is trimmed (encode), and one that cannot
+// be is refused with an error wrapping zkconn.ErrTooLarge.
 func (s *Store) writeOps(j *Job, ver int32) ([]interface{}, error) {
 	j.Version++
 	j.Updated = s.now()
@@ -345,8 +375,9 @@ func (s *Store) writeOps(j *Job, ver int32) ([]interface{}, error) {
 	if len(j.AffectedResources) > MaxAffected {
 		j.AffectedResources = j.AffectedResources[:MaxAffected]
 	}
-	data, err := json.Marshal(j)
+	data, err := encode(j, s.DocumentLimit())
 	if err != nil {
+		j.Version--
 		return nil, err
 	}
 	ops := []interface{}{&zk.SetDataRequest{Path: s.DocPath(j.UUID()), Data: data, Version: ver}}

@@ -241,27 +241,6 @@ func (s *Store) CommitBatch(ctx context.Context, changes []*Change, fence ...int
 	return &BatchError{Index: k, Err: local}
 }
 
-// Size returns about how many bytes the change adds to a transaction, to
-// keep batches within ZooKeeper's request limit.
-func (c *Change) Size() int {
-	n := 0
-	for _, op := range c.ops {
-		switch o := op.(type) {
-		case *zk.CreateRequest:
-			n += len(o.Path) + len(o.Data) + 32
-		case *zk.SetDataRequest:
-			n += len(o.Path) + len(o.Data) + 16
-		case *zk.DeleteRequest:
-			n += len(o.Path) + 16
-		case *zk.CheckVersionRequest:
-			n += len(o.Path) + 16
-		default:
-			n += 64
-		}
-	}
-	return n
-}
-
 // TruncateExplanation bounds an explanation to MaxExplanation bytes.
 func TruncateExplanation(s string) string {
 	if len(s) <= MaxExplanation {

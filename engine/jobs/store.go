@@ -11,11 +11,14 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-zookeeper/zk"
 	"go.uber.org/zap"
 
+	"github.com/jobengine/jobengine/engine/action"
 	"github.com/jobengine/jobengine/engine/queue"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
@@ -72,6 +75,8 @@ type Store struct {
 	q    *queue.Queue // the shared queue
 	cfg  StoreConfig
 	log  *zap.Logger
+	// docLimit bounds the documents written (DocumentLimit).
+	docLimit atomic.Int64
 }
 
 // NewStore returns the store on conn.
@@ -85,7 +90,9 @@ func NewStore(conn *zkconn.Conn, cfg StoreConfig) *Store {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Store{conn: conn, q: queue.New(conn, QueuePath), cfg: cfg, log: cfg.Logger}
+	s := &Store{conn: conn, q: queue.New(conn, QueuePath), cfg: cfg, log: cfg.Logger}
+	s.docLimit.Store(MaxDocumentBytes)
+	return s
 }
 
 // Queue returns the job queue.
@@ -124,9 +131,9 @@ func (s *Store) Ensure(ctx context.Context) error {
 	if err := s.q.Ensure(ctx); err != nil {
 		return err
 	}
-	for _, d := range []string{uniqDir, cancelDir, NoticeDir, PendingPath} {
-		if err := s.conn.EnsurePath(ctx, s.conn.Path(d)); err != nil {
-			return fmt.Errorf("jobs: creating %s: %w", d, err)
+	for _, p := range []string{s.conn.Path(uniqDir), s.conn.Path(cancelDir), s.conn.Path(NoticeDir), s.conn.Path(PendingPath), s.QuarantinePath()} {
+		if err := s.conn.EnsurePath(ctx, p); err != nil {
+			return fmt.Errorf("jobs: creating %s: %w", p, err)
 		}
 	}
 	return nil
@@ -161,9 +168,11 @@ type NewJob struct {
 }
 
 // Validate checks a new job and returns a clear error naming what is wrong.
+// Names follow the engine's rules (an action is a registrable action name,
+// action.ValidName); every text is valid UTF-8 without control characters.
 func (n *NewJob) Validate() error {
-	if n.Action == "" || len(n.Action) > 64 || strings.ContainsAny(n.Action, " /\t\n") {
-		return fmt.Errorf("%w: action %q must be 1-64 characters without spaces or slashes", ErrInvalid, n.Action)
+	if !action.ValidName(n.Action) {
+		return fmt.Errorf("%w: action %q is not an action name: 1–64 characters of a-z, 0-9, '_', '-' and '.', other than \".\" and \"..\" (what to type: a name such as deploy_app)", ErrInvalid, clip(n.Action))
 	}
 	if n.Priority < queue.MinPriority || n.Priority > queue.MaxPriority {
 		return fmt.Errorf("%w: priority %d is outside %d–%d", ErrInvalid, n.Priority, queue.MinPriority, queue.MaxPriority)
@@ -172,21 +181,34 @@ func (n *NewJob) Validate() error {
 		if len(n.Payload) > MaxPayloadBytes {
 			return fmt.Errorf("%w: payload of %d bytes is over the %d-byte limit", ErrInvalid, len(n.Payload), MaxPayloadBytes)
 		}
+		if !utf8.Valid(n.Payload) {
+			return fmt.Errorf("%w: payload is not valid UTF-8", ErrInvalid)
+		}
 		var obj map[string]json.RawMessage
 		if err := json.Unmarshal(n.Payload, &obj); err != nil {
 			return fmt.Errorf("%w: payload must be a JSON object: %v", ErrInvalid, err)
+		}
+		if obj == nil {
+			return fmt.Errorf("%w: payload must be a JSON object, not null (leave it out for none)", ErrInvalid)
 		}
 	}
 	if n.Timeout < 0 {
 		return fmt.Errorf("%w: negative timeout %s", ErrInvalid, n.Timeout)
 	}
-	for what, v := range map[string]string{"target": n.Target, "unique key": n.UniqueKey, "parent job": n.ParentJob, "created-by": n.CreatedBy, "tick": n.Tick} {
-		if len(v) > MaxIDBytes {
-			return fmt.Errorf("%w: %s is over %d bytes", ErrInvalid, what, MaxIDBytes)
+	for _, f := range []struct{ what, v string }{
+		{"target", n.Target}, {"unique key", n.UniqueKey}, {"parent job", n.ParentJob}, {"created-by", n.CreatedBy}, {"tick", n.Tick},
+	} {
+		if err := CheckText(f.what, f.v, 0, MaxIDBytes); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 	}
 	if len(n.Tags) > MaxTags {
 		return fmt.Errorf("%w: %d tags, at most %d", ErrInvalid, len(n.Tags), MaxTags)
+	}
+	for _, t := range n.Tags {
+		if err := CheckText("tag", t, 1, MaxIDBytes); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
 	}
 	if n.ID != "" {
 		if _, _, err := ParseID(n.ID); err != nil {
@@ -309,6 +331,9 @@ func (s *Store) CreateFenced(ctx context.Context, ns []NewJob, extra ...interfac
 		if err != nil {
 			return nil, err
 		}
+		if len(data) > MaxDocumentBytes {
+			return nil, fmt.Errorf("%w: the document of %s takes %d bytes, over the %d-byte limit of a job document", ErrInvalid, j.ID, len(data), MaxDocumentBytes)
+		}
 		ops = append(ops, &zk.CreateRequest{Path: s.DocPath(j.UUID()), Data: data, Acl: zkconn.ACL})
 		if !j.IsContainer() { // a container has no entry: it follows its slices
 			put, err := s.entryOp(j)
@@ -331,6 +356,9 @@ func (s *Store) CreateFenced(ctx context.Context, ns []NewJob, extra ...interfac
 	}
 	nOwn := len(ops)
 	ops = append(ops, extra...)
+	if err := zkconn.CheckRequest(fmt.Sprintf("creating %d jobs in one transaction", len(ns)), zkconn.RequestSize(ops...)); err != nil {
+		return nil, fmt.Errorf("jobs: create: %w: create fewer at once", err)
+	}
 	var res []zk.MultiResponse
 	err = zkconn.Do(ctx, func() error {
 		var err error
@@ -400,6 +428,8 @@ func (s *Store) resolveNotifications(ctx context.Context, ns []NewJob) ([]NewJob
 }
 
 // Get reads a job document and the znode version to compare-and-set with.
+// A document that fails validation (Decode) is not returned: its error is a
+// *BadDocumentError, with the path and version read, for its quarantine.
 func (s *Store) Get(ctx context.Context, id string) (*Job, int32, error) {
 	_, uid, err := ParseID(id)
 	if err != nil {
@@ -418,11 +448,15 @@ func (s *Store) Get(ctx context.Context, id string) (*Job, int32, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("jobs: reading %s: %w", id, err)
 	}
-	var j Job
-	if err := json.Unmarshal(data, &j); err != nil {
-		return nil, 0, fmt.Errorf("%w: the document of %s is not valid JSON: %v", ErrInvalid, id, err)
+	j, err := Decode(uid, data)
+	if err != nil {
+		var bad *BadDocumentError
+		if errors.As(err, &bad) {
+			bad.Path, bad.Version = s.DocPath(uid), st.Version
+		}
+		return nil, 0, err
 	}
-	return &j, st.Version, nil
+	return j, st.Version, nil
 }
 
 // Filter selects jobs in List.
@@ -457,8 +491,16 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Job, error) {
 	return out, nil
 }
 
-// Walk calls fn for every live job document (serially) with its version.
+// Walk calls fn for every valid live job document (serially) with its
+// version; invalid documents are left out (see Scan).
 func (s *Store) Walk(ctx context.Context, fn func(j *Job, ver int32)) error {
+	return s.Scan(ctx, fn, nil)
+}
+
+// Scan calls fn for every valid live job document (serially) with its
+// version, and bad, when not nil, for every document that fails
+// validation (Decode), with its path and version.
+func (s *Store) Scan(ctx context.Context, fn func(j *Job, ver int32), bad func(*BadDocumentError)) error {
 	var shards []string
 	err := zkconn.Do(ctx, func() error {
 		var err error
@@ -474,6 +516,7 @@ func (s *Store) Walk(ctx context.Context, fn func(j *Job, ver int32)) error {
 	type doc struct {
 		j   *Job
 		ver int32
+		bad *BadDocumentError
 	}
 	docs := make(chan doc, 256)
 	errc := make(chan error, 1)
@@ -498,23 +541,37 @@ func (s *Store) Walk(ctx context.Context, fn func(j *Job, ver int32)) error {
 			for _, uid := range uids {
 				wg.Add(1)
 				sem <- struct{}{}
-				go func(p string) {
+				go func(uid string) {
 					defer func() { <-sem; wg.Done() }()
+					p := dir + "/" + uid
 					data, st, err := s.conn.Get(p)
 					if err != nil {
 						return // deleted meanwhile
 					}
-					var j Job
-					if json.Unmarshal(data, &j) == nil {
-						docs <- doc{&j, st.Version}
+					j, err := Decode(uid, data)
+					var b *BadDocumentError
+					switch {
+					case err == nil && p == s.DocPath(uid):
+						docs <- doc{j: j, ver: st.Version}
+					case errors.As(err, &b):
+						b.Path, b.Version = p, st.Version
+						docs <- doc{bad: b}
+					default: // a document in the wrong shard
+						docs <- doc{bad: &BadDocumentError{Kind: KindDocument, UUID: uid, Path: p, Version: st.Version, Data: data,
+							Reason: "it is not in its shard (" + s.DocPath(uid) + ")"}}
 					}
-				}(dir + "/" + uid)
+				}(uid)
 			}
 		}
 		wg.Wait()
 	}()
 	for d := range docs {
-		fn(d.j, d.ver)
+		switch {
+		case d.j != nil:
+			fn(d.j, d.ver)
+		case bad != nil:
+			bad(d.bad)
+		}
 	}
 	select {
 	case err := <-errc:
@@ -547,6 +604,9 @@ type RestoreReport struct {
 	Requeued     []string `json:"requeued"`      // live jobs whose entry was missing
 	Removed      []string `json:"removed"`       // entries whose job is gone or final
 	SkippedTaken []string `json:"skipped-taken"` // such entries held by a consumer, left alone
+	// SkippedInvalid are documents that fail validation: left alone (an
+	// executor that takes their entry quarantines them).
+	SkippedInvalid []InvalidDocument `json:"skipped-invalid"`
 }
 
 // located is an entry of a job: in a queue, or in the index of PENDING
@@ -611,7 +671,9 @@ func (s *Store) allEntries(ctx context.Context) ([]located, error) {
 // state calls for: the index of PENDING jobs, the direct queue of the
 // executor a job was placed on, else the shared queue — and removes
 // entries whose job is gone or final. It is idempotent and safe to
-// run at any time: every repair is conditional on what it read.
+// run at any time: every repair is conditional on what it read. An
+// invalid document is skipped and reported, never a reason to stop, and
+// its entries are left for an executor to quarantine it.
 func (s *Store) Restore(ctx context.Context) (RestoreReport, error) {
 	var rep RestoreReport
 	entries, err := s.allEntries(ctx)
@@ -627,10 +689,16 @@ func (s *Store) Restore(ctx context.Context) (RestoreReport, error) {
 		ver int32
 	}
 	var lives []live
-	if err := s.Walk(ctx, func(j *Job, ver int32) { lives = append(lives, live{j, ver}) }); err != nil {
+	isLive := map[string]bool{}
+	err = s.Scan(ctx, func(j *Job, ver int32) { lives = append(lives, live{j, ver}) }, func(b *BadDocumentError) {
+		isLive[b.ID()] = true // its entries stay: an executor quarantines it
+		rep.SkippedInvalid = append(rep.SkippedInvalid, b.Summary())
+		s.log.Warn("restore: invalid job document skipped", zap.String("job", b.ID()), zap.String("path", b.Path), zap.String("reason", b.Reason))
+	})
+	if err != nil {
 		return rep, err
 	}
-	isLive := map[string]bool{}
+	sort.Slice(rep.SkippedInvalid, func(a, b int) bool { return rep.SkippedInvalid[a].Path < rep.SkippedInvalid[b].Path })
 	for _, l := range lives {
 		if !l.j.State.Final() {
 			isLive[l.j.ID] = true
@@ -641,8 +709,9 @@ func (s *Store) Restore(ctx context.Context) (RestoreReport, error) {
 			continue
 		}
 		put, err := s.entryOp(l.j)
-		if err != nil {
-			return rep, err
+		if err != nil { // not for a valid document
+			rep.SkippedInvalid = append(rep.SkippedInvalid, InvalidDocument{Kind: KindDocument, Job: l.j.ID, Path: s.DocPath(l.j.UUID()), Reason: err.Error()})
+			continue
 		}
 		// Only if the document did not change since it was read.
 		err = zkconn.Do(ctx, func() error {

@@ -9,15 +9,24 @@ import (
 	"strings"
 )
 
+// MaxChecksumsBytes bounds a checksums file: a line per plugin.
+const MaxChecksumsBytes = 1 << 20
+
 // ReadChecksumsFile reads a checksums file in sha256sum's format into
 // Options.Checksums; see ParseChecksums.
+// The file is read up to MaxChecksumsBytes, and only if it is a regular
+// file. Its errors never quote the file: a path given by mistake (a
+// secret) is not echoed.
 func ReadChecksumsFile(path string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("pluginhost: checksums file: %w", err)
 	}
 	defer f.Close()
-	sums, err := ParseChecksums(f)
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("pluginhost: checksums file %s is not a regular file", path)
+	}
+	sums, err := ParseChecksums(io.LimitReader(f, MaxChecksumsBytes))
 	if err != nil {
 		return nil, fmt.Errorf("%w (in %s)", err, path)
 	}
@@ -40,14 +49,16 @@ func ParseChecksums(r io.Reader) (map[string]string, error) {
 		line = strings.TrimPrefix(line, `\`)
 		sum, name, ok := strings.Cut(line, " ")
 		if !ok || len(name) < 2 || (name[0] != ' ' && name[0] != '*') {
-			return nil, fmt.Errorf("pluginhost: checksums line %d: want \"HEX  NAME\" as sha256sum prints, got %q", n, line)
+			// The line is not quoted: the file may be anything but a
+			// checksums file, a secret one included.
+			return nil, fmt.Errorf("pluginhost: checksums line %d is not \"HEX  NAME\" as sha256sum prints it (is this a checksums file?)", n)
 		}
 		sum, name = strings.ToLower(sum), name[1:]
 		if escaped {
 			name = strings.NewReplacer(`\\`, `\`, `\n`, "\n", `\r`, "\r").Replace(name)
 		}
-		if err := checkHex(sum); err != nil {
-			return nil, fmt.Errorf("pluginhost: checksums line %d: %w", n, err)
+		if checkHex(sum) != nil {
+			return nil, fmt.Errorf("pluginhost: checksums line %d: its first field is not a SHA-256 in hex (64 hex digits, as sha256sum prints)", n)
 		}
 		name = filepath.Base(name)
 		if old, ok := out[name]; ok && old != sum {

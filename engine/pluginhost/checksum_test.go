@@ -29,7 +29,7 @@ func TestParseChecksums(t *testing.T) {
 			want: map[string]string{"hello": sumA}},
 		{name: "escaped name", in: `\` + sumA + `  a\\b` + "\n", want: map[string]string{`a\b`: sumA}},
 		{name: "no name", in: sumA + "\n", err: "line 1"},
-		{name: "one space", in: sumA + " hello\n", err: `want "HEX  NAME"`},
+		{name: "one space", in: sumA + " hello\n", err: `not "HEX  NAME"`},
 		{name: "short sum", in: "abc  hello\n", err: "not a SHA-256"},
 		{name: "conflicting pins", in: sumA + "  hello\n" + sumB + "  x/hello\n", err: "pinned twice"},
 	} {
@@ -58,6 +58,25 @@ func TestReadChecksumsFile(t *testing.T) {
 	}
 	if _, err := pluginhost.ReadChecksumsFile(path + ".missing"); err == nil {
 		t.Error("a missing file is no error")
+	}
+	// A file given by mistake — a secret one — is never quoted.
+	secret := filepath.Join(t.TempDir(), "shadow")
+	line := "root:$y$j9T$c2VjcmV0:19000:0:99999:7:::"
+	if err := os.WriteFile(secret, []byte(line+"\nsecret words here\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pluginhost.ReadChecksumsFile(secret); err == nil || strings.Contains(err.Error(), "c2VjcmV0") || strings.Contains(err.Error(), "root") {
+		t.Errorf("error = %v, want one that does not quote the file", err)
+	}
+	if err := os.WriteFile(secret, []byte("secret words here\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pluginhost.ReadChecksumsFile(secret); err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("error = %v, want one that does not quote the file", err)
+	}
+	// Only a regular file is read: a device is refused, not read to its end.
+	if _, err := pluginhost.ReadChecksumsFile("/dev/zero"); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("/dev/zero: error = %v, want not a regular file", err)
 	}
 }
 

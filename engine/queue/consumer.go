@@ -407,7 +407,7 @@ func (c *Consumer) tryTake(ctx context.Context, name string) (*Item, error) {
 		// Only a lock-ignoring delete (kazoo's consume is not one) can remove
 		// the entry now; either way give the taken node back.
 		it := &Item{Name: name, owner: owner, takerID: taker, q: c.q}
-		c.giveBack(it)
+		c.giveBack(ctx, it)
 		if errors.Is(err, zk.ErrNoNode) {
 			return nil, nil
 		}
@@ -497,8 +497,10 @@ func (c *Consumer) Write(ctx context.Context, it *Item, ops ...interface{}) erro
 
 // giveBack releases a taken node this consumer has not handed out, retrying
 // connection failures until it is released or known lost: the session may
-// survive the outage, and then nobody else could ever take the entry.
-func (c *Consumer) giveBack(it *Item) {
+// survive the outage, and then nobody else could ever take the entry. It
+// gives up when the consumer closes or ctx (the take's) ends: the taken
+// node then goes with the session.
+func (c *Consumer) giveBack(ctx context.Context, it *Item) {
 	delay := 100 * time.Millisecond
 	for {
 		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -514,6 +516,8 @@ func (c *Consumer) giveBack(it *Item) {
 		}
 		select {
 		case <-c.stop:
+			return
+		case <-ctx.Done():
 			return
 		case <-time.After(backoff.Jitter(delay)):
 		}

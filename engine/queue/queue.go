@@ -57,9 +57,9 @@ const (
 	DefaultPriority = 100
 	// MaxItemBytes bounds one item (a job id, normally).
 	MaxItemBytes = 4096
-	// MaxBatchBytes keeps a PutMany request under ZooKeeper's default 1 MB
-	// jute.maxbuffer, with room for the request framing.
-	MaxBatchBytes = 900 << 10
+	// MaxBatchBytes bounds a PutMany request: the engine's budget of a
+	// ZooKeeper request (zkconn.RequestBudget), below the server's limit.
+	MaxBatchBytes = zkconn.RequestBudget
 )
 
 const entryPrefix = "entry-"
@@ -153,16 +153,14 @@ func (q *Queue) PutMany(ctx context.Context, items [][]byte, priority int) ([]st
 		return nil, nil
 	}
 	ops := make([]interface{}, 0, len(items))
-	size := 0
 	for i, it := range items {
 		op, err := q.PutOp(it, priority)
 		if err != nil {
 			return nil, fmt.Errorf("item %d: %w", i, err)
 		}
-		size += len(op.Path) + len(it) + 64
 		ops = append(ops, op)
 	}
-	if size > MaxBatchBytes {
+	if size := zkconn.RequestSize(ops...); size > MaxBatchBytes {
 		return nil, fmt.Errorf("%w: %d items take about %d bytes, over ZooKeeper's request limit of %d; put them in smaller batches", ErrTooLarge, len(items), size, MaxBatchBytes)
 	}
 	var res []zk.MultiResponse

@@ -185,9 +185,16 @@ func loadZone(zone string) (*time.Location, error) {
 // intervalSchedule ticks at every multiple of every since the Unix epoch.
 type intervalSchedule struct{ every time.Duration }
 
+// MaxInterval bounds an interval schedule: a rarer tick is a date, which a
+// cron expression says better.
+const MaxInterval = 366 * 24 * time.Hour
+
 func newInterval(every time.Duration) (Schedule, error) {
 	if every < time.Second || every%time.Second != 0 {
 		return nil, fmt.Errorf("%w: interval %s: use a whole number of seconds, 1s or more", ErrSpec, every)
+	}
+	if every > MaxInterval {
+		return nil, fmt.Errorf("%w: interval %s is longer than %s: use a cron expression for rarer ticks", ErrSpec, every, MaxInterval)
 	}
 	return intervalSchedule{every}, nil
 }

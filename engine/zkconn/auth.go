@@ -188,16 +188,20 @@ var ACL []zk.ACL
 func (c *Conn) ACL() []zk.ACL { return append([]zk.ACL(nil), c.acl...) }
 
 // Create creates a node like go-zookeeper's Create; an empty acl means the
-// connection's ACL.
+// connection's ACL. A request over RequestBudget is not sent (ErrTooLarge).
 func (c *Conn) Create(path string, data []byte, flags int32, acl []zk.ACL) (string, error) {
 	if len(acl) == 0 {
 		acl = c.acl
+	}
+	if err := CheckRequest("creating "+path, framingBytes+createSize(path, data, acl)); err != nil {
+		return "", err
 	}
 	return c.Conn.Create(path, data, flags, acl)
 }
 
 // Multi runs a transaction like go-zookeeper's Multi; a create with an
 // empty ACL gets the connection's ACL (the caller's request is not changed).
+// A request over RequestBudget is not sent (ErrTooLarge).
 func (c *Conn) Multi(ops ...interface{}) ([]zk.MultiResponse, error) {
 	out, copied := ops, false
 	for i, op := range ops {
@@ -209,6 +213,10 @@ func (c *Conn) Multi(ops ...interface{}) ([]zk.MultiResponse, error) {
 			cp.Acl = c.acl
 			out[i] = &cp
 		}
+	}
+	// Sized after the ACLs are filled in: they are part of the request.
+	if err := CheckRequest(fmt.Sprintf("a transaction of %d operations", len(out)), RequestSize(out...)); err != nil {
+		return nil, err
 	}
 	return c.Conn.Multi(out...)
 }

@@ -50,6 +50,10 @@ type Options struct {
 	Jar, SLF4JJar string
 	// ExtraConfig lines are appended to every zoo.cfg.
 	ExtraConfig []string
+	// JuteMaxBuffer, when positive, sets the servers' jute.maxbuffer: the
+	// longest request they accept (ZooKeeper's default is 1048575 bytes).
+	// A server answers a longer request by closing the connection.
+	JuteMaxBuffer int
 
 	// TLSKeyStore and TLSTrustStore are PEM files: the server's
 	// certificate chain followed by its private key, and the certificates
@@ -287,13 +291,16 @@ func (s *Server) Start() error {
 	if s.opts.tls() {
 		cp = append(cp, NettyJars...)
 	}
-	cmd := exec.Command("java",
+	args := []string{
 		fmt.Sprintf("-Xmx%dm", s.opts.HeapMB),
 		"-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
 		"-Dzookeeper.jmx.log4j.disable=true",
 		"-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-		"-cp", strings.Join(cp, ":"),
-		mainClass, s.configPath())
+	}
+	if s.opts.JuteMaxBuffer > 0 {
+		args = append(args, fmt.Sprintf("-Djute.maxbuffer=%d", s.opts.JuteMaxBuffer))
+	}
+	cmd := exec.Command("java", append(args, "-cp", strings.Join(cp, ":"), mainClass, s.configPath())...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own process group, and die with the parent, so an interrupted test run
 	// leaves no server behind.
