@@ -493,7 +493,16 @@ func (e *Executor) execute(log *zap.Logger, worker int, h jobs.Hold, j *jobs.Job
 	e.cfg.Metrics.started(j)
 	log.Info("job started", zap.Int("attempt", j.Attempt), zap.Duration("timeout", timeout))
 
-	rep := newReporter(e, log, h, j, ver)
+	// Reports stop waiting for ZooKeeper once the session is lost.
+	repCtx, repCancel := context.WithCancel(context.Background())
+	defer repCancel()
+	stopWatch := context.AfterFunc(runCtx, func() {
+		if errors.Is(context.Cause(runCtx), errSessionLost) {
+			repCancel()
+		}
+	})
+	defer stopWatch()
+	rep := newReporter(repCtx, e, log, h, j, ver)
 	stopReports := rep.start()
 	ajob := &action.Job{
 		ID: j.ID, Action: j.Action, Target: j.Target(), Payload: j.Payload, Priority: j.Priority,

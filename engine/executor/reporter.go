@@ -43,12 +43,15 @@ type reporter struct {
 	drops   int
 	stopped bool
 
+	// ctx ends when the session is lost while the job runs: the outcome
+	// is discarded then, and no report is worth waiting for ZooKeeper.
+	ctx  context.Context
 	stop chan struct{}
 	done chan struct{}
 }
 
-func newReporter(e *Executor, log *zap.Logger, h jobs.Hold, j *jobs.Job, ver int32) *reporter {
-	return &reporter{e: e, log: log, h: h, job: j, ver: ver, progress: j.Progress, stop: make(chan struct{}), done: make(chan struct{})}
+func newReporter(ctx context.Context, e *Executor, log *zap.Logger, h jobs.Hold, j *jobs.Job, ver int32) *reporter {
+	return &reporter{e: e, log: log, h: h, job: j, ver: ver, progress: j.Progress, ctx: ctx, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // start begins the periodic flush; the returned function stops it, flushes
@@ -74,7 +77,7 @@ func (r *reporter) start() func() (*jobs.Job, int32) {
 		// final write compares with the version it leaves. An executor
 		// stopping at once requeues the job: no report is worth the wait.
 		// A report refused for its size is planned again: one more.
-		for i := 0; i < 4 && (i == 0 || r.unwritten()) && r.e.jobsCtx.Err() == nil; i++ {
+		for i := 0; i < 4 && (i == 0 || r.unwritten()) && r.e.jobsCtx.Err() == nil && r.ctx.Err() == nil; i++ {
 			r.flush()
 		}
 		r.mu.Lock()
@@ -167,7 +170,7 @@ func (r *reporter) flush() {
 	r.mu.Unlock()
 
 	if len(lines) > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
 		if err := r.e.store.AppendEntries(ctx, r.job.UUID(), r.job.Attempt, lines); err != nil {
 			r.log.Debug("writing the job's log tail failed", zap.Error(err))
 		}
@@ -176,7 +179,7 @@ func (r *reporter) flush() {
 	if c == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), r.e.cfg.SessionTimeout)
+	ctx, cancel := context.WithTimeout(r.ctx, r.e.cfg.SessionTimeout)
 	err := c.Commit(ctx, r.h)
 	cancel()
 	dropped := err != nil && zkconn.Transient(err) && r.e.dropped(c, err)
