@@ -192,7 +192,9 @@ type PartError struct {
 	Err error
 }
 
-func (e *PartError) Error() string { return fmt.Sprintf("queue: part %d of the batch: %v", e.Index, e.Err) }
+func (e *PartError) Error() string {
+	return fmt.Sprintf("queue: part %d of the batch: %v", e.Index, e.Err)
+}
 
 // Unwrap returns the part's failure.
 func (e *PartError) Unwrap() error { return e.Err }
