@@ -10,8 +10,10 @@ import (
 
 // CommitHeld commits changes, each under its hold (holds[i] is that of
 // changes[i]), in as few transactions as it can: one multi for all of
-// them when their holds share one consumer, with the consumer's fence and
-// what each transition does to its entry (queue.Consumer.ApplyMany).
+// the plain document writes under one consumer's holds, with the
+// consumer's fence and what each transition does to its entry
+// (queue.Consumer.ApplyMany); the others (a quarantine, another
+// consumer's, one of unknown outcome) are committed alone.
 // When that multi fails — a document changed, a hold is gone, a notice
 // directory is missing, or its outcome is unknown — each change is
 // committed alone (Commit), so one bad change fails no other, and a
@@ -27,14 +29,32 @@ func CommitHeld(ctx context.Context, changes []*Change, holds []Hold) []error {
 		}
 		return errs
 	}
-	if !batchable(changes, holds) {
-		for i, c := range changes {
+	// The changes that can share a multi: those under the first sharable
+	// change's consumer. The others are committed alone.
+	var group []int
+	for i, c := range changes {
+		if sharable(c) && (len(group) == 0 || holds[i].Consumer == holds[group[0]].Consumer) {
+			group = append(group, i)
+		}
+	}
+	if len(group) < 2 {
+		group = nil
+	}
+	inGroup := make([]bool, len(changes))
+	for _, i := range group {
+		inGroup[i] = true
+	}
+	for i, c := range changes {
+		if !inGroup[i] {
 			errs[i] = c.Commit(ctx, holds[i])
 		}
+	}
+	if group == nil {
 		return errs
 	}
-	parts := make([]queue.Part, len(changes))
-	for i, c := range changes {
+	parts := make([]queue.Part, len(group))
+	for k, i := range group {
+		c := changes[i]
 		end := queue.Keep
 		switch c.entry {
 		case consumeEntry:
@@ -42,37 +62,29 @@ func CommitHeld(ctx context.Context, changes []*Change, holds []Hold) []error {
 		case releaseEntry:
 			end = queue.Release
 		}
-		parts[i] = queue.Part{Item: holds[i].Item, End: end, Ops: c.ops}
+		parts[k] = queue.Part{Item: holds[i].Item, End: end, Ops: c.ops}
 	}
-	err := holds[0].Consumer.ApplyMany(ctx, parts)
+	err := holds[group[0]].Consumer.ApplyMany(ctx, parts)
 	if err == nil {
-		for _, c := range changes {
-			c.committed(ctx)
+		for _, i := range group {
+			changes[i].committed(ctx)
 		}
 		return errs
 	}
 	if zkconn.Transient(err) {
-		for _, c := range changes {
-			c.uncertain = true
+		for _, i := range group {
+			changes[i].uncertain = true
 		}
 	}
-	for i, c := range changes {
-		errs[i] = c.Commit(ctx, holds[i])
+	for _, i := range group {
+		errs[i] = changes[i].Commit(ctx, holds[i])
 	}
 	return errs
 }
 
-// batchable reports whether changes can go in one multi: two or more
-// plain document writes under holds of one consumer, none committed or of
-// unknown outcome (those are settled alone).
-func batchable(changes []*Change, holds []Hold) bool {
-	if len(changes) < 2 {
-		return false
-	}
-	for i, c := range changes {
-		if c.done || c.uncertain || c.bad != nil || c.entry == noEntry || holds[i].Consumer != holds[0].Consumer {
-			return false
-		}
-	}
-	return true
+// sharable reports whether a change can share a multi with others: a
+// plain document write under a hold, neither committed nor of unknown
+// outcome (those are settled alone).
+func sharable(c *Change) bool {
+	return !c.done && !c.uncertain && c.bad == nil && c.entry != noEntry
 }
