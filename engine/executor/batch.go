@@ -1,0 +1,166 @@
+package executor
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/queue"
+	"github.com/jobengine/jobengine/engine/zkconn"
+	"github.com/jobengine/jobengine/internal/backoff"
+)
+
+// How an executor batches its ZooKeeper writes when the backlog is deep.
+//
+// Takes: one goroutine (takeLoop) takes for every idle worker at once, in
+// one multi (queue.TakeMany), and hands the entries out. One idle worker
+// and one entry make a batch of one, taken as soon as the listing shows
+// it; eight idle workers and a deep backlog make a batch of eight.
+//
+// Writes: the RUNNING write and the final write (with the consume of the
+// entry) of every worker go to a committer, which writes whatever has
+// queued up while its previous transaction was in flight in one multi
+// (jobs.CommitHeld): group commit. Nothing waits for a batch to fill, so
+// a lone write goes out at once; when that multi fails, each write is
+// committed alone, so one job's conflict or lost hold fails no other.
+
+const (
+	// committers is the number of group-commit transactions in flight at
+	// once: one fills while another is written.
+	committers = 2
+	// maxBatchedChange is the largest change sent through the committer;
+	// a larger one (a long log tail) is committed alone, so a batch stays
+	// far below ZooKeeper's request limit and a write refused for its size
+	// is known as one job's (see commit.go).
+	maxBatchedChange = 16 << 10
+	// maxBatchItems and maxBatchBytes bound one group commit.
+	maxBatchItems = 64
+	maxBatchBytes = zkconn.RequestBudget / 4
+)
+
+// taken is an entry handed to a worker, with the consumer that holds it.
+type taken struct {
+	from *queue.Consumer
+	it   *queue.Item
+}
+
+// takeLoop takes entries for the idle workers, in batches, until the
+// executor stops taking; it then closes the work channel, which ends the
+// workers once they are done.
+func (e *Executor) takeLoop() {
+	defer e.wg.Done()
+	defer close(e.work)
+	bo := backoff.New(100*time.Millisecond, e.cfg.MaxBackoff)
+	idle := 0
+	for {
+		if idle == 0 {
+			select {
+			case <-e.ready:
+				idle++
+			case <-e.takeCtx.Done():
+				return
+			}
+		}
+	more:
+		for {
+			select {
+			case <-e.ready:
+				idle++
+			default:
+				break more
+			}
+		}
+		items, from, err := queue.TakeMany(e.takeCtx, idle, e.direct, e.consumer)
+		if err != nil {
+			if e.takeCtx.Err() != nil {
+				return
+			}
+			e.log.Warn("taking a job failed; backing off", zap.Error(err))
+			bo.Wait(e.takeCtx)
+			continue
+		}
+		bo.Reset()
+		for _, it := range items {
+			e.work <- taken{from: from, it: it}
+			idle--
+		}
+	}
+}
+
+// committer commits the writes of the executor's workers in batches.
+type committer struct {
+	e    *Executor
+	reqs chan *commitReq
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+type commitReq struct {
+	h    jobs.Hold
+	c    *jobs.Change
+	done chan error
+}
+
+func newCommitter(e *Executor) *committer {
+	k := &committer{e: e, reqs: make(chan *commitReq, maxBatchItems), stop: make(chan struct{})}
+	k.wg.Add(committers)
+	for i := 0; i < committers; i++ {
+		go k.loop()
+	}
+	return k
+}
+
+// commit commits c under h with whatever other writes are waiting, and
+// returns what c.Commit would have.
+func (k *committer) commit(h jobs.Hold, c *jobs.Change) error {
+	r := &commitReq{h: h, c: c, done: make(chan error, 1)}
+	k.reqs <- r
+	return <-r.done
+}
+
+// close stops the committer once no worker writes any more.
+func (k *committer) close() {
+	close(k.stop)
+	k.wg.Wait()
+}
+
+func (k *committer) loop() {
+	defer k.wg.Done()
+	for {
+		var first *commitReq
+		select {
+		case first = <-k.reqs:
+		case <-k.stop:
+			return
+		}
+		batch, size := []*commitReq{first}, first.c.Size()
+	fill:
+		for len(batch) < maxBatchItems && size < maxBatchBytes {
+			select {
+			case r := <-k.reqs:
+				batch = append(batch, r)
+				size += r.c.Size()
+			default:
+				break fill
+			}
+		}
+		k.flush(batch)
+	}
+}
+
+func (k *committer) flush(batch []*commitReq) {
+	cs := make([]*jobs.Change, len(batch))
+	hs := make([]jobs.Hold, len(batch))
+	for i, r := range batch {
+		cs[i], hs[i] = r.c, r.h
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), k.e.cfg.SessionTimeout)
+	errs := jobs.CommitHeld(ctx, cs, hs)
+	cancel()
+	for i, r := range batch {
+		r.done <- errs[i]
+	}
+}
