@@ -52,12 +52,16 @@ func benchCommand() *cli.Command {
 				&cli.IntSliceFlag{Name: "executors", Value: cli.NewIntSlice(1, 2, 4), Usage: "executor counts"},
 				&cli.IntFlag{Name: "threads", Value: 8, Usage: "workers per executor"},
 				&cli.IntFlag{Name: "probes", Value: 200, Usage: "jobs timed on the idle cluster"},
+				&cli.StringFlag{Name: "workload", Value: bench.WorkloadNoop, Usage: "what the jobs do: noop (nothing, no log line) or echo (one log line each)"},
 				&cli.DurationFlag{Name: "raw-duration", Value: 3 * time.Second, Usage: "length of the raw ZooKeeper phase"},
 			},
 			Action: func(c *cli.Context) error {
 				cfg, err := zkConfig(c, nil)
 				if err != nil {
 					return err
+				}
+				if w := c.String("workload"); w != bench.WorkloadNoop && w != bench.WorkloadEcho {
+					return usagef("--workload %q: use %s or %s", w, bench.WorkloadNoop, bench.WorkloadEcho)
 				}
 				self, err := os.Executable()
 				if err != nil {
@@ -66,6 +70,7 @@ func benchCommand() *cli.Command {
 				res, err := bench.Executors(c.Context, bench.ExecutorOptions{
 					ZK: cfg, Binary: self, Counts: c.IntSlice("executors"), Jobs: c.Int("jobs"),
 					Threads: c.Int("threads"), Probes: c.Int("probes"), RawDuration: c.Duration("raw-duration"),
+					Workload: c.String("workload"),
 				})
 				if err != nil {
 					return err

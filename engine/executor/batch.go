@@ -21,7 +21,8 @@ import (
 // it; eight idle workers and a deep backlog make a batch of eight.
 //
 // Writes: the RUNNING write and the final write (with the consume of the
-// entry) of every worker go to a committer, which writes whatever has
+// entry; the worker does not wait for it, see finishLater) of every
+// worker go to a committer, which writes whatever has
 // queued up while its previous transaction was in flight in one multi
 // (jobs.CommitHeld): group commit. Nothing waits for a batch to fill, so
 // a lone write goes out at once; when that multi fails, each write is
@@ -39,6 +40,9 @@ const (
 	// maxBatchItems and maxBatchBytes bound one group commit.
 	maxBatchItems = 64
 	maxBatchBytes = zkconn.RequestBudget / 4
+	// maxFinishing bounds, per worker, the outcomes being written after
+	// their worker moved on to its next job.
+	maxFinishing = 4
 )
 
 // taken is an entry handed to a worker, with the consumer that holds it.
@@ -88,6 +92,22 @@ func (e *Executor) takeLoop() {
 			idle--
 		}
 	}
+}
+
+// finishLater writes an outcome (finish) in the background, so the
+// worker can take its next job at once, as a database job queue's
+// workers hand their completions to a completer. The entry stays held
+// until the outcome is written, so nothing else runs the job meanwhile;
+// if the session ends first, the job is lost and rerun elsewhere, as it
+// would be if the worker waited. A worker waits only when many outcomes
+// are being written already (maxFinishing per worker).
+func (e *Executor) finishLater(log *zap.Logger, h jobs.Hold, j *jobs.Job, ver int32, out jobs.Outcome) {
+	e.finishing <- struct{}{}
+	e.finishes.Add(1)
+	go func() {
+		defer func() { <-e.finishing; e.finishes.Done() }()
+		e.finish(log, h, j, ver, out)
+	}()
 }
 
 // committer commits the writes of the executor's workers in batches.

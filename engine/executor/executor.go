@@ -137,6 +137,10 @@ type Executor struct {
 	ready     chan struct{}
 	work      chan taken
 	committer *committer
+	// finishing bounds the outcomes being written after their worker
+	// moved on; finishes counts them for Shutdown.
+	finishing chan struct{}
+	finishes  sync.WaitGroup
 
 	wg       sync.WaitGroup // workers
 	bg       sync.WaitGroup // heartbeat, cancel watcher, session watcher
@@ -249,6 +253,7 @@ func Start(ctx context.Context, conn *zkconn.Conn, cfg Config) (*Executor, error
 	e.ready = make(chan struct{}, cfg.Threads)
 	e.work = make(chan taken, cfg.Threads)
 	e.committer = newCommitter(e)
+	e.finishing = make(chan struct{}, maxFinishing*cfg.Threads)
 	e.wg.Add(1 + cfg.Threads)
 	go e.takeLoop()
 	for i := 0; i < cfg.Threads; i++ {
@@ -305,6 +310,7 @@ func (e *Executor) Shutdown(ctx context.Context) {
 		}
 		e.stopJobs(errShutdown)
 		<-idle
+		e.finishes.Wait()
 		e.committer.close()
 		e.consumer.Close()
 		e.direct.Close()
@@ -565,7 +571,9 @@ func (e *Executor) execute(log *zap.Logger, worker int, h jobs.Hold, j *jobs.Job
 			}
 		}
 	}
-	e.finish(log, h, j, ver, out)
+	// The worker does not wait for the outcome to be written: it takes
+	// its next job while the outcome goes out with others (finishLater).
+	e.finishLater(log, h, j, ver, out)
 }
 
 // panicError is a panic of an action, with its stack for the log.
