@@ -52,6 +52,7 @@ func benchCommand() *cli.Command {
 				&cli.IntSliceFlag{Name: "executors", Value: cli.NewIntSlice(1, 2, 4), Usage: "executor counts"},
 				&cli.IntFlag{Name: "threads", Value: 8, Usage: "workers per executor"},
 				&cli.IntFlag{Name: "probes", Value: 200, Usage: "jobs timed on the idle cluster"},
+				&cli.StringFlag{Name: "executor-binary", Usage: "run the executors from this jobengine binary (another build, for a side-by-side; default: this one)"},
 				&cli.StringFlag{Name: "workload", Value: bench.WorkloadNoop, Usage: "what the jobs do: noop (nothing, no log line) or echo (one log line each)"},
 				&cli.DurationFlag{Name: "raw-duration", Value: 3 * time.Second, Usage: "length of the raw ZooKeeper phase"},
 			},
@@ -66,6 +67,9 @@ func benchCommand() *cli.Command {
 				self, err := os.Executable()
 				if err != nil {
 					return err
+				}
+				if b := c.String("executor-binary"); b != "" {
+					self = b
 				}
 				res, err := bench.Executors(c.Context, bench.ExecutorOptions{
 					ZK: cfg, Binary: self, Counts: c.IntSlice("executors"), Jobs: c.Int("jobs"),

@@ -22,7 +22,8 @@ var intBounds = map[string][2]int{
 	"priority":        {queue.MinPriority, queue.MaxPriority},
 	"max-backlog":     {0, 10_000_000},
 	"limit":           {0, 1_000_000},
-	"log-max-size":    {1, 10 << 10}, // MB
+	"count":           {1, jobs.MaxCreateLike}, // job add
+	"log-max-size":    {1, 10 << 10},           // MB
 	"log-max-backups": {0, 1000},
 	// bench
 	"jobs":        {1, 10_000_000},
