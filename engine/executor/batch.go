@@ -29,6 +29,8 @@ import (
 // committed alone, so one job's conflict or lost hold fails no other.
 
 const (
+	// takeLoops is the number of takes in flight at once.
+	takeLoops = 2
 	// committers is the number of group-commit transactions in flight at
 	// once: one fills while another is written.
 	committers = 2
@@ -51,12 +53,24 @@ type taken struct {
 	it   *queue.Item
 }
 
+// startTakers starts the take loops; the work channel is closed when the
+// last has stopped, which ends the workers once they are done.
+func (e *Executor) startTakers() {
+	var takers sync.WaitGroup
+	takers.Add(takeLoops)
+	e.wg.Add(takeLoops + 1)
+	for i := 0; i < takeLoops; i++ {
+		go func() { defer takers.Done(); e.takeLoop() }()
+	}
+	go func() { defer e.wg.Done(); takers.Wait(); close(e.work) }()
+}
+
 // takeLoop takes entries for the idle workers, in batches, until the
-// executor stops taking; it then closes the work channel, which ends the
-// workers once they are done.
+// executor stops taking. Two loops take at once, so that workers that
+// become idle while one loop's take is in flight wait for no more than
+// the other's.
 func (e *Executor) takeLoop() {
 	defer e.wg.Done()
-	defer close(e.work)
 	bo := backoff.New(100*time.Millisecond, e.cfg.MaxBackoff)
 	idle := 0
 	for {

@@ -254,8 +254,8 @@ func Start(ctx context.Context, conn *zkconn.Conn, cfg Config) (*Executor, error
 	e.work = make(chan taken, cfg.Threads)
 	e.committer = newCommitter(e)
 	e.finishing = make(chan struct{}, maxFinishing*cfg.Threads)
-	e.wg.Add(1 + cfg.Threads)
-	go e.takeLoop()
+	e.startTakers()
+	e.wg.Add(cfg.Threads)
 	for i := 0; i < cfg.Threads; i++ {
 		go e.worker(i)
 	}
