@@ -123,6 +123,9 @@ func (c *Consumer) tryTakeMany(ctx context.Context, names []string) (items []*It
 			pending = slices.Delete(pending, (i-1)/2, (i-1)/2+1)
 			continue
 		}
+		if zkconn.Transient(opErr) {
+			c.reclaim(owner, taker, pending)
+		}
 		return nil, opErr
 	}
 	// The items, read in parallel: the connection pipelines the requests.
@@ -279,4 +282,53 @@ func (c *Consumer) ApplyMany(ctx context.Context, parts []Part) error {
 		k--
 	}
 	return &PartError{Index: k, Err: failed.Shift(starts[k])}
+}
+
+// reclaim gives back, in the background, the taken nodes a take whose
+// outcome is unknown (a timeout, a broken connection) may have created:
+// the session may well survive, and then nobody could ever take those
+// entries. A taken node is given back only if it holds this take's taker
+// id and belongs to the current session; it goes with the session
+// otherwise.
+func (c *Consumer) reclaim(owner string, taker []byte, names []string) {
+	names = slices.Clone(names)
+	go func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-c.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		for _, n := range names {
+			delay := 100 * time.Millisecond
+			for ctx.Err() == nil {
+				var data []byte
+				var st *zk.Stat
+				rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+				err := zkconn.Do(rctx, func() error {
+					var err error
+					data, st, err = c.q.conn.Get(c.q.taken + "/" + n)
+					return err
+				})
+				rcancel()
+				if errors.Is(err, zk.ErrNoNode) {
+					break
+				}
+				if err == nil {
+					if string(data) == string(taker) && st.EphemeralOwner == c.q.conn.SessionID() {
+						c.giveBack(ctx, &Item{Name: n, owner: owner, takerID: taker, q: c.q})
+					}
+					break
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(backoff.Jitter(delay)):
+				}
+				delay = min(2*delay, 2*time.Second)
+			}
+		}
+	}()
 }

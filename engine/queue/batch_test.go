@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -242,4 +243,72 @@ func TestApplyManyFencedAfterSessionExpiry(t *testing.T) {
 	if n, _ := qa.Len(ctx); n != 0 {
 		t.Fatalf("len = %d, want 0", n)
 	}
+}
+
+// A take whose outcome is unknown (its context ended with the multi in
+// flight) leaves no taken node behind when the multi went through: the
+// consumer gives it back, so the entry is free for others again.
+func TestTakeOfUnknownOutcomeIsGivenBack(t *testing.T) {
+	q, conn := newQueue(t)
+	ctx := ctxT(t, 20*time.Second)
+	if _, err := q.PutMany(ctx, [][]byte{[]byte("first"), []byte("a"), []byte("b")}, 100); err != nil {
+		t.Fatal(err)
+	}
+	c := consumer(t, q)
+	// A first take makes the consumer's owner node, so that the next take
+	// sends its multi at once.
+	first, err := c.Take(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Consume(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	poll.For(t, 5*time.Second, 10*time.Millisecond, func() error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if len(c.avail) < 2 {
+			return errors.New("not listed yet")
+		}
+		return nil
+	})
+	// The context ends after zkconn.Do's first check: the multi is sent,
+	// its caller hears a timeout.
+	if _, _, err := TakeMany(&expiredOnce{done: closedChan()}, 2, c); err == nil {
+		t.Fatal("a take with an ended context succeeded")
+	}
+	poll.For(t, 10*time.Second, 20*time.Millisecond, func() error {
+		taken, _, err := conn.Children(q.taken)
+		if err != nil || len(taken) != 0 {
+			return fmt.Errorf("taken nodes %v (%v), want none", taken, err)
+		}
+		return nil
+	})
+	items, _, err := TakeMany(ctx, 2, c)
+	if err != nil || len(items) != 2 {
+		t.Fatalf("take after the give-back: %d items (%v), want 2", len(items), err)
+	}
+}
+
+func closedChan() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}
+
+// expiredOnce passes the first check of its error and is done at once.
+type expiredOnce struct {
+	checks int
+	done   chan struct{}
+}
+
+func (c *expiredOnce) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c *expiredOnce) Done() <-chan struct{}       { return c.done }
+func (c *expiredOnce) Value(any) any               { return nil }
+func (c *expiredOnce) Err() error {
+	c.checks++
+	if c.checks == 1 {
+		return nil
+	}
+	return context.DeadlineExceeded
 }

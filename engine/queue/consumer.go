@@ -408,6 +408,9 @@ func (c *Consumer) tryTake(ctx context.Context, name string) (*Item, error) {
 			c.mu.Unlock()
 			return nil, nil
 		}
+		if zkconn.Transient(opErr) {
+			c.reclaim(owner, taker, []string{name})
+		}
 		return nil, opErr
 	}
 	var data []byte
