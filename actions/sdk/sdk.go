@@ -40,8 +40,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	actionv1 "github.com/jobengine/jobengine/actions/proto/v1"
-	"github.com/jobengine/jobengine/engine/action"
+	actionv1 "github.com/jobengine/jobengine/actions/sdk/proto/v1"
 )
 
 // Version identifies this SDK to the executor (informational).
@@ -51,16 +50,17 @@ const Version = "jobengine-sdk/1"
 var ErrInvalid = errors.New("sdk: invalid plugin")
 
 // LostPolicy says what the executor does with a job of the action that it
-// finds RUNNING after the executor that ran it died.
-type LostPolicy = action.LostPolicy
+// finds RUNNING after the executor that ran it died. The values are the
+// protocol's (ActionInfo.lost_policy).
+type LostPolicy string
 
 // The lost-job policies.
 const (
 	// Rerun runs the job again, up to MaxAttempts attempts (the default).
-	Rerun = action.Rerun
+	Rerun LostPolicy = "rerun"
 	// Fail marks the job FAILED at once; use it for actions that must not
 	// run twice.
-	Fail = action.Fail
+	Fail LostPolicy = "fail"
 )
 
 // Plugin is what a plugin program provides.
@@ -114,7 +114,7 @@ func Check(p Plugin) error {
 	seen := make(map[string]bool, len(p.Actions))
 	for _, a := range p.Actions {
 		switch {
-		case !action.ValidName(a.Name):
+		case !actionv1.ValidActionName(a.Name):
 			return fmt.Errorf("%w: action name %q must be 1-64 characters of [a-z0-9_.-]", ErrInvalid, a.Name)
 		case seen[a.Name]:
 			return fmt.Errorf("%w: action %q is listed twice", ErrInvalid, a.Name)

@@ -16,7 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	actionv1 "github.com/jobengine/jobengine/actions/proto/v1"
+	actionv1 "github.com/jobengine/jobengine/actions/sdk/proto/v1"
 )
 
 func nop(context.Context, *Job) (Result, error) { return Result{}, nil }
@@ -98,11 +98,11 @@ func TestDecode(t *testing.T) {
 	}
 }
 
-// buildHello builds the example plugin.
+// buildHello builds the plugin of testdata/hello.
 func buildHello(t *testing.T) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "hello")
-	cmd := exec.Command("go", "build", "-o", out, "github.com/jobengine/jobengine/actions/examples/hello")
+	cmd := exec.Command("go", "build", "-o", out, "./testdata/hello")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, b)
 	}
