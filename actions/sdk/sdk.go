@@ -88,7 +88,9 @@ type Action struct {
 	// out or was cancelled): the executor kills a plugin that does not return
 	// within a short grace period, failing every job that process runs.
 	// A non-nil error fails the job with the error's text as its status
-	// message; otherwise the Result's ReturnCode decides (0 is success).
+	// message and the Result's ReturnCode as its return code, or 1 when
+	// that is 0 (return sdk.ReturnCode(2), err for code 2); with a nil
+	// error the Result's ReturnCode decides (0 is success).
 	Run func(ctx context.Context, job *Job) (Result, error)
 }
 

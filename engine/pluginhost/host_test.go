@@ -225,9 +225,15 @@ func TestRunForwardsReports(t *testing.T) {
 	}
 
 	// An error of the action is the job's error, as the plugin wrote it.
-	_, err = rn.Run(context.Background(), job("echo", `{"error": "the target is read-only", "rc": 4}`), &recorder{})
+	_, err = rn.Run(context.Background(), job("echo", `{"error": "the target is read-only"}`), &recorder{})
 	if err == nil || err.Error() != "the target is read-only" {
 		t.Errorf("error = %v", err)
+	}
+	// An error with a return code keeps the code (the executor records
+	// 1 for an error alone): a failed result with the error's text.
+	res, err = rn.Run(context.Background(), job("echo", `{"error": "the target is read-only", "rc": 4}`), &recorder{})
+	if err != nil || res.ReturnCode != 4 || res.Message != "the target is read-only" {
+		t.Errorf("error with return code 4: result %+v, error %v", res, err)
 	}
 	// A payload that does not fit is the action's error too.
 	_, err = rn.Run(context.Background(), job("echo", `{"rc": "three"}`), &recorder{})

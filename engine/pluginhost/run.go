@@ -169,10 +169,18 @@ func (p *proc) run(ctx context.Context, name string, job *action.Job, r action.R
 				return action.Result{}, p.violation(fmt.Sprintf("it sent a result message or error over the limit of %d bytes", actionv1.MaxStatusBytes)), false
 			}
 			out := action.Result{ReturnCode: int(res.GetReturnCode()), Message: res.GetMessage()}
-			if res.GetError() != "" {
+			switch {
+			case res.GetError() == "":
+				return out, nil, true
+			case out.ReturnCode != 0:
+				// An error with a return code (the SDK's
+				// `sdk.ReturnCode(2), err`): the job fails with that
+				// code and the error's text, where an error alone
+				// would record return code 1.
+				return action.Result{ReturnCode: out.ReturnCode, Message: res.GetError()}, nil, true
+			default:
 				return out, errors.New(res.GetError()), true
 			}
-			return out, nil, true
 		default:
 			return action.Result{}, p.violation("it sent an empty or unknown event (a newer protocol?)"), false
 		}
