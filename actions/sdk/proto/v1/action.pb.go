@@ -609,7 +609,7 @@ type LogLine struct {
 	Level   string `protobuf:"bytes,1,opt,name=level,proto3" json:"level,omitempty"`
 	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	// Structured fields of the line, in the order the plugin gave them (at
-	// most 64; keys of 1-64 bytes, unique within the line). The host keeps
+	// most 64; keys of 1-64 bytes, repeats allowed). The host keeps
 	// them apart from the message: in its own log as fields, in the job's
 	// log as data.
 	Fields        []*Field `protobuf:"bytes,3,rep,name=fields,proto3" json:"fields,omitempty"`
