@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -14,36 +15,55 @@ import (
 
 	"github.com/jobengine/jobengine/engine/action"
 	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/pluginhost"
 )
 
 // installPythonPlugin installs the Python example plugin
-// (actions/examples/python) into dir as docs/plugin-protocol.md says: the
-// program as dir/hello-py and its stubs, generated from action.proto with
-// Debian's protoc and grpc_python_plugin (scripts/deps.sh), in
-// dir/hello-py.d.
-func installPythonPlugin(t *testing.T, dir string) {
+// (actions/examples/python) into dir by running the install commands of
+// docs/plugin-protocol.md from the repository, with dir for the default
+// plugin directory and without sudo: the program as dir/hello-py and its
+// stubs, generated from action.proto with Debian's protoc and
+// grpc_python_plugin (scripts/deps.sh), in dir/hello-py.d.
+func installPythonPlugin(t *testing.T, dir string) (target, payload string) {
 	t.Helper()
 	repo, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	stubs := filepath.Join(dir, "hello-py.d")
-	if err := os.Mkdir(stubs, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	protoc := exec.Command("protoc", "-I", filepath.Join(repo, "actions/sdk/proto/v1"),
-		"--python_out="+stubs, "--grpc_python_out="+stubs,
-		"--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin", "action.proto")
-	if out, err := protoc.CombinedOutput(); err != nil {
-		t.Fatalf("generating the Python stubs (needs protobuf-compiler and protobuf-compiler-grpc: make deps): %v\n%s", err, out)
-	}
-	src, err := os.ReadFile(filepath.Join(repo, "actions/examples/python/hello.py"))
+	doc, err := os.ReadFile(filepath.Join(repo, "docs/plugin-protocol.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "hello-py"), src, 0o755); err != nil {
-		t.Fatal(err)
+	var block string
+	for _, part := range strings.Split(string(doc), "```sh\n")[1:] {
+		if text, _, ok := strings.Cut(part, "```"); ok && strings.Contains(text, "hello-py") {
+			block = text
+		}
 	}
+	jobAdd := regexp.MustCompile(`^jobengine job add hello-py --target (\S+) --payload '([^']*)'$`)
+	ran := 0
+	for _, line := range strings.Split(block, "\n") {
+		switch {
+		case line == "", strings.HasPrefix(line, "sudo systemctl "):
+		case jobAdd.MatchString(line):
+			m := jobAdd.FindStringSubmatch(line)
+			target, payload = m[1], m[2]
+		case strings.HasPrefix(line, "sudo "):
+			line = strings.ReplaceAll(strings.TrimPrefix(line, "sudo "), pluginhost.DefaultDir, dir)
+			cmd := exec.Command("sh", "-c", line)
+			cmd.Dir = repo
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v\n%s\n(protoc and grpc_python_plugin come from protobuf-compiler and protobuf-compiler-grpc: make deps)", line, err, out)
+			}
+			ran++
+		default:
+			t.Fatalf("docs/plugin-protocol.md: unexpected install step %q", line)
+		}
+	}
+	if ran != 3 || target == "" {
+		t.Fatalf("docs/plugin-protocol.md: the install steps were not found (ran %d, job target %q)", ran, target)
+	}
+	return target, payload
 }
 
 // The real executor loads the Python example plugin and runs its jobs: the
@@ -56,12 +76,12 @@ func TestExecutorRunsPythonPlugin(t *testing.T) {
 	root := testRoot(t)
 	s := testStore(t, root)
 	plugins := t.TempDir()
-	installPythonPlugin(t, plugins)
+	target, payload := installPythonPlugin(t, plugins)
 	builtBinaries(t)
 	x := startDaemon(t, root, "executor", "--name", "x", "--threads", "2", "--plugin-dir", plugins)
 
 	ctx := context.Background()
-	j, err := s.Create(ctx, jobs.NewJob{Action: "hello-py", Target: "user/alice", Payload: json.RawMessage(`{"name":"Alice"}`)})
+	j, err := s.Create(ctx, jobs.NewJob{Action: "hello-py", Target: target, Payload: json.RawMessage(payload)})
 	if err != nil {
 		t.Fatal(err)
 	}
