@@ -1,5 +1,5 @@
 // Package pluginhost runs external actions: hashicorp/go-plugin binaries
-// (gRPC, protocol actions/proto/v1) found in a plugin directory at start-up.
+// (gRPC, protocol actions/sdk/proto/v1) found in a plugin directory at start-up.
 // Each action a plugin provides becomes an action.Definition whose Runner
 // runs the job in a plugin process, exactly like a built-in action.
 //
