@@ -40,17 +40,6 @@ func fencedBlocks(md string) []fenced {
 	return blocks
 }
 
-// blocksOf returns the texts of the blocks of one language.
-func blocksOf(md, lang string) []string {
-	var out []string
-	for _, b := range fencedBlocks(md) {
-		if b.lang == lang {
-			out = append(out, b.text)
-		}
-	}
-	return out
-}
-
 // TestWritingActionsGuide follows docs/writing-actions.md as someone
 // outside this repository would: in a scratch directory, it runs the
 // guide's shell commands one by one against a copy of the SDK where the
