@@ -105,3 +105,16 @@ func TestProjectContact(t *testing.T) {
 		t.Errorf("packaging/build.sh's default maintainer is not %q", contact)
 	}
 }
+
+// The SDK module is copied into plugins' repositories on its own: it
+// carries the project's license.
+func TestSDKModuleCarriesTheLicense(t *testing.T) {
+	want, err := os.ReadFile(filepath.Join(repoRoot, "LICENSE"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(repoRoot, "actions/sdk/LICENSE"))
+	if err != nil || string(got) != string(want) {
+		t.Errorf("actions/sdk/LICENSE is not the repository's LICENSE (%v): copy it", err)
+	}
+}
