@@ -74,6 +74,8 @@ type Config struct {
 	SecureCookies bool
 	// Identifier names this controller in /api/v1/ping.
 	Identifier string
+	// LoginLimit limits failed logins (DefaultLoginLimit when zero).
+	LoginLimit LoginLimit
 	// Streams, when set, ends every event stream when it is done (the
 	// server is shutting down: streams would otherwise hold it up).
 	Streams context.Context
@@ -89,6 +91,7 @@ type Server struct {
 	inv       *inventory.Store
 	projects  *project.Store
 	launcher  *template.Launcher
+	logins    *loginLimiter
 	mux       *http.ServeMux
 	routes    []route
 }
@@ -129,6 +132,7 @@ func newServer(cfg Config) (*Server, error) {
 	}
 	log := cfg.Logger
 	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux()}
+	s.logins = newLoginLimiter(cfg.LoginLimit)
 	s.access = access.NewStore(cfg.Conn, log.Named("access"))
 	s.history = history.New(history.Config{Store: cfg.Jobs, Index: cfg.Index, Logger: log.Named("history")})
 	s.templates = template.NewStore(cfg.Conn, log.Named("template"))
@@ -137,7 +141,7 @@ func newServer(cfg Config) (*Server, error) {
 	s.launcher = &template.Launcher{Jobs: cfg.Jobs, Templates: s.templates, Inventories: s.inv, Logger: log.Named("launch")}
 	for _, group := range [][]route{
 		s.metaRoutes(), s.authRoutes(), s.jobRoutes(), s.templateRoutes(), s.inventoryRoutes(), s.projectRoutes(),
-		s.callbackRoutes(), s.instanceRoutes(), s.userRoutes(), s.teamRoutes(), s.tokenRoutes(), s.grantRoutes(),
+		s.callbackRoutes(), s.instanceRoutes(), s.clusterRoutes(), s.userRoutes(), s.teamRoutes(), s.tokenRoutes(), s.grantRoutes(),
 	} {
 		s.routes = append(s.routes, group...)
 	}

@@ -89,6 +89,8 @@ func TestPermissionMatrix(t *testing.T) {
 		{"GET", Prefix + "/instance-groups", nil, w(un, ok, ok, ok, ok)},
 		{"GET", Prefix + "/instance-groups/default", nil, w(un, ok, ok, ok, ok)},
 		{"GET", Prefix + "/instances/nowhere", nil, w(un, nf, nf, nf, nf)},
+		{"GET", Prefix + "/cluster", nil, w(un, ok, ok, ok, ok)},
+		{"GET", Prefix + "/cluster/activity", nil, w(un, ok, ok, ok, ok)},
 		// Users and teams.
 		{"GET", Prefix + "/users", nil, w(un, ok, ok, ok, ok)},
 		{"GET", Prefix + "/users/admin", nil, w(un, nf, nf, ok, ok)},

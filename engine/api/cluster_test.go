@@ -1,0 +1,93 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestLoginRateLimit: failed logins of a user are refused with 429 and
+// Retry-After once the user's bucket is empty, even with the right
+// password; another user from the same address is still let in until the
+// address's bucket is empty too; a limiter refills.
+func TestLoginRateLimit(t *testing.T) {
+	e := newEnv(t)
+	e.api.logins = newLoginLimiter(LoginLimit{PerUser: 3, PerAddress: 5, Refill: time.Hour})
+	login := func(user, pw string) resp {
+		return e.do(uAnon, "POST", Prefix+"/login", map[string]string{"username": user, "password": pw})
+	}
+	for i := 0; i < 3; i++ {
+		if r := login(uCarol, "wrong"); r.status != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d %s", i, r.status, r.body)
+		}
+	}
+	r := login(uCarol, uCarol+"-password")
+	if r.status != http.StatusTooManyRequests {
+		t.Fatalf("after 3 failures: %d %s", r.status, r.body)
+	}
+	if secs, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || secs < 1 || secs > 3600 {
+		t.Fatalf("Retry-After %q", r.header.Get("Retry-After"))
+	}
+	// Basic credentials count as logins too.
+	req, _ := http.NewRequest("GET", e.srv.URL+Prefix+"/me", nil)
+	req.SetBasicAuth(uCarol, uCarol+"-password")
+	res, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("basic credentials of a limited user: %d", res.StatusCode)
+	}
+	// The address has 2 failures left: another user logs in.
+	if r := login(uAuditor, uAuditor+"-password"); r.status != http.StatusOK {
+		t.Fatalf("another user: %d %s", r.status, r.body)
+	}
+	for i := 0; i < 2; i++ {
+		login(uNobody, "wrong")
+	}
+	if r := login(uAuditor, uAuditor+"-password"); r.status != http.StatusTooManyRequests {
+		t.Fatalf("after the address's failures: %d %s", r.status, r.body)
+	}
+	// A bucket refills.
+	l := newLoginLimiter(LoginLimit{PerUser: 1, PerAddress: 10, Refill: time.Minute})
+	now := time.Now()
+	l.failed("u", "a", now)
+	if d := l.wait("u", "a", now); d <= 0 || d > time.Minute {
+		t.Fatalf("wait %s", d)
+	}
+	if d := l.wait("u", "a", now.Add(time.Minute)); d != 0 {
+		t.Fatalf("after a refill: wait %s", d)
+	}
+}
+
+// TestClusterOverview: /cluster names no controller and no executor on an
+// empty cluster, and counts the queue; /cluster/activity counts the jobs
+// a caller may see, per minute, and refuses a bad window.
+func TestClusterOverview(t *testing.T) {
+	e := newEnv(t)
+	f := e.setup()
+	var c ClusterView
+	e.must(200, uNobody, "GET", Prefix+"/cluster", nil).json(t, &c)
+	// Two slices and the db job wait for an executor (the container runs
+	// nothing itself and waits with its slices).
+	if c.Queue.Pending+c.Queue.Queued < 3 || len(c.Instances) != 0 || len(c.Controllers) != 0 || c.Controller != "test-controller" {
+		t.Fatalf("cluster %+v", c)
+	}
+	var a Activity
+	e.must(200, uAdmin, "GET", Prefix+"/cluster/activity", nil).json(t, &a)
+	if len(a.Minutes) != 60 || a.Jobs != 3 || a.Minutes[59].Waiting != 3 {
+		t.Fatalf("admin's activity: %d minutes, %d jobs, last %+v", len(a.Minutes), a.Jobs, a.Minutes[len(a.Minutes)-1])
+	}
+	e.must(200, uCarol, "GET", Prefix+"/cluster/activity?minutes=5", nil).json(t, &a)
+	if len(a.Minutes) != 5 || a.Jobs != len(f.slices) {
+		t.Fatalf("carol's activity: %d minutes, %d jobs", len(a.Minutes), a.Jobs)
+	}
+	e.must(200, uNobody, "GET", Prefix+"/cluster/activity", nil).json(t, &a)
+	if a.Jobs != 0 {
+		t.Fatalf("nobody's activity counts %d jobs", a.Jobs)
+	}
+	e.must(400, uAdmin, "GET", Prefix+"/cluster/activity?minutes=0", nil)
+	e.must(401, uAnon, "GET", Prefix+"/cluster", nil)
+}
