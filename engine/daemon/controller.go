@@ -15,6 +15,7 @@ import (
 
 	"github.com/jobengine/jobengine/engine/access"
 	"github.com/jobengine/jobengine/engine/api"
+	"github.com/jobengine/jobengine/engine/dashboard"
 	"github.com/jobengine/jobengine/engine/distributor"
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
@@ -224,7 +225,8 @@ func StartController(ctx context.Context, cfg ControllerConfig) (_ *Controller, 
 			}
 		}()
 	}
-	d.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+	// The dashboard is served next to the API, from the binary itself.
+	d.srv = &http.Server{Handler: dashboard.Handler(handler), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: zap.NewStdLog(log.Named("http"))}
 	// Event streams end when the server shuts down, so that they do not
 	// hold the shutdown up; other requests finish.
