@@ -196,3 +196,8 @@ document.addEventListener('DOMContentLoaded', () => {
   window.addEventListener('hashchange', render);
   render();
 });
+
+// put replaces an element's children, leaving out those not given.
+function put(el, ...children) {
+  el.replaceChildren(...children.flat().filter(c => c !== null && c !== undefined && c !== false));
+}

@@ -16,7 +16,8 @@ function bars(cls, title, values, times) {
   const chart = h('div', { class: 'bars ' + cls, role: 'img',
     'aria-label': title + ': ' + total + ' over the hour, at most ' + top + ' a minute, ' + values[values.length - 1] + ' in the last minute' });
   values.forEach((v, i) => chart.append(h('span', { style: 'height:' + Math.round(100 * v / top) + '%', title: new Date(times[i]).toLocaleTimeString() + ': ' + v })));
-  return h('figure', { class: 'card' }, h('figcaption', {}, title + ' (max ' + top + ')'), chart);
+  const axis = h('div', { class: 'axis', 'aria-hidden': 'true' }, h('span', {}, values.length + ' min ago'), h('span', {}, 'now'));
+  return h('figure', { class: 'card' }, h('figcaption', {}, title + ' (max ' + top + ')'), chart, axis);
 }
 
 Pages.push({
@@ -42,7 +43,7 @@ Pages.push({
       const gr = h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Group'), h('th', {}, 'Capacity used / total'), h('th', {}, 'Members'))),
         h('tbody', {}, c['instance-groups'].map(g => h('tr', {}, h('td', {}, g.name), h('td', {}, meter(g['capacity-used'], g.capacity)), h('td', {}, g.instances.join(', '))))));
       const q = c.queue;
-      overview.replaceChildren(
+      put(overview,
         h('section', { class: 'card', id: 'queue' }, fields([['Leader', c['active-controller'] || 'none'], ['Answered by', c.controller],
           ['Pending', q.pending], ['Queued', q.queued], ['Running', q.running], ['Shared queue entries', q['shared-queue-entries']],
           ['Invalid documents', c['invalid-documents'] || '']])),
@@ -53,7 +54,7 @@ Pages.push({
     every(20000, async () => {
       const a = await api('GET', '/cluster/activity');
       const times = a.minutes.map(m => m.time);
-      charts.replaceChildren(
+      put(charts,
         bars('started', 'Jobs started per minute', a.minutes.map(m => m.started), times),
         bars('finished', 'Jobs finished per minute', a.minutes.map(m => m.finished), times),
         bars('queue', 'Jobs waiting (queue depth)', a.minutes.map(m => m.waiting), times),

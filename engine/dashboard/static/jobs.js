@@ -81,11 +81,11 @@ Pages.push({
         }
         rows.push(jobRow(j, { toggle }));
         if (j.sliced && expanded.has(j.id)) {
-          const sl = await api('GET', '/jobs' + params({ 'slices-of': uuidOf(j.id), order: 'created', limit: 100 }));
+          const sl = await api('GET', '/jobs' + params({ 'slices-of': uuidOf(j.id), limit: 100 }));
           for (const s of (sl.items || []).sort((a, b) => a['slice-number'] - b['slice-number'])) rows.push(jobRow(s, { slice: true }));
         }
       }
-      body.replaceChildren(...rows);
+      put(body, ...rows);
       if (rows.length === 0) body.append(h('tr', {}, h('td', { colspan: 8, class: 'muted' }, 'No job matches.')));
       prev.disabled = cursors.length <= 1;
       next.disabled = !nextCursor;
@@ -147,7 +147,7 @@ Pages.push({
       last = j;
       if (!changed) return;
       const final = FINAL.has(j.state);
-      info.replaceChildren(h('p', {}, stateBadge(j.state), ' ', j['status-message'] || ''), progressBar(j.progress), h('br'),
+      put(info, h('p', {}, stateBadge(j.state), ' ', j['status-message'] || ''), progressBar(j.progress), h('br'),
         fields([
           ['Action', j.action], ['Template', j.template ? h('a', { href: '#/templates/' + encodeURIComponent(j.template) }, j.template) : ''],
           ['Launch type', j['launch-type']], ['Launched by', j['created-by']],
@@ -162,16 +162,16 @@ Pages.push({
           ['Relaunch of', j['relaunch-of'] ? h('a', { href: '#/jobs/' + uuidOf(j['relaunch-of']) }, uuidOf(j['relaunch-of'])) : ''],
           ['Return code', j['return-code']], ['Source', j.source],
         ]));
-      buttons.replaceChildren(
+      put(buttons,
         !final && canCancel(j) ? act('Cancel', 'danger', '/cancel') : null,
         final && canRelaunch(j) ? act('Relaunch', 'secondary', '/relaunch') : null);
       const hr = hostRecap(j['host-summary']);
-      recap.replaceChildren(...(hr ? [hr] : []));
+      put(recap, ...(hr ? [hr] : []));
       if (j.sliced) {
-        const sl = await api('GET', '/jobs' + params({ 'slices-of': id, order: 'created', limit: 100 }));
+        const sl = await api('GET', '/jobs' + params({ 'slices-of': id, limit: 100 }));
         const t = jobTable();
         for (const s of (sl.items || []).sort((a, b) => a['slice-number'] - b['slice-number'])) t.tBodies[0].append(jobRow(s, { slice: true }));
-        slices.replaceChildren(h('h2', {}, 'Slices'), h('div', { class: 'scroll' }, t));
+        put(slices, h('h2', {}, 'Slices'), h('div', { class: 'scroll' }, t));
       }
       if (final) loadEvents().catch(report);
     };
@@ -179,13 +179,13 @@ Pages.push({
     const loadEvents = async () => {
       const ev = await api('GET', '/jobs/' + id + '/events');
       const items = (ev.items || []).filter(e => e.type === 'action' || e.event);
-      if (items.length === 0) { events.replaceChildren(); return; }
+      if (items.length === 0) { put(events); return; }
       const t = h('table', {}, h('thead', {}, h('tr', {}, ['#', 'Event', 'Host', 'Task', 'Changed'].map(x => h('th', {}, x)))), h('tbody'));
       for (const e of items.slice(0, 500)) {
         t.tBodies[0].append(h('tr', {}, h('td', {}, e.counter || ''), h('td', {}, e.event || e.type), h('td', {}, e.host || ''),
           h('td', {}, e.task || e.message || ''), h('td', {}, e.changed ? 'yes' : '')));
       }
-      events.replaceChildren(h('h2', {}, 'Events'), h('div', { class: 'scroll' }, t));
+      put(events, h('h2', {}, 'Events'), h('div', { class: 'scroll' }, t));
     };
 
     // The log follows live over server-sent events; the stream ends with

@@ -30,7 +30,7 @@ function listPage(kind, title, columns, opts) {
       const load = async () => {
         const page = await api('GET', (opts && opts.path || '/' + kind) + params({ limit: 50, search: search.value.trim(), cursor: cursors[cursors.length - 1] }));
         nextCursor = page.next || '';
-        table.tBodies[0].replaceChildren(...(page.items || []).map(o => h('tr', {},
+        put(table.tBodies[0], ...(page.items || []).map(o => h('tr', {},
           h('td', {}, h('a', { href: '#/' + kind + '/' + encodeURIComponent(o.name) }, o.name)),
           columns.map(c => h('td', { class: c.wide ? 'wide' : '' }, c.value(o))))));
         if (!(page.items || []).length) table.tBodies[0].append(h('tr', {}, h('td', { colspan: columns.length + 1, class: 'muted' }, 'None yet.')));
@@ -67,7 +67,7 @@ function recentJobs(filter) {
   const sec = h('section', {}, h('h2', {}, 'Recent jobs'), h('div', { class: 'scroll' }, table));
   every(3000, async () => {
     const page = await api('GET', '/jobs' + params({ ...filter, limit: 10 }));
-    table.tBodies[0].replaceChildren(...(page.items || []).filter(j => !j['parent-job']).map(j => jobRow(j)));
+    put(table.tBodies[0], ...(page.items || []).filter(j => !j['parent-job']).map(j => jobRow(j)));
   });
   return sec;
 }
