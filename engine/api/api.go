@@ -30,6 +30,7 @@ import (
 	"github.com/jobengine/jobengine/engine/inventory"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/project"
+	"github.com/jobengine/jobengine/engine/schedules"
 	"github.com/jobengine/jobengine/engine/template"
 	"github.com/jobengine/jobengine/engine/version"
 	"github.com/jobengine/jobengine/engine/zkconn"
@@ -92,6 +93,7 @@ type Server struct {
 	projects  *project.Store
 	launcher  *template.Launcher
 	logins    *loginLimiter
+	schedules *schedules.Store
 	mux       *http.ServeMux
 	routes    []route
 }
@@ -133,6 +135,7 @@ func newServer(cfg Config) (*Server, error) {
 	log := cfg.Logger
 	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux()}
 	s.logins = newLoginLimiter(cfg.LoginLimit)
+	s.schedules = schedules.NewStore(cfg.Conn)
 	s.access = access.NewStore(cfg.Conn, log.Named("access"))
 	s.history = history.New(history.Config{Store: cfg.Jobs, Index: cfg.Index, Logger: log.Named("history")})
 	s.templates = template.NewStore(cfg.Conn, log.Named("template"))
@@ -141,7 +144,7 @@ func newServer(cfg Config) (*Server, error) {
 	s.launcher = &template.Launcher{Jobs: cfg.Jobs, Templates: s.templates, Inventories: s.inv, Logger: log.Named("launch")}
 	for _, group := range [][]route{
 		s.metaRoutes(), s.authRoutes(), s.jobRoutes(), s.templateRoutes(), s.inventoryRoutes(), s.projectRoutes(),
-		s.callbackRoutes(), s.instanceRoutes(), s.clusterRoutes(), s.userRoutes(), s.teamRoutes(), s.tokenRoutes(), s.grantRoutes(),
+		s.callbackRoutes(), s.instanceRoutes(), s.clusterRoutes(), s.scheduleRoutes(), s.userRoutes(), s.teamRoutes(), s.tokenRoutes(), s.grantRoutes(),
 	} {
 		s.routes = append(s.routes, group...)
 	}

@@ -91,3 +91,51 @@ func TestClusterOverview(t *testing.T) {
 	e.must(400, uAdmin, "GET", Prefix+"/cluster/activity?minutes=0", nil)
 	e.must(401, uAnon, "GET", Prefix+"/cluster", nil)
 }
+
+// TestSchedules: a schedule shows its rule and next runs, a PATCH changes
+// only what it names, a disabled schedule has no next run, and bad input
+// is refused naming what is wrong, with nothing written.
+func TestSchedules(t *testing.T) {
+	e := newEnv(t)
+	e.setup()
+	var v ScheduleView
+	e.must(201, uCarol, "POST", Prefix+"/schedules", map[string]any{
+		"name": "weekly", "description": "every Monday", "cron": "0 9 * * 1", "time-zone": "Europe/Paris",
+		"launch": map[string]any{"template": "web", "values": map[string]any{"limit": "w1"}},
+	}).json(t, &v)
+	if !v.Enabled || len(v.NextRuns) != NextRuns || v.NextRuns[0].Weekday() != time.Monday || v.UID == "" || v.LastRun != nil {
+		t.Fatalf("created %+v", v)
+	}
+	e.must(200, uCarol, "PATCH", Prefix+"/schedules/weekly", map[string]any{"enabled": false}).json(t, &v)
+	if v.Enabled || len(v.NextRuns) != 0 || v.Description != "every Monday" || v.Cron != "0 9 * * 1" {
+		t.Fatalf("patched %+v", v)
+	}
+	v = ScheduleView{} // absent fields would keep their old values
+	e.must(200, uCarol, "PATCH", Prefix+"/schedules/weekly", map[string]any{"enabled": true, "rrule": "DTSTART:20260101T000000Z RRULE:FREQ=DAILY"}).json(t, &v)
+	if v.Cron != "" || v.RRule == "" || len(v.NextRuns) != NextRuns {
+		t.Fatalf("an rrule for a cron: %+v", v)
+	}
+	for _, bad := range []map[string]any{
+		{"name": "bad", "cron": "not a cron", "launch": map[string]any{"template": "web"}},
+		{"name": "bad", "launch": map[string]any{"template": "web"}},
+		{"name": "bad", "cron": "0 9 * * 1", "launch": map[string]any{"template": "nowhere"}},
+		{"name": "bad", "cron": "0 9 * * 1", "launch": map[string]any{"template": "web"}, "color": "blue"},
+	} {
+		r := e.must(400, uAdmin, "POST", Prefix+"/schedules", bad)
+		var ae Error
+		r.json(t, &ae)
+		if ae.Message == "" {
+			t.Errorf("%v: no message", bad)
+		}
+	}
+	e.must(404, uAdmin, "GET", Prefix+"/schedules/bad", nil)
+	var page struct{ Items []ScheduleView }
+	e.must(200, uAdmin, "GET", Prefix+"/schedules?template=web", nil).json(t, &page)
+	if len(page.Items) != 1 || page.Items[0].Name != "weekly" {
+		t.Fatalf("listed %+v", page.Items)
+	}
+	e.must(200, uNobody, "GET", Prefix+"/schedules", nil).json(t, &page)
+	if len(page.Items) != 0 {
+		t.Fatalf("nobody lists %+v", page.Items)
+	}
+}

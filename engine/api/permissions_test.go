@@ -91,6 +91,15 @@ func TestPermissionMatrix(t *testing.T) {
 		{"GET", Prefix + "/instances/nowhere", nil, w(un, nf, nf, nf, nf)},
 		{"GET", Prefix + "/cluster", nil, w(un, ok, ok, ok, ok)},
 		{"GET", Prefix + "/cluster/activity", nil, w(un, ok, ok, ok, ok)},
+		// Schedules: carol may schedule web (execute), not a plain job.
+		{"POST", Prefix + "/schedules", map[string]any{"name": "s-web", "cron": "0 9 * * 1", "launch": map[string]any{"template": "web"}}, w(un, nf, cr, fb, http.StatusConflict)},
+		{"GET", Prefix + "/schedules", nil, w(un, ok, ok, ok, ok)},
+		{"GET", Prefix + "/schedules/s-web", nil, w(un, nf, ok, ok, ok)},
+		{"PATCH", Prefix + "/schedules/s-web", map[string]any{"enabled": false}, w(un, nf, ok, fb, ok)},
+		{"POST", Prefix + "/schedules", map[string]any{"name": "s-job", "cron": "0 9 * * 1", "launch": map[string]any{"job": map[string]any{"action": "echo"}}}, w(un, fb, fb, fb, cr)},
+		{"GET", Prefix + "/schedules/s-job", nil, w(un, nf, nf, ok, ok)},
+		{"DELETE", Prefix + "/schedules/s-job", nil, w(un, nf, nf, fb, nc)},
+		{"DELETE", Prefix + "/schedules/s-web", nil, w(un, nf, nc, nf, nf)},
 		// Users and teams.
 		{"GET", Prefix + "/users", nil, w(un, ok, ok, ok, ok)},
 		{"GET", Prefix + "/users/admin", nil, w(un, nf, nf, ok, ok)},

@@ -217,6 +217,7 @@ func TestDashboard(t *testing.T) {
 	c.call("POST", "/api/v1/templates", `{"name": "web", "description": "deploys the web tier", "action": "sleep", "payload": {"duration": "3s"}, "inventory": "lab", "slice-count": 3}`, 201, nil)
 	c.call("POST", "/api/v1/templates", `{"name": "long", "description": "runs until canceled", "action": "dummy_test_action", "payload": {"duration": "10m"}}`, 201, nil)
 	c.call("POST", "/api/v1/projects", `{"name": "site", "kind": "directory", "directory": "/srv/site"}`, 201, nil)
+	c.call("POST", "/api/v1/schedules", `{"name": "nightly", "description": "the web tier every night", "cron": "0 2 * * *", "time-zone": "Europe/Paris", "launch": {"template": "web"}}`, 201, nil)
 	c.call("POST", "/api/v1/users", `{"name": "viewer", "password": "viewer-password"}`, 201, nil)
 	c.call("POST", "/api/v1/grants", `{"subject-kind": "user", "subject": "viewer", "kind": "template", "object": "web", "role": "read"}`, 201, nil)
 
@@ -323,10 +324,25 @@ func TestDashboard(t *testing.T) {
 		return nil
 	})
 	screenshot(t, ctx, shots, "cluster", true)
-	for _, p := range []string{"templates", "inventories", "projects"} {
+	for _, p := range []string{"templates", "inventories", "projects", "schedules"} {
 		do(t, ctx, "open "+p, chromedp.Navigate(c.base+"/#/"+p), chromedp.WaitVisible(chromedp.CSS(`main table tbody a`)))
 		screenshot(t, ctx, shots, p)
 	}
+	// A schedule: its next runs, and the button that disables it.
+	do(t, ctx, "open schedule nightly",
+		chromedp.Navigate(c.base+"/#/schedules/nightly"),
+		chromedp.WaitVisible(chromedp.ID("toggle")),
+	)
+	screenshot(t, ctx, shots, "schedule")
+	do(t, ctx, "disable nightly", chromedp.Click(chromedp.ID("toggle")))
+	poll.For(t, wait, 100*time.Millisecond, func() error {
+		var sc struct{ Enabled bool }
+		c.call("GET", "/api/v1/schedules/nightly", "", 200, &sc)
+		if sc.Enabled {
+			return fmt.Errorf("nightly is still enabled")
+		}
+		return nil
+	})
 	// On a phone-sized screen.
 	do(t, ctx, "a phone's screen", chromedp.EmulateViewport(390, 844), chromedp.Navigate(c.base+"/#/jobs"),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-job]`)))

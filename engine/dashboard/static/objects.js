@@ -122,3 +122,40 @@ for (const kind of ['inventories', 'projects']) {
     },
   });
 }
+
+listPage('schedules', 'Schedules', [
+  { label: 'Launches', value: o => o.launch && o.launch.template ? h('a', { href: '#/templates/' + encodeURIComponent(o.launch.template) }, o.launch.template) : 'job ' + ((o.launch && o.launch.job && o.launch.job.action) || '') },
+  { label: 'Next run', value: o => o.enabled ? fmtTime((o['next-runs'] || [])[0]) : 'disabled' },
+  { label: 'Rule', value: o => o.rule, wide: true },
+]);
+
+Pages.push({
+  match: r => r.parts[0] === 'schedules' && r.parts.length === 2,
+  render: async (main, r) => {
+    const name = r.parts[1];
+    const path = '/schedules/' + encodeURIComponent(name);
+    const body = h('div');
+    main.append(h('h1', {}, 'Schedule ' + name), body);
+    const show = sc => {
+      const tpl = sc.launch && sc.launch.template;
+      const allowed = tpl ? holds('template', tpl, 'execute') : isAdmin();
+      const toggle = h('button', { type: 'button', id: 'toggle', class: 'secondary', onclick: async () => {
+        try { show(await api('PATCH', path, { enabled: !sc.enabled })); } catch (e) { report(e); }
+      } }, sc.enabled ? 'Disable' : 'Enable');
+      const last = sc['last-run'];
+      put(body,
+        h('section', { class: 'card' }, fields([
+          ['Enabled', sc.enabled ? 'yes' : 'no'], ['Rule', sc.rule], ['Description', sc.description],
+          ['Launches', tpl ? h('a', { href: '#/templates/' + encodeURIComponent(tpl) }, tpl) : 'a plain job: ' + JSON.stringify(sc.launch.job)],
+          ['Launch values', sc.launch && sc.launch.values ? JSON.stringify(sc.launch.values) : ''],
+          ['Catch-up', sc['catch-up'] || 'last'],
+          ['Next runs', (sc['next-runs'] || []).map(fmtTime).join(' · ') || 'none'],
+          ['Last run', last ? fmtTime(last.done) + (last.error ? ' — ' + last.error : '') : 'none yet'],
+          ['Last job', last && last.job ? h('a', { href: '#/jobs/' + uuidOf(last.job) }, uuidOf(last.job)) : ''],
+          ['Created', fmtTime(sc.created)], ['Updated', fmtTime(sc.updated)],
+        ])),
+        allowed ? h('div', { class: 'actions' }, toggle) : null);
+    };
+    show(await api('GET', path));
+  },
+});
