@@ -1,10 +1,14 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jobengine/jobengine/engine/credential"
 )
 
 // TestLoginRateLimit: failed logins of a user are refused with 429 and
@@ -138,4 +142,50 @@ func TestSchedules(t *testing.T) {
 	if len(page.Items) != 0 {
 		t.Fatalf("nobody lists %+v", page.Items)
 	}
+}
+
+// TestSecretsAreWriteOnly: the secret of a notification template and the
+// secrets of a credential are taken at creation and never shown again;
+// without the credential key a credential is refused, saying what to do.
+func TestSecretsAreWriteOnly(t *testing.T) {
+	e := newEnv(t)
+	const secret = "hunter2-signing-secret"
+	r := e.must(201, uAdmin, "POST", Prefix+"/notification-templates", map[string]any{
+		"name": "hook", "kind": "webhook", "webhook": map[string]any{"url": "https://example.invalid/hook"}, "secret": secret})
+	for _, r := range []resp{r, e.must(200, uAuditor, "GET", Prefix+"/notification-templates/hook", nil), e.must(200, uAdmin, "GET", Prefix+"/notification-templates", nil)} {
+		if strings.Contains(string(r.body), secret) || !strings.Contains(string(r.body), `"has-secret":true`) {
+			t.Fatalf("a notification template shows its secret, or not that it has one: %s", r.body)
+		}
+	}
+	e.must(400, uAdmin, "POST", Prefix+"/notification-templates", map[string]any{"name": "bad", "kind": "webhook", "webhook": map[string]any{"url": "ftp://x"}, "secret": "s"})
+	e.must(404, uAdmin, "GET", Prefix+"/notification-templates/bad", nil)
+
+	cred := map[string]any{"name": "vault1", "kind": "vault", "secrets": map[string]any{"vault-password": secret}}
+	r = e.must(503, uAdmin, "POST", Prefix+"/credentials", cred)
+	if !strings.Contains(string(r.body), "--credential-key-file") {
+		t.Fatalf("no key: %s", r.body)
+	}
+	raw := make([]byte, 32)
+	for i := range raw {
+		raw[i] = byte(i)
+	}
+	key, err := credential.NewKey(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.api.credentials = credential.NewStore(e.conn, key)
+	r = e.must(201, uAdmin, "POST", Prefix+"/credentials", cred)
+	for _, r := range []resp{r, e.must(200, uAuditor, "GET", Prefix+"/credentials/vault1", nil), e.must(200, uAdmin, "GET", Prefix+"/credentials", nil)} {
+		if strings.Contains(string(r.body), secret) || !strings.Contains(string(r.body), `"vault-password"`) {
+			t.Fatalf("a credential shows its secret, or not which are set: %s", r.body)
+		}
+	}
+	// The secret is sealed: it opens with the key.
+	c, err := credential.NewStore(e.conn, key).Open(context.Background(), "vault1")
+	if err != nil || c.Secrets.VaultPassword != secret {
+		t.Fatalf("opened %v, %v", c, err)
+	}
+	e.must(400, uAdmin, "POST", Prefix+"/credentials", map[string]any{"name": "bad", "kind": "nothing"})
+	e.must(204, uAdmin, "DELETE", Prefix+"/credentials/vault1", nil)
+	e.must(404, uAdmin, "GET", Prefix+"/credentials/vault1", nil)
 }

@@ -100,6 +100,14 @@ func TestPermissionMatrix(t *testing.T) {
 		{"GET", Prefix + "/schedules/s-job", nil, w(un, nf, nf, ok, ok)},
 		{"DELETE", Prefix + "/schedules/s-job", nil, w(un, nf, nf, fb, nc)},
 		{"DELETE", Prefix + "/schedules/s-web", nil, w(un, nf, nc, nf, nf)},
+		// Notification templates and credentials: administrators and auditors.
+		{"GET", Prefix + "/notification-templates", nil, w(un, fb, fb, ok, ok)},
+		{"POST", Prefix + "/notification-templates", map[string]any{"name": "n-hook", "kind": "webhook", "webhook": map[string]any{"url": "https://example.invalid/hook"}, "secret": "s3cret-value"}, w(un, fb, fb, fb, cr)},
+		{"GET", Prefix + "/notification-templates/n-hook", nil, w(un, fb, fb, ok, ok)},
+		{"DELETE", Prefix + "/notification-templates/n-hook", nil, w(un, nf, nf, fb, nc)},
+		{"GET", Prefix + "/credentials", nil, w(un, fb, fb, ok, ok)},
+		{"GET", Prefix + "/credentials/nowhere", nil, w(un, fb, fb, nf, nf)},
+		{"POST", Prefix + "/credentials", map[string]any{"name": "c-new", "kind": "vault", "secrets": map[string]any{"vault-password": "pw"}}, w(un, fb, fb, fb, http.StatusServiceUnavailable)},
 		// Users and teams.
 		{"GET", Prefix + "/users", nil, w(un, ok, ok, ok, ok)},
 		{"GET", Prefix + "/users/admin", nil, w(un, nf, nf, ok, ok)},
