@@ -311,6 +311,28 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("the API says the canceled job is %s", j.State)
 	}
 
+	// Filters: by state through the form, and by creation time.
+	do(t, ctx, "filter the jobs by state",
+		chromedp.Navigate(c.base+"/#/jobs"),
+		chromedp.WaitVisible(chromedp.ID("f-state")),
+		chromedp.SetValue(chromedp.ID("f-state"), "CANCELED"),
+		chromedp.Click(chromedp.CSS(`form.filters button[type="submit"]`)),
+	)
+	poll.For(t, wait, 100*time.Millisecond, func() error {
+		states := eval[[]string](t, ctx, `[...document.querySelectorAll('tr[data-job]')].map(r => r.dataset.state)`)
+		if len(states) != 1 || states[0] != "CANCELED" || !strings.Contains(eval[string](t, ctx, `location.hash`), "state=CANCELED") {
+			return fmt.Errorf("filtered rows %v", states)
+		}
+		return nil
+	})
+	do(t, ctx, "filter the jobs by time", chromedp.Navigate(c.base+"/#/jobs?since="+time.Now().Add(time.Hour).UTC().Format(time.RFC3339)))
+	poll.For(t, wait, 100*time.Millisecond, func() error {
+		if txt := eval[string](t, ctx, `document.querySelector('main tbody').textContent`); txt != "No job matches." {
+			return fmt.Errorf("jobs of the next hour: %q", txt)
+		}
+		return nil
+	})
+
 	// The cluster: the executor with its capacity, the leader.
 	do(t, ctx, "open the cluster page",
 		chromedp.Navigate(c.base+"/#/cluster"),

@@ -45,13 +45,18 @@ Pages.push({
     const [ltL, lt] = select('f-launch', 'Launch type', LAUNCH_TYPES, q.get('launch-type') || '');
     const tpl = h('input', { id: 'f-template', name: 'template', value: q.get('template') || '', size: 14 });
     const act = h('input', { id: 'f-action', name: 'action', value: q.get('action') || '', size: 14 });
+    // The time filter: jobs created since a local time (the API takes RFC 3339).
+    const localValue = iso => { if (!iso) return ''; const d = new Date(iso); return isNaN(d) ? '' : new Date(d - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16); };
+    const since = h('input', { id: 'f-since', name: 'since', type: 'datetime-local', value: localValue(q.get('since')) });
     const form = h('form', { class: 'filters', 'aria-label': 'Filters' },
       h('div', {}, stateL, state), h('div', {}, h('label', { for: 'f-template' }, 'Template'), tpl),
       h('div', {}, h('label', { for: 'f-action' }, 'Action'), act), h('div', {}, ltL, lt),
+      h('div', {}, h('label', { for: 'f-since' }, 'Created since'), since),
       h('button', { type: 'submit' }, 'Filter'));
     form.addEventListener('submit', ev => {
       ev.preventDefault();
-      location.hash = '#/jobs' + params({ state: state.value, template: tpl.value.trim(), action: act.value.trim(), 'launch-type': lt.value });
+      location.hash = '#/jobs' + params({ state: state.value, template: tpl.value.trim(), action: act.value.trim(), 'launch-type': lt.value,
+        since: since.value ? new Date(since.value).toISOString() : '' });
     });
     const table = jobTable();
     const body = table.querySelector('tbody');
@@ -63,7 +68,7 @@ Pages.push({
     const expanded = new Set();
     main.append(h('h1', {}, 'Jobs'), form, h('div', { class: 'scroll' }, table), h('div', { class: 'pager' }, prev, next, where), note);
     let nextCursor = '';
-    const filter = { state: q.get('state'), template: q.get('template'), action: q.get('action'), 'launch-type': q.get('launch-type') };
+    const filter = { state: q.get('state'), template: q.get('template'), action: q.get('action'), 'launch-type': q.get('launch-type'), since: q.get('since') };
     const load = async () => {
       const page = await api('GET', '/jobs' + params({ ...filter, limit: 20, cursor: cursors[cursors.length - 1] }));
       nextCursor = page.next || '';
