@@ -218,6 +218,7 @@ func TestDashboard(t *testing.T) {
 	c.call("POST", "/api/v1/templates", `{"name": "long", "description": "runs until canceled", "action": "dummy_test_action", "payload": {"duration": "10m"}}`, 201, nil)
 	c.call("POST", "/api/v1/projects", `{"name": "site", "kind": "directory", "directory": "/srv/site"}`, 201, nil)
 	c.call("POST", "/api/v1/schedules", `{"name": "nightly", "description": "the web tier every night", "cron": "0 2 * * *", "time-zone": "Europe/Paris", "launch": {"template": "web"}}`, 201, nil)
+	c.call("POST", "/api/v1/notification-templates", `{"name": "ops-hook", "kind": "webhook", "description": "tells the ops channel", "webhook": {"url": "https://hooks.example.invalid/ops"}, "secret": "signing-secret"}`, 201, nil)
 	c.call("POST", "/api/v1/users", `{"name": "viewer", "password": "viewer-password"}`, 201, nil)
 	c.call("POST", "/api/v1/grants", `{"subject-kind": "user", "subject": "viewer", "kind": "template", "object": "web", "role": "read"}`, 201, nil)
 
@@ -346,7 +347,7 @@ func TestDashboard(t *testing.T) {
 		return nil
 	})
 	screenshot(t, ctx, shots, "cluster", true)
-	for _, p := range []string{"templates", "inventories", "projects", "schedules"} {
+	for _, p := range []string{"templates", "inventories", "projects", "schedules", "notification-templates"} {
 		do(t, ctx, "open "+p, chromedp.Navigate(c.base+"/#/"+p), chromedp.WaitVisible(chromedp.CSS(`main table tbody a`)))
 		screenshot(t, ctx, shots, p)
 	}

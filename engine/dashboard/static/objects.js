@@ -159,3 +159,26 @@ Pages.push({
     show(await api('GET', path));
   },
 });
+
+// Notification templates and credentials: shown, never their secrets
+// (the API does not give them).
+listPage('notification-templates', 'Notification templates', [
+  { label: 'Kind', value: o => o.kind },
+  { label: 'Secret', value: o => o['has-secret'] ? 'set' : '', wide: true },
+  { label: 'Description', value: o => o.description || '', wide: true },
+]);
+listPage('credentials', 'Credentials', [
+  { label: 'Kind', value: o => o.kind },
+  { label: 'Secrets set', value: o => (o['secret-fields'] || []).join(', '), wide: true },
+  { label: 'Description', value: o => o.description || '', wide: true },
+]);
+for (const kind of ['notification-templates', 'credentials']) {
+  Pages.push({
+    match: r => r.parts[0] === kind && r.parts.length === 2,
+    render: async (main, r) => {
+      const o = await api('GET', '/' + kind + '/' + encodeURIComponent(r.parts[1]));
+      main.append(h('h1', {}, o.name), describe(o, ['name']),
+        h('p', { class: 'muted' }, 'Secrets are write-only: the API never shows them.'));
+    },
+  });
+}
