@@ -22,11 +22,10 @@ import (
 //
 // Writes: the RUNNING write and the final write (with the consume of the
 // entry; the worker does not wait for it, see finishLater) of every
-// worker go to a committer, which writes whatever has
-// queued up while its previous transaction was in flight in one multi
-// (jobs.CommitHeld): group commit. Nothing waits for a batch to fill, so
-// a lone write goes out at once; when that multi fails, each write is
-// committed alone, so one job's conflict or lost hold fails no other.
+// worker go to a committer, which collects writes for commitLinger after
+// the first and writes them in one multi (jobs.CommitHeld): group commit.
+// When that multi fails, each write is committed alone, so one job's
+// conflict or lost hold fails no other.
 
 const (
 	// takeLoops is the number of takes in flight at once.
@@ -42,6 +41,10 @@ const (
 	// maxBatchItems and maxBatchBytes bound one group commit.
 	maxBatchItems = 64
 	maxBatchBytes = zkconn.RequestBudget / 4
+	// commitLinger is how long a committer waits for more writes
+	// before it sends what it has: long enough for the workers' writes
+	// to meet, short next to ZooKeeper's latency under load.
+	commitLinger = time.Millisecond
 	// maxFinishing bounds, per worker, the outcomes being written after
 	// their worker moved on to its next job.
 	maxFinishing = 4
@@ -171,16 +174,18 @@ func (k *committer) loop() {
 			return
 		}
 		batch, size := []*commitReq{first}, first.c.Size()
+		linger := time.NewTimer(commitLinger)
 	fill:
 		for len(batch) < maxBatchItems && size < maxBatchBytes {
 			select {
 			case r := <-k.reqs:
 				batch = append(batch, r)
 				size += r.c.Size()
-			default:
+			case <-linger.C:
 				break fill
 			}
 		}
+		linger.Stop()
 		k.flush(batch)
 	}
 }
