@@ -190,16 +190,29 @@ func (k *committer) loop() {
 	}
 }
 
+// flush commits a batch: one multi per consumer (the direct queue's and
+// the shared queue's holds are fenced by different owner nodes).
 func (k *committer) flush(batch []*commitReq) {
-	cs := make([]*jobs.Change, len(batch))
-	hs := make([]jobs.Hold, len(batch))
-	for i, r := range batch {
-		cs[i], hs[i] = r.c, r.h
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), k.e.cfg.SessionTimeout)
-	errs := jobs.CommitHeld(ctx, cs, hs)
-	cancel()
-	for i, r := range batch {
-		r.done <- errs[i]
+	for len(batch) > 0 {
+		var same, rest []*commitReq
+		for _, r := range batch {
+			if r.h.Consumer == batch[0].h.Consumer {
+				same = append(same, r)
+			} else {
+				rest = append(rest, r)
+			}
+		}
+		cs := make([]*jobs.Change, len(same))
+		hs := make([]jobs.Hold, len(same))
+		for i, r := range same {
+			cs[i], hs[i] = r.c, r.h
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), k.e.cfg.SessionTimeout)
+		errs := jobs.CommitHeld(ctx, cs, hs)
+		cancel()
+		for i, r := range same {
+			r.done <- errs[i]
+		}
+		batch = rest
 	}
 }
