@@ -15,11 +15,13 @@ import (
 
 	"github.com/jobengine/jobengine/actions"
 	"github.com/jobengine/jobengine/engine/action"
+	"github.com/jobengine/jobengine/engine/ansible"
 	"github.com/jobengine/jobengine/engine/api"
 	"github.com/jobengine/jobengine/engine/credential"
 	"github.com/jobengine/jobengine/engine/executor"
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/instance"
+	"github.com/jobengine/jobengine/engine/inventory"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/pluginhost"
 	"github.com/jobengine/jobengine/engine/remote"
@@ -205,7 +207,10 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 	default:
 		reg = action.Builtins()
 	}
-	ansibleOpts := actions.AnsibleOptions{Logger: log}
+	ansibleOpts := actions.AnsibleOptions{Logger: log, Sources: &ansible.Sources{
+		Inventories: inventory.NewStore(conn, inventory.Config{Logger: log.Named("inventory")}),
+		ProjectsDir: actions.ProjectsDir(), Logger: log.Named("sources"),
+	}}
 	if cfg.CredentialKey != nil {
 		ansibleOpts.Credentials = credential.NewStore(conn, cfg.CredentialKey)
 		log.Info("credentials can be opened", zap.String("key-id", cfg.CredentialKey.ID()))

@@ -2,6 +2,7 @@ package template
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -9,9 +10,11 @@ import (
 	"github.com/go-zookeeper/zk"
 	"go.uber.org/zap"
 
+	"github.com/jobengine/jobengine/engine/ansible"
 	"github.com/jobengine/jobengine/engine/configstore"
 	"github.com/jobengine/jobengine/engine/inventory"
 	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/project"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
 
@@ -28,6 +31,9 @@ type Launcher struct {
 	Jobs        *jobs.Store
 	Templates   *Store
 	Inventories *inventory.Store
+	// Projects reads the projects of ansible_playbook templates (default:
+	// a store on the job store's connection).
+	Projects *project.Store
 	// Budget bounds each creating transaction (zkconn.DefaultBudget).
 	Budget int
 	Logger *zap.Logger
@@ -147,9 +153,27 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 	if v := req.Values; v != nil && len(v.Fields()) > 0 {
 		base.Launch.LaunchValues = v
 	}
+	payloadOf := func(k, n int) (json.RawMessage, error) { return r.Payload, nil }
+	if fillsPlaybook(r) {
+		proj, err := l.projectSource(ctx, t.Name, r.Ansible.Project)
+		if err != nil {
+			return nil, err
+		}
+		payloadOf = func(k, n int) (json.RawMessage, error) {
+			var inv *ansible.InventorySource
+			if r.Inventory != "" {
+				inv = &ansible.InventorySource{Inventory: r.Inventory, Snapshot: base.Launch.InventorySnapshot, Limit: r.Limit, SliceNumber: k, SliceCount: n}
+			}
+			return playbookPayload(t.Name, r, proj, inv)
+		}
+	}
 	var p plan
 	p.top = base
 	p.top.ID, _ = jobs.NewID()
+	var err error
+	if p.top.Payload, err = payloadOf(0, 0); err != nil {
+		return nil, err
+	}
 	if n > 1 {
 		p.top.Launch.Kind, p.top.Launch.Sliced, p.top.Launch.SliceCount = jobs.KindWorkflow, true, n
 		for k := 1; k <= n; k++ {
@@ -159,6 +183,9 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 			s.Launch.SliceNumber, s.Launch.SliceCount = k, n
 			s.Launch.Hosts = inventory.SliceSize(len(hosts), k, n)
 			s.Launch.LaunchValues = nil // kept once, on the container
+			if s.Payload, err = payloadOf(k, n); err != nil {
+				return nil, err
+			}
 			p.top.NestedJobs = append(p.top.NestedJobs, s.ID)
 			p.slices = append(p.slices, s)
 		}
@@ -302,6 +329,9 @@ func (l *Launcher) relaunchSlice(ctx context.Context, j *jobs.Job, by string) (*
 			n.Launch.Hosts = inventory.SliceSize(len(hosts), j.SliceNumber, j.SliceCount)
 			if snap.Generation != nil {
 				n.Launch.InventorySnapshot = snap.Generation.ID
+				if n.Payload, err = repin(n.Payload, snap.Generation.ID); err != nil {
+					return nil, err
+				}
 				_, uid, _ := jobs.ParseID(n.ID)
 				if pin, err = l.Inventories.PinOp(j.Inventory, snap.Generation.ID, uid); err != nil {
 					return nil, err
