@@ -148,4 +148,3 @@ func TestPlaybookTemplateRefusals(t *testing.T) {
 		t.Errorf("a refused launch created jobs:\n%s", out)
 	}
 }
-
