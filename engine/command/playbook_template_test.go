@@ -3,6 +3,7 @@ package command
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -58,11 +59,21 @@ func TestSlicedPlaybookTemplate(t *testing.T) {
         msg: "{{ greeting }} from {{ inventory_hostname }} in {{ site }}"
     - name: change something
       command: /bin/true
+    - name: use the secret
+      debug:
+        msg: "token length {{ lookup('env', 'MY_TOKEN') | length }}"
 `})
 	rev := ansibletest.Head(t, repo)
 	e := newJobEnv(t)
+	keyFile := filepath.Join(t.TempDir(), "credential.key")
+	e.binOK("credential", "keygen", keyFile)
+	token := randomSecret("T0ken")
+	if out, errOut, code := e.binIn(token+"\n", "credential", "create", "api", "--kind", "secret", "--secret", "MY_TOKEN=-",
+		"--credential-key-file", keyFile); code != 0 {
+		t.Fatalf("credential create: exit %d %s %s", code, out, errOut)
+	}
 	startDaemonEnv(t, e.root, []string{"JOBENGINE_PROJECTS_DIR=" + t.TempDir()},
-		"executor", "--name", "x", "--threads", "3", "--plugin-dir", t.TempDir())
+		"executor", "--name", "x", "--threads", "3", "--plugin-dir", t.TempDir(), "--credential-key-file", keyFile)
 
 	e.binOK("inventory", "import", "local", e.writeFile("inv.json", localHosts(5)))
 	e.binOK("project", "create", "site", "--git", "file://"+repo, "--branch", "main")
@@ -71,7 +82,7 @@ func TestSlicedPlaybookTemplate(t *testing.T) {
 		t.Fatalf("project update: %q", out)
 	}
 	e.binOK("template", "create", "deploy", "--action", "ansible_playbook", "--project", "site", "--playbook", "play/site.yml",
-		"--inventory", "local", "--slices", "3", "--forks", "2", "--extra-vars", `{"greeting": "hello"}`)
+		"--inventory", "local", "--slices", "3", "--forks", "2", "--extra-vars", `{"greeting": "hello"}`, "--credential", "api")
 
 	c := strings.TrimSpace(e.binOK("template", "launch", "deploy"))
 	if out, errOut, code := e.bin("job", "wait", c, "--timeout", "120s"); code != 0 || !strings.Contains(out, "SUCCESS") {
@@ -102,7 +113,7 @@ func TestSlicedPlaybookTemplate(t *testing.T) {
 			t.Fatalf("slice %d: %s %q, host summary %+v", k+1, j.State, j.StatusMessage, h)
 		}
 		for host, counts := range h.PerHost {
-			if counts.Changed != 1 || counts.OK != 2 {
+			if counts.Changed != 1 || counts.OK != 3 {
 				t.Errorf("slice %d host %s: %+v", k+1, host, counts)
 			}
 			seen = append(seen, host)
@@ -112,6 +123,15 @@ func TestSlicedPlaybookTemplate(t *testing.T) {
 			if w := "hello from " + host + " in lab"; !strings.Contains(logs, w) {
 				t.Errorf("slice %d log lacks %q:\n%s", k+1, w, logs)
 			}
+		}
+		if w := fmt.Sprintf("token length %d", len(token)); !strings.Contains(logs, w) {
+			t.Errorf("slice %d log lacks %q: the credential did not reach the run", k+1, w)
+		}
+		if strings.Contains(logs, token) || strings.Contains(string(e.binOK("job", "show", id, "--json")), token) {
+			t.Errorf("slice %d shows the secret", k+1)
+		}
+		if !slices.Equal(p.Credentials, []string{"api"}) {
+			t.Errorf("slice %d credentials %v", k+1, p.Credentials)
 		}
 		if !strings.Contains(logs, "revision "+rev) {
 			t.Errorf("slice %d log does not name the revision it ran", k+1)
