@@ -64,7 +64,7 @@ func AnsiblePlaybook(opts AnsibleOptions) action.Definition {
 	}
 	return action.Definition{
 		Name: AnsiblePlaybookName,
-		Description: "runs ansible-playbook: payload {\"project-dir\", \"playbook\", \"inventory\", \"limit\", \"extra-vars\", " +
+		Description: "runs ansible-playbook: payload {\"project-dir\" or \"project\", \"playbook\", \"inventory\" or \"inventory-source\", \"limit\", \"extra-vars\", " +
 			"\"forks\", \"verbosity\", \"diff\", \"check\", \"credentials\"}; every play, task and host result is a job event",
 		DefaultTimeout: time.Hour,
 		// A playbook is not known to be safe to run twice: a lost run fails.
