@@ -55,6 +55,7 @@ func fixedFlags() []cli.Flag {
 		&cli.StringFlag{Name: "project", Usage: "Ansible: the project holding the playbook"},
 		&cli.StringFlag{Name: "playbook", Usage: "Ansible: the playbook's path within the project"},
 		&cli.BoolFlag{Name: "allow-simultaneous", Usage: "let two launches of the template run at once"},
+		&cli.BoolFlag{Name: "prevent-fallback", Usage: "run the jobs in their first instance group only: wait there for room"},
 		&cli.StringSliceFlag{Name: "credential", Usage: "Ansible: a credential the runs use (machine, vault, secret); repeat for more"},
 	}
 }
@@ -152,6 +153,9 @@ func templateFlags(c *cli.Context, all bool) (func(t *template.Template), error)
 		}
 		if set("prompt") {
 			t.Prompts = nonEmpty(c.StringSlice("prompt"))
+		}
+		if set("prevent-fallback") {
+			t.PreventFallback = c.Bool("prevent-fallback")
 		}
 		if set("credential") {
 			t.Credentials = nonEmpty(c.StringSlice("credential"))
@@ -405,6 +409,9 @@ func templateShowCommand() *cli.Command {
 			row("instance-groups", strings.Join(t.InstanceGroups, ", "))
 			row("tags", strings.Join(t.Tags, ", "))
 			row("credentials", strings.Join(t.Credentials, ", "))
+			if t.PreventFallback {
+				row("prevent-fallback", "yes")
+			}
 			row("prompts", strings.Join(t.Prompts, ", "))
 			row("created", stamp(t.Created))
 			row("updated", stamp(t.Updated))

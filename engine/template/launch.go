@@ -104,6 +104,30 @@ func (l *Launcher) Launch(ctx context.Context, req Request) (*Result, error) {
 
 var errPinGone = errors.New("inventory snapshot replaced while launching")
 
+// scheduling returns what the scheduler weighs of a job of a launch over
+// hosts hosts. A launch in instance groups is scheduled: its jobs hold the
+// template's key unless the template allows simultaneous runs (the slices
+// of one launch share it without blocking one another), and an
+// ansible_playbook job weighs min(hosts, forks) + 1. A launch in no group
+// takes the shared queue, as a job added by hand does, and holds nothing.
+func scheduling(name string, r *Resolved, groups []string, hosts int) jobs.Scheduling {
+	var s jobs.Scheduling
+	if len(groups) == 0 {
+		return s
+	}
+	if !r.AllowSimultaneous {
+		s.ConcurrencyKeys = []string{jobs.TemplateKey(name)}
+	}
+	if r.Action == ansible.ActionName {
+		forks := 0
+		if r.Ansible != nil {
+			forks = r.Ansible.Forks
+		}
+		s.Impact = ansible.Impact(hosts, forks)
+	}
+	return s
+}
+
 // plan is the jobs of one launch and the snapshot they pin.
 type plan struct {
 	top    jobs.NewJob
@@ -138,12 +162,19 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 		}
 	}
 	n := inventory.EffectiveSlices(r.SliceCount, len(hosts))
+	groups := r.InstanceGroups
+	if len(groups) == 0 && snap != nil && snap.Inventory != nil {
+		groups = snap.Inventory.InstanceGroups
+	}
+	if t.PreventFallback && len(groups) > 1 {
+		groups = groups[:1]
+	}
 	base := jobs.NewJob{
 		Action: r.Action, Payload: r.Payload, Priority: r.Priority, Tags: r.Tags, CreatedBy: req.CreatedBy,
 		Timeout: time.Duration(r.Timeout * float64(time.Second)),
 		Launch: jobs.Launch{
 			Kind: jobs.KindJob, Template: t.Name, LaunchType: req.LaunchType, Inventory: r.Inventory, Limit: r.Limit,
-			Hosts: len(hosts), TemplateSliceCount: t.SliceCount, InstanceGroups: r.InstanceGroups,
+			Hosts: len(hosts), TemplateSliceCount: t.SliceCount, InstanceGroups: groups,
 			AllowSimultaneous: r.AllowSimultaneous, Ansible: r.Ansible, RelaunchOf: req.RelaunchOf,
 		},
 	}
@@ -174,7 +205,9 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 	if p.top.Payload, err = payloadOf(0, 0); err != nil {
 		return nil, err
 	}
-	if n > 1 {
+	if n <= 1 {
+		p.top.Scheduling = scheduling(t.Name, r, groups, len(hosts))
+	} else {
 		p.top.Launch.Kind, p.top.Launch.Sliced, p.top.Launch.SliceCount = jobs.KindWorkflow, true, n
 		for k := 1; k <= n; k++ {
 			s := base
@@ -182,6 +215,7 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 			s.ParentJob = p.top.ID
 			s.Launch.SliceNumber, s.Launch.SliceCount = k, n
 			s.Launch.Hosts = inventory.SliceSize(len(hosts), k, n)
+			s.Scheduling = scheduling(t.Name, r, groups, s.Launch.Hosts)
 			s.Launch.LaunchValues = nil // kept once, on the container
 			if s.Payload, err = payloadOf(k, n); err != nil {
 				return nil, err
@@ -304,6 +338,7 @@ func (l *Launcher) relaunchSlice(ctx context.Context, j *jobs.Job, by string) (*
 		n := jobs.NewJob{
 			Action: j.Action, Target: j.Target(), Priority: j.Priority, Payload: j.Payload, Tags: j.Tags,
 			Timeout: j.TimeoutDuration(), CreatedBy: by, Launch: j.Launch,
+			Scheduling: jobs.Scheduling{Impact: j.Impact, ConcurrencyKeys: j.ConcurrencyKeys},
 		}
 		n.ID, _ = jobs.NewID()
 		n.Launch.LaunchType, n.Launch.RelaunchOf, n.Launch.CancelRequested = jobs.LaunchRelaunch, j.ID, false

@@ -89,6 +89,9 @@ type Template struct {
 	Priority int     `json:"priority"`
 	// InstanceGroups run the jobs, in preference order.
 	InstanceGroups []string `json:"instance-groups,omitempty"`
+	// PreventFallback keeps the jobs on their first instance group: they
+	// wait for room there rather than run in the next group.
+	PreventFallback bool `json:"prevent-fallback,omitempty"`
 	// Tags are given to every job.
 	Tags []string `json:"tags,omitempty"`
 	// Credentials name the credential objects an ansible_playbook run
