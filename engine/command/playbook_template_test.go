@@ -168,3 +168,29 @@ func TestPlaybookTemplateRefusals(t *testing.T) {
 		t.Errorf("a refused launch created jobs:\n%s", out)
 	}
 }
+
+// TestTransmitATemplateSlice: a slice of a playbook template goes through
+// `transmit | worker | process --job`: transmit checks the project out and
+// writes the slice's hosts, and the slice ends with the recap of its own
+// hosts.
+func TestTransmitATemplateSlice(t *testing.T) {
+	ansibletest.Need(t)
+	repo := ansibletest.Repo(t, map[string]string{"site.yml": ansibletest.Playbook})
+	e := newJobEnv(t)
+	e.binOK("inventory", "import", "local", e.writeFile("inv.json", localHosts(4)))
+	e.binOK("project", "create", "site", "--git", "file://"+repo)
+	e.binOK("template", "create", "deploy", "--action", "ansible_playbook", "--project", "site", "--playbook", "site.yml",
+		"--inventory", "local", "--slices", "2")
+	c := strings.TrimSpace(e.binOK("template", "launch", "deploy"))
+	second := state(e, c).NestedJobs[1]
+	g := fmt.Sprintf("--zk-hosts %s --zk-root %s", testZK.ConnectString(), e.root)
+	out, code := sh(t, fmt.Sprintf(`JOBENGINE_PROJECTS_DIR=%s "$JE" %s transmit %s | "$JE" worker | "$JE" %s process %s --job %s`,
+		t.TempDir(), g, second, g, t.TempDir(), second))
+	if code != 0 || !strings.Contains(out, "ok: [h02]") || !strings.Contains(out, "ok: [h04]") || strings.Contains(out, "h01") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	j := state(e, second)
+	if h := j.HostSummary; j.State != jobs.Success || h == nil || h.Hosts != 2 || h.PerHost["h02"].Changed != 1 {
+		t.Fatalf("slice after process: %s %q %+v", j.State, j.StatusMessage, j.HostSummary)
+	}
+}

@@ -230,7 +230,7 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 		log.Warn("some plugin actions were not added", zap.Error(err))
 	}
 	if cfg.RemoteCommand != "" {
-		if err := startRemote(ctx, cfg, reg, ansibleOpts.Credentials, log, &undo); err != nil {
+		if err := startRemote(ctx, cfg, reg, ansibleOpts.Credentials, ansibleOpts.Sources, log, &undo); err != nil {
 			return nil, err
 		}
 	}
@@ -298,9 +298,9 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 // startRemote wraps every action of reg so that it runs on the isolated
 // nodes of cfg.RemoteCommand, and refreshes the nodes' state every minute
 // until undo runs.
-func startRemote(ctx context.Context, cfg ExecutorConfig, reg *action.Registry, creds remote.CredentialResolver, log *zap.Logger, undo *cleanups) error {
+func startRemote(ctx context.Context, cfg ExecutorConfig, reg *action.Registry, creds remote.CredentialResolver, src *ansible.Sources, log *zap.Logger, undo *cleanups) error {
 	pool, err := remote.NewPool(remote.PoolOptions{
-		Command: cfg.RemoteCommand, Nodes: cfg.RemoteNodes, Credentials: creds,
+		Command: cfg.RemoteCommand, Nodes: cfg.RemoteNodes, Credentials: creds, Sources: src,
 		IdleTimeout: cfg.RemoteIdleTimeout, Logger: log.Named("remote"),
 	})
 	if err != nil {
