@@ -60,6 +60,9 @@ type Request struct {
 type Result struct {
 	Job    *jobs.Job
 	Slices []*jobs.Job
+	// Dependencies are the jobs created for the launch to wait for (a
+	// project update on launch).
+	Dependencies []*jobs.Job
 }
 
 func (l *Launcher) log() *zap.Logger {
@@ -95,7 +98,7 @@ func (l *Launcher) Launch(ctx context.Context, req Request) (*Result, error) {
 	}
 	for attempt := 1; ; attempt++ {
 		res, err := l.launch(ctx, t, r, req)
-		if errors.Is(err, errPinGone) && attempt < maxLaunchAttempts {
+		if (errors.Is(err, errPinGone) || errors.Is(err, errProjectChanged)) && attempt < maxLaunchAttempts {
 			continue // the inventory was rewritten between reading and pinning
 		}
 		return res, err
@@ -110,8 +113,8 @@ var errPinGone = errors.New("inventory snapshot replaced while launching")
 // of one launch share it without blocking one another), and an
 // ansible_playbook job weighs min(hosts, forks) + 1. A launch in no group
 // takes the shared queue, as a job added by hand does, and holds nothing.
-func scheduling(name string, r *Resolved, groups []string, hosts int) jobs.Scheduling {
-	var s jobs.Scheduling
+func scheduling(name string, r *Resolved, groups []string, hosts int, deps []string) jobs.Scheduling {
+	s := jobs.Scheduling{DependsOn: deps}
 	if len(groups) == 0 {
 		return s
 	}
@@ -133,6 +136,11 @@ type plan struct {
 	top    jobs.NewJob
 	slices []jobs.NewJob
 	pin    *zk.CreateRequest
+	// deps are jobs created first, in the first transaction (a project
+	// update the launch waits for), with record (its record on the
+	// project).
+	deps   []jobs.NewJob
+	record interface{}
 }
 
 func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Request) (*Result, error) {
@@ -185,11 +193,13 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 		base.Launch.LaunchValues = v
 	}
 	payloadOf := func(k, n int) (json.RawMessage, error) { return r.Payload, nil }
+	var dep *dependency
 	if fillsPlaybook(r) {
-		proj, err := l.projectSource(ctx, t.Name, r.Ansible.Project)
+		proj, d, err := l.projectSource(ctx, t.Name, r.Ansible.Project, req.CreatedBy)
 		if err != nil {
 			return nil, err
 		}
+		dep = d
 		payloadOf = func(k, n int) (json.RawMessage, error) {
 			var inv *ansible.InventorySource
 			if r.Inventory != "" {
@@ -199,6 +209,14 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 		}
 	}
 	var p plan
+	if dep != nil {
+		// Every job of the launch waits for the update: the slices too,
+		// since a container is never scheduled itself.
+		base.Scheduling.DependsOn = []string{dep.id}
+		if dep.create != nil {
+			p.deps, p.record = []jobs.NewJob{*dep.create}, dep.record
+		}
+	}
 	p.top = base
 	p.top.ID, _ = jobs.NewID()
 	var err error
@@ -206,7 +224,7 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 		return nil, err
 	}
 	if n <= 1 {
-		p.top.Scheduling = scheduling(t.Name, r, groups, len(hosts))
+		p.top.Scheduling = scheduling(t.Name, r, groups, len(hosts), base.Scheduling.DependsOn)
 	} else {
 		p.top.Launch.Kind, p.top.Launch.Sliced, p.top.Launch.SliceCount = jobs.KindWorkflow, true, n
 		for k := 1; k <= n; k++ {
@@ -215,7 +233,7 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 			s.ParentJob = p.top.ID
 			s.Launch.SliceNumber, s.Launch.SliceCount = k, n
 			s.Launch.Hosts = inventory.SliceSize(len(hosts), k, n)
-			s.Scheduling = scheduling(t.Name, r, groups, s.Launch.Hosts)
+			s.Scheduling = scheduling(t.Name, r, groups, s.Launch.Hosts, base.Scheduling.DependsOn)
 			s.Launch.LaunchValues = nil // kept once, on the container
 			if s.Payload, err = payloadOf(k, n); err != nil {
 				return nil, err
@@ -244,7 +262,7 @@ func (l *Launcher) create(ctx context.Context, p plan) (*Result, error) {
 	if budget <= 0 {
 		budget = zkconn.DefaultBudget
 	}
-	all := append([]jobs.NewJob{p.top}, p.slices...)
+	all := append(append(append([]jobs.NewJob{}, p.deps...), p.top), p.slices...)
 	var batches [][]jobs.NewJob
 	var cur []jobs.NewJob
 	size := 0
@@ -270,15 +288,22 @@ func (l *Launcher) create(ctx context.Context, p plan) (*Result, error) {
 	}
 	batches = append(batches, cur)
 	res := &Result{}
+	skip := len(p.deps)
 	for i, b := range batches {
 		var extra []interface{}
 		if i == 0 && p.pin != nil {
 			extra = append(extra, p.pin)
 		}
+		if i == 0 && p.record != nil {
+			extra = append(extra, p.record)
+		}
 		created, err := l.Jobs.CreateFenced(ctx, b, extra...)
 		var oe *zkconn.OpError
-		if i == 0 && errors.As(err, &oe) && oe.Index == 0 && inventory.IsPinGone(oe.Err) {
+		if i == 0 && errors.As(err, &oe) && oe.Index == 0 && p.pin != nil && inventory.IsPinGone(oe.Err) {
 			return nil, errPinGone
+		}
+		if i == 0 && errors.As(err, &oe) && oe.Index == len(extra)-1 && p.record != nil {
+			return nil, errProjectChanged
 		}
 		if err != nil {
 			if i > 0 {
@@ -288,6 +313,11 @@ func (l *Launcher) create(ctx context.Context, p plan) (*Result, error) {
 			return nil, err
 		}
 		for _, j := range created {
+			if skip > 0 {
+				skip--
+				res.Dependencies = append(res.Dependencies, j)
+				continue
+			}
 			if res.Job == nil {
 				res.Job = j
 			} else {

@@ -19,23 +19,38 @@ func fillsPlaybook(r *Resolved) bool {
 }
 
 // projectSource reads the project a launch runs from, with the revision
-// of its last successful update, so that every slice runs the same files.
-// A project never updated runs the head of its branch as each run finds it.
-func (l *Launcher) projectSource(ctx context.Context, tmpl, name string) (*ansible.ProjectSource, error) {
+// of its last successful update, so that every slice runs the same files,
+// and what the launch waits for when the project updates on launch (its
+// runs then take the head of the branch, which the update fetched). A
+// project never updated runs the head of its branch as each run finds it.
+func (l *Launcher) projectSource(ctx context.Context, tmpl, name, by string) (*ansible.ProjectSource, *dependency, error) {
 	ps := l.Projects
 	if ps == nil {
 		ps = project.NewStore(l.Jobs.Conn(), l.log())
 	}
-	p, err := ps.RecordRevision(ctx, l.Jobs, name)
+	_, err := ps.RecordRevision(ctx, l.Jobs, name)
+	var p *project.Project
+	var ver int32
+	if err == nil {
+		p, ver, err = ps.Get(ctx, name)
+	}
 	if errors.Is(err, configstore.ErrNotFound) {
-		return nil, fmt.Errorf("%w: template %s: project %s does not exist (create it with `jobengine project create %s`)", ErrInvalid, tmpl, name, name)
+		return nil, nil, fmt.Errorf("%w: template %s: project %s does not exist (create it with `jobengine project create %s`)", ErrInvalid, tmpl, name, name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("template %s: %w", tmpl, err)
+		return nil, nil, fmt.Errorf("template %s: %w", tmpl, err)
 	}
-	return &ansible.ProjectSource{
+	dep, err := l.projectDependency(ctx, ps, p, ver, by)
+	if err != nil {
+		return nil, nil, fmt.Errorf("template %s: %w", tmpl, err)
+	}
+	src := &ansible.ProjectSource{
 		Name: p.Name, Kind: string(p.Kind), URL: p.URL, Branch: p.Branch, Directory: p.Directory, Revision: p.Revision,
-	}, nil
+	}
+	if dep != nil {
+		src.Revision = ""
+	}
+	return src, dep, nil
 }
 
 // playbookPayload returns the payload of one ansible_playbook job of a
