@@ -194,3 +194,38 @@ func TestTransmitATemplateSlice(t *testing.T) {
 		t.Fatalf("slice after process: %s %q %+v", j.State, j.StatusMessage, j.HostSummary)
 	}
 }
+
+// TestUpdateOnLaunchRunsFirst: with a controller scheduling, a sliced
+// playbook launch over a project that updates on launch waits for the
+// update it created, then its slices run the fetched files; a second
+// launch within the cache timeout creates no update.
+func TestUpdateOnLaunchRunsFirst(t *testing.T) {
+	ansibletest.Need(t)
+	repo := ansibletest.Repo(t, map[string]string{"site.yml": ansibletest.Playbook})
+	e := newJobEnv(t)
+	startDaemonEnv(t, e.root, []string{"JOBENGINE_PROJECTS_DIR=" + t.TempDir()},
+		"executor", "--name", "x", "--threads", "3", "--plugin-dir", t.TempDir())
+	startDaemon(t, e.root, "controller", "--listen", "127.0.0.1:0", "--identifier", "c1", "--config-dir", t.TempDir())
+	e.binOK("inventory", "import", "local", e.writeFile("inv.json", localHosts(2)))
+	e.binOK("project", "create", "site", "--git", "file://"+repo, "--update-on-launch", "--cache-timeout", "1h")
+	e.binOK("template", "create", "deploy", "--action", "ansible_playbook", "--project", "site", "--playbook", "site.yml",
+		"--inventory", "local", "--slices", "2")
+	for launch := 1; launch <= 2; launch++ {
+		c := strings.TrimSpace(e.binOK("template", "launch", "deploy"))
+		if out, errOut, code := e.bin("job", "wait", c, "--timeout", "120s"); code != 0 {
+			t.Fatalf("launch %d: exit %d %q %q", launch, code, out, errOut)
+		}
+		for _, id := range state(e, c).NestedJobs {
+			j := state(e, id)
+			if j.State != jobs.Success || len(j.DependsOn) != 2-launch {
+				t.Fatalf("launch %d slice %s: %s, depends on %v", launch, id, j.State, j.DependsOn)
+			}
+			if launch == 1 {
+				up := state(e, j.DependsOn[0])
+				if up.Action != "project_update" || up.State != jobs.Success || j.Started.Before(up.TimeOfStatusChange) {
+					t.Fatalf("update %s %s, finished %v; slice started %v", up.Action, up.State, up.TimeOfStatusChange, j.Started)
+				}
+			}
+		}
+	}
+}
