@@ -5,8 +5,8 @@ import (
 	"net/http"
 
 	"github.com/jobengine/jobengine/engine/access"
-	"github.com/jobengine/jobengine/engine/credential"
 	"github.com/jobengine/jobengine/engine/configstore"
+	"github.com/jobengine/jobengine/engine/credential"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/template"
 )
