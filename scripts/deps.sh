@@ -2,7 +2,8 @@
 # Installs what the tests need on a Debian machine when it is missing:
 # ZooKeeper (the Debian package; the tests start it themselves, no service)
 # python3-kazoo (the interoperability tests) and python3-aiosmtpd (a real SMTP
-# server for the e-mail notification tests). Run as root, or with sudo.
+# server for the e-mail notification tests) and chromium (the dashboard's
+# browser tests, headless). Run as root, or with sudo.
 # Extras on request, as arguments: protoc, rpm, lintian, shells (zsh and
 # fish, for the completion tests).
 set -eu
@@ -12,6 +13,7 @@ need=""
 command -v java >/dev/null 2>&1 || need="$need default-jre-headless"
 /usr/bin/python3 -c 'import kazoo' >/dev/null 2>&1 || need="$need python3-kazoo"
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need="$need python3-aiosmtpd"
+command -v chromium >/dev/null 2>&1 || need="$need chromium"
 for extra in "$@"; do
 	case "$extra" in
 	protoc) command -v protoc >/dev/null 2>&1 || need="$need protobuf-compiler" ;;
