@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jobengine/jobengine/engine/action"
+	"github.com/jobengine/jobengine/engine/ansible"
 	"github.com/jobengine/jobengine/engine/configstore"
 	"github.com/jobengine/jobengine/engine/project"
 )
@@ -64,6 +65,13 @@ func projectUpdate(ctx context.Context, j *action.Job, r action.Reporter) (actio
 	if ref == "" {
 		ref = "HEAD"
 	}
+	// Runs of the project's playbooks check revisions out of the same
+	// directory: one process fetches at a time.
+	unlock, err := ansible.LockProjectCache(dir)
+	if err != nil {
+		return action.Result{}, fmt.Errorf("projects directory: %w", err)
+	}
+	defer unlock()
 	// init + fetch + checkout of FETCH_HEAD works the same for a first
 	// fetch and later ones, and for a branch, a tag or a commit.
 	steps := [][]string{

@@ -36,7 +36,7 @@ func TestParsePayloadRefusesBadInput(t *testing.T) {
 		{`{"project-dir": "/p", "project": {"name": "s", "kind": "directory", "directory": "/p"}, "playbook": "a.yml", "inventory": ` + inv + `}`, "not both"},
 		{`{"project": {"name": "s", "kind": "svn"}, "playbook": "a.yml", "inventory": ` + inv + `}`, `kind "svn"`},
 		{`{"project": {"name": "s", "kind": "git", "url": "file:///r", "revision": "HEAD~1"}, "playbook": "a.yml", "inventory": ` + inv + `}`, "not a commit hash"},
-		{`{"project": {"name": "s", "kind": "git", "url": "--upload-pack=x"}, "playbook": "a.yml", "inventory": ` + inv + `}`, "needs a URL"},
+		{`{"project": {"name": "s", "kind": "git", "url": "--upload-pack=x"}, "playbook": "a.yml", "inventory": ` + inv + `}`, "want https://"},
 		{`{"project-dir": "/p", "playbook": "a.yml", "inventory": ` + inv + `, "inventory-source": {"inventory": "i"}}`, "not both"},
 		{`{"project-dir": "/p", "playbook": "a.yml", "inventory-source": {"inventory": "i", "slice-number": 4, "slice-count": 3}}`, "slice 4 of 3"},
 		{`{"project-dir": "/p", "playbook": "a.yml", "inventory-source": {"inventory": "i/j"}}`, "not an inventory name"},

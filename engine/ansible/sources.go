@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jobengine/jobengine/engine/inventory"
+	"github.com/jobengine/jobengine/engine/project"
 )
 
 // ProjectSource names a project's files by where they come from and at
@@ -63,8 +64,8 @@ func (s *ProjectSource) validate() error {
 	}
 	switch s.Kind {
 	case "git":
-		if s.URL == "" || strings.HasPrefix(s.URL, "-") || strings.ContainsAny(s.URL, " \t\n\r\x00") {
-			return bad("a git project needs a URL without blanks")
+		if err := project.ValidURL(s.URL); err != nil {
+			return bad("%v", err)
 		}
 		if s.Branch != "" && (!gitRefRe.MatchString(s.Branch) || strings.HasPrefix(s.Branch, "-") || strings.Contains(s.Branch, "..")) {
 			return bad("branch %q is not a git ref name", s.Branch)
@@ -191,16 +192,12 @@ func (s *Sources) checkout(ctx context.Context, src *ProjectSource, dst string) 
 	if err := os.MkdirAll(cache, 0o750); err != nil {
 		return "", fmt.Errorf("%w: project %s: %w", ErrSources, src.Name, err)
 	}
-	lock, err := os.OpenFile(cache+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	unlock, err := LockProjectCache(cache)
 	if err != nil {
 		return "", fmt.Errorf("%w: project %s: %w", ErrSources, src.Name, err)
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", fmt.Errorf("%w: project %s: locking its cache: %w", ErrSources, src.Name, err)
-	}
 	rev, err := s.fetch(ctx, src, cache)
-	_ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	unlock()
 	if err != nil {
 		return "", err
 	}
@@ -250,6 +247,22 @@ func (s *Sources) fetch(ctx context.Context, src *ProjectSource, cache string) (
 		return "", fmt.Errorf("%w: project %s: fetched %s, want revision %s", ErrSources, src.Name, full, src.Revision)
 	}
 	return full, nil
+}
+
+// LockProjectCache takes the lock of a project's cache directory (an
+// flock on <cache>.lock), so that the processes of one host that fetch
+// into it — runs checking a revision out, project updates — do so one at
+// a time. It returns the unlock.
+func LockProjectCache(cache string) (func(), error) {
+	lock, err := os.OpenFile(cache+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("locking %s: %w", cache, err)
+	}
+	return func() { lock.Close() }, nil
 }
 
 func (s *Sources) log() *zap.Logger {
