@@ -302,7 +302,8 @@ func (l *Launcher) create(ctx context.Context, p plan) (*Result, error) {
 		if i == 0 && errors.As(err, &oe) && oe.Index == 0 && p.pin != nil && inventory.IsPinGone(oe.Err) {
 			return nil, errPinGone
 		}
-		if i == 0 && errors.As(err, &oe) && oe.Index == len(extra)-1 && p.record != nil {
+		if i == 0 && p.record != nil && (errors.As(err, &oe) && oe.Index == len(extra)-1 || errors.Is(err, jobs.ErrDuplicate)) {
+			// Another launch made the project's update meanwhile: share it.
 			return nil, errProjectChanged
 		}
 		if err != nil {
