@@ -24,6 +24,7 @@ func benchCommand() *cli.Command {
 				&cli.IntFlag{Name: "depth", Value: 1000, Usage: "entries left queued while measuring"},
 				&cli.IntFlag{Name: "workers", Value: 32, Usage: "workers in all"},
 				&cli.IntFlag{Name: "connections", Value: 4, Usage: "ZooKeeper connections"},
+				&cli.IntFlag{Name: "batch", Value: 1, Usage: "entries a worker takes and consumes per transaction"},
 				&cli.DurationFlag{Name: "raw-duration", Value: 3 * time.Second, Usage: "length of the raw ZooKeeper phase"},
 			},
 			Action: func(c *cli.Context) error {
@@ -33,7 +34,7 @@ func benchCommand() *cli.Command {
 				}
 				res, err := bench.Queue(c.Context, bench.QueueOptions{
 					ZK: cfg, Jobs: c.Int("jobs"), Depth: c.Int("depth"), Workers: c.Int("workers"),
-					Connections: c.Int("connections"), RawDuration: c.Duration("raw-duration"),
+					Connections: c.Int("connections"), RawDuration: c.Duration("raw-duration"), Batch: c.Int("batch"),
 				})
 				if err != nil {
 					return err

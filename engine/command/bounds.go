@@ -30,6 +30,7 @@ var intBounds = map[string][2]int{
 	"depth":       {0, 1_000_000},
 	"workers":     {1, 4096},
 	"connections": {1, 256},
+	"batch":       {1, 256},
 	"probes":      {1, 1_000_000},
 	// scheduling and capacity
 	"impact":          {0, 1_000_000},
