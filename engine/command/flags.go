@@ -38,7 +38,7 @@ func envs(names ...string) []string { return names }
 // globalFlags is the one definition of the global flags. Each call returns
 // new flag values: urfave/cli keeps state in them.
 func globalFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "zk-hosts", Value: zkconn.DefaultHosts, EnvVars: envs("JOBENGINE_ZK_HOSTS"), Usage: "ZooKeeper hosts, comma-separated host:port"},
 		&cli.StringFlag{Name: "zk-root", Value: "/", EnvVars: envs("JOBENGINE_ZK_ROOT"), Usage: "path prefix of every znode the engine uses"},
 		&cli.DurationFlag{Name: "zk-session-timeout", Value: zkconn.DefaultSessionTimeout, EnvVars: envs("JOBENGINE_ZK_SESSION_TIMEOUT"), Usage: "ZooKeeper session timeout"},
@@ -62,7 +62,7 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "log-file", EnvVars: envs("JOBENGINE_LOG_FILE"), Usage: "log to this file, rotated (default: stderr)"},
 		&cli.IntFlag{Name: "log-max-size", Value: 10, EnvVars: envs("JOBENGINE_LOG_MAX_SIZE"), Usage: "rotate the log file at this size, in MB"},
 		&cli.IntFlag{Name: "log-max-backups", Value: 5, EnvVars: envs("JOBENGINE_LOG_MAX_BACKUPS"), Usage: "rotated log files to keep"},
-	}
+	}, apiFlags()...)
 }
 
 // globalEnv maps each global flag's name to its environment variable, for
@@ -187,6 +187,9 @@ func envName(words ...string) string {
 func withGlobals(action cli.ActionFunc) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		if err := resolveGlobals(c); err != nil {
+			return err
+		}
+		if done, err := apiDispatch(c); done {
 			return err
 		}
 		return action(c)
