@@ -20,6 +20,7 @@ import (
 // (no role), carol (read on tpl).
 type apiEnv struct {
 	t     *testing.T
+	zc    zkconn.Config
 	root  string
 	url   string
 	cfg   string // XDG_CONFIG_HOME of the commands
@@ -33,6 +34,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	t.Helper()
 	e := &apiEnv{t: t, root: testRoot(t), cfg: t.TempDir()}
 	zc := zkconn.Config{Hosts: testZK.Addrs(), Root: e.root, SessionTimeout: 4 * time.Second}
+	e.zc = zc
 	cfg := daemon.NewControllerConfig()
 	cfg.ZK, cfg.Listen, cfg.Identifier = zc, "127.0.0.1:0", "c1"
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -59,7 +61,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 			t.Fatal(err)
 		}
 	}
-	if _, errOut, code := e.zk("template", "create", "tpl", "--action", "echo"); code != 0 {
+	if _, errOut, code := e.zk("template", "create", "tpl", "--action", "echo", "--payload", `{"message":"hello-through-api"}`); code != 0 {
 		t.Fatalf("template create: exit %d: %s", code, errOut)
 	}
 	for user, role := range map[string]access.Role{"alice": access.RoleExecute, "carol": access.RoleRead} {
@@ -161,6 +163,23 @@ func TestCLIThroughAPI(t *testing.T) {
 	e.ok(e.alice, "job", "logs", id)
 	// Following a final job's log ends with it.
 	e.ok(e.alice, "job", "logs", "-f", id)
+	// An executor runs the relaunched job: following its log prints the
+	// lines as they come and ends with the job.
+	xcfg := daemon.NewExecutorConfig()
+	xcfg.ZK, xcfg.Name, xcfg.Threads, xcfg.EnableTestActions, xcfg.Plugins.Dir = e.zc, "x1", 1, true, t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	x, err := daemon.StartExecutor(ctx, xcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(x.Stop)
+	if out := e.ok(e.alice, "job", "logs", "-f", re); !strings.Contains(out, "hello-through-api") {
+		t.Fatalf("job logs -f printed no line of the job:\n%s", out)
+	}
+	if out := e.ok(e.alice, "job", "show", re); !strings.Contains(out, "SUCCESS") {
+		t.Fatalf("job logs -f ended before the job:\n%s", out)
+	}
 
 	_, errOut, code = e.as(e.carol, "job", "relaunch", re)
 	if code != 1 || !strings.Contains(errOut, "permission denied") {
