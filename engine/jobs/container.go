@@ -215,7 +215,8 @@ func (s *Store) followParent(ctx context.Context, j *Job) {
 // a container marks it, cancels every slice (queued ones at once, running
 // ones through their executor), and the container ends CANCELED once every
 // slice has ended; canceling a slice cancels only it (its container then
-// ends FAILED).
+// ends FAILED). A dependency made for the canceled job alone (a project
+// update on launch no other pending job waits for) is canceled with it.
 func (s *Store) CancelJob(ctx context.Context, id, by string) (*Job, error) {
 	j, ver, err := s.Get(ctx, id)
 	var bad *BadDocumentError
@@ -233,6 +234,9 @@ func (s *Store) CancelJob(ctx context.Context, id, by string) (*Job, error) {
 			if ferr := s.FollowParent(ctx, j); ferr != nil {
 				s.log.Warn("container not updated after a slice was canceled", zap.String("job", j.ID), zap.String("container", j.ParentJob), zap.Error(ferr))
 			}
+		}
+		if err == nil {
+			s.cancelOrphanDependencies(ctx, j, by, 0)
 		}
 		return j, err
 	}
@@ -263,6 +267,7 @@ func (s *Store) CancelJob(ctx context.Context, id, by string) (*Job, error) {
 			return nil, fmt.Errorf("canceling slice %s of %s: %w", sid, j.ID, err)
 		}
 	}
+	s.cancelOrphanDependencies(ctx, j, by, 0)
 	return s.SyncContainer(ctx, j.ID)
 }
 

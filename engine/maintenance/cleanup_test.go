@@ -78,7 +78,7 @@ func TestCleanup(t *testing.T) {
 			sort.Strings(want)
 
 			clock := schedule.NewFakeClock(now)
-			mb := startMember(t, "m", conn, Config{Store: store, Clock: clock, Cleanup: CleanupConfig{
+			mb := startMember(t, "m", conn, Config{Store: store, Clock: clock, Containers: ContainersConfig{Disabled: true}, Cleanup: CleanupConfig{
 				Schedule:  schedule.Spec{Interval: 10 * time.Second},
 				Retention: time.Hour,
 				Batch:     2, // several batches, each with its leadership check
@@ -134,7 +134,7 @@ func TestCleanupCatchesUpAMissedPass(t *testing.T) {
 	// A pass recorded for the tick of the day before yesterday: today's
 	// 00:00 tick was missed.
 	writeStateT(t, conn, State{Tick: "2026-05-03T00:00:00Z", By: "earlier"})
-	mb := startMember(t, "m", conn, Config{Clock: clock, Cleanup: CleanupConfig{}})
+	mb := startMember(t, "m", conn, Config{Clock: clock, Containers: ContainersConfig{Disabled: true}, Cleanup: CleanupConfig{}})
 	poll.For(t, wait, 10*time.Millisecond, func() error {
 		st, _, err := ReadState(ctx, conn, CleanupName)
 		if err != nil {
@@ -145,7 +145,7 @@ func TestCleanupCatchesUpAMissedPass(t *testing.T) {
 	mb.halt(t)
 
 	// Nothing is due now: a new term sleeps until tomorrow.
-	mb2 := startMember(t, "m2", conn, Config{Clock: clock, Cleanup: CleanupConfig{}})
+	mb2 := startMember(t, "m2", conn, Config{Clock: clock, Containers: ContainersConfig{Disabled: true}, Cleanup: CleanupConfig{}})
 	poll.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!mb2.m.Leading(), "not leading yet") })
 	if err := clock.WaitForTimers(ctx, 1); err != nil {
 		t.Fatal(err)

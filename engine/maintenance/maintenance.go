@@ -91,6 +91,8 @@ type Config struct {
 	Clock schedule.Clock
 	// Cleanup configures the cleanup of finished jobs.
 	Cleanup CleanupConfig
+	// Containers configures the repair of sliced containers left behind.
+	Containers ContainersConfig
 	// Pump configures the index pump (Name defaults to Identifier).
 	Pump index.PumpOptions
 	// Scheduler and Reaper configure the scheduler and the reaper (their
