@@ -348,7 +348,7 @@ func unknownFlag(command, name string) error {
 // before it) are refused here. Its --zk-hosts, --threads, --name,
 // --es-hosts and --es-hosts-list are flags of jobengine too.
 const (
-	whyCIMI  = "a flag of the reference engine's CIMI/Nuvla API client; jobengine keeps jobs in ZooKeeper: remove it (and the other API flags) from the command line or DAEMON_ARGS " +
+	whyCIMI = "a flag of the reference engine's CIMI/Nuvla API client; jobengine keeps jobs in ZooKeeper: remove it (and the other API flags) from the command line or DAEMON_ARGS " +
 		"(jobengine's own API: --api URL with a token from `jobengine login`)"
 	whyLogin = "the reference engine's CIMI/Nuvla API login: remove it from the command line or DAEMON_ARGS " +
 		"(jobengine's own API: `jobengine login` then --api URL; Elasticsearch credentials: --es-username and --es-password-file or --es-api-key-file)"
