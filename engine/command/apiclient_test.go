@@ -13,6 +13,7 @@ import (
 	"github.com/jobengine/jobengine/engine/access"
 	"github.com/jobengine/jobengine/engine/daemon"
 	"github.com/jobengine/jobengine/engine/zkconn"
+	"github.com/jobengine/jobengine/internal/testing/tlstest"
 )
 
 // apiEnv is a controller serving the API on a test root, with users:
@@ -32,11 +33,22 @@ type apiEnv struct {
 
 func newAPIEnv(t *testing.T) *apiEnv {
 	t.Helper()
+	return newAPIEnvTLS(t, nil)
+}
+
+// newAPIEnvTLS starts the controller with the server certificate of pki
+// (plain HTTP when nil).
+func newAPIEnvTLS(t *testing.T, pki *tlstest.PKI) *apiEnv {
+	t.Helper()
 	e := &apiEnv{t: t, root: testRoot(t), cfg: t.TempDir()}
 	zc := zkconn.Config{Hosts: testZK.Addrs(), Root: e.root, SessionTimeout: 4 * time.Second}
 	e.zc = zc
 	cfg := daemon.NewControllerConfig()
 	cfg.ZK, cfg.Listen, cfg.Identifier = zc, "127.0.0.1:0", "c1"
+	scheme := "http://"
+	if pki != nil {
+		cfg.TLSCert, cfg.TLSKey, scheme = pki.ServerCert, pki.ServerKey, "https://"
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ctl, err := daemon.StartController(ctx, cfg)
@@ -44,7 +56,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(ctl.Stop)
-	e.url = "http://" + ctl.Addr().String()
+	e.url = scheme + ctl.Addr().String()
 	conn, err := zkconn.Dial(ctx, zc)
 	if err != nil {
 		t.Fatal(err)
@@ -254,5 +266,57 @@ func TestCLIThroughAPIBadURL(t *testing.T) {
 	_, errOut, code := runBinary(t, []string{apiTokenEnv + "=jet_x"}, "--api", fmt.Sprintf("http://%s", testZK.Addrs()[0]), "job", "list")
 	if code != 1 {
 		t.Fatalf("a ZooKeeper port as --api: exit %d, want 1:\n%s", code, errOut)
+	}
+}
+
+// TestCLIThroughAPIOverTLS: --api-ca-file verifies the API's certificate;
+// without it an unknown CA is refused, and said so.
+func TestCLIThroughAPIOverTLS(t *testing.T) {
+	pki := tlstest.New(t)
+	e := newAPIEnvTLS(t, pki)
+	id := strings.TrimSpace(e.ok(e.alice, "--api-ca-file", pki.CA, "template", "launch", "tpl"))
+	if out := e.ok(e.alice, "job", "list", "--api-ca-file", pki.CA); !strings.Contains(out, id) {
+		t.Fatalf("job list over TLS does not show %s:\n%s", id, out)
+	}
+	_, errOut, code := e.as(e.alice, "job", "list")
+	if code != 1 || !strings.Contains(errOut, "cannot reach the API") || !strings.Contains(errOut, "certificate") {
+		t.Fatalf("an unknown CA: exit %d, want 1 naming the certificate:\n%s", code, errOut)
+	}
+	_, errOut, code = e.as(e.alice, "job", "list", "--api-ca-file", pki.ServerKey)
+	if code != 2 || !strings.Contains(errOut, "--api-ca-file") {
+		t.Fatalf("a key as CA file: exit %d, want 2 naming --api-ca-file:\n%s", code, errOut)
+	}
+}
+
+func TestAPIBase(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://ctl:8052":              "https://ctl:8052",
+		"https://ctl:8052/":             "https://ctl:8052",
+		"https://ctl:8052/api/v1":       "https://ctl:8052",
+		"https://ctl/jobengine/":        "https://ctl/jobengine",
+		"http://127.0.0.1:8052/api/v1/": "http://127.0.0.1:8052",
+	} {
+		if got, err := apiBase(in); err != nil || got != want {
+			t.Errorf("apiBase(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "ctl:8052", "ftp://ctl", "https://", "https://ctl?x=1"} {
+		if _, err := apiBase(bad); err == nil {
+			t.Errorf("apiBase(%q): no error", bad)
+		}
+	}
+}
+
+func TestReadEvents(t *testing.T) {
+	in := ": keep-alive\n\nevent: log\ndata: {\"a\":1}\n\nevent: end\ndata: x\ndata: y\n\n"
+	var got []string
+	if err := readEvents(strings.NewReader(in), func(ev sseEvent) error {
+		got = append(got, ev.name+"="+string(ev.data))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{`log={"a":1}`, "end=x\ny"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("events %q, want %q", got, want)
 	}
 }
