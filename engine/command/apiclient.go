@@ -54,7 +54,7 @@ func apiFlags() []cli.Flag {
 // ZooKeeper (or handle --api themselves).
 var (
 	apiActions = map[string]cli.ActionFunc{}
-	apiNeutral = map[string]bool{"version": true, "login": true}
+	apiNeutral = map[string]bool{"version": true, "login": true, "completion": true, "man": true}
 )
 
 // apiDispatch runs the API form of the command when --api is set. ok is

@@ -288,6 +288,16 @@ func TestCLIThroughAPIOverTLS(t *testing.T) {
 	}
 }
 
+// TestAPINeutralCommands: commands that need neither ZooKeeper nor the
+// API work with --api set (a shell that exports JOBENGINE_API_URL).
+func TestAPINeutralCommands(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"completion", "bash"}, {"man"}} {
+		if _, errOut, code := run(t, append([]string{"--api", "http://127.0.0.1:1"}, args...)...); code != 0 {
+			t.Errorf("%v with --api: exit %d: %s", args, code, errOut)
+		}
+	}
+}
+
 func TestAPIBase(t *testing.T) {
 	for in, want := range map[string]string{
 		"https://ctl:8052":              "https://ctl:8052",
