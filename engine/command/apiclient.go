@@ -135,13 +135,13 @@ func openAPI(c *cli.Context, withToken bool) (*apiClient, error) {
 	return cl, nil
 }
 
-// readAPIToken reads the token: $JOBENGINE_API_TOKEN, --api-token-file,
+// readAPIToken reads the token: --api-token-file, $JOBENGINE_API_TOKEN,
 // then the file `jobengine login` wrote.
 func readAPIToken(c *cli.Context) (string, error) {
-	if t := strings.TrimSpace(os.Getenv(apiTokenEnv)); t != "" {
+	file, flag := c.String("api-token-file"), "--api-token-file"
+	if t := strings.TrimSpace(os.Getenv(apiTokenEnv)); file == "" && t != "" {
 		return t, nil
 	}
-	file, flag := c.String("api-token-file"), "--api-token-file"
 	if file == "" {
 		f, err := defaultTokenFile()
 		if err != nil {

@@ -235,6 +235,10 @@ func TestCLILogin(t *testing.T) {
 	if out := e.ok("", "template", "launch", "tpl"); !strings.HasPrefix(out, "job/") {
 		t.Fatalf("launch with the stored token printed %q", out)
 	}
+	// --api-token-file wins over $JOBENGINE_API_TOKEN (bob's may not launch).
+	if out := e.ok(e.bob, "--api-token-file", filepath.Join(e.cfg, "jobengine", "token"), "template", "launch", "tpl"); !strings.HasPrefix(out, "job/") {
+		t.Fatalf("launch with --api-token-file printed %q", out)
+	}
 	// A wrong password: 401, nothing stored over the good token.
 	_, errOut, code = runBinaryIn(t, "wrong\n", "--api", e.url, "login", "--user", "alice", "--api-token-file", filepath.Join(e.cfg, "other"))
 	if code != 1 || !strings.Contains(errOut, "not authenticated") {
