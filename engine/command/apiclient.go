@@ -256,6 +256,41 @@ func (a *apiClient) statusError(method, path string, resp *http.Response) error 
 	return fmt.Errorf("%w: %s%s", errAPI, e.Error, hint)
 }
 
+// follow reads the event stream of path (?follow=true) until fn says the
+// end has come; an error event or a stream that ends first is an error.
+func (a *apiClient) follow(ctx context.Context, path string, fn func(sseEvent) (end bool, err error)) error {
+	resp, cancel, err := a.request(ctx, http.MethodGet, path, url.Values{"follow": {"true"}}, nil, true)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer resp.Body.Close()
+	errEnd := errors.New("end of the stream")
+	err = readEvents(resp.Body, func(ev sseEvent) error {
+		if ev.name == "error" {
+			var e apiErrorBody
+			_ = json.Unmarshal(ev.data, &e)
+			return fmt.Errorf("%w: following %s failed: %s", errAPI, path, e.Error)
+		}
+		end, err := fn(ev)
+		if err == nil && end {
+			return errEnd
+		}
+		return err
+	})
+	switch {
+	case errors.Is(err, errEnd):
+		return nil
+	case err != nil && ctx.Err() != nil:
+		return context.Cause(ctx)
+	case errors.Is(err, errAPI):
+		return err
+	case err != nil:
+		return fmt.Errorf("%w: reading the stream of %s: %v", errAPI, path, err)
+	}
+	return fmt.Errorf("%w: the stream of %s ended before the job did (run the command again to go on)", errAPI, path)
+}
+
 // sseEvent is one server-sent event.
 type sseEvent struct {
 	name string

@@ -175,6 +175,14 @@ func TestCLIThroughAPI(t *testing.T) {
 	e.ok(e.alice, "job", "logs", id)
 	// Following a final job's log ends with it.
 	e.ok(e.alice, "job", "logs", "-f", id)
+	// No executor yet: waiting for the relaunched job times out (exit 3);
+	// the canceled one ended CANCELED (exit 1).
+	if _, errOut, code := e.as(e.alice, "job", "wait", "--timeout", "1s", re); code != 3 || !strings.Contains(errOut, "timed out") {
+		t.Fatalf("job wait --timeout: exit %d, want 3:\n%s", code, errOut)
+	}
+	if out, errOut, code := e.as(e.alice, "job", "wait", id); code != 1 || !strings.Contains(out, "CANCELED") {
+		t.Fatalf("job wait on a canceled job: exit %d, want 1 and CANCELED:\n%s%s", code, out, errOut)
+	}
 	// An executor runs the relaunched job: following its log prints the
 	// lines as they come and ends with the job.
 	xcfg := daemon.NewExecutorConfig()
@@ -191,6 +199,9 @@ func TestCLIThroughAPI(t *testing.T) {
 	}
 	if out := e.ok(e.alice, "job", "show", re); !strings.Contains(out, "SUCCESS") {
 		t.Fatalf("job logs -f ended before the job:\n%s", out)
+	}
+	if out := e.ok(e.alice, "job", "wait", re); !strings.Contains(out, re+" SUCCESS") {
+		t.Fatalf("job wait printed %q", out)
 	}
 
 	_, errOut, code = e.as(e.carol, "job", "relaunch", re)

@@ -5,7 +5,9 @@ package command
 // quarantined documents in `job list`) is left out.
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -26,6 +28,7 @@ func init() {
 	apiActions["job relaunch"] = apiJobRelaunch
 	apiActions["job logs"] = apiJobLogs
 	apiActions["template launch"] = apiTemplateLaunch
+	apiActions["job wait"] = apiJobWait
 }
 
 // apiJobPage is the answer of GET /jobs.
@@ -257,35 +260,77 @@ func apiJobLogs(c *cli.Context) error {
 		}
 		return emit(c.App.Writer, v.Items)
 	}
-	resp, cancel, err := cl.request(c.Context, http.MethodGet, "/jobs/"+uid+"/logs", url.Values{"follow": {"true"}}, nil, true)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	defer resp.Body.Close()
-	ended := false
-	err = readEvents(resp.Body, func(ev sseEvent) error {
+	return cl.follow(c.Context, "/jobs/"+uid+"/logs", func(ev sseEvent) (bool, error) {
 		switch ev.name {
 		case "log":
 			var l jobs.LogLine
 			if err := json.Unmarshal(ev.data, &l); err != nil {
-				return fmt.Errorf("%w: a log event that is not a log line: %v", errAPI, err)
+				return false, fmt.Errorf("%w: a log event that is not a log line: %v", errAPI, err)
 			}
-			return emit(c.App.Writer, []jobs.LogLine{l})
-		case "error":
-			var e apiErrorBody
-			_ = json.Unmarshal(ev.data, &e)
-			return fmt.Errorf("%w: following the log failed: %s", errAPI, e.Error)
+			return false, emit(c.App.Writer, []jobs.LogLine{l})
 		case "end":
-			ended = true
+			return true, nil
 		}
-		return nil
+		return false, nil
 	})
+}
+
+// apiJobWait follows the job's events until it is final; the exit codes
+// are those of `job wait`.
+func apiJobWait(c *cli.Context) error {
+	timeout := c.Duration("timeout")
+	if timeout < 0 {
+		return usagef("--timeout %s is negative: type a duration such as 30s, or 0 to wait as long as it takes", timeout)
+	}
+	uid, cl, err := apiJobArg(c)
 	if err != nil {
 		return err
 	}
-	if !ended {
-		return fmt.Errorf("%w: the log stream of %s ended before the job did (run the command again to go on)", errAPI, uid)
+	ctx, cancel := c.Context, context.CancelFunc(func() {})
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeoutCause(c.Context, timeout, errWaitTimeout)
 	}
-	return nil
+	defer cancel()
+	var last *jobs.Job
+	err = cl.follow(ctx, "/jobs/"+uid+"/events", func(ev sseEvent) (bool, error) {
+		switch ev.name {
+		case "job":
+			var j jobs.Job
+			if err := json.Unmarshal(ev.data, &j); err != nil {
+				return false, fmt.Errorf("%w: a job event that is not a job: %v", errAPI, err)
+			}
+			last = &j
+		case "end":
+			return true, nil
+		}
+		return false, nil
+	})
+	if errors.Is(context.Cause(ctx), errWaitTimeout) {
+		state := "still not final"
+		if last != nil {
+			state = "it is " + string(last.State)
+		}
+		return &ExitError{Code: ExitTimeout, Err: fmt.Errorf("timed out after %s waiting for job/%s; %s", timeout, uid, state)}
+	}
+	if err != nil {
+		return err
+	}
+	// The document as it ended (the stream may not send the last change
+	// of a job that was final before it started).
+	var v history.Job
+	if err := cl.do(c.Context, http.MethodGet, "/jobs/"+uid, nil, nil, &v); err != nil {
+		return err
+	}
+	if v.Job == nil {
+		return fmt.Errorf("%w: GET /jobs/%s: no job document in the answer", errAPI, uid)
+	}
+	if c.Bool("json") {
+		err = writeJSON(c.App.Writer, v)
+	} else {
+		fmt.Fprintln(c.App.Writer, printable(finalLine(v.Job)))
+	}
+	if err != nil || v.State == jobs.Success {
+		return err
+	}
+	return &ExitError{Code: ExitFailure, Err: &withCause{fmt.Sprintf("%s ended %s", v.ID, v.State), errJobFailed}}
 }
