@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -94,8 +95,20 @@ func apiBase(raw string) (string, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return "", usagef("--api %q is not an API address: type the controller's URL, such as https://controller.example:8052", raw)
 	}
+	if u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+		return "", usagef("--api %q: plain http would send the token in clear over the network; type https:// (the controller serves plain HTTP on loopback only)", raw)
+	}
 	p := strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), api.Prefix)
 	return u.Scheme + "://" + u.Host + strings.TrimSuffix(p, "/"), nil
+}
+
+// loopbackHost reports whether host names this machine's loopback.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // defaultTokenFile is where `jobengine login` stores the token.

@@ -320,12 +320,14 @@ func TestAPIBase(t *testing.T) {
 		"https://ctl:8052/api/v1":       "https://ctl:8052",
 		"https://ctl/jobengine/":        "https://ctl/jobengine",
 		"http://127.0.0.1:8052/api/v1/": "http://127.0.0.1:8052",
+		"http://localhost:8052":         "http://localhost:8052",
+		"http://[::1]:8052":             "http://[::1]:8052",
 	} {
 		if got, err := apiBase(in); err != nil || got != want {
 			t.Errorf("apiBase(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "ctl:8052", "ftp://ctl", "https://", "https://ctl?x=1"} {
+	for _, bad := range []string{"", "ctl:8052", "ftp://ctl", "https://", "https://ctl?x=1", "http://ctl:8052", "http://10.0.0.7:8052"} {
 		if _, err := apiBase(bad); err == nil {
 			t.Errorf("apiBase(%q): no error", bad)
 		}
