@@ -98,7 +98,9 @@ func (s *Store) SyncContainer(ctx context.Context, id string) (*Job, error) {
 		if !c.IsContainer() {
 			return nil, fmt.Errorf("%w: %s is not a workflow job", ErrInvalid, c.ID)
 		}
-		if c.State.Final() {
+		if c.State.Final() || c.IsWorkflow() {
+			// A workflow job's state is derived by the workflow service
+			// (engine/workflow), from its graph and its node jobs.
 			return c, nil
 		}
 		slices, err := s.getMany(ctx, c.NestedJobs)
@@ -256,6 +258,9 @@ func (s *Store) CancelJob(ctx context.Context, id, by string) (*Job, error) {
 			return nil, err
 		}
 		s.log.Info("cancel requested", zap.String("job", j.ID), zap.String("by", by), zap.Int("slices", len(j.NestedJobs)))
+	}
+	if j.IsWorkflow() {
+		return s.cancelWorkflow(ctx, j, by)
 	}
 	for _, sid := range j.NestedJobs {
 		_, err := s.Cancel(ctx, sid, by)

@@ -47,6 +47,16 @@ type Request struct {
 	// runs against: its limit is that host and it is never sliced,
 	// whatever the template's prompts.
 	Host string
+	// ID, when set, is the id of the launch's top job (a plain job, or the
+	// container of a sliced one): a deterministic id makes the launch
+	// create-if-absent (jobs.ErrDuplicate when it was made). Workflows and
+	// schedules set it.
+	ID string
+	// ParentJob and WorkflowNode place the launch in a workflow job.
+	ParentJob, WorkflowNode string
+	// Extra operations join every creating transaction (a leader's
+	// election fence), after the inventory pin.
+	Extra []interface{}
 }
 
 // Result is what a launch created: a plain job, or a container and its
@@ -103,6 +113,7 @@ type plan struct {
 	top    jobs.NewJob
 	slices []jobs.NewJob
 	pin    *zk.CreateRequest
+	extra  []interface{}
 }
 
 func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Request) (*Result, error) {
@@ -141,6 +152,13 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 			AllowSimultaneous: r.AllowSimultaneous, Ansible: r.Ansible, RelaunchOf: req.RelaunchOf,
 		},
 	}
+	if req.ID != "" {
+		id, _, err := jobs.ParseID(req.ID)
+		if err != nil {
+			return nil, err
+		}
+		req.ID = id
+	}
 	if snap != nil && snap.Generation != nil {
 		base.Launch.InventorySnapshot = snap.Generation.ID
 	}
@@ -149,7 +167,11 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 	}
 	var p plan
 	p.top = base
-	p.top.ID, _ = jobs.NewID()
+	p.top.ID = req.ID
+	if p.top.ID == "" {
+		p.top.ID, _ = jobs.NewID()
+	}
+	p.top.ParentJob, p.top.Launch.WorkflowNode = req.ParentJob, req.WorkflowNode
 	if n > 1 {
 		p.top.Launch.Kind, p.top.Launch.Sliced, p.top.Launch.SliceCount = jobs.KindWorkflow, true, n
 		for k := 1; k <= n; k++ {
@@ -159,6 +181,7 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 			s.Launch.SliceNumber, s.Launch.SliceCount = k, n
 			s.Launch.Hosts = inventory.SliceSize(len(hosts), k, n)
 			s.Launch.LaunchValues = nil // kept once, on the container
+			s.Launch.WorkflowNode = ""
 			p.top.NestedJobs = append(p.top.NestedJobs, s.ID)
 			p.slices = append(p.slices, s)
 		}
@@ -171,6 +194,7 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 		}
 		p.pin = pin
 	}
+	p.extra = req.Extra
 	return l.create(ctx, p)
 }
 
@@ -214,6 +238,7 @@ func (l *Launcher) create(ctx context.Context, p plan) (*Result, error) {
 		if i == 0 && p.pin != nil {
 			extra = append(extra, p.pin)
 		}
+		extra = append(extra, p.extra...)
 		created, err := l.Jobs.CreateFenced(ctx, b, extra...)
 		var oe *zkconn.OpError
 		if i == 0 && errors.As(err, &oe) && oe.Index == 0 && inventory.IsPinGone(oe.Err) {
