@@ -274,6 +274,9 @@ func (l *Launcher) Relaunch(ctx context.Context, id, by string) (*Result, error)
 	if err != nil {
 		return nil, err
 	}
+	if j.IsWorkflow() {
+		return nil, fmt.Errorf("%w: %s is a workflow job (relaunch it with `jobengine workflow relaunch %s`)", ErrCannotRelaunch, j.ID, j.ID)
+	}
 	if j.Template == "" {
 		return nil, fmt.Errorf("%w: %s was not launched from a template (add a new job with `jobengine job add`)", ErrCannotRelaunch, j.ID)
 	}
