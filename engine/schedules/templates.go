@@ -29,7 +29,7 @@ func TemplateLauncher(store *jobs.Store, templates *template.Launcher, workflows
 			return plain(ctx, o)
 		case l.Workflow != "":
 			j, err := workflows.Launch(ctx, workflow.Request{Workflow: l.Workflow, LaunchType: jobs.LaunchScheduled,
-				CreatedBy: o.CreatedBy, ID: o.JobID, Extra: []interface{}{o.Fence}})
+				CreatedBy: o.CreatedBy, ID: o.JobID, Tick: o.Tick.ID(), Extra: []interface{}{o.Fence}})
 			return j, refusal(err)
 		}
 		var values *jobs.LaunchValues
@@ -42,7 +42,7 @@ func TemplateLauncher(store *jobs.Store, templates *template.Launcher, workflows
 			}
 		}
 		res, err := templates.Launch(ctx, template.Request{Template: l.Template, Values: values, LaunchType: jobs.LaunchScheduled,
-			CreatedBy: o.CreatedBy, ID: o.JobID, Extra: []interface{}{o.Fence}})
+			CreatedBy: o.CreatedBy, ID: o.JobID, Tick: o.Tick.ID(), Extra: []interface{}{o.Fence}})
 		if err != nil {
 			return nil, refusal(err)
 		}

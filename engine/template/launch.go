@@ -54,6 +54,8 @@ type Request struct {
 	ID string
 	// ParentJob and WorkflowNode place the launch in a workflow job.
 	ParentJob, WorkflowNode string
+	// Tick is the schedule occurrence that launches the top job.
+	Tick string
 	// Extra operations join every creating transaction (a leader's
 	// election fence), after the inventory pin.
 	Extra []interface{}
@@ -171,7 +173,7 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 	if p.top.ID == "" {
 		p.top.ID, _ = jobs.NewID()
 	}
-	p.top.ParentJob, p.top.Launch.WorkflowNode = req.ParentJob, req.WorkflowNode
+	p.top.ParentJob, p.top.Launch.WorkflowNode, p.top.Tick = req.ParentJob, req.WorkflowNode, req.Tick
 	if n > 1 {
 		p.top.Launch.Kind, p.top.Launch.Sliced, p.top.Launch.SliceCount = jobs.KindWorkflow, true, n
 		for k := 1; k <= n; k++ {

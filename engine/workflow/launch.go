@@ -46,6 +46,8 @@ type Request struct {
 	ID string
 	// ParentJob and WorkflowNode place the launch in an outer workflow.
 	ParentJob, WorkflowNode string
+	// Tick is the schedule occurrence that launches it.
+	Tick string
 	// Extra operations join the creating transaction (a leader's fence).
 	Extra []interface{}
 }
@@ -100,7 +102,7 @@ func (l *Launcher) create(ctx context.Context, name string, nodes []jobs.Workflo
 		return nil, err
 	}
 	n := jobs.NewJob{
-		ID: id, Action: Action, Priority: queue.DefaultPriority, CreatedBy: req.CreatedBy, ParentJob: req.ParentJob,
+		ID: id, Action: Action, Priority: queue.DefaultPriority, CreatedBy: req.CreatedBy, ParentJob: req.ParentJob, Tick: req.Tick,
 		Launch: jobs.Launch{
 			Kind: jobs.KindWorkflow, LaunchType: req.LaunchType, WorkflowTemplate: name, WorkflowNode: req.WorkflowNode,
 			Workflow: &jobs.Workflow{Nodes: nodes}, RelaunchOf: relaunchOf,
