@@ -41,8 +41,8 @@ type env struct {
 	conn  *zkconn.Conn
 	// launcher makes a member's LaunchFunc (JobLauncher when nil).
 	launcher func(*zkconn.Conn, *jobs.Store) LaunchFunc
-	store *Store
-	jobs  *jobs.Store
+	store    *Store
+	jobs     *jobs.Store
 }
 
 func newEnv(t *testing.T, now time.Time) *env {
