@@ -115,8 +115,11 @@ func (s *Store) SyncContainer(ctx context.Context, id string) (*Job, error) {
 		if to == c.State && msg == c.StatusMessage && progress == c.Progress {
 			return c, nil
 		}
+		from := c.State
 		s.setContainerState(c, to, msg, progress)
-		if _, err := s.Update(ctx, c, ver); errors.Is(err, ErrConflict) {
+		// The write notifies as a whole sliced job: started with its first
+		// slice, success or failure with its last.
+		if _, err := s.update(ctx, c, ver, from); errors.Is(err, ErrConflict) {
 			continue
 		} else if err != nil {
 			return nil, err

@@ -15,6 +15,7 @@ import (
 	"github.com/jobengine/jobengine/engine/election"
 	"github.com/jobengine/jobengine/engine/inventory"
 	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/notify"
 	"github.com/jobengine/jobengine/engine/template"
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/engine/zkserver"
@@ -61,7 +62,8 @@ func newEnv(t *testing.T) *env {
 }
 
 func stores(conn *zkconn.Conn) (*jobs.Store, *template.Store, *inventory.Store, *Store, *template.Launcher, *Launcher) {
-	js := jobs.NewStore(conn, jobs.StoreConfig{})
+	// Jobs notify what is attached to them, as in the daemons.
+	js := jobs.NewStore(conn, jobs.StoreConfig{Notifications: notify.NewResolver(notify.NewStore(conn))})
 	tpls := template.NewStore(conn, nil)
 	invs := inventory.NewStore(conn, inventory.Config{})
 	wfs := NewStore(conn, nil)

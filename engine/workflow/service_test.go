@@ -1,12 +1,15 @@
 package workflow
 
 import (
+	"encoding/json"
 	"errors"
+	"sort"
 	"strings"
 	"testing"
 
 	"github.com/jobengine/jobengine/engine/inventory"
 	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/notify"
 	"github.com/jobengine/jobengine/engine/template"
 )
 
@@ -307,5 +310,85 @@ func TestLeaderKilledMidWorkflow(t *testing.T) {
 	// Its index node went with the final write.
 	if ok, _, err := e.conn.Exists(IndexPath(e.conn, wf.UUID())); err != nil || ok {
 		t.Fatalf("index node left: %v %v", ok, err)
+	}
+}
+
+// TestNotifiesAsAWhole: a workflow notifies by its workflow template's
+// attachments, once started and once ended; its node jobs by their own
+// templates'; a sliced node once as a whole, never per slice.
+func TestNotifiesAsAWhole(t *testing.T) {
+	e := newEnv(t)
+	e.waitLeading(e.start("m1"))
+	ctx := e.ctx()
+	ns := notify.NewStore(e.conn)
+	if err := ns.Create(ctx, notify.Template{Name: "pager", Kind: notify.Command, Command: &notify.CommandSpec{Argv: []string{"/bin/true"}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	inv := &inventory.Content{}
+	for _, h := range []string{"h1", "h2", "h3"} {
+		inv.Hosts = append(inv.Hosts, inventory.Host{Name: h, Enabled: true})
+	}
+	if err := e.invs.Create(ctx, &inventory.Inventory{Name: "lab", Kind: inventory.Static}, inv); err != nil {
+		t.Fatal(err)
+	}
+	e.template("ok", nil)
+	e.template("sliced", func(t *template.Template) { t.Inventory, t.SliceCount = "lab", 3 })
+	e.workflow("w", "s=sliced:a", "a=ok")
+	for _, att := range []struct {
+		kind   notify.AttachKind
+		target string
+	}{{notify.AttachWorkflow, "w"}, {notify.AttachTemplate, "ok"}, {notify.AttachTemplate, "sliced"}} {
+		for _, ev := range jobs.NotifyEvents {
+			if err := ns.Attach(ctx, att.kind, att.target, ev, "pager"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	wf, err := e.wl.Launch(ctx, Request{Workflow: "w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.waitNode(wf, "s")
+	for _, id := range c.NestedJobs {
+		e.end(id, jobs.Success)
+	}
+	e.end(e.waitNode(wf, "a").ID, jobs.Success)
+	e.waitState(wf.ID, jobs.Success)
+
+	names, _, err := e.conn.Children(ns.OutboxPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, n := range names {
+		data, _, err := e.conn.Get(ns.OutboxPath() + "/" + n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var notice jobs.Notice
+		if err := json.Unmarshal(data, &notice); err != nil {
+			t.Fatal(err)
+		}
+		who := map[string]string{wf.ID: "workflow", c.ID: "sliced", jobs.NodeJobID(wf.ID, "a"): "a"}[notice.Job.ID]
+		if who == "" {
+			who = "other " + notice.Job.ID
+		}
+		got = append(got, who+":"+string(notice.Event))
+	}
+	sort.Strings(got)
+	// The test plays the executor of a and of the slices with writes that
+	// notify nothing (an executor's writes do): what they would notify is
+	// on their documents.
+	want := "sliced:started sliced:success workflow:started workflow:success"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("notices %v, want %s", got, want)
+	}
+	if a := e.nodeJob(wf, "a"); a.Notifications == nil || strings.Join(a.Notifications.Success, ",") != "pager" {
+		t.Fatalf("node a notifies %+v, want its template's", a.Notifications)
+	}
+	for _, id := range c.NestedJobs {
+		if sl, _, err := e.jobs.Get(ctx, id); err != nil || sl.Notifications != nil {
+			t.Fatalf("slice %s notifies %+v (%v), want nothing: its container does", id, sl.Notifications, err)
+		}
 	}
 }
