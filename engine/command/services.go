@@ -35,9 +35,7 @@ func servicesCommand() *cli.Command {
 		Flags: withEnv("services",
 			configDirFlag(),
 			&cli.StringFlag{Name: "identifier", Usage: "name of this instance in the election and in the jobs' created-by (default hostname/pid)"},
-			&cli.IntFlag{Name: "notify-max-attempts", Value: notify.DefaultMaxAttempts, Usage: "failed deliveries that park a notification"},
-			&cli.DurationFlag{Name: "notify-min-backoff", Value: notify.DefaultMinBackoff, Usage: "wait after a first failed delivery; it doubles with each attempt"},
-			&cli.DurationFlag{Name: "notify-max-backoff", Value: notify.DefaultMaxBackoff, Usage: "longest wait between two delivery attempts"},
+			notifyMaxAttemptsFlag(), notifyMinBackoffFlag(), notifyMaxBackoffFlag(),
 			maxBacklogFlag(),
 		),
 		Action: runServices,
@@ -48,11 +46,9 @@ func runServices(c *cli.Context) error {
 	if _, err := parseArgs(c); err != nil {
 		return err
 	}
-	if n := c.Int("notify-max-attempts"); n < 1 {
-		return usagef("--notify-max-attempts %d: type how many failed deliveries park a notification, 1 or more", n)
-	}
-	if c.Duration("notify-min-backoff") <= 0 || c.Duration("notify-max-backoff") < c.Duration("notify-min-backoff") {
-		return usagef("--notify-min-backoff and --notify-max-backoff: type durations with 0 < min <= max, such as 5s and 5m")
+	nc, err := notifyConfig(c)
+	if err != nil {
+		return err
 	}
 	if c.Int("max-backlog") < 0 {
 		return usagef("--max-backlog must not be negative")
@@ -69,8 +65,7 @@ func runServices(c *cli.Context) error {
 	if cfg.Cleanup, err = daemon.CleanupFromSettings(st); err != nil {
 		return daemonError(err, "")
 	}
-	cfg.Notify = maintenance.NotifyConfig{MaxAttempts: c.Int("notify-max-attempts"),
-		MinBackoff: c.Duration("notify-min-backoff"), MaxBackoff: c.Duration("notify-max-backoff")}
+	cfg.Notify = nc
 	if cfg.ZK, err = zkConfig(c, nil); err != nil {
 		return err
 	}
@@ -92,4 +87,29 @@ func runServices(c *cli.Context) error {
 	return serveDaemon(c, log, "giving up leadership", func(ctx context.Context) (daemonHandle, error) {
 		return daemon.StartDistributor(ctx, cfg)
 	})
+}
+
+// The notification sender's flags, on every daemon that hosts maintenance.
+func notifyMaxAttemptsFlag() cli.Flag {
+	return &cli.IntFlag{Name: "notify-max-attempts", Value: notify.DefaultMaxAttempts, Usage: "failed deliveries that park a notification"}
+}
+
+func notifyMinBackoffFlag() cli.Flag {
+	return &cli.DurationFlag{Name: "notify-min-backoff", Value: notify.DefaultMinBackoff, Usage: "wait after a first failed delivery; it doubles with each attempt"}
+}
+
+func notifyMaxBackoffFlag() cli.Flag {
+	return &cli.DurationFlag{Name: "notify-max-backoff", Value: notify.DefaultMaxBackoff, Usage: "longest wait between two delivery attempts"}
+}
+
+// notifyConfig reads the sender's flags.
+func notifyConfig(c *cli.Context) (maintenance.NotifyConfig, error) {
+	if n := c.Int("notify-max-attempts"); n < 1 {
+		return maintenance.NotifyConfig{}, usagef("--notify-max-attempts %d: type how many failed deliveries park a notification, 1 or more", n)
+	}
+	if c.Duration("notify-min-backoff") <= 0 || c.Duration("notify-max-backoff") < c.Duration("notify-min-backoff") {
+		return maintenance.NotifyConfig{}, usagef("--notify-min-backoff and --notify-max-backoff: type durations with 0 < min <= max, such as 5s and 5m")
+	}
+	return maintenance.NotifyConfig{MaxAttempts: c.Int("notify-max-attempts"),
+		MinBackoff: c.Duration("notify-min-backoff"), MaxBackoff: c.Duration("notify-max-backoff")}, nil
 }
