@@ -278,8 +278,8 @@ func (s *Store) CancelJob(ctx context.Context, id, by string) (*Job, error) {
 var ErrNotFinal = errors.New("job is not final")
 
 // DeleteJob deletes a final job from ZooKeeper (with its log and cancel
-// request) and returns the ids deleted: a container goes with its slices,
-// a slice alone. Each document is deleted only at the version read, so a
+// request) and returns the ids deleted: a container goes with its slices
+// (a workflow job with its node jobs, and theirs), a slice alone. Each document is deleted only at the version read, so a
 // job that changes meanwhile is left.
 func (s *Store) DeleteJob(ctx context.Context, id string) ([]string, error) {
 	j, ver, err := s.Get(ctx, id)
@@ -302,6 +302,16 @@ func (s *Store) DeleteJob(ctx context.Context, id string) ([]string, error) {
 		}
 		for _, sl := range slices {
 			if sl == nil {
+				continue
+			}
+			if sl.IsContainer() {
+				// A workflow's node that is a sliced job or a nested
+				// workflow goes with its own children.
+				sub, err := s.DeleteJob(ctx, sl.ID)
+				deleted = append(deleted, sub...)
+				if err != nil && !errors.Is(err, ErrNotFound) {
+					return deleted, err
+				}
 				continue
 			}
 			_, sver, err := s.Get(ctx, sl.ID)

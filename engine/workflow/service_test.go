@@ -128,6 +128,12 @@ func TestShapes(t *testing.T) {
 		if j := e.waitState(c.ID, jobs.Success); j.State != jobs.Success {
 			t.Fatal(j.State)
 		}
+		// Deleting the workflow job deletes its node jobs and the sliced
+		// node's slices.
+		deleted, err := e.jobs.DeleteJob(e.ctx(), wf.ID)
+		if err != nil || len(deleted) != 6 {
+			t.Fatalf("deleted %v, %v; want the workflow, its 2 node jobs and 3 slices", deleted, err)
+		}
 	}
 	// refused node
 	{
@@ -349,6 +355,19 @@ func TestNotifiesAsAWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := e.waitNode(wf, "s")
+	// A first slice starts: the sliced job starts (an executor's write
+	// would make the container follow at once; here the service does).
+	first, ver, err := e.jobs.Get(ctx, c.NestedJobs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Transition(jobs.Running, first.Created); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.jobs.Update(ctx, first, ver); err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(c.ID, jobs.Running)
 	for _, id := range c.NestedJobs {
 		e.end(id, jobs.Success)
 	}
