@@ -7,10 +7,12 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/go-zookeeper/zk"
 	"github.com/google/uuid"
 	"go.uber.org/zap"
 
 	"github.com/jobengine/jobengine/engine/configstore"
+	"github.com/jobengine/jobengine/engine/zkconn"
 )
 
 // A workflow job is a container (KindWorkflow, not Sliced) that carries
@@ -21,6 +23,39 @@ import (
 // what a workflow has done is read back from ZooKeeper and never held in
 // memory: engine/workflow derives the state from the graph and the node
 // jobs, and its leader-run service launches what is due, create-if-absent.
+
+// WorkflowIndexDir is the directory of the index of open workflow jobs,
+// under the connection's root: an empty node per workflow job not yet
+// final, created with it and removed by its final write.
+const WorkflowIndexDir = "workflows"
+
+// WorkflowIndexPath returns the index node of the workflow job uid.
+func (s *Store) WorkflowIndexPath(uid string) string { return s.conn.Path(WorkflowIndexDir, uid) }
+
+// reindexWorkflow creates the index node of an open workflow job when it
+// is missing, and reports whether it did.
+func (s *Store) reindexWorkflow(ctx context.Context, j *Job) (bool, error) {
+	p := s.WorkflowIndexPath(j.UUID())
+	created := false
+	err := zkconn.Do(ctx, func() error {
+		_, err := s.conn.Create(p, nil, 0, zkconn.ACL)
+		if errors.Is(err, zk.ErrNoNode) {
+			if err := zkconn.EnsureSync(s.conn.Conn, s.conn.Path(WorkflowIndexDir)); err != nil {
+				return err
+			}
+			_, err = s.conn.Create(p, nil, 0, zkconn.ACL)
+		}
+		if errors.Is(err, zk.ErrNodeExists) {
+			return nil
+		}
+		created = err == nil
+		return err
+	})
+	if created {
+		s.log.Info("restore: workflow job indexed again", zap.String("job", j.ID))
+	}
+	return created, err
+}
 
 // MaxWorkflowNodes bounds the nodes of a workflow graph.
 const MaxWorkflowNodes = 200

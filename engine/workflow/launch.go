@@ -25,7 +25,7 @@ const Action = "workflow"
 
 // IndexDir is the directory of the index of open workflow jobs, under the
 // connection's root: one empty node per workflow job not yet final.
-const IndexDir = "workflows"
+const IndexDir = jobs.WorkflowIndexDir
 
 // Launcher creates workflow jobs.
 type Launcher struct {

@@ -411,3 +411,28 @@ func TestNotifiesAsAWhole(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreIndexesAgain: an open workflow job whose index node was
+// removed by hand is indexed again by `queue restore`, and runs.
+func TestRestoreIndexesAgain(t *testing.T) {
+	e := newEnv(t)
+	e.template("ok", nil)
+	e.workflow("w", "a=ok")
+	wf, err := e.wl.Launch(e.ctx(), Request{Workflow: "w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.conn.Delete(IndexPath(e.conn, wf.UUID()), -1); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.jobs.Restore(e.ctx())
+	if err != nil || len(rep.Requeued) != 1 || rep.Requeued[0] != wf.ID {
+		t.Fatalf("restore: %+v, %v", rep, err)
+	}
+	if rep, err := e.jobs.Restore(e.ctx()); err != nil || len(rep.Requeued) != 0 {
+		t.Fatalf("a second restore: %+v, %v", rep, err)
+	}
+	e.waitLeading(e.start("m1"))
+	e.end(e.waitNode(wf, "a").ID, jobs.Success)
+	e.waitState(wf.ID, jobs.Success)
+}
