@@ -23,8 +23,9 @@ func workflowFile(t *testing.T, name, content string) string {
 // binary, launches it, and lets a real executor and the maintenance
 // leader (`jobengine services`) run it: the failing node's failure edge
 // runs, the node after a success that did not happen never runs, and the
-// workflow succeeds. Its relaunch runs again; once a node's template is
-// gone the relaunch is refused with the reason.
+// workflow succeeds; a sliced template's node runs as a sliced job. Its
+// relaunch runs again; once a node's template is gone the relaunch is
+// refused with the reason.
 func TestWorkflowFromYAMLRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts daemons: not in -short mode")
@@ -35,6 +36,8 @@ func TestWorkflowFromYAMLRuns(t *testing.T) {
 	e.ok("template", "create", "ok", "--action", "echo")
 	e.ok("template", "create", "bad", "--action", "fail")
 	e.ok("template", "create", "greet", "--action", "echo", "--prompt", "payload")
+	e.ok("inventory", "import", "fleet", e.writeFile("fleet.json", ansibleHosts(4)))
+	e.ok("template", "create", "spread", "--action", "echo", "--inventory", "fleet", "--slices", "2")
 	file := workflowFile(t, "deploy.yaml", `
 description: build, deploy, roll back on failure
 nodes:
@@ -54,6 +57,8 @@ nodes:
     template: ok
   - id: cleanup
     template: ok
+  - id: sliced
+    template: spread
 `)
 	if out := e.ok("workflow", "create", "deploy", "--file", file); !strings.Contains(out, "workflow deploy created") {
 		t.Fatalf("create printed %q", out)
@@ -75,7 +80,7 @@ nodes:
 		got[r.Node] = r.Status + "/" + r.State
 	}
 	want := map[string]string{"build": "succeeded/SUCCESS", "deploy": "failed/FAILED", "rollback": "succeeded/SUCCESS",
-		"announce": "do-not-run/", "cleanup": "do-not-run/"}
+		"announce": "do-not-run/", "cleanup": "do-not-run/", "sliced": "succeeded/SUCCESS"}
 	for n, w := range want {
 		if got[n] != w {
 			t.Errorf("node %s: %s, want %s", n, got[n], w)
@@ -84,6 +89,12 @@ nodes:
 	j, _, err := e.store.Get(e.ctx(), rows[2].Job)
 	if err != nil || !strings.Contains(string(j.Payload), "rolling back") || j.WorkflowNode != "rollback" || j.LaunchType != jobs.LaunchWorkflow {
 		t.Fatalf("the rollback node's job: %+v, %v", j, err)
+	}
+
+	// The sliced node ran as a sliced job inside the workflow.
+	sl, _, err := e.store.Get(e.ctx(), rows[5].Job)
+	if err != nil || !sl.Sliced || len(sl.NestedJobs) != 2 || sl.ParentJob != id {
+		t.Fatalf("the sliced node's job: %+v, %v", sl, err)
 	}
 
 	again := strings.TrimSpace(e.ok("workflow", "relaunch", id))
