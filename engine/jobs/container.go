@@ -126,6 +126,7 @@ func (s *Store) SyncContainer(ctx context.Context, id string) (*Job, error) {
 		}
 		if to.Final() {
 			s.log.Info("sliced job ended", zap.String("job", c.ID), zap.String("state", string(to)), zap.String("message", msg))
+			s.pokeWorkflows(c) // a workflow's sliced node: the workflow goes on
 		}
 		return c, nil
 	}
@@ -204,10 +205,12 @@ func (s *Store) FollowParent(ctx context.Context, j *Job) error {
 	return err
 }
 
-// followParent is FollowParent after a committed change of a slice: a
-// failure is logged and left, as the next change of any slice of the
+// followParent is FollowParent after a committed change of a slice (and
+// tells the workflow service of a node job's end): a failure is logged
+// and left, as the next change of any slice of the
 // container, a cancel, or a reader of the container derives it again.
 func (s *Store) followParent(ctx context.Context, j *Job) {
+	s.pokeWorkflows(j)
 	if !j.IsSlice() {
 		return
 	}

@@ -32,6 +32,19 @@ const WorkflowIndexDir = "workflows"
 // WorkflowIndexPath returns the index node of the workflow job uid.
 func (s *Store) WorkflowIndexPath(uid string) string { return s.conn.Path(WorkflowIndexDir, uid) }
 
+// pokeWorkflows tells the workflow service that a node job of a workflow
+// has ended, so that it steps at once rather than at its next pass: it
+// bumps the data of the index directory, which the service watches. It is
+// best effort (the pass comes anyway) and a no-op for other jobs.
+func (s *Store) pokeWorkflows(j *Job) {
+	if j.WorkflowNode == "" || j.ParentJob == "" || !j.State.Final() {
+		return
+	}
+	if _, err := s.conn.Set(s.conn.Path(WorkflowIndexDir), nil, -1); err != nil {
+		s.log.Debug("the workflow service was not told of a node's end", zap.String("job", j.ID), zap.Error(err))
+	}
+}
+
 // reindexWorkflow creates the index node of an open workflow job when it
 // is missing, and reports whether it did.
 func (s *Store) reindexWorkflow(ctx context.Context, j *Job) (bool, error) {
@@ -245,6 +258,7 @@ func (s *Store) WriteWorkflowState(ctx context.Context, c *Job, ver int32, to St
 	}
 	if to.Final() {
 		s.log.Info("workflow job ended", zap.String("job", c.ID), zap.String("state", string(to)), zap.String("message", msg))
+		s.pokeWorkflows(c) // a nested workflow: its parent goes on
 	}
 	return nil
 }

@@ -105,11 +105,14 @@ type member struct {
 	leading atomic.Bool
 }
 
-func (e *env) start(id string) *member {
+func (e *env) start(id string) *member { return e.startEvery(id, 50*time.Millisecond) }
+
+// startEvery starts a member whose service passes every interval.
+func (e *env) startEvery(id string, interval time.Duration) *member {
 	e.t.Helper()
 	m := &member{conn: e.dial(), done: make(chan error, 1)}
 	js, _, _, _, tl, wl := stores(m.conn)
-	s, err := NewService(ServiceConfig{Jobs: js, Templates: tl, Workflows: wl, Interval: 50 * time.Millisecond, Logger: testLogger(e.t).Named(id)})
+	s, err := NewService(ServiceConfig{Jobs: js, Templates: tl, Workflows: wl, Interval: interval, Logger: testLogger(e.t).Named(id)})
 	if err != nil {
 		e.t.Fatal(err)
 	}

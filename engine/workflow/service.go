@@ -23,7 +23,7 @@ import (
 const ServiceName = "workflows"
 
 // DefaultInterval is how often the service looks at every open workflow
-// job when nothing else wakes it.
+// job when nothing wakes it sooner (a launch, a node job's end).
 const DefaultInterval = time.Second
 
 // RefusedAction is the action of the FAILED job that records a node whose
@@ -119,16 +119,28 @@ func (s *Service) run(ctx context.Context, term *election.Term) {
 	s.log.Info("running workflows")
 	defer s.log.Info("no longer running workflows")
 	conn := s.cfg.Jobs.Conn()
+	dir := conn.Path(IndexDir)
 	bo := backoff.New(100*time.Millisecond, 10*time.Second)
+	// Two watches on the index, each kept until it fires (a watch set
+	// again each pass would pile up in the client): its children change
+	// when a workflow is launched or ends, its data when a node job ends
+	// (jobs bumps it).
+	var launched, nodeEnded <-chan zk.Event
 	for ctx.Err() == nil {
 		if term.Check() != nil {
 			return
 		}
 		var open []string
-		var changed <-chan zk.Event
 		err := zkconn.Do(ctx, func() error {
 			var err error
-			open, _, changed, err = conn.ChildrenW(conn.Path(IndexDir))
+			if launched == nil {
+				open, _, launched, err = conn.ChildrenW(dir)
+			} else {
+				open, _, err = conn.Children(dir)
+			}
+			if err == nil && nodeEnded == nil {
+				_, _, nodeEnded, err = conn.GetW(dir)
+			}
 			return err
 		})
 		if err == nil {
@@ -146,7 +158,10 @@ func (s *Service) run(ctx context.Context, term *election.Term) {
 		timer := time.NewTimer(s.cfg.Interval)
 		select {
 		case <-ctx.Done():
-		case <-changed:
+		case <-launched:
+			launched = nil
+		case <-nodeEnded:
+			nodeEnded = nil
 		case <-timer.C:
 		}
 		timer.Stop()

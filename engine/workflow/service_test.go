@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jobengine/jobengine/engine/inventory"
 	"github.com/jobengine/jobengine/engine/jobs"
@@ -435,4 +436,36 @@ func TestRestoreIndexesAgain(t *testing.T) {
 	e.waitLeading(e.start("m1"))
 	e.end(e.waitNode(wf, "a").ID, jobs.Success)
 	e.waitState(wf.ID, jobs.Success)
+}
+
+// TestWokenByEvents: with no periodic pass in sight, a launch wakes the
+// service (the index's children change) and so does a node job's end
+// (its writer bumps the index's data): the workflow goes on at once.
+func TestWokenByEvents(t *testing.T) {
+	e := newEnv(t)
+	e.waitLeading(e.startEvery("m1", time.Hour))
+	inv := &inventory.Content{}
+	for _, h := range []string{"h1", "h2"} {
+		inv.Hosts = append(inv.Hosts, inventory.Host{Name: h, Enabled: true})
+	}
+	if err := e.invs.Create(e.ctx(), &inventory.Inventory{Name: "lab", Kind: inventory.Static}, inv); err != nil {
+		t.Fatal(err)
+	}
+	e.template("ok", nil)
+	e.template("sliced", func(t *template.Template) { t.Inventory, t.SliceCount = "lab", 2 })
+	e.workflow("w", "s=sliced:after", "after=ok")
+	wf, err := e.wl.Launch(e.ctx(), Request{Workflow: "w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.waitNode(wf, "s") // woken by the launch
+	for _, id := range c.NestedJobs {
+		e.end(id, jobs.Success)
+	}
+	// The sliced node's container is derived (as `job show` would) and
+	// ends: that write tells the service.
+	if got, err := e.jobs.SyncContainer(e.ctx(), c.ID); err != nil || got.State != jobs.Success {
+		t.Fatalf("the sliced node: %v, %v", got, err)
+	}
+	e.waitNode(wf, "after")
 }
