@@ -45,6 +45,7 @@ func controllerCommand() *cli.Command {
 			notifyMaxAttemptsFlag(), notifyMinBackoffFlag(), notifyMaxBackoffFlag(),
 			configDirFlag(),
 			maxBacklogFlag(),
+			credentialKeyFlag(),
 		),
 		Action: runController,
 	}
@@ -65,6 +66,12 @@ func runController(c *cli.Context) error {
 		return usagef("--max-starts %d: type at least 1 (default %d)", c.Int("max-starts"), scheduler.DefaultMaxStarts)
 	}
 	cfg := daemon.NewControllerConfig()
+	// The key seals credentials created through the API; without it the
+	// API shows and deletes credentials but creates none.
+	var err error
+	if cfg.CredentialKey, err = credentialKey(c, false); err != nil {
+		return err
+	}
 	cfg.Listen, cfg.TLSCert, cfg.TLSKey = c.String("listen"), c.String("tls-cert"), c.String("tls-key")
 	cfg.InsecureListen = c.Bool("insecure-listen")
 	cfg.Maintenance = c.Bool("maintenance")

@@ -19,6 +19,10 @@ type LogLine struct {
 	Time    time.Time `json:"time"`
 	Level   string    `json:"level"`
 	Message string    `json:"message"`
+	// Fields are the line's structured fields (a plugin's
+	// job.Log.Info("greeting", "name", "Alice")), apart from the message;
+	// action.RenderFields shows them to people.
+	Fields []action.Field `json:"fields,omitempty"`
 }
 
 // LogEntry is what an action reported for a job's log: a line, or a
