@@ -84,12 +84,14 @@ func TestCleanup(t *testing.T) {
 				Batch:     2, // several batches, each with its leadership check
 			}})
 			poll.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!mb.m.Leading(), "not leading yet") })
-			if err := clock.WaitForTimers(ctx, 1); err != nil {
+			// Two sleepers on the services' clock: the cleanup and the
+			// schedule runner.
+			if err := clock.WaitForTimers(ctx, 2); err != nil {
 				t.Fatal(err)
 			}
 			clock.Advance(10 * time.Second)
 			// The service sleeps again once the pass is done and recorded.
-			if err := clock.WaitForTimers(ctx, 1); err != nil {
+			if err := clock.WaitForTimers(ctx, 2); err != nil {
 				t.Fatal("the cleanup pass never finished")
 			}
 			st, _, err := ReadState(ctx, conn, CleanupName)
@@ -147,7 +149,7 @@ func TestCleanupCatchesUpAMissedPass(t *testing.T) {
 	// Nothing is due now: a new term sleeps until tomorrow.
 	mb2 := startMember(t, "m2", conn, Config{Clock: clock, Containers: ContainersConfig{Disabled: true}, Cleanup: CleanupConfig{}})
 	poll.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!mb2.m.Leading(), "not leading yet") })
-	if err := clock.WaitForTimers(ctx, 1); err != nil {
+	if err := clock.WaitForTimers(ctx, 2); err != nil { // the cleanup's and the schedule runner's
 		t.Fatal(err)
 	}
 	if st, _, _ := ReadState(ctx, conn, CleanupName); st.By != "m" {

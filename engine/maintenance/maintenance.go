@@ -99,6 +99,10 @@ type Config struct {
 	// Store and Logger are this Config's; zero values are their defaults).
 	Scheduler scheduler.Config
 	Reaper    scheduler.ReaperConfig
+	// Workflows configures the workflow service (engine/workflow).
+	Workflows WorkflowsConfig
+	// Notify configures the notification sender (engine/notify).
+	Notify NotifyConfig
 	// Services are started after the built-in ones, on the same terms
 	// (embedders, tests).
 	Services []Service

@@ -53,6 +53,18 @@ type Request struct {
 	// runs against: its limit is that host and it is never sliced,
 	// whatever the template's prompts.
 	Host string
+	// ID, when set, is the id of the launch's top job (a plain job, or the
+	// container of a sliced one): a deterministic id makes the launch
+	// create-if-absent (jobs.ErrDuplicate when it was made). Workflows and
+	// schedules set it.
+	ID string
+	// ParentJob and WorkflowNode place the launch in a workflow job.
+	ParentJob, WorkflowNode string
+	// Tick is the schedule occurrence that launches the top job.
+	Tick string
+	// Extra operations join every creating transaction (a leader's
+	// election fence), after the inventory pin.
+	Extra []interface{}
 }
 
 // Result is what a launch created: a plain job, or a container and its
@@ -141,6 +153,7 @@ type plan struct {
 	// project).
 	deps   []jobs.NewJob
 	record interface{}
+	extra  []interface{}
 }
 
 func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Request) (*Result, error) {
@@ -186,6 +199,13 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 			AllowSimultaneous: r.AllowSimultaneous, Ansible: r.Ansible, RelaunchOf: req.RelaunchOf,
 		},
 	}
+	if req.ID != "" {
+		id, _, err := jobs.ParseID(req.ID)
+		if err != nil {
+			return nil, err
+		}
+		req.ID = id
+	}
 	if snap != nil && snap.Generation != nil {
 		base.Launch.InventorySnapshot = snap.Generation.ID
 	}
@@ -218,7 +238,11 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 		}
 	}
 	p.top = base
-	p.top.ID, _ = jobs.NewID()
+	p.top.ID = req.ID
+	if p.top.ID == "" {
+		p.top.ID, _ = jobs.NewID()
+	}
+	p.top.ParentJob, p.top.Launch.WorkflowNode, p.top.Tick = req.ParentJob, req.WorkflowNode, req.Tick
 	var err error
 	if p.top.Payload, err = payloadOf(0, 0); err != nil {
 		return nil, err
@@ -235,6 +259,7 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 			s.Launch.Hosts = inventory.SliceSize(len(hosts), k, n)
 			s.Scheduling = scheduling(t.Name, r, groups, s.Launch.Hosts, base.Scheduling.DependsOn)
 			s.Launch.LaunchValues = nil // kept once, on the container
+			s.Launch.WorkflowNode = ""
 			if s.Payload, err = payloadOf(k, n); err != nil {
 				return nil, err
 			}
@@ -250,6 +275,7 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 		}
 		p.pin = pin
 	}
+	p.extra = req.Extra
 	return l.create(ctx, p)
 }
 
@@ -294,6 +320,9 @@ func (l *Launcher) create(ctx context.Context, p plan) (*Result, error) {
 		if i == 0 && p.pin != nil {
 			extra = append(extra, p.pin)
 		}
+		// The launch's own checks before the project's record, which a
+		// refusal below finds last.
+		extra = append(extra, p.extra...)
 		if i == 0 && p.record != nil {
 			extra = append(extra, p.record)
 		}
@@ -340,6 +369,9 @@ func (l *Launcher) Relaunch(ctx context.Context, id, by string) (*Result, error)
 	j, _, err := l.Jobs.Get(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	if j.IsWorkflow() {
+		return nil, fmt.Errorf("%w: %s is a workflow job (relaunch it with `jobengine workflow relaunch %s`)", ErrCannotRelaunch, j.ID, j.ID)
 	}
 	if j.Template == "" {
 		return nil, fmt.Errorf("%w: %s was not launched from a template (add a new job with `jobengine job add`)", ErrCannotRelaunch, j.ID)

@@ -23,6 +23,7 @@ var (
 	flagDrain       = flag.Duration("faults.drain", 2*time.Minute, "how long the queue may take to drain after the workload")
 	flagTick        = flag.Duration("faults.tick", 0, "the distributor's interval (default 4s, longer than a leader failover)")
 	flagDistributor = flag.Bool("faults.distributor", true, "run a distributor on two processes and kill its leader")
+	flagWorkflows   = flag.Int("faults.workflows", 0, "workflows launched over the workload, run by the distributor processes' maintenance leader (default 4; -1: none)")
 )
 
 // TestFaultInjection plays a seeded workload and fault schedule against a
@@ -57,7 +58,7 @@ func TestFaultInjection(t *testing.T) {
 	cfg := Config{
 		Seed: seed, Jobs: *flagJobs, Executors: *flagExecutors, Threads: *flagThreads,
 		Duration: *flagDuration, Faults: *flagFaults, TickInterval: *flagTick,
-		Distributor: *flagDistributor && HasDistributor(bin),
+		Distributor: *flagDistributor && HasDistributor(bin), Workflows: *flagWorkflows,
 	}
 	if *flagDistributor && !cfg.Distributor {
 		t.Logf("the binary has no distributor command: the distributor fault is left out")

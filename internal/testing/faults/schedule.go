@@ -77,6 +77,10 @@ type Config struct {
 	// LongJobs is the share of jobs that run for 1–4s instead of 20–400ms
 	// (default 0.15), so that faults catch jobs in the middle of a run.
 	LongJobs float64
+	// Workflows is the number of workflows launched over the workload
+	// (default 4; negative: none). They need the distributor, whose
+	// processes host the workflow service.
+	Workflows int
 }
 
 // ErrConfig is wrapped by the errors of a Config that cannot be played.
@@ -107,6 +111,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.LongJobs <= 0 {
 		c.LongJobs = 0.15
+	}
+	switch {
+	case c.Workflows == 0:
+		c.Workflows = 4
+	case c.Workflows < 0:
+		c.Workflows = 0
 	}
 	return c
 }
