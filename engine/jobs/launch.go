@@ -399,16 +399,19 @@ type LaunchFilter struct {
 }
 
 // Scope is what a user may see of the jobs: those launched from one of
-// Templates and those created by one of CreatedBy. An empty scope sees
-// nothing.
+// Templates, the workflow jobs of one of Workflows, and those created by
+// one of CreatedBy. An empty scope sees nothing.
 type Scope struct {
 	Templates []string
 	CreatedBy []string
+	// Workflows are workflow templates whose workflow jobs are seen.
+	Workflows []string
 }
 
 // Match reports whether j is within the scope.
 func (s *Scope) Match(j *Job) bool {
-	return j.Template != "" && slices.Contains(s.Templates, j.Template) || j.CreatedBy != "" && slices.Contains(s.CreatedBy, j.CreatedBy)
+	return j.Template != "" && slices.Contains(s.Templates, j.Template) || j.CreatedBy != "" && slices.Contains(s.CreatedBy, j.CreatedBy) ||
+		j.WorkflowTemplate != "" && slices.Contains(s.Workflows, j.WorkflowTemplate)
 }
 
 // Match reports whether j passes the filter.
