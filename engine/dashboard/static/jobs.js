@@ -107,9 +107,13 @@ Pages.push({
 // buttons that can work; the API decides.
 function canCancel(j) {
   return isAdmin() || j['created-by'] === 'user/' + me.user.name ||
-    (j.template && holds('template', j.template, 'execute'));
+    (j.template && holds('template', j.template, 'execute')) ||
+    (j.workflow && j['workflow-template'] && holds('workflow', j['workflow-template'], 'execute'));
 }
-function canRelaunch(j) { return j.template ? holds('template', j.template, 'execute') : isAdmin(); }
+function canRelaunch(j) {
+  if (j.workflow) return j['workflow-template'] ? holds('workflow', j['workflow-template'], 'execute') : isAdmin();
+  return j.template ? holds('template', j.template, 'execute') : isAdmin();
+}
 
 function hostRecap(s) {
   if (!s) return null;
@@ -131,10 +135,11 @@ Pages.push({
     const buttons = h('div', { class: 'actions' });
     const info = h('section', { class: 'card' });
     const slices = h('section');
+    const graph = h('section', { id: 'workflow' });
     const recap = h('div');
     const log = h('pre', { class: 'log', id: 'log', tabindex: 0, 'aria-label': 'Log' });
     const events = h('section');
-    main.append(title, buttons, info, slices, recap, h('h2', {}, 'Log'), log, events);
+    main.append(title, buttons, info, graph, slices, recap, h('h2', {}, 'Log'), log, events);
 
     let last = null;
     const act = (label, cls, path) => h('button', { type: 'button', class: cls, id: label.toLowerCase(), onclick: async ev => {
@@ -148,13 +153,18 @@ Pages.push({
 
     const load = async () => {
       const j = await api('GET', '/jobs/' + id);
+      // A workflow's nodes change without its own document changing.
+      if (j.workflow) put(graph, ...await workflowJobSection(j));
       const changed = !last || last.version !== j.version || last.state !== j.state;
       last = j;
       if (!changed) return;
       const final = FINAL.has(j.state);
       put(info, h('p', {}, stateBadge(j.state), ' ', j['status-message'] || ''), progressBar(j.progress), h('br'),
         fields([
-          ['Action', j.action], ['Template', j.template ? h('a', { href: '#/templates/' + encodeURIComponent(j.template) }, j.template) : ''],
+          ['Action', j.action],
+          ['Workflow', j['workflow-template'] ? h('a', { href: '#/workflows/' + encodeURIComponent(j['workflow-template']) }, j['workflow-template']) : ''],
+          ['Workflow node', j['workflow-node']],
+          ['Template', j.template ? h('a', { href: '#/templates/' + encodeURIComponent(j.template) }, j.template) : ''],
           ['Launch type', j['launch-type']], ['Launched by', j['created-by']],
           ['Waiting because', j.state === 'PENDING' ? (j.explanation || 'waiting for the scheduler') : ''],
           ['Created', fmtTime(j.created)], ['Started', fmtTime(j.started)],
