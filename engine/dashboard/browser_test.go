@@ -299,6 +299,16 @@ func TestDashboard(t *testing.T) {
 		return nil
 	})
 	screenshot(t, ctx, shots, "job-workflow", true)
+	// Relaunched from ship: a new workflow job of ship and what follows.
+	first := eval[string](t, ctx, `location.hash`)
+	do(t, ctx, "relaunch from ship", chromedp.Click(chromedp.CSS(`button[data-from="ship"]`)))
+	poll.For(t, wait, 100*time.Millisecond, func() error {
+		got := strings.Join(eval[[]string](t, ctx, `[...document.querySelectorAll('svg.wf-graph g[data-node]')].map(g => g.dataset.node + '=' + g.dataset.status).sort()`), " ")
+		if hash := eval[string](t, ctx, `location.hash`); hash == first || got != "notify=succeeded ship=succeeded" {
+			return fmt.Errorf("nodes %q on %s", got, hash)
+		}
+		return nil
+	})
 
 	// The jobs list: the container expands into its slices.
 	do(t, ctx, "open the jobs list",
