@@ -313,13 +313,24 @@ func TestDashboard(t *testing.T) {
 	// The jobs list: the container expands into its slices.
 	do(t, ctx, "open the jobs list",
 		chromedp.Navigate(c.base+"/#/jobs"),
-		chromedp.WaitVisible(chromedp.CSS(`button[aria-expanded="false"]`)),
-		chromedp.Click(chromedp.CSS(`button[aria-expanded="false"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`button[aria-expanded="true"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`button[aria-label^="Show the slices"]`)),
+		chromedp.Click(chromedp.CSS(`button[aria-label^="Show the slices"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`button[aria-label^="Hide the slices"]`)),
 	)
 	poll.For(t, wait, 100*time.Millisecond, func() error {
 		if n := eval[int](t, ctx, `document.querySelectorAll('tr.slice').length`); n != 3 {
 			return fmt.Errorf("%d slices under the container", n)
+		}
+		return nil
+	})
+	// A workflow job expands into its node jobs (the relaunch from ship:
+	// the newest workflow job, first in the list).
+	do(t, ctx, "expand a workflow job", chromedp.Click(chromedp.CSS(`button[aria-label^="Show the nodes"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`button[aria-label^="Hide the nodes"]`)))
+	poll.For(t, wait, 100*time.Millisecond, func() error {
+		got := eval[[]string](t, ctx, `[...document.querySelectorAll('tr.node td:first-child a')].map(a => a.textContent)`)
+		if strings.Join(got, " ") != "node ship node notify" {
+			return fmt.Errorf("node rows %v", got)
 		}
 		return nil
 	})

@@ -13,10 +13,13 @@ function progressBar(p) {
 }
 
 function jobRow(j, extra) {
-  const tr = h('tr', { class: extra && extra.slice ? 'slice' : '', 'data-job': uuidOf(j.id), 'data-state': j.state },
-    h('td', {}, extra && extra.toggle, h('a', { href: '#/jobs/' + uuidOf(j.id) }, j['slice-number'] ? 'slice ' + j['slice-number'] + '/' + j['slice-count'] : uuidOf(j.id).slice(0, 8))),
+  const label = j['slice-number'] ? 'slice ' + j['slice-number'] + '/' + j['slice-count']
+    : extra && extra.node ? 'node ' + j['workflow-node'] : uuidOf(j.id).slice(0, 8);
+  const tr = h('tr', { class: extra && extra.slice ? 'slice' : extra && extra.node ? 'node' : '', 'data-job': uuidOf(j.id), 'data-state': j.state },
+    h('td', {}, extra && extra.toggle, h('a', { href: '#/jobs/' + uuidOf(j.id) }, label)),
     h('td', {}, stateBadge(j.state)),
-    h('td', {}, j.template ? h('a', { href: '#/templates/' + encodeURIComponent(j.template) }, j.template) : ''),
+    h('td', {}, j.template ? h('a', { href: '#/templates/' + encodeURIComponent(j.template) }, j.template)
+      : j['workflow-template'] ? h('a', { href: '#/workflows/' + encodeURIComponent(j['workflow-template']) }, 'workflow ' + j['workflow-template']) : ''),
     h('td', { class: 'wide' }, j.action),
     h('td', { class: 'wide' }, j['launch-type'] || ''),
     h('td', { class: 'wide' }, fmtTime(j.created)),
@@ -78,16 +81,22 @@ Pages.push({
       for (const j of items) {
         if (j['parent-job'] && onPage.has(j['parent-job'])) continue; // shown under its container
         let toggle = null;
-        if (j.sliced) {
+        if (j.sliced || j.workflow) {
           const open = expanded.has(j.id);
           toggle = h('button', { type: 'button', class: 'link', 'aria-expanded': open ? 'true' : 'false',
-            'aria-label': (open ? 'Hide' : 'Show') + ' the slices of ' + uuidOf(j.id),
+            'aria-label': (open ? 'Hide' : 'Show') + (j.workflow ? ' the nodes of ' : ' the slices of ') + uuidOf(j.id),
             onclick: () => { open ? expanded.delete(j.id) : expanded.add(j.id); load().catch(report); } }, open ? '▾' : '▸');
         }
         rows.push(jobRow(j, { toggle }));
         if (j.sliced && expanded.has(j.id)) {
           const sl = await api('GET', '/jobs' + params({ 'slices-of': uuidOf(j.id), limit: 100 }));
           for (const s of (sl.items || []).sort((a, b) => a['slice-number'] - b['slice-number'])) rows.push(jobRow(s, { slice: true }));
+        }
+        if (j.workflow && expanded.has(j.id)) {
+          // Node jobs in graph order; those not made yet are not listed.
+          const order = (j.workflow.nodes || []).map(n => n.id);
+          const nl = await api('GET', '/jobs' + params({ 'slices-of': uuidOf(j.id), limit: 100 }));
+          for (const n of (nl.items || []).sort((a, b) => order.indexOf(a['workflow-node']) - order.indexOf(b['workflow-node']))) rows.push(jobRow(n, { node: true }));
         }
       }
       put(body, ...rows);
