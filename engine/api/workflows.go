@@ -253,6 +253,22 @@ func (s *Server) workflowNodes(rq *request) error {
 	if err != nil {
 		return err
 	}
+	if j.State.Final() {
+		// Node jobs of an old workflow may be in the history only (moved
+		// out of ZooKeeper); a live workflow's missing ones are not made yet.
+		for i, nj := range nodeJobs {
+			if nj != nil {
+				continue
+			}
+			hj, err := s.history.Get(rq.ctx, j.NestedJobs[i])
+			switch {
+			case err == nil:
+				nodeJobs[i] = hj.Job
+			case !isNotFound(err):
+				return err
+			}
+		}
+	}
 	ev, err := workflow.Evaluate(j.Workflow, nodeJobs, j.CancelRequested)
 	if err != nil {
 		return err

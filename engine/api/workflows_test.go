@@ -104,6 +104,13 @@ func TestWorkflowAPI(t *testing.T) {
 		t.Errorf("relaunch from an unknown node: %q", ae.Message)
 	}
 	e.must(200, uCarol, "POST", Prefix+"/jobs/"+uid(l.Job.ID)+"/cancel", nil)
+	// Canceled before any node started: none will run.
+	e.must(200, uCarol, "GET", Prefix+"/jobs/"+uid(l.Job.ID)+"/nodes", nil).json(t, &nodes)
+	for _, n := range nodes.Nodes {
+		if n.Status != workflow.DoNotRun {
+			t.Errorf("node %s of the canceled workflow is %s", n.ID, n.Status)
+		}
+	}
 	// A schedule of the workflow: carol may make it now, and see it.
 	e.must(201, uCarol, "POST", Prefix+"/schedules", map[string]any{"name": "s-deploy", "cron": "0 9 * * 1", "launch": map[string]any{"workflow": "deploy"}})
 	e.must(200, uCarol, "GET", Prefix+"/schedules/s-deploy", nil)
