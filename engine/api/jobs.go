@@ -88,7 +88,7 @@ func (rq *request) visibleJob() (history.Job, error) {
 	return j, nil
 }
 
-var jobListParams = []string{"state", "action", "template", "slices-of", "sliced", "slices", "launch-type", "since", "until"}
+var jobListParams = []string{"state", "action", "template", "workflow", "slices-of", "sliced", "slices", "launch-type", "since", "until"}
 
 // jobPage is the answer of GET /jobs.
 type jobPage struct {
@@ -145,6 +145,12 @@ func readLaunchFilter(rq *request, f *jobs.LaunchFilter) error {
 	if f.Template != "" {
 		if err := configstore.ValidName("template", f.Template); err != nil {
 			return badField("template", "%v", err)
+		}
+	}
+	f.Workflow = rq.param("workflow")
+	if f.Workflow != "" {
+		if err := configstore.ValidName("workflow", f.Workflow); err != nil {
+			return badField("workflow", "%v", err)
 		}
 	}
 	var err error

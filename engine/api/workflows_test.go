@@ -85,6 +85,11 @@ func TestWorkflowAPI(t *testing.T) {
 	if !found {
 		t.Errorf("carol, reader of deploy, does not list its workflow job")
 	}
+	e.must(200, uCarol, "GET", Prefix+"/jobs?workflow=deploy", nil).json(t, &page)
+	if len(page.Items) != 1 || page.Items[0].ID != l.Job.ID {
+		t.Errorf("the jobs of workflow deploy: %+v", page.Items)
+	}
+	e.must(400, uCarol, "GET", Prefix+"/jobs?workflow=no/such", nil)
 	e.must(403, uCarol, "POST", Prefix+"/workflows/deploy/launch", nil)
 	e.must(403, uCarol, "POST", Prefix+"/jobs/"+uid(l.Job.ID)+"/relaunch", nil)
 	e.must(403, uCarol, "POST", Prefix+"/jobs/"+uid(l.Job.ID)+"/cancel", nil)

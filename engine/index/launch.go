@@ -13,6 +13,9 @@ func launchFilters(f jobs.LaunchFilter) []any {
 	if f.Template != "" {
 		out = append(out, obj{"term": obj{"template": f.Template}})
 	}
+	if f.Workflow != "" {
+		out = append(out, obj{"term": obj{"workflow-template": f.Workflow}})
+	}
 	if f.SlicesOf != "" {
 		out = append(out, obj{"term": obj{"parent-job": f.SlicesOf}})
 	}

@@ -385,6 +385,8 @@ func (s *Store) DocBytes(n NewJob) (int, error) {
 type LaunchFilter struct {
 	// Template keeps jobs launched from this template.
 	Template string
+	// Workflow keeps the workflow jobs of this workflow template.
+	Workflow string
 	// SlicesOf keeps the slices of this container ("job/<uuid>").
 	SlicesOf string
 	// Sliced keeps containers of sliced jobs only; Slices keeps slices only.
@@ -418,6 +420,7 @@ func (s *Scope) Match(j *Job) bool {
 func (f LaunchFilter) Match(j *Job) bool {
 	switch {
 	case f.Template != "" && j.Template != f.Template,
+		f.Workflow != "" && j.WorkflowTemplate != f.Workflow,
 		f.SlicesOf != "" && j.ParentJob != f.SlicesOf,
 		f.Sliced && !j.Sliced,
 		f.Slices && !j.IsSlice(),

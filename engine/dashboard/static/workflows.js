@@ -145,6 +145,6 @@ Pages.push({
       h('section', { class: 'card' }, fields([['Description', t.description], ['Nodes', String((t.nodes || []).length)],
         ['Created', fmtTime(t.created)], ['Updated', fmtTime(t.updated)]])),
       h('div', { class: 'actions' }, launch),
-      workflowGraph(t.nodes || []), nodeTable(t.nodes || []));
+      workflowGraph(t.nodes || []), nodeTable(t.nodes || []), recentJobs({ workflow: t.name }));
   },
 });
