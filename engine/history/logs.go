@@ -139,7 +139,7 @@ func (r *Reader) events(ctx context.Context, id string) ([]jobs.LogLine, error) 
 // written, the others described ("state RUNNING (executor x, attempt 1)",
 // "progress 40%", "status: …").
 func EventLine(ev index.Event) jobs.LogLine {
-	l := jobs.LogLine{Time: ev.Time, Level: ev.Level, Message: ev.Message}
+	l := jobs.LogLine{ID: ev.Line, Time: ev.Time, Level: ev.Level, Message: ev.Message}
 	if l.Level == "" {
 		l.Level = "info"
 	}
@@ -187,25 +187,39 @@ func newLines(prev, cur []jobs.LogLine) []jobs.LogLine {
 }
 
 func sameLine(a, b jobs.LogLine) bool {
+	if a.ID != "" || b.ID != "" {
+		return a.ID == b.ID
+	}
 	return a.Time.Equal(b.Time) && a.Level == b.Level && a.Message == b.Message
 }
 
 // mergeLines joins the indexed log with the ZooKeeper tail, in time order,
-// each line once.
+// each line once. Lines are the same by their identity (LogLine.ID), not
+// by their time: a history may keep a time with less precision, or have
+// been written by a version that stamped lines late. Lines without an
+// identity (written before lines had one) are the same by time, level and
+// message.
 func mergeLines(indexed, tail []jobs.LogLine) []jobs.LogLine {
 	type key struct {
 		t          int64
 		level, msg string
 	}
+	seenID := map[string]bool{}
 	seen := map[key]bool{}
 	var out []jobs.LogLine
-	for _, ls := range [][]jobs.LogLine{indexed, tail} {
+	for _, ls := range [][]jobs.LogLine{tail, indexed} { // ZooKeeper's copy first: it is never behind
 		for _, l := range ls {
 			k := key{l.Time.UnixNano(), l.Level, l.Message}
-			if !seen[k] {
-				seen[k] = true
-				out = append(out, l)
+			if l.ID != "" {
+				if seenID[l.ID] {
+					continue
+				}
+				seenID[l.ID] = true
+			} else if seen[k] {
+				continue
 			}
+			seen[k] = true
+			out = append(out, l)
 		}
 	}
 	sort.SliceStable(out, func(a, b int) bool { return out[a].Time.Before(out[b].Time) })

@@ -43,7 +43,11 @@ type Event struct {
 	// indexing one twice keeps one copy; other events get a random one.
 	ID string `json:"id"`
 	// Job is the job id, "job/<uuid>".
-	Job  string    `json:"job"`
+	Job string `json:"job"`
+	// Line is the identity of the log line this event is in the job's log
+	// (jobs.LogLine.ID), for log lines and action events with a message:
+	// readers show a line kept both in ZooKeeper and here once.
+	Line string    `json:"line,omitempty"`
 	Time time.Time `json:"time"`
 	// Type is one of EventState, EventProgress, EventStatus, EventLog.
 	Type string `json:"type"`
@@ -206,9 +210,10 @@ var _ jobs.Observer = (*EventSink)(nil)
 // version's state event from the outbox, which a crash cannot lose.
 func (s *EventSink) OnState(jobs.StateEvent) {}
 
-// OnLog queues a log line, at the time the action logged it.
+// OnLog queues a log line, at the time the action logged it, under the
+// line's identity (so a line sent twice is kept once).
 func (s *EventSink) OnLog(ev jobs.LogEvent) {
-	s.Emit(Event{Job: ev.Job, Time: ev.Line.Time, Type: EventLog, Level: ev.Line.Level, Message: ev.Line.Message})
+	s.Emit(Event{ID: ev.Line.ID, Line: ev.Line.ID, Job: ev.Job, Time: ev.Line.Time, Type: EventLog, Level: ev.Line.Level, Message: ev.Line.Message})
 }
 
 // The sink indexes actions' structured events with their fields.
@@ -217,7 +222,11 @@ var _ jobs.ActionEventObserver = (*EventSink)(nil)
 // OnActionEvent queues an action's structured event (an Ansible job
 // event), at the time it happened.
 func (s *EventSink) OnActionEvent(ev jobs.ActionEvent) {
-	s.Emit(ActionEvent(ev.Job, ev.Attempt, ev.Event))
+	e := ActionEvent(ev.Job, ev.Attempt, ev.Event)
+	if e.Message != "" {
+		e.Line = ev.Line
+	}
+	s.Emit(e)
 }
 
 // OnProgress queues a progress report, at the time it was written.

@@ -112,6 +112,7 @@ func eventsMapping() obj {
 		"properties": obj{
 			"id":       keyword,
 			"job":      keyword,
+			"line":     keyword,
 			"time":     dateNanos,
 			"type":     keyword,
 			"level":    keyword,
