@@ -3,10 +3,13 @@ package index_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/jobengine/jobengine/internal/testing/poll"
 
@@ -160,5 +163,40 @@ func TestEventSinkObservesAJobStore(t *testing.T) {
 		if g != want {
 			t.Fatalf("event %d:\n got %+v\nwant %+v", i, g, want)
 		}
+	}
+}
+
+// Elasticsearch refusing the index templates loses no live event: they
+// wait in memory, an error says why, and they go once the templates do.
+func TestEventSinkKeepsEventsWhileTemplatesAreRefused(t *testing.T) {
+	s := estest.Start(t, estest.Options{})
+	log, obs := logs(t)
+	c := newClient(t, s, log)
+	s.RefuseTemplates(http.StatusBadRequest, "illegal_argument_exception", "composable template [jobengine-jobs] is invalid")
+	sink := index.NewEventSink(c, log, index.SinkOptions{
+		BatchSize: 20, FlushInterval: 10 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+	})
+	j := newJob("deploy", 0)
+	for i := range 50 {
+		sink.Emit(index.Event{ID: fmt.Sprintf("ev-%03d", i), Job: j.ID, Type: index.EventLog, Level: "info", Message: fmt.Sprint("line ", i)})
+	}
+	poll.For(t, 10*time.Second, 10*time.Millisecond, func() error {
+		return errorIf(s.Stats().TemplatesRefused < 3, "templates refused %d times, want a few retries", s.Stats().TemplatesRefused)
+	})
+	if n := obs.FilterLevelExact(zap.ErrorLevel).Len(); n != 1 {
+		t.Fatalf("%d error lines about the refused templates, want one: %v", n, obs.All())
+	}
+	if st := sink.Stats(); st.Dropped != 0 || st.Rejected != 0 || st.Sent != 0 || st.Buffered != 50 {
+		t.Fatalf("events not kept while the templates are refused: %+v", st)
+	}
+	s.AcceptTemplates()
+	poll.For(t, 10*time.Second, 10*time.Millisecond, func() error {
+		return errorIf(s.Count(c.EventsIndex()) != 50, "%d events indexed, want 50", s.Count(c.EventsIndex()))
+	})
+	if err := sink.Close(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if st := sink.Stats(); st.Sent != 50 || st.Dropped != 0 {
+		t.Fatalf("stats: %+v", st)
 	}
 }
