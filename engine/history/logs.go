@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/go-zookeeper/zk"
 
@@ -114,10 +113,10 @@ func (r *Reader) Logs(ctx context.Context, id string, follow bool, emit func(Log
 // as log lines: log events as written, the others described.
 func (r *Reader) events(ctx context.Context, id string) ([]jobs.LogLine, error) {
 	var out []jobs.LogLine
-	var after time.Time
+	var after index.EventCursor
 	for {
 		qctx, cancel := context.WithTimeout(ctx, r.timeout)
-		evs, err := r.es.JobEvents(qctx, id, after, r.window)
+		evs, next, err := r.es.JobEventsPage(qctx, id, after, r.window)
 		cancel()
 		if err != nil {
 			return out, err
@@ -131,7 +130,7 @@ func (r *Reader) events(ctx context.Context, id string) ([]jobs.LogLine, error) 
 		if len(evs) < r.window {
 			return out, nil
 		}
-		after = evs[len(evs)-1].Time
+		after = next
 	}
 }
 
