@@ -31,6 +31,10 @@ func (r *Report) Summary() string {
 		fmt.Fprintf(&b, "ticks:     %d, of which %d made more than one job; leaders killed mid-tick (job created, tick not recorded): %d; ticks a new leader found half done and completed: %d\n",
 			r.Ticks.Ticks, len(r.Ticks.Duplicates), r.Ticks.MidTickKills, r.Ticks.Resumed)
 	}
+	if h := r.History; h != nil {
+		fmt.Fprintf(&b, "history:   %d job versions indexed, each with its state event exactly once; outbox left %d, refused %d\n",
+			h.Versions, h.Outbox, h.Failed)
+	}
 	fmt.Fprintf(&b, "faults:    %d injected\n", len(r.Faults))
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  #\tAT\tFAULT\tTARGET\tHELD\tPROBE RUNS AFTER\tIN-FLIGHT\tRERUN\tRERUN AFTER\tREJOIN\tNEW LEADER\tNEXT TICK\tSTOPPED RUNS\tNOTE")
@@ -44,7 +48,7 @@ func (r *Report) Summary() string {
 			kind += " (" + f.Scope + ")"
 		}
 		inflight, rerun := "-", "-"
-		if f.Kind == KillExecutor || f.Kind == PauseExecutor || f.Kind == PartitionExecutor {
+		if f.Kind.executorFault() {
 			inflight, rerun = fmt.Sprint(f.InFlight), fmt.Sprint(f.Rerun)
 		}
 		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", f.N, f.Offset, kind, f.Target, held,
