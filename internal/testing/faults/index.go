@@ -140,4 +140,3 @@ func (h *Harness) history(ctx context.Context) (*History, error) {
 	}
 	return out, nil
 }
-
