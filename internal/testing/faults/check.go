@@ -590,7 +590,7 @@ func measureFaults(r *Report, in Input, runsByJob map[string][]Run) {
 					break
 				}
 			}
-		case e.Kind == KillDistributorLeader:
+		case e.Kind == KillDistributorLeader || e.Kind == PauseDistributorLeader:
 			if !e.NewLeader.IsZero() {
 				fr.NewLeader = Millis(e.NewLeader.Sub(e.At))
 			}

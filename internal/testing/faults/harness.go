@@ -594,6 +594,8 @@ func (h *Harness) playFaults(ctx context.Context) error {
 			err = h.pauseZK(ctx, f, &e, probe)
 		case ElasticsearchDown:
 			err = h.elasticsearchDown(ctx, f, &e, probe)
+		case PauseDistributorLeader:
+			err = h.pauseDistributorLeader(ctx, f, &e, probe)
 		case KillZKLeader:
 			err = h.killZKLeader(ctx, f, &e, probe)
 		case RestartEnsemble:
@@ -917,7 +919,9 @@ func (h *Harness) tickPhase(ctx context.Context, due time.Time) (string, error) 
 // otherwise it lets it go on and tries the next tick a little earlier or
 // later (a binary search over the offset, from the planned one), up to
 // five ticks, then kills it wherever it is.
-func (h *Harness) killDistributorLeader(ctx context.Context, f Fault, e *FaultEvent, probe func()) error {
+// distributorLeader returns the process that leads the distributor's
+// election (and the maintenance services).
+func (h *Harness) distributorLeader(ctx context.Context) (*instance, *process, error) {
 	var leader string
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err := check.Until(lctx, 50*time.Millisecond, func() error {
@@ -927,17 +931,39 @@ func (h *Harness) killDistributorLeader(ctx context.Context, f Fault, e *FaultEv
 	})
 	cancel()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	var in *instance
-	var p *process
 	for _, d := range h.dists {
 		if cur := h.current(d); cur.info.ID == leader {
-			in, p = d, cur
+			return d, cur, nil
 		}
 	}
-	if p == nil {
-		return fmt.Errorf("the distributor leader %q is none of the harness's processes", leader)
+	return nil, nil, fmt.Errorf("the distributor leader %q is none of the harness's processes", leader)
+}
+
+// pauseDistributorLeader freezes the leading distributor with its
+// children, past its session, and continues it.
+func (h *Harness) pauseDistributorLeader(ctx context.Context, f Fault, e *FaultEvent, probe func()) error {
+	_, p, err := h.distributorLeader(ctx)
+	if err != nil {
+		return err
+	}
+	e.Target = p.info.ID
+	e.At = h.pause(p, "group")
+	probe()
+	if err := sleep(ctx, f.Hold); err != nil {
+		h.resume(p, "group")
+		return err
+	}
+	e.HealAt = h.resume(p, "group")
+	e.Healed = e.HealAt
+	return nil
+}
+
+func (h *Harness) killDistributorLeader(ctx context.Context, f Fault, e *FaultEvent, probe func()) error {
+	in, p, err := h.distributorLeader(ctx)
+	if err != nil {
+		return err
 	}
 	// Ticks are due at multiples of the interval since the epoch.
 	every := h.Plan.Config.TickInterval
@@ -1089,7 +1115,7 @@ func (h *Harness) check(ctx context.Context, ended time.Time) (*Report, error) {
 	}
 	sort.Slice(leading, func(a, b int) bool { return leading[a].Before(leading[b]) })
 	for i := range events {
-		if events[i].Kind != KillDistributorLeader {
+		if events[i].Kind != KillDistributorLeader && events[i].Kind != PauseDistributorLeader {
 			continue
 		}
 		for _, t := range leading {

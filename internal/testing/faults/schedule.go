@@ -54,10 +54,16 @@ const (
 	// (connections refused) while the engine indexes, then starts it
 	// again: the outbox must keep every job version and deliver it.
 	ElasticsearchDown Kind = "es-down"
+	// PauseDistributorLeader freezes the leading distributor instance —
+	// which also leads the maintenance services: cleanup, index pump,
+	// scheduler, reaper — with SIGSTOP for Hold (longer than the session
+	// timeout), then continues it: it must find it no longer leads and
+	// neither double a tick nor write on behalf of a lost leadership.
+	PauseDistributorLeader Kind = "pause-distributor-leader"
 )
 
 // Kinds lists every kind of fault.
-var Kinds = []Kind{KillExecutor, PauseExecutor, PartitionExecutor, SilenceExecutor, KillZKLeader, PauseZK, RestartEnsemble, KillDistributorLeader, ElasticsearchDown}
+var Kinds = []Kind{KillExecutor, PauseExecutor, PartitionExecutor, SilenceExecutor, KillZKLeader, PauseZK, RestartEnsemble, KillDistributorLeader, PauseDistributorLeader, ElasticsearchDown}
 
 // executorFault reports whether k is aimed at one executor.
 func (k Kind) executorFault() bool {
@@ -76,7 +82,7 @@ type Config struct {
 	// Threads is the number of workers of each executor (default 3).
 	Threads int
 	// Duration is the length of the workload, during which jobs are
-	// submitted and faults injected (default 2m15s).
+	// submitted and faults injected (default 2m30s).
 	Duration time.Duration
 	// Faults is the number of faults (default: every kind that applies
 	// once); the schedule holds every kind at least once when there is
@@ -117,7 +123,7 @@ func (c Config) WithDefaults() Config {
 		c.Threads = 3
 	}
 	if c.Duration <= 0 {
-		c.Duration = 135 * time.Second
+		c.Duration = 150 * time.Second
 	}
 	if c.SessionTimeout <= 0 {
 		c.SessionTimeout = 2 * time.Second
@@ -222,7 +228,8 @@ func NewPlan(cfg Config) (*Plan, error) {
 
 	kinds := make([]Kind, 0, len(Kinds))
 	for _, k := range Kinds {
-		if (k != KillDistributorLeader || cfg.Distributor) && (k != ElasticsearchDown || cfg.Index) {
+		distributorFault := k == KillDistributorLeader || k == PauseDistributorLeader
+		if (!distributorFault || cfg.Distributor) && (k != ElasticsearchDown || cfg.Index) {
 			kinds = append(kinds, k)
 		}
 	}
@@ -272,6 +279,8 @@ func NewPlan(cfg Config) (*Plan, error) {
 			f.Scope = []string{"leader", "follower"}[fr.IntN(2)]
 		case ElasticsearchDown:
 			f.Hold = between(fr, 3*time.Second, 6*time.Second)
+		case PauseDistributorLeader:
+			f.Hold = cfg.SessionTimeout + between(fr, 500*time.Millisecond, 3*time.Second)
 		case KillZKLeader:
 			f.Hold = between(fr, 2*time.Second, 6*time.Second)
 		case RestartEnsemble:
