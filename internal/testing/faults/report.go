@@ -66,7 +66,11 @@ func (r *Report) Summary() string {
 		fmt.Fprintf(&b, "not successful: %s\n", u)
 	}
 	if len(r.Violations) == 0 {
-		b.WriteString("verdict:   no job lost, none run twice at once, no tick doubled\n")
+		b.WriteString("verdict:   no job lost, none run twice at once, no tick doubled")
+		if r.History != nil {
+			b.WriteString(", every job version in the history once")
+		}
+		b.WriteString("\n")
 	} else {
 		fmt.Fprintf(&b, "verdict:   %d VIOLATIONS\n", len(r.Violations))
 		for _, v := range r.Violations {
