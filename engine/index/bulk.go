@@ -161,12 +161,12 @@ func (c *Client) bulk(ctx context.Context, ops []bulkOp) ([]Result, error) {
 	returned := false
 	// The bulk indexer pairs the answer's items with the documents by
 	// position; an answer that left an item out would pair the rest with
-	// the wrong documents. Items are paired by index and id instead, in
-	// order among documents that share them.
-	byKey := map[string][]int{}
+	// the wrong documents. Items are paired by id instead, in order among
+	// documents that share it, the same index first (an alias answers
+	// with its backing index's name).
+	byID := map[string][]int{}
 	for i, o := range ops {
-		k := o.index + "/" + o.id
-		byKey[k] = append(byKey[k], i)
+		byID[o.id] = append(byID[o.id], i)
 	}
 	set := func(pos int, ri esutil.BulkIndexerResponseItem, r func(i int) Result) {
 		mu.Lock()
@@ -176,12 +176,15 @@ func (c *Client) bulk(ctx context.Context, ops []bulkOp) ([]Result, error) {
 		}
 		i := pos
 		if ri.DocumentID != "" {
-			k := ri.Index + "/" + ri.DocumentID
-			q := byKey[k]
-			if len(q) == 0 {
+			i = -1
+			for _, j := range byID[ri.DocumentID] {
+				if !done[j] && (i < 0 || ops[j].index == ri.Index && ops[i].index != ri.Index) {
+					i = j
+				}
+			}
+			if i < 0 {
 				return // an item for no document of this request
 			}
-			i, byKey[k] = q[0], q[1:]
 		}
 		if !done[i] {
 			results[i], done[i] = r(i), true
