@@ -183,6 +183,9 @@ type JobCounts struct {
 	Probes      int            `json:"probes"`
 	Distributor int            `json:"distributor"`
 	Final       map[string]int `json:"final"`
+	// Placed counts the jobs the scheduler placed on an executor's
+	// direct queue (their instance group is set).
+	Placed int `json:"placed"`
 	// NotFinal are jobs left QUEUED or RUNNING (or missing) at the end.
 	NotFinal []string `json:"not_final,omitempty"`
 	// Unsuccessful lists jobs that ended FAILED or CANCELED, with why.
@@ -359,6 +362,9 @@ func checkJobs(r *Report, in Input, docs map[string]*jobs.Job, runsByJob map[str
 			continue
 		}
 		r.Jobs.Final[string(j.State)]++
+		if j.InstanceGroup != "" {
+			r.Jobs.Placed++
+		}
 		if !j.State.Final() {
 			r.Jobs.NotFinal = append(r.Jobs.NotFinal, fmt.Sprintf("%s %s executor=%q attempt=%d explanation=%q", id, j.State, j.Executor, j.Attempt, j.Explanation))
 			r.violate("job left %s: %s (executor %q, attempt %d, %d runs recorded)", j.State, id, j.Executor, j.Attempt, len(runsByJob[id]))

@@ -23,6 +23,7 @@ var (
 	flagDrain       = flag.Duration("faults.drain", 2*time.Minute, "how long the queue may take to drain after the workload")
 	flagTick        = flag.Duration("faults.tick", 0, "the distributor's interval (default 4s, longer than a leader failover)")
 	flagDistributor = flag.Bool("faults.distributor", true, "run a distributor on two processes and kill its leader")
+	flagScheduled   = flag.Float64("faults.scheduled", 0.2, "share of workload jobs launched through the scheduler (PENDING, placed on an executor's direct queue); needs the distributor")
 	flagIndex       = flag.Bool("faults.index", true, "index into an in-process Elasticsearch, stop it for a while, and check the history at the end")
 )
 
@@ -58,7 +59,7 @@ func TestFaultInjection(t *testing.T) {
 	cfg := Config{
 		Seed: seed, Jobs: *flagJobs, Executors: *flagExecutors, Threads: *flagThreads,
 		Duration: *flagDuration, Faults: *flagFaults, TickInterval: *flagTick,
-		Distributor: *flagDistributor && HasDistributor(bin), Index: *flagIndex,
+		Distributor: *flagDistributor && HasDistributor(bin), Index: *flagIndex, Scheduled: *flagScheduled,
 	}
 	if *flagDistributor && !cfg.Distributor {
 		t.Logf("the binary has no distributor command: the distributor fault is left out")

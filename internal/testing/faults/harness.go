@@ -509,6 +509,9 @@ func (h *Harness) submit(ctx context.Context) error {
 		for i, pj := range b.Jobs {
 			payload, _ := json.Marshal(Payload{SleepMS: pj.SleepMS})
 			ns[i] = jobs.NewJob{ID: pj.ID, Action: RecordAction, Priority: workloadPriority, Payload: payload, CreatedBy: "faults-workload"}
+			if pj.Scheduled {
+				ns[i].Launch.InstanceGroups = []string{jobs.DefaultGroup}
+			}
 		}
 		if err := h.create(ctx, ns, SourceWorkload); err != nil {
 			return err

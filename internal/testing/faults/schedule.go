@@ -106,6 +106,12 @@ type Config struct {
 	// LongJobs is the share of jobs that run for 1–4s instead of 20–400ms
 	// (default 0.15), so that faults catch jobs in the middle of a run.
 	LongJobs float64
+	// Scheduled is the share of workload jobs launched through the
+	// scheduler (created PENDING for the default instance group and
+	// placed on an executor's direct queue by the maintenance leader),
+	// so that faults catch jobs placed and not started; 0 for none. It
+	// needs the distributor, whose elected instance runs the scheduler.
+	Scheduled float64
 }
 
 // ErrConfig is wrapped by the errors of a Config that cannot be played.
@@ -164,6 +170,8 @@ type Fault struct {
 type PlannedJob struct {
 	ID      string `json:"id"`
 	SleepMS int    `json:"sleep_ms"`
+	// Scheduled jobs are created PENDING, for the scheduler to place.
+	Scheduled bool `json:"scheduled,omitempty"`
 }
 
 // Batch is a set of jobs created in one transaction at a point of the
@@ -199,6 +207,10 @@ func NewPlan(cfg Config) (*Plan, error) {
 	jr := rand.New(rand.NewPCG(cfg.Seed, 1))
 	fr := rand.New(rand.NewPCG(cfg.Seed, 2))
 	tr := rand.New(rand.NewPCG(cfg.Seed, 3))
+	sr := rand.New(rand.NewPCG(cfg.Seed, 4)) // its own stream: older plans stay as they were
+	if !cfg.Distributor {
+		p.Config.Scheduled, cfg.Scheduled = 0, 0
+	}
 
 	// Jobs are submitted in batches spread over the first 90% of the
 	// workload, leaving its end for the queue to drain.
@@ -216,7 +228,7 @@ func NewPlan(cfg Config) (*Plan, error) {
 		if jr.Float64() < cfg.LongJobs {
 			sleep = 1000 + jr.IntN(3001)
 		}
-		p.Batches[b].Jobs = append(p.Batches[b].Jobs, PlannedJob{ID: ids(), SleepMS: sleep})
+		p.Batches[b].Jobs = append(p.Batches[b].Jobs, PlannedJob{ID: ids(), SleepMS: sleep, Scheduled: sr.Float64() < cfg.Scheduled})
 	}
 	var kept []Batch
 	for _, b := range p.Batches {
