@@ -94,6 +94,10 @@ func TestEventSinkDropsOldestWhileDown(t *testing.T) {
 	if st.Sent != 50 || st.Dropped != 150 {
 		t.Fatalf("stats: %+v", st)
 	}
+	// The drops are not silent: one error line for the series.
+	if n := obs.FilterLevelExact(zap.ErrorLevel).FilterFieldKey("max_buffered").Len(); n != 1 {
+		t.Fatalf("%d error lines about dropped events, want 1", n)
+	}
 }
 
 func TestEventSinkCloseGivesUpWhenDown(t *testing.T) {
