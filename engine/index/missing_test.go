@@ -2,6 +2,7 @@ package index_test
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/internal/testing/estest"
+	"github.com/jobengine/jobengine/internal/testing/poll"
 )
 
 // A 2xx bulk answer that leaves an entry out: the entry is retried a
@@ -115,4 +117,29 @@ func TestOutboxCollector(t *testing.T) {
 	if len(got) != 2 || got["jobengine_index_outbox_entries"] != 2 || got["jobengine_index_failed_entries"] != 0 {
 		t.Fatalf("metrics: %v", got)
 	}
+}
+
+// Templates refused: the pump keeps every entry, says so at error level,
+// and indexes once they go in.
+func TestPumpWaitsForRefusedTemplates(t *testing.T) {
+	s := estest.Start(t, estest.Options{})
+	log, obs := logs(t)
+	es := newClient(t, s, log)
+	c := dial(t, "", root(t), 0)
+	j := newJob("deploy", 0)
+	write(t, c, j)
+	s.RefuseTemplates(http.StatusForbidden, "security_exception", "action [indices:admin/index_template/put] is unauthorized")
+	p, _ := runPump(t, c, es, log, "p")
+	poll.For(t, wait, 10*time.Millisecond, func() error {
+		return errorIf(p.Stats().Retries < 2, "the pump has not retried yet")
+	})
+	if n := obs.FilterLevelExact(zap.ErrorLevel).Len(); n != 1 {
+		t.Fatalf("%d error lines about the refused templates, want 1", n)
+	}
+	if n := len(childrenOf(t, c, index.OutboxPath(c))); n != 1 {
+		t.Fatalf("outbox holds %d entries while the templates are refused, want 1", n)
+	}
+	s.AcceptTemplates()
+	indexedAt(t, s, es, j)
+	outboxEmpty(t, c)
 }

@@ -175,7 +175,13 @@ func (p *Pump) pump(ctx context.Context) {
 			return
 		}
 		p.count(func(s *PumpStats) { s.Retries++ })
-		p.outage(bo, "cannot install the Elasticsearch index templates; indexing waits for them", err, -1)
+		if bo.Failures() == 0 && !Retryable(err) {
+			// Refused, not unreachable: an operator must act.
+			p.log.Error("elasticsearch refused the index templates; the outbox keeps every entry and indexing waits for them (fix the cause)",
+				zap.Error(err))
+		} else {
+			p.outage(bo, "cannot install the Elasticsearch index templates; indexing waits for them", err, -1)
+		}
 		if !bo.Wait(ctx) {
 			return
 		}
