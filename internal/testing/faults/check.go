@@ -84,6 +84,9 @@ type Input struct {
 	Jobs []*jobs.Job
 	// QueueAvailable and QueueTaken count the queue's entries at the end.
 	QueueAvailable, QueueTaken int
+	// DirectQueues counts the entries left in each executor's direct
+	// queue (where the scheduler places jobs) at the end.
+	DirectQueues map[string]int
 	// Runs are the recorder's runs.
 	Runs      []Run
 	Processes []Process
@@ -397,6 +400,16 @@ func checkJobs(r *Report, in Input, docs map[string]*jobs.Job, runsByJob map[str
 	}
 	if in.QueueAvailable != 0 || in.QueueTaken != 0 {
 		r.violate("queue not empty at the end: %d entries available, %d taken", in.QueueAvailable, in.QueueTaken)
+	}
+	names := make([]string, 0, len(in.DirectQueues))
+	for name := range in.DirectQueues {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if n := in.DirectQueues[name]; n != 0 {
+			r.violate("the direct queue of executor %s holds %d entries at the end (a job placed and never consumed, or placed twice)", name, n)
+		}
 	}
 }
 

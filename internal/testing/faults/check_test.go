@@ -77,6 +77,9 @@ func TestCheckJobPromises(t *testing.T) {
 			in.Jobs = append(in.Jobs, doc("job/c", jobs.Success, "x1", 1))
 		}, "job/c (SUCCESS, created by \"\") was never submitted"},
 		"queue not empty": {func(in *Input) { in.QueueTaken = 1 }, "queue not empty"},
+		"direct queue not empty": {func(in *Input) {
+			in.DirectQueues = map[string]int{"x1": 0, "x2": 2}
+		}, "direct queue of executor x2 holds 2 entries"},
 		"unknown executor": {func(in *Input) {
 			in.Runs = append(in.Runs, run("r9", "job/a", 1, "ghost#1", 500, 600))
 		}, "\"ghost#1\", which the harness did not start"},

@@ -1074,6 +1074,14 @@ func (h *Harness) check(ctx context.Context, ended time.Time) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	direct := map[string]int{}
+	for _, in := range h.execs {
+		st, err := h.store.NodeQueue(in.name).Stats(cctx)
+		if err != nil {
+			return nil, err
+		}
+		direct[in.name] = st.Entries
+	}
 	recs, err := ReadRecords(h.recLog)
 	if err != nil {
 		return nil, err
@@ -1136,7 +1144,7 @@ func (h *Harness) check(ctx context.Context, ended time.Time) (*Report, error) {
 		return nil, fmt.Errorf("faults: the executors' logs have no %q line (executor.MsgJobFinished) for %d runs: is the line still logged, as JSON with the field %q? (double final writes cannot be counted)", executor.MsgJobFinished, len(runs), executor.FieldJob)
 	}
 	in := Input{
-		Plan: h.Plan, Submitted: submitted, Jobs: docs, QueueAvailable: qs.Available, QueueTaken: qs.Taken,
+		Plan: h.Plan, Submitted: submitted, Jobs: docs, QueueAvailable: qs.Available, QueueTaken: qs.Taken, DirectQueues: direct,
 		Runs: runs, Processes: procs, Finished: finished, Faults: events, Started: h.start, Ended: ended,
 		TicksResumed: resumed,
 	}
