@@ -9,6 +9,9 @@ LDFLAGS   := -s -w -X github.com/jobengine/jobengine/engine/version.Version=$(VE
 BUILDFLAGS ?=
 GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -buildmode=pie $(BUILDFLAGS)
 PKGS      := ./...
+# The plugin SDK is a module of its own: ./... of the main module does not
+# reach it, so lint and test visit it too.
+SDK       := actions/sdk
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.6.1
 
 .PHONY: all build plugins deps dev test test-unit test-faults bench lint generate packages clean
@@ -41,11 +44,13 @@ dev: deps
 # with make test-faults FAULTS_ARGS='-faults.seed=N'.
 test: deps build plugins lint
 	$(GO) test -count=1 -timeout 30m $(PKGS)
+	cd $(SDK) && $(GO) test -count=1 -timeout 10m ./...
 	$(MAKE) --no-print-directory test-faults
 
 # Quick layer: unit tests and short integration tests.
 test-unit: deps
 	$(GO) test -count=1 -short -timeout 10m $(PKGS)
+	cd $(SDK) && $(GO) test -count=1 -short -timeout 10m ./...
 
 # The fault-injection suite (docs/faults.md): about 3 minutes by default.
 # FAULTS_ARGS passes flags to it, e.g. FAULTS_ARGS='-faults.seed=1' to replay
@@ -59,11 +64,14 @@ bench: deps build
 	./scripts/bench.sh
 
 # go.mod and go.sum tidy, go vet and staticcheck, over the files of every
-# build tag (faults is the only one).
+# build tag (faults is the only one), in the main module and the SDK's.
 lint:
 	$(GO) mod tidy -diff
 	$(GO) vet -tags faults $(PKGS)
 	$(GO) run $(STATICCHECK) -tags faults $(PKGS)
+	cd $(SDK) && $(GO) mod tidy -diff
+	cd $(SDK) && $(GO) vet ./...
+	cd $(SDK) && $(GO) run $(STATICCHECK) ./...
 
 generate:
 	./scripts/deps.sh protoc

@@ -31,7 +31,9 @@ pkg_version=$(./packaging/version.sh "$1")
 
 JOBENGINE_BIN=${JOBENGINE_BIN:-bin/jobengine}
 JOBENGINE_PLUGIN=${JOBENGINE_PLUGIN:-bin/actions/hello}
-JOBENGINE_MAINTAINER=${JOBENGINE_MAINTAINER:-jobengine maintainers <maintainers@jobengine.dev>}
+# The project's address, as packaging/copyright's Upstream-Contact and the
+# README give it (packages_test.go checks they agree).
+JOBENGINE_MAINTAINER=${JOBENGINE_MAINTAINER:-jobengine maintainers <maintainers@jobengine.org>}
 DIST=${DIST:-dist}
 
 if [ ! -x "$JOBENGINE_BIN" ]; then

@@ -65,3 +65,56 @@ func TestCopyrightCoversModules(t *testing.T) {
 		}
 	}
 }
+
+// projectContact returns the project's address, packaging/copyright's
+// Upstream-Contact, after checking that the README gives the same one.
+func projectContact(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, "packaging/copyright"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var contact string
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Upstream-Contact: "); ok {
+			contact = v
+			break
+		}
+	}
+	if contact == "" {
+		t.Fatal("packaging/copyright has no Upstream-Contact")
+	}
+	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(strings.Fields(string(readme)), " "), contact) {
+		t.Errorf("README.md does not give the project's address %q", contact)
+	}
+	return contact
+}
+
+// The packages, the copyright file and the README name one address.
+func TestProjectContact(t *testing.T) {
+	contact := projectContact(t)
+	b, err := os.ReadFile(filepath.Join(repoRoot, "packaging/build.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "JOBENGINE_MAINTAINER:-"+contact+"}") {
+		t.Errorf("packaging/build.sh's default maintainer is not %q", contact)
+	}
+}
+
+// The SDK module is copied into plugins' repositories on its own: it
+// carries the project's license.
+func TestSDKModuleCarriesTheLicense(t *testing.T) {
+	want, err := os.ReadFile(filepath.Join(repoRoot, "LICENSE"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(repoRoot, "actions/sdk/LICENSE"))
+	if err != nil || string(got) != string(want) {
+		t.Errorf("actions/sdk/LICENSE is not the repository's LICENSE (%v): copy it", err)
+	}
+}

@@ -166,6 +166,8 @@ func checkDeb(t *testing.T, deb string) {
 	}
 	if got := strings.TrimSpace(mustRun(t, time.Minute, "dpkg-deb", "-f", deb, "Maintainer")); !regexp.MustCompile(`^[^<>]+ <[^@\s]+@[^@\s]+\.[a-z]+>$`).MatchString(got) || strings.Contains(got, "localhost") {
 		t.Errorf("deb Maintainer %q is not a name and an address", got)
+	} else if contact := projectContact(t); got != contact {
+		t.Errorf("deb Maintainer %q is not the project's address %q (packaging/copyright's Upstream-Contact)", got, contact)
 	}
 
 	// dpkg-deb -c: "drwxr-xr-x root/root 0 2026-01-02 10:00 ./usr/bin/"

@@ -1,8 +1,11 @@
 #!/bin/sh
 # Installs what the tests need on a Debian machine when it is missing:
 # ZooKeeper (the Debian package; the tests start it themselves, no service)
-# python3-kazoo (the interoperability tests) and python3-aiosmtpd (a real SMTP
-# server for the e-mail notification tests). Run as root, or with sudo.
+# python3-kazoo (the interoperability tests), python3-aiosmtpd (a real SMTP
+# server for the e-mail notification tests), chromium (the dashboard's
+# browser tests, headless) and what the Python example plugin's test needs
+# (python3-grpcio, python3-protobuf, protobuf-compiler,
+# protobuf-compiler-grpc). Run as root, or with sudo.
 # Extras on request, as arguments: protoc, rpm, lintian, shells (zsh and
 # fish, for the completion tests).
 set -eu
@@ -12,6 +15,13 @@ need=""
 command -v java >/dev/null 2>&1 || need="$need default-jre-headless"
 /usr/bin/python3 -c 'import kazoo' >/dev/null 2>&1 || need="$need python3-kazoo"
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need="$need python3-aiosmtpd"
+command -v chromium >/dev/null 2>&1 || need="$need chromium"
+# The Python example plugin (actions/examples/python): gRPC and protobuf for
+# Python, protoc and its gRPC plugin for Python to generate its stubs.
+/usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || need="$need python3-grpcio"
+/usr/bin/python3 -c 'import google.protobuf' >/dev/null 2>&1 || need="$need python3-protobuf"
+command -v protoc >/dev/null 2>&1 || need="$need protobuf-compiler"
+[ -x /usr/bin/grpc_python_plugin ] || need="$need protobuf-compiler-grpc"
 for extra in "$@"; do
 	case "$extra" in
 	protoc) command -v protoc >/dev/null 2>&1 || need="$need protobuf-compiler" ;;

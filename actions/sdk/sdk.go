@@ -40,8 +40,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	actionv1 "github.com/jobengine/jobengine/actions/proto/v1"
-	"github.com/jobengine/jobengine/engine/action"
+	actionv1 "github.com/jobengine/jobengine/actions/sdk/proto/v1"
 )
 
 // Version identifies this SDK to the executor (informational).
@@ -51,16 +50,17 @@ const Version = "jobengine-sdk/1"
 var ErrInvalid = errors.New("sdk: invalid plugin")
 
 // LostPolicy says what the executor does with a job of the action that it
-// finds RUNNING after the executor that ran it died.
-type LostPolicy = action.LostPolicy
+// finds RUNNING after the executor that ran it died. The values are the
+// protocol's (ActionInfo.lost_policy).
+type LostPolicy string
 
 // The lost-job policies.
 const (
 	// Rerun runs the job again, up to MaxAttempts attempts (the default).
-	Rerun = action.Rerun
+	Rerun LostPolicy = "rerun"
 	// Fail marks the job FAILED at once; use it for actions that must not
 	// run twice.
-	Fail = action.Fail
+	Fail LostPolicy = "fail"
 )
 
 // Plugin is what a plugin program provides.
@@ -88,7 +88,9 @@ type Action struct {
 	// out or was cancelled): the executor kills a plugin that does not return
 	// within a short grace period, failing every job that process runs.
 	// A non-nil error fails the job with the error's text as its status
-	// message; otherwise the Result's ReturnCode decides (0 is success).
+	// message and the Result's ReturnCode as its return code, or 1 when
+	// that is 0 (return sdk.ReturnCode(2), err for code 2); with a nil
+	// error the Result's ReturnCode decides (0 is success).
 	Run func(ctx context.Context, job *Job) (Result, error)
 }
 
@@ -114,7 +116,7 @@ func Check(p Plugin) error {
 	seen := make(map[string]bool, len(p.Actions))
 	for _, a := range p.Actions {
 		switch {
-		case !action.ValidName(a.Name):
+		case !actionv1.ValidActionName(a.Name):
 			return fmt.Errorf("%w: action name %q must be 1-64 characters of [a-z0-9_.-]", ErrInvalid, a.Name)
 		case seen[a.Name]:
 			return fmt.Errorf("%w: action %q is listed twice", ErrInvalid, a.Name)
@@ -381,8 +383,48 @@ func (j *Job) Affected(hrefs ...string) {
 	}
 }
 
-func (j *Job) log(level, msg string) {
-	j.send(&actionv1.RunEvent{Event: &actionv1.RunEvent_Log{Log: &actionv1.LogLine{Level: level, Message: validText(msg, actionv1.MaxLogBytes)}}})
+func (j *Job) log(level, msg string, keyvals []any) {
+	msg, fields := logLine(msg, keyvals)
+	j.send(&actionv1.RunEvent{Event: &actionv1.RunEvent_Log{Log: &actionv1.LogLine{Level: level, Message: msg, Fields: fields}}})
+}
+
+// Bounds the SDK keeps a log line's fields within, inside the protocol's
+// limits: the fields take at most half of a line, the message the rest.
+const (
+	maxFieldValueBytes = 1024
+	maxFieldsBytes     = actionv1.MaxLogBytes / 2
+)
+
+// logLine turns a message and key/value pairs into a protocol log line.
+// Keys are rendered with fmt.Sprint (an empty one becomes "_"), values
+// too; a key without a value gets "(missing)". Fields beyond the limits
+// are dropped and counted in a last field, "dropped-fields".
+func logLine(msg string, keyvals []any) (string, []*actionv1.Field) {
+	var fields []*actionv1.Field
+	used, dropped := 0, 0
+	for i := 0; i < len(keyvals); i += 2 {
+		key := validText(fmt.Sprint(keyvals[i]), actionv1.MaxFieldKeyBytes)
+		if key == "" {
+			key = "_"
+		}
+		val := "(missing)"
+		if i+1 < len(keyvals) {
+			val = fmt.Sprint(keyvals[i+1])
+		}
+		val = validText(val, maxFieldValueBytes)
+		if len(fields) == actionv1.MaxLogFields-1 || used+len(key)+len(val) > maxFieldsBytes-64 {
+			dropped++
+			continue
+		}
+		fields = append(fields, &actionv1.Field{Key: key, Value: val})
+		used += len(key) + len(val)
+	}
+	if dropped > 0 {
+		f := &actionv1.Field{Key: "dropped-fields", Value: strconv.Itoa(dropped)}
+		fields = append(fields, f)
+		used += len(f.Key) + len(f.Value)
+	}
+	return validText(msg, actionv1.MaxLogBytes-used), fields
 }
 
 // send sends one event; gRPC streams need sends to be serialized. Errors
@@ -404,42 +446,24 @@ func (j *Job) close() {
 }
 
 // Logger writes log lines of a job. Each method takes a message and
-// optional key/value pairs, rendered "message key=value ...".
+// optional key/value pairs, which travel as the line's structured fields:
+// the executor logs them as fields and keeps them in the job's log beside
+// the message (`jobengine job logs` shows "message key=value ...").
 type Logger struct {
 	job *Job
 }
 
 // Debug logs at debug level.
-func (l *Logger) Debug(msg string, keyvals ...any) { l.job.log("debug", render(msg, keyvals)) }
+func (l *Logger) Debug(msg string, keyvals ...any) { l.job.log("debug", msg, keyvals) }
 
 // Info logs at info level.
-func (l *Logger) Info(msg string, keyvals ...any) { l.job.log("info", render(msg, keyvals)) }
+func (l *Logger) Info(msg string, keyvals ...any) { l.job.log("info", msg, keyvals) }
 
 // Warn logs at warn level.
-func (l *Logger) Warn(msg string, keyvals ...any) { l.job.log("warn", render(msg, keyvals)) }
+func (l *Logger) Warn(msg string, keyvals ...any) { l.job.log("warn", msg, keyvals) }
 
 // Error logs at error level.
-func (l *Logger) Error(msg string, keyvals ...any) { l.job.log("error", render(msg, keyvals)) }
-
-func render(msg string, keyvals []any) string {
-	if len(keyvals) == 0 {
-		return msg
-	}
-	var b strings.Builder
-	b.WriteString(msg)
-	for i := 0; i < len(keyvals); i += 2 {
-		key := fmt.Sprint(keyvals[i])
-		val := "(missing)"
-		if i+1 < len(keyvals) {
-			val = fmt.Sprint(keyvals[i+1])
-		}
-		if val == "" || strings.ContainsAny(val, " \t\n\"=") {
-			val = strconv.Quote(val)
-		}
-		b.WriteString(" " + key + "=" + val)
-	}
-	return b.String()
-}
+func (l *Logger) Error(msg string, keyvals ...any) { l.job.log("error", msg, keyvals) }
 
 // validText makes s valid UTF-8 (protobuf strings must be) of at most n
 // bytes, cutting on a rune boundary and marking the cut with "…".

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,7 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	actionv1 "github.com/jobengine/jobengine/actions/proto/v1"
+	actionv1 "github.com/jobengine/jobengine/actions/sdk/proto/v1"
 )
 
 func nop(context.Context, *Job) (Result, error) { return Result{}, nil }
@@ -53,20 +54,54 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-func TestRender(t *testing.T) {
+// fieldsOf renders fields as "k=v" strings.
+func fieldsOf(fs []*actionv1.Field) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.GetKey()+"="+f.GetValue())
+	}
+	return out
+}
+
+// Key/value pairs travel as fields, apart from the message.
+func TestLogLine(t *testing.T) {
 	for _, tc := range []struct {
 		msg  string
 		kv   []any
-		want string
+		want []string
 	}{
-		{"plain", nil, "plain"},
-		{"greeting", []any{"name", "world", "n", 3}, "greeting name=world n=3"},
-		{"quoted", []any{"who", "two words", "empty", ""}, `quoted who="two words" empty=""`},
-		{"odd", []any{"key"}, "odd key=(missing)"},
+		{"plain", nil, nil},
+		{"greeting", []any{"name", "world", "n", 3}, []string{"name=world", "n=3"}},
+		{"spaces", []any{"who", "two words", "empty", ""}, []string{"who=two words", "empty="}},
+		{"odd", []any{"key"}, []string{"key=(missing)"}},
+		{"empty key", []any{"", 1}, []string{"_=1"}},
 	} {
-		if got := render(tc.msg, tc.kv); got != tc.want {
-			t.Errorf("render(%q, %v) = %q, want %q", tc.msg, tc.kv, got, tc.want)
+		msg, fields := logLine(tc.msg, tc.kv)
+		if msg != tc.msg || !slices.Equal(fieldsOf(fields), tc.want) {
+			t.Errorf("logLine(%q, %v) = %q, %q; want the message and %q", tc.msg, tc.kv, msg, fieldsOf(fields), tc.want)
 		}
+	}
+}
+
+// A line keeps within the protocol's limits whatever it is given.
+func TestLogLineLimits(t *testing.T) {
+	var kv []any
+	for i := range 200 {
+		kv = append(kv, strings.Repeat("k", 100)+strconv.Itoa(i), strings.Repeat("v", 2000))
+	}
+	msg, fields := logLine(strings.Repeat("m", actionv1.MaxLogBytes), kv)
+	total := len(msg)
+	for _, f := range fields {
+		if k := len(f.GetKey()); k == 0 || k > actionv1.MaxFieldKeyBytes {
+			t.Errorf("key of %d bytes", k)
+		}
+		total += len(f.GetKey()) + len(f.GetValue())
+	}
+	if len(fields) > actionv1.MaxLogFields || total > actionv1.MaxLogBytes {
+		t.Errorf("%d fields, %d bytes; limits %d and %d", len(fields), total, actionv1.MaxLogFields, actionv1.MaxLogBytes)
+	}
+	if last := fields[len(fields)-1]; last.GetKey() != "dropped-fields" || last.GetValue() == "0" {
+		t.Errorf("the dropped fields are not counted: last field %v", last)
 	}
 }
 
@@ -98,11 +133,11 @@ func TestDecode(t *testing.T) {
 	}
 }
 
-// buildHello builds the example plugin.
+// buildHello builds the plugin of testdata/hello.
 func buildHello(t *testing.T) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "hello")
-	cmd := exec.Command("go", "build", "-o", out, "github.com/jobengine/jobengine/actions/examples/hello")
+	cmd := exec.Command("go", "build", "-o", out, "./testdata/hello")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, b)
 	}

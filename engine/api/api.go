@@ -25,11 +25,14 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jobengine/jobengine/engine/access"
+	"github.com/jobengine/jobengine/engine/credential"
 	"github.com/jobengine/jobengine/engine/history"
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/inventory"
 	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/notify"
 	"github.com/jobengine/jobengine/engine/project"
+	"github.com/jobengine/jobengine/engine/schedules"
 	"github.com/jobengine/jobengine/engine/template"
 	"github.com/jobengine/jobengine/engine/version"
 	"github.com/jobengine/jobengine/engine/zkconn"
@@ -74,6 +77,11 @@ type Config struct {
 	SecureCookies bool
 	// Identifier names this controller in /api/v1/ping.
 	Identifier string
+	// CredentialKey seals the secrets of credentials created through the
+	// API; without it credentials are shown and deleted, not created.
+	CredentialKey *credential.Key
+	// LoginLimit limits failed logins (DefaultLoginLimit when zero).
+	LoginLimit LoginLimit
 	// Streams, when set, ends every event stream when it is done (the
 	// server is shutting down: streams would otherwise hold it up).
 	Streams context.Context
@@ -89,8 +97,13 @@ type Server struct {
 	inv       *inventory.Store
 	projects  *project.Store
 	launcher  *template.Launcher
-	mux       *http.ServeMux
-	routes    []route
+	logins    *loginLimiter
+	schedules *schedules.Store
+	notify    *notify.Store
+	// credentials seals with Config.CredentialKey (nil: reads only).
+	credentials *credential.Store
+	mux         *http.ServeMux
+	routes      []route
 }
 
 // New returns the API's handler. It contacts no server.
@@ -129,6 +142,10 @@ func newServer(cfg Config) (*Server, error) {
 	}
 	log := cfg.Logger
 	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux()}
+	s.logins = newLoginLimiter(cfg.LoginLimit)
+	s.schedules = schedules.NewStore(cfg.Conn)
+	s.notify = notify.NewStore(cfg.Conn)
+	s.credentials = credential.NewStore(cfg.Conn, cfg.CredentialKey)
 	s.access = access.NewStore(cfg.Conn, log.Named("access"))
 	s.history = history.New(history.Config{Store: cfg.Jobs, Index: cfg.Index, Logger: log.Named("history")})
 	s.templates = template.NewStore(cfg.Conn, log.Named("template"))
@@ -137,7 +154,8 @@ func newServer(cfg Config) (*Server, error) {
 	s.launcher = &template.Launcher{Jobs: cfg.Jobs, Templates: s.templates, Inventories: s.inv, Logger: log.Named("launch")}
 	for _, group := range [][]route{
 		s.metaRoutes(), s.authRoutes(), s.jobRoutes(), s.templateRoutes(), s.inventoryRoutes(), s.projectRoutes(),
-		s.callbackRoutes(), s.instanceRoutes(), s.userRoutes(), s.teamRoutes(), s.tokenRoutes(), s.grantRoutes(),
+		s.callbackRoutes(), s.instanceRoutes(), s.clusterRoutes(), s.scheduleRoutes(),
+		s.notificationRoutes(), s.credentialRoutes(), s.userRoutes(), s.teamRoutes(), s.tokenRoutes(), s.grantRoutes(),
 	} {
 		s.routes = append(s.routes, group...)
 	}

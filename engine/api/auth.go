@@ -41,7 +41,7 @@ func (s *Server) authenticate(rq *request) (*access.Principal, error) {
 			if !ok {
 				return nil, errBadCredentials
 			}
-			user, err := s.access.Authenticate(ctx, name, pw)
+			user, err := s.checkPassword(rq, name, pw)
 			if err != nil {
 				return nil, err
 			}
@@ -108,7 +108,7 @@ func (s *Server) login(rq *request) error {
 	if in.Password == "" {
 		return badField("password", "password is required")
 	}
-	u, err := s.access.Authenticate(rq.ctx, in.Username, in.Password)
+	u, err := s.checkPassword(rq, in.Username, in.Password)
 	if err != nil {
 		return err
 	}

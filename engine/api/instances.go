@@ -2,23 +2,20 @@ package api
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"net/http"
 	"sort"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
-	"github.com/jobengine/jobengine/engine/executor"
-	"github.com/jobengine/jobengine/engine/zkconn"
+	"github.com/jobengine/jobengine/engine/instance"
 )
 
-// Instances are the executors, read from their heartbeat nodes
-// (/executors/<name>, refreshed every few seconds). Until executors
-// declare instance groups, every one of them is in the group "default".
+// Instances are the executors as the scheduler sees them: their instance
+// records (capacity, groups, enabled), heartbeats (live or lost, last
+// seen, running jobs) and direct queues (capacity in use), read with
+// engine/instance's Reader. An executor whose heartbeat is gone stays
+// listed, as lost, with its last heartbeat.
 
-// DefaultGroup is the instance group of every executor.
+// DefaultGroup is the instance group of an executor that names none.
 const DefaultGroup = "default"
 
 func (s *Server) instanceRoutes() []route {
@@ -35,74 +32,88 @@ type Instance struct {
 	Name    string `json:"name"`
 	Host    string `json:"host"`
 	Version string `json:"version"`
-	// Capacity is how many jobs it runs at once; Busy how many it runs.
+	// State is live, lost, disabled or draining.
+	State   string `json:"state"`
+	Enabled bool   `json:"enabled"`
+	// Capacity is its capacity (AWX's formula, from its record); Used the
+	// capacity its active jobs take. The scheduler places nothing on a
+	// lost, disabled or draining executor.
 	Capacity int `json:"capacity"`
-	Busy     int `json:"busy"`
+	Used     int `json:"capacity-used"`
+	// Threads is how many jobs it runs at once; Busy how many it runs.
+	Threads int `json:"threads"`
+	Busy    int `json:"busy"`
 	// Started is when it started; LastSeen its last heartbeat.
 	Started  time.Time `json:"started"`
 	LastSeen time.Time `json:"last-seen"`
 	Actions  []string  `json:"actions"`
 	Groups   []string  `json:"instance-groups"`
 	// Running lists the jobs it runs.
-	Running []executor.RunningJob `json:"running"`
+	Running []instance.RunningJob `json:"running"`
 }
 
-// InstanceGroup is a group of instances with their capacity.
+// InstanceGroup is a group of instances with their capacity (of its live,
+// enabled members).
 type InstanceGroup struct {
 	Name      string   `json:"name"`
 	Instances []string `json:"instances"`
 	Capacity  int      `json:"capacity"`
-	Busy      int      `json:"busy"`
+	Used      int      `json:"capacity-used"`
+	// Busy counts the jobs its members run.
+	Busy int `json:"busy"`
 }
 
-// instances reads every executor's heartbeat node, sorted by name. A node
-// that is not a heartbeat is left out.
-func (s *Server) instances(ctx context.Context) ([]Instance, error) {
-	conn := s.cfg.Conn
-	var names []string
-	err := zkconn.Do(ctx, func() error {
-		var err error
-		names, _, err = conn.Children(conn.Path(executor.MembersPath))
-		if errors.Is(err, zk.ErrNoNode) {
-			names, err = nil, nil
+// cluster reads a snapshot of the executors.
+func (s *Server) cluster(ctx context.Context) (*instance.Cluster, error) {
+	return instance.NewReader(s.cfg.Jobs, nil).Read(ctx)
+}
+
+// instanceOf is the API's view of an executor.
+func instanceOf(e *instance.Executor) Instance {
+	in := Instance{Name: e.Name, State: e.State(), Capacity: e.Capacity(), Used: e.Used(), Threads: e.Threads(),
+		LastSeen: e.LastSeen, Actions: []string{}, Groups: e.Groups(), Running: []instance.RunningJob{}}
+	if r := e.Record; r != nil {
+		in.Host, in.Version, in.Enabled, in.Started = r.Host, r.Version, r.Enabled, r.Started
+		if in.State != instance.StateLive {
+			// What it would offer: shown as total, while the scheduler
+			// uses none of it.
+			in.Capacity = r.Capacity
 		}
-		return err
-	})
+		for _, a := range r.Actions {
+			in.Actions = append(in.Actions, a.Name)
+		}
+	}
+	if hb := e.Heartbeat; hb != nil {
+		in.Host, in.Version, in.Started, in.Busy = hb.Host, hb.Version, hb.Started, hb.Busy
+		if e.Record == nil {
+			in.Enabled, in.Actions = true, append([]string{}, hb.Actions...)
+		}
+		if hb.Running != nil {
+			in.Running = hb.Running
+		}
+	}
+	if len(in.Groups) == 0 {
+		in.Groups = []string{DefaultGroup}
+	}
+	return in
+}
+
+// instances is every executor with a record or a heartbeat, by name.
+func (s *Server) instances(ctx context.Context) ([]Instance, error) {
+	c, err := s.cluster(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := []Instance{}
-	for _, n := range names {
-		var data []byte
-		err := zkconn.Do(ctx, func() error {
-			var err error
-			data, _, err = conn.Get(conn.Path(executor.MembersPath, n))
-			return err
-		})
-		if errors.Is(err, zk.ErrNoNode) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		var m executor.Member
-		if json.Unmarshal(data, &m) != nil || m.Name != n {
-			continue
-		}
-		if m.Actions == nil {
-			m.Actions = []string{}
-		}
-		if m.Running == nil {
-			m.Running = []executor.RunningJob{}
-		}
-		out = append(out, Instance{Name: m.Name, Host: m.Host, Version: m.Version, Capacity: m.Threads, Busy: m.Busy,
-			Started: m.Started, LastSeen: m.LastSeen, Actions: m.Actions, Groups: []string{DefaultGroup}, Running: m.Running})
+	out := make([]Instance, 0, len(c.Executors))
+	for _, e := range c.Executors {
+		out = append(out, instanceOf(e))
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
 	return out, nil
 }
 
-// groups derives the instance groups from the instances.
+// groups derives the instance groups from the instances: every group some
+// executor joins, and the default group.
 func groups(insts []Instance) []InstanceGroup {
 	byName := map[string]*InstanceGroup{DefaultGroup: {Name: DefaultGroup, Instances: []string{}}}
 	for _, in := range insts {
@@ -113,7 +124,10 @@ func groups(insts []Instance) []InstanceGroup {
 				byName[g] = ig
 			}
 			ig.Instances = append(ig.Instances, in.Name)
-			ig.Capacity += in.Capacity
+			if in.State == instance.StateLive {
+				ig.Capacity += in.Capacity
+			}
+			ig.Used += in.Used
 			ig.Busy += in.Busy
 		}
 	}
@@ -151,7 +165,7 @@ func (s *Server) showInstance(rq *request) error {
 			return rq.reply(http.StatusOK, in)
 		}
 	}
-	return notFound("instance %s is not running (no heartbeat)", name)
+	return notFound("instance %s is not known (no record and no heartbeat)", name)
 }
 
 func (s *Server) listInstanceGroups(rq *request) error {

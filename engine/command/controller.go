@@ -43,6 +43,7 @@ func controllerCommand() *cli.Command {
 			&cli.DurationFlag{Name: "session-lifetime", Usage: "how long a login session of the web dashboard lasts (default 12h)"},
 			configDirFlag(),
 			maxBacklogFlag(),
+			credentialKeyFlag(),
 		),
 		Action: runController,
 	}
@@ -63,6 +64,12 @@ func runController(c *cli.Context) error {
 		return usagef("--max-starts %d: type at least 1 (default %d)", c.Int("max-starts"), scheduler.DefaultMaxStarts)
 	}
 	cfg := daemon.NewControllerConfig()
+	// The key seals credentials created through the API; without it the
+	// API shows and deletes credentials but creates none.
+	var err error
+	if cfg.CredentialKey, err = credentialKey(c, false); err != nil {
+		return err
+	}
 	cfg.Listen, cfg.TLSCert, cfg.TLSKey = c.String("listen"), c.String("tls-cert"), c.String("tls-key")
 	cfg.InsecureListen = c.Bool("insecure-listen")
 	cfg.Maintenance = c.Bool("maintenance")
@@ -77,7 +84,6 @@ func runController(c *cli.Context) error {
 	if !cfg.Maintenance && c.String("retention") != "" {
 		return usagef("--retention sets the cleanup of finished jobs, a maintenance service, which --maintenance=false keeps out of this process")
 	}
-	var err error
 	if cfg.Maintenance {
 		cat, err := loadCatalog(c)
 		if err != nil {

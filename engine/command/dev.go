@@ -171,7 +171,13 @@ func runDev(c *cli.Context) error {
 		stopWithin(devStopAfterZKExit, x.Stop)
 		return startErr(err)
 	}
-	fmt.Fprintf(c.App.Writer, "The controller's HTTP API is at http://%s\n", ctl.Addr())
+	fmt.Fprintf(c.App.Writer, "The controller's HTTP API is at http://%s/api/v1\n", ctl.Addr())
+	pw, err := devCredentials(startCtx, ccfg.ZK, log)
+	if err != nil {
+		stopWithin(devStopAfterZKExit, ctl.Stop, x.Stop)
+		return startErr(err)
+	}
+	fmt.Fprintf(c.App.Writer, "The dashboard is at http://%s/\n  log in as %s with the password %s (new at each start)\n\n", ctl.Addr(), DevUser, pw)
 	// The others stop first, the executor last (it drains).
 	others := []daemonHandle{ctl}
 	if len(dcfg.Distributors) > 0 {

@@ -3,7 +3,9 @@ package command
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,7 +25,39 @@ import (
 var (
 	exportLine = regexp.MustCompile(`export JOBENGINE_ZK_HOSTS=(\S+)`)
 	zkPIDLine  = regexp.MustCompile(`ZooKeeper is running at \S+ \(pid (\d+),`)
+	dashLine   = regexp.MustCompile(`The dashboard is at (http://\S+)/\n  log in as (\S+) with the password (\S+) `)
 )
+
+// devDashboard waits for dev's dashboard lines, then logs in there with
+// the printed credentials and fetches the dashboard's page.
+func devDashboard(t *testing.T, d *proc) {
+	t.Helper()
+	var m []string
+	poll.For(t, 60*time.Second, 50*time.Millisecond, func() error {
+		if m = dashLine.FindStringSubmatch(d.out.String()); m == nil {
+			return fmt.Errorf("no dashboard line yet")
+		}
+		return nil
+	})
+	body := fmt.Sprintf(`{"username": %q, "password": %q}`, m[2], m[3])
+	res, err := http.Post(m[1]+"/api/v1/login", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("logging in with the printed credentials: %s", res.Status)
+	}
+	res, err = http.Get(m[1] + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(page), "/ui/app.js") {
+		t.Fatalf("the dashboard's page: %s\n%s", res.Status, page)
+	}
+}
 
 // devAddr waits for dev's export line and returns the address in it.
 func devAddr(t *testing.T, d *proc) string {
@@ -101,6 +135,7 @@ func TestDevRunsALocalSystemAndStopsIt(t *testing.T) {
 	if addr == taken.Addr().String() || !strings.Contains(d.out.String(), fmt.Sprintf("Port %d is taken", port)) {
 		t.Fatalf("ZooKeeper at %s with port %d taken; output:\n%s", addr, port, d.out.String())
 	}
+	devDashboard(t, d)
 	// The demo distributor creates jobs and the executor runs them.
 	poll.For(t, 60*time.Second, 200*time.Millisecond, func() error {
 		out, errOut, code := run(t, "--zk-hosts", addr, "job", "list", "--action", "dummy_test_action", "--state", "SUCCESS", "--json")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/jobengine/jobengine/engine/action"
 	"github.com/jobengine/jobengine/engine/history"
 	"github.com/jobengine/jobengine/engine/jobs"
 )
@@ -55,7 +56,7 @@ func jobLogsCommand() *cli.Command {
 
 func printLines(w io.Writer, lines []jobs.LogLine) error {
 	for _, l := range lines {
-		if _, err := fmt.Fprintf(w, "%s %-5s %s\n", l.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"), printable(strings.ToUpper(l.Level)), printable(l.Message)); err != nil {
+		if _, err := fmt.Fprintf(w, "%s %-5s %s\n", l.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"), printable(strings.ToUpper(l.Level)), printable(action.RenderFields(l.Message, l.Fields))); err != nil {
 			return err
 		}
 	}

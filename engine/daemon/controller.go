@@ -15,6 +15,8 @@ import (
 
 	"github.com/jobengine/jobengine/engine/access"
 	"github.com/jobengine/jobengine/engine/api"
+	"github.com/jobengine/jobengine/engine/credential"
+	"github.com/jobengine/jobengine/engine/dashboard"
 	"github.com/jobengine/jobengine/engine/distributor"
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
@@ -60,6 +62,9 @@ type ControllerConfig struct {
 	Reaper    scheduler.ReaperConfig
 	// MaintenanceServices run with the built-in ones (embedders, tests).
 	MaintenanceServices []maintenance.Service
+	// CredentialKey seals the secrets of credentials created through the
+	// API (nil: the API creates none).
+	CredentialKey *credential.Key
 	// SessionLifetime is how long a login session lasts (API default
 	// when 0).
 	SessionLifetime time.Duration
@@ -200,6 +205,7 @@ func StartController(ctx context.Context, cfg ControllerConfig) (_ *Controller, 
 	handler, err := api.New(api.Config{Streams: runCtx,
 		Conn: conn, Jobs: store, Index: es, Logger: log.Named("api"), Version: version.Version,
 		SessionLifetime: cfg.SessionLifetime, SecureCookies: cfg.TLSCert != "", Identifier: cfg.Identifier,
+		CredentialKey: cfg.CredentialKey,
 	})
 	if err != nil {
 		return nil, err
@@ -224,7 +230,8 @@ func StartController(ctx context.Context, cfg ControllerConfig) (_ *Controller, 
 			}
 		}()
 	}
-	d.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+	// The dashboard is served next to the API, from the binary itself.
+	d.srv = &http.Server{Handler: dashboard.Handler(handler), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: zap.NewStdLog(log.Named("http"))}
 	// Event streams end when the server shuts down, so that they do not
 	// hold the shutdown up; other requests finish.

@@ -103,13 +103,14 @@ func TestControllerServesTheAPI(t *testing.T) {
 		var ping struct {
 			Active    string `json:"active-controller"`
 			Instances []struct {
-				Name     string
-				Capacity int
+				Name    string
+				Threads int
+				State   string
 			}
 		}
 		poll.For(t, wait, 50*time.Millisecond, func() error {
 			call(a, "GET", "/api/v1/ping", "", 200, &ping)
-			if ping.Active != "ctl1" && ping.Active != "ctl2" || len(ping.Instances) != 1 || ping.Instances[0].Name != "x1" || ping.Instances[0].Capacity != 2 {
+			if ping.Active != "ctl1" && ping.Active != "ctl2" || len(ping.Instances) != 1 || ping.Instances[0].Name != "x1" || ping.Instances[0].Threads != 2 || ping.Instances[0].State != "live" {
 				return fmt.Errorf("ping %+v", ping)
 			}
 			return nil

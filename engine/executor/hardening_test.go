@@ -112,6 +112,10 @@ func TestInvalidObjectsAreQuarantinedOnce(t *testing.T) {
 		if n := e.queueLen(); n != 0 {
 			return fmt.Errorf("%d entries left", n)
 		}
+		// A worker consumes an entry before it counts and logs it.
+		if d, n := counter(t, m, jobs.KindDocument)+counter(t, m, jobs.KindEntry), errs.FilterMessage(LogQuarantined).Len(); d < 6 || n < 6 {
+			return fmt.Errorf("%v counted, %d logged", d, n)
+		}
 		return nil
 	})
 

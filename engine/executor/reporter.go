@@ -129,6 +129,29 @@ func (r *reporter) Log(level, msg string) {
 	r.log.Debug("action log", zap.String("level", level), zap.String("line", msg))
 }
 
+// LogFields records a log line with structured fields: in the job's log
+// as data beside the message, in the executor's log as fields. At most
+// maxLineFields fields are kept, each value truncated as a status message.
+func (r *reporter) LogFields(level, msg string, fields []action.Field) {
+	level = logLevel(level)
+	kept := make([]action.Field, 0, min(len(fields), maxLineFields))
+	zf := make([]zap.Field, 0, cap(kept))
+	for _, f := range fields[:min(len(fields), maxLineFields)] {
+		f.Value = jobs.TruncateStatus(f.Value)
+		kept = append(kept, f)
+		zf = append(zf, zap.String(f.Key, f.Value))
+	}
+	r.mu.Lock()
+	if len(r.lines) < 10_000 { // bounded between flushes
+		r.lines = append(r.lines, jobs.LogEntry{Line: jobs.LogLine{Time: time.Now().UTC(), Level: level, Message: jobs.TruncateStatus(msg), Fields: kept}})
+	}
+	r.mu.Unlock()
+	r.log.Debug("action log", zap.String("level", level), zap.String("line", msg), zap.Dict("fields", zf...))
+}
+
+// maxLineFields bounds the fields of one line of a job's log.
+const maxLineFields = 64
+
 // Event records a structured event: its message goes to the job's log like
 // a log line, the event itself to the store's observers of action events
 // (the others are told of its message as a log line).

@@ -138,7 +138,7 @@ func (r *Reader) events(ctx context.Context, id string) ([]jobs.LogLine, error) 
 // written, the others described ("state RUNNING (executor x, attempt 1)",
 // "progress 40%", "status: …").
 func EventLine(ev index.Event) jobs.LogLine {
-	l := jobs.LogLine{ID: ev.Line, Time: ev.Time, Level: ev.Level, Message: ev.Message}
+	l := jobs.LogLine{ID: ev.Line, Time: ev.Time, Level: ev.Level, Message: ev.Message, Fields: ev.Fields}
 	if l.Level == "" {
 		l.Level = "info"
 	}

@@ -52,12 +52,15 @@ type Event struct {
 	// Type is one of EventState, EventProgress, EventStatus, EventLog.
 	Type string `json:"type"`
 	// Level is the level of a log line ("debug", "info", "warn", "error").
-	Level    string     `json:"level,omitempty"`
-	Message  string     `json:"message,omitempty"`
-	State    jobs.State `json:"state,omitempty"`
-	Progress int        `json:"progress,omitempty"`
-	Executor string     `json:"executor,omitempty"`
-	Attempt  int        `json:"attempt,omitempty"`
+	Level   string `json:"level,omitempty"`
+	Message string `json:"message,omitempty"`
+	// Fields are a log line's structured fields, kept with the event
+	// (not indexed one by one: the mapping is not dynamic).
+	Fields   []action.Field `json:"fields,omitempty"`
+	State    jobs.State     `json:"state,omitempty"`
+	Progress int            `json:"progress,omitempty"`
+	Executor string         `json:"executor,omitempty"`
+	Attempt  int            `json:"attempt,omitempty"`
 
 	// The fields of an EventAction event; see action.Event.
 	Counter    int     `json:"counter,omitempty"`
@@ -217,7 +220,7 @@ func (s *EventSink) OnState(jobs.StateEvent) {}
 // OnLog queues a log line, at the time the action logged it, under the
 // line's identity (so a line sent twice is kept once).
 func (s *EventSink) OnLog(ev jobs.LogEvent) {
-	s.Emit(Event{ID: ev.Line.ID, Line: ev.Line.ID, Job: ev.Job, Time: ev.Line.Time, Type: EventLog, Level: ev.Line.Level, Message: ev.Line.Message})
+	s.Emit(Event{ID: ev.Line.ID, Line: ev.Line.ID, Job: ev.Job, Time: ev.Line.Time, Type: EventLog, Level: ev.Line.Level, Message: ev.Line.Message, Fields: ev.Line.Fields})
 }
 
 // The sink indexes actions' structured events with their fields.

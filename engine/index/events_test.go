@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/jobengine/jobengine/internal/testing/poll"
 
+	"github.com/jobengine/jobengine/engine/action"
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/internal/testing/estest"
@@ -126,7 +128,7 @@ func TestEventSinkObservesAJobStore(t *testing.T) {
 	j := newJob("deploy", 0)
 	t1, t2 := epoch.Add(time.Millisecond), epoch.Add(3*time.Second)
 	if err := store.AppendLog(ctxT(t, 10*time.Second), j.UUID(), []jobs.LogLine{
-		{Time: t1, Level: "info", Message: "first"}, {Time: t2, Level: "error", Message: "second"},
+		{Time: t1, Level: "info", Message: "first", Fields: []action.Field{{Key: "name", Value: "Alice"}}}, {Time: t2, Level: "error", Message: "second"},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +153,7 @@ func TestEventSinkObservesAJobStore(t *testing.T) {
 		t.Fatalf("%d events indexed, want 2 log lines and 1 progress report: %+v", len(got), got)
 	}
 	for i, want := range []index.Event{
-		{Job: j.ID, Time: t1, Type: index.EventLog, Level: "info", Message: "first"},
+		{Job: j.ID, Time: t1, Type: index.EventLog, Level: "info", Message: "first", Fields: []action.Field{{Key: "name", Value: "Alice"}}},
 		{Job: j.ID, Time: t2, Type: index.EventLog, Level: "error", Message: "second"},
 		{Job: j.ID, Time: progress.Updated, Type: index.EventProgress, Level: "info", Message: "halfway", Progress: 40, Executor: "exec-1", Attempt: 1},
 	} {
@@ -164,7 +166,7 @@ func TestEventSinkObservesAJobStore(t *testing.T) {
 			t.Fatalf("event %d at %s, want %s", i, g.Time, want.Time)
 		}
 		g.Time = want.Time
-		if g != want {
+		if !reflect.DeepEqual(g, want) {
 			t.Fatalf("event %d:\n got %+v\nwant %+v", i, g, want)
 		}
 	}

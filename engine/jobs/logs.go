@@ -28,6 +28,10 @@ type LogLine struct {
 	Time    time.Time `json:"time"`
 	Level   string    `json:"level"`
 	Message string    `json:"message"`
+	// Fields are the line's structured fields (a plugin's
+	// job.Log.Info("greeting", "name", "Alice")), apart from the message;
+	// action.RenderFields shows them to people.
+	Fields []action.Field `json:"fields,omitempty"`
 }
 
 // NewLineID returns a new identity for a line of job uid's log

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	actionv1 "github.com/jobengine/jobengine/actions/proto/v1"
+	actionv1 "github.com/jobengine/jobengine/actions/sdk/proto/v1"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/pluginhost"
 )

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the Go code of the plugin protocol (actions/proto/v*/*.proto).
+# Regenerates the Go code of the plugin protocol (actions/sdk/proto/v*/*.proto).
 #
 # Needs Go and protoc (Debian's protobuf-compiler, installed here when
 # missing if run as root). The two protoc plugins are installed, pinned,
@@ -7,7 +7,7 @@
 # `go generate ./engine/pluginhost` or directly.
 set -euo pipefail
 
-PROTOC_GEN_GO_VERSION=v1.36.12     # matches google.golang.org/protobuf in go.mod
+PROTOC_GEN_GO_VERSION=v1.36.12     # matches google.golang.org/protobuf in actions/sdk/go.mod
 PROTOC_GEN_GO_GRPC_VERSION=v1.6.1  # generates code for grpc >= 1.64
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -38,7 +38,7 @@ install_tool protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go "$PROTOC
 install_tool protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc "$PROTOC_GEN_GO_GRPC_VERSION"
 
 cd "$root"
-for proto in actions/proto/v*/*.proto; do
+for proto in actions/sdk/proto/v*/*.proto; do
 	PATH="$bin:$PATH" protoc -I . \
 		--go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative \

@@ -15,19 +15,24 @@ import (
 
 const guide = "../../docs/writing-actions.md"
 
-// fencedBlocks returns the code blocks of a markdown text fenced with the
-// given info string.
-func fencedBlocks(md, lang string) []string {
-	var blocks []string
+// A fenced block of a markdown text: its info string and its text.
+type fenced struct {
+	lang, text string
+}
+
+// fencedBlocks returns the fenced code blocks of a markdown text, in order.
+func fencedBlocks(md string) []fenced {
+	var blocks []fenced
 	var cur []string
-	in := false
+	lang, in := "", false
 	for _, line := range strings.Split(md, "\n") {
+		trimmed := strings.TrimSpace(line)
 		switch {
-		case !in && strings.TrimSpace(line) == "```"+lang:
-			in, cur = true, nil
-		case in && strings.TrimSpace(line) == "```":
+		case !in && strings.HasPrefix(trimmed, "```"):
+			in, lang, cur = true, strings.TrimPrefix(trimmed, "```"), nil
+		case in && trimmed == "```":
 			in = false
-			blocks = append(blocks, strings.Join(cur, "\n")+"\n")
+			blocks = append(blocks, fenced{lang, strings.Join(cur, "\n") + "\n"})
 		case in:
 			cur = append(cur, line)
 		}
@@ -35,10 +40,14 @@ func fencedBlocks(md, lang string) []string {
 	return blocks
 }
 
-// TestWritingActionsGuide follows docs/writing-actions.md: it builds the
-// guide's Go code in a new module with the guide's commands (the SDK
-// replaced by this repository), installs the binary in a plugin directory
-// and runs the guide's job through the host.
+// TestWritingActionsGuide follows docs/writing-actions.md as someone
+// outside this repository would: in a scratch directory, it runs the
+// guide's shell commands one by one against a copy of the SDK where the
+// guide clones jobengine, writes the guide's main.go where the guide says,
+// installs the binary in a plugin directory and runs the guide's job
+// through the host. The Go commands run offline: no module proxy, and a
+// checksum database at a closed port, so a step that works only with
+// network fails here.
 func TestWritingActionsGuide(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a module")
@@ -48,86 +57,68 @@ func TestWritingActionsGuide(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := string(b)
-	repo, err := filepath.Abs("../..")
+	sdkDir, err := filepath.Abs("../../actions/sdk")
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	goBlocks := fencedBlocks(md, "go")
-	if len(goBlocks) != 1 || !strings.HasPrefix(goBlocks[0], "package main\n") {
-		t.Fatalf("want one Go block, main.go, in the guide; found %d", len(goBlocks))
-	}
-	work := t.TempDir()
-	if err := os.WriteFile(filepath.Join(work, "main.go"), []byte(goBlocks[0]), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pluginDir := t.TempDir()
 	// Keep the caller's flags (CI's -modcacherw among them).
 	goflags := func(f string) string { return "GOFLAGS=" + strings.TrimSpace(os.Getenv("GOFLAGS")+" "+f) }
 
-	// A module that requires this one loads the whole module graph,
-	// including go.mod files of old dependencies that building this
-	// repository never reads (it loads its graph lazily). Fetch them here,
-	// through the configured module proxy and checked against go.sum, so
-	// the guide's steps below can run offline on a fresh machine.
-	graph := exec.Command("go", "list", "-m", "all")
-	graph.Dir = repo
-	graph.Env = append(os.Environ(), "GOWORK=off", goflags("-mod=readonly"))
-	if out, err := graph.CombinedOutput(); err != nil {
-		t.Fatalf("go list -m all (the module graph a plugin module loads): %v\n%s", err, out)
+	// Fill the module cache the way the guide says ("go mod download in
+	// the SDK's directory" or a first tidy with network): through the
+	// configured proxy, checked against the SDK's go.sum. This is what a
+	// fresh machine (CI's empty module cache) downloads; tidy loads the
+	// tests of the SDK's dependencies, as the plugin's tidy will.
+	fill := exec.Command("go", "mod", "tidy", "-diff")
+	fill.Dir = sdkDir
+	fill.Env = append(os.Environ(), "GOWORK=off", goflags(""))
+	if out, err := fill.CombinedOutput(); err != nil {
+		t.Fatalf("go mod tidy -diff in actions/sdk (filling the module cache): %v\n%s", err, out)
 	}
 
-	goCmd := func(args ...string) {
-		t.Helper()
-		cmd := exec.Command("go", args...)
-		cmd.Dir = work
-		// Offline: every module the SDK needs is in the module cache, as
-		// this package was built with them, and the module proxy must not
-		// be asked about an unreleased github.com/jobengine/jobengine. The
-		// checksums come from the repository's go.sum (copied below), not
-		// from the checksum database: GOSUMDB points at a closed local
-		// port, so a missing line fails here, as on a machine that cannot
-		// reach the database, unless the module cache holds its tiles
-		// from earlier downloads (CI's fresh module cache does not).
-		cmd.Env = append(os.Environ(), "GOWORK=off", "GOPROXY=off",
-			"GOSUMDB=sum.golang.org http://127.0.0.1:1", goflags("-mod=mod"))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	var ran []string
+	home := t.TempDir() // outside the repository: no go.mod or go.work above it
+	pluginDir := t.TempDir()
+	var script []string
+	var steps []string
 	var installed, target, payload string
+	sudoInstall := regexp.MustCompile(`^sudo install -m 0755 (\S+) (\S+)$`)
 	jobAdd := regexp.MustCompile(`^jobengine job add (\S+) --target (\S+) --payload '([^']*)'$`)
-	for _, block := range fencedBlocks(md, "sh") {
-		for _, line := range strings.Split(block, "\n") {
+	for _, block := range fencedBlocks(md) {
+		switch block.lang {
+		case "go":
+			if len(steps) == 0 || !strings.HasPrefix(block.text, "package main\n") {
+				t.Fatalf("the guide's Go block comes before its shell steps or is not package main")
+			}
+			// Saved as main.go in the directory the steps are in.
+			script = append(script, "cat > main.go <<'GUIDE_EOF'\n"+block.text+"GUIDE_EOF")
+			steps = append(steps, "main.go")
+			continue
+		case "sh":
+		default:
+			continue
+		}
+		for _, line := range strings.Split(block.text, "\n") {
 			f := strings.Fields(line)
 			switch {
-			case len(f) >= 3 && f[0] == "go" && f[1] == "get":
-				// The SDK comes from this repository, not a release.
-				goCmd("mod", "edit", "-require=github.com/jobengine/jobengine@v0.0.0", "-replace=github.com/jobengine/jobengine="+repo)
-				// The hashes a download would have verified: the
-				// repository's go.sum holds one line for every module
-				// the SDK can need.
-				sums, err := os.ReadFile(filepath.Join(repo, "go.sum"))
-				if err != nil {
+			case len(f) == 0:
+			case strings.HasPrefix(line, "git clone https://github.com/jobengine/jobengine.git"):
+				// The checkout: only the SDK's directory of this
+				// repository, copied, which shows it is self-contained.
+				if err := os.CopyFS(filepath.Join(home, "jobengine", "actions", "sdk"), os.DirFS(sdkDir)); err != nil {
 					t.Fatal(err)
 				}
-				if err := os.WriteFile(filepath.Join(work, "go.sum"), sums, 0o644); err != nil {
-					t.Fatal(err)
+				steps = append(steps, "git clone")
+			case sudoInstall.MatchString(line):
+				m := sudoInstall.FindStringSubmatch(line)
+				if filepath.Dir(m[2]) != pluginhost.DefaultDir {
+					t.Fatalf("the guide installs into %s, not the default plugin directory", m[2])
 				}
-				goCmd(f[1:]...)
-				ran = append(ran, "go get")
-			case len(f) >= 2 && f[0] == "go":
-				goCmd(f[1:]...)
-				ran = append(ran, "go "+f[1])
-			case len(f) >= 3 && f[0] == "sudo" && f[1] == "install":
-				// sudo install -m 0755 hello /usr/libexec/jobengine/actions/hello
-				src, dst := f[len(f)-2], f[len(f)-1]
-				if filepath.Dir(dst) != pluginhost.DefaultDir {
-					t.Fatalf("the guide installs into %s, not the default plugin directory", dst)
-				}
-				installed = filepath.Base(dst)
-				install(t, filepath.Join(work, src), filepath.Join(pluginDir, installed))
+				installed = filepath.Base(m[2])
+				script = append(script, `install -m 0755 `+m[1]+` "$PLUGIN_DIR/`+installed+`"`)
+				steps = append(steps, "install")
+			case f[0] == "mkdir" || f[0] == "cp" || f[0] == "go":
+				script = append(script, line)
+				steps = append(steps, strings.Join(f[:min(len(f), 3)], " "))
 			case jobAdd.MatchString(line):
 				m := jobAdd.FindStringSubmatch(line)
 				if m[1] != "hello" {
@@ -137,8 +128,37 @@ func TestWritingActionsGuide(t *testing.T) {
 			}
 		}
 	}
-	if !slices.Equal(ran, []string{"go mod", "go get", "go build"}) || installed == "" || target == "" {
-		t.Fatalf("the guide's steps were not all found: ran %v, installed %q, job target %q", ran, installed, target)
+	want := []string{
+		"git clone", "mkdir hello-action &&", "go mod init", "go mod edit", "cp ../jobengine/actions/sdk/go.sum .",
+		"main.go", "go mod tidy", "go build -trimpath", "install",
+	}
+	if !slices.Equal(steps, want) || target == "" {
+		t.Fatalf("the guide's steps are not the expected ones:\n got %q\nwant %q\n(job target %q)", steps, want, target)
+	}
+
+	// One shell, so that cd carries over as it does for the reader.
+	sh := exec.Command("sh", "-ex", "-c", strings.Join(script, "\n"))
+	sh.Dir = home
+	sh.Env = append(os.Environ(), "PLUGIN_DIR="+pluginDir, "GOWORK=off", "GOTOOLCHAIN=local",
+		"GOPROXY=off", "GOSUMDB=sum.golang.org http://127.0.0.1:1",
+		"GONOSUMDB=", "GONOSUMCHECK=", "GOPRIVATE=", "GONOPROXY=", "GOINSECURE=",
+		goflags("-mod=mod"))
+	if out, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("the guide's steps failed: %v\n%s", err, out)
+	}
+
+	// The plugin requires what the SDK needs: nothing of the engine's.
+	gomod, err := os.ReadFile(filepath.Join(home, "hello-action", "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, engineOnly := range []string{"github.com/go-zookeeper/zk", "github.com/elastic/go-elasticsearch", "go.uber.org/zap", "github.com/urfave/cli", "github.com/stretchr/testify"} {
+		if strings.Contains(string(gomod), engineOnly) {
+			t.Errorf("the plugin's go.mod requires %s, which the SDK does not need:\n%s", engineOnly, gomod)
+		}
+	}
+	if !strings.Contains(string(gomod), "github.com/hashicorp/go-plugin") {
+		t.Errorf("the plugin's go.mod does not require go-plugin:\n%s", gomod)
 	}
 
 	h, _ := load(t, pluginhost.Options{Dir: pluginDir})
@@ -164,5 +184,16 @@ func TestWritingActionsGuide(t *testing.T) {
 	}
 	if !slices.Equal(got.progress, []int{33, 66, 100}) || !slices.Equal(got.affected, []string{target}) {
 		t.Errorf("reports = %+v", got)
+	}
+
+	// Without a name the action returns sdk.ReturnCode(2) with an error:
+	// the job fails with return code 2 and the error's text, as the guide
+	// says.
+	if !strings.Contains(md, "`sdk.ReturnCode(2), err` fails with return code 2") {
+		t.Error("the guide no longer says what sdk.ReturnCode(2), err does")
+	}
+	res, err = runner(t, h, "hello").Run(context.Background(), job("hello", `{}`), &recorder{})
+	if err != nil || res.ReturnCode != 2 || !strings.HasPrefix(res.Message, "the payload needs a name") {
+		t.Errorf("without a name: result %+v, error %v; want return code 2 with the error's text", res, err)
 	}
 }

@@ -1,5 +1,5 @@
 // Package pluginhost runs external actions: hashicorp/go-plugin binaries
-// (gRPC, protocol actions/proto/v1) found in a plugin directory at start-up.
+// (gRPC, protocol actions/sdk/proto/v1) found in a plugin directory at start-up.
 // Each action a plugin provides becomes an action.Definition whose Runner
 // runs the job in a plugin process, exactly like a built-in action.
 //
@@ -41,7 +41,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	actionv1 "github.com/jobengine/jobengine/actions/proto/v1"
+	actionv1 "github.com/jobengine/jobengine/actions/sdk/proto/v1"
 	"github.com/jobengine/jobengine/engine/action"
 )
 

@@ -225,14 +225,61 @@ func TestRunForwardsReports(t *testing.T) {
 	}
 
 	// An error of the action is the job's error, as the plugin wrote it.
-	_, err = rn.Run(context.Background(), job("echo", `{"error": "the target is read-only", "rc": 4}`), &recorder{})
+	_, err = rn.Run(context.Background(), job("echo", `{"error": "the target is read-only"}`), &recorder{})
 	if err == nil || err.Error() != "the target is read-only" {
 		t.Errorf("error = %v", err)
+	}
+	// An error with a return code keeps the code (the executor records
+	// 1 for an error alone): a failed result with the error's text.
+	res, err = rn.Run(context.Background(), job("echo", `{"error": "the target is read-only", "rc": 4}`), &recorder{})
+	if err != nil || res.ReturnCode != 4 || res.Message != "the target is read-only" {
+		t.Errorf("error with return code 4: result %+v, error %v", res, err)
 	}
 	// A payload that does not fit is the action's error too.
 	_, err = rn.Run(context.Background(), job("echo", `{"rc": "three"}`), &recorder{})
 	if err == nil || !strings.Contains(err.Error(), "payload of job") {
 		t.Errorf("error = %v", err)
+	}
+}
+
+// fieldRecorder is a recorder that keeps log lines' fields apart, as the
+// executor's reporter does.
+type fieldRecorder struct {
+	recorder
+	fields map[string][]action.Field // by message
+}
+
+func (r *fieldRecorder) LogFields(level, msg string, fields []action.Field) {
+	r.Log(level, msg)
+	r.mu.Lock()
+	r.fields[msg] = fields
+	r.mu.Unlock()
+}
+
+// The key/value pairs of job.Log reach a reporter that keeps fields as
+// fields, not folded into the message, and the host's log as fields.
+func TestLogLinesKeepTheirFields(t *testing.T) {
+	h, logs := load(t, pluginhost.Options{Dir: pluginDir(t, "sdkplugin")})
+	rec := &fieldRecorder{fields: map[string][]action.Field{}}
+	j := job("echo", `{}`)
+	j.Tags = []string{"a", "b"}
+	if _, err := runner(t, h, "echo").Run(context.Background(), j, rec); err != nil {
+		t.Fatal(err)
+	}
+	want := []action.Field{{Key: "attempt", Value: "1"}, {Key: "tags", Value: "2"}}
+	if got := rec.snapshot().logs; !slices.Contains(got, "info: info line") {
+		t.Errorf("logs = %q, want the message alone", got)
+	}
+	if got := rec.fields["info line"]; !slices.Equal(got, want) {
+		t.Errorf("fields = %v, want %v", got, want)
+	}
+	lines := logs.FilterMessage("info line").All()
+	if len(lines) != 1 {
+		t.Fatalf("the job's info line is not in the host log once: %d", len(lines))
+	}
+	f := lines[0].ContextMap()
+	if fields, ok := f["fields"].(map[string]any); !ok || fields["attempt"] != "1" || fields["tags"] != "2" || f["job"] != j.ID {
+		t.Errorf("host log fields = %v, want the line's fields under \"fields\"", f)
 	}
 }
 
@@ -410,6 +457,8 @@ func TestBadPluginDataFailsOnlyThatJob(t *testing.T) {
 		{"empty-event", "empty or unknown event"},
 		{"no-result", "ended the run without a result"},
 		{"bad-level", `level "shout"`},
+		{"empty-key", "log field key of 0 bytes"},
+		{"big-fields", "log line of 20003 bytes (message and fields)"},
 	} {
 		t.Run(tc.action, func(t *testing.T) {
 			_, err := runner(t, h, tc.action).Run(context.Background(), job(tc.action, ""), &recorder{})

@@ -20,7 +20,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
-	actionv1 "github.com/jobengine/jobengine/actions/proto/v1"
+	actionv1 "github.com/jobengine/jobengine/actions/sdk/proto/v1"
 	"github.com/jobengine/jobengine/engine/action"
 	"github.com/jobengine/jobengine/internal/check"
 )

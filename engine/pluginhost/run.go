@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	actionv1 "github.com/jobengine/jobengine/actions/proto/v1"
+	actionv1 "github.com/jobengine/jobengine/actions/sdk/proto/v1"
 	"github.com/jobengine/jobengine/engine/action"
 )
 
@@ -156,12 +156,13 @@ func (p *proc) run(ctx context.Context, name string, job *action.Job, r action.R
 			if !slices.Contains(actionv1.LogLevels, level) {
 				return action.Result{}, p.violation(fmt.Sprintf("it sent a log line of level %q, not one of %v", level, actionv1.LogLevels)), false
 			}
-			if len(msg) > actionv1.MaxLogBytes {
-				return action.Result{}, p.violation(fmt.Sprintf("it sent a log line of %d bytes, over the limit of %d", len(msg), actionv1.MaxLogBytes)), false
+			fields, problem := logFields(e.Log)
+			if problem != "" {
+				return action.Result{}, p.violation(problem), false
 			}
-			r.Log(level, msg)
+			action.LogFields(r, level, msg, fields)
 			if p.pl.logs.allow() {
-				logAt(log, level, capLine(msg))
+				logAt(log, level, capLine(msg), zapFields(fields)...)
 			}
 		case *actionv1.RunEvent_Result:
 			res := e.Result
@@ -169,10 +170,18 @@ func (p *proc) run(ctx context.Context, name string, job *action.Job, r action.R
 				return action.Result{}, p.violation(fmt.Sprintf("it sent a result message or error over the limit of %d bytes", actionv1.MaxStatusBytes)), false
 			}
 			out := action.Result{ReturnCode: int(res.GetReturnCode()), Message: res.GetMessage()}
-			if res.GetError() != "" {
+			switch {
+			case res.GetError() == "":
+				return out, nil, true
+			case out.ReturnCode != 0:
+				// An error with a return code (the SDK's
+				// `sdk.ReturnCode(2), err`): the job fails with that
+				// code and the error's text, where an error alone
+				// would record return code 1.
+				return action.Result{ReturnCode: out.ReturnCode, Message: res.GetError()}, nil, true
+			default:
 				return out, errors.New(res.GetError()), true
 			}
-			return out, nil, true
 		default:
 			return action.Result{}, p.violation("it sent an empty or unknown event (a newer protocol?)"), false
 		}
@@ -223,4 +232,39 @@ func rpcProblem(err error) error {
 	default:
 		return fmt.Errorf("call failed: %s: %s", st.Code(), st.Message())
 	}
+}
+
+// logFields checks a log line against the protocol's limits and returns
+// its fields, or what is wrong with it.
+func logFields(l *actionv1.LogLine) ([]action.Field, string) {
+	size := len(l.GetMessage())
+	if n := len(l.GetFields()); n > actionv1.MaxLogFields {
+		return nil, fmt.Sprintf("it sent a log line with %d fields, over the limit of %d", n, actionv1.MaxLogFields)
+	}
+	var fields []action.Field
+	for _, f := range l.GetFields() {
+		if k := len(f.GetKey()); k == 0 || k > actionv1.MaxFieldKeyBytes {
+			return nil, fmt.Sprintf("it sent a log field key of %d bytes, want 1-%d", k, actionv1.MaxFieldKeyBytes)
+		}
+		size += len(f.GetKey()) + len(f.GetValue())
+		fields = append(fields, action.Field{Key: f.GetKey(), Value: f.GetValue()})
+	}
+	if size > actionv1.MaxLogBytes {
+		return nil, fmt.Sprintf("it sent a log line of %d bytes (message and fields), over the limit of %d", size, actionv1.MaxLogBytes)
+	}
+	return fields, ""
+}
+
+// zapFields puts a log line's fields under one "fields" key of the
+// host's log, so that a plugin's keys cannot be taken for the host's own
+// (plugin, job, action, pid).
+func zapFields(fields []action.Field) []zap.Field {
+	if len(fields) == 0 {
+		return nil
+	}
+	zf := make([]zap.Field, len(fields))
+	for i, f := range fields {
+		zf[i] = zap.String(f.Key, capLine(f.Value))
+	}
+	return []zap.Field{zap.Dict("fields", zf...)}
 }

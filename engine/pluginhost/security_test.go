@@ -14,7 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	actionv1 "github.com/jobengine/jobengine/actions/proto/v1"
+	actionv1 "github.com/jobengine/jobengine/actions/sdk/proto/v1"
 	"github.com/jobengine/jobengine/engine/action"
 	"github.com/jobengine/jobengine/engine/pluginhost"
 	"github.com/jobengine/jobengine/internal/testing/poll"

@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	actionv1 "github.com/jobengine/jobengine/actions/proto/v1"
+	actionv1 "github.com/jobengine/jobengine/actions/sdk/proto/v1"
 )
 
 func main() {
@@ -74,7 +74,7 @@ type server struct {
 	badName bool
 }
 
-var actions = []string{"bad-progress", "big-status", "big-message", "garbage", "empty-event", "no-result", "bad-level", "fine"}
+var actions = []string{"bad-progress", "big-status", "big-message", "garbage", "empty-event", "no-result", "bad-level", "empty-key", "big-fields", "fine"}
 
 func (s *server) Describe(context.Context, *actionv1.DescribeRequest) (*actionv1.DescribeResponse, error) {
 	resp := &actionv1.DescribeResponse{PluginVersion: "0.0.1"}
@@ -106,6 +106,10 @@ func (s *server) Run(req *actionv1.RunRequest, stream actionv1.ActionPlugin_RunS
 		return nil
 	case "bad-level":
 		send(&actionv1.RunEvent{Event: &actionv1.RunEvent_Log{Log: &actionv1.LogLine{Level: "shout", Message: "hi"}}})
+	case "empty-key":
+		send(&actionv1.RunEvent{Event: &actionv1.RunEvent_Log{Log: &actionv1.LogLine{Level: "info", Message: "hi", Fields: []*actionv1.Field{{Key: "", Value: "x"}}}}})
+	case "big-fields":
+		send(&actionv1.RunEvent{Event: &actionv1.RunEvent_Log{Log: &actionv1.LogLine{Level: "info", Message: "hi", Fields: []*actionv1.Field{{Key: "k", Value: strings.Repeat("v", 20000)}}}}})
 	}
 	// Well-behaved ending, after the bad event (if any).
 	send(&actionv1.RunEvent{Event: &actionv1.RunEvent_Result{Result: &actionv1.Result{Message: "fine"}}})

@@ -1,8 +1,9 @@
 // Package actionv1 is protocol version 1 between the jobengine executor and
 // its action plugins: the gRPC service generated from action.proto, the
 // go-plugin handshake values and the limits both sides enforce. The SDK
-// (actions/sdk) and the host (engine/pluginhost) are its only users; plugin
-// authors use the SDK.
+// (actions/sdk) and the host (engine/pluginhost) are its Go users; plugin
+// authors use the SDK, or serve action.proto from another language as
+// docs/plugin-protocol.md tells.
 package actionv1
 
 // ProtocolVersion is the go-plugin application protocol version of this
@@ -31,7 +32,8 @@ const (
 	// MaxStatusBytes bounds a status message and a result message; it
 	// equals the job document's limit.
 	MaxStatusBytes = 4096
-	// MaxLogBytes bounds one log line.
+	// MaxLogBytes bounds one log line: its message, field keys and field
+	// values together.
 	MaxLogBytes = 16 << 10
 	// MaxHrefBytes bounds one affected-resource href.
 	MaxHrefBytes = 1024
@@ -45,3 +47,28 @@ const (
 
 // LogLevels are the levels a LogLine may carry.
 var LogLevels = []string{"debug", "info", "warn", "error"}
+
+// Limits of a LogLine's fields.
+const (
+	// MaxLogFields bounds the fields of one log line.
+	MaxLogFields = 64
+	// MaxFieldKeyBytes bounds a field's key (at least 1 byte).
+	MaxFieldKeyBytes = 64
+)
+
+// ValidActionName reports whether s can name an action: 1-64 characters of
+// a-z, 0-9, '_', '-' and '.', other than "." and "..". The host applies the
+// same rule to every job's action (engine/action.ValidName).
+func ValidActionName(s string) bool {
+	if len(s) == 0 || len(s) > 64 || s == "." || s == ".." {
+		return false
+	}
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '_', c == '-', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}

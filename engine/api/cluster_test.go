@@ -1,0 +1,191 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jobengine/jobengine/engine/credential"
+)
+
+// TestLoginRateLimit: failed logins of a user are refused with 429 and
+// Retry-After once the user's bucket is empty, even with the right
+// password; another user from the same address is still let in until the
+// address's bucket is empty too; a limiter refills.
+func TestLoginRateLimit(t *testing.T) {
+	e := newEnv(t)
+	e.api.logins = newLoginLimiter(LoginLimit{PerUser: 3, PerAddress: 5, Refill: time.Hour})
+	login := func(user, pw string) resp {
+		return e.do(uAnon, "POST", Prefix+"/login", map[string]string{"username": user, "password": pw})
+	}
+	for i := 0; i < 3; i++ {
+		if r := login(uCarol, "wrong"); r.status != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d %s", i, r.status, r.body)
+		}
+	}
+	r := login(uCarol, uCarol+"-password")
+	if r.status != http.StatusTooManyRequests {
+		t.Fatalf("after 3 failures: %d %s", r.status, r.body)
+	}
+	if secs, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || secs < 1 || secs > 3600 {
+		t.Fatalf("Retry-After %q", r.header.Get("Retry-After"))
+	}
+	// Basic credentials count as logins too.
+	req, _ := http.NewRequest("GET", e.srv.URL+Prefix+"/me", nil)
+	req.SetBasicAuth(uCarol, uCarol+"-password")
+	res, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("basic credentials of a limited user: %d", res.StatusCode)
+	}
+	// The address has 2 failures left: another user logs in.
+	if r := login(uAuditor, uAuditor+"-password"); r.status != http.StatusOK {
+		t.Fatalf("another user: %d %s", r.status, r.body)
+	}
+	for i := 0; i < 2; i++ {
+		login(uNobody, "wrong")
+	}
+	if r := login(uAuditor, uAuditor+"-password"); r.status != http.StatusTooManyRequests {
+		t.Fatalf("after the address's failures: %d %s", r.status, r.body)
+	}
+	// A bucket refills.
+	l := newLoginLimiter(LoginLimit{PerUser: 1, PerAddress: 10, Refill: time.Minute})
+	now := time.Now()
+	l.failed("u", "a", now)
+	if d := l.wait("u", "a", now); d <= 0 || d > time.Minute {
+		t.Fatalf("wait %s", d)
+	}
+	if d := l.wait("u", "a", now.Add(time.Minute)); d != 0 {
+		t.Fatalf("after a refill: wait %s", d)
+	}
+}
+
+// TestClusterOverview: /cluster names no controller and no executor on an
+// empty cluster, and counts the queue; /cluster/activity counts the jobs
+// a caller may see, per minute, and refuses a bad window.
+func TestClusterOverview(t *testing.T) {
+	e := newEnv(t)
+	f := e.setup()
+	var c ClusterView
+	e.must(200, uNobody, "GET", Prefix+"/cluster", nil).json(t, &c)
+	// Two slices and the db job wait for an executor (the container runs
+	// nothing itself and waits with its slices).
+	if c.Queue.Pending+c.Queue.Queued < 3 || len(c.Instances) != 0 || len(c.Controllers) != 0 || c.Controller != "test-controller" {
+		t.Fatalf("cluster %+v", c)
+	}
+	var a Activity
+	e.must(200, uAdmin, "GET", Prefix+"/cluster/activity", nil).json(t, &a)
+	if len(a.Minutes) != 60 || a.Jobs != 3 || a.Minutes[59].Waiting != 3 {
+		t.Fatalf("admin's activity: %d minutes, %d jobs, last %+v", len(a.Minutes), a.Jobs, a.Minutes[len(a.Minutes)-1])
+	}
+	e.must(200, uCarol, "GET", Prefix+"/cluster/activity?minutes=5", nil).json(t, &a)
+	if len(a.Minutes) != 5 || a.Jobs != len(f.slices) {
+		t.Fatalf("carol's activity: %d minutes, %d jobs", len(a.Minutes), a.Jobs)
+	}
+	e.must(200, uNobody, "GET", Prefix+"/cluster/activity", nil).json(t, &a)
+	if a.Jobs != 0 {
+		t.Fatalf("nobody's activity counts %d jobs", a.Jobs)
+	}
+	e.must(400, uAdmin, "GET", Prefix+"/cluster/activity?minutes=0", nil)
+	e.must(401, uAnon, "GET", Prefix+"/cluster", nil)
+}
+
+// TestSchedules: a schedule shows its rule and next runs, a PATCH changes
+// only what it names, a disabled schedule has no next run, and bad input
+// is refused naming what is wrong, with nothing written.
+func TestSchedules(t *testing.T) {
+	e := newEnv(t)
+	e.setup()
+	var v ScheduleView
+	e.must(201, uCarol, "POST", Prefix+"/schedules", map[string]any{
+		"name": "weekly", "description": "every Monday", "cron": "0 9 * * 1", "time-zone": "Europe/Paris",
+		"launch": map[string]any{"template": "web", "values": map[string]any{"limit": "w1"}},
+	}).json(t, &v)
+	if !v.Enabled || len(v.NextRuns) != NextRuns || v.NextRuns[0].Weekday() != time.Monday || v.UID == "" || v.LastRun != nil {
+		t.Fatalf("created %+v", v)
+	}
+	e.must(200, uCarol, "PATCH", Prefix+"/schedules/weekly", map[string]any{"enabled": false}).json(t, &v)
+	if v.Enabled || len(v.NextRuns) != 0 || v.Description != "every Monday" || v.Cron != "0 9 * * 1" {
+		t.Fatalf("patched %+v", v)
+	}
+	v = ScheduleView{} // absent fields would keep their old values
+	e.must(200, uCarol, "PATCH", Prefix+"/schedules/weekly", map[string]any{"enabled": true, "rrule": "DTSTART:20260101T000000Z RRULE:FREQ=DAILY"}).json(t, &v)
+	if v.Cron != "" || v.RRule == "" || len(v.NextRuns) != NextRuns {
+		t.Fatalf("an rrule for a cron: %+v", v)
+	}
+	for _, bad := range []map[string]any{
+		{"name": "bad", "cron": "not a cron", "launch": map[string]any{"template": "web"}},
+		{"name": "bad", "launch": map[string]any{"template": "web"}},
+		{"name": "bad", "cron": "0 9 * * 1", "launch": map[string]any{"template": "nowhere"}},
+		{"name": "bad", "cron": "0 9 * * 1", "launch": map[string]any{"template": "web"}, "color": "blue"},
+	} {
+		r := e.must(400, uAdmin, "POST", Prefix+"/schedules", bad)
+		var ae Error
+		r.json(t, &ae)
+		if ae.Message == "" {
+			t.Errorf("%v: no message", bad)
+		}
+	}
+	e.must(404, uAdmin, "GET", Prefix+"/schedules/bad", nil)
+	var page struct{ Items []ScheduleView }
+	e.must(200, uAdmin, "GET", Prefix+"/schedules?template=web", nil).json(t, &page)
+	if len(page.Items) != 1 || page.Items[0].Name != "weekly" {
+		t.Fatalf("listed %+v", page.Items)
+	}
+	e.must(200, uNobody, "GET", Prefix+"/schedules", nil).json(t, &page)
+	if len(page.Items) != 0 {
+		t.Fatalf("nobody lists %+v", page.Items)
+	}
+}
+
+// TestSecretsAreWriteOnly: the secret of a notification template and the
+// secrets of a credential are taken at creation and never shown again;
+// without the credential key a credential is refused, saying what to do.
+func TestSecretsAreWriteOnly(t *testing.T) {
+	e := newEnv(t)
+	const secret = "hunter2-signing-secret"
+	r := e.must(201, uAdmin, "POST", Prefix+"/notification-templates", map[string]any{
+		"name": "hook", "kind": "webhook", "webhook": map[string]any{"url": "https://example.invalid/hook"}, "secret": secret})
+	for _, r := range []resp{r, e.must(200, uAuditor, "GET", Prefix+"/notification-templates/hook", nil), e.must(200, uAdmin, "GET", Prefix+"/notification-templates", nil)} {
+		if strings.Contains(string(r.body), secret) || !strings.Contains(string(r.body), `"has-secret":true`) {
+			t.Fatalf("a notification template shows its secret, or not that it has one: %s", r.body)
+		}
+	}
+	e.must(400, uAdmin, "POST", Prefix+"/notification-templates", map[string]any{"name": "bad", "kind": "webhook", "webhook": map[string]any{"url": "ftp://x"}, "secret": "s"})
+	e.must(404, uAdmin, "GET", Prefix+"/notification-templates/bad", nil)
+
+	cred := map[string]any{"name": "vault1", "kind": "vault", "secrets": map[string]any{"vault-password": secret}}
+	r = e.must(503, uAdmin, "POST", Prefix+"/credentials", cred)
+	if !strings.Contains(string(r.body), "--credential-key-file") {
+		t.Fatalf("no key: %s", r.body)
+	}
+	raw := make([]byte, 32)
+	for i := range raw {
+		raw[i] = byte(i)
+	}
+	key, err := credential.NewKey(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.api.credentials = credential.NewStore(e.conn, key)
+	r = e.must(201, uAdmin, "POST", Prefix+"/credentials", cred)
+	for _, r := range []resp{r, e.must(200, uAuditor, "GET", Prefix+"/credentials/vault1", nil), e.must(200, uAdmin, "GET", Prefix+"/credentials", nil)} {
+		if strings.Contains(string(r.body), secret) || !strings.Contains(string(r.body), `"vault-password"`) {
+			t.Fatalf("a credential shows its secret, or not which are set: %s", r.body)
+		}
+	}
+	// The secret is sealed: it opens with the key.
+	c, err := credential.NewStore(e.conn, key).Open(context.Background(), "vault1")
+	if err != nil || c.Secrets.VaultPassword != secret {
+		t.Fatalf("opened %v, %v", c, err)
+	}
+	e.must(400, uAdmin, "POST", Prefix+"/credentials", map[string]any{"name": "bad", "kind": "nothing"})
+	e.must(204, uAdmin, "DELETE", Prefix+"/credentials/vault1", nil)
+	e.must(404, uAdmin, "GET", Prefix+"/credentials/vault1", nil)
+}

@@ -1,0 +1,131 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/jobengine/jobengine/engine/notify"
+)
+
+// Notification templates (engine/notify): a webhook, an e-mail or a
+// command run on the host that sends notifications. They have no roles of
+// their own: system administrators and auditors see them, system
+// administrators create and delete them (a command template runs what it
+// names). The secret (a webhook's signing key, an SMTP password) is
+// write-only: it is given at creation and never shown, only has-secret.
+
+func (s *Server) notificationRoutes() []route {
+	return []route{
+		{method: "GET", pattern: Prefix + "/notification-templates", handle: s.listNotifications},
+		{method: "POST", pattern: Prefix + "/notification-templates", handle: s.createNotification},
+		{method: "GET", pattern: Prefix + "/notification-templates/{name}", handle: s.showNotification},
+		{method: "DELETE", pattern: Prefix + "/notification-templates/{name}", handle: s.deleteNotification},
+	}
+}
+
+func notifyError(err error) error {
+	switch {
+	case errors.Is(err, notify.ErrInvalid):
+		return badField("", "%v", err)
+	case errors.Is(err, notify.ErrNotFound):
+		return notFound("%v", err)
+	case errors.Is(err, notify.ErrExists), errors.Is(err, notify.ErrConflict):
+		return errorf(http.StatusConflict, "%v", err)
+	}
+	return err
+}
+
+// readsConfig refuses callers who may not see the cluster-wide objects
+// without roles of their own (notification templates, credentials).
+func (rq *request) readsConfig(what string) error {
+	if !rq.p.ReadsAll() {
+		return forbidden("%s are shown to system administrators and auditors only", what)
+	}
+	return nil
+}
+
+func (s *Server) listNotifications(rq *request) error {
+	lp, f, err := rq.namedListParams("kind")
+	if err != nil {
+		return err
+	}
+	if err := rq.readsConfig("notification templates"); err != nil {
+		return err
+	}
+	all, _, err := s.notify.List(rq.ctx)
+	if err != nil {
+		return notifyError(err)
+	}
+	out := []*notify.Template{}
+	for _, t := range all {
+		if k := rq.param("kind"); k == "" || string(t.Kind) == k {
+			out = append(out, t)
+		}
+	}
+	return rq.reply(http.StatusOK, pageOf(out, func(t *notify.Template) named {
+		return named{Name: t.Name, Description: t.Description, Created: t.Created, Updated: t.Updated}
+	}, f, lp))
+}
+
+func (s *Server) showNotification(rq *request) error {
+	if err := rq.query(); err != nil {
+		return err
+	}
+	if err := rq.readsConfig("notification templates"); err != nil {
+		return err
+	}
+	t, _, err := s.notify.Get(rq.ctx, rq.r.PathValue("name"))
+	if err != nil {
+		return notifyError(err)
+	}
+	return rq.reply(http.StatusOK, t)
+}
+
+// notificationInput is the body of POST /notification-templates: a
+// template and its secret.
+type notificationInput struct {
+	notify.Template
+	// Secret is write-only.
+	Secret string `json:"secret"`
+}
+
+func (s *Server) createNotification(rq *request) error {
+	if err := rq.query(); err != nil {
+		return err
+	}
+	if !rq.p.IsAdmin() {
+		return forbidden("creating a notification template needs a system administrator")
+	}
+	var in notificationInput
+	if err := rq.decode(&in); err != nil {
+		return err
+	}
+	if !in.Created.IsZero() || in.HasSecret {
+		return badField("", "created and has-secret are set by the server; give the secret as \"secret\"")
+	}
+	if err := s.notify.Create(rq.ctx, in.Template, []byte(in.Secret)); err != nil {
+		return notifyError(err)
+	}
+	t, _, err := s.notify.Get(rq.ctx, in.Name)
+	if err != nil {
+		return notifyError(err)
+	}
+	rq.w.Header().Set("Location", Prefix+"/notification-templates/"+t.Name)
+	return rq.reply(http.StatusCreated, t)
+}
+
+func (s *Server) deleteNotification(rq *request) error {
+	if err := rq.query(); err != nil {
+		return err
+	}
+	if !rq.p.IsAdmin() {
+		if err := rq.readsConfig("notification templates"); err != nil {
+			return notFound("%v: %s", notify.ErrNotFound, rq.r.PathValue("name"))
+		}
+		return forbidden("deleting a notification template needs a system administrator")
+	}
+	if err := s.notify.Delete(rq.ctx, rq.r.PathValue("name")); err != nil {
+		return notifyError(err)
+	}
+	return rq.noContent()
+}
