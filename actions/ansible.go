@@ -28,6 +28,11 @@ type AnsibleOptions struct {
 	// Credentials resolves the payload's credential names; without it a
 	// payload that names credentials fails.
 	Credentials CredentialResolver
+	// Sources fetches what a payload names by reference (a project at a
+	// revision, an inventory snapshot); without it, projects are fetched
+	// into the projects directory ($JOBENGINE_PROJECTS_DIR) and payloads
+	// naming an inventory snapshot fail.
+	Sources *ansible.Sources
 	// KillGrace is how long ansible-playbook may take to stop after an
 	// interrupt before its process group is killed.
 	KillGrace time.Duration
@@ -59,7 +64,7 @@ func AnsiblePlaybook(opts AnsibleOptions) action.Definition {
 	}
 	return action.Definition{
 		Name: AnsiblePlaybookName,
-		Description: "runs ansible-playbook: payload {\"project-dir\", \"playbook\", \"inventory\", \"limit\", \"extra-vars\", " +
+		Description: "runs ansible-playbook: payload {\"project-dir\" or \"project\", \"playbook\", \"inventory\" or \"inventory-source\", \"limit\", \"extra-vars\", " +
 			"\"forks\", \"verbosity\", \"diff\", \"check\", \"credentials\"}; every play, task and host result is a job event",
 		DefaultTimeout: time.Hour,
 		// A playbook is not known to be safe to run twice: a lost run fails.
@@ -93,6 +98,22 @@ func (p *playbookRunner) Run(ctx context.Context, j *action.Job, r action.Report
 		return action.Result{}, fmt.Errorf("making a private data directory: %w", err)
 	}
 	defer os.RemoveAll(dir)
+	if payload.Project != nil || payload.InventorySource != nil {
+		src := p.opts.Sources
+		if src == nil {
+			src = &ansible.Sources{ProjectsDir: ProjectsDir()}
+		}
+		if payload.Project != nil {
+			r.Status("checking out project " + payload.Project.Name)
+		}
+		rev, err := src.Resolve(ctx, &payload, dir)
+		if err != nil {
+			return action.Result{}, err
+		}
+		if rev != "" {
+			r.Log("info", fmt.Sprintf("project %s at revision %s", payload.ProjectDir, rev))
+		}
+	}
 	run := &ansible.Run{
 		Dir: dir, Ident: strings.TrimPrefix(j.ID, "job/"), Payload: payload, Binary: p.opts.Binary,
 		Credentials: creds, KillGrace: p.opts.KillGrace, Logger: p.opts.Logger.Named("ansible").With(zap.String("job", j.ID)),

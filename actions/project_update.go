@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jobengine/jobengine/engine/action"
+	"github.com/jobengine/jobengine/engine/ansible"
 	"github.com/jobengine/jobengine/engine/configstore"
 	"github.com/jobengine/jobengine/engine/project"
 )
@@ -35,6 +36,15 @@ func init() {
 	})
 }
 
+// ProjectsDir returns the directory projects are kept in on this host:
+// $JOBENGINE_PROJECTS_DIR, else DefaultProjectsDir.
+func ProjectsDir() string {
+	if d := os.Getenv(ProjectsDirEnv); d != "" {
+		return d
+	}
+	return DefaultProjectsDir
+}
+
 func projectUpdate(ctx context.Context, j *action.Job, r action.Reporter) (action.Result, error) {
 	var p project.UpdatePayload
 	if err := configstore.DecodeStrict(j.Payload, &p); err != nil {
@@ -47,11 +57,7 @@ func projectUpdate(ctx context.Context, j *action.Job, r action.Reporter) (actio
 	if p.Kind == project.Directory {
 		return checkDirectory(ctx, p.Directory, r)
 	}
-	base := os.Getenv(ProjectsDirEnv)
-	if base == "" {
-		base = DefaultProjectsDir
-	}
-	dir := filepath.Join(base, p.Project)
+	dir := filepath.Join(ProjectsDir(), p.Project)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return action.Result{}, fmt.Errorf("projects directory: %w", err)
 	}
@@ -59,6 +65,13 @@ func projectUpdate(ctx context.Context, j *action.Job, r action.Reporter) (actio
 	if ref == "" {
 		ref = "HEAD"
 	}
+	// Runs of the project's playbooks check revisions out of the same
+	// directory: one process fetches at a time.
+	unlock, err := ansible.LockProjectCache(dir)
+	if err != nil {
+		return action.Result{}, fmt.Errorf("projects directory: %w", err)
+	}
+	defer unlock()
 	// init + fetch + checkout of FETCH_HEAD works the same for a first
 	// fetch and later ones, and for a branch, a tag or a commit.
 	steps := [][]string{
@@ -77,7 +90,7 @@ func projectUpdate(ctx context.Context, j *action.Job, r action.Reporter) (actio
 		return action.Result{}, err
 	}
 	r.Log("info", fmt.Sprintf("project %s at %s (%s %s) in %s", p.Project, rev, p.URL, ref, dir))
-	return action.Result{Message: "revision " + rev}, nil
+	return action.Result{Message: project.RevisionMessage(rev)}, nil
 }
 
 // checkDirectory checks a directory project and reports its revision when
@@ -95,7 +108,7 @@ func checkDirectory(ctx context.Context, dir string, r action.Reporter) (action.
 		r.Log("info", dir+" is not a git work tree: no revision")
 		return action.Result{Message: "directory " + dir}, nil
 	}
-	return action.Result{Message: "revision " + rev}, nil
+	return action.Result{Message: project.RevisionMessage(rev)}, nil
 }
 
 // gitEnv keeps git from ever waiting for a password: credentials come from

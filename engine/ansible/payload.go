@@ -54,7 +54,7 @@ type Payload struct {
 	// leave ProjectDir, through ".." or a symbolic link.
 	Playbook string `json:"playbook"`
 	// Inventory is Ansible's JSON inventory (a JSON object).
-	Inventory json.RawMessage `json:"inventory"`
+	Inventory json.RawMessage `json:"inventory,omitempty"`
 	// Limit further limits the hosts (ansible-playbook --limit).
 	Limit string `json:"limit,omitempty"`
 	// ExtraVars are extra variables (a JSON object; --extra-vars).
@@ -69,6 +69,17 @@ type Payload struct {
 	Check bool `json:"check,omitempty"`
 	// Credentials names the credential objects the run uses.
 	Credentials []string `json:"credentials,omitempty"`
+	// Tags and SkipTags are ansible-playbook's --tags and --skip-tags.
+	Tags     string `json:"tags,omitempty"`
+	SkipTags string `json:"skip-tags,omitempty"`
+	// Project, instead of ProjectDir, names the project's files by source
+	// and revision (a template launch's payload); the run checks them out
+	// (Sources.Resolve).
+	Project *ProjectSource `json:"project,omitempty"`
+	// InventorySource, instead of Inventory, names the hosts by the
+	// inventory snapshot the job pinned; the run writes them as its
+	// inventory file (Sources.Resolve).
+	InventorySource *InventorySource `json:"inventory-source,omitempty"`
 }
 
 // ParsePayload decodes and validates a job's payload. Unknown fields are
@@ -102,6 +113,12 @@ func (p *Payload) validate(inventory bool) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrPayload}, args...)...)
 	}
 	switch {
+	case p.Project != nil && p.ProjectDir != "":
+		return bad("give \"project-dir\" or \"project\", not both")
+	case p.Project != nil:
+		if err := p.Project.validate(); err != nil {
+			return err
+		}
 	case p.ProjectDir == "":
 		return bad("\"project-dir\" is missing: give the absolute path of the project's files")
 	case !filepath.IsAbs(p.ProjectDir):
@@ -110,9 +127,21 @@ func (p *Payload) validate(inventory bool) error {
 	if err := checkPlaybookPath(p.Playbook); err != nil {
 		return err
 	}
-	if inventory {
+	switch {
+	case p.InventorySource != nil && len(bytes.TrimSpace(p.Inventory)) > 0 && string(bytes.TrimSpace(p.Inventory)) != "null":
+		return bad("give \"inventory\" or \"inventory-source\", not both")
+	case p.InventorySource != nil:
+		if err := p.InventorySource.validate(); err != nil {
+			return err
+		}
+	case inventory:
 		if _, err := InventoryHosts(p.Inventory); err != nil {
 			return err
+		}
+	}
+	for what, v := range map[string]string{"tags": p.Tags, "skip-tags": p.SkipTags} {
+		if strings.ContainsAny(v, "\n\r\x00") || strings.HasPrefix(v, "-") {
+			return bad("\"%s\" must be one line of comma-separated tags", what)
 		}
 	}
 	if strings.ContainsAny(p.Limit, "\n\r\x00") {
@@ -198,8 +227,16 @@ func Impact(hosts, forks int) int {
 	return min(max(hosts, 0), forks) + 1
 }
 
-// PayloadImpact is the impact of a payload: its inventory's hosts and forks.
+// PayloadImpact is the impact of a payload: its inventory's hosts and
+// forks. A payload naming an inventory source counts forks + 1, the most
+// its run can weigh.
 func PayloadImpact(p *Payload) int {
+	if p.InventorySource != nil {
+		return Impact(p.EffectiveForks(), p.EffectiveForks())
+	}
 	hosts, _ := InventoryHosts(p.Inventory)
 	return Impact(len(hosts), p.EffectiveForks())
 }
+
+// ActionName is the name of the action that runs a Payload.
+const ActionName = "ansible_playbook"

@@ -33,6 +33,14 @@ func TestParsePayloadRefusesBadInput(t *testing.T) {
 		{`{"project-dir": "/p", "playbook": "a.yml", "inventory": ` + inv + `, "limit": "a\nb"}`, `"limit" must be one line`},
 		{`{"project-dir": "/p", "playbook": "a.yml", "inventory": ` + inv + `, "credentials": ["a", "a"]}`, "named twice"},
 		{`{"project-dir": "/p", "playbook": "a.yml", "inventory": ` + inv + `, "credentials": ["a/b"]}`, "not a credential name"},
+		{`{"project-dir": "/p", "project": {"name": "s", "kind": "directory", "directory": "/p"}, "playbook": "a.yml", "inventory": ` + inv + `}`, "not both"},
+		{`{"project": {"name": "s", "kind": "svn"}, "playbook": "a.yml", "inventory": ` + inv + `}`, `kind "svn"`},
+		{`{"project": {"name": "s", "kind": "git", "url": "file:///r", "revision": "HEAD~1"}, "playbook": "a.yml", "inventory": ` + inv + `}`, "not a commit hash"},
+		{`{"project": {"name": "s", "kind": "git", "url": "--upload-pack=x"}, "playbook": "a.yml", "inventory": ` + inv + `}`, "want https://"},
+		{`{"project-dir": "/p", "playbook": "a.yml", "inventory": ` + inv + `, "inventory-source": {"inventory": "i"}}`, "not both"},
+		{`{"project-dir": "/p", "playbook": "a.yml", "inventory-source": {"inventory": "i", "slice-number": 4, "slice-count": 3}}`, "slice 4 of 3"},
+		{`{"project-dir": "/p", "playbook": "a.yml", "inventory-source": {"inventory": "i/j"}}`, "not an inventory name"},
+		{`{"project-dir": "/p", "playbook": "a.yml", "inventory": ` + inv + `, "tags": "--x"}`, `"tags" must be one line`},
 	} {
 		_, err := ParsePayload(json.RawMessage(tc.payload))
 		if !errors.Is(err, ErrPayload) || !strings.Contains(err.Error(), tc.want) {

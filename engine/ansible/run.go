@@ -186,6 +186,9 @@ func (r *Run) Execute(ctx context.Context) (Outcome, error) {
 	if r.ProjectDir != "" {
 		project = r.ProjectDir
 	}
+	if project == "" || r.Payload.InventorySource != nil && r.InventoryPath == "" {
+		return Outcome{}, fmt.Errorf("%w: the payload names its project or inventory by source; resolve them first (Sources.Resolve)", ErrPayload)
+	}
 	playbook, err := ResolvePlaybook(project, r.Payload.Playbook)
 	if err != nil {
 		return Outcome{}, err
@@ -377,6 +380,12 @@ func (r *Run) prepare(project, playbook string) (*prepared, error) {
 	}
 	if p.Check {
 		args = append(args, "--check")
+	}
+	if p.Tags != "" {
+		args = append(args, "--tags", p.Tags)
+	}
+	if p.SkipTags != "" {
+		args = append(args, "--skip-tags", p.SkipTags)
 	}
 	set := map[string]string{
 		"ANSIBLE_STDOUT_CALLBACK":     callbackName,

@@ -42,6 +42,7 @@ func TestBadInput(t *testing.T) {
 		{"PUT", "/templates/web", `{"name": "other", "action": "echo"}`, "name"},
 		{"POST", "/templates", `{"name": "x", "action": "echo", "inventory": "nosuch"}`, "inventory"},
 		{"PATCH", "/templates/web", `{"project": "nosuch"}`, "project"},
+		{"POST", "/templates", `{"name": "x", "action": "ansible_playbook", "credentials": ["nosuch"]}`, "credentials"},
 		{"PATCH", "/templates/web", `{"timeout": -5}`, ""},
 		{"PATCH", "/templates/web", `{"prompts": ["colour"]}`, ""},
 		{"POST", "/templates/web/launch", `{"slice-count": 9}`, ""},

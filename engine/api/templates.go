@@ -6,6 +6,7 @@ import (
 
 	"github.com/jobengine/jobengine/engine/access"
 	"github.com/jobengine/jobengine/engine/configstore"
+	"github.com/jobengine/jobengine/engine/credential"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/template"
 )
@@ -127,6 +128,14 @@ func (rq *request) checkRefs(t *template.Template) error {
 	if t.Project != "" {
 		if _, _, err := rq.s.projects.Get(rq.ctx, t.Project); isNotFound(err) {
 			return badField("project", "project %s does not exist", t.Project)
+		} else if err != nil {
+			return err
+		}
+	}
+	creds := credential.NewStore(rq.s.cfg.Conn, nil) // names only: no key needed
+	for _, name := range t.Credentials {
+		if _, err := creds.Get(rq.ctx, name); errors.Is(err, credential.ErrNotFound) {
+			return badField("credentials", "credential %s does not exist", name)
 		} else if err != nil {
 			return err
 		}

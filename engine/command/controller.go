@@ -23,8 +23,9 @@ func controllerCommand() *cli.Command {
 		Description: "Serves the HTTP API (docs/api.md) on --listen: HTTPS with --tls-cert and --tls-key, or plain HTTP,\n" +
 			"which is refused on anything but a loopback address unless --insecure-listen is given (behind a proxy\n" +
 			"that terminates TLS). Any number of controllers may serve the same cluster. Every controller (unless\n" +
-			"--maintenance=false) also contends for the maintenance services (the cleanup of finished jobs, configured\n" +
-			"by jobs_cleanup.yaml in --config-dir, and the index pump); the elected one runs them.\n" +
+			"--maintenance=false) also contends for the maintenance services (the scheduler, the reaper, the workflow\n" +
+			"service, the schedule runner, the notification sender, the cleanup of finished jobs, configured by\n" +
+			"jobs_cleanup.yaml in --config-dir, and the index pump); the elected one runs them.\n" +
 			"The first administrator is created with direct ZooKeeper access: `jobengine user create --admin NAME`.\n" +
 			"SIGTERM/SIGINT: stop accepting requests, finish those in flight, give up leadership and exit 0.",
 		Flags: withEnv("controller",
@@ -41,6 +42,7 @@ func controllerCommand() *cli.Command {
 			&cli.DurationFlag{Name: "reap-interval", Value: scheduler.DefaultReapInterval, Usage: "a reap at least this often (an executor leaving triggers one)"},
 			&cli.StringFlag{Name: "retention", Usage: "the cleanup of finished jobs: keep them this long, e.g. 7d or 36h (overrides jobs_cleanup.yaml)"},
 			&cli.DurationFlag{Name: "session-lifetime", Usage: "how long a login session of the web dashboard lasts (default 12h)"},
+			notifyMaxAttemptsFlag(), notifyMinBackoffFlag(), notifyMaxBackoffFlag(),
 			configDirFlag(),
 			maxBacklogFlag(),
 			credentialKeyFlag(),
@@ -81,6 +83,11 @@ func runController(c *cli.Context) error {
 	}
 	cfg.Scheduler.Interval, cfg.Scheduler.MaxStarts, cfg.Scheduler.PassDeadline = c.Duration("pass-interval"), c.Int("max-starts"), c.Duration("pass-deadline")
 	cfg.Reaper.Interval, cfg.Reaper.Grace = c.Duration("reap-interval"), c.Duration("reap-grace")
+	nc, err := notifyConfig(c)
+	if err != nil {
+		return err
+	}
+	cfg.Notify = nc
 	if !cfg.Maintenance && c.String("retention") != "" {
 		return usagef("--retention sets the cleanup of finished jobs, a maintenance service, which --maintenance=false keeps out of this process")
 	}

@@ -15,9 +15,11 @@ import (
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
+	"github.com/jobengine/jobengine/actions"
 	"github.com/jobengine/jobengine/engine/ansible"
 	"github.com/jobengine/jobengine/engine/credential"
 	"github.com/jobengine/jobengine/engine/index"
+	"github.com/jobengine/jobengine/engine/inventory"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/remote"
 	"github.com/jobengine/jobengine/engine/version"
@@ -110,7 +112,9 @@ func runTransmit(c *cli.Context) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	k, err := remote.PrepareJob(cl.ctx, j, creds, dir)
+	src := &ansible.Sources{Inventories: inventory.NewStore(cl.conn, inventory.Config{Logger: cl.log.Named("inventory")}),
+		ProjectsDir: actions.ProjectsDir(), Logger: cl.log.Named("sources")}
+	k, err := remote.PrepareJobFrom(cl.ctx, j, creds, src, dir)
 	if errors.Is(err, ansible.ErrPayload) || errors.Is(err, credential.ErrKey) {
 		return &UsageError{Err: err}
 	}

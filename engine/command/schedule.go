@@ -42,6 +42,7 @@ func scheduleFlags(command string) []cli.Flag {
 		&cli.StringFlag{Name: "rrule", Usage: `an iCalendar rule with DTSTART, as AWX writes it: "DTSTART;TZID=Europe/Paris:20270104T090000 RRULE:FREQ=WEEKLY;BYDAY=MO"`},
 		&cli.StringFlag{Name: "catch-up", Usage: "after an outage: last (launch the latest missed occurrence once, the default) or none"},
 		&cli.StringFlag{Name: "template", Usage: "launch this job template"},
+		&cli.StringFlag{Name: "workflow", Usage: "launch this workflow template"},
 		&cli.StringFlag{Name: "action", Usage: "launch a job of this action (as job add)"},
 		&cli.StringFlag{Name: "target", Usage: "job: href of the target resource"},
 		&cli.IntFlag{Name: "priority", Value: queue.DefaultPriority, Usage: "job: 0–999, lower runs first"},
@@ -62,7 +63,7 @@ func scheduleFlags(command string) []cli.Flag {
 // scheduleCreateCommand is `create` (or `edit`, which changes only what
 // its flags give).
 func scheduleCreateCommand(edit bool) *cli.Command {
-	name, usage := "create", "create a schedule: --cron or --rrule, and --template or --action"
+	name, usage := "create", "create a schedule: --cron or --rrule, and --template, --workflow or --action"
 	if edit {
 		name, usage = "edit", "change a schedule: only what the flags give changes"
 	}
@@ -154,21 +155,27 @@ func applyScheduleFlags(c *cli.Context, sc *schedules.Schedule) error {
 		sc.Description = c.String("description")
 	}
 	jobFlags := []string{"target", "priority", "payload", "timeout", "unique-key", "tag", "notify-started", "notify-success", "notify-failure"}
+	given := 0
+	for _, f := range []string{"template", "workflow", "action"} {
+		if c.IsSet(f) {
+			given++
+		}
+	}
 	switch {
-	case c.IsSet("template") && c.IsSet("action"):
-		return usagef("give --template or --action, not both")
-	case c.IsSet("template"):
+	case given > 1:
+		return usagef("give one of --template, --workflow and --action")
+	case c.IsSet("template") || c.IsSet("workflow"):
 		for _, f := range jobFlags {
 			if c.IsSet(f) {
 				return usagef("--%s is a setting of a job (--action); a template has its own", f)
 			}
 		}
-		sc.Launch.Template, sc.Launch.Job = c.String("template"), nil
+		sc.Launch.Template, sc.Launch.Workflow, sc.Launch.Job = c.String("template"), c.String("workflow"), nil
 	case c.IsSet("action"):
-		sc.Launch.Template, sc.Launch.Job = "", &schedules.JobSpec{Action: c.String("action")}
+		sc.Launch.Template, sc.Launch.Workflow, sc.Launch.Job = "", "", &schedules.JobSpec{Action: c.String("action")}
 	}
-	if sc.Launch.Template == "" && sc.Launch.Job == nil {
-		return usagef("say what to launch: --template NAME, or --action NAME for a job")
+	if sc.Launch.Template == "" && sc.Launch.Workflow == "" && sc.Launch.Job == nil {
+		return usagef("say what to launch: --template NAME, --workflow NAME, or --action NAME for a job")
 	}
 	if j := sc.Launch.Job; j != nil {
 		if c.IsSet("target") {
@@ -290,6 +297,9 @@ func nextText(sc *schedules.Schedule, now time.Time) string {
 func launchText(sc *schedules.Schedule) string {
 	if sc.Launch.Template != "" {
 		return "template " + sc.Launch.Template
+	}
+	if sc.Launch.Workflow != "" {
+		return "workflow " + sc.Launch.Workflow
 	}
 	s := "job " + sc.Launch.Job.Action
 	if sc.Launch.Job.Target != "" {

@@ -116,7 +116,7 @@ func TestServicesLaunchSchedulesAcrossAKill(t *testing.T) {
 	e := newJobEnv(t)
 	e.ok("schedule", "create", "often", "--cron", "*/2 * * * * *", "--action", "echo", "--catch-up", "none")
 	a := e.services("a")
-	a.waitLog(30*time.Second, "leading: services started")
+	a.waitLog(30*time.Second, "leading: maintenance services started")
 	b := e.services("b")
 	ticks := func() []string {
 		var out []string
@@ -140,7 +140,7 @@ func TestServicesLaunchSchedulesAcrossAKill(t *testing.T) {
 	a.signal(syscall.SIGKILL)
 	a.wait(10 * time.Second)
 	before := len(ticks())
-	b.waitLog(30*time.Second, "leading: services started")
+	b.waitLog(30*time.Second, "leading: maintenance services started")
 	poll.For(t, 30*time.Second, 100*time.Millisecond, func() error {
 		if n := len(ticks()); n < before+2 {
 			return fmt.Errorf("%d jobs", n)

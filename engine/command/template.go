@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/jobengine/jobengine/engine/configstore"
+	"github.com/jobengine/jobengine/engine/credential"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/queue"
 	"github.com/jobengine/jobengine/engine/template"
@@ -54,6 +55,8 @@ func fixedFlags() []cli.Flag {
 		&cli.StringFlag{Name: "project", Usage: "Ansible: the project holding the playbook"},
 		&cli.StringFlag{Name: "playbook", Usage: "Ansible: the playbook's path within the project"},
 		&cli.BoolFlag{Name: "allow-simultaneous", Usage: "let two launches of the template run at once"},
+		&cli.BoolFlag{Name: "prevent-fallback", Usage: "run the jobs in their first instance group only: wait there for room"},
+		&cli.StringSliceFlag{Name: "credential", Usage: "Ansible: a credential the runs use (machine, vault, secret); repeat for more"},
 	}
 }
 
@@ -151,6 +154,12 @@ func templateFlags(c *cli.Context, all bool) (func(t *template.Template), error)
 		if set("prompt") {
 			t.Prompts = nonEmpty(c.StringSlice("prompt"))
 		}
+		if set("prevent-fallback") {
+			t.PreventFallback = c.Bool("prevent-fallback")
+		}
+		if set("credential") {
+			t.Credentials = nonEmpty(c.StringSlice("credential"))
+		}
 	}, nil
 }
 
@@ -174,6 +183,14 @@ func (o *objects) checkRefs(t *template.Template) error {
 	if t.Project != "" {
 		if _, _, err := o.projects.Get(o.ctx, t.Project); errors.Is(err, configstore.ErrNotFound) {
 			return usagef("project %s does not exist (create it first with `jobengine project create`)", t.Project)
+		} else if err != nil {
+			return o.failObj(err)
+		}
+	}
+	creds := credential.NewStore(o.conn, nil) // names only: no key needed
+	for _, name := range t.Credentials {
+		if _, err := creds.Get(o.ctx, name); errors.Is(err, credential.ErrNotFound) {
+			return usagef("credential %s does not exist (create it first with `jobengine credential create`)", name)
 		} else if err != nil {
 			return o.failObj(err)
 		}
@@ -391,6 +408,10 @@ func templateShowCommand() *cli.Command {
 			row("priority", strconv.Itoa(t.Priority))
 			row("instance-groups", strings.Join(t.InstanceGroups, ", "))
 			row("tags", strings.Join(t.Tags, ", "))
+			row("credentials", strings.Join(t.Credentials, ", "))
+			if t.PreventFallback {
+				row("prevent-fallback", "yes")
+			}
 			row("prompts", strings.Join(t.Prompts, ", "))
 			row("created", stamp(t.Created))
 			row("updated", stamp(t.Updated))

@@ -60,6 +60,11 @@ type ControllerConfig struct {
 	// run with the other maintenance services on the elected member.
 	Scheduler scheduler.Config
 	Reaper    scheduler.ReaperConfig
+	// Workflows and Notify configure the workflow service and the
+	// notification sender (maintenance services; zero values are their
+	// defaults).
+	Workflows maintenance.WorkflowsConfig
+	Notify    maintenance.NotifyConfig
 	// MaintenanceServices run with the built-in ones (embedders, tests).
 	MaintenanceServices []maintenance.Service
 	// CredentialKey seals the secrets of credentials created through the
@@ -214,6 +219,7 @@ func StartController(ctx context.Context, cfg ControllerConfig) (_ *Controller, 
 		d.m, err = maintenance.New(maintenance.Config{
 			Conn: conn, Store: store, Index: es, Identifier: cfg.Identifier, SessionTimeout: cfg.ZK.SessionTimeout,
 			Logger: log, Cleanup: cfg.Cleanup, Scheduler: cfg.Scheduler, Reaper: cfg.Reaper,
+			Workflows: cfg.Workflows, Notify: cfg.Notify,
 			Services: append([]maintenance.Service{expiryService(access.NewStore(conn, log.Named("access")), log)}, cfg.MaintenanceServices...),
 		})
 		if errors.Is(err, maintenance.ErrConfig) {

@@ -126,7 +126,7 @@ func TestExecutorAndDistributor(t *testing.T) {
 			}
 			return nil
 		})
-		if !d.Maintenance().Leading() || fmt.Sprint(d.Maintenance().Services()) != "[cleanup index-pump scheduler reaper]" {
+		if !d.Maintenance().Leading() || fmt.Sprint(d.Maintenance().Services()) != "[cleanup containers index-pump scheduler reaper workflows schedules notifications]" {
 			t.Fatalf("maintenance: leading %v, services %v", d.Maintenance().Leading(), d.Maintenance().Services())
 		}
 		resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Get("http://" + x.MetricsAddr().String() + "/metrics")

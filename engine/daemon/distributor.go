@@ -59,6 +59,9 @@ type DistributorConfig struct {
 	// MaintenanceServices run with the built-in maintenance services
 	// (embedders, tests).
 	MaintenanceServices []maintenance.Service
+	// Notify configures the notification sender (a maintenance service;
+	// zero values are its defaults).
+	Notify maintenance.NotifyConfig
 	// Logger receives the daemon's log lines (zap.NewNop() when nil).
 	Logger *zap.Logger
 	// Clock is the schedules' clock (schedule.System when nil; tests use a
@@ -179,7 +182,7 @@ func StartDistributor(ctx context.Context, cfg DistributorConfig) (_ *Distributo
 		d.m, err = maintenance.New(maintenance.Config{
 			Conn: conn, Store: store, Index: es, Identifier: cfg.Identifier, SessionTimeout: cfg.ZK.SessionTimeout,
 			Logger: log, Clock: cfg.Clock, Cleanup: cfg.Cleanup, Scheduler: cfg.Scheduler, Reaper: cfg.Reaper,
-			Services: cfg.MaintenanceServices,
+			Notify: cfg.Notify, Services: cfg.MaintenanceServices,
 		})
 		if errors.Is(err, maintenance.ErrConfig) {
 			return nil, configErr("Cleanup", "%v", err)

@@ -15,11 +15,13 @@ import (
 
 	"github.com/jobengine/jobengine/actions"
 	"github.com/jobengine/jobengine/engine/action"
+	"github.com/jobengine/jobengine/engine/ansible"
 	"github.com/jobengine/jobengine/engine/api"
 	"github.com/jobengine/jobengine/engine/credential"
 	"github.com/jobengine/jobengine/engine/executor"
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/instance"
+	"github.com/jobengine/jobengine/engine/inventory"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/pluginhost"
 	"github.com/jobengine/jobengine/engine/remote"
@@ -205,7 +207,10 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 	default:
 		reg = action.Builtins()
 	}
-	ansibleOpts := actions.AnsibleOptions{Logger: log}
+	ansibleOpts := actions.AnsibleOptions{Logger: log, Sources: &ansible.Sources{
+		Inventories: inventory.NewStore(conn, inventory.Config{Logger: log.Named("inventory")}),
+		ProjectsDir: actions.ProjectsDir(), Logger: log.Named("sources"),
+	}}
 	if cfg.CredentialKey != nil {
 		ansibleOpts.Credentials = credential.NewStore(conn, cfg.CredentialKey)
 		log.Info("credentials can be opened", zap.String("key-id", cfg.CredentialKey.ID()))
@@ -225,7 +230,7 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 		log.Warn("some plugin actions were not added", zap.Error(err))
 	}
 	if cfg.RemoteCommand != "" {
-		if err := startRemote(ctx, cfg, reg, ansibleOpts.Credentials, log, &undo); err != nil {
+		if err := startRemote(ctx, cfg, reg, ansibleOpts.Credentials, ansibleOpts.Sources, log, &undo); err != nil {
 			return nil, err
 		}
 	}
@@ -296,9 +301,9 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 // startRemote wraps every action of reg so that it runs on the isolated
 // nodes of cfg.RemoteCommand, and refreshes the nodes' state every minute
 // until undo runs.
-func startRemote(ctx context.Context, cfg ExecutorConfig, reg *action.Registry, creds remote.CredentialResolver, log *zap.Logger, undo *cleanups) error {
+func startRemote(ctx context.Context, cfg ExecutorConfig, reg *action.Registry, creds remote.CredentialResolver, src *ansible.Sources, log *zap.Logger, undo *cleanups) error {
 	pool, err := remote.NewPool(remote.PoolOptions{
-		Command: cfg.RemoteCommand, Nodes: cfg.RemoteNodes, Credentials: creds,
+		Command: cfg.RemoteCommand, Nodes: cfg.RemoteNodes, Credentials: creds, Sources: src,
 		IdleTimeout: cfg.RemoteIdleTimeout, Logger: log.Named("remote"),
 	})
 	if err != nil {

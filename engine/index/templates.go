@@ -3,7 +3,7 @@ package index
 // TemplateVersion is the version of the engine's index templates; it is
 // stored in each template ("version") so an operator can tell which engine
 // release installed them. Raise it whenever a mapping changes.
-const TemplateVersion = 3
+const TemplateVersion = 4
 
 // templatePriority is above Elasticsearch's built-in templates (100–200), so
 // no built-in pattern can take precedence on the engine's indices.
@@ -87,6 +87,11 @@ func jobsMapping() obj {
 			"allow-simultaneous":   boolean,
 			"relaunch-of":          keyword,
 			"cancel-requested":     boolean,
+			// Workflow jobs and their node jobs: the graph is stored,
+			// never indexed (its launch values hold anything).
+			"workflow-template": keyword,
+			"workflow-node":     keyword,
+			"workflow":          obj{"type": "object", "enabled": false},
 			// Ansible's extra variables and the launch values hold
 			// anything: stored, never indexed.
 			"ansible":       obj{"type": "object", "enabled": false},

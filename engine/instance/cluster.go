@@ -28,6 +28,9 @@ type Placed struct {
 	Keys   []string `json:"concurrency-keys,omitempty"`
 	Group  string   `json:"instance-group,omitempty"`
 	Fanout bool     `json:"fanout,omitempty"`
+	// Parent is the container of a slice (whose sibling slices share its
+	// concurrency keys without being blocked by it).
+	Parent string `json:"parent-job,omitempty"`
 	// Taken says a consumer holds the entry (the job runs, or is about to).
 	Taken bool `json:"taken"`
 	// Missing says the job's document is gone or unreadable: the entry is

@@ -44,6 +44,9 @@ func (d direct) Get(p string) ([]byte, error) {
 // jobInfo is what a Reader keeps of a placed job: the fields that do not
 // change while it is active.
 type jobInfo struct {
+	// parent is the container of a slice: its siblings share its keys
+	// without blocking one another.
+	parent string
 	impact int
 	keys   []string
 	group  string
@@ -225,7 +228,7 @@ func (r *Reader) readPlaced(ctx context.Context, e *Executor, seen map[string]st
 		if info == nil {
 			pl.Missing = true
 		} else {
-			pl.Impact, pl.Keys, pl.Group, pl.Fanout = info.impact, info.keys, info.group, info.fanout
+			pl.Impact, pl.Keys, pl.Group, pl.Fanout, pl.Parent = info.impact, info.keys, info.group, info.fanout, info.parent
 		}
 		e.Placed = append(e.Placed, pl)
 	}
@@ -274,6 +277,9 @@ func (r *Reader) job(ctx context.Context, id string) (*jobInfo, error) {
 		return nil, err
 	}
 	info = &jobInfo{impact: j.EffectiveImpact(), keys: j.ConcurrencyKeys, group: j.InstanceGroup, fanout: j.IsFanoutChild()}
+	if j.IsSlice() {
+		info.parent = j.ParentJob
+	}
 	r.mu.Lock()
 	r.jobs[id] = info
 	r.mu.Unlock()

@@ -30,6 +30,16 @@ type ansibleGroup struct {
 	Vars     Vars     `json:"vars,omitempty"`
 }
 
+// exportGroup is a group as Content.Ansible writes it: "hosts" always
+// present, empty or not. Ansible's script plugin takes a group given as an
+// empty object for a host named after the group, which a slice that keeps
+// none of a group's hosts would otherwise write.
+type exportGroup struct {
+	Hosts    []string `json:"hosts"`
+	Children []string `json:"children,omitempty"`
+	Vars     Vars     `json:"vars,omitempty"`
+}
+
 type ansibleMeta struct {
 	Hostvars map[string]json.RawMessage `json:"hostvars"`
 }
@@ -245,7 +255,7 @@ func (c *Content) Ansible(opts ExportOptions) ([]byte, error) {
 		for _, ch := range g.Children {
 			isChild[ch] = true
 		}
-		out := ansibleGroup{Children: g.Children, Vars: g.Variables}
+		out := exportGroup{Hosts: []string{}, Children: g.Children, Vars: g.Variables}
 		for _, h := range g.Hosts {
 			if keep[h] {
 				out.Hosts = append(out.Hosts, h)
@@ -254,7 +264,7 @@ func (c *Content) Ansible(opts ExportOptions) ([]byte, error) {
 		}
 		top[g.Name] = out
 	}
-	all := ansibleGroup{Children: []string{GroupUngrouped}, Vars: c.Variables}
+	all := exportGroup{Hosts: []string{}, Children: []string{GroupUngrouped}, Vars: c.Variables}
 	for _, g := range c.Groups {
 		if !isChild[g.Name] {
 			all.Children = append(all.Children, g.Name)
@@ -262,7 +272,7 @@ func (c *Content) Ansible(opts ExportOptions) ([]byte, error) {
 	}
 	sort.Strings(all.Children)
 	top[GroupAll] = all
-	var ungrouped ansibleGroup
+	ungrouped := exportGroup{Hosts: []string{}}
 	for _, h := range c.Hosts {
 		if keep[h.Name] && !grouped[h.Name] {
 			ungrouped.Hosts = append(ungrouped.Hosts, h.Name)

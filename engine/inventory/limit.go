@@ -5,6 +5,7 @@ import (
 	"net"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -17,15 +18,89 @@ const MaxLimitBytes = 4096
 // host and group names ("web*"), or a regular expression after '~'. A term
 // starting with '&' intersects, with '!' excludes; plain terms are a union.
 // With no plain term, the union starts from every host, as in Ansible.
-// Ansible's subscripts ("web[0:2]") are not supported: '[' is a glob class.
+// A term may end with Ansible's subscript, counted over the enabled hosts
+// it names in name order: "web[0]" (the first), "web[-1]" (the last),
+// "web[0:2]" (the first three: Ansible includes both ends), "web[1:]"; a
+// bracket holding anything else ("web[1-3]", "web[ab]") is a glob class.
 type Limit struct {
 	text  string
 	terms []limitTerm
 }
 
+// subscript is a term's Ansible subscript: one host (single, negative
+// counting from the end) or the hosts from–to, both included, as Ansible
+// applies it (hosts[from:to+1]); no to runs to the last host.
+type subscript struct {
+	from, to int
+	hasTo    bool
+	single   bool
+}
+
+// subscriptRe is Ansible's pattern of a subscript, without the removed
+// "[x-y]" form, which stays a glob class.
+var subscriptRe = regexp.MustCompile(`^(.+)\[(?:(-?[0-9]+)|([0-9]+):([0-9]*))\]$`)
+
+// parseSubscript splits a term's subscript off, if it has one.
+func parseSubscript(p string) (string, *subscript) {
+	m := subscriptRe.FindStringSubmatch(p)
+	if m == nil {
+		return p, nil
+	}
+	sub := &subscript{}
+	if m[2] != "" {
+		sub.single = true
+		sub.from, _ = strconv.Atoi(m[2])
+		return m[1], sub
+	}
+	sub.from, _ = strconv.Atoi(m[3])
+	if m[4] != "" {
+		sub.to, _ = strconv.Atoi(m[4])
+		sub.hasTo = true
+	}
+	return m[1], sub
+}
+
+// pick keeps the hosts of in that the subscript selects, counting the
+// enabled ones in name order, as Ansible counts a pattern's hosts; a
+// position past the end selects nothing.
+func (s *subscript) pick(c *Content, in []bool) []bool {
+	var idx []int
+	for i, ok := range in {
+		if ok && c.Hosts[i].Enabled {
+			idx = append(idx, i)
+		}
+	}
+	n := len(idx)
+	var sel []int
+	switch {
+	case s.single:
+		i := s.from
+		if i < 0 {
+			i += n
+		}
+		if i >= 0 && i < n {
+			sel = idx[i : i+1]
+		}
+	case s.from < n:
+		to := n - 1
+		if s.hasTo {
+			to = min(s.to, n-1)
+		}
+		if to >= s.from {
+			sel = idx[s.from : to+1]
+		}
+	}
+	out := make([]bool, len(in))
+	for _, i := range sel {
+		out[i] = true
+	}
+	return out
+}
+
 type limitTerm struct {
 	op   byte // 0 (union), '&' or '!'
 	text string
+	sub  *subscript
 	re   *regexp.Regexp
 	glob bool
 }
@@ -46,7 +121,7 @@ func ParseLimit(s string) (*Limit, error) {
 	case net.ParseIP(strings.Trim(s, "[]")) != nil:
 		parts = []string{s} // an IPv6 address, not terms separated by ':'
 	default:
-		parts = strings.Split(s, ":")
+		parts = splitOutsideBrackets(s, ':')
 	}
 	l := &Limit{text: s}
 	for _, p := range parts {
@@ -60,6 +135,9 @@ func ParseLimit(s string) (*Limit, error) {
 			if p == "" {
 				return nil, fmt.Errorf("%w: limit %q: %c must be followed by a pattern", ErrInvalid, s, t.op)
 			}
+		}
+		if !strings.HasPrefix(p, "~") {
+			p, t.sub = parseSubscript(p)
 		}
 		t.text = p
 		switch {
@@ -78,6 +156,27 @@ func ParseLimit(s string) (*Limit, error) {
 		l.terms = append(l.terms, t)
 	}
 	return l, nil
+}
+
+// splitOutsideBrackets splits s at every sep that is not within [ ], so
+// that a subscript's "[1:3]" stays in its term.
+func splitOutsideBrackets(s string, sep byte) []string {
+	var parts []string
+	depth, start := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '[':
+			depth++
+		case ']':
+			depth = max(depth-1, 0)
+		case sep:
+			if depth == 0 {
+				parts = append(parts, s[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(parts, s[start:])
 }
 
 // String returns the pattern as given.
@@ -99,8 +198,18 @@ func (t *limitTerm) matchName(name string) bool {
 	return t.text == name
 }
 
-// match returns the hosts (by index in c.Hosts) that a term names.
+// match returns the hosts (by index in c.Hosts) that a term names, its
+// subscript applied.
 func (t *limitTerm) match(c *Content, m *membership) []bool {
+	out := t.matchAll(c, m)
+	if t.sub != nil {
+		out = t.sub.pick(c, out)
+	}
+	return out
+}
+
+// matchAll returns the hosts a term names, before its subscript.
+func (t *limitTerm) matchAll(c *Content, m *membership) []bool {
 	out := make([]bool, len(c.Hosts))
 	if t.text == GroupAll || t.text == "*" {
 		for i := range out {

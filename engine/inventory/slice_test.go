@@ -255,7 +255,19 @@ func TestLimitPatterns(t *testing.T) {
 		"db2":              "",
 		" web1 , web2 ":    "web1 web2",
 		"site:!web2:&prod": "web1",
-		"w?b[12]":          "web1 web2",
+		"w?b[1-2]":         "web1 web2",
+		"w?b[ab12]":        "web1 web2",
+		"web[0]":           "web1",
+		"web[-1]":          "web2",
+		"all[1:2]":         "solo web1",
+		"all[2:]":          "web1 web2",
+		"all[0:9]":         "db1 solo web1 web2",
+		"db[1]":            "",
+		"all[7]":           "",
+		"web[5:]":          "",
+		"site[1],db[0]":    "db1 web2",
+		"all:!web[0]":      "db1 solo web2",
+		"*[-2]":            "web1",
 	} {
 		l, err := ParseLimit(limit)
 		if err != nil {

@@ -98,7 +98,9 @@ func (s *Store) SyncContainer(ctx context.Context, id string) (*Job, error) {
 		if !c.IsContainer() {
 			return nil, fmt.Errorf("%w: %s is not a workflow job", ErrInvalid, c.ID)
 		}
-		if c.State.Final() {
+		if c.State.Final() || c.IsWorkflow() {
+			// A workflow job's state is derived by the workflow service
+			// (engine/workflow), from its graph and its node jobs.
 			return c, nil
 		}
 		slices, err := s.getMany(ctx, c.NestedJobs)
@@ -113,14 +115,18 @@ func (s *Store) SyncContainer(ctx context.Context, id string) (*Job, error) {
 		if to == c.State && msg == c.StatusMessage && progress == c.Progress {
 			return c, nil
 		}
+		from := c.State
 		s.setContainerState(c, to, msg, progress)
-		if _, err := s.Update(ctx, c, ver); errors.Is(err, ErrConflict) {
+		// The write notifies as a whole sliced job: started with its first
+		// slice, success or failure with its last.
+		if _, err := s.update(ctx, c, ver, from); errors.Is(err, ErrConflict) {
 			continue
 		} else if err != nil {
 			return nil, err
 		}
 		if to.Final() {
 			s.log.Info("sliced job ended", zap.String("job", c.ID), zap.String("state", string(to)), zap.String("message", msg))
+			s.pokeWorkflows(c) // a workflow's sliced node: the workflow goes on
 		}
 		return c, nil
 	}
@@ -199,10 +205,12 @@ func (s *Store) FollowParent(ctx context.Context, j *Job) error {
 	return err
 }
 
-// followParent is FollowParent after a committed change of a slice: a
-// failure is logged and left, as the next change of any slice of the
+// followParent is FollowParent after a committed change of a slice (and
+// tells the workflow service of a node job's end): a failure is logged
+// and left, as the next change of any slice of the
 // container, a cancel, or a reader of the container derives it again.
 func (s *Store) followParent(ctx context.Context, j *Job) {
+	s.pokeWorkflows(j)
 	if !j.IsSlice() {
 		return
 	}
@@ -215,7 +223,8 @@ func (s *Store) followParent(ctx context.Context, j *Job) {
 // a container marks it, cancels every slice (queued ones at once, running
 // ones through their executor), and the container ends CANCELED once every
 // slice has ended; canceling a slice cancels only it (its container then
-// ends FAILED).
+// ends FAILED). A dependency made for the canceled job alone (a project
+// update on launch no other pending job waits for) is canceled with it.
 func (s *Store) CancelJob(ctx context.Context, id, by string) (*Job, error) {
 	j, ver, err := s.Get(ctx, id)
 	var bad *BadDocumentError
@@ -233,6 +242,9 @@ func (s *Store) CancelJob(ctx context.Context, id, by string) (*Job, error) {
 			if ferr := s.FollowParent(ctx, j); ferr != nil {
 				s.log.Warn("container not updated after a slice was canceled", zap.String("job", j.ID), zap.String("container", j.ParentJob), zap.Error(ferr))
 			}
+		}
+		if err == nil {
+			s.cancelOrphanDependencies(ctx, j, by, 0)
 		}
 		return j, err
 	}
@@ -257,12 +269,16 @@ func (s *Store) CancelJob(ctx context.Context, id, by string) (*Job, error) {
 		}
 		s.log.Info("cancel requested", zap.String("job", j.ID), zap.String("by", by), zap.Int("slices", len(j.NestedJobs)))
 	}
+	if j.IsWorkflow() {
+		return s.cancelWorkflow(ctx, j, by)
+	}
 	for _, sid := range j.NestedJobs {
 		_, err := s.Cancel(ctx, sid, by)
 		if err != nil && !errors.Is(err, ErrFinal) && !errors.Is(err, ErrNotFound) {
 			return nil, fmt.Errorf("canceling slice %s of %s: %w", sid, j.ID, err)
 		}
 	}
+	s.cancelOrphanDependencies(ctx, j, by, 0)
 	return s.SyncContainer(ctx, j.ID)
 }
 
@@ -270,8 +286,8 @@ func (s *Store) CancelJob(ctx context.Context, id, by string) (*Job, error) {
 var ErrNotFinal = errors.New("job is not final")
 
 // DeleteJob deletes a final job from ZooKeeper (with its log and cancel
-// request) and returns the ids deleted: a container goes with its slices,
-// a slice alone. Each document is deleted only at the version read, so a
+// request) and returns the ids deleted: a container goes with its slices
+// (a workflow job with its node jobs, and theirs), a slice alone. Each document is deleted only at the version read, so a
 // job that changes meanwhile is left.
 func (s *Store) DeleteJob(ctx context.Context, id string) ([]string, error) {
 	j, ver, err := s.Get(ctx, id)
@@ -294,6 +310,16 @@ func (s *Store) DeleteJob(ctx context.Context, id string) ([]string, error) {
 		}
 		for _, sl := range slices {
 			if sl == nil {
+				continue
+			}
+			if sl.IsContainer() {
+				// A workflow's node that is a sliced job or a nested
+				// workflow goes with its own children.
+				sub, err := s.DeleteJob(ctx, sl.ID)
+				deleted = append(deleted, sub...)
+				if err != nil && !errors.Is(err, ErrNotFound) {
+					return deleted, err
+				}
 				continue
 			}
 			_, sver, err := s.Get(ctx, sl.ID)

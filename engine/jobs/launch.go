@@ -236,6 +236,13 @@ type Launch struct {
 	// CancelRequested marks a container whose cancel was asked for: it
 	// ends CANCELED once every slice has ended.
 	CancelRequested bool `json:"cancel-requested,omitempty"`
+	// WorkflowTemplate names the workflow template a workflow job runs;
+	// Workflow is its graph as launched (see workflow.go).
+	WorkflowTemplate string    `json:"workflow-template,omitempty"`
+	Workflow         *Workflow `json:"workflow,omitempty"`
+	// WorkflowNode names the node of its workflow job (ParentJob) a node
+	// job was launched for.
+	WorkflowNode string `json:"workflow-node,omitempty"`
 }
 
 // IsContainer reports whether the job is a workflow job: it runs nothing
@@ -262,7 +269,7 @@ func (l *Launch) Validate() error {
 			return fmt.Errorf("%w: launch type %q", ErrInvalid, l.LaunchType)
 		}
 	}
-	for what, name := range map[string]string{"template": l.Template, "inventory": l.Inventory} {
+	for what, name := range map[string]string{"template": l.Template, "inventory": l.Inventory, "workflow": l.WorkflowTemplate, "workflow node": l.WorkflowNode} {
 		if name != "" {
 			if err := configstore.ValidName(what, name); err != nil {
 				return fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -281,6 +288,9 @@ func (l *Launch) Validate() error {
 	}
 	if l.Sliced && l.Kind != KindWorkflow {
 		return fmt.Errorf("%w: only a workflow job is sliced", ErrInvalid)
+	}
+	if err := l.validateWorkflow(); err != nil {
+		return err
 	}
 	if err := validInstanceGroups(l.InstanceGroups); err != nil {
 		return err

@@ -405,7 +405,7 @@ func (s *Store) Update(ctx context.Context, j *Job, ver int32) (int32, error) {
 
 // update is Update of a write that takes j from state from, with the
 // notices it causes (Cancel's).
-func (s *Store) update(ctx context.Context, j *Job, ver int32, from State) (int32, error) {
+func (s *Store) update(ctx context.Context, j *Job, ver int32, from State, extra ...interface{}) (int32, error) {
 	ops, err := s.writeOps(j, ver)
 	if err != nil {
 		return 0, err
@@ -416,6 +416,8 @@ func (s *Store) update(ctx context.Context, j *Job, ver int32, from State) (int3
 		return 0, err
 	}
 	ops = append(ops, notices...)
+	nOwn := len(ops)
+	ops = append(ops, extra...)
 	var res []zk.MultiResponse
 	err = zkconn.Do(ctx, func() error {
 		var err error
@@ -440,6 +442,8 @@ func (s *Store) update(ctx context.Context, j *Job, ver int32, from State) (int3
 			return 0, fmt.Errorf("%w: %s", ErrConflict, j.ID)
 		case failed.Index == 0 && errors.Is(failed, zk.ErrNoNode):
 			return 0, fmt.Errorf("%w: %s", ErrNotFound, j.ID)
+		case failed.Index >= nOwn:
+			return 0, fmt.Errorf("jobs: writing %s: %w", j.ID, failed.Shift(nOwn))
 		}
 		return 0, fmt.Errorf("jobs: writing %s: %w", j.ID, failed)
 	}

@@ -246,6 +246,9 @@ func noticeEvent(from State, j *Job) (NotifyEvent, bool) {
 		return "", false
 	case j.State == Running && from == Queued:
 		return NotifyStarted, true
+	case j.State == Running && from == Pending && j.IsContainer():
+		// A container starts when its first slice or node does.
+		return NotifyStarted, true
 	case j.State == Success:
 		return NotifySuccess, true
 	case j.State == Failed || j.State == Canceled:

@@ -705,6 +705,16 @@ func (s *Store) Restore(ctx context.Context) (RestoreReport, error) {
 		}
 	}
 	for _, l := range lives {
+		if l.j.IsWorkflow() && !l.j.State.Final() {
+			// A workflow job's entry is its node in the index of open
+			// workflows: without it, no workflow service would run it.
+			if ok, err := s.reindexWorkflow(ctx, l.j); err != nil {
+				return rep, err
+			} else if ok {
+				rep.Requeued = append(rep.Requeued, l.j.ID)
+			}
+			continue
+		}
 		if l.j.State.Final() || queued[l.j.ID] || l.j.IsContainer() {
 			continue
 		}

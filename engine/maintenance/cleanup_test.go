@@ -78,18 +78,20 @@ func TestCleanup(t *testing.T) {
 			sort.Strings(want)
 
 			clock := schedule.NewFakeClock(now)
-			mb := startMember(t, "m", conn, Config{Store: store, Clock: clock, Cleanup: CleanupConfig{
+			mb := startMember(t, "m", conn, Config{Store: store, Clock: clock, Containers: ContainersConfig{Disabled: true}, Cleanup: CleanupConfig{
 				Schedule:  schedule.Spec{Interval: 10 * time.Second},
 				Retention: time.Hour,
 				Batch:     2, // several batches, each with its leadership check
 			}})
 			poll.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!mb.m.Leading(), "not leading yet") })
-			if err := clock.WaitForTimers(ctx, 1); err != nil {
+			// Two sleepers on the services' clock: the cleanup and the
+			// schedule runner.
+			if err := clock.WaitForTimers(ctx, 2); err != nil {
 				t.Fatal(err)
 			}
 			clock.Advance(10 * time.Second)
 			// The service sleeps again once the pass is done and recorded.
-			if err := clock.WaitForTimers(ctx, 1); err != nil {
+			if err := clock.WaitForTimers(ctx, 2); err != nil {
 				t.Fatal("the cleanup pass never finished")
 			}
 			st, _, err := ReadState(ctx, conn, CleanupName)
@@ -134,7 +136,7 @@ func TestCleanupCatchesUpAMissedPass(t *testing.T) {
 	// A pass recorded for the tick of the day before yesterday: today's
 	// 00:00 tick was missed.
 	writeStateT(t, conn, State{Tick: "2026-05-03T00:00:00Z", By: "earlier"})
-	mb := startMember(t, "m", conn, Config{Clock: clock, Cleanup: CleanupConfig{}})
+	mb := startMember(t, "m", conn, Config{Clock: clock, Containers: ContainersConfig{Disabled: true}, Cleanup: CleanupConfig{}})
 	poll.For(t, wait, 10*time.Millisecond, func() error {
 		st, _, err := ReadState(ctx, conn, CleanupName)
 		if err != nil {
@@ -145,9 +147,9 @@ func TestCleanupCatchesUpAMissedPass(t *testing.T) {
 	mb.halt(t)
 
 	// Nothing is due now: a new term sleeps until tomorrow.
-	mb2 := startMember(t, "m2", conn, Config{Clock: clock, Cleanup: CleanupConfig{}})
+	mb2 := startMember(t, "m2", conn, Config{Clock: clock, Containers: ContainersConfig{Disabled: true}, Cleanup: CleanupConfig{}})
 	poll.For(t, wait, 10*time.Millisecond, func() error { return errorIf(!mb2.m.Leading(), "not leading yet") })
-	if err := clock.WaitForTimers(ctx, 1); err != nil {
+	if err := clock.WaitForTimers(ctx, 2); err != nil { // the cleanup's and the schedule runner's
 		t.Fatal(err)
 	}
 	if st, _, _ := ReadState(ctx, conn, CleanupName); st.By != "m" {

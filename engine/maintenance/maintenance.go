@@ -91,12 +91,18 @@ type Config struct {
 	Clock schedule.Clock
 	// Cleanup configures the cleanup of finished jobs.
 	Cleanup CleanupConfig
+	// Containers configures the repair of sliced containers left behind.
+	Containers ContainersConfig
 	// Pump configures the index pump (Name defaults to Identifier).
 	Pump index.PumpOptions
 	// Scheduler and Reaper configure the scheduler and the reaper (their
 	// Store and Logger are this Config's; zero values are their defaults).
 	Scheduler scheduler.Config
 	Reaper    scheduler.ReaperConfig
+	// Workflows configures the workflow service (engine/workflow).
+	Workflows WorkflowsConfig
+	// Notify configures the notification sender (engine/notify).
+	Notify NotifyConfig
 	// Services are started after the built-in ones, on the same terms
 	// (embedders, tests).
 	Services []Service

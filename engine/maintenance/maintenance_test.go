@@ -52,8 +52,8 @@ func TestServicesRunOnOneMember(t *testing.T) {
 		}
 		return err
 	})
-	if got := fmt.Sprint(first.m.Services()); got != "[scheduler reaper probe]" {
-		t.Fatalf("services %v, want the scheduler, the reaper and the probe (cleanup disabled, no Elasticsearch)", got)
+	if got := fmt.Sprint(first.m.Services()); got != "[containers scheduler reaper workflows schedules notifications probe]" {
+		t.Fatalf("services %v, want the container repair, the scheduler, the reaper, the control plane's services and the probe (cleanup disabled, no Elasticsearch)", got)
 	}
 	poll.For(t, wait, 10*time.Millisecond, func() error {
 		cs, err := election.New(first.conn, ElectionName, "", nil).Contenders(context.Background())
@@ -168,7 +168,7 @@ func TestStopLeaksNoGoroutine(t *testing.T) {
 			Cleanup:  CleanupConfig{Schedule: schedule.Spec{Interval: time.Second}},
 			Services: []Service{p.service("m")},
 		})
-		if got := fmt.Sprint(mb.m.Services()); got != "[cleanup index-pump scheduler reaper probe]" {
+		if got := fmt.Sprint(mb.m.Services()); got != "[cleanup containers index-pump scheduler reaper workflows schedules notifications probe]" {
 			t.Fatalf("services %s", got)
 		}
 		poll.For(t, wait, 10*time.Millisecond, func() error {

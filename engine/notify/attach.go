@@ -232,7 +232,13 @@ type Resolver struct{ s *Store }
 // NewResolver returns the resolver of store s.
 func NewResolver(s *Store) Resolver { return Resolver{s} }
 
-// NotificationsFor implements jobs.NotificationResolver: one read per job.
+// NotificationsFor implements jobs.NotificationResolver: what is attached
+// to the new job's action, template, workflow template and inventory (one
+// read per kind named). A slice of a sliced job gets nothing: its container
+// notifies once for the whole sliced job.
 func (r Resolver) NotificationsFor(ctx context.Context, n *jobs.NewJob) (jobs.Notifications, error) {
-	return r.s.Resolve(ctx, Target{Action: n.Action})
+	if n.ParentJob != "" && n.Launch.SliceNumber > 0 {
+		return jobs.Notifications{}, nil
+	}
+	return r.s.Resolve(ctx, Target{Action: n.Action, Template: n.Launch.Template, Workflow: n.Launch.WorkflowTemplate, Inventory: n.Launch.Inventory})
 }

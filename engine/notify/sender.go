@@ -109,9 +109,10 @@ func (s *Sender) Start(ctx context.Context) error {
 		return fmt.Errorf("%w: the sender is running", ErrInvalid)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	s.cancel, s.done = cancel, make(chan struct{})
+	done := make(chan struct{})
+	s.cancel, s.done = cancel, done
 	go func() {
-		defer close(s.done)
+		defer close(done) // not s.done: a Stop may have cleared it already
 		s.run(ctx, term)
 	}()
 	return nil

@@ -26,6 +26,9 @@ type JobApplier struct {
 	events EventSink
 	log    *zap.Logger
 
+	// hold is the claimed job's queue entry, held by this process.
+	hold jobs.Hold
+
 	mu    sync.Mutex
 	job   *jobs.Job
 	ver   int32
@@ -35,16 +38,19 @@ type JobApplier struct {
 	done chan struct{}
 }
 
-// ClaimJob claims a QUEUED job (jobs.Store.Claim) and starts applying to it.
+// ClaimJob claims a QUEUED job (jobs.Store.HoldJob: its queue entry held
+// by this process's session, the job RUNNING) and starts applying to it.
+// Every write to the job is fenced by that session: if this process dies,
+// the job's lost-job policy applies to it, as to a job whose executor died.
 func ClaimJob(ctx context.Context, store *jobs.Store, id, by string, events EventSink, log *zap.Logger) (*JobApplier, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	j, ver, err := store.Claim(ctx, id, by)
+	j, ver, hold, err := store.HoldJob(ctx, id, by)
 	if err != nil {
 		return nil, err
 	}
-	a := &JobApplier{store: store, events: events, log: log, job: j, ver: ver, stop: make(chan struct{}), done: make(chan struct{})}
+	a := &JobApplier{store: store, events: events, log: log, job: j, ver: ver, hold: hold, stop: make(chan struct{}), done: make(chan struct{})}
 	go a.loop()
 	return a, nil
 }
@@ -151,9 +157,13 @@ func (a *JobApplier) Finish(ctx context.Context, out Outcome) (*jobs.Job, error)
 	j, ver := a.job, a.ver
 	a.mu.Unlock()
 	rc := out.ReturnCode()
-	done, _, err := a.store.FinishClaimed(ctx, j, ver, jobs.Outcome{State: state, ReturnCode: &rc, Message: msg, HostSummary: out.Hosts})
+	defer a.hold.Consumer.Close()
+	c, err := a.store.Finish(j, ver, j.Executor, jobs.Outcome{State: state, ReturnCode: &rc, Message: msg, HostSummary: out.Hosts})
+	if err == nil {
+		err = c.Commit(ctx, a.hold)
+	}
 	if err != nil {
 		return j, err
 	}
-	return done, nil
+	return c.Job(), nil
 }

@@ -44,6 +44,13 @@ type CredentialResolver interface {
 // credentials (jobengine/credentials.json, opened with creds); every job
 // gets jobengine/job.json.
 func PrepareJob(ctx context.Context, j *jobs.Job, creds CredentialResolver, dir string) (Kwargs, error) {
+	return PrepareJobFrom(ctx, j, creds, nil, dir)
+}
+
+// PrepareJobFrom is PrepareJob for a payload that names its project or
+// inventory by source (a template launch's): src checks the project out
+// into dir/project and reads the inventory snapshot.
+func PrepareJobFrom(ctx context.Context, j *jobs.Job, creds CredentialResolver, src *ansible.Sources, dir string) (Kwargs, error) {
 	k := Kwargs{Ident: j.UUID(), Timeout: int(j.Timeout)}
 	info := JobInfo{ID: j.ID, Action: j.Action, Payload: j.Payload, Timeout: j.Timeout, Attempt: j.Attempt}
 	if err := os.MkdirAll(filepath.Join(dir, "jobengine"), 0o700); err != nil {
@@ -54,11 +61,21 @@ func PrepareJob(ctx context.Context, j *jobs.Job, creds CredentialResolver, dir 
 		if err != nil {
 			return k, err
 		}
+		if p.Project != nil || p.InventorySource != nil {
+			if src == nil {
+				src = &ansible.Sources{}
+			}
+			if _, err := src.Resolve(ctx, &p, dir); err != nil {
+				return k, err
+			}
+		}
 		if _, err := ansible.ResolvePlaybook(p.ProjectDir, p.Playbook); err != nil {
 			return k, err
 		}
-		if err := copyProject(p.ProjectDir, filepath.Join(dir, "project")); err != nil {
-			return k, err
+		if abs, _ := filepath.Abs(filepath.Join(dir, "project")); p.ProjectDir != abs {
+			if err := copyProject(p.ProjectDir, filepath.Join(dir, "project")); err != nil {
+				return k, err
+			}
 		}
 		if _, err := ansible.WriteInventory(dir, p.Inventory); err != nil {
 			return k, err
@@ -89,6 +106,12 @@ func PrepareJob(ctx context.Context, j *jobs.Job, creds CredentialResolver, dir 
 		}
 		if p.Check {
 			cmd = append(cmd, "--check")
+		}
+		if p.Tags != "" {
+			cmd = append(cmd, "--tags", p.Tags)
+		}
+		if p.SkipTags != "" {
+			cmd = append(cmd, "--skip-tags", p.SkipTags)
 		}
 		k.Cmdline = strings.Join(cmd, " ")
 		// The payload travels without its paths and secrets' names: the

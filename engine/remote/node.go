@@ -42,6 +42,9 @@ type PoolOptions struct {
 	Nodes []string
 	// Credentials opens the credentials jobs name, to transmit them.
 	Credentials CredentialResolver
+	// Sources fetches the projects and inventories payloads name by
+	// source, to transmit them.
+	Sources *ansible.Sources
 	// IdleTimeout fails a run whose stream is silent that long (0: never).
 	IdleTimeout time.Duration
 	// InfoTimeout bounds `--worker-info` (default 30s).
@@ -304,7 +307,7 @@ func (r *remoteRunner) Run(ctx context.Context, j *action.Job, rep action.Report
 	}
 	defer os.RemoveAll(dir)
 	doc := &jobs.Job{ID: j.ID, Action: j.Action, Payload: j.Payload, Timeout: j.Timeout.Seconds(), Attempt: j.Attempt}
-	k, err := PrepareJob(ctx, doc, p.opts.Credentials, dir)
+	k, err := PrepareJobFrom(ctx, doc, p.opts.Credentials, p.opts.Sources, dir)
 	if err != nil {
 		return action.Result{}, err
 	}

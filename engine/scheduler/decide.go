@@ -59,11 +59,28 @@ type model struct {
 	groups map[string]*group
 	// active maps each concurrency key held by an active job to that job.
 	active map[string]string
+	// launch maps a job to its launch: the container of a slice, else the
+	// job itself. Slices of one launch share its keys without blocking
+	// one another.
+	launch map[string]string
+	// ahead maps a launch and a key to the job of another launch its
+	// first job found ahead in the key's line ("" for none), so that its
+	// later slices wait behind the same job.
+	ahead map[string]string
+}
+
+// launchOf returns the launch a job belongs to.
+func launchOf(j *jobs.Job) string {
+	if j.IsSlice() {
+		return j.ParentJob
+	}
+	return j.ID
 }
 
 // newModel builds the model of a cluster snapshot.
 func newModel(c *instance.Cluster) *model {
-	m := &model{nodes: map[string]*node{}, groups: map[string]*group{}, active: map[string]string{}}
+	m := &model{nodes: map[string]*node{}, groups: map[string]*group{}, active: map[string]string{},
+		launch: map[string]string{}, ahead: map[string]string{}}
 	for _, e := range c.Executors {
 		n := &node{name: e.Name, capacity: e.Capacity(), threads: e.Threads(), used: e.Used(), jobs: e.Jobs(), groups: e.Groups()}
 		m.nodes[e.Name] = n
@@ -71,6 +88,9 @@ func newModel(c *instance.Cluster) *model {
 			m.group(g).members = append(m.group(g).members, n)
 		}
 		for _, p := range e.Placed {
+			if p.Parent != "" {
+				m.launch[p.Job] = p.Parent
+			}
 			for _, k := range p.Keys {
 				if _, ok := m.active[k]; !ok {
 					m.active[k] = p.Job
@@ -92,6 +112,14 @@ func (m *model) group(name string) *group {
 		m.groups[name] = g
 	}
 	return g
+}
+
+// launchOfID returns the launch of a job the model knows, else the job.
+func (m *model) launchOfID(id string) string {
+	if l, ok := m.launch[id]; ok {
+		return l
+	}
+	return id
 }
 
 // place records a job of impact placed on n, holding keys.
@@ -243,14 +271,30 @@ func decide(m *model, j *jobs.Job, deps map[string]depState, claimed map[string]
 	// blocked group). Naming the job just ahead keeps each explanation
 	// until that job has ended: when the line moves, only the job that
 	// starts has a new state to write.
+	//
+	// The slices of one launch share its keys: a slice is not blocked by
+	// its siblings but by what is ahead of its launch, which the first
+	// slice of the pass found; a job blocked by a slice is told of the
+	// slice's container.
 	var blockedBy, blockKey string
+	own := launchOf(j)
+	if m.launch == nil {
+		m.launch, m.ahead = map[string]string{}, map[string]string{}
+	}
+	m.launch[j.ID] = own
 	for _, k := range j.ConcurrencyKeys {
 		holder, ok := claimed[k]
 		if !ok {
 			holder = m.active[k]
 		}
+		line := own + "\x00" + k
+		if holder != "" && m.launchOfID(holder) == own {
+			holder = m.ahead[line]
+		} else if _, seen := m.ahead[line]; !seen {
+			m.ahead[line] = holder
+		}
 		if holder != "" && holder != j.ID && blockedBy == "" {
-			blockedBy, blockKey = holder, k
+			blockedBy, blockKey = m.launchOfID(holder), k
 		}
 	}
 	for _, k := range j.ConcurrencyKeys {

@@ -272,3 +272,39 @@ func TestExplanationsHoldWhileTheLineMoves(t *testing.T) {
 	check(t, outcomes(newTestModel(execs), line(), nil),
 		"x1", "wait: waiting for job/j2 to finish (k)", "wait: waiting for job/j3 to finish (k)")
 }
+
+// slice is a mod making a test job slice k of container c.
+func slice(c string, k, n int) func(*jobs.Job) {
+	return func(j *jobs.Job) {
+		j.ParentJob, j.SliceNumber, j.SliceCount = "job/"+c, k, n
+	}
+}
+
+// The slices of one launch share its template key without blocking one
+// another; another launch waits behind the whole launch, named by its
+// container; slices behind another launch all wait for it.
+func TestSlicesShareTheirLaunchKey(t *testing.T) {
+	tk := keys(jobs.TemplateKey("deploy"))
+	m := newTestModel([]ex{{"x", "default", 100, 0, 0, 0, false}})
+	check(t, outcomes(m, []*jobs.Job{
+		pj("a1", 2, tk, slice("a", 1, 3)), pj("a2", 2, tk, slice("a", 2, 3)), pj("a3", 2, tk, slice("a", 3, 3)),
+		pj("b", 2, tk), pj("c1", 2, tk, slice("c", 1, 2)), pj("c2", 2, tk, slice("c", 2, 2)),
+	}, nil), "x", "x", "x",
+		"wait: waiting for job/a to finish (template:deploy)",
+		"wait: waiting for job/b to finish (template:deploy)",
+		"wait: waiting for job/b to finish (template:deploy)")
+
+	// A plain launch is running: every slice of the next one waits for it.
+	m = newTestModel([]ex{{"x", "default", 100, 2, 1, 0, false}})
+	m.active[jobs.TemplateKey("deploy")] = "job/p"
+	check(t, outcomes(m, []*jobs.Job{pj("a1", 2, tk, slice("a", 1, 2)), pj("a2", 2, tk, slice("a", 2, 2))}, nil),
+		"wait: waiting for job/p to finish (template:deploy)", "wait: waiting for job/p to finish (template:deploy)")
+
+	// One slice of a launch runs: its sibling is placed, another launch waits.
+	m = newTestModel([]ex{{"x", "default", 100, 2, 1, 0, false}})
+	m.active[jobs.TemplateKey("deploy")] = "job/a1"
+	m.launch = map[string]string{"job/a1": "job/a"}
+	m.ahead = map[string]string{}
+	check(t, outcomes(m, []*jobs.Job{pj("a2", 2, tk, slice("a", 2, 2)), pj("b", 2, tk)}, nil),
+		"x", "wait: waiting for job/a to finish (template:deploy)")
+}

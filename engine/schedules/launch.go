@@ -52,7 +52,11 @@ func JobLauncher(store *jobs.Store) LaunchFunc {
 	return func(ctx context.Context, o Occurrence) (*jobs.Job, error) {
 		sc := o.Schedule
 		if sc.Launch.Job == nil {
-			return nil, fmt.Errorf("%w: schedule %s launches template %s, and this runner launches jobs only (templates are launched by the controller's runner)", ErrRefused, sc.Name, sc.Launch.Template)
+			what := "template " + sc.Launch.Template
+			if sc.Launch.Workflow != "" {
+				what = "workflow " + sc.Launch.Workflow
+			}
+			return nil, fmt.Errorf("%w: schedule %s launches %s, and this runner launches jobs only (templates and workflows are launched by the maintenance leader's runner)", ErrRefused, sc.Name, what)
 		}
 		n, err := o.newJob()
 		if err != nil {
@@ -87,7 +91,10 @@ func (o Occurrence) refusedJob() jobs.NewJob {
 		}
 	}
 	target := "template/" + o.Schedule.Launch.Template
-	if o.Schedule.Launch.Template == "" {
+	switch {
+	case o.Schedule.Launch.Workflow != "":
+		target = "workflow/" + o.Schedule.Launch.Workflow
+	case o.Schedule.Launch.Template == "":
 		target = "schedule/" + o.Schedule.Name
 	}
 	return jobs.NewJob{ID: o.JobID, Action: RefusedAction, Target: target, Priority: queue.DefaultPriority, CreatedBy: o.CreatedBy, Tick: o.Tick.ID()}

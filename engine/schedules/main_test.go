@@ -39,8 +39,10 @@ type env struct {
 	root  string
 	clock *schedule.FakeClock
 	conn  *zkconn.Conn
-	store *Store
-	jobs  *jobs.Store
+	// launcher makes a member's LaunchFunc (JobLauncher when nil).
+	launcher func(*zkconn.Conn, *jobs.Store) LaunchFunc
+	store    *Store
+	jobs     *jobs.Store
 }
 
 func newEnv(t *testing.T, now time.Time) *env {
@@ -95,7 +97,11 @@ func (e *env) start(id string) *member {
 	e.t.Helper()
 	m := &member{e: e, conn: e.dial(), done: make(chan error, 1)}
 	js := jobs.NewStore(m.conn, jobs.StoreConfig{})
-	r, err := NewRunner(RunnerConfig{Store: NewStore(m.conn), Jobs: js, Launch: JobLauncher(js), Identifier: id, Clock: e.clock, Logger: testLogger(e.t)})
+	launch := JobLauncher(js)
+	if e.launcher != nil {
+		launch = e.launcher(m.conn, js)
+	}
+	r, err := NewRunner(RunnerConfig{Store: NewStore(m.conn), Jobs: js, Launch: launch, Identifier: id, Clock: e.clock, Logger: testLogger(e.t)})
 	if err != nil {
 		e.t.Fatal(err)
 	}

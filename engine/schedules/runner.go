@@ -96,9 +96,10 @@ func (r *Runner) Start(ctx context.Context) error {
 		return fmt.Errorf("%w: the runner is running", ErrInvalid)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	r.cancel, r.done = cancel, make(chan struct{})
+	done := make(chan struct{})
+	r.cancel, r.done = cancel, done
 	go func() {
-		defer close(r.done)
+		defer close(done) // not r.done: a Stop may have cleared it already
 		r.run(ctx, term)
 	}()
 	return nil

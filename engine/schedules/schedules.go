@@ -103,6 +103,8 @@ type Schedule struct {
 type Launch struct {
 	// Template names a job template (engine/template).
 	Template string `json:"template,omitempty"`
+	// Workflow names a workflow template (engine/workflow).
+	Workflow string `json:"workflow,omitempty"`
 	// Job is a plain job, as `job add` creates.
 	Job *JobSpec `json:"job,omitempty"`
 	// Values are the launch values, a JSON object: a template's prompts
@@ -186,10 +188,14 @@ func (s *Schedule) Validate() error {
 
 func (l *Launch) validate(bad func(string, ...any) error) error {
 	switch {
-	case (l.Template == "") == (l.Job == nil):
-		return bad("launch a template or a job, one of the two")
+	case l.what() != 1:
+		return bad("launch a template, a workflow or a job, one of the three")
 	case l.Template != "" && !ValidName(l.Template):
 		return bad("template %q is not a template name", l.Template)
+	case l.Workflow != "" && !ValidName(l.Workflow):
+		return bad("workflow %q is not a workflow name", l.Workflow)
+	case l.Workflow != "" && len(l.Values) > 0:
+		return bad("a workflow takes no launch values (its nodes carry theirs)")
 	}
 	if len(l.Values) > 0 {
 		if len(l.Values) > MaxValuesBytes {
@@ -206,6 +212,17 @@ func (l *Launch) validate(bad func(string, ...any) error) error {
 		}
 	}
 	return nil
+}
+
+// what counts what the launch names: one is right.
+func (l *Launch) what() int {
+	n := 0
+	for _, set := range []bool{l.Template != "", l.Workflow != "", l.Job != nil} {
+		if set {
+			n++
+		}
+	}
+	return n
 }
 
 // newJob returns the job spec as a new job, with the launch values merged

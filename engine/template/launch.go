@@ -2,6 +2,7 @@ package template
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -9,9 +10,11 @@ import (
 	"github.com/go-zookeeper/zk"
 	"go.uber.org/zap"
 
+	"github.com/jobengine/jobengine/engine/ansible"
 	"github.com/jobengine/jobengine/engine/configstore"
 	"github.com/jobengine/jobengine/engine/inventory"
 	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/project"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
 
@@ -28,6 +31,9 @@ type Launcher struct {
 	Jobs        *jobs.Store
 	Templates   *Store
 	Inventories *inventory.Store
+	// Projects reads the projects of ansible_playbook templates (default:
+	// a store on the job store's connection).
+	Projects *project.Store
 	// Budget bounds each creating transaction (zkconn.DefaultBudget).
 	Budget int
 	Logger *zap.Logger
@@ -47,6 +53,18 @@ type Request struct {
 	// runs against: its limit is that host and it is never sliced,
 	// whatever the template's prompts.
 	Host string
+	// ID, when set, is the id of the launch's top job (a plain job, or the
+	// container of a sliced one): a deterministic id makes the launch
+	// create-if-absent (jobs.ErrDuplicate when it was made). Workflows and
+	// schedules set it.
+	ID string
+	// ParentJob and WorkflowNode place the launch in a workflow job.
+	ParentJob, WorkflowNode string
+	// Tick is the schedule occurrence that launches the top job.
+	Tick string
+	// Extra operations join every creating transaction (a leader's
+	// election fence), after the inventory pin.
+	Extra []interface{}
 }
 
 // Result is what a launch created: a plain job, or a container and its
@@ -54,6 +72,9 @@ type Request struct {
 type Result struct {
 	Job    *jobs.Job
 	Slices []*jobs.Job
+	// Dependencies are the jobs created for the launch to wait for (a
+	// project update on launch).
+	Dependencies []*jobs.Job
 }
 
 func (l *Launcher) log() *zap.Logger {
@@ -89,7 +110,7 @@ func (l *Launcher) Launch(ctx context.Context, req Request) (*Result, error) {
 	}
 	for attempt := 1; ; attempt++ {
 		res, err := l.launch(ctx, t, r, req)
-		if errors.Is(err, errPinGone) && attempt < maxLaunchAttempts {
+		if (errors.Is(err, errPinGone) || errors.Is(err, errProjectChanged)) && attempt < maxLaunchAttempts {
 			continue // the inventory was rewritten between reading and pinning
 		}
 		return res, err
@@ -98,11 +119,41 @@ func (l *Launcher) Launch(ctx context.Context, req Request) (*Result, error) {
 
 var errPinGone = errors.New("inventory snapshot replaced while launching")
 
+// scheduling returns what the scheduler weighs of a job of a launch over
+// hosts hosts. A launch in instance groups is scheduled: its jobs hold the
+// template's key unless the template allows simultaneous runs (the slices
+// of one launch share it without blocking one another), and an
+// ansible_playbook job weighs min(hosts, forks) + 1. A launch in no group
+// takes the shared queue, as a job added by hand does, and holds nothing.
+func scheduling(name string, r *Resolved, groups []string, hosts int, deps []string) jobs.Scheduling {
+	s := jobs.Scheduling{DependsOn: deps}
+	if len(groups) == 0 {
+		return s
+	}
+	if !r.AllowSimultaneous {
+		s.ConcurrencyKeys = []string{jobs.TemplateKey(name)}
+	}
+	if r.Action == ansible.ActionName {
+		forks := 0
+		if r.Ansible != nil {
+			forks = r.Ansible.Forks
+		}
+		s.Impact = ansible.Impact(hosts, forks)
+	}
+	return s
+}
+
 // plan is the jobs of one launch and the snapshot they pin.
 type plan struct {
 	top    jobs.NewJob
 	slices []jobs.NewJob
 	pin    *zk.CreateRequest
+	// deps are jobs created first, in the first transaction (a project
+	// update the launch waits for), with record (its record on the
+	// project).
+	deps   []jobs.NewJob
+	record interface{}
+	extra  []interface{}
 }
 
 func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Request) (*Result, error) {
@@ -132,14 +183,28 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 		}
 	}
 	n := inventory.EffectiveSlices(r.SliceCount, len(hosts))
+	groups := r.InstanceGroups
+	if len(groups) == 0 && snap != nil && snap.Inventory != nil {
+		groups = snap.Inventory.InstanceGroups
+	}
+	if t.PreventFallback && len(groups) > 1 {
+		groups = groups[:1]
+	}
 	base := jobs.NewJob{
 		Action: r.Action, Payload: r.Payload, Priority: r.Priority, Tags: r.Tags, CreatedBy: req.CreatedBy,
 		Timeout: time.Duration(r.Timeout * float64(time.Second)),
 		Launch: jobs.Launch{
 			Kind: jobs.KindJob, Template: t.Name, LaunchType: req.LaunchType, Inventory: r.Inventory, Limit: r.Limit,
-			Hosts: len(hosts), TemplateSliceCount: t.SliceCount, InstanceGroups: r.InstanceGroups,
+			Hosts: len(hosts), TemplateSliceCount: t.SliceCount, InstanceGroups: groups,
 			AllowSimultaneous: r.AllowSimultaneous, Ansible: r.Ansible, RelaunchOf: req.RelaunchOf,
 		},
+	}
+	if req.ID != "" {
+		id, _, err := jobs.ParseID(req.ID)
+		if err != nil {
+			return nil, err
+		}
+		req.ID = id
 	}
 	if snap != nil && snap.Generation != nil {
 		base.Launch.InventorySnapshot = snap.Generation.ID
@@ -147,10 +212,44 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 	if v := req.Values; v != nil && len(v.Fields()) > 0 {
 		base.Launch.LaunchValues = v
 	}
+	payloadOf := func(k, n int) (json.RawMessage, error) { return r.Payload, nil }
+	var dep *dependency
+	if fillsPlaybook(r) {
+		proj, d, err := l.projectSource(ctx, t.Name, r.Ansible.Project, req.CreatedBy)
+		if err != nil {
+			return nil, err
+		}
+		dep = d
+		payloadOf = func(k, n int) (json.RawMessage, error) {
+			var inv *ansible.InventorySource
+			if r.Inventory != "" {
+				inv = &ansible.InventorySource{Inventory: r.Inventory, Snapshot: base.Launch.InventorySnapshot, Limit: r.Limit, SliceNumber: k, SliceCount: n}
+			}
+			return playbookPayload(t.Name, r, proj, inv)
+		}
+	}
 	var p plan
+	if dep != nil {
+		// Every job of the launch waits for the update: the slices too,
+		// since a container is never scheduled itself.
+		base.Scheduling.DependsOn = []string{dep.id}
+		if dep.create != nil {
+			p.deps, p.record = []jobs.NewJob{*dep.create}, dep.record
+		}
+	}
 	p.top = base
-	p.top.ID, _ = jobs.NewID()
-	if n > 1 {
+	p.top.ID = req.ID
+	if p.top.ID == "" {
+		p.top.ID, _ = jobs.NewID()
+	}
+	p.top.ParentJob, p.top.Launch.WorkflowNode, p.top.Tick = req.ParentJob, req.WorkflowNode, req.Tick
+	var err error
+	if p.top.Payload, err = payloadOf(0, 0); err != nil {
+		return nil, err
+	}
+	if n <= 1 {
+		p.top.Scheduling = scheduling(t.Name, r, groups, len(hosts), base.Scheduling.DependsOn)
+	} else {
 		p.top.Launch.Kind, p.top.Launch.Sliced, p.top.Launch.SliceCount = jobs.KindWorkflow, true, n
 		for k := 1; k <= n; k++ {
 			s := base
@@ -158,7 +257,12 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 			s.ParentJob = p.top.ID
 			s.Launch.SliceNumber, s.Launch.SliceCount = k, n
 			s.Launch.Hosts = inventory.SliceSize(len(hosts), k, n)
+			s.Scheduling = scheduling(t.Name, r, groups, s.Launch.Hosts, base.Scheduling.DependsOn)
 			s.Launch.LaunchValues = nil // kept once, on the container
+			s.Launch.WorkflowNode = ""
+			if s.Payload, err = payloadOf(k, n); err != nil {
+				return nil, err
+			}
 			p.top.NestedJobs = append(p.top.NestedJobs, s.ID)
 			p.slices = append(p.slices, s)
 		}
@@ -171,6 +275,7 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 		}
 		p.pin = pin
 	}
+	p.extra = req.Extra
 	return l.create(ctx, p)
 }
 
@@ -183,7 +288,7 @@ func (l *Launcher) create(ctx context.Context, p plan) (*Result, error) {
 	if budget <= 0 {
 		budget = zkconn.DefaultBudget
 	}
-	all := append([]jobs.NewJob{p.top}, p.slices...)
+	all := append(append(append([]jobs.NewJob{}, p.deps...), p.top), p.slices...)
 	var batches [][]jobs.NewJob
 	var cur []jobs.NewJob
 	size := 0
@@ -209,15 +314,26 @@ func (l *Launcher) create(ctx context.Context, p plan) (*Result, error) {
 	}
 	batches = append(batches, cur)
 	res := &Result{}
+	skip := len(p.deps)
 	for i, b := range batches {
 		var extra []interface{}
 		if i == 0 && p.pin != nil {
 			extra = append(extra, p.pin)
 		}
+		// The launch's own checks before the project's record, which a
+		// refusal below finds last.
+		extra = append(extra, p.extra...)
+		if i == 0 && p.record != nil {
+			extra = append(extra, p.record)
+		}
 		created, err := l.Jobs.CreateFenced(ctx, b, extra...)
 		var oe *zkconn.OpError
-		if i == 0 && errors.As(err, &oe) && oe.Index == 0 && inventory.IsPinGone(oe.Err) {
+		if i == 0 && errors.As(err, &oe) && oe.Index == 0 && p.pin != nil && inventory.IsPinGone(oe.Err) {
 			return nil, errPinGone
+		}
+		if i == 0 && p.record != nil && (errors.As(err, &oe) && oe.Index == len(extra)-1 || errors.Is(err, jobs.ErrDuplicate)) {
+			// Another launch made the project's update meanwhile: share it.
+			return nil, errProjectChanged
 		}
 		if err != nil {
 			if i > 0 {
@@ -227,6 +343,11 @@ func (l *Launcher) create(ctx context.Context, p plan) (*Result, error) {
 			return nil, err
 		}
 		for _, j := range created {
+			if skip > 0 {
+				skip--
+				res.Dependencies = append(res.Dependencies, j)
+				continue
+			}
 			if res.Job == nil {
 				res.Job = j
 			} else {
@@ -248,6 +369,9 @@ func (l *Launcher) Relaunch(ctx context.Context, id, by string) (*Result, error)
 	j, _, err := l.Jobs.Get(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	if j.IsWorkflow() {
+		return nil, fmt.Errorf("%w: %s is a workflow job (relaunch it with `jobengine workflow relaunch %s`)", ErrCannotRelaunch, j.ID, j.ID)
 	}
 	if j.Template == "" {
 		return nil, fmt.Errorf("%w: %s was not launched from a template (add a new job with `jobengine job add`)", ErrCannotRelaunch, j.ID)
@@ -277,6 +401,7 @@ func (l *Launcher) relaunchSlice(ctx context.Context, j *jobs.Job, by string) (*
 		n := jobs.NewJob{
 			Action: j.Action, Target: j.Target(), Priority: j.Priority, Payload: j.Payload, Tags: j.Tags,
 			Timeout: j.TimeoutDuration(), CreatedBy: by, Launch: j.Launch,
+			Scheduling: jobs.Scheduling{Impact: j.Impact, ConcurrencyKeys: j.ConcurrencyKeys},
 		}
 		n.ID, _ = jobs.NewID()
 		n.Launch.LaunchType, n.Launch.RelaunchOf, n.Launch.CancelRequested = jobs.LaunchRelaunch, j.ID, false
@@ -302,6 +427,9 @@ func (l *Launcher) relaunchSlice(ctx context.Context, j *jobs.Job, by string) (*
 			n.Launch.Hosts = inventory.SliceSize(len(hosts), j.SliceNumber, j.SliceCount)
 			if snap.Generation != nil {
 				n.Launch.InventorySnapshot = snap.Generation.ID
+				if n.Payload, err = repin(n.Payload, snap.Generation.ID); err != nil {
+					return nil, err
+				}
 				_, uid, _ := jobs.ParseID(n.ID)
 				if pin, err = l.Inventories.PinOp(j.Inventory, snap.Generation.ID, uid); err != nil {
 					return nil, err

@@ -89,8 +89,16 @@ type Template struct {
 	Priority int     `json:"priority"`
 	// InstanceGroups run the jobs, in preference order.
 	InstanceGroups []string `json:"instance-groups,omitempty"`
+	// PreventFallback keeps the jobs on their first instance group: they
+	// wait for room there rather than run in the next group.
+	PreventFallback bool `json:"prevent-fallback,omitempty"`
 	// Tags are given to every job.
 	Tags []string `json:"tags,omitempty"`
+	// Credentials name the credential objects an ansible_playbook run
+	// uses (one machine credential, vault credentials, secrets); every
+	// slice gets them. Only the names reach a job: the executor opens
+	// them for the run.
+	Credentials []string `json:"credentials,omitempty"`
 	// Prompts are the fields a launch may override.
 	Prompts []string `json:"prompts,omitempty"`
 	// HostConfigKey, when set, lets a host of the template's inventory
@@ -150,6 +158,9 @@ func (t *Template) Validate() error {
 	if err := validHostConfigKey(t.HostConfigKey); err != nil {
 		return err
 	}
+	if err := validCredentials(t.Credentials); err != nil {
+		return err
+	}
 	return validPrompts(t.Prompts)
 }
 
@@ -207,6 +218,26 @@ func validTags(tags []string) error {
 	return nil
 }
 
+// MaxCredentials bounds the credentials of a template.
+const MaxCredentials = 16
+
+func validCredentials(names []string) error {
+	if len(names) > MaxCredentials {
+		return fmt.Errorf("%w: %d credentials, at most %d", ErrInvalid, len(names), MaxCredentials)
+	}
+	seen := map[string]bool{}
+	for _, n := range names {
+		if err := configstore.ValidName("credential", n); err != nil {
+			return err
+		}
+		if seen[n] {
+			return fmt.Errorf("%w: credential %s is listed twice", ErrInvalid, n)
+		}
+		seen[n] = true
+	}
+	return nil
+}
+
 func validPrompts(ps []string) error {
 	seen := map[string]bool{}
 	for _, p := range ps {
@@ -253,6 +284,7 @@ type Resolved struct {
 	Priority          int
 	InstanceGroups    []string
 	Tags              []string
+	Credentials       []string
 }
 
 // Resolve applies launch values to the template. A value for a field the
@@ -278,7 +310,7 @@ func (t *Template) Resolve(v *jobs.LaunchValues) (*Resolved, error) {
 	r := &Resolved{
 		Action: t.Action, Inventory: t.Inventory, Limit: t.Limit, SliceCount: t.SliceCount,
 		AllowSimultaneous: t.AllowSimultaneous, Timeout: t.Timeout, Priority: t.Priority,
-		InstanceGroups: t.InstanceGroups, Tags: t.Tags,
+		InstanceGroups: t.InstanceGroups, Tags: t.Tags, Credentials: t.Credentials,
 	}
 	var err error
 	if v == nil {

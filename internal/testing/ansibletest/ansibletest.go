@@ -31,6 +31,16 @@ func Need(t testing.TB) {
 // checked-out revision, as a project update leaves them.
 func Project(t testing.TB, files map[string]string) string {
 	t.Helper()
+	repo := Repo(t, files)
+	checkout := filepath.Join(filepath.Dir(repo), "checkout")
+	git(t, filepath.Dir(repo), "clone", "-q", "file://"+repo, checkout)
+	return checkout
+}
+
+// Repo commits files (path → content) to a new git repository on branch
+// main and returns its directory, for a project of URL file://DIR.
+func Repo(t testing.TB, files map[string]string) string {
+	t.Helper()
 	Need(t)
 	base := t.TempDir()
 	repo := filepath.Join(base, "repo")
@@ -46,9 +56,18 @@ func Project(t testing.TB, files map[string]string) string {
 	git(t, repo, "init", "-q", "-b", "main")
 	git(t, repo, "add", ".")
 	git(t, repo, "-c", "user.name=test", "-c", "user.email=test@example.invalid", "commit", "-q", "-m", "playbooks")
-	checkout := filepath.Join(base, "checkout")
-	git(t, base, "clone", "-q", "file://"+repo, checkout)
-	return checkout
+	return repo
+}
+
+// Head returns the commit a repository's HEAD is at.
+func Head(t testing.TB, repo string) string {
+	t.Helper()
+	cmd := exec.Command("git", "-C", repo, "rev-parse", "HEAD")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("git rev-parse HEAD: %v", err)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 func git(t testing.TB, dir string, args ...string) {

@@ -17,6 +17,7 @@ const (
 	SourceWorkload    = "workload"    // the batches of the plan
 	SourceProbe       = "probe"       // the job submitted when a fault is injected
 	SourceDistributor = "distributor" // a distributor tick
+	SourceWorkflow    = "workflow"    // a workflow job of the workload, and its node jobs
 )
 
 // Submission is a job the run created, with when it was created.
@@ -185,6 +186,7 @@ type JobCounts struct {
 	Workload    int            `json:"workload"`
 	Probes      int            `json:"probes"`
 	Distributor int            `json:"distributor"`
+	Workflow    int            `json:"workflow"`
 	Final       map[string]int `json:"final"`
 	// Placed counts the jobs the scheduler placed on an executor's
 	// direct queue (their instance group is set).
@@ -285,6 +287,7 @@ func Check(in Input) *Report {
 	}
 
 	checkJobs(r, in, docs, runsByJob)
+	checkWorkflows(r, in, docs)
 	checkRuns(r, in, procs, runsByJob, s)
 	checkTicks(r, in)
 	checkHistory(r, in)
@@ -342,6 +345,14 @@ func checkJobs(r *Report, in Input, docs map[string]*jobs.Job, runsByJob map[str
 		if j.Tick != "" {
 			submitted[j.ID] = SourceDistributor
 		}
+		// A workflow's node jobs are the workflow service's, with the ids
+		// the workflow job names.
+		if in.Submitted[j.ParentJob].Source == SourceWorkflow {
+			submitted[j.ID] = SourceWorkflow
+			if j.ID != jobs.NodeJobID(j.ParentJob, j.WorkflowNode) {
+				r.violate("job %s of workflow %s (node %q) does not have its node's id", j.ID, j.ParentJob, j.WorkflowNode)
+			}
+		}
 	}
 	ids := make([]string, 0, len(submitted))
 	for id := range submitted {
@@ -356,6 +367,8 @@ func checkJobs(r *Report, in Input, docs map[string]*jobs.Job, runsByJob map[str
 			r.Jobs.Probes++
 		case SourceDistributor:
 			r.Jobs.Distributor++
+		case SourceWorkflow:
+			r.Jobs.Workflow++
 		}
 		r.Jobs.Submitted++
 		j, ok := docs[id]
@@ -379,6 +392,9 @@ func checkJobs(r *Report, in Input, docs map[string]*jobs.Job, runsByJob map[str
 		if j.State != jobs.Success {
 			r.Jobs.Unsuccessful = append(r.Jobs.Unsuccessful, fmt.Sprintf("%s %s attempt %d: %s", id, j.State, j.Attempt, j.StatusMessage))
 			continue
+		}
+		if j.IsContainer() {
+			continue // it runs nothing: checkWorkflows checks it
 		}
 		// A SUCCESS must come from a run of that attempt, on that executor,
 		// that completed.

@@ -2,6 +2,7 @@ package faults
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -392,5 +393,39 @@ func TestCheckHistory(t *testing.T) {
 				t.Fatalf("violations:\n%s\nwant one with %q", v, tc.want)
 			}
 		})
+	}
+}
+
+// A workflow of the workload: its node jobs count as submitted, must have
+// their nodes' ids and succeed, and the workflow must succeed.
+func TestCheckWorkflows(t *testing.T) {
+	wfID := "job/00000000-0000-4000-8000-000000000001"
+	mk := func(state jobs.State, nodeIDs map[string]string) Input {
+		in := base()
+		in.Submitted[wfID] = Submission{Source: SourceWorkflow, At: at(0)}
+		wf := &jobs.Job{ID: wfID, State: state, Launch: jobs.Launch{Kind: jobs.KindWorkflow,
+			Workflow: &jobs.Workflow{Nodes: []jobs.WorkflowNode{{ID: "a", Template: "t", Success: []string{"b"}}, {ID: "b", Template: "t"}}}}}
+		in.Jobs = append(in.Jobs, wf)
+		for i, node := range []string{"a", "b"} {
+			id := nodeIDs[node]
+			if id == "" {
+				id = jobs.NodeJobID(wfID, node)
+			}
+			in.Jobs = append(in.Jobs, &jobs.Job{ID: id, State: jobs.Success, Executor: "x1", Attempt: 1, ParentJob: wfID,
+				Launch: jobs.Launch{WorkflowNode: node}})
+			in.Runs = append(in.Runs, run(fmt.Sprintf("w%d", i), id, 1, "x1#1", 400+i*100, 450+i*100))
+			in.Finished[id] = 1
+		}
+		return in
+	}
+	if r := Check(mk(jobs.Success, nil)); !r.OK() || r.Jobs.Workflow != 3 {
+		t.Fatalf("a clean workflow: %d workflow jobs counted, violations:\n%s", r.Jobs.Workflow, violations(r))
+	}
+	if r := Check(mk(jobs.Failed, nil)); !strings.Contains(violations(r), "ended FAILED") {
+		t.Fatalf("a failed workflow:\n%s", violations(r))
+	}
+	r := Check(mk(jobs.Success, map[string]string{"b": "job/00000000-0000-4000-8000-0000000000bb"}))
+	if v := violations(r); !strings.Contains(v, "does not have its node's id") || !strings.Contains(v, "node b has no job") {
+		t.Fatalf("a node job with another id:\n%s", v)
 	}
 }

@@ -211,17 +211,31 @@ func (h *Harness) Run(ctx context.Context) (rep *Report, err error) {
 	h.logf("%d executors and %d distributor instances running; playing the workload (%d jobs over %s) and %d faults",
 		len(h.execs), len(h.dists), h.Plan.Jobs(), cfg.Duration, len(h.Plan.Faults))
 
+	workflows := cfg.Distributor && cfg.Workflows > 0
+	if workflows {
+		if err := h.setUpWorkflows(ctx); err != nil {
+			return nil, err
+		}
+	}
 	h.start = time.Now()
 	var wg sync.WaitGroup
-	errs := make([]error, 2)
+	errs := make([]error, 3)
 	wg.Add(2)
 	go func() { defer wg.Done(); errs[0] = h.submit(ctx) }()
 	go func() { defer wg.Done(); errs[1] = h.playFaults(ctx) }()
+	if workflows {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[2] = h.submitWorkflows(ctx) }()
+	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 
+	if workflows {
+		// The distributor processes host the workflow service.
+		h.waitWorkflows(ctx)
+	}
 	for _, in := range h.dists {
 		h.stopProcess(h.current(in))
 	}

@@ -112,6 +112,10 @@ type Config struct {
 	// so that faults catch jobs placed and not started; 0 for none. It
 	// needs the distributor, whose elected instance runs the scheduler.
 	Scheduled float64
+	// Workflows is the number of workflows launched over the workload
+	// (default 4; negative: none). They need the distributor, whose
+	// processes host the workflow service.
+	Workflows int
 }
 
 // ErrConfig is wrapped by the errors of a Config that cannot be played.
@@ -139,6 +143,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.LongJobs <= 0 {
 		c.LongJobs = 0.15
+	}
+	switch {
+	case c.Workflows == 0:
+		c.Workflows = 4
+	case c.Workflows < 0:
+		c.Workflows = 0
 	}
 	return c
 }
