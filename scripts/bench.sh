@@ -30,7 +30,17 @@ Z="--zk-hosts 127.0.0.1:$PORT"
 run() { name=$1; shift; echo "== $name: jobengine $*" >&2; $BIN $Z "$@" | tee "$OUT/$name.json"; }
 for i in 1 2 3; do run "queue-1k-$i" bench queue --jobs 20000 --depth 1000 --workers 32 --connections 4; done
 run queue-100k bench queue --jobs 20000 --depth 100000 --workers 32 --connections 4
+run queue-1k-batch8 bench queue --jobs 20000 --depth 1000 --workers 32 --connections 4 --batch 8
+run queue-100k-batch8 bench queue --jobs 20000 --depth 100000 --workers 32 --connections 4 --batch 8
+# job add in batches with the outbox on (an Elasticsearch address turns it
+# on; nothing is sent there): the seconds of 20,000 jobs.
+echo "== job add --count 20000 (outbox on)" >&2
+START=$(date +%s.%N)
+$BIN $Z --zk-root /bench-add --es-hosts http://127.0.0.1:9 job add --count 20000 --max-backlog 1000000 \
+	fail --payload '{"code":0}' > /dev/null
+echo "$START $(date +%s.%N)" | awk '{printf "{\"jobs\": 20000, \"seconds\": %.2f}\n", $2 - $1}' | tee "$OUT/job-add-20k.json"
 run executors bench executors --jobs 10000 --executors 1,2,4 --threads 8 --probes 200
+run executors-echo bench executors --jobs 10000 --executors 2 --threads 8 --probes 100 --workload echo
 run drain-100k bench executors --jobs 100000 --executors 4 --threads 8 --probes 50
 go test -run '^$' -bench BenchmarkJob -benchtime 2s -count 3 -benchmem ./engine/pluginhost | tee "$OUT/plugin.txt"
 go test -run '^$' -bench . -benchmem -benchtime 5x -count 3 ./engine/inventory ./engine/template | tee "$OUT/objects.txt"

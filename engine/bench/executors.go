@@ -31,6 +31,29 @@ type ExecutorOptions struct {
 	// Probes is the number of jobs timed for claim latency, idle and busy.
 	Probes      int
 	RawDuration time.Duration
+	// Workload is what the jobs do: WorkloadNoop (the default) or
+	// WorkloadEcho.
+	Workload string
+}
+
+// Workloads of the end-to-end benchmark.
+const (
+	// WorkloadNoop jobs do nothing and report nothing: the test action
+	// fail with return code 0, which ends SUCCESS at once without a log
+	// line or a progress report. What is measured is the engine alone.
+	WorkloadNoop = "noop"
+	// WorkloadEcho jobs run the test action echo, which writes one log
+	// line: one more write per job, to the job's log tail (the workload
+	// of the figures before batching).
+	WorkloadEcho = "echo"
+)
+
+// newJob returns a job of the workload.
+func (o ExecutorOptions) newJob() jobs.NewJob {
+	if o.Workload == WorkloadEcho {
+		return jobs.NewJob{Action: "echo", Priority: 100}
+	}
+	return jobs.NewJob{Action: "fail", Payload: []byte(`{"code":0}`), Priority: 100}
 }
 
 // DrainResult is the drain of a backlog by some executors.
@@ -46,6 +69,7 @@ type DrainResult struct {
 // ExecutorResult is what the benchmark prints, as JSON.
 type ExecutorResult struct {
 	ZKMultiTxnPerS float64       `json:"zk_multi_txn_per_s"`
+	Workload       string        `json:"workload"`
 	Drains         []DrainResult `json:"drains"`
 	IdleRSSMB      float64       `json:"executor_rss_mb_idle"`
 	ClaimIdleP50Ms float64       `json:"claim_idle_p50_ms"`
@@ -56,7 +80,7 @@ type ExecutorResult struct {
 }
 
 // Executors runs the end-to-end benchmark: for each count, start that many
-// executor processes, let them drain a backlog of no-op (echo) jobs, and
+// executor processes, let them drain a backlog of jobs of the workload, and
 // compute the rate from the jobs' own timestamps (first start to last
 // finish). Then claim latency, created → RUNNING, with the largest count:
 // on an idle cluster (probes one at a time) and on a busy one (a stream at
@@ -72,6 +96,14 @@ func Executors(ctx context.Context, o ExecutorOptions) (ExecutorResult, error) {
 	if o.Probes <= 0 {
 		o.Probes = 200
 	}
+	switch o.Workload {
+	case "":
+		o.Workload = WorkloadNoop
+	case WorkloadNoop, WorkloadEcho:
+	default:
+		return res, fmt.Errorf("bench: workload %q: use %s or %s", o.Workload, WorkloadNoop, WorkloadEcho)
+	}
+	res.Workload = o.Workload
 	base := strings.TrimSuffix(o.ZK.Root, "/") + fmt.Sprintf("/bench-e2e-%d", time.Now().UnixNano())
 	rawCfg := o.ZK
 	rawCfg.Root = base + "/raw"
@@ -95,7 +127,7 @@ func Executors(ctx context.Context, o ExecutorOptions) (ExecutorResult, error) {
 		if err != nil {
 			return res, err
 		}
-		ids, err := createBacklog(ctx, store, o.Jobs)
+		ids, err := createBacklog(ctx, store, o.Jobs, o.newJob())
 		if err != nil {
 			closeStore()
 			return res, err
@@ -142,8 +174,8 @@ func openStore(ctx context.Context, cfg zkconn.Config) (*jobs.Store, func(), err
 	return s, conn.Close, nil
 }
 
-// createBacklog creates n echo jobs in batches, several at a time.
-func createBacklog(ctx context.Context, s *jobs.Store, n int) ([]string, error) {
+// createBacklog creates n jobs like nj in batches, several at a time.
+func createBacklog(ctx context.Context, s *jobs.Store, n int, nj jobs.NewJob) ([]string, error) {
 	const batch = 250
 	var mu sync.Mutex
 	var ids []string
@@ -153,7 +185,7 @@ func createBacklog(ctx context.Context, s *jobs.Store, n int) ([]string, error) 
 	for i := 0; i < n; i += batch {
 		ns := make([]jobs.NewJob, min(batch, n-i))
 		for j := range ns {
-			ns[j] = jobs.NewJob{Action: "echo", Priority: 100}
+			ns[j] = nj
 		}
 		sem <- struct{}{}
 		wg.Add(1)
@@ -189,7 +221,7 @@ func startExecutors(o ExecutorOptions, cfg zkconn.Config, n int) ([]*exec.Cmd, e
 		cmd := exec.Command(o.Binary, "--zk-hosts", strings.Join(cfg.Hosts, ","), "--zk-root", cfg.Root,
 			"--log-level", "warn", "executor", "--name", fmt.Sprintf("bench-%d", i),
 			"--threads", strconv.Itoa(o.Threads), "--plugin-dir", os.DevNull+"-none",
-			"--enable-test-actions") // the benchmark's jobs run the echo test action
+			"--enable-test-actions") // the benchmark's jobs run test actions
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			stopExecutors(procs)
@@ -263,7 +295,7 @@ func claimLatency(ctx context.Context, o ExecutorOptions, s *jobs.Store, procs [
 	res.IdleRSSMB = rssMB(procs[0].Process.Pid)
 	var idle []string
 	for i := 0; i < o.Probes; i++ {
-		j, err := s.Create(ctx, jobs.NewJob{Action: "echo", Priority: 100})
+		j, err := s.Create(ctx, o.newJob())
 		if err != nil {
 			return err
 		}
@@ -286,7 +318,7 @@ func claimLatency(ctx context.Context, o ExecutorOptions, s *jobs.Store, procs [
 	defer tick.Stop()
 	for i := 0; i < total; i++ {
 		<-tick.C
-		j, err := s.Create(ctx, jobs.NewJob{Action: "echo", Priority: 100})
+		j, err := s.Create(ctx, o.newJob())
 		if err != nil {
 			return err
 		}

@@ -29,7 +29,10 @@ type QueueOptions struct {
 	Workers     int           // workers in all
 	Connections int           // ZooKeeper connections (one consumer each)
 	RawDuration time.Duration // how long the raw ZooKeeper phase runs
-	Logger      *zap.Logger
+	// Batch is the number of entries a worker takes and consumes per
+	// multi (queue.TakeMany, ApplyMany); 1 takes one at a time (Take).
+	Batch  int
+	Logger *zap.Logger
 }
 
 // QueueResult is what the benchmark prints, as JSON.
@@ -37,6 +40,7 @@ type QueueResult struct {
 	Jobs           int     `json:"jobs"`
 	Depth          int     `json:"depth"`
 	Workers        int     `json:"workers"`
+	Batch          int     `json:"batch"`
 	Connections    int     `json:"connections"`
 	Seconds        float64 `json:"seconds"`
 	JobsPerS       float64 `json:"jobs_per_s"`
@@ -65,6 +69,7 @@ func Queue(ctx context.Context, o QueueOptions) (QueueResult, error) {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
+	o.Batch = max(o.Batch, 1)
 	o.ZK.Root = fmt.Sprintf("%s/bench-%d", strings.TrimSuffix(o.ZK.Root, "/"), time.Now().UnixNano())
 	conns := make([]*zkconn.Conn, o.Connections)
 	for i := range conns {
@@ -75,7 +80,7 @@ func Queue(ctx context.Context, o QueueOptions) (QueueResult, error) {
 		defer c.Close()
 		conns[i] = c
 	}
-	res := QueueResult{Jobs: o.Jobs, Depth: o.Depth, Workers: o.Workers, Connections: o.Connections}
+	res := QueueResult{Jobs: o.Jobs, Depth: o.Depth, Workers: o.Workers, Connections: o.Connections, Batch: o.Batch}
 	var err error
 	if res.ZKMultiTxnPerS, err = rawMulti(ctx, conns, o.Workers, o.RawDuration); err != nil {
 		return res, fmt.Errorf("bench: raw ZooKeeper phase: %w", err)
@@ -96,7 +101,7 @@ func Queue(ctx context.Context, o QueueOptions) (QueueResult, error) {
 	var left atomic.Int64
 	left.Store(int64(o.Jobs))
 	start := time.Now()
-	if err := work(ctx, consumers, o.Workers, func() bool { return left.Add(-1) >= 0 }, nil); err != nil {
+	if err := work(ctx, consumers, o.Workers, o.Batch, &left, nil); err != nil {
 		return res, err
 	}
 	res.Seconds = time.Since(start).Seconds()
@@ -117,7 +122,7 @@ func Queue(ctx context.Context, o QueueOptions) (QueueResult, error) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_ = work(drainCtx, consumers, o.Workers, func() bool { return true }, func(data []byte) {
+		_ = work(drainCtx, consumers, o.Workers, o.Batch, nil, func(data []byte) {
 			if ts, ok := strings.CutPrefix(string(data), "lat/"); ok {
 				if n, err := strconv.ParseInt(ts, 10, 64); err == nil {
 					mu.Lock()
@@ -174,9 +179,23 @@ func Queue(ctx context.Context, o QueueOptions) (QueueResult, error) {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// work runs workers spread over the consumers; each takes and consumes while
-// more() says so, calling seen with each item.
-func work(ctx context.Context, consumers []*queue.Consumer, workers int, more func() bool, seen func([]byte)) error {
+// work runs workers spread over the consumers; each takes and consumes up
+// to batch entries per multi, until left (nil: no limit) runs out,
+// calling seen with each item.
+func work(ctx context.Context, consumers []*queue.Consumer, workers, batch int, left *atomic.Int64, seen func([]byte)) error {
+	grant := func(n int) int {
+		for left != nil {
+			l := left.Load()
+			g := min(int64(n), l)
+			if g <= 0 {
+				return 0
+			}
+			if left.CompareAndSwap(l, l-g) {
+				return int(g)
+			}
+		}
+		return n
+	}
 	var wg sync.WaitGroup
 	errc := make(chan error, workers)
 	for w := 0; w < workers; w++ {
@@ -184,20 +203,37 @@ func work(ctx context.Context, consumers []*queue.Consumer, workers int, more fu
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for more() {
-				it, err := c.Take(ctx)
+			for n := grant(batch); n > 0; n = grant(batch) {
+				var its []*queue.Item
+				var err error
+				if batch == 1 {
+					var it *queue.Item
+					if it, err = c.Take(ctx); err == nil {
+						its = []*queue.Item{it}
+					}
+				} else {
+					its, _, err = queue.TakeMany(ctx, n, c)
+				}
 				if err != nil {
 					if ctx.Err() == nil {
 						errc <- err
 					}
 					return
 				}
-				if seen != nil {
-					seen(it.Data)
+				parts := make([]queue.Part, len(its))
+				for i, it := range its {
+					if seen != nil {
+						seen(it.Data)
+					}
+					parts[i] = queue.Part{Item: it, End: queue.Consume}
 				}
-				if err := c.Consume(ctx, it); err != nil {
+				if err := c.ApplyMany(ctx, parts); err != nil {
 					errc <- err
 					return
+				}
+				// Entries granted and not taken (a short batch) go back.
+				if short := n - len(its); short > 0 && left != nil {
+					left.Add(int64(short))
 				}
 			}
 		}()

@@ -24,6 +24,7 @@ func benchCommand() *cli.Command {
 				&cli.IntFlag{Name: "depth", Value: 1000, Usage: "entries left queued while measuring"},
 				&cli.IntFlag{Name: "workers", Value: 32, Usage: "workers in all"},
 				&cli.IntFlag{Name: "connections", Value: 4, Usage: "ZooKeeper connections"},
+				&cli.IntFlag{Name: "batch", Value: 1, Usage: "entries a worker takes and consumes per transaction"},
 				&cli.DurationFlag{Name: "raw-duration", Value: 3 * time.Second, Usage: "length of the raw ZooKeeper phase"},
 			},
 			Action: func(c *cli.Context) error {
@@ -33,7 +34,7 @@ func benchCommand() *cli.Command {
 				}
 				res, err := bench.Queue(c.Context, bench.QueueOptions{
 					ZK: cfg, Jobs: c.Int("jobs"), Depth: c.Int("depth"), Workers: c.Int("workers"),
-					Connections: c.Int("connections"), RawDuration: c.Duration("raw-duration"),
+					Connections: c.Int("connections"), RawDuration: c.Duration("raw-duration"), Batch: c.Int("batch"),
 				})
 				if err != nil {
 					return err
@@ -52,6 +53,8 @@ func benchCommand() *cli.Command {
 				&cli.IntSliceFlag{Name: "executors", Value: cli.NewIntSlice(1, 2, 4), Usage: "executor counts"},
 				&cli.IntFlag{Name: "threads", Value: 8, Usage: "workers per executor"},
 				&cli.IntFlag{Name: "probes", Value: 200, Usage: "jobs timed on the idle cluster"},
+				&cli.StringFlag{Name: "executor-binary", Usage: "run the executors from this jobengine binary (another build, for a side-by-side; default: this one)"},
+				&cli.StringFlag{Name: "workload", Value: bench.WorkloadNoop, Usage: "what the jobs do: noop (nothing, no log line) or echo (one log line each)"},
 				&cli.DurationFlag{Name: "raw-duration", Value: 3 * time.Second, Usage: "length of the raw ZooKeeper phase"},
 			},
 			Action: func(c *cli.Context) error {
@@ -59,13 +62,20 @@ func benchCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
+				if w := c.String("workload"); w != bench.WorkloadNoop && w != bench.WorkloadEcho {
+					return usagef("--workload %q: use %s or %s", w, bench.WorkloadNoop, bench.WorkloadEcho)
+				}
 				self, err := os.Executable()
 				if err != nil {
 					return err
 				}
+				if b := c.String("executor-binary"); b != "" {
+					self = b
+				}
 				res, err := bench.Executors(c.Context, bench.ExecutorOptions{
 					ZK: cfg, Binary: self, Counts: c.IntSlice("executors"), Jobs: c.Int("jobs"),
 					Threads: c.Int("threads"), Probes: c.Int("probes"), RawDuration: c.Duration("raw-duration"),
+					Workload: c.String("workload"),
 				})
 				if err != nil {
 					return err

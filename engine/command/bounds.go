@@ -22,13 +22,15 @@ var intBounds = map[string][2]int{
 	"priority":        {queue.MinPriority, queue.MaxPriority},
 	"max-backlog":     {0, 10_000_000},
 	"limit":           {0, 1_000_000},
-	"log-max-size":    {1, 10 << 10}, // MB
+	"count":           {1, jobs.MaxCreateLike}, // job add
+	"log-max-size":    {1, 10 << 10},           // MB
 	"log-max-backups": {0, 1000},
 	// bench
 	"jobs":        {1, 10_000_000},
 	"depth":       {0, 1_000_000},
 	"workers":     {1, 4096},
 	"connections": {1, 256},
+	"batch":       {1, 256},
 	"probes":      {1, 1_000_000},
 	// scheduling and capacity
 	"impact":          {0, 1_000_000},

@@ -38,7 +38,7 @@ func envs(names ...string) []string { return names }
 // globalFlags is the one definition of the global flags. Each call returns
 // new flag values: urfave/cli keeps state in them.
 func globalFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "zk-hosts", Value: zkconn.DefaultHosts, EnvVars: envs("JOBENGINE_ZK_HOSTS"), Usage: "ZooKeeper hosts, comma-separated host:port"},
 		&cli.StringFlag{Name: "zk-root", Value: "/", EnvVars: envs("JOBENGINE_ZK_ROOT"), Usage: "path prefix of every znode the engine uses"},
 		&cli.DurationFlag{Name: "zk-session-timeout", Value: zkconn.DefaultSessionTimeout, EnvVars: envs("JOBENGINE_ZK_SESSION_TIMEOUT"), Usage: "ZooKeeper session timeout"},
@@ -62,7 +62,7 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "log-file", EnvVars: envs("JOBENGINE_LOG_FILE"), Usage: "log to this file, rotated (default: stderr)"},
 		&cli.IntFlag{Name: "log-max-size", Value: 10, EnvVars: envs("JOBENGINE_LOG_MAX_SIZE"), Usage: "rotate the log file at this size, in MB"},
 		&cli.IntFlag{Name: "log-max-backups", Value: 5, EnvVars: envs("JOBENGINE_LOG_MAX_BACKUPS"), Usage: "rotated log files to keep"},
-	}
+	}, apiFlags()...)
 }
 
 // globalEnv maps each global flag's name to its environment variable, for
@@ -187,6 +187,9 @@ func envName(words ...string) string {
 func withGlobals(action cli.ActionFunc) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		if err := resolveGlobals(c); err != nil {
+			return err
+		}
+		if done, err := apiDispatch(c); done {
 			return err
 		}
 		return action(c)
@@ -345,9 +348,10 @@ func unknownFlag(command, name string) error {
 // before it) are refused here. Its --zk-hosts, --threads, --name,
 // --es-hosts and --es-hosts-list are flags of jobengine too.
 const (
-	whyCIMI  = "a flag of the reference engine's CIMI/Nuvla API client; jobengine keeps jobs in ZooKeeper and has no API to log in to: remove it (and the other API flags) from the command line or DAEMON_ARGS"
-	whyLogin = "the reference engine's CIMI/Nuvla API login; jobengine has no API to log in to: remove it from the command line or DAEMON_ARGS " +
-		"(Elasticsearch credentials: --es-username and --es-password-file or --es-api-key-file)"
+	whyCIMI = "a flag of the reference engine's CIMI/Nuvla API client; jobengine keeps jobs in ZooKeeper: remove it (and the other API flags) from the command line or DAEMON_ARGS " +
+		"(jobengine's own API: --api URL with a token from `jobengine login`)"
+	whyLogin = "the reference engine's CIMI/Nuvla API login: remove it from the command line or DAEMON_ARGS " +
+		"(jobengine's own API: `jobengine login` then --api URL; Elasticsearch credentials: --es-username and --es-password-file or --es-api-key-file)"
 	whyStatsD = "jobengine has no StatsD client; the executor serves Prometheus metrics with --metrics-listen ADDR instead"
 )
 

@@ -21,7 +21,7 @@ import (
 func jobAddCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "add",
-		Usage:     "create a job and print its id",
+		Usage:     "create a job (or --count of them) and print its id",
 		ArgsUsage: "ACTION",
 		Description: "Creates a QUEUED job and its queue entry in one ZooKeeper transaction and prints the job id,\n" +
 			"alone on its line, so scripts can capture it: id=$(jobengine job add my_action).\n" +
@@ -29,7 +29,9 @@ func jobAddCommand() *cli.Command {
 			"the scheduler of `jobengine controller` queues it on an executor of its groups once nothing blocks it\n" +
 			"and the executor has room (see `job show` for why it waits).\n" +
 			"--fanout runs the job once on every live, enabled executor of --group (default: default), through\n" +
-			"their direct queues, and prints the id of a parent job that ends when every child has.",
+			"their direct queues, and prints the id of a parent job that ends when every child has.\n" +
+			"--count N creates N jobs alike, hundreds per transaction with several transactions in flight, and\n" +
+			"prints their ids one per line; it checks the input and the backlog cap before writing anything.",
 		Flags: withEnv("job add",
 			&cli.StringFlag{Name: "target", Usage: "href of the target resource"},
 			&cli.IntFlag{Name: "priority", Value: queue.DefaultPriority, Usage: "0–999, lower runs first"},
@@ -42,6 +44,7 @@ func jobAddCommand() *cli.Command {
 			&cli.IntFlag{Name: "impact", Usage: "the capacity the job takes on its executor (default 1)"},
 			&cli.StringSliceFlag{Name: "depends-on", Usage: "a job (job/<uuid>) that must succeed first; repeat for more"},
 			&cli.BoolFlag{Name: "fanout", Usage: "run the job on every live, enabled executor of --group, under a parent job"},
+			&cli.IntFlag{Name: "count", Value: 1, Usage: fmt.Sprintf("create this many jobs alike (1–%d), many per transaction; their ids are printed one per line", jobs.MaxCreateLike)},
 			&cli.StringSliceFlag{Name: "notify-started", Usage: "notification template to notify when the job starts; repeat for more"},
 			&cli.StringSliceFlag{Name: "notify-success", Usage: "notification template to notify when the job succeeds; repeat for more"},
 			&cli.StringSliceFlag{Name: "notify-failure", Usage: "notification template to notify when the job fails or is canceled; repeat for more"},
@@ -96,6 +99,10 @@ func jobAddCommand() *cli.Command {
 			if err := checkNewJob(n); err != nil {
 				return err
 			}
+			count := c.Int("count")
+			if err := checkCount(count, n, fanout, c.Bool("json")); err != nil {
+				return err
+			}
 			cl, err := openClient(c)
 			if err != nil {
 				return err
@@ -110,6 +117,9 @@ func jobAddCommand() *cli.Command {
 				} else if err != nil {
 					return cl.fail(err, d)
 				}
+			}
+			if count > 1 {
+				return addLike(cl, c.App.Writer, n, count)
 			}
 			var j *jobs.Job
 			if fanout {

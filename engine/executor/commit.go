@@ -58,10 +58,17 @@ var errRefused = errors.New("ZooKeeper closed the connection on each attempt of 
 func (e *Executor) commit(log *zap.Logger, h jobs.Hold, c *jobs.Change, what string) error {
 	bo := backoff.New(200*time.Millisecond, e.cfg.MaxBackoff)
 	drops := 0
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
-		err := c.Commit(ctx, h)
-		cancel()
+	for tries := 0; ; tries++ {
+		var err error
+		if tries == 0 && c.Size() <= maxBatchedChange {
+			// The first try shares a transaction with other workers'
+			// writes (batch.go); retries go alone.
+			err = e.committer.commit(h, c)
+		} else {
+			ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
+			err = c.Commit(ctx, h)
+			cancel()
+		}
 		if err == nil || !zkconn.Transient(err) {
 			return err
 		}

@@ -132,6 +132,16 @@ type Executor struct {
 	// a job started or ended.
 	kick chan struct{}
 
+	// ready has a token for each worker waiting for an entry; work hands
+	// the entries taken for them out (batch.go).
+	ready     chan struct{}
+	work      chan taken
+	committer *committer
+	// finishing bounds the outcomes being written after their worker
+	// moved on; finishes counts them for Shutdown.
+	finishing chan struct{}
+	finishes  sync.WaitGroup
+
 	wg       sync.WaitGroup // workers
 	bg       sync.WaitGroup // heartbeat, cancel watcher, session watcher
 	bgCancel context.CancelFunc
@@ -240,8 +250,13 @@ func Start(ctx context.Context, conn *zkconn.Conn, cfg Config) (*Executor, error
 	go e.heartbeatLoop(bgCtx)
 	go e.cancelWatchLoop(bgCtx)
 	go e.sessionLoop(bgCtx)
+	e.ready = make(chan struct{}, cfg.Threads)
+	e.work = make(chan taken, cfg.Threads)
+	e.committer = newCommitter(e)
+	e.finishing = make(chan struct{}, maxFinishing*cfg.Threads)
+	e.startTakers()
+	e.wg.Add(cfg.Threads)
 	for i := 0; i < cfg.Threads; i++ {
-		e.wg.Add(1)
 		go e.worker(i)
 	}
 	e.log.Info("executor started", zap.Int("threads", cfg.Threads), zap.Strings("actions", cfg.Registry.Names()),
@@ -295,6 +310,8 @@ func (e *Executor) Shutdown(ctx context.Context) {
 		}
 		e.stopJobs(errShutdown)
 		<-idle
+		e.finishes.Wait()
+		e.committer.close()
 		e.consumer.Close()
 		e.direct.Close()
 		e.bgCancel()
@@ -315,20 +332,18 @@ func (e *Executor) Stop() {
 	e.Shutdown(ctx)
 }
 
+// worker runs the jobs of the entries takeLoop hands it, one at a time,
+// until the executor stops taking.
 func (e *Executor) worker(id int) {
 	defer e.wg.Done()
 	bo := backoff.New(100*time.Millisecond, e.cfg.MaxBackoff)
-	for e.takeCtx.Err() == nil {
-		it, from, err := queue.TakeAny(e.takeCtx, e.direct, e.consumer)
-		if err != nil {
-			if e.takeCtx.Err() != nil {
-				return
-			}
-			e.log.Warn("taking a job failed; backing off", zap.Error(err))
-			bo.Wait(e.takeCtx)
-			continue
+	for {
+		e.ready <- struct{}{} // never blocks: one token per worker at most
+		t, ok := <-e.work
+		if !ok {
+			return
 		}
-		if e.handle(id, from, it) {
+		if e.handle(id, t.from, t.it) {
 			bo.Reset()
 		} else {
 			bo.Wait(e.takeCtx)
@@ -556,7 +571,9 @@ func (e *Executor) execute(log *zap.Logger, worker int, h jobs.Hold, j *jobs.Job
 			}
 		}
 	}
-	e.finish(log, h, j, ver, out)
+	// The worker does not wait for the outcome to be written: it takes
+	// its next job while the outcome goes out with others (finishLater).
+	e.finishLater(log, h, j, ver, out)
 }
 
 // panicError is a panic of an action, with its stack for the log.

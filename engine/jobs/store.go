@@ -294,6 +294,12 @@ func (s *Store) CreateMany(ctx context.Context, ns []NewJob) ([]*Job, error) {
 // operation succeeds too. A failing extra operation is reported as a
 // *zkconn.OpError indexed among the extra operations.
 func (s *Store) CreateFenced(ctx context.Context, ns []NewJob, extra ...interface{}) ([]*Job, error) {
+	return s.createFenced(ctx, ns, true, extra...)
+}
+
+// createFenced is CreateFenced; resolve says whether the notifications
+// attached to each job are still to be resolved.
+func (s *Store) createFenced(ctx context.Context, ns []NewJob, resolve bool, extra ...interface{}) ([]*Job, error) {
 	if len(ns) == 0 {
 		return nil, nil
 	}
@@ -312,9 +318,10 @@ func (s *Store) CreateFenced(ctx context.Context, ns []NewJob, extra ...interfac
 	if n+len(ns) > s.cfg.MaxBacklog {
 		return nil, fmt.Errorf("%w: %d jobs queued or running, the cap is %d (raise --max-backlog or wait for executors to catch up)", ErrBacklogFull, n, s.cfg.MaxBacklog)
 	}
-	ns, err = s.resolveNotifications(ctx, ns)
-	if err != nil {
-		return nil, err
+	if resolve {
+		if ns, err = s.resolveNotifications(ctx, ns); err != nil {
+			return nil, err
+		}
 	}
 	var ops []interface{}
 	out := make([]*Job, 0, len(ns))

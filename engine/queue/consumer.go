@@ -194,6 +194,16 @@ func TakeAny(ctx context.Context, cs ...*Consumer) (*Item, *Consumer, error) {
 // nextAny hands out the next candidate of the first of cs that has one,
 // waiting for their listings when none has.
 func nextAny(ctx context.Context, cs []*Consumer) (*Consumer, string, error) {
+	c, names, err := nextAnyN(ctx, cs, 1)
+	if err != nil {
+		return nil, "", err
+	}
+	return c, names[0], nil
+}
+
+// nextAnyN hands out up to max candidates, in queue order, of the first of
+// cs that has one, waiting for their listings when none has.
+func nextAnyN(ctx context.Context, cs []*Consumer, max int) (*Consumer, []string, error) {
 	chans := make([]reflect.SelectCase, 0, len(cs)+1)
 	for {
 		chans = chans[:0]
@@ -210,15 +220,18 @@ func nextAny(ctx context.Context, cs []*Consumer) (*Consumer, string, error) {
 			if c.closed {
 				c.mu.Unlock()
 				unwait()
-				return nil, "", ErrClosed
+				return nil, nil, ErrClosed
 			}
 			if len(c.avail) > 0 {
-				name := c.avail[0]
-				c.avail = c.avail[1:]
-				c.inflight[name] = true
+				n := min(max, len(c.avail))
+				names := slices.Clone(c.avail[:n])
+				c.avail = c.avail[n:]
+				for _, name := range names {
+					c.inflight[name] = true
+				}
 				c.mu.Unlock()
 				unwait()
-				return c, name, nil
+				return c, names, nil
 			}
 			// The channel is taken under the same lock as the check, so
 			// a listing that comes after the check closes it.
@@ -241,9 +254,9 @@ func nextAny(ctx context.Context, cs []*Consumer) (*Consumer, string, error) {
 				c.mu.Unlock()
 			}
 			if last != nil {
-				return nil, "", fmt.Errorf("queue: take: %w (last error: %v)", ctx.Err(), last)
+				return nil, nil, fmt.Errorf("queue: take: %w (last error: %v)", ctx.Err(), last)
 			}
-			return nil, "", fmt.Errorf("queue: take: %w", ctx.Err())
+			return nil, nil, fmt.Errorf("queue: take: %w", ctx.Err())
 		}
 	}
 }
@@ -394,6 +407,9 @@ func (c *Consumer) tryTake(ctx context.Context, name string) (*Item, error) {
 			c.stats.Contended++
 			c.mu.Unlock()
 			return nil, nil
+		}
+		if zkconn.Transient(opErr) {
+			c.reclaim(owner, taker, []string{name})
 		}
 		return nil, opErr
 	}

@@ -475,7 +475,17 @@ func TestKazooMixedConsumersTakeEachEntryOnce(t *testing.T) {
 				}
 				for wctx.Err() == nil {
 					tctx, cancel := context.WithTimeout(wctx, 300*time.Millisecond)
-					it, err := c.Take(tctx)
+					var its []*Item
+					var err error
+					if ci == 1 {
+						// go-1 takes and consumes in batches.
+						its, _, err = TakeMany(tctx, 4, c)
+					} else {
+						var it *Item
+						if it, err = c.Take(tctx); err == nil {
+							its = []*Item{it}
+						}
+					}
 					cancel()
 					if wctx.Err() != nil {
 						return
@@ -491,9 +501,13 @@ func TestKazooMixedConsumersTakeEachEntryOnce(t *testing.T) {
 						t.Errorf("%s: take: %v", who, err)
 						return
 					}
-					record(who, string(it.Data))
-					if err := c.Consume(ctx, it); err != nil {
-						t.Errorf("%s: consume %s: %v", who, it.Data, err)
+					var parts []Part
+					for _, it := range its {
+						record(who, string(it.Data))
+						parts = append(parts, Part{Item: it, End: Consume})
+					}
+					if err := c.ApplyMany(ctx, parts); err != nil {
+						t.Errorf("%s: consume %d entries: %v", who, len(parts), err)
 					}
 				}
 			}()

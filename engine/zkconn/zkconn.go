@@ -390,7 +390,10 @@ func Transient(err error) bool {
 	return errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, zk.ErrNoServer) ||
 		errors.Is(err, zk.ErrSessionExpired) || errors.Is(err, zk.ErrSessionMoved) ||
 		errors.Is(err, zk.ErrClosing) || errors.Is(err, ErrUnavailable) ||
-		errors.Is(err, zk.ErrUnknown) || errors.Is(err, context.DeadlineExceeded)
+		errors.Is(err, zk.ErrUnknown) || errors.Is(err, context.DeadlineExceeded) ||
+		// A request written as its connection broke gets the socket's
+		// error from go-zookeeper, not ErrConnectionClosed.
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // MultiError returns the index and error of the operation that made a multi
