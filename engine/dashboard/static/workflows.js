@@ -87,18 +87,21 @@ function workflowGraph(nodes) {
       h('span', { class: 'key edge-failure' }, '- - on failure'), ' ', h('span', { class: 'key edge-always' }, '··· always')));
 }
 
-// nodeTable lists the nodes; actions(n) may add a button per node.
+// nodeTable lists the nodes (with their status and job when they are a
+// workflow job's); actions(n) may add a button per node.
 function nodeTable(nodes, actions) {
-  const t = h('table', { id: 'nodes' }, h('thead', {}, h('tr', {}, h('th', {}, 'Node'), h('th', {}, 'Runs'), h('th', {}, 'Status'),
-    h('th', {}, 'Job'), h('th', { class: 'wide' }, 'Then'), actions ? h('th', {}, '') : null)), h('tbody'));
+  const ran = nodes.some(n => n.status);
+  const t = h('table', { id: 'nodes' }, h('thead', {}, h('tr', {}, h('th', {}, 'Node'), h('th', {}, 'Runs'),
+    ran ? h('th', {}, 'Status') : null, ran ? h('th', {}, 'Job') : null, h('th', { class: 'wide' }, 'Then'),
+    actions ? h('th', {}, '') : null)), h('tbody'));
   for (const n of nodes) {
     const then = EDGE_KINDS.filter(k => (n[k] || []).length).map(k => k + ': ' + n[k].join(', ')).join('; ');
     t.tBodies[0].append(h('tr', { 'data-node': n.id, 'data-status': n.status || '' },
       h('td', {}, n.id),
       h('td', {}, n.template ? h('a', { href: '#/templates/' + encodeURIComponent(n.template) }, n.template)
         : h('a', { href: '#/workflows/' + encodeURIComponent(n.workflow) }, 'workflow ' + n.workflow)),
-      h('td', {}, n.status || ''),
-      h('td', {}, n.state ? [stateBadge(n.state), ' ', h('a', { href: '#/jobs/' + uuidOf(n.job) }, uuidOf(n.job).slice(0, 8))] : ''),
+      ran ? h('td', {}, n.status) : null,
+      ran ? h('td', {}, n.state ? [stateBadge(n.state), ' ', h('a', { href: '#/jobs/' + uuidOf(n.job) }, uuidOf(n.job).slice(0, 8))] : '') : null,
       h('td', { class: 'wide' }, then),
       actions ? h('td', {}, actions(n)) : null));
   }
