@@ -16,8 +16,8 @@ func (r *Report) Summary() string {
 	c := r.Config
 	fmt.Fprintf(&b, "fault run: seed %d, %d executors × %d threads, session timeout %s, workload %s, took %s\n",
 		r.Seed, c.Executors, c.Threads, c.SessionTimeout, c.Duration, r.Elapsed)
-	fmt.Fprintf(&b, "jobs:      %d submitted (%d workload, %d probes, %d by the distributor, %d workflow and node jobs); placed by the scheduler: %d; final: %s; left unfinished: %d\n",
-		r.Jobs.Submitted, r.Jobs.Workload, r.Jobs.Probes, r.Jobs.Distributor, r.Jobs.Workflow, r.Jobs.Placed, counts(r.Jobs.Final), len(r.Jobs.NotFinal))
+	fmt.Fprintf(&b, "jobs:      %d submitted (%d workload, %d probes, %d by the distributor, %d workflow and node jobs, %d sliced containers and slices); placed by the scheduler: %d; final: %s; left unfinished: %d\n",
+		r.Jobs.Submitted, r.Jobs.Workload, r.Jobs.Probes, r.Jobs.Distributor, r.Jobs.Workflow, r.Jobs.Sliced, r.Jobs.Placed, counts(r.Jobs.Final), len(r.Jobs.NotFinal))
 	fmt.Fprintf(&b, "runs:      %d; reruns: %d on %d jobs, highest attempt %d; killed mid-run: %d; stopped on session loss: %d\n",
 		r.Runs.Total, r.Runs.Reruns, r.Runs.JobsRerun, r.Runs.MaxAttempt, r.Runs.Unfinished, r.Runs.Canceled)
 	allowed := 0
