@@ -183,13 +183,19 @@ type Overlap struct {
 
 // JobCounts sums up the jobs.
 type JobCounts struct {
-	Submitted   int            `json:"submitted"`
-	Workload    int            `json:"workload"`
-	Probes      int            `json:"probes"`
-	Distributor int            `json:"distributor"`
-	Workflow    int            `json:"workflow"`
-	Sliced      int            `json:"sliced"`
-	Final       map[string]int `json:"final"`
+	Submitted   int `json:"submitted"`
+	Workload    int `json:"workload"`
+	Probes      int `json:"probes"`
+	Distributor int `json:"distributor"`
+	Workflow    int `json:"workflow"`
+	Sliced      int `json:"sliced"`
+	// Containers counts the sliced containers by final state;
+	// SliceEndSpreads is, per container whose slices all succeeded, how
+	// far apart their completed runs ended (how close to "the same
+	// moment" the container's writers came).
+	Containers      map[string]int `json:"containers,omitempty"`
+	SliceEndSpreads []Millis       `json:"slice_end_spreads_ms,omitempty"`
+	Final           map[string]int `json:"final"`
 	// Placed counts the jobs the scheduler placed on an executor's
 	// direct queue (their instance group is set).
 	Placed int `json:"placed"`
@@ -290,7 +296,7 @@ func Check(in Input) *Report {
 
 	checkJobs(r, in, docs, runsByJob)
 	checkWorkflows(r, in, docs)
-	checkSliced(r, in, docs)
+	checkSliced(r, in, docs, runsByJob)
 	checkRuns(r, in, procs, runsByJob, s)
 	checkTicks(r, in)
 	checkHistory(r, in)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jobengine/jobengine/engine/jobs"
 )
@@ -40,6 +41,16 @@ func TestCheckSliced(t *testing.T) {
 	r := Check(slicedInput(S, S, S, S))
 	if !r.OK() || r.Jobs.Sliced != 4 || r.Jobs.Submitted != 6 {
 		t.Fatalf("a clean sliced job: %d sliced jobs counted of %d, violations:\n%s", r.Jobs.Sliced, r.Jobs.Submitted, violations(r))
+	}
+	// The slices' runs ended 30ms apart: measured, and in the summary.
+	spread := slicedInput(S, S, S, S)
+	spread.Runs[len(spread.Runs)-1].End = ns(1030)
+	r = Check(spread)
+	if !r.OK() || r.Jobs.Containers["SUCCESS"] != 1 || len(r.Jobs.SliceEndSpreads) != 1 || r.Jobs.SliceEndSpreads[0] != Millis(30*time.Millisecond) {
+		t.Fatalf("containers %v, spreads %v, violations:\n%s", r.Jobs.Containers, r.Jobs.SliceEndSpreads, violations(r))
+	}
+	if !strings.Contains(r.Summary(), "containers final: SUCCESS 1; their slices' runs ended within (min / median / max): 30ms / 30ms / 30ms") {
+		t.Fatalf("summary:\n%s", r.Summary())
 	}
 	// Agreeing mixes: no violation.
 	for _, tc := range []struct {

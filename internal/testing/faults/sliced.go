@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/jobengine/jobengine/engine/inventory"
@@ -117,7 +118,7 @@ func wantContainer(cancelRequested bool, slices []*jobs.Job) jobs.State {
 // with SlicedCount slices, each a final job that names the container and
 // its place in it, and the container is final in the state its slices
 // imply.
-func checkSliced(r *Report, in Input, docs map[string]*jobs.Job) {
+func checkSliced(r *Report, in Input, docs map[string]*jobs.Job, runsByJob map[string][]Run) {
 	for id, sub := range in.Submitted {
 		if sub.Source != SourceSliced {
 			continue
@@ -158,5 +159,38 @@ func checkSliced(r *Report, in Input, docs map[string]*jobs.Job) {
 		if want := wantContainer(c.CancelRequested, slices); c.State != want {
 			r.violate("sliced job %s ended %s (%s), but its slices imply %s", id, c.State, c.StatusMessage, want)
 		}
+		if r.Jobs.Containers == nil {
+			r.Jobs.Containers = map[string]int{}
+		}
+		r.Jobs.Containers[string(c.State)]++
+		if spread, ok := endSpread(slices, runsByJob); ok {
+			r.Jobs.SliceEndSpreads = append(r.Jobs.SliceEndSpreads, spread)
+		}
 	}
+	sort.Slice(r.Jobs.SliceEndSpreads, func(i, k int) bool { return r.Jobs.SliceEndSpreads[i] < r.Jobs.SliceEndSpreads[k] })
+}
+
+// endSpread is how far apart the completed runs that made slices SUCCESS
+// ended; false unless every slice succeeded with such a run.
+func endSpread(slices []*jobs.Job, runsByJob map[string][]Run) (Millis, bool) {
+	var first, last int64
+	for _, s := range slices {
+		if s == nil || s.State != jobs.Success {
+			return 0, false
+		}
+		var end int64
+		for _, run := range runsByJob[s.ID] {
+			if run.Attempt == s.Attempt && run.Outcome == OutcomeDone {
+				end = run.End
+			}
+		}
+		if end == 0 {
+			return 0, false
+		}
+		if first == 0 || end < first {
+			first = end
+		}
+		last = max(last, end)
+	}
+	return Millis(time.Duration(last - first)), len(slices) > 0
 }
