@@ -39,7 +39,7 @@ dev: deps
 
 # Everything CI runs: the checks of lint; unit, integration (real
 # ZooKeeper, real processes), end-to-end and interoperability tests; then
-# the default fault-injection suite (docs/faults.md, about 2 minutes),
+# the default fault-injection suite (docs/faults.md, about 3 minutes),
 # which prints its seed first. A seed that fails is a bug report: replay it
 # with make test-faults FAULTS_ARGS='-faults.seed=N'.
 test: deps build plugins lint
@@ -52,7 +52,7 @@ test-unit: deps
 	$(GO) test -count=1 -short -timeout 10m $(PKGS)
 	cd $(SDK) && $(GO) test -count=1 -short -timeout 10m ./...
 
-# The fault-injection suite (docs/faults.md): about 2 minutes by default.
+# The fault-injection suite (docs/faults.md): about 3 minutes by default.
 # FAULTS_ARGS passes flags to it, e.g. FAULTS_ARGS='-faults.seed=1' to replay
 # a schedule, or the release size:
 # FAULTS_ARGS='-faults.jobs=5000 -faults.executors=5 -faults.duration=10m -faults.faults=30'

@@ -193,9 +193,9 @@ func (s *Server) jobEvents(rq *request) error {
 			out.HistoryError = "no Elasticsearch history is configured: job events are indexed only with one (follow the job to see its changes live)"
 			return rq.reply(http.StatusOK, out)
 		}
-		var after time.Time
+		var after index.EventCursor
 		for len(out.Items) < index.MaxLimit {
-			evs, err := s.cfg.Index.JobEvents(rq.ctx, j.ID, after, 1000)
+			evs, next, err := s.cfg.Index.JobEventsPage(rq.ctx, j.ID, after, 1000)
 			if err != nil {
 				out.HistoryError = err.Error()
 				break
@@ -204,7 +204,7 @@ func (s *Server) jobEvents(rq *request) error {
 			if len(evs) < 1000 {
 				break
 			}
-			after = evs[len(evs)-1].Time
+			after = next
 		}
 		return rq.reply(http.StatusOK, out)
 	}

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/go-zookeeper/zk"
 	"github.com/urfave/cli/v2"
 
+	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/queue"
 	"github.com/jobengine/jobengine/engine/zkconn"
@@ -32,6 +34,10 @@ type queueStatsView struct {
 	Invalid int `json:"invalid"`
 	// Quarantined counts the quarantine records.
 	Quarantined int `json:"quarantined"`
+	// Outbox counts the job versions waiting to be indexed into
+	// Elasticsearch and those refused for good; an outbox whose oldest
+	// entry keeps ageing is stuck.
+	Outbox index.OutboxStats `json:"outbox"`
 }
 
 func queueStatsCommand() *cli.Command {
@@ -41,8 +47,10 @@ func queueStatsCommand() *cli.Command {
 		Description: "entries: queued entries, taken or not; taken: held by an executor; available: could be taken\n" +
 			"now; orphans: taken nodes whose entry is gone (they vanish with their session); then the\n" +
 			"entries per priority and the live job documents per state; then the documents that fail\n" +
-			"validation and the quarantined objects (see `queue inspect --quarantined`). The queue and the\n" +
-			"documents are read one after the other, not as one snapshot.",
+			"validation and the quarantined objects (see `queue inspect --quarantined`); then the index\n" +
+			"outbox: job versions waiting for Elasticsearch, the oldest's time, and those refused for good\n" +
+			"(under /index/failed, each with why). The queue and the documents are read one after the\n" +
+			"other, not as one snapshot.",
 		Flags: withEnv("queue stats", &cli.BoolFlag{Name: "json", Usage: "print a JSON object"}),
 		Action: func(c *cli.Context) error {
 			if _, err := parseArgs(c); err != nil {
@@ -68,6 +76,9 @@ func queueStatsCommand() *cli.Command {
 			if v.Quarantined, err = cl.store.QuarantineCount(cl.ctx); err != nil {
 				return cl.fail(err, "")
 			}
+			if v.Outbox, err = index.Stats(cl.ctx, cl.conn); err != nil {
+				return cl.fail(err, "")
+			}
 			if c.Bool("json") {
 				return writeJSON(c.App.Writer, v)
 			}
@@ -87,6 +98,11 @@ func queueStatsCommand() *cli.Command {
 				fmt.Fprintf(tw, "%s\t%d\n", s, v.Jobs[s])
 			}
 			fmt.Fprintf(tw, "\ninvalid documents\t%d\nquarantined\t%d\n", v.Invalid, v.Quarantined)
+			oldest := "-"
+			if !v.Outbox.Oldest.IsZero() {
+				oldest = v.Outbox.Oldest.Format(time.RFC3339) + " (" + time.Since(v.Outbox.Oldest).Truncate(time.Second).String() + " ago)"
+			}
+			fmt.Fprintf(tw, "\noutbox entries\t%d\noutbox oldest\t%s\noutbox failed\t%d\n", v.Outbox.Entries, oldest, v.Outbox.Failed)
 			return tw.Flush()
 		},
 	}

@@ -37,7 +37,7 @@ func TestQueueStatsInspectRestore(t *testing.T) {
 		t.Fatalf("queue stats --json: %+v", st)
 	}
 	text := e.ok("queue", "stats")
-	for _, want := range []string{"entries", "taken", "available", "orphans", "PRIORITY", "005", "500", "STATE", "QUEUED", "RUNNING"} {
+	for _, want := range []string{"entries", "taken", "available", "orphans", "PRIORITY", "005", "500", "STATE", "QUEUED", "RUNNING", "outbox entries", "outbox failed"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("queue stats text lacks %q:\n%s", want, text)
 		}

@@ -266,6 +266,9 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 	metrics := executor.NewMetrics()
 	metrics.Registry.MustRegister(d.host.Collector())
 	metrics.Registry.MustRegister(zkCollectors(conn)...)
+	if es != nil {
+		metrics.Registry.MustRegister(index.OutboxCollector(conn))
+	}
 	xcfg := executor.Config{
 		Name: cfg.Name, Threads: cfg.Threads, Registry: reg, ActionTimeouts: cfg.ActionTimeouts,
 		ShutdownGrace: cfg.ShutdownGrace, Store: store, Metrics: metrics, Logger: log,

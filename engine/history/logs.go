@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/go-zookeeper/zk"
 
@@ -114,10 +113,10 @@ func (r *Reader) Logs(ctx context.Context, id string, follow bool, emit func(Log
 // as log lines: log events as written, the others described.
 func (r *Reader) events(ctx context.Context, id string) ([]jobs.LogLine, error) {
 	var out []jobs.LogLine
-	var after time.Time
+	var after index.EventCursor
 	for {
 		qctx, cancel := context.WithTimeout(ctx, r.timeout)
-		evs, err := r.es.JobEvents(qctx, id, after, r.window)
+		evs, next, err := r.es.JobEventsPage(qctx, id, after, r.window)
 		cancel()
 		if err != nil {
 			return out, err
@@ -131,7 +130,7 @@ func (r *Reader) events(ctx context.Context, id string) ([]jobs.LogLine, error) 
 		if len(evs) < r.window {
 			return out, nil
 		}
-		after = evs[len(evs)-1].Time
+		after = next
 	}
 }
 
@@ -139,7 +138,7 @@ func (r *Reader) events(ctx context.Context, id string) ([]jobs.LogLine, error) 
 // written, the others described ("state RUNNING (executor x, attempt 1)",
 // "progress 40%", "status: …").
 func EventLine(ev index.Event) jobs.LogLine {
-	l := jobs.LogLine{Time: ev.Time, Level: ev.Level, Message: ev.Message, Fields: ev.Fields}
+	l := jobs.LogLine{ID: ev.Line, Time: ev.Time, Level: ev.Level, Message: ev.Message, Fields: ev.Fields}
 	if l.Level == "" {
 		l.Level = "info"
 	}
@@ -187,25 +186,39 @@ func newLines(prev, cur []jobs.LogLine) []jobs.LogLine {
 }
 
 func sameLine(a, b jobs.LogLine) bool {
+	if a.ID != "" || b.ID != "" {
+		return a.ID == b.ID
+	}
 	return a.Time.Equal(b.Time) && a.Level == b.Level && a.Message == b.Message
 }
 
 // mergeLines joins the indexed log with the ZooKeeper tail, in time order,
-// each line once.
+// each line once. Lines are the same by their identity (LogLine.ID), not
+// by their time: a history may keep a time with less precision, or have
+// been written by a version that stamped lines late. Lines without an
+// identity (written before lines had one) are the same by time, level and
+// message.
 func mergeLines(indexed, tail []jobs.LogLine) []jobs.LogLine {
 	type key struct {
 		t          int64
 		level, msg string
 	}
+	seenID := map[string]bool{}
 	seen := map[key]bool{}
 	var out []jobs.LogLine
-	for _, ls := range [][]jobs.LogLine{indexed, tail} {
+	for _, ls := range [][]jobs.LogLine{tail, indexed} { // ZooKeeper's copy first: it is never behind
 		for _, l := range ls {
 			k := key{l.Time.UnixNano(), l.Level, l.Message}
-			if !seen[k] {
-				seen[k] = true
-				out = append(out, l)
+			if l.ID != "" {
+				if seenID[l.ID] {
+					continue
+				}
+				seenID[l.ID] = true
+			} else if seen[k] {
+				continue
 			}
+			seen[k] = true
+			out = append(out, l)
 		}
 	}
 	sort.SliceStable(out, func(a, b int) bool { return out[a].Time.Before(out[b].Time) })

@@ -31,7 +31,16 @@ type Result struct {
 	// wraps ErrUnavailable (retry later) or ErrRejected (the document
 	// itself is refused) or ErrAuth.
 	Err error
+	// Missing is set when Elasticsearch answered the request with a 2xx
+	// but its answer held no item for this document (a broken node or
+	// proxy): Err wraps ErrUnavailable, and Answer is the start of the
+	// answer, for the record.
+	Missing bool
+	Answer  string
 }
+
+// maxAnswer bounds the part of a bulk answer kept with a Missing result.
+const maxAnswer = 4 << 10
 
 // bulkOp is one document to index (or, with delete, to remove).
 type bulkOp struct {
@@ -105,11 +114,23 @@ func (r *statusRecorder) Perform(req *http.Request) (*http.Response, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.status, r.body = 0, nil
-	if err == nil && res.StatusCode >= 300 {
+	switch {
+	case err != nil:
+	case res.StatusCode >= 300:
 		b, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
 		res.Body.Close()
 		res.Body = io.NopCloser(bytes.NewReader(b))
 		r.status, r.body = res.StatusCode, b
+	default:
+		// The whole answer goes on to the bulk indexer; its start is
+		// kept in case it lacks items.
+		b, rerr := io.ReadAll(res.Body)
+		res.Body.Close()
+		res.Body = io.NopCloser(bytes.NewReader(b))
+		if rerr != nil {
+			return res, rerr
+		}
+		r.status, r.body = res.StatusCode, b[:min(len(b), maxAnswer)]
 	}
 	return res, err
 }
@@ -138,11 +159,35 @@ func (c *Client) bulk(ctx context.Context, ops []bulkOp) ([]Result, error) {
 	var mu sync.Mutex
 	done := make([]bool, len(ops))
 	returned := false
-	set := func(i int, r Result) {
+	// The bulk indexer pairs the answer's items with the documents by
+	// position; an answer that left an item out would pair the rest with
+	// the wrong documents. Items are paired by id instead, in order among
+	// documents that share it, the same index first (an alias answers
+	// with its backing index's name).
+	byID := map[string][]int{}
+	for i, o := range ops {
+		byID[o.id] = append(byID[o.id], i)
+	}
+	set := func(pos int, ri esutil.BulkIndexerResponseItem, r func(i int) Result) {
 		mu.Lock()
 		defer mu.Unlock()
-		if !returned {
-			results[i], done[i] = r, true
+		if returned {
+			return
+		}
+		i := pos
+		if ri.DocumentID != "" {
+			i = -1
+			for _, j := range byID[ri.DocumentID] {
+				if !done[j] && (i < 0 || ops[j].index == ri.Index && ops[i].index != ri.Index) {
+					i = j
+				}
+			}
+			if i < 0 {
+				return // an item for no document of this request
+			}
+		}
+		if !done[i] {
+			results[i], done[i] = r(i), true
 		}
 	}
 	bi, err := esutil.NewBulkIndexer(esutil.BulkIndexerConfig{
@@ -163,14 +208,18 @@ func (c *Client) bulk(ctx context.Context, ops []bulkOp) ([]Result, error) {
 			DocumentID: o.id,
 			Body:       bytes.NewReader(o.body),
 			OnSuccess: func(_ context.Context, _ esutil.BulkIndexerItem, ri esutil.BulkIndexerResponseItem) {
-				set(i, Result{Index: o.index, ID: o.id, Status: ri.Status})
+				set(i, ri, func(j int) Result { return Result{Index: ops[j].index, ID: ops[j].id, Status: ri.Status} })
 			},
 			OnFailure: func(_ context.Context, _ esutil.BulkIndexerItem, ri esutil.BulkIndexerResponseItem, err error) {
-				if o.delete && err == nil && ri.Status == http.StatusNotFound {
-					set(i, Result{Index: o.index, ID: o.id, Status: ri.Status})
-					return
+				if err != nil {
+					ri.DocumentID = "" // the whole request failed: this document's own result
 				}
-				set(i, c.itemResult(o, ri, err, rec))
+				set(i, ri, func(j int) Result {
+					if ops[j].delete && err == nil && ri.Status == http.StatusNotFound {
+						return Result{Index: ops[j].index, ID: ops[j].id, Status: ri.Status}
+					}
+					return c.itemResult(ops[j], ri, err, rec)
+				})
 			},
 		}
 		if o.delete {
@@ -196,10 +245,16 @@ func (c *Client) bulk(ctx context.Context, ops []bulkOp) ([]Result, error) {
 			if err == nil {
 				err = ctx.Err()
 			}
-			if err == nil {
-				err = errors.New("the document was not sent")
+			status, body := rec.last()
+			switch {
+			case err == nil && status >= 200 && status < 300:
+				results[i] = Result{Index: o.index, ID: o.id, Status: status, Missing: true, Answer: string(body),
+					Err: fmt.Errorf("%w: indexing %s/%s: Elasticsearch answered %d without an item for the document", ErrUnavailable, o.index, o.id, status)}
+			case err == nil:
+				results[i] = Result{Index: o.index, ID: o.id, Err: c.transportError("bulk", errors.New("the document was not sent"))}
+			default:
+				results[i] = Result{Index: o.index, ID: o.id, Err: c.transportError("bulk", err)}
 			}
-			results[i] = Result{Index: o.index, ID: o.id, Err: c.transportError("bulk", err)}
 		}
 		if e := results[i].Err; e != nil {
 			failed++

@@ -66,7 +66,10 @@ const DefaultPort = "9200"
 // Config says how to reach Elasticsearch.
 type Config struct {
 	// Hosts are the nodes: full URLs ("https://es1:9200"), "host:port" or
-	// "host" (http and port 9200 are assumed).
+	// "host" (http and port 9200 are assumed). A URL with a path is a
+	// cluster behind a reverse proxy under that prefix ("https://proxy/es",
+	// on the scheme's port unless one is given): every request goes under
+	// it.
 	Hosts []string
 	// Username and Password are for HTTP basic authentication; empty for
 	// none. Credentials in a host URL are used when these are empty.
@@ -167,7 +170,14 @@ func normaliseHost(h string) (string, error) {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return "", fmt.Errorf("%w: Elasticsearch host %q: scheme must be http or https", ErrConfig, h)
 	}
-	if u.Port() == "" {
+	if u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return "", fmt.Errorf("%w: Elasticsearch host %q: give a URL without a query or fragment (e.g. https://proxy/es)", ErrConfig, h)
+	}
+	// A path is the prefix of a cluster behind a reverse proxy
+	// (https://proxy/es): every request goes under it.
+	u.Path, u.RawPath = strings.TrimRight(u.Path, "/"), ""
+	if u.Port() == "" && u.Path == "" {
+		// A proxy listens on its scheme's port; a node on 9200.
 		u.Host = net.JoinHostPort(u.Hostname(), DefaultPort)
 	}
 	return u.String(), nil

@@ -41,6 +41,17 @@ func TestNewChecksConfig(t *testing.T) {
 	if c.Hosts() != "http://es1:9200,http://u@es2:9201" {
 		t.Fatalf("hosts = %q (want the default port added and no password)", c.Hosts())
 	}
+	// A path prefix is kept (a proxy: its scheme's port); a bare "/" is none.
+	c, err = index.New(index.Config{Hosts: []string{"https://proxy/es/", "http://es3/", "http://proxy:8080/a/b"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Hosts() != "https://proxy/es,http://es3:9200,http://proxy:8080/a/b" {
+		t.Fatalf("hosts with paths = %q", c.Hosts())
+	}
+	if _, err := index.New(index.Config{Hosts: []string{"https://proxy/es?x=1"}}, nil); !errors.Is(err, index.ErrConfig) {
+		t.Fatalf("a host with a query: %v", err)
+	}
 	if c.JobsIndex() != "jobengine-jobs" || c.EventsIndex() != "jobengine-job-events" {
 		t.Fatalf("index names: %s %s", c.JobsIndex(), c.EventsIndex())
 	}

@@ -3,7 +3,6 @@ package index
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jobengine/jobengine/engine/jobs"
 )
@@ -29,9 +28,9 @@ func (c *Client) DeleteJobs(ctx context.Context, ids ...string) error {
 			return fmt.Errorf("%w: %v", ErrConfig, err)
 		}
 		ops = append(ops, bulkOp{index: c.JobsIndex(), id: uid, delete: true})
-		var after time.Time
+		var after EventCursor
 		for {
-			evs, err := c.JobEvents(ctx, jid, after, MaxLimit)
+			evs, next, err := c.JobEventsPage(ctx, jid, after, MaxLimit)
 			if err != nil {
 				return err
 			}
@@ -43,7 +42,7 @@ func (c *Client) DeleteJobs(ctx context.Context, ids ...string) error {
 			if len(evs) < MaxLimit {
 				break
 			}
-			after = evs[len(evs)-1].Time
+			after = next
 		}
 	}
 	if _, err := c.bulk(ctx, ops); err != nil {

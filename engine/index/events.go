@@ -43,7 +43,11 @@ type Event struct {
 	// indexing one twice keeps one copy; other events get a random one.
 	ID string `json:"id"`
 	// Job is the job id, "job/<uuid>".
-	Job  string    `json:"job"`
+	Job string `json:"job"`
+	// Line is the identity of the log line this event is in the job's log
+	// (jobs.LogLine.ID), for log lines and action events with a message:
+	// readers show a line kept both in ZooKeeper and here once.
+	Line string    `json:"line,omitempty"`
 	Time time.Time `json:"time"`
 	// Type is one of EventState, EventProgress, EventStatus, EventLog.
 	Type string `json:"type"`
@@ -154,8 +158,9 @@ type SinkStats struct {
 
 // EventSink sends live job events to Elasticsearch in the background. It
 // is best effort: Emit never blocks, memory is bounded, and while
-// Elasticsearch is down the oldest events are dropped (and counted) to make
-// room. State changes do not depend on it: they go through the outbox. It
+// Elasticsearch is down or refuses the index templates the events wait in
+// memory; when that is full the oldest are dropped, counted and logged at
+// Error. State changes do not depend on it: they go through the outbox. It
 // is a jobs.Observer: attach it to a job store (StoreConfig.Observers) and
 // it indexes the log lines and progress reports the store records.
 type EventSink struct {
@@ -163,14 +168,17 @@ type EventSink struct {
 	log  *zap.Logger
 	opts SinkOptions
 
-	mu      sync.Mutex
-	buf     ring
-	closed  bool
-	stats   SinkStats
-	wake    chan struct{}
-	done    chan struct{}
-	stopCtx context.Context
-	stop    context.CancelFunc
+	mu     sync.Mutex
+	buf    ring
+	closed bool
+	stats  SinkStats
+	// dropping is set from the first event dropped for a full buffer
+	// until a batch goes through: one log line per series of drops.
+	dropping bool
+	wake     chan struct{}
+	done     chan struct{}
+	stopCtx  context.Context
+	stop     context.CancelFunc
 }
 
 // NewEventSink starts a sink that sends to c.
@@ -209,9 +217,10 @@ var _ jobs.Observer = (*EventSink)(nil)
 // version's state event from the outbox, which a crash cannot lose.
 func (s *EventSink) OnState(jobs.StateEvent) {}
 
-// OnLog queues a log line, at the time the action logged it.
+// OnLog queues a log line, at the time the action logged it, under the
+// line's identity (so a line sent twice is kept once).
 func (s *EventSink) OnLog(ev jobs.LogEvent) {
-	s.Emit(Event{Job: ev.Job, Time: ev.Line.Time, Type: EventLog, Level: ev.Line.Level, Message: ev.Line.Message, Fields: ev.Line.Fields})
+	s.Emit(Event{ID: ev.Line.ID, Line: ev.Line.ID, Job: ev.Job, Time: ev.Line.Time, Type: EventLog, Level: ev.Line.Level, Message: ev.Line.Message, Fields: ev.Line.Fields})
 }
 
 // The sink indexes actions' structured events with their fields.
@@ -220,7 +229,11 @@ var _ jobs.ActionEventObserver = (*EventSink)(nil)
 // OnActionEvent queues an action's structured event (an Ansible job
 // event), at the time it happened.
 func (s *EventSink) OnActionEvent(ev jobs.ActionEvent) {
-	s.Emit(ActionEvent(ev.Job, ev.Attempt, ev.Event))
+	e := ActionEvent(ev.Job, ev.Attempt, ev.Event)
+	if e.Message != "" {
+		e.Line = ev.Line
+	}
+	s.Emit(e)
 }
 
 // OnProgress queues a progress report, at the time it was written.
@@ -241,11 +254,17 @@ func (s *EventSink) Emit(ev Event) {
 		s.mu.Unlock()
 		return
 	}
+	first := false
 	if s.buf.push(ev) {
 		s.stats.Dropped++
+		first, s.dropping = !s.dropping, true
 	}
 	n := s.buf.len()
 	s.mu.Unlock()
+	if first {
+		s.log.Error("the job event buffer is full while Elasticsearch does not take events; dropping the oldest (counted in the sink's stats)",
+			zap.Int("max_buffered", s.opts.MaxBuffered))
+	}
 	if n == 1 || n >= s.opts.BatchSize {
 		s.signal()
 	}
@@ -350,7 +369,27 @@ func (s *EventSink) send(batch []Event, bo *backoff.Backoff) bool {
 		body, _ := json.Marshal(ev) // an Event always encodes
 		ops[i] = bulkOp{index: s.c.EventsIndex(), id: ev.ID, body: body}
 	}
-	results, err := s.c.bulkReady(s.stopCtx, ops)
+	if err := s.c.ready(s.stopCtx); err != nil {
+		// Nothing was sent: no template, no index with the engine's
+		// mappings. The events wait in memory (bounded, oldest dropped
+		// and counted) until the templates go in; a refusal needs an
+		// operator, an outage only time.
+		s.mu.Lock()
+		s.stats.Dropped += uint64(s.buf.unshift(batch))
+		n := s.buf.len()
+		s.mu.Unlock()
+		switch {
+		case bo.Failures() > 0:
+			s.log.Debug("still cannot install the index templates", zap.Int("events", n), zap.Error(err))
+		case Retryable(err):
+			s.log.Warn("cannot index job events; keeping them in memory and retrying", zap.Int("events", n), zap.Error(err))
+		default:
+			s.log.Error("elasticsearch refused the index templates; job events are kept in memory and sent once they are installed (fix the cause)",
+				zap.Int("events", n), zap.Int("max_buffered", s.opts.MaxBuffered), zap.Error(err))
+		}
+		return bo.Wait(s.stopCtx)
+	}
+	results, err := s.c.bulk(s.stopCtx, ops)
 	var retry []Event
 	var sent, rejected uint64
 	var firstRejected error
@@ -368,12 +407,15 @@ func (s *EventSink) send(batch []Event, bo *backoff.Backoff) bool {
 		}
 	}
 	s.mu.Lock()
+	if sent > 0 {
+		s.dropping = false
+	}
 	s.stats.Sent += sent
 	s.stats.Rejected += rejected
 	s.stats.Dropped += uint64(s.buf.unshift(retry))
 	s.mu.Unlock()
 	if firstRejected != nil {
-		s.log.Warn("elasticsearch refused job events; they are dropped",
+		s.log.Error("elasticsearch refused job events as invalid; they are dropped",
 			zap.Uint64("count", rejected), zap.Error(firstRejected))
 	}
 	if len(retry) == 0 {

@@ -3,11 +3,14 @@ package index_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"reflect"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/jobengine/jobengine/internal/testing/poll"
 
@@ -93,6 +96,10 @@ func TestEventSinkDropsOldestWhileDown(t *testing.T) {
 	if st.Sent != 50 || st.Dropped != 150 {
 		t.Fatalf("stats: %+v", st)
 	}
+	// The drops are not silent: one error line for the series.
+	if n := obs.FilterLevelExact(zap.ErrorLevel).FilterFieldKey("max_buffered").Len(); n != 1 {
+		t.Fatalf("%d error lines about dropped events, want 1", n)
+	}
 }
 
 func TestEventSinkCloseGivesUpWhenDown(t *testing.T) {
@@ -151,7 +158,10 @@ func TestEventSinkObservesAJobStore(t *testing.T) {
 		{Job: j.ID, Time: progress.Updated, Type: index.EventProgress, Level: "info", Message: "halfway", Progress: 40, Executor: "exec-1", Attempt: 1},
 	} {
 		g := got[i]
-		g.ID = ""
+		if want.Type == index.EventLog && (g.Line == "" || g.ID != g.Line) {
+			t.Fatalf("event %d: %+v, want it under the identity of its line", i, g)
+		}
+		g.ID, g.Line = "", ""
 		if !g.Time.Equal(want.Time) {
 			t.Fatalf("event %d at %s, want %s", i, g.Time, want.Time)
 		}
@@ -159,5 +169,40 @@ func TestEventSinkObservesAJobStore(t *testing.T) {
 		if !reflect.DeepEqual(g, want) {
 			t.Fatalf("event %d:\n got %+v\nwant %+v", i, g, want)
 		}
+	}
+}
+
+// Elasticsearch refusing the index templates loses no live event: they
+// wait in memory, an error says why, and they go once the templates do.
+func TestEventSinkKeepsEventsWhileTemplatesAreRefused(t *testing.T) {
+	s := estest.Start(t, estest.Options{})
+	log, obs := logs(t)
+	c := newClient(t, s, log)
+	s.RefuseTemplates(http.StatusBadRequest, "illegal_argument_exception", "composable template [jobengine-jobs] is invalid")
+	sink := index.NewEventSink(c, log, index.SinkOptions{
+		BatchSize: 20, FlushInterval: 10 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+	})
+	j := newJob("deploy", 0)
+	for i := range 50 {
+		sink.Emit(index.Event{ID: fmt.Sprintf("ev-%03d", i), Job: j.ID, Type: index.EventLog, Level: "info", Message: fmt.Sprint("line ", i)})
+	}
+	poll.For(t, 10*time.Second, 10*time.Millisecond, func() error {
+		return errorIf(s.Stats().TemplatesRefused < 3, "templates refused %d times, want a few retries", s.Stats().TemplatesRefused)
+	})
+	if n := obs.FilterLevelExact(zap.ErrorLevel).Len(); n != 1 {
+		t.Fatalf("%d error lines about the refused templates, want one: %v", n, obs.All())
+	}
+	if st := sink.Stats(); st.Dropped != 0 || st.Rejected != 0 || st.Sent != 0 || st.Buffered != 50 {
+		t.Fatalf("events not kept while the templates are refused: %+v", st)
+	}
+	s.AcceptTemplates()
+	poll.For(t, 10*time.Second, 10*time.Millisecond, func() error {
+		return errorIf(s.Count(c.EventsIndex()) != 50, "%d events indexed, want 50", s.Count(c.EventsIndex()))
+	})
+	if err := sink.Close(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if st := sink.Stats(); st.Sent != 50 || st.Dropped != 0 {
+		t.Fatalf("stats: %+v", st)
 	}
 }

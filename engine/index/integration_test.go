@@ -2,8 +2,10 @@ package index_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -128,13 +130,17 @@ func clusterScenario(t *testing.T, rawURL string) {
 	})
 }
 
-// deleteRaw sends DELETE path to the cluster; a missing resource is fine.
+// deleteRaw sends DELETE path to the cluster at rawURL, under the URL's
+// path prefix (a cluster behind a proxy). A resource that is not there is
+// fine, when Elasticsearch says so: any other 404 (a wrong path, a proxy's
+// page) is an error, or the test would leak its indices unnoticed.
 func deleteRaw(rawURL, path string) error {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequest(http.MethodDelete, u.Scheme+"://"+u.Host+path, nil)
+	target := u.Scheme + "://" + u.Host + strings.TrimRight(u.Path, "/") + path
+	req, err := http.NewRequest(http.MethodDelete, target, nil)
 	if err != nil {
 		return err
 	}
@@ -146,9 +152,61 @@ func deleteRaw(rawURL, path string) error {
 	if err != nil {
 		return err
 	}
-	res.Body.Close()
-	if res.StatusCode >= 300 && res.StatusCode != http.StatusNotFound {
-		return fmt.Errorf("DELETE %s: %s", path, res.Status)
+	defer res.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+	if res.StatusCode == http.StatusNotFound {
+		var e struct {
+			Error struct {
+				Type string `json:"type"`
+			} `json:"error"`
+		}
+		_ = json.Unmarshal(body, &e)
+		if res.Header.Get("X-Elastic-Product") == "Elasticsearch" &&
+			(e.Error.Type == "index_not_found_exception" || e.Error.Type == "resource_not_found_exception") {
+			return nil
+		}
+		return fmt.Errorf("DELETE %s: 404 that is not Elasticsearch's (a wrong URL or path prefix?): %.200s", target, body)
+	}
+	if res.StatusCode >= 300 {
+		return fmt.Errorf("DELETE %s: %s: %.200s", target, res.Status, body)
 	}
 	return nil
+}
+
+// A cluster behind a reverse proxy under a path prefix: the client, the
+// templates, the pump and the test's own cleanup all go under it, and the
+// cleanup leaves nothing behind.
+func TestClusterScenarioBehindAPathPrefix(t *testing.T) {
+	s := estest.Start(t, estest.Options{Version: "8.19.0", Username: "elastic", Password: "changeme", PathPrefix: "/es"})
+	t.Cleanup(func() { // runs after the scenario's own cleanup
+		if ix := s.Indices(); len(ix) != 0 {
+			t.Errorf("indices left behind the prefix: %v", ix)
+		}
+		req, _ := http.NewRequest(http.MethodGet, s.URL()+"/_index_template", nil)
+		req.SetBasicAuth("elastic", "changeme")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var tpls struct {
+			IndexTemplates []struct {
+				Name string `json:"name"`
+			} `json:"index_templates"`
+		}
+		if err := json.NewDecoder(res.Body).Decode(&tpls); err != nil || len(tpls.IndexTemplates) != 0 {
+			t.Errorf("templates left behind the prefix: %+v (%v)", tpls, err)
+		}
+	})
+	raw := strings.Replace(s.URL(), "http://", "http://elastic:changeme@", 1)
+	clusterScenario(t, raw)
+
+	// The cleanup itself fails on a wrong path instead of passing on a 404.
+	noPrefix := strings.TrimSuffix(raw, "/es")
+	if err := deleteRaw(noPrefix, "/jobengine-test-none"); err == nil {
+		t.Fatal("deleteRaw without the prefix passed on a 404 that is not Elasticsearch's")
+	}
+	if err := deleteRaw(raw, "/jobengine-test-none"); err != nil {
+		t.Fatalf("deleteRaw of a missing index under the prefix: %v", err)
+	}
 }

@@ -2,11 +2,13 @@ package index
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-zookeeper/zk"
 
@@ -18,6 +20,7 @@ import (
 //
 //	/index/outbox/<uuid>-<version %010d>  persistent; data = the job document (JSON) at that version
 //	/index/failed/<uuid>-<version %010d>  persistent; an entry Elasticsearch refused for good
+//	/index/failed/<…>/reason              persistent; why (FailedReason, JSON)
 //
 // The pump has no lock of its own: engine/maintenance runs it on the one
 // elected member of the cluster.
@@ -25,7 +28,90 @@ const (
 	indexDir  = "index"
 	outboxDir = "outbox"
 	failedDir = "failed"
+	// reasonNode is the child of a failed entry that says why it failed.
+	reasonNode = "reason"
 )
+
+// FailedReason is why an outbox entry was moved to failed/.
+type FailedReason struct {
+	// Error is the refusal, or why the pump gave up.
+	Error string `json:"error"`
+	// Answer is the start of Elasticsearch's answer, when it tells more
+	// (a bulk answer that held no item for the entry).
+	Answer string    `json:"answer,omitempty"`
+	Pump   string    `json:"pump"`
+	Time   time.Time `json:"time"`
+}
+
+// FailedReasonOf returns why the failed entry name failed; an entry moved
+// there by a version that recorded no reason has a zero one.
+func FailedReasonOf(ctx context.Context, c *zkconn.Conn, name string) (FailedReason, error) {
+	var r FailedReason
+	var data []byte
+	err := zkconn.Do(ctx, func() error {
+		var err error
+		data, _, err = c.Get(c.Path(indexDir, failedDir, name, reasonNode))
+		return err
+	})
+	if errors.Is(err, zk.ErrNoNode) {
+		return r, nil
+	}
+	if err != nil {
+		return r, fmt.Errorf("index: reading why %s failed: %w", name, err)
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("index: why %s failed: %s is not a record: %v", name, reasonNode, err)
+	}
+	return r, nil
+}
+
+// OutboxStats counts the entries of the outbox and of failed/.
+type OutboxStats struct {
+	// Entries are waiting to be indexed.
+	Entries int `json:"entries"`
+	// Failed were refused for good (see Failed and FailedReasonOf).
+	Failed int `json:"failed"`
+	// Oldest is when the oldest waiting entry was written (zero when
+	// there is none): an outbox whose oldest entry keeps ageing is stuck.
+	Oldest time.Time `json:"oldest,omitzero"`
+}
+
+// maxStatted bounds the entries Stats looks at for the oldest.
+const maxStatted = 2000
+
+// Stats counts the outbox and failed/ of c; the oldest entry is looked for
+// among the first 2,000 entries by name (a hint, not a census, past that).
+func Stats(ctx context.Context, c *zkconn.Conn) (OutboxStats, error) {
+	var st OutboxStats
+	names, err := children(ctx, c, OutboxPath(c))
+	if err != nil {
+		return st, err
+	}
+	failed, err := children(ctx, c, FailedPath(c))
+	if err != nil {
+		return st, err
+	}
+	st.Entries, st.Failed = len(names), len(failed)
+	sort.Strings(names)
+	for _, n := range names[:min(len(names), maxStatted)] {
+		var stat *zk.Stat
+		err := zkconn.Do(ctx, func() error {
+			var err error
+			_, stat, err = c.Exists(c.Path(indexDir, outboxDir, n))
+			return err
+		})
+		if err != nil {
+			return st, fmt.Errorf("index: reading outbox entry %s: %w", n, err)
+		}
+		if stat == nil || stat.Ctime == 0 {
+			continue
+		}
+		if t := time.UnixMilli(stat.Ctime).UTC(); st.Oldest.IsZero() || t.Before(st.Oldest) {
+			st.Oldest = t
+		}
+	}
+	return st, nil
+}
 
 // OutboxPath returns the outbox directory.
 func OutboxPath(c *zkconn.Conn) string { return c.Path(indexDir, outboxDir) }
@@ -125,10 +211,16 @@ func RetryFailed(ctx context.Context, c *zkconn.Conn) (int, error) {
 			if err != nil {
 				return err
 			}
-			return zkconn.MultiErrorOnly(c.Multi(
-				&zk.CreateRequest{Path: c.Path(indexDir, outboxDir, n), Data: data, Acl: zkconn.ACL},
-				&zk.DeleteRequest{Path: c.Path(indexDir, failedDir, n), Version: stat.Version},
-			))
+			kids, _, err := c.Children(c.Path(indexDir, failedDir, n))
+			if err != nil {
+				return err
+			}
+			ops := []any{&zk.CreateRequest{Path: c.Path(indexDir, outboxDir, n), Data: data, Acl: zkconn.ACL}}
+			for _, k := range kids {
+				ops = append(ops, &zk.DeleteRequest{Path: c.Path(indexDir, failedDir, n, k), Version: -1})
+			}
+			ops = append(ops, &zk.DeleteRequest{Path: c.Path(indexDir, failedDir, n), Version: stat.Version})
+			return zkconn.MultiErrorOnly(c.Multi(ops...))
 		})
 		switch {
 		case err == nil:

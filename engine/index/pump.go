@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,11 @@ type PumpOptions struct {
 	Resync time.Duration
 	// OpTimeout bounds each ZooKeeper call (default 15s).
 	OpTimeout time.Duration
+	// MaxMissing is how many bulk answers in a row may leave an entry out
+	// (a 2xx answer with fewer items than were sent) before the entry is
+	// moved to failed/ with the answer (default 5), so one such entry
+	// cannot hold the outbox up.
+	MaxMissing int
 }
 
 // PumpStats counts what a pump did.
@@ -46,6 +52,10 @@ type PumpStats struct {
 	Superseded uint64 // of those, entries whose version was older than the indexed one
 	Failed     uint64 // entries refused for good and moved to failed/
 	Retries    uint64 // attempts that failed and were retried after a back-off
+	// Missing counts the entries Elasticsearch's answers left out (each
+	// time); Stuck is the number of entries being retried for it now.
+	Missing uint64
+	Stuck   int
 }
 
 // Pump copies the outbox to Elasticsearch while Run runs. It rides out
@@ -62,6 +72,9 @@ type Pump struct {
 
 	mu    sync.Mutex
 	stats PumpStats
+	// missing counts, per outbox entry, the answers in a row that left it
+	// out; only the goroutine of Run uses it.
+	missing map[string]int
 }
 
 // NewPump returns a pump that moves the outbox of c to es.
@@ -88,7 +101,10 @@ func NewPump(c *zkconn.Conn, es *Client, log *zap.Logger, opts PumpOptions) *Pum
 	if opts.OpTimeout <= 0 {
 		opts.OpTimeout = 15 * time.Second
 	}
-	p := &Pump{c: c, es: es, log: log.Named("pump").With(zap.String("pump", opts.Name)), opts: opts}
+	if opts.MaxMissing <= 0 {
+		opts.MaxMissing = 5
+	}
+	p := &Pump{c: c, es: es, log: log.Named("pump").With(zap.String("pump", opts.Name)), opts: opts, missing: map[string]int{}}
 	p.batch.Store(int64(opts.BatchSize))
 	return p
 }
@@ -159,7 +175,13 @@ func (p *Pump) pump(ctx context.Context) {
 			return
 		}
 		p.count(func(s *PumpStats) { s.Retries++ })
-		p.outage(bo, "cannot install the Elasticsearch index templates; indexing waits for them", err, -1)
+		if bo.Failures() == 0 && !Retryable(err) {
+			// Refused, not unreachable: an operator must act.
+			p.log.Error("elasticsearch refused the index templates; the outbox keeps every entry and indexing waits for them (fix the cause)",
+				zap.Error(err))
+		} else {
+			p.outage(bo, "cannot install the Elasticsearch index templates; indexing waits for them", err, -1)
+		}
 		if !bo.Wait(ctx) {
 			return
 		}
@@ -371,6 +393,12 @@ func (e *entry) stateEvent() Event {
 // that needs a retry and returns why.
 func (p *Pump) drain(ctx context.Context, names []string) error {
 	sort.Strings(names)
+	// Forget the counts of entries gone meanwhile.
+	for n := range p.missing {
+		if _, found := slices.BinarySearch(names, n); !found {
+			delete(p.missing, n)
+		}
+	}
 	for start := 0; start < len(names); {
 		size := int(p.batch.Load())
 		end := min(start+size, len(names))
@@ -404,6 +432,8 @@ var errTooLarge = errors.New("index: bulk request too large")
 type failure struct {
 	e   *entry
 	err error
+	// answer is the start of Elasticsearch's answer, when it matters.
+	answer string
 }
 
 // index sends a batch; it returns the entries Elasticsearch acknowledged,
@@ -413,7 +443,7 @@ func (p *Pump) index(ctx context.Context, entries []*entry) (acked []*entry, fai
 	var sent []*entry
 	for _, e := range entries {
 		if e.bad != nil {
-			failed = append(failed, failure{e, e.bad})
+			failed = append(failed, failure{e: e, err: e.bad})
 			continue
 		}
 		ev, _ := json.Marshal(e.stateEvent())
@@ -429,14 +459,38 @@ func (p *Pump) index(ctx context.Context, entries []*entry) (acked []*entry, fai
 	superseded := 0
 	for i, e := range sent {
 		doc, ev := results[2*i], results[2*i+1]
+		if doc.Err == nil && ev.Err == nil || permanent(doc.Err) || permanent(ev.Err) {
+			delete(p.missing, e.name)
+		}
 		switch {
+		case (doc.Missing || ev.Missing) && !permanent(doc.Err) && !permanent(ev.Err):
+			n := p.missing[e.name] + 1
+			p.missing[e.name] = n
+			p.count(func(s *PumpStats) { s.Missing++ })
+			answer := doc.Answer
+			if !doc.Missing {
+				answer = ev.Answer
+			}
+			if n >= p.opts.MaxMissing {
+				delete(p.missing, e.name)
+				failed = append(failed, failure{e, fmt.Errorf("%w: %d answers in a row held no item for it: %w", ErrRejected, n, firstErr(doc.Err, ev.Err)), answer})
+				continue
+			}
+			if n == 1 {
+				p.log.Warn("elasticsearch answered without an item for an outbox entry; retrying it",
+					zap.String("job", "job/"+e.uid), zap.Int64("version", e.version), zap.String("entry", e.name),
+					zap.Int("max_attempts", p.opts.MaxMissing), zap.String("answer", answer))
+			}
+			if retry == nil {
+				retry = firstErr(doc.Err, ev.Err)
+			}
 		case doc.Err == nil && ev.Err == nil:
 			acked = append(acked, e)
 			if doc.Superseded {
 				superseded++
 			}
 		case permanent(doc.Err) && !retryLater(ev.Err):
-			failed = append(failed, failure{e, doc.Err})
+			failed = append(failed, failure{e: e, err: doc.Err})
 		case doc.Err == nil && permanent(ev.Err):
 			// The document, the record that matters, is indexed; a state
 			// event Elasticsearch refuses cannot be fixed by retrying.
@@ -447,7 +501,7 @@ func (p *Pump) index(ctx context.Context, entries []*entry) (acked []*entry, fai
 		case doc.Status == http.StatusRequestEntityTooLarge && len(sent) == 1:
 			// Alone and still too large for the server (or a proxy in
 			// front of it): this document can never be indexed.
-			failed = append(failed, failure{e, doc.Err})
+			failed = append(failed, failure{e: e, err: doc.Err})
 		default:
 			if retry == nil {
 				retry = firstErr(doc.Err, ev.Err)
@@ -457,12 +511,11 @@ func (p *Pump) index(ctx context.Context, entries []*entry) (acked []*entry, fai
 			}
 		}
 	}
-	if len(acked) > 0 {
-		p.count(func(s *PumpStats) {
-			s.Indexed += uint64(len(acked))
-			s.Superseded += uint64(superseded)
-		})
-	}
+	p.count(func(s *PumpStats) {
+		s.Indexed += uint64(len(acked))
+		s.Superseded += uint64(superseded)
+		s.Stuck = len(p.missing)
+	})
 	return acked, failed, retry
 }
 
@@ -511,22 +564,33 @@ func (p *Pump) remove(ctx context.Context, acked []*entry) error {
 	return nil
 }
 
-// fail moves entries refused for good to failed/, each with a log line
-// that says why, so that one bad document never blocks the others.
+// fail moves entries refused for good to failed/, each with a record of
+// why (FailedReason) and a log line, so that one bad document never blocks
+// the others.
 func (p *Pump) fail(ctx context.Context, failed []failure) error {
 	for _, f := range failed {
 		src := p.c.Path(indexDir, outboxDir, f.e.name)
 		dst := p.c.Path(indexDir, failedDir, f.e.name)
+		why, _ := json.Marshal(FailedReason{Error: f.err.Error(), Answer: f.answer, Pump: p.opts.Name, Time: time.Now().UTC()})
 		err := p.do(ctx, func() error {
 			err := zkconn.MultiErrorOnly(p.c.Multi(
 				&zk.CreateRequest{Path: dst, Data: f.e.data, Acl: zkconn.ACL},
+				&zk.CreateRequest{Path: dst + "/" + reasonNode, Data: why, Acl: zkconn.ACL},
 				&zk.DeleteRequest{Path: src, Version: -1},
 			))
-			if errors.Is(err, zk.ErrNodeExists) {
-				err = zkconn.MultiErrorOnly(p.c.Multi(
-					&zk.SetDataRequest{Path: dst, Data: f.e.data, Version: -1},
-					&zk.DeleteRequest{Path: src, Version: -1},
-				))
+			if !errors.Is(err, zk.ErrNodeExists) {
+				return err
+			}
+			// Failed before: the document and the reason are replaced.
+			if err := zkconn.MultiErrorOnly(p.c.Multi(
+				&zk.SetDataRequest{Path: dst, Data: f.e.data, Version: -1},
+				&zk.DeleteRequest{Path: src, Version: -1},
+			)); err != nil {
+				return err
+			}
+			_, err = p.c.Set(dst+"/"+reasonNode, why, -1)
+			if errors.Is(err, zk.ErrNoNode) {
+				_, err = p.c.Create(dst+"/"+reasonNode, why, 0, zkconn.ACL)
 			}
 			return err
 		})
@@ -541,9 +605,12 @@ func (p *Pump) fail(ctx context.Context, failed []failure) error {
 		if f.e.uid == "" {
 			jobID = f.e.hdr.id
 		}
-		p.log.Error("a job document cannot be indexed; moved it out of the outbox (fix the cause, then move it back with RetryFailed)",
-			zap.String("job", jobID), zap.String("action", f.e.hdr.action), zap.Int64("version", f.e.version),
-			zap.String("entry", dst), zap.Error(f.err))
+		fields := []zap.Field{zap.String("job", jobID), zap.String("action", f.e.hdr.action), zap.Int64("version", f.e.version),
+			zap.String("entry", dst), zap.Error(f.err)}
+		if f.answer != "" {
+			fields = append(fields, zap.String("answer", f.answer))
+		}
+		p.log.Error("a job document cannot be indexed; moved it out of the outbox (fix the cause, then move it back with RetryFailed)", fields...)
 	}
 	return nil
 }

@@ -57,6 +57,7 @@ type searchHits struct {
 		Hits []struct {
 			ID     string          `json:"_id"`
 			Source json.RawMessage `json:"_source"`
+			Sort   json.RawMessage `json:"sort"`
 		} `json:"hits"`
 	} `json:"hits"`
 }
@@ -177,17 +178,45 @@ func (c *Client) GetJob(ctx context.Context, id string) (*jobs.Job, error) {
 }
 
 // JobEvents returns up to limit events of a job ("job/<uuid>" or a bare
-// uuid) strictly after the given time (all when zero), oldest first. To
-// follow a job, pass the Time of the last event received.
+// uuid) strictly after the given time (all when zero), oldest first. Events
+// that share the time of the last one read are not after it: to read a
+// job's events page by page use JobEventsPage, which does not skip them.
 func (c *Client) JobEvents(ctx context.Context, jobID string, after time.Time, limitN int) ([]Event, error) {
-	jid, _, err := jobs.ParseID(jobID)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
-	}
-	filters := []any{obj{"term": obj{"job": jid}}}
+	var filters []any
 	if !after.IsZero() {
 		filters = append(filters, obj{"range": obj{"time": obj{"gt": after.UTC().Format(time.RFC3339Nano)}}})
 	}
+	evs, _, err := c.jobEvents(ctx, jobID, filters, nil, limitN)
+	return evs, err
+}
+
+// EventCursor is a place in the order of a job's events — time, then
+// event id — as JobEventsPage hands it out: after the last event of a
+// page. The zero value is the start.
+type EventCursor struct {
+	// after is the sort values of the last event, as Elasticsearch gave
+	// them (search_after takes them back verbatim).
+	after json.RawMessage
+}
+
+// IsZero reports whether the cursor is at the start.
+func (c EventCursor) IsZero() bool { return len(c.after) == 0 }
+
+// JobEventsPage returns up to limit events of a job ("job/<uuid>" or a bare
+// uuid) after the cursor, ordered by time then by event id, and the cursor
+// after the last of them. The order is total, so events sharing one
+// timestamp (a burst of state events) are neither skipped nor repeated at
+// a page boundary. Fewer than limit events means the end.
+func (c *Client) JobEventsPage(ctx context.Context, jobID string, after EventCursor, limitN int) ([]Event, EventCursor, error) {
+	return c.jobEvents(ctx, jobID, nil, after.after, limitN)
+}
+
+func (c *Client) jobEvents(ctx context.Context, jobID string, filters []any, after json.RawMessage, limitN int) ([]Event, EventCursor, error) {
+	jid, _, err := jobs.ParseID(jobID)
+	if err != nil {
+		return nil, EventCursor{}, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	filters = append([]any{obj{"term": obj{"job": jid}}}, filters...)
 	body := obj{
 		"query": obj{"bool": obj{"filter": filters}},
 		"size":  limit(limitN, 100),
@@ -196,17 +225,30 @@ func (c *Client) JobEvents(ctx context.Context, jobID string, after time.Time, l
 			obj{"id": obj{"order": "asc", "unmapped_type": "keyword"}},
 		},
 	}
+	if len(after) > 0 {
+		body["search_after"] = after
+	}
 	hits, err := c.search(ctx, "reading events of "+jid, c.EventsIndex(), body)
 	if err != nil {
-		return nil, err
+		return nil, EventCursor{}, err
 	}
 	out := make([]Event, 0, len(hits.Hits.Hits))
+	var next EventCursor
 	for _, h := range hits.Hits.Hits {
 		var ev Event
 		if err := json.Unmarshal(h.Source, &ev); err != nil {
-			return nil, fmt.Errorf("%w: reading events of %s: document %s is not an event: %v", ErrRejected, jid, h.ID, err)
+			return nil, EventCursor{}, fmt.Errorf("%w: reading events of %s: document %s is not an event: %v", ErrRejected, jid, h.ID, err)
 		}
 		out = append(out, ev)
+		next.after = h.Sort
+		if len(next.after) == 0 {
+			// A server that does not return sort values: the values
+			// Elasticsearch gives a date_nanos and a keyword field.
+			next.after, _ = json.Marshal([]any{ev.Time.UnixNano(), ev.ID})
+		}
 	}
-	return out, nil
+	if len(out) == 0 {
+		next.after = after
+	}
+	return out, next, nil
 }

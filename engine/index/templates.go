@@ -117,6 +117,7 @@ func eventsMapping() obj {
 		"properties": obj{
 			"id":       keyword,
 			"job":      keyword,
+			"line":     keyword,
 			"time":     dateNanos,
 			"type":     keyword,
 			"level":    keyword,

@@ -73,6 +73,9 @@ type ActionEvent struct {
 	Attempt int
 	// Event is the event; its Time and Level are set.
 	Event action.Event
+	// Line is the identity of the log line the event's message is in the
+	// job's log tail (LogLine.ID).
+	Line string
 }
 
 // observerList fans an event out to every observer.
@@ -107,7 +110,7 @@ func (l observerList) recorded(job string, attempt int, e LogEntry) {
 			continue
 		}
 		if ao, ok := o.(ActionEventObserver); ok {
-			ao.OnActionEvent(ActionEvent{Job: job, Attempt: attempt, Event: *e.Event})
+			ao.OnActionEvent(ActionEvent{Job: job, Attempt: attempt, Event: *e.Event, Line: e.Line.ID})
 		} else if e.Line.Message != "" {
 			o.OnLog(LogEvent{Job: job, Line: e.Line})
 		}

@@ -3,9 +3,12 @@ package jobs
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"path"
+	"slices"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -16,6 +19,12 @@ import (
 
 // LogLine is one line of a job's log as kept in ZooKeeper.
 type LogLine struct {
+	// ID is the line's identity, unique within its job: the store gives
+	// one to every line it records, and the job-events index keeps it with
+	// the line, so a reader joining the tail kept here with the history
+	// shows each line once whatever time the history gives it. Lines
+	// written before lines had one have none.
+	ID      string    `json:"id,omitempty"`
 	Time    time.Time `json:"time"`
 	Level   string    `json:"level"`
 	Message string    `json:"message"`
@@ -23,6 +32,15 @@ type LogLine struct {
 	// job.Log.Info("greeting", "name", "Alice")), apart from the message;
 	// action.RenderFields shows them to people.
 	Fields []action.Field `json:"fields,omitempty"`
+}
+
+// NewLineID returns a new identity for a line of job uid's log
+// (LogLine.ID), for a writer that tells the job-events index of the line
+// itself rather than through the store's observers.
+func NewLineID(uid string) string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return uid + "-line-" + hex.EncodeToString(b)
 }
 
 // LogEntry is what an action reported for a job's log: a line, or a
@@ -46,9 +64,13 @@ func (s *Store) AppendLog(ctx context.Context, uid string, lines []LogLine) erro
 	if len(lines) == 0 {
 		return nil
 	}
+	lines = slices.Clone(lines) // the ids are the store's, not the caller's
 	obs := s.observers()
-	for _, l := range lines {
-		obs.logged("job/"+uid, l)
+	for i := range lines {
+		if lines[i].ID == "" {
+			lines[i].ID = NewLineID(uid)
+		}
+		obs.logged("job/"+uid, lines[i])
 	}
 	return s.appendTail(ctx, uid, lines)
 }
@@ -64,6 +86,9 @@ func (s *Store) AppendEntries(ctx context.Context, uid string, attempt int, entr
 	obs := s.observers()
 	lines := make([]LogLine, 0, len(entries))
 	for _, e := range entries {
+		if e.Line.ID == "" {
+			e.Line.ID = NewLineID(uid)
+		}
 		obs.recorded("job/"+uid, attempt, e)
 		if e.Event == nil || e.Line.Message != "" {
 			lines = append(lines, e.Line)

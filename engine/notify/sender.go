@@ -14,6 +14,7 @@ import (
 	"github.com/jobengine/jobengine/engine/election"
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/internal/backoff"
+	"github.com/jobengine/jobengine/internal/loop"
 )
 
 // Defaults of the sender.
@@ -59,9 +60,7 @@ type Sender struct {
 	cfg SenderConfig
 	log *zap.Logger
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	loop loop.Loop
 }
 
 // NewSender returns a sender; it contacts no server.
@@ -103,32 +102,16 @@ func (s *Sender) Start(ctx context.Context) error {
 	if err := s.cfg.Store.Ensure(ctx); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cancel != nil {
+	if !s.loop.Start(ctx, func(ctx context.Context) { s.run(ctx, term) }) {
 		return fmt.Errorf("%w: the sender is running", ErrInvalid)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	s.cancel, s.done = cancel, done
-	go func() {
-		defer close(done) // not s.done: a Stop may have cleared it already
-		s.run(ctx, term)
-	}()
 	return nil
 }
 
 // Stop ends the work and returns once every delivery it started has
 // returned. A delivery cut short stays in the outbox.
 func (s *Sender) Stop() {
-	s.mu.Lock()
-	cancel, done := s.cancel, s.done
-	s.cancel, s.done = nil, nil
-	s.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
+	s.loop.Stop()
 }
 
 // result is a finished delivery.

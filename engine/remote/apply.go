@@ -92,29 +92,37 @@ func (a *JobApplier) flush() {
 	}
 }
 
-func (a *JobApplier) line(level, msg string) {
+func (a *JobApplier) line(l jobs.LogLine) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if l.Time.IsZero() {
+		l.Time = time.Now()
+	}
+	l.Time, l.Message = l.Time.UTC(), jobs.TruncateStatus(l.Message)
 	if len(a.lines) < 10_000 {
-		a.lines = append(a.lines, jobs.LogLine{Time: time.Now().UTC(), Level: level, Message: jobs.TruncateStatus(msg)})
+		a.lines = append(a.lines, l)
 	}
 }
 
-// OnEvent applies an event.
+// OnEvent applies an event. Its message goes to the log's tail as a line
+// with the event's time and the identity the indexed event names, so a
+// reader of both shows it once.
 func (a *JobApplier) OnEvent(ev ansible.Event) {
 	ae := ev.ActionEvent()
+	e := index.ActionEvent(a.job.ID, a.job.Attempt, ae)
 	if ae.Message != "" {
-		a.line(ae.Level, ae.Message)
+		e.Line = jobs.NewLineID(a.job.UUID())
+		a.line(jobs.LogLine{ID: e.Line, Time: ae.Time, Level: ae.Level, Message: ae.Message})
 	}
 	if a.events != nil {
-		a.events.Emit(index.ActionEvent(a.job.ID, a.job.Attempt, ae))
+		a.events.Emit(e)
 	}
 }
 
 // OnStatus applies a status: an explanation of a failure is a log line.
 func (a *JobApplier) OnStatus(s Status) {
 	if s.JobExplanation != "" && Final(s.Status) {
-		a.line("error", s.Status+": "+s.JobExplanation)
+		a.line(jobs.LogLine{Level: "error", Message: s.Status + ": " + s.JobExplanation})
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -15,6 +14,7 @@ import (
 	"github.com/jobengine/jobengine/engine/schedule"
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/internal/backoff"
+	"github.com/jobengine/jobengine/internal/loop"
 )
 
 // RunnerName names the runner among leader-run services.
@@ -55,9 +55,7 @@ type Runner struct {
 	cfg RunnerConfig
 	log *zap.Logger
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	loop loop.Loop
 }
 
 // NewRunner returns a runner; it contacts no server.
@@ -90,31 +88,15 @@ func (r *Runner) Start(ctx context.Context) error {
 	if err := r.cfg.Store.Ensure(ctx); err != nil {
 		return err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cancel != nil {
+	if !r.loop.Start(ctx, func(ctx context.Context) { r.run(ctx, term) }) {
 		return fmt.Errorf("%w: the runner is running", ErrInvalid)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	r.cancel, r.done = cancel, done
-	go func() {
-		defer close(done) // not r.done: a Stop may have cleared it already
-		r.run(ctx, term)
-	}()
 	return nil
 }
 
 // Stop ends the work and returns once the runner's goroutine has.
 func (r *Runner) Stop() {
-	r.mu.Lock()
-	cancel, done := r.cancel, r.done
-	r.cancel, r.done = nil, nil
-	r.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
+	r.loop.Stop()
 }
 
 // run is the runner's loop: one pass over the schedules, then sleep until

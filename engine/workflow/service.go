@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -17,6 +16,7 @@ import (
 	"github.com/jobengine/jobengine/engine/template"
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/internal/backoff"
+	"github.com/jobengine/jobengine/internal/loop"
 )
 
 // ServiceName names the workflow service among leader-run services.
@@ -56,9 +56,7 @@ type Service struct {
 	cfg ServiceConfig
 	log *zap.Logger
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	loop loop.Loop
 }
 
 // NewService returns the workflow service; it contacts no server.
@@ -88,31 +86,15 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := conn.EnsurePath(ctx, conn.Path(IndexDir)); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cancel != nil {
+	if !s.loop.Start(ctx, func(ctx context.Context) { s.run(ctx, term) }) {
 		return fmt.Errorf("%w: the workflow service is running", ErrInvalid)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	s.cancel, s.done = cancel, done
-	go func() {
-		defer close(done) // not s.done: a Stop may have cleared it already
-		s.run(ctx, term)
-	}()
 	return nil
 }
 
 // Stop ends the work and returns once the service's goroutine has.
 func (s *Service) Stop() {
-	s.mu.Lock()
-	cancel, done := s.cancel, s.done
-	s.cancel, s.done = nil, nil
-	s.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
+	s.loop.Stop()
 }
 
 func (s *Service) run(ctx context.Context, term *election.Term) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -326,5 +327,49 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	if n := s.Count("c"); n != 160 {
 		t.Fatalf("count = %d, want 160", n)
+	}
+}
+
+func TestOmitRefuseTemplatesAndPathPrefix(t *testing.T) {
+	s := estest.Start(t, estest.Options{PathPrefix: "/es"})
+	if !strings.HasSuffix(s.URL(), "/es") {
+		t.Fatalf("URL %s lacks the prefix", s.URL())
+	}
+	es := client(t, s, "", "")
+	// The client reaches the API under the prefix; a path outside it is a
+	// plain 404, not Elasticsearch's.
+	if st, m := do(t, es, esapi.InfoRequest{}); st != 200 || m["version"] == nil {
+		t.Fatalf("info under the prefix: %d %v", st, m)
+	}
+	res, err := http.Get(strings.TrimSuffix(s.URL(), "/es") + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 404 || res.Header.Get("X-Elastic-Product") != "" {
+		t.Fatalf("outside the prefix: %d %v", res.StatusCode, res.Header)
+	}
+
+	s.RefuseTemplates(400, "illegal_argument_exception", "")
+	if st, m := do(t, es, esapi.IndicesPutIndexTemplateRequest{Name: "t", Body: strings.NewReader(template)}); st != 400 || errType(m) != "illegal_argument_exception" {
+		t.Fatalf("refused template: %d %v", st, m)
+	}
+	s.AcceptTemplates()
+	if st, m := do(t, es, esapi.IndicesPutIndexTemplateRequest{Name: "t", Body: strings.NewReader(template)}); st != 200 {
+		t.Fatalf("accepted template: %d %v", st, m)
+	}
+
+	s.Omit("b")
+	body := `{"index":{"_index":"t-x","_id":"a"}}` + "\n" + `{"n":1}` + "\n" + `{"index":{"_index":"t-x","_id":"b"}}` + "\n" + `{"n":2}` + "\n"
+	st, m := do(t, es, esapi.BulkRequest{Body: strings.NewReader(body)})
+	if items, _ := m["items"].([]any); st != 200 || len(items) != 1 {
+		t.Fatalf("bulk with an omitted item: %d %v", st, m)
+	}
+	if _, ok := s.Doc("t-x", "b"); ok || s.Stats().Omitted != 1 {
+		t.Fatalf("the omitted document was written (or not counted): %+v", s.Stats())
+	}
+	s.Allow("b")
+	if st, m := do(t, es, esapi.BulkRequest{Body: strings.NewReader(body)}); st != 200 || len(m["items"].([]any)) != 2 {
+		t.Fatalf("bulk after Allow: %d %v", st, m)
 	}
 }

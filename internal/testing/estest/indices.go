@@ -478,6 +478,12 @@ func (s *Server) bulk(body []byte, defaultIndex string, q url.Values) (int, any)
 	hasErrors := false
 	touched := map[*index]bool{}
 	for _, o := range ops {
+		if s.omits[o.id] && o.id != "" {
+			// A broken node or proxy: the answer is 2xx and leaves the
+			// item out, and the document is not written.
+			s.stats.Omitted++
+			continue
+		}
 		res := s.apply(o, touched)
 		if _, failed := res.body["error"]; failed {
 			hasErrors = true

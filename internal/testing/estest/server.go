@@ -15,9 +15,11 @@
 // searches see only refreshed documents.
 //
 // Faults can be injected: the next N requests answer 429 or 503, chosen
-// document ids are rejected inside a bulk request (a partial failure), and
-// the server can go down (connections are refused) and come back on the same
-// address. Every method is safe for concurrent use.
+// document ids are rejected inside a bulk request (a partial failure) or
+// left out of its 2xx answer (Omit), index templates are refused, and the
+// server can go down (connections are refused) and come back on the same
+// address. It can serve under a path prefix, as a cluster behind a reverse
+// proxy does (Options.PathPrefix). Every method is safe for concurrent use.
 //
 // What it does not do: scoring, analysis beyond lower-cased word splitting,
 // aggregations, aliases, data streams, component templates, scripts and
@@ -75,6 +77,10 @@ type Options struct {
 	// TLS, when set, makes the server speak https with this configuration
 	// (its certificate, and ClientAuth to require client certificates).
 	TLS *tls.Config
+	// PathPrefix, when set ("/es"), serves the API under that path only, as
+	// a cluster behind a reverse proxy is; other paths answer a plain 404
+	// that is not Elasticsearch's. URL includes it.
+	PathPrefix string
 }
 
 // Stats counts what the server has seen.
@@ -89,6 +95,10 @@ type Stats struct {
 	Injected int
 	// Rejected counts bulk items rejected by Reject.
 	Rejected int
+	// Omitted counts bulk items left out of answers by Omit.
+	Omitted int
+	// TemplatesRefused counts template writes refused by RefuseTemplates.
+	TemplatesRefused int
 }
 
 // Doc is a stored document as the server holds it.
@@ -122,6 +132,8 @@ type Server struct {
 	failN     int
 	failCode  int
 	rejects   map[string]reject
+	omits     map[string]bool
+	refuseTpl *reject
 	stats     Stats
 	now       func() time.Time
 }
@@ -141,6 +153,7 @@ func New(opts Options) (*Server, error) {
 		templates: make(map[string]*indexTemplate),
 		indices:   make(map[string]*index),
 		rejects:   make(map[string]reject),
+		omits:     make(map[string]bool),
 		now:       time.Now,
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -182,9 +195,9 @@ func (s *Server) serve(l net.Listener) {
 // Options.TLS); it stays the same across Down and Up.
 func (s *Server) URL() string {
 	if s.opts.TLS != nil {
-		return "https://" + s.addr
+		return "https://" + s.addr + s.opts.PathPrefix
 	}
-	return "http://" + s.addr
+	return "http://" + s.addr + s.opts.PathPrefix
 }
 
 // Close stops the server for good.
@@ -259,11 +272,40 @@ func (s *Server) Reject(id string, status int, errType, reason string) {
 	s.rejects[id] = reject{status: status, typ: errType, reason: reason}
 }
 
-// Allow ends a Reject of id.
+// Allow ends a Reject or an Omit of id.
 func (s *Server) Allow(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.rejects, id)
+	delete(s.omits, id)
+}
+
+// Omit makes every bulk answer leave out the item of a document with this
+// id, without writing it, until Allow: a 2xx answer with fewer items than
+// were sent, as a broken node or proxy gives.
+func (s *Server) Omit(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.omits[id] = true
+}
+
+// RefuseTemplates makes every write of an index template fail with the
+// given status and error type (for example 400 "illegal_argument_exception"
+// or 403 "security_exception") until AcceptTemplates.
+func (s *Server) RefuseTemplates(status int, errType, reason string) {
+	if reason == "" {
+		reason = "index template refused by the test server"
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuseTpl = &reject{status: status, typ: errType, reason: reason}
+}
+
+// AcceptTemplates ends RefuseTemplates.
+func (s *Server) AcceptTemplates() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuseTpl = nil
 }
 
 // Stats returns the counters.
@@ -415,6 +457,22 @@ func (e *esError) body() map[string]any {
 
 // ServeHTTP answers one request. It is the server's http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := strings.TrimSuffix(s.opts.PathPrefix, "/"); p != "" {
+		// A reverse proxy: only its prefix leads to Elasticsearch.
+		rest, ok := strings.CutPrefix(r.URL.Path, p)
+		if !ok || (rest != "" && !strings.HasPrefix(rest, "/")) {
+			http.NotFound(w, r)
+			return
+		}
+		r2 := *r
+		u := *r.URL
+		u.Path, u.RawPath = rest, ""
+		if u.Path == "" {
+			u.Path = "/"
+		}
+		r2.URL = &u
+		r = &r2
+	}
 	w.Header().Set("X-Elastic-Product", "Elasticsearch")
 	s.mu.Lock()
 	s.stats.Requests++
@@ -588,6 +646,10 @@ func (s *Server) routeTemplate(r *http.Request, rest []string, body []byte, q qu
 	case len(rest) == 1:
 		switch r.Method {
 		case http.MethodPut, http.MethodPost:
+			if rj := s.refuseTpl; rj != nil {
+				s.stats.TemplatesRefused++
+				return rj.status, errorf(rj.status, rj.typ, "%s", rj.reason)
+			}
 			return s.putTemplate(rest[0], body, q)
 		case http.MethodGet:
 			return s.getTemplates(rest[0])

@@ -85,6 +85,9 @@ type Input struct {
 	Jobs []*jobs.Job
 	// QueueAvailable and QueueTaken count the queue's entries at the end.
 	QueueAvailable, QueueTaken int
+	// DirectQueues counts the entries left in each executor's direct
+	// queue (where the scheduler places jobs) at the end.
+	DirectQueues map[string]int
 	// Runs are the recorder's runs.
 	Runs      []Run
 	Processes []Process
@@ -100,6 +103,22 @@ type Input struct {
 	// Started and Ended bound the run; a run with no end line whose
 	// process did not exit ends at Ended.
 	Started, Ended time.Time
+	// History is what Elasticsearch held at the end, when the run
+	// indexed; nil otherwise.
+	History *History
+}
+
+// History is the Elasticsearch history at the end of a run, after the
+// outbox was drained.
+type History struct {
+	// Outbox and Failed count the entries left in the outbox and in its
+	// failed/ directory.
+	Outbox, Failed int
+	// Indexed is the version of each job's document in the jobs index.
+	Indexed map[string]int64
+	// States counts the state events in the job-events index per job and
+	// document version.
+	States map[string]map[int64]int
 }
 
 // Millis is a duration written as milliseconds in JSON and reports.
@@ -169,6 +188,9 @@ type JobCounts struct {
 	Distributor int            `json:"distributor"`
 	Workflow    int            `json:"workflow"`
 	Final       map[string]int `json:"final"`
+	// Placed counts the jobs the scheduler placed on an executor's
+	// direct queue (their instance group is set).
+	Placed int `json:"placed"`
 	// NotFinal are jobs left QUEUED or RUNNING (or missing) at the end.
 	NotFinal []string `json:"not_final,omitempty"`
 	// Unsuccessful lists jobs that ended FAILED or CANCELED, with why.
@@ -202,6 +224,16 @@ type TickCounts struct {
 	Duplicates []string `json:"duplicates,omitempty"`
 }
 
+// HistoryCounts sums up the Elasticsearch history at the end.
+type HistoryCounts struct {
+	// Versions are the job document versions found indexed, each with
+	// its state event, exactly once.
+	Versions int `json:"versions"`
+	// Outbox and Failed are the entries left in the outbox and failed/.
+	Outbox int `json:"outbox"`
+	Failed int `json:"failed"`
+}
+
 // Report is the checker's verdict and the run's numbers.
 type Report struct {
 	Seed      uint64        `json:"seed"`
@@ -214,6 +246,8 @@ type Report struct {
 	Faults    []FaultResult `json:"faults"`
 	Overlaps  []Overlap     `json:"overlaps"`
 	Processes []Process     `json:"processes"`
+	// History is set when the run indexed into Elasticsearch.
+	History *HistoryCounts `json:"history,omitempty"`
 	// Violations are broken promises; the run fails when there is any.
 	Violations []string `json:"violations"`
 }
@@ -256,8 +290,47 @@ func Check(in Input) *Report {
 	checkWorkflows(r, in, docs)
 	checkRuns(r, in, procs, runsByJob, s)
 	checkTicks(r, in)
+	checkHistory(r, in)
 	measureFaults(r, in, runsByJob)
 	return r
+}
+
+// checkHistory: once the outbox is drained, every version of every job
+// document is in the history exactly once — the newest in the jobs index,
+// each with its state event — and nothing was refused.
+func checkHistory(r *Report, in Input) {
+	h := in.History
+	if h == nil {
+		return
+	}
+	r.History = &HistoryCounts{Outbox: h.Outbox, Failed: h.Failed}
+	if h.Outbox != 0 {
+		r.violate("history: %d outbox entries left after the drain", h.Outbox)
+	}
+	if h.Failed != 0 {
+		r.violate("history: %d outbox entries refused by Elasticsearch (in failed/)", h.Failed)
+	}
+	for _, j := range in.Jobs {
+		if got := h.Indexed[j.ID]; got != j.Version {
+			r.violate("history: %s is at version %d in ZooKeeper and %d in the jobs index", j.ID, j.Version, got)
+		}
+		states := h.States[j.ID]
+		for v := int64(1); v <= j.Version; v++ {
+			switch n := states[v]; {
+			case n == 1:
+				r.History.Versions++
+			case n == 0:
+				r.violate("history: version %d of %s has no state event", v, j.ID)
+			default:
+				r.violate("history: version %d of %s has %d state events", v, j.ID, n)
+			}
+		}
+		for v := range states {
+			if v < 1 || v > j.Version {
+				r.violate("history: %s has a state event of version %d, beyond its %d versions", j.ID, v, j.Version)
+			}
+		}
+	}
 }
 
 // checkJobs: every submitted job reached exactly one final state, nothing
@@ -305,8 +378,11 @@ func checkJobs(r *Report, in Input, docs map[string]*jobs.Job, runsByJob map[str
 			continue
 		}
 		r.Jobs.Final[string(j.State)]++
+		if j.InstanceGroup != "" {
+			r.Jobs.Placed++
+		}
 		if !j.State.Final() {
-			r.Jobs.NotFinal = append(r.Jobs.NotFinal, fmt.Sprintf("%s %s executor=%q attempt=%d", id, j.State, j.Executor, j.Attempt))
+			r.Jobs.NotFinal = append(r.Jobs.NotFinal, fmt.Sprintf("%s %s executor=%q attempt=%d explanation=%q", id, j.State, j.Executor, j.Attempt, j.Explanation))
 			r.violate("job left %s: %s (executor %q, attempt %d, %d runs recorded)", j.State, id, j.Executor, j.Attempt, len(runsByJob[id]))
 			continue
 		}
@@ -340,6 +416,16 @@ func checkJobs(r *Report, in Input, docs map[string]*jobs.Job, runsByJob map[str
 	}
 	if in.QueueAvailable != 0 || in.QueueTaken != 0 {
 		r.violate("queue not empty at the end: %d entries available, %d taken", in.QueueAvailable, in.QueueTaken)
+	}
+	names := make([]string, 0, len(in.DirectQueues))
+	for name := range in.DirectQueues {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if n := in.DirectQueues[name]; n != 0 {
+			r.violate("the direct queue of executor %s holds %d entries at the end (a job placed and never consumed, or placed twice)", name, n)
+		}
 	}
 }
 
@@ -510,8 +596,8 @@ func measureFaults(r *Report, in Input, runsByJob map[string][]Run) {
 				fr.Canceled++
 			}
 		}
-		switch e.Kind {
-		case KillExecutor, PauseExecutor, PartitionExecutor:
+		switch {
+		case e.Kind.executorFault():
 			var worst int64 = -1
 			for _, run := range in.Runs {
 				if run.Executor != e.Target || run.Start >= at || (run.Finished() && run.End <= at) {
@@ -539,7 +625,7 @@ func measureFaults(r *Report, in Input, runsByJob map[string][]Run) {
 					break
 				}
 			}
-		case KillDistributorLeader:
+		case e.Kind == KillDistributorLeader || e.Kind == PauseDistributorLeader:
 			if !e.NewLeader.IsZero() {
 				fr.NewLeader = Millis(e.NewLeader.Sub(e.At))
 			}

@@ -78,6 +78,9 @@ func TestCheckJobPromises(t *testing.T) {
 			in.Jobs = append(in.Jobs, doc("job/c", jobs.Success, "x1", 1))
 		}, "job/c (SUCCESS, created by \"\") was never submitted"},
 		"queue not empty": {func(in *Input) { in.QueueTaken = 1 }, "queue not empty"},
+		"direct queue not empty": {func(in *Input) {
+			in.DirectQueues = map[string]int{"x1": 0, "x2": 2}
+		}, "direct queue of executor x2 holds 2 entries"},
 		"unknown executor": {func(in *Input) {
 			in.Runs = append(in.Runs, run("r9", "job/a", 1, "ghost#1", 500, 600))
 		}, "\"ghost#1\", which the harness did not start"},
@@ -298,7 +301,7 @@ func TestReadRecords(t *testing.T) {
 }
 
 func TestPlanIsReproducible(t *testing.T) {
-	cfg := Config{Seed: 42, Distributor: true}
+	cfg := Config{Seed: 42, Distributor: true, Index: true}
 	a, err := NewPlan(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -307,11 +310,11 @@ func TestPlanIsReproducible(t *testing.T) {
 	if !reflect.DeepEqual(a, b) {
 		t.Fatal("the same seed gave two plans")
 	}
-	c, _ := NewPlan(Config{Seed: 43, Distributor: true})
+	c, _ := NewPlan(Config{Seed: 43, Distributor: true, Index: true})
 	if reflect.DeepEqual(a.Faults, c.Faults) {
 		t.Fatal("two seeds gave the same faults")
 	}
-	if a.Jobs() != 600 || len(a.Faults) != 6 {
+	if a.Jobs() != 600 || len(a.Faults) != len(Kinds) {
 		t.Fatalf("%d jobs, %d faults", a.Jobs(), len(a.Faults))
 	}
 	kinds := map[Kind]bool{}
@@ -336,11 +339,11 @@ func TestPlanIsReproducible(t *testing.T) {
 			ids[j.ID] = true
 		}
 	}
-	if len(ids) != 606 {
-		t.Fatalf("%d distinct ids for 600 jobs and 6 probes", len(ids))
+	if len(ids) != 600+len(Kinds) {
+		t.Fatalf("%d distinct ids for 600 jobs and %d probes", len(ids), len(Kinds))
 	}
 	// More jobs leave the faults as they were.
-	d, _ := NewPlan(Config{Seed: 42, Distributor: true, Jobs: 5000})
+	d, _ := NewPlan(Config{Seed: 42, Distributor: true, Index: true, Jobs: 5000})
 	if !reflect.DeepEqual(a.Faults, d.Faults) {
 		t.Fatal("the number of jobs changed the fault schedule")
 	}
@@ -349,6 +352,47 @@ func TestPlanIsReproducible(t *testing.T) {
 	}
 	if _, err := NewPlan(Config{Seed: 1, Executors: 1}); !errors.Is(err, ErrConfig) {
 		t.Fatalf("one executor: %v", err)
+	}
+}
+
+// withHistory gives the clean run a history that holds every version once.
+func withHistory() Input {
+	in := base()
+	in.Jobs[0].Version, in.Jobs[1].Version = 3, 2
+	in.History = &History{
+		Indexed: map[string]int64{"job/a": 3, "job/b": 2},
+		States:  map[string]map[int64]int{"job/a": {1: 1, 2: 1, 3: 1}, "job/b": {1: 1, 2: 1}},
+	}
+	return in
+}
+
+func TestCheckHistory(t *testing.T) {
+	r := Check(withHistory())
+	if !r.OK() || r.History == nil || r.History.Versions != 5 {
+		t.Fatalf("a complete history: %+v\n%s", r.History, violations(r))
+	}
+	if !strings.Contains(r.Summary(), "5 job versions") {
+		t.Fatalf("summary:\n%s", r.Summary())
+	}
+	for name, tc := range map[string]struct {
+		change func(h *History)
+		want   string
+	}{
+		"outbox left":         {func(h *History) { h.Outbox = 2 }, "2 outbox entries left"},
+		"refused":             {func(h *History) { h.Failed = 1 }, "1 outbox entries refused"},
+		"stale document":      {func(h *History) { h.Indexed["job/a"] = 2 }, "job/a is at version 3 in ZooKeeper and 2 in the jobs index"},
+		"never indexed":       {func(h *History) { delete(h.Indexed, "job/b") }, "job/b is at version 2 in ZooKeeper and 0"},
+		"version missing":     {func(h *History) { delete(h.States["job/a"], 2) }, "version 2 of job/a has no state event"},
+		"version twice":       {func(h *History) { h.States["job/b"][1] = 2 }, "version 1 of job/b has 2 state events"},
+		"version from beyond": {func(h *History) { h.States["job/b"][7] = 1 }, "state event of version 7"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			in := withHistory()
+			tc.change(in.History)
+			if v := violations(Check(in)); !strings.Contains(v, tc.want) {
+				t.Fatalf("violations:\n%s\nwant one with %q", v, tc.want)
+			}
+		})
 	}
 }
 

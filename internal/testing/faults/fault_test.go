@@ -17,12 +17,14 @@ var (
 	flagJobs        = flag.Int("faults.jobs", 0, "workload jobs (default 600)")
 	flagExecutors   = flag.Int("faults.executors", 0, "executor processes (default 3)")
 	flagThreads     = flag.Int("faults.threads", 0, "workers per executor (default 3)")
-	flagDuration    = flag.Duration("faults.duration", 0, "length of the workload and fault schedule (default 90s)")
-	flagFaults      = flag.Int("faults.faults", 0, "number of faults (default 6)")
+	flagDuration    = flag.Duration("faults.duration", 0, "length of the workload and fault schedule (default 2m15s)")
+	flagFaults      = flag.Int("faults.faults", 0, "number of faults (default: every kind once)")
 	flagOut         = flag.String("faults.out", "", "directory for the logs, recorder log, plan and report, kept (default: a new temporary directory, removed if the run passed)")
 	flagDrain       = flag.Duration("faults.drain", 2*time.Minute, "how long the queue may take to drain after the workload")
 	flagTick        = flag.Duration("faults.tick", 0, "the distributor's interval (default 4s, longer than a leader failover)")
 	flagDistributor = flag.Bool("faults.distributor", true, "run a distributor on two processes and kill its leader")
+	flagScheduled   = flag.Float64("faults.scheduled", 0.2, "share of workload jobs launched through the scheduler (PENDING, placed on an executor's direct queue); needs the distributor")
+	flagIndex       = flag.Bool("faults.index", true, "index into an in-process Elasticsearch, stop it for a while, and check the history at the end")
 	flagWorkflows   = flag.Int("faults.workflows", 0, "workflows launched over the workload, run by the distributor processes' maintenance leader (default 4; -1: none)")
 )
 
@@ -58,7 +60,8 @@ func TestFaultInjection(t *testing.T) {
 	cfg := Config{
 		Seed: seed, Jobs: *flagJobs, Executors: *flagExecutors, Threads: *flagThreads,
 		Duration: *flagDuration, Faults: *flagFaults, TickInterval: *flagTick,
-		Distributor: *flagDistributor && HasDistributor(bin), Workflows: *flagWorkflows,
+		Distributor: *flagDistributor && HasDistributor(bin), Index: *flagIndex, Scheduled: *flagScheduled,
+		Workflows: *flagWorkflows,
 	}
 	if *flagDistributor && !cfg.Distributor {
 		t.Logf("the binary has no distributor command: the distributor fault is left out")

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jobengine/jobengine/internal/testing/estest"
 	"github.com/jobengine/jobengine/internal/testing/zktest"
 
 	"github.com/go-zookeeper/zk"
@@ -25,6 +26,7 @@ import (
 	"github.com/jobengine/jobengine/engine/distributor"
 	"github.com/jobengine/jobengine/engine/election"
 	"github.com/jobengine/jobengine/engine/executor"
+	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/logging"
 	"github.com/jobengine/jobengine/engine/schedule"
@@ -94,6 +96,7 @@ type Harness struct {
 	Logf func(format string, args ...any)
 
 	zk      *zkserver.Cluster
+	es      *estest.Server // with Config.Index
 	root    string
 	conn    *zkconn.Conn
 	store   *jobs.Store
@@ -167,7 +170,16 @@ func (h *Harness) Run(ctx context.Context) (rep *Report, err error) {
 		return nil, err
 	}
 	defer h.conn.Close()
-	h.store = jobs.NewStore(h.conn, jobs.StoreConfig{})
+	storeCfg := jobs.StoreConfig{}
+	if cfg.Index {
+		stop, err := h.startIndex(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		storeCfg.Outbox = index.Outbox(h.conn)
+	}
+	h.store = jobs.NewStore(h.conn, storeCfg)
 	if err := h.store.Ensure(ctx); err != nil {
 		return nil, err
 	}
@@ -235,6 +247,11 @@ func (h *Harness) Run(ctx context.Context) (rep *Report, err error) {
 	ended := time.Now()
 	if drained != nil {
 		h.logf("%v", drained)
+	}
+	if h.es != nil {
+		if err := h.drainOutbox(ctx); err != nil {
+			h.logf("the outbox did not drain: %v", err)
+		}
 	}
 	return h.check(ctx, ended)
 }
@@ -314,6 +331,7 @@ func (h *Harness) launch(in *instance) (*process, error) {
 	}
 	args := []string{"--zk-hosts", hosts, "--zk-root", h.root,
 		"--zk-session-timeout", cfg.SessionTimeout.String(), "--log-format", "json"}
+	args = append(args, h.indexArgs()...)
 	switch in.role {
 	case RoleExecutor:
 		args = append(args, "executor", "--name", in.name, "--threads", fmt.Sprint(cfg.Threads),
@@ -505,6 +523,9 @@ func (h *Harness) submit(ctx context.Context) error {
 		for i, pj := range b.Jobs {
 			payload, _ := json.Marshal(Payload{SleepMS: pj.SleepMS})
 			ns[i] = jobs.NewJob{ID: pj.ID, Action: RecordAction, Priority: workloadPriority, Payload: payload, CreatedBy: "faults-workload"}
+			if pj.Scheduled {
+				ns[i].Launch.InstanceGroups = []string{jobs.DefaultGroup}
+			}
 		}
 		if err := h.create(ctx, ns, SourceWorkload); err != nil {
 			return err
@@ -584,6 +605,14 @@ func (h *Harness) playFaults(ctx context.Context) error {
 			err = h.pauseExecutor(ctx, f, &e, probe)
 		case PartitionExecutor:
 			err = h.partitionExecutor(ctx, f, &e, probe)
+		case SilenceExecutor:
+			err = h.silenceExecutor(ctx, f, &e, probe)
+		case PauseZK:
+			err = h.pauseZK(ctx, f, &e, probe)
+		case ElasticsearchDown:
+			err = h.elasticsearchDown(ctx, f, &e, probe)
+		case PauseDistributorLeader:
+			err = h.pauseDistributorLeader(ctx, f, &e, probe)
 		case KillZKLeader:
 			err = h.killZKLeader(ctx, f, &e, probe)
 		case RestartEnsemble:
@@ -684,6 +713,83 @@ func (h *Harness) partitionExecutor(ctx context.Context, f Fault, e *FaultEvent,
 	p.info.Partitions[len(p.info.Partitions)-1].To = e.HealAt
 	h.mu.Unlock()
 	return err
+}
+
+// silenceExecutor makes the executor's connections to ZooKeeper go dark
+// without closing: its proxies hold what either side sends until the hold
+// is over. The checker treats it as a partition: not frozen, the executor
+// must stop its actions on its own.
+func (h *Harness) silenceExecutor(ctx context.Context, f Fault, e *FaultEvent, probe func()) error {
+	in := h.execs[f.Target]
+	p := h.current(in)
+	e.Target = p.info.ID
+	e.At = time.Now()
+	for _, px := range in.proxies {
+		px.Silence()
+	}
+	h.mu.Lock()
+	p.info.Partitions = append(p.info.Partitions, Interval{From: e.At})
+	h.mu.Unlock()
+	probe()
+	err := sleep(ctx, f.Hold)
+	for _, px := range in.proxies {
+		px.Unblock()
+	}
+	e.HealAt = time.Now()
+	e.Healed = e.HealAt
+	h.mu.Lock()
+	p.info.Partitions[len(p.info.Partitions)-1].To = e.HealAt
+	h.mu.Unlock()
+	return err
+}
+
+// pauseZK freezes a ZooKeeper node, the leader or a follower, with
+// SIGSTOP: its connections stay open and go silent, and a frozen leader
+// stops the ensemble until the others notice and elect another.
+func (h *Harness) pauseZK(ctx context.Context, f Fault, e *FaultEvent, probe func()) error {
+	var target *zkserver.Server
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := check.Until(lctx, 100*time.Millisecond, func() error {
+		leader, err := h.zk.Leader()
+		if err != nil {
+			return err
+		}
+		target = leader
+		if f.Scope == "follower" {
+			for _, s := range h.zk.Servers {
+				if s != leader {
+					target = s
+					break
+				}
+			}
+		}
+		return nil
+	})
+	cancel()
+	if err != nil {
+		return err
+	}
+	e.Target = fmt.Sprintf("zk%d", target.ID)
+	e.At = time.Now()
+	if err := target.Pause(); err != nil {
+		_ = target.Resume()
+		return err
+	}
+	probe()
+	herr := sleep(ctx, f.Hold)
+	e.HealAt = time.Now()
+	if err := target.Resume(); err != nil {
+		return err
+	}
+	if herr != nil {
+		return herr
+	}
+	if err := target.WaitServing(90 * time.Second); err != nil {
+		return err
+	}
+	e.Healed = time.Now()
+	e.Note = fmt.Sprintf("(serving %s after SIGCONT)", e.Healed.Sub(e.HealAt).Round(10*time.Millisecond))
+	return nil
 }
 
 func (h *Harness) killZKLeader(ctx context.Context, f Fault, e *FaultEvent, probe func()) error {
@@ -830,7 +936,9 @@ func (h *Harness) tickPhase(ctx context.Context, due time.Time) (string, error) 
 // otherwise it lets it go on and tries the next tick a little earlier or
 // later (a binary search over the offset, from the planned one), up to
 // five ticks, then kills it wherever it is.
-func (h *Harness) killDistributorLeader(ctx context.Context, f Fault, e *FaultEvent, probe func()) error {
+// distributorLeader returns the process that leads the distributor's
+// election (and the maintenance services).
+func (h *Harness) distributorLeader(ctx context.Context) (*instance, *process, error) {
 	var leader string
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err := check.Until(lctx, 50*time.Millisecond, func() error {
@@ -840,17 +948,39 @@ func (h *Harness) killDistributorLeader(ctx context.Context, f Fault, e *FaultEv
 	})
 	cancel()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	var in *instance
-	var p *process
 	for _, d := range h.dists {
 		if cur := h.current(d); cur.info.ID == leader {
-			in, p = d, cur
+			return d, cur, nil
 		}
 	}
-	if p == nil {
-		return fmt.Errorf("the distributor leader %q is none of the harness's processes", leader)
+	return nil, nil, fmt.Errorf("the distributor leader %q is none of the harness's processes", leader)
+}
+
+// pauseDistributorLeader freezes the leading distributor with its
+// children, past its session, and continues it.
+func (h *Harness) pauseDistributorLeader(ctx context.Context, f Fault, e *FaultEvent, probe func()) error {
+	_, p, err := h.distributorLeader(ctx)
+	if err != nil {
+		return err
+	}
+	e.Target = p.info.ID
+	e.At = h.pause(p, "group")
+	probe()
+	if err := sleep(ctx, f.Hold); err != nil {
+		h.resume(p, "group")
+		return err
+	}
+	e.HealAt = h.resume(p, "group")
+	e.Healed = e.HealAt
+	return nil
+}
+
+func (h *Harness) killDistributorLeader(ctx context.Context, f Fault, e *FaultEvent, probe func()) error {
+	in, p, err := h.distributorLeader(ctx)
+	if err != nil {
+		return err
 	}
 	// Ticks are due at multiples of the interval since the epoch.
 	every := h.Plan.Config.TickInterval
@@ -958,6 +1088,14 @@ func (h *Harness) check(ctx context.Context, ended time.Time) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	direct := map[string]int{}
+	for _, in := range h.execs {
+		st, err := h.store.NodeQueue(in.name).Stats(cctx)
+		if err != nil {
+			return nil, err
+		}
+		direct[in.name] = st.Entries
+	}
 	recs, err := ReadRecords(h.recLog)
 	if err != nil {
 		return nil, err
@@ -1002,7 +1140,7 @@ func (h *Harness) check(ctx context.Context, ended time.Time) (*Report, error) {
 	}
 	sort.Slice(leading, func(a, b int) bool { return leading[a].Before(leading[b]) })
 	for i := range events {
-		if events[i].Kind != KillDistributorLeader {
+		if events[i].Kind != KillDistributorLeader && events[i].Kind != PauseDistributorLeader {
 			continue
 		}
 		for _, t := range leading {
@@ -1020,12 +1158,17 @@ func (h *Harness) check(ctx context.Context, ended time.Time) (*Report, error) {
 		return nil, fmt.Errorf("faults: the executors' logs have no %q line (executor.MsgJobFinished) for %d runs: is the line still logged, as JSON with the field %q? (double final writes cannot be counted)", executor.MsgJobFinished, len(runs), executor.FieldJob)
 	}
 	in := Input{
-		Plan: h.Plan, Submitted: submitted, Jobs: docs, QueueAvailable: qs.Available, QueueTaken: qs.Taken,
+		Plan: h.Plan, Submitted: submitted, Jobs: docs, QueueAvailable: qs.Available, QueueTaken: qs.Taken, DirectQueues: direct,
 		Runs: runs, Processes: procs, Finished: finished, Faults: events, Started: h.start, Ended: ended,
 		TicksResumed: resumed,
 	}
 	if h.Plan.Config.Distributor {
 		in.Distributor = DistributorName
+	}
+	if h.es != nil {
+		if in.History, err = h.history(cctx); err != nil {
+			return nil, err
+		}
 	}
 	if qs.Entries != qs.Available+qs.Taken {
 		in.QueueAvailable = qs.Entries - qs.Taken

@@ -16,8 +16,8 @@ func (r *Report) Summary() string {
 	c := r.Config
 	fmt.Fprintf(&b, "fault run: seed %d, %d executors × %d threads, session timeout %s, workload %s, took %s\n",
 		r.Seed, c.Executors, c.Threads, c.SessionTimeout, c.Duration, r.Elapsed)
-	fmt.Fprintf(&b, "jobs:      %d submitted (%d workload, %d probes, %d by the distributor, %d workflow and node jobs); final: %s; left unfinished: %d\n",
-		r.Jobs.Submitted, r.Jobs.Workload, r.Jobs.Probes, r.Jobs.Distributor, r.Jobs.Workflow, counts(r.Jobs.Final), len(r.Jobs.NotFinal))
+	fmt.Fprintf(&b, "jobs:      %d submitted (%d workload, %d probes, %d by the distributor, %d workflow and node jobs); placed by the scheduler: %d; final: %s; left unfinished: %d\n",
+		r.Jobs.Submitted, r.Jobs.Workload, r.Jobs.Probes, r.Jobs.Distributor, r.Jobs.Workflow, r.Jobs.Placed, counts(r.Jobs.Final), len(r.Jobs.NotFinal))
 	fmt.Fprintf(&b, "runs:      %d; reruns: %d on %d jobs, highest attempt %d; killed mid-run: %d; stopped on session loss: %d\n",
 		r.Runs.Total, r.Runs.Reruns, r.Runs.JobsRerun, r.Runs.MaxAttempt, r.Runs.Unfinished, r.Runs.Canceled)
 	allowed := 0
@@ -30,6 +30,10 @@ func (r *Report) Summary() string {
 	if c.Distributor {
 		fmt.Fprintf(&b, "ticks:     %d, of which %d made more than one job; leaders killed mid-tick (job created, tick not recorded): %d; ticks a new leader found half done and completed: %d\n",
 			r.Ticks.Ticks, len(r.Ticks.Duplicates), r.Ticks.MidTickKills, r.Ticks.Resumed)
+	}
+	if h := r.History; h != nil {
+		fmt.Fprintf(&b, "history:   %d job versions indexed, each with its state event exactly once; outbox left %d, refused %d\n",
+			h.Versions, h.Outbox, h.Failed)
 	}
 	fmt.Fprintf(&b, "faults:    %d injected\n", len(r.Faults))
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
@@ -44,7 +48,7 @@ func (r *Report) Summary() string {
 			kind += " (" + f.Scope + ")"
 		}
 		inflight, rerun := "-", "-"
-		if f.Kind == KillExecutor || f.Kind == PauseExecutor || f.Kind == PartitionExecutor {
+		if f.Kind.executorFault() {
 			inflight, rerun = fmt.Sprint(f.InFlight), fmt.Sprint(f.Rerun)
 		}
 		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", f.N, f.Offset, kind, f.Target, held,
@@ -62,7 +66,11 @@ func (r *Report) Summary() string {
 		fmt.Fprintf(&b, "not successful: %s\n", u)
 	}
 	if len(r.Violations) == 0 {
-		b.WriteString("verdict:   no job lost, none run twice at once, no tick doubled\n")
+		b.WriteString("verdict:   no job lost, none run twice at once, no tick doubled")
+		if r.History != nil {
+			b.WriteString(", every job version in the history once")
+		}
+		b.WriteString("\n")
 	} else {
 		fmt.Fprintf(&b, "verdict:   %d VIOLATIONS\n", len(r.Violations))
 		for _, v := range r.Violations {

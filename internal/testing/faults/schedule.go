@@ -40,10 +40,35 @@ const (
 	// SIGKILL in the middle of its tick interval and starts it again after
 	// Hold.
 	KillDistributorLeader Kind = "kill-distributor-leader"
+	// SilenceExecutor makes every connection of an executor to ZooKeeper
+	// go silent for Hold without closing (its proxies hold what either
+	// side sends): the case where a client notices last, by its own
+	// timeouts. Like a partition, the executor must stop its actions on
+	// its own.
+	SilenceExecutor Kind = "silence-executor"
+	// PauseZK freezes one ZooKeeper node with SIGSTOP for Hold, then
+	// continues it. Scope "leader" freezes the leader (the others elect a
+	// new one), "follower" a follower (its clients move to another node).
+	PauseZK Kind = "pause-zk"
+	// ElasticsearchDown stops the in-process Elasticsearch for Hold
+	// (connections refused) while the engine indexes, then starts it
+	// again: the outbox must keep every job version and deliver it.
+	ElasticsearchDown Kind = "es-down"
+	// PauseDistributorLeader freezes the leading distributor instance —
+	// which also leads the maintenance services: cleanup, index pump,
+	// scheduler, reaper — with SIGSTOP for Hold (longer than the session
+	// timeout), then continues it: it must find it no longer leads and
+	// neither double a tick nor write on behalf of a lost leadership.
+	PauseDistributorLeader Kind = "pause-distributor-leader"
 )
 
 // Kinds lists every kind of fault.
-var Kinds = []Kind{KillExecutor, PauseExecutor, PartitionExecutor, KillZKLeader, RestartEnsemble, KillDistributorLeader}
+var Kinds = []Kind{KillExecutor, PauseExecutor, PartitionExecutor, SilenceExecutor, KillZKLeader, PauseZK, RestartEnsemble, KillDistributorLeader, PauseDistributorLeader, ElasticsearchDown}
+
+// executorFault reports whether k is aimed at one executor.
+func (k Kind) executorFault() bool {
+	return k == KillExecutor || k == PauseExecutor || k == PartitionExecutor || k == SilenceExecutor
+}
 
 // Config sizes a fault run. The zero value of a field means its default.
 type Config struct {
@@ -57,16 +82,20 @@ type Config struct {
 	// Threads is the number of workers of each executor (default 3).
 	Threads int
 	// Duration is the length of the workload, during which jobs are
-	// submitted and faults injected (default 90s).
+	// submitted and faults injected (default 2m30s).
 	Duration time.Duration
-	// Faults is the number of faults (default 6, every kind once with a
-	// distributor); the schedule holds every kind at least once when there
-	// is room.
+	// Faults is the number of faults (default: every kind that applies
+	// once); the schedule holds every kind at least once when there is
+	// room.
 	Faults int
 	// SessionTimeout is the executors' ZooKeeper session timeout (default 2s).
 	SessionTimeout time.Duration
 	// Distributor adds a distributor on two processes and its fault.
 	Distributor bool
+	// Index runs the engine with indexing on, into an in-process
+	// Elasticsearch (estest), adds its fault and checks at the end that
+	// every job version is in the history exactly once.
+	Index bool
 	// TickInterval is the distributor's interval (default 4s). It is
 	// longer than a leader failover (the session timeout and a little), so
 	// that the new leader runs the tick its predecessor was killed in the
@@ -77,6 +106,12 @@ type Config struct {
 	// LongJobs is the share of jobs that run for 1–4s instead of 20–400ms
 	// (default 0.15), so that faults catch jobs in the middle of a run.
 	LongJobs float64
+	// Scheduled is the share of workload jobs launched through the
+	// scheduler (created PENDING for the default instance group and
+	// placed on an executor's direct queue by the maintenance leader),
+	// so that faults catch jobs placed and not started; 0 for none. It
+	// needs the distributor, whose elected instance runs the scheduler.
+	Scheduled float64
 	// Workflows is the number of workflows launched over the workload
 	// (default 4; negative: none). They need the distributor, whose
 	// processes host the workflow service.
@@ -98,10 +133,7 @@ func (c Config) WithDefaults() Config {
 		c.Threads = 3
 	}
 	if c.Duration <= 0 {
-		c.Duration = 90 * time.Second
-	}
-	if c.Faults <= 0 {
-		c.Faults = 6
+		c.Duration = 150 * time.Second
 	}
 	if c.SessionTimeout <= 0 {
 		c.SessionTimeout = 2 * time.Second
@@ -133,7 +165,8 @@ type Fault struct {
 	// (executor faults; the distributor leader is whichever leads then).
 	Target int `json:"target,omitempty"`
 	// Scope refines the kind: "process" or "group" for a pause, "stop" or
-	// "kill" for an ensemble restart.
+	// "kill" for an ensemble restart, "leader" or "follower" for a frozen
+	// ZooKeeper node.
 	Scope string `json:"scope,omitempty"`
 	// Probe is the id of the job submitted the moment the fault is
 	// injected: the time until it starts is the fault's recovery time.
@@ -147,6 +180,8 @@ type Fault struct {
 type PlannedJob struct {
 	ID      string `json:"id"`
 	SleepMS int    `json:"sleep_ms"`
+	// Scheduled jobs are created PENDING, for the scheduler to place.
+	Scheduled bool `json:"scheduled,omitempty"`
 }
 
 // Batch is a set of jobs created in one transaction at a point of the
@@ -182,6 +217,10 @@ func NewPlan(cfg Config) (*Plan, error) {
 	jr := rand.New(rand.NewPCG(cfg.Seed, 1))
 	fr := rand.New(rand.NewPCG(cfg.Seed, 2))
 	tr := rand.New(rand.NewPCG(cfg.Seed, 3))
+	sr := rand.New(rand.NewPCG(cfg.Seed, 4)) // its own stream: older plans stay as they were
+	if !cfg.Distributor {
+		p.Config.Scheduled, cfg.Scheduled = 0, 0
+	}
 
 	// Jobs are submitted in batches spread over the first 90% of the
 	// workload, leaving its end for the queue to drain.
@@ -199,7 +238,7 @@ func NewPlan(cfg Config) (*Plan, error) {
 		if jr.Float64() < cfg.LongJobs {
 			sleep = 1000 + jr.IntN(3001)
 		}
-		p.Batches[b].Jobs = append(p.Batches[b].Jobs, PlannedJob{ID: ids(), SleepMS: sleep})
+		p.Batches[b].Jobs = append(p.Batches[b].Jobs, PlannedJob{ID: ids(), SleepMS: sleep, Scheduled: sr.Float64() < cfg.Scheduled})
 	}
 	var kept []Batch
 	for _, b := range p.Batches {
@@ -211,9 +250,14 @@ func NewPlan(cfg Config) (*Plan, error) {
 
 	kinds := make([]Kind, 0, len(Kinds))
 	for _, k := range Kinds {
-		if k != KillDistributorLeader || cfg.Distributor {
+		distributorFault := k == KillDistributorLeader || k == PauseDistributorLeader
+		if (!distributorFault || cfg.Distributor) && (k != ElasticsearchDown || cfg.Index) {
 			kinds = append(kinds, k)
 		}
+	}
+	if cfg.Faults <= 0 {
+		cfg.Faults = len(kinds)
+		p.Config.Faults = cfg.Faults
 	}
 	// Every kind once, then executor faults (the common case in the field)
 	// and the odd ZooKeeper fault, in a random order.
@@ -222,9 +266,12 @@ func NewPlan(cfg Config) (*Plan, error) {
 		fr.Shuffle(len(plan), func(i, j int) { plan[i], plan[j] = plan[j], plan[i] })
 		plan = plan[:cfg.Faults]
 	}
-	extra := []Kind{KillExecutor, KillExecutor, PauseExecutor, PauseExecutor, PartitionExecutor, PartitionExecutor, KillZKLeader}
+	extra := []Kind{KillExecutor, KillExecutor, PauseExecutor, PauseExecutor, PartitionExecutor, PartitionExecutor, SilenceExecutor, KillZKLeader, PauseZK}
 	if cfg.Distributor {
 		extra = append(extra, KillDistributorLeader)
+	}
+	if cfg.Index {
+		extra = append(extra, ElasticsearchDown)
 	}
 	for len(plan) < cfg.Faults {
 		plan = append(plan, extra[fr.IntN(len(extra))])
@@ -246,6 +293,16 @@ func NewPlan(cfg Config) (*Plan, error) {
 		case PartitionExecutor:
 			f.Target = fr.IntN(cfg.Executors)
 			f.Hold = between(fr, cfg.SessionTimeout*7/10, cfg.SessionTimeout+3*time.Second)
+		case SilenceExecutor:
+			f.Target = fr.IntN(cfg.Executors)
+			f.Hold = between(fr, cfg.SessionTimeout*7/10, cfg.SessionTimeout+3*time.Second)
+		case PauseZK:
+			f.Hold = between(fr, 2*time.Second, 5*time.Second)
+			f.Scope = []string{"leader", "follower"}[fr.IntN(2)]
+		case ElasticsearchDown:
+			f.Hold = between(fr, 3*time.Second, 6*time.Second)
+		case PauseDistributorLeader:
+			f.Hold = cfg.SessionTimeout + between(fr, 500*time.Millisecond, 3*time.Second)
 		case KillZKLeader:
 			f.Hold = between(fr, 2*time.Second, 6*time.Second)
 		case RestartEnsemble:
@@ -299,7 +356,7 @@ func (p *Plan) String() string {
 	for i, f := range p.Faults {
 		fmt.Fprintf(&b, "  %d. at %-7s %-24s hold %-7s", i+1, f.At.Round(100*time.Millisecond), f.Kind, f.Hold.Round(100*time.Millisecond))
 		switch f.Kind {
-		case KillExecutor, PauseExecutor, PartitionExecutor:
+		case KillExecutor, PauseExecutor, PartitionExecutor, SilenceExecutor:
 			fmt.Fprintf(&b, " executor %d", f.Target+1)
 		}
 		if f.Scope != "" {

@@ -1,7 +1,6 @@
 package zktest
 
 import (
-	"io"
 	"net"
 	"sync"
 )
@@ -15,6 +14,10 @@ type Proxy struct {
 
 	mu      sync.Mutex
 	blocked bool
+	// silent holds what each connection carries, without closing it,
+	// until Unblock; resumed is closed and replaced then.
+	silent  bool
+	resumed chan struct{}
 	conns   map[net.Conn]struct{}
 	closed  bool
 	wg      sync.WaitGroup
@@ -26,7 +29,7 @@ func NewProxy(target string) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{ln: ln, target: target, conns: make(map[net.Conn]struct{})}
+	p := &Proxy{ln: ln, target: target, conns: make(map[net.Conn]struct{}), resumed: make(chan struct{})}
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
@@ -46,17 +49,48 @@ func (p *Proxy) Block() {
 	}
 }
 
-// Unblock forwards connections again.
+// Silence stops forwarding without closing anything: connections stay
+// open and new ones are accepted, but what either side sends is held
+// until Unblock, like a network path that went dark — the case where a
+// client notices last, by its own timeouts.
+func (p *Proxy) Silence() {
+	p.mu.Lock()
+	p.silent = true
+	p.mu.Unlock()
+}
+
+// Unblock forwards connections again, and what was held.
 func (p *Proxy) Unblock() {
 	p.mu.Lock()
 	p.blocked = false
+	if p.silent {
+		p.silent = false
+		close(p.resumed)
+		p.resumed = make(chan struct{})
+	}
 	p.mu.Unlock()
+}
+
+// held returns, while the proxy is silent, a channel closed when it
+// speaks again; nil otherwise.
+func (p *Proxy) held() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.silent && !p.closed {
+		return p.resumed
+	}
+	return nil
 }
 
 // Close stops the proxy and closes every connection.
 func (p *Proxy) Close() {
 	p.mu.Lock()
 	p.closed = true
+	if p.silent {
+		p.silent = false
+		close(p.resumed)
+		p.resumed = make(chan struct{})
+	}
 	p.mu.Unlock()
 	p.Block()
 	p.ln.Close()
@@ -108,7 +142,21 @@ func (p *Proxy) accept() {
 
 func (p *Proxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if ch := p.held(); ch != nil {
+				<-ch
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	p.untrack(dst)
 	p.untrack(src)
 }
