@@ -198,6 +198,9 @@ func TestLaunchPlainOrSliced(t *testing.T) {
 			j.ParentJob != "" || j.SliceCount != 0) {
 			t.Errorf("launch %v: not a plain pending job: %+v", tc.args, j)
 		}
+		if show := e.binOK("job", "show", j.ID); tc.slices == 0 && (!strings.Contains(show, "explanation:") || !strings.Contains(show, "waiting for the scheduler")) {
+			t.Errorf("launch %v: job show does not say the job waits for the scheduler:\n%s", tc.args, show)
+		}
 	}
 	for _, tc := range []struct {
 		args []string
