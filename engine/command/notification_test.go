@@ -25,6 +25,7 @@ type hookReceiver struct {
 	status int           // 0: 204
 	block  chan struct{} // requests wait on it when set
 	seen   int           // requests, verified or not
+	gone   int           // blocked requests whose client went away
 	ids    map[string]int
 	events []notify.Message
 	bad    []string
@@ -47,6 +48,9 @@ func (r *hookReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		select {
 		case <-block:
 		case <-req.Context().Done():
+			r.mu.Lock()
+			r.gone++
+			r.mu.Unlock()
 			return
 		}
 	}
@@ -67,6 +71,14 @@ func (r *hookReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.ids[m.ID]++
 	r.events = append(r.events, m)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// abandoned returns how many blocked requests ended with their client
+// gone, unanswered.
+func (r *hookReceiver) abandoned() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.gone
 }
 
 func (r *hookReceiver) set(status int, block chan struct{}) {

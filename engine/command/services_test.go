@@ -2,6 +2,7 @@ package command
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -89,6 +90,14 @@ func TestServicesDeliverAcrossAKill(t *testing.T) {
 	})
 	second.signal(syscall.SIGKILL)
 	second.wait(10 * time.Second)
+	// The unanswered request ends with its client; only then is the
+	// receiver let go, or it could count a request nobody heard answered.
+	poll.For(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if rcv.abandoned() == 0 {
+			return errors.New("the killed sender's request is still open")
+		}
+		return nil
+	})
 	close(block)
 	rcv.set(0, nil)
 	e.services("third")
