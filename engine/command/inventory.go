@@ -16,7 +16,7 @@ func inventoryCommand() *cli.Command {
 		Usage: "create, import, list, show and delete inventories; print them for Ansible",
 		Subcommands: []*cli.Command{
 			inventoryCreateCommand(), inventoryImportCommand(), inventoryListCommand(), inventoryShowCommand(),
-			inventoryHostsCommand(), inventoryScriptCommand(), inventoryDeleteCommand(),
+			inventoryHostsCommand(), inventoryScriptCommand(), inventoryDeleteCommand(), inventorySourceCommand(),
 		},
 	}
 }
