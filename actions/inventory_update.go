@@ -237,4 +237,3 @@ func lastLine(s string) string {
 	}
 	return s
 }
-
