@@ -136,3 +136,51 @@ func snapshotLine(show string) string {
 	}
 	return ""
 }
+
+// TestInventoryUpdateOnLaunch: a playbook template over an empty
+// inventory whose source updates on launch: the launch creates the
+// inventory update as its dependency, its job runs after it over the
+// hosts the update imported (not the empty snapshot of launch time); a
+// second launch within the cache timeout creates no update.
+func TestInventoryUpdateOnLaunch(t *testing.T) {
+	ansibletest.Need(t)
+	inv := ansibletest.Inventory("h1", "h2")
+	repo := ansibletest.Repo(t, map[string]string{
+		"site.yml":      ansibletest.Playbook,
+		"inv/script.sh": "#!/bin/sh\ncat <<'END'\n" + string(inv) + "\nEND\n",
+	})
+	if err := os.Chmod(filepath.Join(repo, "inv/script.sh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("git", "-C", repo, "-c", "user.name=test", "-c", "user.email=test@example.invalid", "commit", "-q", "-am", "executable")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git commit: %v %s", err, out)
+	}
+	e := newJobEnv(t)
+	startDaemonEnv(t, e.root, []string{"JOBENGINE_PROJECTS_DIR=" + t.TempDir()},
+		"executor", "--name", "x", "--threads", "2", "--plugin-dir", t.TempDir())
+	startDaemon(t, e.root, "controller", "--listen", "127.0.0.1:0", "--identifier", "c1", "--config-dir", t.TempDir())
+	e.binOK("inventory", "create", "fleet")
+	e.binOK("project", "create", "site", "--git", "file://"+repo)
+	e.binOK("inventory", "source", "set", "fleet", "--project", "site", "--path", "inv/script.sh", "--update-on-launch", "--cache-timeout", "1h")
+	e.binOK("template", "create", "deploy", "--action", "ansible_playbook", "--project", "site", "--playbook", "site.yml", "--inventory", "fleet")
+	for launch := 1; launch <= 2; launch++ {
+		id := strings.TrimSpace(e.binOK("template", "launch", "deploy"))
+		if out, errOut, code := e.bin("job", "wait", id, "--timeout", "120s"); code != 0 {
+			t.Fatalf("launch %d: exit %d %q %q", launch, code, out, errOut)
+		}
+		j := state(e, id)
+		if j.State != jobs.Success || len(j.DependsOn) != 2-launch {
+			t.Fatalf("launch %d: %s %q, depends on %v", launch, j.State, j.StatusMessage, j.DependsOn)
+		}
+		if h := j.HostSummary; h == nil || h.Hosts != 2 {
+			t.Fatalf("launch %d ran over %+v, want the 2 imported hosts", launch, h)
+		}
+		if launch == 1 {
+			up := state(e, j.DependsOn[0])
+			if up.Action != "inventory_update" || up.State != jobs.Success || up.LaunchType != jobs.LaunchDependency || j.Started.Before(up.TimeOfStatusChange) {
+				t.Fatalf("update %s %s %s, finished %v; job started %v", up.Action, up.State, up.LaunchType, up.TimeOfStatusChange, j.Started)
+			}
+		}
+	}
+}
