@@ -18,7 +18,7 @@ import (
 // project's, and its jobs wait for both and read the inventory's current
 // content, pinning no snapshot; a second launch shares the pending
 // update; a successful one within the cache timeout is reused, past it a
-// new one is made. An inventory without a source is launched as before.
+// new one is made, and canceled with the launch it exists for. An inventory without a source is launched as before.
 func TestInventoryUpdateOnLaunch(t *testing.T) {
 	e := newEnv(t, 0)
 	ctx := ctxT(t)
@@ -106,6 +106,14 @@ func TestInventoryUpdateOnLaunch(t *testing.T) {
 	}
 	if len(fourth.Dependencies) != 1 || fourth.Dependencies[0].ID == up.ID || fourth.Dependencies[0].Action != invsource.UpdateAction {
 		t.Fatalf("past the cache timeout: %v", fourth.Dependencies)
+	}
+
+	// Canceling the launch cancels the update that exists only for it.
+	if _, err := e.l.Jobs.CancelJob(ctx, fourth.Job.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if j, _, err := e.l.Jobs.Get(ctx, fourth.Dependencies[0].ID); err != nil || j.State != jobs.Canceled {
+		t.Fatalf("the launch's own update after its cancel: %v %v", j.State, err)
 	}
 
 	if _, err := e.l.Inventories.SetSource(ctx, "inv", nil); err != nil {
