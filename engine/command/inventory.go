@@ -246,6 +246,9 @@ func inventoryShowCommand() *cli.Command {
 				}
 				row("filter-vars", strings.Join(vs, ", "))
 			}
+			if src := inv.Source; src != nil {
+				row("source", fmt.Sprintf("%s of project %s (see `jobengine inventory source show %s`)", src.Path, src.Project, inv.Name))
+			}
 			if g := inv.Snapshot; g != nil {
 				row("snapshot", fmt.Sprintf("%s (%d chunks, %d bytes compressed, %d raw)", g.ID, g.Chunks, g.Bytes, g.RawBytes))
 			}

@@ -102,6 +102,9 @@ func TestInventorySourceUpdate(t *testing.T) {
 		}
 	}
 	first := e.binOK("inventory", "show", "fleet")
+	if !strings.Contains(first, "source:") || !strings.Contains(first, "inv/hosts.yml of project src") {
+		t.Errorf("inventory show does not name the source:\n%s", first)
+	}
 
 	if j := update("inv/script.sh"); j.State != jobs.Success {
 		t.Fatalf("update from the script: %s %q", j.State, j.StatusMessage)
