@@ -1,9 +1,15 @@
 package actions
 
 import (
+	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/jobengine/jobengine/engine/action"
+	"github.com/jobengine/jobengine/engine/invsource"
 )
 
 // TestSourceFileStaysInTheProject: a source file inside the project is
@@ -55,3 +61,29 @@ func TestLimitWriter(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestInventoryUpdateRefusesBadPayloads: a payload that is not strict
+// JSON, names a path out of the project or a bad project is refused
+// before anything is fetched; a process without an inventory store says
+// it cannot write inventories.
+func TestInventoryUpdateRefusesBadPayloads(t *testing.T) {
+	run := func(payload string) error {
+		_, err := InventoryUpdate(InventoryUpdateOptions{}).Runner.Run(context.Background(),
+			&action.Job{ID: "job/x", Action: invsource.UpdateAction, Payload: json.RawMessage(payload)}, &recorder{})
+		return err
+	}
+	for _, p := range []string{
+		`{"inventory": "inv", "path": "../hosts", "project": {"project": "site", "kind": "git", "url": "file:///srv/site"}}`,
+		`{"inventory": "inv", "path": "hosts", "project": {"project": "site", "kind": "git", "url": "https://u:pw@example.com/r"}}`,
+		`{"inventory": "", "path": "hosts", "project": {"project": "site", "kind": "directory", "directory": "/srv"}}`,
+		`{"inventory": "inv", "path": "hosts", "project": {"project": "site", "kind": "directory", "directory": "/srv"}, "extra": 1}`,
+	} {
+		if err := run(p); err == nil || !strings.Contains(err.Error(), "payload") {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	err := run(`{"inventory": "inv", "path": "hosts", "project": {"project": "site", "kind": "directory", "directory": "/srv"}}`)
+	if err == nil || !strings.Contains(err.Error(), "cannot write inventories") {
+		t.Errorf("without a store: %v", err)
+	}
+}
