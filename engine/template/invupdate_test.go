@@ -2,6 +2,7 @@ package template
 
 import (
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -125,5 +126,56 @@ func TestInventoryUpdateOnLaunch(t *testing.T) {
 	}
 	if len(fifth.Dependencies) != 0 || fifth.Slices[0].InventorySnapshot == "" {
 		t.Fatalf("without a source: %d updates, snapshot %q", len(fifth.Dependencies), fifth.Slices[0].InventorySnapshot)
+	}
+}
+
+// TestConcurrentLaunchesShareOneInventoryUpdate: launches racing over an
+// inventory that updates on launch create one update between them (the
+// source's record is a compare-and-set; a launch that loses reads again
+// and shares the winner's), and every launch waits for it.
+func TestConcurrentLaunchesShareOneInventoryUpdate(t *testing.T) {
+	e := newEnv(t, 0)
+	ctx := ctxT(t)
+	if _, _, err := e.l.Inventories.Import(ctx, "inv", hosts(3)); err != nil {
+		t.Fatal(err)
+	}
+	ps := project.NewStore(e.conn, nil)
+	if err := ps.Create(ctx, &project.Project{Name: "site", Kind: project.Git, URL: "file:///srv/site.git"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.l.Inventories.SetSource(ctx, "inv", &inventory.Source{Project: "site", Path: "hosts.yml", UpdateOnLaunch: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.l.Templates.Create(ctx, &Template{Name: "t", Action: "echo", Inventory: "inv", AllowSimultaneous: true}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 4
+	results := make([]*Result, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = e.l.Launch(ctx, Request{Template: "t"})
+		}()
+	}
+	wg.Wait()
+	var created []string
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("launch %d: %v", i, errs[i])
+		}
+		for _, d := range results[i].Dependencies {
+			created = append(created, d.ID)
+		}
+	}
+	if len(created) != 1 {
+		t.Fatalf("%d updates created, want 1: %v", len(created), created)
+	}
+	for i := range n {
+		if !slices.Equal(results[i].Job.DependsOn, created) {
+			t.Errorf("launch %d depends on %v, want %v", i, results[i].Job.DependsOn, created)
+		}
 	}
 }
