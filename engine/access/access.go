@@ -120,16 +120,17 @@ func ParseRole(s string) (Role, error) {
 // ObjectKind is a kind of object roles are granted on.
 type ObjectKind string
 
-// Kinds of objects. Workflow templates and credentials join the list as
-// they are built.
+// Kinds of objects. Credentials join the list as they are built.
 const (
 	KindTemplate  ObjectKind = "template"
 	KindInventory ObjectKind = "inventory"
 	KindProject   ObjectKind = "project"
+	// KindWorkflow is a workflow template (engine/workflow).
+	KindWorkflow ObjectKind = "workflow"
 )
 
 // ObjectKinds lists the kinds of objects roles are granted on.
-var ObjectKinds = []ObjectKind{KindTemplate, KindInventory, KindProject}
+var ObjectKinds = []ObjectKind{KindTemplate, KindInventory, KindProject, KindWorkflow}
 
 // ParseObjectKind parses a kind of object.
 func ParseObjectKind(s string) (ObjectKind, error) {

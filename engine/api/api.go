@@ -35,6 +35,7 @@ import (
 	"github.com/jobengine/jobengine/engine/schedules"
 	"github.com/jobengine/jobengine/engine/template"
 	"github.com/jobengine/jobengine/engine/version"
+	"github.com/jobengine/jobengine/engine/workflow"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
 
@@ -104,6 +105,9 @@ type Server struct {
 	credentials *credential.Store
 	mux         *http.ServeMux
 	routes      []route
+	// workflows and wfLauncher hold and launch workflow templates.
+	workflows  *workflow.Store
+	wfLauncher *workflow.Launcher
 }
 
 // New returns the API's handler. It contacts no server.
@@ -152,10 +156,13 @@ func newServer(cfg Config) (*Server, error) {
 	s.inv = inventory.NewStore(cfg.Conn, inventory.Config{Logger: log.Named("inventory"), Live: s.jobLive})
 	s.projects = project.NewStore(cfg.Conn, log.Named("project"))
 	s.launcher = &template.Launcher{Jobs: cfg.Jobs, Templates: s.templates, Inventories: s.inv, Logger: log.Named("launch")}
+	s.workflows = workflow.NewStore(cfg.Conn, log.Named("workflow"))
+	s.wfLauncher = &workflow.Launcher{Jobs: cfg.Jobs, Workflows: s.workflows, Templates: s.templates, Logger: log.Named("workflow")}
 	for _, group := range [][]route{
 		s.metaRoutes(), s.authRoutes(), s.jobRoutes(), s.templateRoutes(), s.inventoryRoutes(), s.projectRoutes(),
 		s.callbackRoutes(), s.instanceRoutes(), s.clusterRoutes(), s.scheduleRoutes(),
 		s.notificationRoutes(), s.credentialRoutes(), s.userRoutes(), s.teamRoutes(), s.tokenRoutes(), s.grantRoutes(),
+		s.workflowRoutes(),
 	} {
 		s.routes = append(s.routes, group...)
 	}

@@ -44,7 +44,8 @@ func (s *Server) jobRoutes() []route {
 // canSee reports whether the caller may see j.
 func canSee(p *access.Principal, j *jobs.Job) bool {
 	return p.ReadsAll() || j.CreatedBy != "" && j.CreatedBy == p.Identity() ||
-		j.Template != "" && p.Can(access.KindTemplate, j.Template, access.RoleRead)
+		j.Template != "" && p.Can(access.KindTemplate, j.Template, access.RoleRead) ||
+		j.WorkflowTemplate != "" && p.Can(access.KindWorkflow, j.WorkflowTemplate, access.RoleRead)
 }
 
 // scope is what the caller may see of the jobs; nil: everything.
@@ -52,7 +53,8 @@ func scope(p *access.Principal) *jobs.Scope {
 	if p.ReadsAll() {
 		return nil
 	}
-	return &jobs.Scope{Templates: p.Objects(access.KindTemplate, access.RoleRead), CreatedBy: []string{p.Identity()}}
+	return &jobs.Scope{Templates: p.Objects(access.KindTemplate, access.RoleRead), CreatedBy: []string{p.Identity()},
+		Workflows: p.Objects(access.KindWorkflow, access.RoleRead)}
 }
 
 func noSuchJob(id string) error { return notFound("%v: %s", jobs.ErrNotFound, id) }
@@ -86,7 +88,7 @@ func (rq *request) visibleJob() (history.Job, error) {
 	return j, nil
 }
 
-var jobListParams = []string{"state", "action", "template", "slices-of", "sliced", "slices", "launch-type", "since", "until"}
+var jobListParams = []string{"state", "action", "template", "workflow", "slices-of", "sliced", "slices", "launch-type", "since", "until"}
 
 // jobPage is the answer of GET /jobs.
 type jobPage struct {
@@ -143,6 +145,12 @@ func readLaunchFilter(rq *request, f *jobs.LaunchFilter) error {
 	if f.Template != "" {
 		if err := configstore.ValidName("template", f.Template); err != nil {
 			return badField("template", "%v", err)
+		}
+	}
+	f.Workflow = rq.param("workflow")
+	if f.Workflow != "" {
+		if err := configstore.ValidName("workflow", f.Workflow); err != nil {
+			return badField("workflow", "%v", err)
 		}
 	}
 	var err error
@@ -217,7 +225,11 @@ func (s *Server) cancelJob(rq *request) error {
 		return err
 	}
 	p := rq.p
-	allowed := p.IsAdmin() || j.CreatedBy == p.Identity() || j.Template != "" && p.Can(access.KindTemplate, j.Template, access.RoleExecute)
+	allowed := p.IsAdmin() || j.CreatedBy == p.Identity() || j.Template != "" && p.Can(access.KindTemplate, j.Template, access.RoleExecute) ||
+		j.IsWorkflow() && canRunWorkflowJob(p, j.Job)
+	if !allowed && j.IsWorkflow() {
+		return forbidden("canceling %s needs the execute role on workflow %q (or to have launched it)", j.ID, j.WorkflowTemplate)
+	}
 	if !allowed {
 		return forbidden("canceling %s needs the execute role on template %q (or to have launched it)", j.ID, j.Template)
 	}
@@ -250,12 +262,18 @@ func launchedOf(res *template.Result) launched {
 }
 
 func (s *Server) relaunchJob(rq *request) error {
-	if err := rq.query(); err != nil {
+	if err := rq.query("from"); err != nil {
 		return err
 	}
 	j, err := rq.visibleJob()
 	if err != nil {
 		return err
+	}
+	if j.IsWorkflow() {
+		return s.relaunchWorkflowJob(rq, j.Job, rq.param("from"))
+	}
+	if rq.param("from") != "" {
+		return badField("from", "from names a node of a workflow job; %s is not one", j.ID)
 	}
 	if j.Template == "" {
 		if !rq.p.IsAdmin() {

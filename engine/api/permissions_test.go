@@ -65,6 +65,15 @@ func TestPermissionMatrix(t *testing.T) {
 		{"POST", Prefix + "/templates/web/launch", map[string]any{"limit": "w*"}, w(un, nf, cr, fb, cr)},
 		{"POST", Prefix + "/templates/db/launch", nil, w(un, nf, nf, fb, cr)},
 		{"DELETE", Prefix + "/templates/t-new", nil, w(un, nf, nf, fb, nc)},
+		// Workflow templates: carol is given execute on wf.
+		{"POST", Prefix + "/workflows", map[string]any{"name": "wf", "nodes": []any{map[string]any{"id": "a", "template": "db"}}}, w(un, fb, fb, fb, cr)},
+		{"POST", Prefix + "/grants", access.Grant{SubjectKind: access.SubjectUser, Subject: uCarol, Kind: access.KindWorkflow, Object: "wf", Role: access.RoleExecute}, w(un, nf, nf, fb, cr)},
+		{"GET", Prefix + "/workflows", nil, w(un, ok, ok, ok, ok)},
+		{"GET", Prefix + "/workflows/wf", nil, w(un, nf, ok, ok, ok)},
+		{"PUT", Prefix + "/workflows/wf", map[string]any{"nodes": []any{map[string]any{"id": "b", "template": "db"}}}, w(un, nf, fb, fb, ok)},
+		{"POST", Prefix + "/workflows/wf/launch", nil, w(un, nf, cr, fb, cr)},
+		{"POST", Prefix + "/workflows", map[string]any{"name": "wf-new", "nodes": []any{map[string]any{"id": "a", "template": "db"}}}, w(un, fb, fb, fb, cr)},
+		{"DELETE", Prefix + "/workflows/wf-new", nil, w(un, nf, nf, fb, nc)},
 		// Inventories.
 		{"GET", Prefix + "/inventories", nil, w(un, ok, ok, ok, ok)},
 		{"GET", Prefix + "/inventories/hosts", nil, w(un, nf, ok, ok, ok)},

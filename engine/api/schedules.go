@@ -11,14 +11,15 @@ import (
 	"github.com/jobengine/jobengine/engine/schedules"
 )
 
-// Schedules launch a template, or a plain job, at each occurrence of a
-// cron expression or an RRULE (engine/schedules; the leader runs them).
-// Who sees and does what:
+// Schedules launch a template, a workflow template, or a plain job, at
+// each occurrence of a cron expression or an RRULE (engine/schedules; the
+// leader runs them). Who sees and does what:
 //
-//	see        system admin or auditor; read on the template it launches
-//	create,    system admin; execute on the template it launches (a
-//	change,    schedule launches it as its user could); a schedule of a
-//	delete     plain job (any action): system admin only
+//	see        system admin or auditor; read on the template (or workflow
+//	           template) it launches
+//	create,    system admin; execute on the template or workflow template
+//	change,    it launches (a schedule launches it as its user could); a
+//	delete     schedule of a plain job (any action): system admin only
 //
 // A schedule the caller may not see is answered 404.
 
@@ -69,12 +70,20 @@ func (s *Server) scheduleView(rq *request, sc *schedules.Schedule) (ScheduleView
 
 // canSeeSchedule and canWriteSchedule say what the caller may do with sc.
 func canSeeSchedule(p *access.Principal, sc *schedules.Schedule) bool {
-	return p.ReadsAll() || sc.Launch.Template != "" && p.Can(access.KindTemplate, sc.Launch.Template, access.RoleRead)
+	return p.ReadsAll() || sc.Launch.Template != "" && p.Can(access.KindTemplate, sc.Launch.Template, access.RoleRead) ||
+		sc.Launch.Workflow != "" && p.Can(access.KindWorkflow, sc.Launch.Workflow, access.RoleRead)
 }
 
 func canWriteSchedule(p *access.Principal, sc *schedules.Schedule) error {
+	wf := sc.Launch.Workflow
 	switch {
 	case p.IsAdmin():
+		return nil
+	case wf != "" && !p.Can(access.KindWorkflow, wf, access.RoleRead):
+		return notFound("workflow %s: no such workflow template", wf)
+	case wf != "" && !p.Can(access.KindWorkflow, wf, access.RoleExecute):
+		return forbidden("a schedule of workflow %s needs the execute role on it", wf)
+	case wf != "":
 		return nil
 	case sc.Launch.Template == "":
 		return forbidden("a schedule of a plain job needs a system administrator")
@@ -193,6 +202,14 @@ func (in *scheduleInput) apply(sc *schedules.Schedule) {
 func (rq *request) checkLaunch(sc *schedules.Schedule) error {
 	if err := canWriteSchedule(rq.p, sc); err != nil {
 		return err
+	}
+	if wf := sc.Launch.Workflow; wf != "" {
+		if _, _, err := rq.s.workflows.Get(rq.ctx, wf); err != nil {
+			if isNotFound(err) {
+				return badField("launch", "workflow %s does not exist", wf)
+			}
+			return err
+		}
 	}
 	if t := sc.Launch.Template; t != "" {
 		if _, _, err := rq.s.templates.Get(rq.ctx, t); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/jobengine/jobengine/engine/ansible"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/internal/testing/ansibletest"
+	"github.com/jobengine/jobengine/internal/testing/exectest"
 )
 
 // localHosts is an inventory of n hosts h01… reached with
@@ -74,6 +75,7 @@ func TestSlicedPlaybookTemplate(t *testing.T) {
 	}
 	startDaemonEnv(t, e.root, []string{"JOBENGINE_PROJECTS_DIR=" + t.TempDir()},
 		"executor", "--name", "x", "--threads", "3", "--plugin-dir", t.TempDir(), "--credential-key-file", keyFile)
+	startController(t, e.root)
 
 	e.binOK("inventory", "import", "local", e.writeFile("inv.json", localHosts(5)))
 	e.binOK("project", "create", "site", "--git", "file://"+repo, "--branch", "main")
@@ -172,17 +174,21 @@ func TestPlaybookTemplateRefusals(t *testing.T) {
 // TestTransmitATemplateSlice: a slice of a playbook template goes through
 // `transmit | worker | process --job`: transmit checks the project out and
 // writes the slice's hosts, and the slice ends with the recap of its own
-// hosts.
+// hosts. The controller's scheduler queues the slice on a stand-in
+// executor first, as it would on the executor that runs it.
 func TestTransmitATemplateSlice(t *testing.T) {
 	ansibletest.Need(t)
 	repo := ansibletest.Repo(t, map[string]string{"site.yml": ansibletest.Playbook})
 	e := newJobEnv(t)
+	exectest.Join(t, e.conn, "x", 10)
+	startController(t, e.root)
 	e.binOK("inventory", "import", "local", e.writeFile("inv.json", localHosts(4)))
 	e.binOK("project", "create", "site", "--git", "file://"+repo)
 	e.binOK("template", "create", "deploy", "--action", "ansible_playbook", "--project", "site", "--playbook", "site.yml",
 		"--inventory", "local", "--slices", "2")
 	c := strings.TrimSpace(e.binOK("template", "launch", "deploy"))
 	second := state(e, c).NestedJobs[1]
+	e.waitScheduled(second)
 	g := fmt.Sprintf("--zk-hosts %s --zk-root %s", testZK.ConnectString(), e.root)
 	out, code := sh(t, fmt.Sprintf(`JOBENGINE_PROJECTS_DIR=%s "$JE" %s transmit %s | "$JE" worker | "$JE" %s process %s --job %s`,
 		t.TempDir(), g, second, g, t.TempDir(), second))
@@ -205,7 +211,7 @@ func TestUpdateOnLaunchRunsFirst(t *testing.T) {
 	e := newJobEnv(t)
 	startDaemonEnv(t, e.root, []string{"JOBENGINE_PROJECTS_DIR=" + t.TempDir()},
 		"executor", "--name", "x", "--threads", "3", "--plugin-dir", t.TempDir())
-	startDaemon(t, e.root, "controller", "--listen", "127.0.0.1:0", "--identifier", "c1", "--config-dir", t.TempDir())
+	startController(t, e.root)
 	e.binOK("inventory", "import", "local", e.writeFile("inv.json", localHosts(2)))
 	e.binOK("project", "create", "site", "--git", "file://"+repo, "--update-on-launch", "--cache-timeout", "1h")
 	e.binOK("template", "create", "deploy", "--action", "ansible_playbook", "--project", "site", "--playbook", "site.yml",

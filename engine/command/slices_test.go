@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jobengine/jobengine/internal/testing/estest"
+	"github.com/jobengine/jobengine/internal/testing/exectest"
 	"github.com/jobengine/jobengine/internal/testing/poll"
 
 	"github.com/jobengine/jobengine/engine/index"
@@ -21,6 +22,7 @@ import (
 func TestSlicedJobsRunOnExecutors(t *testing.T) {
 	e := newJobEnv(t)
 	startDaemon(t, e.root, "executor", "--enable-test-actions", "--name", "x", "--threads", "2", "--plugin-dir", t.TempDir())
+	startController(t, e.root)
 	e.binOK("inventory", "import", "inv", e.writeFile("inv.json", ansibleHosts(5)))
 	e.binOK("template", "create", "ok", "--action", "echo", "--inventory", "inv", "--slices", "4")
 	e.binOK("template", "create", "bad", "--action", "fail", "--inventory", "inv", "--slices", "3", "--payload", `{"code": 3}`)
@@ -141,7 +143,7 @@ func TestRelaunchAndDelete(t *testing.T) {
 	if _, errOut, code := e.bin("job", "delete", first.Job.ID); code != 1 || !strings.Contains(errOut, "only a final job") {
 		t.Fatalf("delete of a live container: exit %d, %q", code, errOut)
 	}
-	e.binOK("job", "cancel", first.Job.ID) // both slices queued: CANCELED at once
+	e.binOK("job", "cancel", first.Job.ID) // both slices waiting: CANCELED at once
 	out := e.binOK("job", "delete", first.Job.ID)
 	if strings.Count(out, "deleted") != 3 {
 		t.Fatalf("delete of a container printed %q, want it and its two slices", out)
@@ -156,8 +158,9 @@ func TestRelaunchAndDelete(t *testing.T) {
 	if out := e.binOK("job", "delete", again.Slices[0].ID); strings.Count(out, "deleted") != 1 {
 		t.Fatalf("delete of a slice printed %q", out)
 	}
-	if j := state(e, again.Slices[1].ID); j.State != jobs.Queued {
-		t.Fatalf("the other slice: %s", j.State)
+	// No scheduler runs here: the other slice still waits for one.
+	if j := state(e, again.Slices[1].ID); j.State != jobs.Pending || j.Explanation != jobs.NotScheduledYet {
+		t.Fatalf("the other slice: %s %q", j.State, j.Explanation)
 	}
 }
 
@@ -203,7 +206,10 @@ func TestJobListFilters(t *testing.T) {
 		{[]string{"--launch-type", "relaunch"}, []string{re.ID}},
 		{[]string{"--since", "1h"}, []string{c, s1, s2, plain.Job.ID, re.ID, other}},
 		{[]string{"--until", "1h"}, nil},
-		{[]string{"--template", "a", "--state", "PENDING"}, []string{c}},
+		// Launches wait for the scheduler (none runs here); a job added
+		// by hand is queued at once.
+		{[]string{"--template", "a", "--state", "PENDING"}, []string{c, s1, s2, re.ID}},
+		{[]string{"--state", "QUEUED"}, []string{other}},
 	} {
 		if got := ids(tc.args...); !sameSet(got, tc.want...) {
 			t.Errorf("job list %v: %s, want %v", tc.args, got, tc.want)
@@ -295,12 +301,16 @@ func TestJobDeleteFromTheHistory(t *testing.T) {
 
 // TestContainerCatchesUpWithItsSlices ends slices without updating their
 // container, as an executor that died between the two writes would leave
-// them: job wait and job show derive the container's state again.
+// them: job wait and job show derive the container's state again. The
+// test plays the executor the controller's scheduler queues the slices on.
 func TestContainerCatchesUpWithItsSlices(t *testing.T) {
 	e := newJobEnv(t)
+	exectest.Join(t, e.conn, "x", 10)
+	startController(t, e.root)
 	e.binOK("inventory", "import", "inv", e.writeFile("inv.json", ansibleHosts(4)))
 	e.binOK("template", "create", "tpl", "--action", "echo", "--inventory", "inv", "--slices", "2")
 	res := e.launch("tpl")
+	e.waitScheduled(res.Slices[0].ID, res.Slices[1].ID)
 	e.advance(res.Slices[0].ID, jobs.Running, jobs.Success)
 	if j := state(e, res.Job.ID); j.State != jobs.Pending {
 		t.Fatalf("container %s; the test needs it left behind", j.State)

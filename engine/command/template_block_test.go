@@ -18,7 +18,7 @@ import (
 func TestTemplateLaunchesBlockEachOther(t *testing.T) {
 	e := newJobEnv(t)
 	startDaemon(t, e.root, "executor", "--name", "x", "--threads", "6", "--enable-test-actions", "--plugin-dir", t.TempDir())
-	startDaemon(t, e.root, "controller", "--listen", "127.0.0.1:0", "--identifier", "c1", "--config-dir", t.TempDir())
+	startController(t, e.root)
 	e.binOK("inventory", "import", "inv", e.writeFile("inv.json", ansibleHosts(4)))
 	for _, args := range [][]string{
 		{"slow", "--slices", "2"},
@@ -57,4 +57,25 @@ func TestTemplateLaunchesBlockEachOther(t *testing.T) {
 	for _, id := range []string{second, free1, free2} {
 		e.binOK("job", "cancel", id)
 	}
+}
+
+// startController starts a controller, whose elected member runs the
+// scheduler: a template's launches wait PENDING until it queues them.
+func startController(t *testing.T, root string) *proc {
+	t.Helper()
+	return startDaemon(t, root, "controller", "--listen", "127.0.0.1:0", "--identifier", "c1", "--config-dir", t.TempDir())
+}
+
+// waitScheduled waits until the scheduler has queued each job (or it has
+// gone further).
+func (e *jobEnv) waitScheduled(ids ...string) {
+	e.t.Helper()
+	poll.For(e.t, 30*time.Second, 50*time.Millisecond, func() error {
+		for _, id := range ids {
+			if j := state(e, id); j.State == jobs.Pending {
+				return fmt.Errorf("%s is PENDING (%s)", id, j.Explanation)
+			}
+		}
+		return nil
+	})
 }

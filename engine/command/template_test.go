@@ -167,6 +167,7 @@ func TestEveryValueReachesEverySlice(t *testing.T) {
 // TestLaunchPlainOrSliced covers the slice count rules: 0 or 1 launches a
 // plain job; the template's count is reduced to the hosts there are; a
 // prompted count the hosts cannot fill is refused; the limit counts first.
+// A plain job is created PENDING, for the scheduler.
 func TestLaunchPlainOrSliced(t *testing.T) {
 	e := newJobEnv(t)
 	e.binOK("inventory", "import", "three", e.writeFile("three.json", ansibleHosts(3)))
@@ -191,8 +192,14 @@ func TestLaunchPlainOrSliced(t *testing.T) {
 		if len(res.Slices) != tc.slices || j.Hosts != tc.hosts {
 			t.Errorf("launch %v: %d slices over %d hosts, want %d over %d", tc.args, len(res.Slices), j.Hosts, tc.slices, tc.hosts)
 		}
-		if tc.slices == 0 && (j.Kind != jobs.KindJob || j.Sliced || j.State != jobs.Queued || j.ParentJob != "" || j.SliceCount != 0) {
-			t.Errorf("launch %v: not a plain queued job: %+v", tc.args, j)
+		// With no controller running, the job waits for the scheduler
+		// and says so.
+		if tc.slices == 0 && (j.Kind != jobs.KindJob || j.Sliced || j.State != jobs.Pending || j.Explanation != jobs.NotScheduledYet ||
+			j.ParentJob != "" || j.SliceCount != 0) {
+			t.Errorf("launch %v: not a plain pending job: %+v", tc.args, j)
+		}
+		if show := e.binOK("job", "show", j.ID); tc.slices == 0 && (!strings.Contains(show, "explanation:") || !strings.Contains(show, "waiting for the scheduler")) {
+			t.Errorf("launch %v: job show does not say the job waits for the scheduler:\n%s", tc.args, show)
 		}
 	}
 	for _, tc := range []struct {

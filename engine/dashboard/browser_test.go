@@ -219,6 +219,12 @@ func TestDashboard(t *testing.T) {
 	c.call("POST", "/api/v1/projects", `{"name": "site", "kind": "directory", "directory": "/srv/site"}`, 201, nil)
 	c.call("POST", "/api/v1/schedules", `{"name": "nightly", "description": "the web tier every night", "cron": "0 2 * * *", "time-zone": "Europe/Paris", "launch": {"template": "web"}}`, 201, nil)
 	c.call("POST", "/api/v1/notification-templates", `{"name": "ops-hook", "kind": "webhook", "description": "tells the ops channel", "webhook": {"url": "https://hooks.example.invalid/ops"}, "secret": "signing-secret"}`, 201, nil)
+	c.call("POST", "/api/v1/templates", `{"name": "step", "description": "one short step", "action": "sleep", "payload": {"duration": "1s"}}`, 201, nil)
+	c.call("POST", "/api/v1/workflows", `{"name": "release", "description": "build, then ship or roll back", "nodes": [
+		{"id": "build", "template": "step", "success": ["ship"], "failure": ["rollback"]},
+		{"id": "ship", "template": "step", "always": ["notify"]},
+		{"id": "rollback", "template": "step"},
+		{"id": "notify", "template": "step"}]}`, 201, nil)
 	c.call("POST", "/api/v1/users", `{"name": "viewer", "password": "viewer-password"}`, 201, nil)
 	c.call("POST", "/api/v1/grants", `{"subject-kind": "user", "subject": "viewer", "kind": "template", "object": "web", "role": "read"}`, 201, nil)
 
@@ -266,16 +272,65 @@ func TestDashboard(t *testing.T) {
 	})
 	screenshot(t, ctx, shots, "job-sliced", true)
 
+	// A workflow: its template's graph, then its job's graph following
+	// the nodes live until the workflow succeeds.
+	do(t, ctx, "open workflow release",
+		chromedp.Navigate(c.base+"/#/workflows/release"),
+		chromedp.WaitVisible(chromedp.ID("launch")),
+		chromedp.WaitVisible(chromedp.CSS(`svg.wf-graph g[data-node="notify"]`)),
+	)
+	if kinds := eval[[]string](t, ctx, `[...document.querySelectorAll('svg.wf-graph path[data-edge]')].map(e => e.dataset.edge + ':' + e.dataset.kind).sort()`); strings.Join(kinds, " ") != "build>rollback:failure build>ship:success ship>notify:always" {
+		t.Errorf("the template's edges are drawn as %v", kinds)
+	}
+	screenshot(t, ctx, shots, "workflow")
+	do(t, ctx, "launch release", chromedp.Click(chromedp.ID("launch")))
+	want := "build=succeeded notify=succeeded rollback=do-not-run ship=succeeded"
+	poll.For(t, wait, 100*time.Millisecond, func() error {
+		got := strings.Join(eval[[]string](t, ctx, `[...document.querySelectorAll('svg.wf-graph g[data-node]')].map(g => g.dataset.node + '=' + g.dataset.status).sort()`), " ")
+		if got != want {
+			return fmt.Errorf("nodes %q on %s", got, eval[string](t, ctx, `location.hash`))
+		}
+		return nil
+	})
+	poll.For(t, wait, 100*time.Millisecond, func() error {
+		if st := eval[string](t, ctx, `document.querySelector('main .card .state').textContent`); st != "SUCCESS" {
+			return fmt.Errorf("the workflow job is %s", st)
+		}
+		return nil
+	})
+	screenshot(t, ctx, shots, "job-workflow", true)
+	// Relaunched from ship: a new workflow job of ship and what follows.
+	first := eval[string](t, ctx, `location.hash`)
+	do(t, ctx, "relaunch from ship", chromedp.Click(chromedp.CSS(`button[data-from="ship"]`)))
+	poll.For(t, wait, 100*time.Millisecond, func() error {
+		got := strings.Join(eval[[]string](t, ctx, `[...document.querySelectorAll('svg.wf-graph g[data-node]')].map(g => g.dataset.node + '=' + g.dataset.status).sort()`), " ")
+		if hash := eval[string](t, ctx, `location.hash`); hash == first || got != "notify=succeeded ship=succeeded" {
+			return fmt.Errorf("nodes %q on %s", got, hash)
+		}
+		return nil
+	})
+
 	// The jobs list: the container expands into its slices.
 	do(t, ctx, "open the jobs list",
 		chromedp.Navigate(c.base+"/#/jobs"),
-		chromedp.WaitVisible(chromedp.CSS(`button[aria-expanded="false"]`)),
-		chromedp.Click(chromedp.CSS(`button[aria-expanded="false"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`button[aria-expanded="true"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`button[aria-label^="Show the slices"]`)),
+		chromedp.Click(chromedp.CSS(`button[aria-label^="Show the slices"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`button[aria-label^="Hide the slices"]`)),
 	)
 	poll.For(t, wait, 100*time.Millisecond, func() error {
 		if n := eval[int](t, ctx, `document.querySelectorAll('tr.slice').length`); n != 3 {
 			return fmt.Errorf("%d slices under the container", n)
+		}
+		return nil
+	})
+	// A workflow job expands into its node jobs (the relaunch from ship:
+	// the newest workflow job, first in the list).
+	do(t, ctx, "expand a workflow job", chromedp.Click(chromedp.CSS(`button[aria-label^="Show the nodes"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`button[aria-label^="Hide the nodes"]`)))
+	poll.For(t, wait, 100*time.Millisecond, func() error {
+		got := eval[[]string](t, ctx, `[...document.querySelectorAll('tr.node td:first-child a')].map(a => a.textContent)`)
+		if strings.Join(got, " ") != "node ship node notify" {
+			return fmt.Errorf("node rows %v", got)
 		}
 		return nil
 	})
@@ -347,7 +402,7 @@ func TestDashboard(t *testing.T) {
 		return nil
 	})
 	screenshot(t, ctx, shots, "cluster", true)
-	for _, p := range []string{"templates", "inventories", "projects", "schedules", "notification-templates"} {
+	for _, p := range []string{"templates", "workflows", "inventories", "projects", "schedules", "notification-templates"} {
 		do(t, ctx, "open "+p, chromedp.Navigate(c.base+"/#/"+p), chromedp.WaitVisible(chromedp.CSS(`main table tbody a`)))
 		screenshot(t, ctx, shots, p)
 	}

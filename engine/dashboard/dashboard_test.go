@@ -46,7 +46,8 @@ func TestHandlerRoutes(t *testing.T) {
 		if res.StatusCode != 200 || len(body) == 0 || res.Header.Get("Content-Security-Policy") == "" {
 			t.Errorf("%s: %d, %d bytes", f[1], res.StatusCode, len(body))
 		}
-		if strings.Contains(body, "http://") || strings.Contains(body, "https://") {
+		// The SVG namespace is a name, not a place anything is loaded from.
+		if body := strings.ReplaceAll(body, "'http://www.w3.org/2000/svg'", ""); strings.Contains(body, "http://") || strings.Contains(body, "https://") {
 			t.Errorf("%s names another site", f[1])
 		}
 	}

@@ -13,6 +13,9 @@ func launchFilters(f jobs.LaunchFilter) []any {
 	if f.Template != "" {
 		out = append(out, obj{"term": obj{"template": f.Template}})
 	}
+	if f.Workflow != "" {
+		out = append(out, obj{"term": obj{"workflow-template": f.Workflow}})
+	}
 	if f.SlicesOf != "" {
 		out = append(out, obj{"term": obj{"parent-job": f.SlicesOf}})
 	}
@@ -36,11 +39,12 @@ func launchFilters(f jobs.LaunchFilter) []any {
 		out = append(out, obj{"range": obj{"created": r}})
 	}
 	if w := f.Within; w != nil {
-		// Jobs of the scope's templates or by its creators: a should of
+		// Jobs of the scope's templates or workflows, or by its creators: a should of
 		// terms (an empty list matches nothing).
 		should := []any{
 			obj{"terms": obj{"template": nonNil(w.Templates)}},
 			obj{"terms": obj{"created-by": nonNil(w.CreatedBy)}},
+			obj{"terms": obj{"workflow-template": nonNil(w.Workflows)}},
 		}
 		out = append(out, obj{"bool": obj{"should": should, "minimum_should_match": 1}})
 	}

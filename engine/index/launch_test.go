@@ -12,8 +12,8 @@ import (
 )
 
 // TestSearchJobsByLaunchFields searches the history by the fields of jobs
-// launched from templates: template, container, sliced, slices, launch
-// type and creation time.
+// launched from templates: template, workflow template, container,
+// sliced, slices, launch type and creation time.
 func TestSearchJobsByLaunchFields(t *testing.T) {
 	ctx := ctxT(t, 30*time.Second)
 	s := estest.Start(t, estest.Options{RefreshInterval: -1})
@@ -32,7 +32,10 @@ func TestSearchJobsByLaunchFields(t *testing.T) {
 	re.Launch = jobs.Launch{Kind: jobs.KindJob, Template: "deploy", LaunchType: jobs.LaunchRelaunch, SliceNumber: 1, SliceCount: 2, RelaunchOf: all[1].ID}
 	other := newJob("backup", 4)
 	other.Launch = jobs.Launch{Template: "nightly", LaunchType: jobs.LaunchScheduled}
-	all = append(all, re, other, newJob("plain", 5))
+	wf := newJob("workflow", 6)
+	wf.Launch = jobs.Launch{Kind: jobs.KindWorkflow, LaunchType: jobs.LaunchManual, WorkflowTemplate: "release",
+		Workflow: &jobs.Workflow{Nodes: []jobs.WorkflowNode{{ID: "a", Template: "deploy"}}}}
+	all = append(all, re, other, newJob("plain", 5), wf)
 	if _, err := c.IndexJobs(ctx, all...); err != nil {
 		t.Fatal(err)
 	}
@@ -54,14 +57,16 @@ func TestSearchJobsByLaunchFields(t *testing.T) {
 		f    jobs.LaunchFilter
 		want string
 	}{
-		{jobs.LaunchFilter{}, "5,4,3,2,1,0"},
+		{jobs.LaunchFilter{}, "6,5,4,3,2,1,0"},
+		{jobs.LaunchFilter{Workflow: "release"}, "6"},
+		{jobs.LaunchFilter{Workflow: "nightly"}, ""},
 		{jobs.LaunchFilter{Template: "deploy"}, "3,2,1,0"},
 		{jobs.LaunchFilter{SlicesOf: container.ID}, "2,1"},
 		{jobs.LaunchFilter{Sliced: true}, "0"},
 		{jobs.LaunchFilter{Slices: true}, "2,1"}, // a relaunched slice has no container
 		{jobs.LaunchFilter{LaunchType: jobs.LaunchRelaunch}, "3"},
 		{jobs.LaunchFilter{LaunchType: jobs.LaunchScheduled, Template: "nightly"}, "4"},
-		{jobs.LaunchFilter{Since: epoch.Add(2 * time.Minute)}, "5,4,3,2"},
+		{jobs.LaunchFilter{Since: epoch.Add(2 * time.Minute)}, "6,5,4,3,2"},
 		{jobs.LaunchFilter{Since: epoch.Add(time.Minute), Until: epoch.Add(3 * time.Minute)}, "3,2,1"},
 	} {
 		got, err := c.SearchJobs(ctx, index.JobQuery{Launch: tc.f})

@@ -385,6 +385,8 @@ func (s *Store) DocBytes(n NewJob) (int, error) {
 type LaunchFilter struct {
 	// Template keeps jobs launched from this template.
 	Template string
+	// Workflow keeps the workflow jobs of this workflow template.
+	Workflow string
 	// SlicesOf keeps the slices of this container ("job/<uuid>").
 	SlicesOf string
 	// Sliced keeps containers of sliced jobs only; Slices keeps slices only.
@@ -399,22 +401,26 @@ type LaunchFilter struct {
 }
 
 // Scope is what a user may see of the jobs: those launched from one of
-// Templates and those created by one of CreatedBy. An empty scope sees
-// nothing.
+// Templates, the workflow jobs of one of Workflows, and those created by
+// one of CreatedBy. An empty scope sees nothing.
 type Scope struct {
 	Templates []string
 	CreatedBy []string
+	// Workflows are workflow templates whose workflow jobs are seen.
+	Workflows []string
 }
 
 // Match reports whether j is within the scope.
 func (s *Scope) Match(j *Job) bool {
-	return j.Template != "" && slices.Contains(s.Templates, j.Template) || j.CreatedBy != "" && slices.Contains(s.CreatedBy, j.CreatedBy)
+	return j.Template != "" && slices.Contains(s.Templates, j.Template) || j.CreatedBy != "" && slices.Contains(s.CreatedBy, j.CreatedBy) ||
+		j.WorkflowTemplate != "" && slices.Contains(s.Workflows, j.WorkflowTemplate)
 }
 
 // Match reports whether j passes the filter.
 func (f LaunchFilter) Match(j *Job) bool {
 	switch {
 	case f.Template != "" && j.Template != f.Template,
+		f.Workflow != "" && j.WorkflowTemplate != f.Workflow,
 		f.SlicesOf != "" && j.ParentJob != f.SlicesOf,
 		f.Sliced && !j.Sliced,
 		f.Slices && !j.IsSlice(),

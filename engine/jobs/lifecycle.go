@@ -113,7 +113,9 @@ func (c *Change) fenceErr(err error) error {
 //   - a connection error (zkconn.Transient): the outcome is unknown.
 //     Commit the same change again: if it then finds the hold gone or the
 //     document moved on, it reads the document back, and returns nil when
-//     the earlier attempt went through.
+//     the earlier attempt went through — or, for a change that keeps the
+//     entry, queue.ErrLockLost when the hold has ended since (the
+//     observers are told of the write all the same).
 //
 // Commit of a committed change does nothing.
 func (c *Change) Commit(ctx context.Context, h Hold) error {
@@ -143,6 +145,19 @@ func (c *Change) Commit(ctx context.Context, h Hold) error {
 	changed := errors.As(err, &opErr) && opErr.Index == 0 && (c.bad == nil || c.bad.Kind == KindDocument) &&
 		(errors.Is(opErr, zk.ErrBadVersion) || errors.Is(opErr, zk.ErrNoNode))
 	if err != nil && c.uncertain && (changed || errors.Is(err, queue.ErrLockLost)) && c.landed(ctx) {
+		if c.entry == keepEntry {
+			// The earlier attempt wrote the document and kept the entry;
+			// the hold may have ended since (its session expired), and
+			// then the job is no longer this writer's to run.
+			held, herr := h.Consumer.HoldsLock(ctx, h.Item)
+			if herr != nil {
+				return fmt.Errorf("jobs: writing %s: %w", c.label(), herr)
+			}
+			if !held {
+				c.committed(ctx)
+				return fmt.Errorf("jobs: writing %s: the write went through, then %w", c.label(), queue.ErrLockLost)
+			}
+		}
 		err = nil
 	}
 	if ferr := c.fenceErr(err); ferr != nil {

@@ -464,3 +464,60 @@ func TestCommitAgainAfterAnUnknownOutcome(t *testing.T) {
 		})
 	}
 }
+
+// A start whose first commit went through with an unknown outcome, and
+// whose session then expired: committing it again must not report the
+// job as this writer's to run — the entry is free for others.
+func TestStartWentThroughThenTheHoldWasLost(t *testing.T) {
+	proxy, err := zktest.NewProxy(zkc.Servers[0].Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	fresh := newStore(t, StoreConfig{})
+	ctx := ctxT(t)
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := zkconn.Dial(dctx, zkconn.Config{Hosts: []string{proxy.Addr()}, Root: fresh.Conn().Root(), SessionTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rec := &recorder{}
+	stale := NewStore(conn, StoreConfig{Observers: []Observer{rec}})
+	created, _ := fresh.Create(ctx, NewJob{Action: "a"})
+	old := take(t, stale, "stale")
+	j, ver, _ := stale.Get(ctx, created.ID)
+	c, err := stale.StartAttempt(j, ver, "stale")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Commit(newExpiredOnce(), old); !zkconn.Transient(err) {
+		t.Fatalf("first commit: %v, want a timeout", err)
+	}
+	poll.For(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if got, _, _ := fresh.Get(ctx, created.ID); got.Version != c.Job().Version {
+			return errors.New("the first commit has not landed yet")
+		}
+		return nil
+	})
+	session := conn.SessionID()
+	proxy.Block()
+	h := take(t, fresh, "fresh") // once the stale session expired on the server
+	proxy.Unblock()
+	poll.For(t, 20*time.Second, 50*time.Millisecond, func() error {
+		if s := conn.SessionID(); s == session || !conn.Connected() {
+			return errors.New("no new session yet")
+		}
+		return nil
+	})
+	if err := c.Commit(ctx, old); !errors.Is(err, queue.ErrLockLost) {
+		t.Fatalf("commit again after the hold was lost: %v, want ErrLockLost", err)
+	}
+	if tr := rec.transitions(); len(tr) != 1 {
+		t.Fatalf("state events %v: the write that went through is observed once", tr)
+	}
+	if ok, _ := h.Consumer.HoldsLock(ctx, h.Item); !ok {
+		t.Fatal("the new holder does not hold the entry")
+	}
+}

@@ -26,7 +26,8 @@ import (
 // dependencies, fan-out) has no scheduling needs: it is created QUEUED on
 // the shared queue, the SlipStream path. Any of them makes it PENDING: the
 // scheduler queues it on an executor's direct queue once nothing blocks it
-// and an executor of its groups has room.
+// and an executor of its groups has room. A template's launch always names
+// its groups (DefaultGroup when nothing else does), so it is scheduled.
 type Scheduling struct {
 	// Impact is the capacity the job takes on its executor while active;
 	// 0 is DefaultImpact.
@@ -165,6 +166,12 @@ func needsScheduler(n *NewJob) bool {
 	return s.ExecutionNode == "" && (len(n.Launch.InstanceGroups) > 0 || s.Impact > 0 || len(s.ConcurrencyKeys) > 0 ||
 		len(s.DependsOn) > 0 || s.FanoutGroup != "")
 }
+
+// NotScheduledYet is the explanation of a job created PENDING until a pass
+// of the scheduler says better: a launch while no scheduler runs (no
+// elected controller or distributor with --maintenance) says so rather
+// than nothing.
+const NotScheduledYet = "waiting for the scheduler: no pass has taken this job up yet (the elected controller runs it)"
 
 // Groups returns the job's instance groups in preference order.
 func (j *Job) Groups() []string {

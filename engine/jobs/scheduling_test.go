@@ -145,8 +145,12 @@ func TestPlaceExplainAndFail(t *testing.T) {
 	a, _ := s.Create(ctx, NewJob{Action: "a", Priority: 3, Scheduling: Scheduling{ConcurrencyKeys: []string{"k"}}})
 	b, _ := s.Create(ctx, NewJob{Action: "a", Scheduling: Scheduling{DependsOn: []string{a.ID}}})
 
-	// An explanation changes the document, not its state.
+	// Until a pass explains it, a PENDING job says it waits for one.
 	j, ver, _ := s.Get(ctx, b.ID)
+	if j.State != Pending || j.Explanation != NotScheduledYet {
+		t.Fatalf("created: %s %q", j.State, j.Explanation)
+	}
+	// An explanation changes the document, not its state.
 	c, err := s.Explain(j, ver, "waiting for "+a.ID+" to finish (dependency)")
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +158,7 @@ func TestPlaceExplainAndFail(t *testing.T) {
 	if err := c.CommitFenced(ctx, fence); err != nil {
 		t.Fatal(err)
 	}
-	if got, _, _ := s.Get(ctx, b.ID); got.State != Pending || !strings.HasPrefix(got.Explanation, "waiting for") {
+	if got, _, _ := s.Get(ctx, b.ID); got.State != Pending || got.Explanation != "waiting for "+a.ID+" to finish (dependency)" {
 		t.Fatalf("explained: %+v", got)
 	}
 

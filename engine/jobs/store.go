@@ -261,8 +261,10 @@ func (s *Store) build(n NewJob) (*Job, error) {
 		j.State = Pending // it follows its slices and is never queued
 	case needsScheduler(&n):
 		// The scheduler queues it once nothing blocks it and an executor
-		// of its groups has room.
+		// of its groups has room; until a pass writes why it waits, it
+		// says it waits for one.
 		j.State = Pending
+		j.Explanation = NotScheduledYet
 	}
 	if n.Target != "" {
 		j.TargetResource = &Resource{Href: n.Target}

@@ -290,9 +290,30 @@ func (c *Consumer) ApplyMany(ctx context.Context, parts []Part) error {
 // entries. A taken node is given back only if it holds this take's taker
 // id and belongs to the current session; it goes with the session
 // otherwise.
+//
+// Until it has looked, the entries are not taken again by this consumer:
+// a taken node made by a later take of this consumer would carry the same
+// taker id and session, and be given back under the worker holding it.
 func (c *Consumer) reclaim(owner string, taker []byte, names []string) {
 	names = slices.Clone(names)
+	c.mu.Lock()
+	for _, n := range names {
+		c.reclaiming[n] = true
+	}
+	c.mu.Unlock()
+	done := func(n string) {
+		c.mu.Lock()
+		delete(c.reclaiming, n)
+		c.dirty = true // listed again: the entry may be free now
+		c.mu.Unlock()
+		c.poke()
+	}
 	go func() {
+		defer func() {
+			for _, n := range names {
+				done(n)
+			}
+		}()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go func() {
@@ -329,6 +350,7 @@ func (c *Consumer) reclaim(owner string, taker []byte, names []string) {
 				}
 				delay = min(2*delay, 2*time.Second)
 			}
+			done(n)
 		}
 	}()
 }

@@ -53,16 +53,21 @@ type Consumer struct {
 	session  int64  // the session the owner node belongs to
 	owner    string // owner node path, "" until created
 	takerID  []byte
-	avail    []string         // candidates in queue order, not handed out
-	inflight map[string]bool  // handed to a worker, take in progress
-	held     map[string]*Item // taken by this consumer, by entry name
-	changed  chan struct{}    // closed and replaced whenever avail changes
-	dirty    bool             // a watch fired since the last listing
-	listed   bool             // a listing succeeded at least once
-	waiters  int              // workers waiting for a candidate
-	lastErr  error            // the last listing error, for Take's error
-	closed   bool
-	stats    ConsumerStats
+	avail    []string        // candidates in queue order, not handed out
+	inflight map[string]bool // handed to a worker, take in progress
+	// reclaiming holds the entries a take of unknown outcome may have
+	// taken, until reclaim has looked: they are not taken again before,
+	// since a taken node made by a later take would carry the same taker
+	// id and be given back under its holder.
+	reclaiming map[string]bool
+	held       map[string]*Item // taken by this consumer, by entry name
+	changed    chan struct{}    // closed and replaced whenever avail changes
+	dirty      bool             // a watch fired since the last listing
+	listed     bool             // a listing succeeded at least once
+	waiters    int              // workers waiting for a candidate
+	lastErr    error            // the last listing error, for Take's error
+	closed     bool
+	stats      ConsumerStats
 
 	wake chan struct{}
 	stop chan struct{}
@@ -100,16 +105,17 @@ func (q *Queue) newConsumer(opts ConsumerOptions) *Consumer {
 		opts.Logger = zap.NewNop()
 	}
 	c := &Consumer{
-		q:        q,
-		name:     opts.Name,
-		log:      opts.Logger,
-		inflight: make(map[string]bool),
-		held:     make(map[string]*Item),
-		changed:  make(chan struct{}),
-		dirty:    true,
-		wake:     make(chan struct{}, 1),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+		q:          q,
+		name:       opts.Name,
+		log:        opts.Logger,
+		inflight:   make(map[string]bool),
+		reclaiming: make(map[string]bool),
+		held:       make(map[string]*Item),
+		changed:    make(chan struct{}),
+		dirty:      true,
+		wake:       make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	return c
 }
@@ -781,7 +787,7 @@ func (c *Consumer) list(entriesW, takenW *<-chan zk.Event) error {
 	}
 	avail := entries[:0]
 	for _, e := range entries {
-		if _, ok := isTaken[e]; ok || c.inflight[e] || c.held[e] != nil {
+		if _, ok := isTaken[e]; ok || c.inflight[e] || c.reclaiming[e] || c.held[e] != nil {
 			continue
 		}
 		avail = append(avail, e)

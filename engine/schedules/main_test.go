@@ -16,6 +16,7 @@ import (
 	"github.com/jobengine/jobengine/engine/election"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/schedule"
+	"github.com/jobengine/jobengine/engine/scheduler"
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/engine/zkserver"
 	"github.com/jobengine/jobengine/internal/testing/poll"
@@ -105,18 +106,29 @@ func (e *env) start(id string) *member {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	// The scheduler runs beside the runner, as on the elected controller:
+	// it queues the template launches the schedules make.
+	sch, err := scheduler.New(scheduler.Config{Store: js, Interval: 50 * time.Millisecond, Logger: testLogger(e.t).Named(id)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	var ctx context.Context
 	ctx, m.cancel = context.WithCancel(context.Background())
 	go func() {
 		el := election.New(m.conn, "test-services", id, testLogger(e.t), election.WithSessionTimeout(sessionTimeout))
 		m.done <- el.Run(ctx, func(lctx context.Context) error {
+			if err := sch.Start(lctx); err != nil {
+				return err
+			}
 			if err := r.Start(lctx); err != nil {
+				sch.Stop()
 				return err
 			}
 			m.leading.Store(true)
 			<-lctx.Done()
 			m.leading.Store(false)
 			r.Stop()
+			sch.Stop()
 			return nil
 		})
 	}()

@@ -2,8 +2,10 @@ package schedules
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jobengine/jobengine/engine/inventory"
 	"github.com/jobengine/jobengine/engine/jobs"
@@ -11,6 +13,8 @@ import (
 	"github.com/jobengine/jobengine/engine/template"
 	"github.com/jobengine/jobengine/engine/workflow"
 	"github.com/jobengine/jobengine/engine/zkconn"
+	"github.com/jobengine/jobengine/internal/testing/exectest"
+	"github.com/jobengine/jobengine/internal/testing/poll"
 )
 
 // templateLauncher is the LaunchFunc the maintenance leader runs with.
@@ -23,8 +27,9 @@ func templateLauncher(conn *zkconn.Conn, js *jobs.Store) LaunchFunc {
 
 // Schedules launch a job template with its launch values and a workflow
 // template, each occurrence once with the occurrence's id, across a
-// leader kill; a template that is gone or a value it does not prompt for
-// leaves a FAILED job saying why.
+// leader kill; the template's launches are scheduled (the second waits
+// behind the first, which holds the template's key); a template that is
+// gone or a value it does not prompt for leaves a FAILED job saying why.
 func TestSchedulesLaunchTemplatesAndWorkflows(t *testing.T) {
 	e := newEnv(t, utc("2027-03-01T00:00:30Z"))
 	e.launcher = templateLauncher
@@ -48,6 +53,7 @@ func TestSchedulesLaunchTemplatesAndWorkflows(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	exectest.Join(t, e.dial(), "x1", 10)
 	a := e.start("a")
 	a.waitLeading()
 	b := e.start("b")
@@ -62,21 +68,33 @@ func TestSchedulesLaunchTemplatesAndWorkflows(t *testing.T) {
 	b.waitLeading()
 	e.settle()
 	e.clock.Set(utc("2027-03-01T02:00:00Z"))
-	e.waitJobs("tpl", "2027-03-01T01:00:00Z QUEUED", "2027-03-01T02:00:00Z QUEUED")
+	e.waitJobs("tpl", "2027-03-01T01:00:00Z QUEUED", "2027-03-01T02:00:00Z PENDING")
 	e.waitJobs("wf", "2027-03-01T01:00:00Z PENDING", "2027-03-01T02:00:00Z PENDING")
 
-	get := func(name string) *jobs.Job {
+	getAt := func(name, at string) *jobs.Job {
 		t.Helper()
 		sc, _, err := e.store.Get(ctx, name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		j, _, err := e.jobs.Get(ctx, JobID(sc.UID, schedule.Tick{At: utc("2027-03-01T01:00:00Z")}))
+		j, _, err := e.jobs.Get(ctx, JobID(sc.UID, schedule.Tick{At: utc(at)}))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return j
 	}
+	get := func(name string) *jobs.Job { t.Helper(); return getAt(name, "2027-03-01T01:00:00Z") }
+	first := get("tpl")
+	if j := first; j.ExecutionNode != "x1" || j.InstanceGroup != jobs.DefaultGroup {
+		t.Fatalf("the first launch is on %q in %q, want x1 in the default group", j.ExecutionNode, j.InstanceGroup)
+	}
+	want := "waiting for " + first.ID + " to finish (" + jobs.TemplateKey("greet") + ")"
+	poll.For(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if j := getAt("tpl", "2027-03-01T02:00:00Z"); j.Explanation != want {
+			return fmt.Errorf("the second launch says %q, want %q", j.Explanation, want)
+		}
+		return nil
+	})
 	if j := get("tpl"); j.Template != "greet" || j.LaunchType != jobs.LaunchScheduled || !strings.Contains(string(j.Payload), "world") {
 		t.Fatalf("the template's job: %+v", j)
 	}

@@ -120,16 +120,13 @@ func (l *Launcher) Launch(ctx context.Context, req Request) (*Result, error) {
 var errPinGone = errors.New("inventory snapshot replaced while launching")
 
 // scheduling returns what the scheduler weighs of a job of a launch over
-// hosts hosts. A launch in instance groups is scheduled: its jobs hold the
-// template's key unless the template allows simultaneous runs (the slices
-// of one launch share it without blocking one another), and an
-// ansible_playbook job weighs min(hosts, forks) + 1. A launch in no group
-// takes the shared queue, as a job added by hand does, and holds nothing.
-func scheduling(name string, r *Resolved, groups []string, hosts int, deps []string) jobs.Scheduling {
+// hosts hosts. Every job of a launch is scheduled (created PENDING) in the
+// launch's instance groups, the default group when none is named: its
+// jobs hold the template's key unless the template allows simultaneous
+// runs (the slices of one launch share it without blocking one another),
+// and an ansible_playbook job weighs min(hosts, forks) + 1.
+func scheduling(name string, r *Resolved, hosts int, deps []string) jobs.Scheduling {
 	s := jobs.Scheduling{DependsOn: deps}
-	if len(groups) == 0 {
-		return s
-	}
 	if !r.AllowSimultaneous {
 		s.ConcurrencyKeys = []string{jobs.TemplateKey(name)}
 	}
@@ -192,6 +189,11 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 	}
 	if t.PreventFallback && len(groups) > 1 {
 		groups = groups[:1]
+	}
+	if len(groups) == 0 {
+		// Every launch is scheduled: one that names no group runs in the
+		// default group, and says so in its document.
+		groups = []string{jobs.DefaultGroup}
 	}
 	base := jobs.NewJob{
 		Action: r.Action, Payload: r.Payload, Priority: r.Priority, Tags: r.Tags, CreatedBy: req.CreatedBy,
@@ -269,7 +271,7 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 		return nil, err
 	}
 	if n <= 1 {
-		p.top.Scheduling = scheduling(t.Name, r, groups, len(hosts), base.Scheduling.DependsOn)
+		p.top.Scheduling = scheduling(t.Name, r, len(hosts), base.Scheduling.DependsOn)
 	} else {
 		p.top.Launch.Kind, p.top.Launch.Sliced, p.top.Launch.SliceCount = jobs.KindWorkflow, true, n
 		for k := 1; k <= n; k++ {
@@ -278,7 +280,7 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 			s.ParentJob = p.top.ID
 			s.Launch.SliceNumber, s.Launch.SliceCount = k, n
 			s.Launch.Hosts = inventory.SliceSize(len(hosts), k, n)
-			s.Scheduling = scheduling(t.Name, r, groups, s.Launch.Hosts, base.Scheduling.DependsOn)
+			s.Scheduling = scheduling(t.Name, r, s.Launch.Hosts, base.Scheduling.DependsOn)
 			s.Launch.LaunchValues = nil // kept once, on the container
 			s.Launch.WorkflowNode = ""
 			if s.Payload, err = payloadOf(k, n); err != nil {

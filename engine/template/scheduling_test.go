@@ -15,8 +15,9 @@ import (
 // that runs the template's key (none when simultaneous runs are allowed)
 // and, for ansible_playbook, min(hosts, forks) + 1; the container holds
 // nothing; the inventory's groups stand in for the template's; a template
-// that prevents fallback keeps its first group only; a launch in no group
-// takes the shared queue holding nothing.
+// that prevents fallback keeps its first group only; a launch that names no
+// group is scheduled in the default group all the same, holding the key,
+// and says it waits for the scheduler until a pass sees it.
 func TestLaunchSchedulingFields(t *testing.T) {
 	e := newEnv(t, 0)
 	ctx := ctxT(t)
@@ -64,7 +65,7 @@ func TestLaunchSchedulingFields(t *testing.T) {
 		{"free", jobs.Pending, nil, []string{"edge"}},
 		{"inherit", jobs.Pending, []string{jobs.TemplateKey("inherit")}, []string{"edge", "core"}},
 		{"stay", jobs.Pending, []string{jobs.TemplateKey("stay")}, []string{"edge"}},
-		{"shared", jobs.Queued, nil, nil},
+		{"shared", jobs.Pending, []string{jobs.TemplateKey("shared")}, []string{jobs.DefaultGroup}},
 	} {
 		res, err := e.l.Launch(ctx, Request{Template: tc.name})
 		if err != nil {
@@ -73,6 +74,9 @@ func TestLaunchSchedulingFields(t *testing.T) {
 		j := res.Job
 		if j.State != tc.state || !slices.Equal(j.ConcurrencyKeys, tc.keys) || !slices.Equal(j.InstanceGroups, tc.groups) || j.Impact != 0 {
 			t.Errorf("%s: %s keys %v groups %v impact %d; want %s %v %v", tc.name, j.State, j.ConcurrencyKeys, j.InstanceGroups, j.Impact, tc.state, tc.keys, tc.groups)
+		}
+		if j.Explanation != jobs.NotScheduledYet {
+			t.Errorf("%s: explanation %q before any pass, want %q", tc.name, j.Explanation, jobs.NotScheduledYet)
 		}
 	}
 }
@@ -151,7 +155,7 @@ func TestUpdateOnLaunch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(third.Dependencies) != 0 || len(third.Slices[0].DependsOn) != 0 || third.Slices[0].State != jobs.Queued {
+	if len(third.Dependencies) != 0 || len(third.Slices[0].DependsOn) != 0 || third.Slices[0].State != jobs.Pending {
 		t.Fatalf("within the cache timeout: %d updates, depends on %v, %s", len(third.Dependencies), third.Slices[0].DependsOn, third.Slices[0].State)
 	}
 	finish(2 * time.Minute)

@@ -164,8 +164,12 @@ func TestLaunchPacksSlicesIntoTransactions(t *testing.T) {
 	if total != 300 {
 		t.Fatalf("slices hold %d hosts, want 300", total)
 	}
-	if n, _ := e.l.Jobs.Queue().Len(ctx); n != 120 {
-		t.Fatalf("%d queue entries, want 120", n)
+	// Every slice waits for the scheduler; none is queued before it.
+	if n, _ := e.l.Jobs.PendingCount(ctx); n != 120 {
+		t.Fatalf("%d pending jobs, want 120", n)
+	}
+	if n, _ := e.l.Jobs.Queue().Len(ctx); n != 0 {
+		t.Fatalf("%d queue entries, want none before the scheduler", n)
 	}
 	// A pin holds the snapshot for the container.
 	pins, err := e.l.Inventories.Pins(ctx, "inv", res.Job.InventorySnapshot)

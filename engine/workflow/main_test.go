@@ -16,9 +16,11 @@ import (
 	"github.com/jobengine/jobengine/engine/inventory"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/notify"
+	"github.com/jobengine/jobengine/engine/scheduler"
 	"github.com/jobengine/jobengine/engine/template"
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/engine/zkserver"
+	"github.com/jobengine/jobengine/internal/testing/exectest"
 	"github.com/jobengine/jobengine/internal/testing/poll"
 	"github.com/jobengine/jobengine/internal/testing/zktest"
 )
@@ -58,6 +60,10 @@ func newEnv(t *testing.T) *env {
 	if err := e.jobs.Ensure(e.ctx()); err != nil {
 		t.Fatal(err)
 	}
+	// An executor of the default group, roomy enough for every job of a
+	// test, for the scheduler to place template launches on (the test
+	// plays the executor: see end).
+	exectest.Join(t, e.dial(), "x1", 1000)
 	return e
 }
 
@@ -116,18 +122,29 @@ func (e *env) startEvery(id string, interval time.Duration) *member {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	// The scheduler queues the launches of the nodes, as on the elected
+	// controller.
+	sch, err := scheduler.New(scheduler.Config{Store: js, Interval: interval, Logger: testLogger(e.t).Named(id)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	var ctx context.Context
 	ctx, m.cancel = context.WithCancel(context.Background())
 	go func() {
 		el := election.New(m.conn, "test-maintenance", id, testLogger(e.t), election.WithSessionTimeout(sessionTimeout))
 		m.done <- el.Run(ctx, func(lctx context.Context) error {
+			if err := sch.Start(lctx); err != nil {
+				return err
+			}
 			if err := s.Start(lctx); err != nil {
+				sch.Stop()
 				return err
 			}
 			m.leading.Store(true)
 			<-lctx.Done()
 			m.leading.Store(false)
 			s.Stop()
+			sch.Stop()
 			return nil
 		})
 	}()
@@ -159,10 +176,12 @@ func (e *env) waitLeading(m *member) {
 	})
 }
 
-// template creates a job template of action echo.
+// template creates a job template of action echo. Its launches may run
+// side by side: the nodes of these tests that share a template run at
+// once, as the workflow under test has them.
 func (e *env) template(name string, edit func(*template.Template)) {
 	e.t.Helper()
-	tpl := &template.Template{Name: name, Action: "echo", Priority: 100}
+	tpl := &template.Template{Name: name, Action: "echo", Priority: 100, AllowSimultaneous: true}
 	if edit != nil {
 		edit(tpl)
 	}
@@ -229,13 +248,11 @@ func (e *env) waitNode(wf *jobs.Job, node string) *jobs.Job {
 }
 
 // end ends a job as an executor would, in state to (the test plays the
-// executor: what is under test is what follows from the state).
+// executor: what is under test is what follows from the state). A job
+// still PENDING is first waited for until the scheduler has queued it.
 func (e *env) end(id string, to jobs.State) {
 	e.t.Helper()
-	j, ver, err := e.jobs.Get(e.ctx(), id)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	j, ver := e.scheduled(id)
 	now := time.Now()
 	if j.State != jobs.Running {
 		if err := j.Transition(jobs.Running, now); err != nil {
@@ -248,6 +265,25 @@ func (e *env) end(id string, to jobs.State) {
 	if _, err := e.jobs.Update(e.ctx(), j, ver); err != nil {
 		e.t.Fatal(err)
 	}
+}
+
+// scheduled waits for a job to be past PENDING (queued by the scheduler,
+// or ended) and returns it; a container is returned at once.
+func (e *env) scheduled(id string) (*jobs.Job, int32) {
+	e.t.Helper()
+	var j *jobs.Job
+	var ver int32
+	poll.For(e.t, wait, 20*time.Millisecond, func() error {
+		var err error
+		if j, ver, err = e.jobs.Get(e.ctx(), id); err != nil {
+			return err
+		}
+		if j.State == jobs.Pending && !j.IsContainer() {
+			return fmt.Errorf("%s is PENDING (%s)", id, j.Explanation)
+		}
+		return nil
+	})
+	return j, ver
 }
 
 // waitState waits for a job to be in state want and returns it.

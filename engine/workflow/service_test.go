@@ -162,10 +162,7 @@ func TestCancel(t *testing.T) {
 	}
 	a, c := e.waitNode(wf, "a"), e.waitNode(wf, "c")
 	// a runs, c is still queued.
-	j, ver, err := e.jobs.Get(e.ctx(), a.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	j, ver := e.scheduled(a.ID)
 	if err := j.Transition(jobs.Running, j.Created); err != nil {
 		t.Fatal(err)
 	}
@@ -358,10 +355,7 @@ func TestNotifiesAsAWhole(t *testing.T) {
 	c := e.waitNode(wf, "s")
 	// A first slice starts: the sliced job starts (an executor's write
 	// would make the container follow at once; here the service does).
-	first, ver, err := e.jobs.Get(ctx, c.NestedJobs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	first, ver := e.scheduled(c.NestedJobs[0])
 	if err := first.Transition(jobs.Running, first.Created); err != nil {
 		t.Fatal(err)
 	}

@@ -13,10 +13,13 @@ function progressBar(p) {
 }
 
 function jobRow(j, extra) {
-  const tr = h('tr', { class: extra && extra.slice ? 'slice' : '', 'data-job': uuidOf(j.id), 'data-state': j.state },
-    h('td', {}, extra && extra.toggle, h('a', { href: '#/jobs/' + uuidOf(j.id) }, j['slice-number'] ? 'slice ' + j['slice-number'] + '/' + j['slice-count'] : uuidOf(j.id).slice(0, 8))),
+  const label = j['slice-number'] ? 'slice ' + j['slice-number'] + '/' + j['slice-count']
+    : extra && extra.node ? 'node ' + j['workflow-node'] : uuidOf(j.id).slice(0, 8);
+  const tr = h('tr', { class: extra && extra.slice ? 'slice' : extra && extra.node ? 'node' : '', 'data-job': uuidOf(j.id), 'data-state': j.state },
+    h('td', {}, extra && extra.toggle, h('a', { href: '#/jobs/' + uuidOf(j.id) }, label)),
     h('td', {}, stateBadge(j.state)),
-    h('td', {}, j.template ? h('a', { href: '#/templates/' + encodeURIComponent(j.template) }, j.template) : ''),
+    h('td', {}, j.template ? h('a', { href: '#/templates/' + encodeURIComponent(j.template) }, j.template)
+      : j['workflow-template'] ? h('a', { href: '#/workflows/' + encodeURIComponent(j['workflow-template']) }, 'workflow ' + j['workflow-template']) : ''),
     h('td', { class: 'wide' }, j.action),
     h('td', { class: 'wide' }, j['launch-type'] || ''),
     h('td', { class: 'wide' }, fmtTime(j.created)),
@@ -78,16 +81,22 @@ Pages.push({
       for (const j of items) {
         if (j['parent-job'] && onPage.has(j['parent-job'])) continue; // shown under its container
         let toggle = null;
-        if (j.sliced) {
+        if (j.sliced || j.workflow) {
           const open = expanded.has(j.id);
           toggle = h('button', { type: 'button', class: 'link', 'aria-expanded': open ? 'true' : 'false',
-            'aria-label': (open ? 'Hide' : 'Show') + ' the slices of ' + uuidOf(j.id),
+            'aria-label': (open ? 'Hide' : 'Show') + (j.workflow ? ' the nodes of ' : ' the slices of ') + uuidOf(j.id),
             onclick: () => { open ? expanded.delete(j.id) : expanded.add(j.id); load().catch(report); } }, open ? '▾' : '▸');
         }
         rows.push(jobRow(j, { toggle }));
         if (j.sliced && expanded.has(j.id)) {
           const sl = await api('GET', '/jobs' + params({ 'slices-of': uuidOf(j.id), limit: 100 }));
           for (const s of (sl.items || []).sort((a, b) => a['slice-number'] - b['slice-number'])) rows.push(jobRow(s, { slice: true }));
+        }
+        if (j.workflow && expanded.has(j.id)) {
+          // Node jobs in graph order; those not made yet are not listed.
+          const order = (j.workflow.nodes || []).map(n => n.id);
+          const nl = await api('GET', '/jobs' + params({ 'slices-of': uuidOf(j.id), limit: 100 }));
+          for (const n of (nl.items || []).sort((a, b) => order.indexOf(a['workflow-node']) - order.indexOf(b['workflow-node']))) rows.push(jobRow(n, { node: true }));
         }
       }
       put(body, ...rows);
@@ -107,9 +116,13 @@ Pages.push({
 // buttons that can work; the API decides.
 function canCancel(j) {
   return isAdmin() || j['created-by'] === 'user/' + me.user.name ||
-    (j.template && holds('template', j.template, 'execute'));
+    (j.template && holds('template', j.template, 'execute')) ||
+    (j.workflow && j['workflow-template'] && holds('workflow', j['workflow-template'], 'execute'));
 }
-function canRelaunch(j) { return j.template ? holds('template', j.template, 'execute') : isAdmin(); }
+function canRelaunch(j) {
+  if (j.workflow) return j['workflow-template'] ? holds('workflow', j['workflow-template'], 'execute') : isAdmin();
+  return j.template ? holds('template', j.template, 'execute') : isAdmin();
+}
 
 function hostRecap(s) {
   if (!s) return null;
@@ -131,10 +144,11 @@ Pages.push({
     const buttons = h('div', { class: 'actions' });
     const info = h('section', { class: 'card' });
     const slices = h('section');
+    const graph = h('section', { id: 'workflow' });
     const recap = h('div');
     const log = h('pre', { class: 'log', id: 'log', tabindex: 0, 'aria-label': 'Log' });
     const events = h('section');
-    main.append(title, buttons, info, slices, recap, h('h2', {}, 'Log'), log, events);
+    main.append(title, buttons, info, graph, slices, recap, h('h2', {}, 'Log'), log, events);
 
     let last = null;
     const act = (label, cls, path) => h('button', { type: 'button', class: cls, id: label.toLowerCase(), onclick: async ev => {
@@ -148,13 +162,18 @@ Pages.push({
 
     const load = async () => {
       const j = await api('GET', '/jobs/' + id);
+      // A workflow's nodes change without its own document changing.
+      if (j.workflow) put(graph, ...await workflowJobSection(j));
       const changed = !last || last.version !== j.version || last.state !== j.state;
       last = j;
       if (!changed) return;
       const final = FINAL.has(j.state);
       put(info, h('p', {}, stateBadge(j.state), ' ', j['status-message'] || ''), progressBar(j.progress), h('br'),
         fields([
-          ['Action', j.action], ['Template', j.template ? h('a', { href: '#/templates/' + encodeURIComponent(j.template) }, j.template) : ''],
+          ['Action', j.action],
+          ['Workflow', j['workflow-template'] ? h('a', { href: '#/workflows/' + encodeURIComponent(j['workflow-template']) }, j['workflow-template']) : ''],
+          ['Workflow node', j['workflow-node']],
+          ['Template', j.template ? h('a', { href: '#/templates/' + encodeURIComponent(j.template) }, j.template) : ''],
           ['Launch type', j['launch-type']], ['Launched by', j['created-by']],
           ['Waiting because', j.state === 'PENDING' ? (j.explanation || 'waiting for the scheduler') : ''],
           ['Created', fmtTime(j.created)], ['Started', fmtTime(j.started)],

@@ -123,8 +123,15 @@ for (const kind of ['inventories', 'projects']) {
   });
 }
 
+// launches says what a schedule launches, linked.
+function launches(l) {
+  if (l && l.template) return h('a', { href: '#/templates/' + encodeURIComponent(l.template) }, l.template);
+  if (l && l.workflow) return h('a', { href: '#/workflows/' + encodeURIComponent(l.workflow) }, 'workflow ' + l.workflow);
+  return 'job ' + ((l && l.job && l.job.action) || '');
+}
+
 listPage('schedules', 'Schedules', [
-  { label: 'Launches', value: o => o.launch && o.launch.template ? h('a', { href: '#/templates/' + encodeURIComponent(o.launch.template) }, o.launch.template) : 'job ' + ((o.launch && o.launch.job && o.launch.job.action) || '') },
+  { label: 'Launches', value: o => launches(o.launch) },
   { label: 'Next run', value: o => o.enabled ? fmtTime((o['next-runs'] || [])[0]) : 'disabled' },
   { label: 'Rule', value: o => o.rule, wide: true },
 ]);
@@ -138,7 +145,8 @@ Pages.push({
     main.append(h('h1', {}, 'Schedule ' + name), body);
     const show = sc => {
       const tpl = sc.launch && sc.launch.template;
-      const allowed = tpl ? holds('template', tpl, 'execute') : isAdmin();
+      const wf = sc.launch && sc.launch.workflow;
+      const allowed = tpl ? holds('template', tpl, 'execute') : wf ? holds('workflow', wf, 'execute') : isAdmin();
       const toggle = h('button', { type: 'button', id: 'toggle', class: 'secondary', onclick: async () => {
         try { show(await api('PATCH', path, { enabled: !sc.enabled })); } catch (e) { report(e); }
       } }, sc.enabled ? 'Disable' : 'Enable');
@@ -146,7 +154,7 @@ Pages.push({
       put(body,
         h('section', { class: 'card' }, fields([
           ['Enabled', sc.enabled ? 'yes' : 'no'], ['Rule', sc.rule], ['Description', sc.description],
-          ['Launches', tpl ? h('a', { href: '#/templates/' + encodeURIComponent(tpl) }, tpl) : 'a plain job: ' + JSON.stringify(sc.launch.job)],
+          ['Launches', tpl || wf ? launches(sc.launch) : 'a plain job: ' + JSON.stringify(sc.launch.job)],
           ['Launch values', sc.launch && sc.launch.values ? JSON.stringify(sc.launch.values) : ''],
           ['Catch-up', sc['catch-up'] || 'last'],
           ['Next runs', (sc['next-runs'] || []).map(fmtTime).join(' · ') || 'none'],

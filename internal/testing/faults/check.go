@@ -18,6 +18,7 @@ const (
 	SourceProbe       = "probe"       // the job submitted when a fault is injected
 	SourceDistributor = "distributor" // a distributor tick
 	SourceWorkflow    = "workflow"    // a workflow job of the workload, and its node jobs
+	SourceSliced      = "sliced"      // a sliced container of the workload, and its slices
 )
 
 // Submission is a job the run created, with when it was created.
@@ -182,12 +183,19 @@ type Overlap struct {
 
 // JobCounts sums up the jobs.
 type JobCounts struct {
-	Submitted   int            `json:"submitted"`
-	Workload    int            `json:"workload"`
-	Probes      int            `json:"probes"`
-	Distributor int            `json:"distributor"`
-	Workflow    int            `json:"workflow"`
-	Final       map[string]int `json:"final"`
+	Submitted   int `json:"submitted"`
+	Workload    int `json:"workload"`
+	Probes      int `json:"probes"`
+	Distributor int `json:"distributor"`
+	Workflow    int `json:"workflow"`
+	Sliced      int `json:"sliced"`
+	// Containers counts the sliced containers by final state;
+	// SliceEndSpreads is, per container whose slices all succeeded, how
+	// far apart their completed runs ended (how close to "the same
+	// moment" the container's writers came).
+	Containers      map[string]int `json:"containers,omitempty"`
+	SliceEndSpreads []Millis       `json:"slice_end_spreads_ms,omitempty"`
+	Final           map[string]int `json:"final"`
 	// Placed counts the jobs the scheduler placed on an executor's
 	// direct queue (their instance group is set).
 	Placed int `json:"placed"`
@@ -288,6 +296,7 @@ func Check(in Input) *Report {
 
 	checkJobs(r, in, docs, runsByJob)
 	checkWorkflows(r, in, docs)
+	checkSliced(r, in, docs, runsByJob)
 	checkRuns(r, in, procs, runsByJob, s)
 	checkTicks(r, in)
 	checkHistory(r, in)
@@ -353,6 +362,10 @@ func checkJobs(r *Report, in Input, docs map[string]*jobs.Job, runsByJob map[str
 				r.violate("job %s of workflow %s (node %q) does not have its node's id", j.ID, j.ParentJob, j.WorkflowNode)
 			}
 		}
+		// A sliced container's slices are created with it.
+		if in.Submitted[j.ParentJob].Source == SourceSliced {
+			submitted[j.ID] = SourceSliced
+		}
 	}
 	ids := make([]string, 0, len(submitted))
 	for id := range submitted {
@@ -369,6 +382,8 @@ func checkJobs(r *Report, in Input, docs map[string]*jobs.Job, runsByJob map[str
 			r.Jobs.Distributor++
 		case SourceWorkflow:
 			r.Jobs.Workflow++
+		case SourceSliced:
+			r.Jobs.Sliced++
 		}
 		r.Jobs.Submitted++
 		j, ok := docs[id]
@@ -394,7 +409,7 @@ func checkJobs(r *Report, in Input, docs map[string]*jobs.Job, runsByJob map[str
 			continue
 		}
 		if j.IsContainer() {
-			continue // it runs nothing: checkWorkflows checks it
+			continue // it runs nothing: checkWorkflows and checkSliced check it
 		}
 		// A SUCCESS must come from a run of that attempt, on that executor,
 		// that completed.

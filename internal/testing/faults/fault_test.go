@@ -26,6 +26,7 @@ var (
 	flagScheduled   = flag.Float64("faults.scheduled", 0.2, "share of workload jobs launched through the scheduler (PENDING, placed on an executor's direct queue); needs the distributor")
 	flagIndex       = flag.Bool("faults.index", true, "index into an in-process Elasticsearch, stop it for a while, and check the history at the end")
 	flagWorkflows   = flag.Int("faults.workflows", 0, "workflows launched over the workload, run by the distributor processes' maintenance leader (default 4; -1: none)")
+	flagSliced      = flag.Int("faults.sliced", 0, "sliced template launches over the workload, their slices scheduled by the distributor processes' maintenance leader (default 4; -1: none)")
 )
 
 // TestFaultInjection plays a seeded workload and fault schedule against a
@@ -61,7 +62,7 @@ func TestFaultInjection(t *testing.T) {
 		Seed: seed, Jobs: *flagJobs, Executors: *flagExecutors, Threads: *flagThreads,
 		Duration: *flagDuration, Faults: *flagFaults, TickInterval: *flagTick,
 		Distributor: *flagDistributor && HasDistributor(bin), Index: *flagIndex, Scheduled: *flagScheduled,
-		Workflows: *flagWorkflows,
+		Workflows: *flagWorkflows, Sliced: *flagSliced,
 	}
 	if *flagDistributor && !cfg.Distributor {
 		t.Logf("the binary has no distributor command: the distributor fault is left out")

@@ -217,9 +217,15 @@ func (h *Harness) Run(ctx context.Context) (rep *Report, err error) {
 			return nil, err
 		}
 	}
+	sliced := cfg.Distributor && cfg.Sliced > 0
+	if sliced {
+		if err := h.setUpSliced(ctx); err != nil {
+			return nil, err
+		}
+	}
 	h.start = time.Now()
 	var wg sync.WaitGroup
-	errs := make([]error, 3)
+	errs := make([]error, 4)
 	wg.Add(2)
 	go func() { defer wg.Done(); errs[0] = h.submit(ctx) }()
 	go func() { defer wg.Done(); errs[1] = h.playFaults(ctx) }()
@@ -227,13 +233,18 @@ func (h *Harness) Run(ctx context.Context) (rep *Report, err error) {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs[2] = h.submitWorkflows(ctx) }()
 	}
+	if sliced {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[3] = h.submitSliced(ctx) }()
+	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 
-	if workflows {
-		// The distributor processes host the workflow service.
+	if workflows || sliced {
+		// The distributor processes host the workflow service, the
+		// scheduler that places the slices and the container repair.
 		h.waitWorkflows(ctx)
 	}
 	for _, in := range h.dists {

@@ -16,10 +16,19 @@ func (r *Report) Summary() string {
 	c := r.Config
 	fmt.Fprintf(&b, "fault run: seed %d, %d executors × %d threads, session timeout %s, workload %s, took %s\n",
 		r.Seed, c.Executors, c.Threads, c.SessionTimeout, c.Duration, r.Elapsed)
-	fmt.Fprintf(&b, "jobs:      %d submitted (%d workload, %d probes, %d by the distributor, %d workflow and node jobs); placed by the scheduler: %d; final: %s; left unfinished: %d\n",
-		r.Jobs.Submitted, r.Jobs.Workload, r.Jobs.Probes, r.Jobs.Distributor, r.Jobs.Workflow, r.Jobs.Placed, counts(r.Jobs.Final), len(r.Jobs.NotFinal))
+	fmt.Fprintf(&b, "jobs:      %d submitted (%d workload, %d probes, %d by the distributor, %d workflow and node jobs, %d sliced containers and slices); placed by the scheduler: %d; final: %s; left unfinished: %d\n",
+		r.Jobs.Submitted, r.Jobs.Workload, r.Jobs.Probes, r.Jobs.Distributor, r.Jobs.Workflow, r.Jobs.Sliced, r.Jobs.Placed, counts(r.Jobs.Final), len(r.Jobs.NotFinal))
 	fmt.Fprintf(&b, "runs:      %d; reruns: %d on %d jobs, highest attempt %d; killed mid-run: %d; stopped on session loss: %d\n",
 		r.Runs.Total, r.Runs.Reruns, r.Runs.JobsRerun, r.Runs.MaxAttempt, r.Runs.Unfinished, r.Runs.Canceled)
+	if n := len(r.Jobs.SliceEndSpreads); r.Jobs.Containers != nil {
+		spread := "-"
+		if n > 0 {
+			sp := r.Jobs.SliceEndSpreads
+			ms := func(m Millis) time.Duration { return time.Duration(m).Round(time.Millisecond) }
+			spread = fmt.Sprintf("%s / %s / %s", ms(sp[0]), ms(sp[n/2]), ms(sp[n-1]))
+		}
+		fmt.Fprintf(&b, "sliced:    containers final: %s; their slices' runs ended within (min / median / max): %s\n", counts(r.Jobs.Containers), spread)
+	}
 	allowed := 0
 	for _, o := range r.Overlaps {
 		if o.Allowed {

@@ -116,6 +116,11 @@ type Config struct {
 	// (default 4; negative: none). They need the distributor, whose
 	// processes host the workflow service.
 	Workflows int
+	// Sliced is the number of sliced template launches over the workload
+	// (default 4; negative: none), each a container and SlicedCount
+	// slices. They need the distributor, whose elected instance runs the
+	// scheduler and the container repair.
+	Sliced int
 }
 
 // ErrConfig is wrapped by the errors of a Config that cannot be played.
@@ -149,6 +154,12 @@ func (c Config) WithDefaults() Config {
 		c.Workflows = 4
 	case c.Workflows < 0:
 		c.Workflows = 0
+	}
+	switch {
+	case c.Sliced == 0:
+		c.Sliced = 4
+	case c.Sliced < 0:
+		c.Sliced = 0
 	}
 	return c
 }

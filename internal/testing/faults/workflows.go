@@ -87,8 +87,8 @@ func (h *Harness) submitWorkflows(ctx context.Context) error {
 }
 
 // waitWorkflows waits, before the maintenance hosts are stopped, until
-// every workflow launched is final, or DrainTimeout passes (the checker
-// then reports the ones left).
+// every workflow and sliced container launched is final, or DrainTimeout
+// passes (the checker then reports the ones left).
 func (h *Harness) waitWorkflows(ctx context.Context) {
 	dctx, cancel := context.WithTimeout(ctx, h.DrainTimeout)
 	defer cancel()
@@ -96,7 +96,7 @@ func (h *Harness) waitWorkflows(ctx context.Context) {
 		h.mu.Lock()
 		var ids []string
 		for id, s := range h.submitted {
-			if s.Source == SourceWorkflow {
+			if s.Source == SourceWorkflow || s.Source == SourceSliced {
 				ids = append(ids, id)
 			}
 		}
@@ -109,12 +109,12 @@ func (h *Harness) waitWorkflows(ctx context.Context) {
 			}
 		}
 		if open > 0 {
-			return fmt.Errorf("%d of %d workflows not final", open, len(ids))
+			return fmt.Errorf("%d of %d workflows and sliced jobs not final", open, len(ids))
 		}
 		return nil
 	})
 	if err != nil {
-		h.logf("workflows did not end within %s: %v", h.DrainTimeout, err)
+		h.logf("workflows and sliced jobs did not end within %s: %v", h.DrainTimeout, err)
 	}
 }
 
@@ -135,15 +135,36 @@ func checkWorkflows(r *Report, in Input, docs map[string]*jobs.Job) {
 		case j.State != jobs.Success:
 			r.violate("workflow %s ended %s (%s), want SUCCESS: every node succeeds", id, j.State, j.StatusMessage)
 		}
-		for _, n := range j.Workflow.Nodes {
+		nodeJobs := make([]*jobs.Job, len(j.Workflow.Nodes))
+		for i, n := range j.Workflow.Nodes {
 			nj, ok := docs[jobs.NodeJobID(id, n.ID)]
 			if !ok {
 				r.violate("workflow %s: node %s has no job", id, n.ID)
 				continue
 			}
+			nodeJobs[i] = nj
 			if nj.State != jobs.Success || nj.WorkflowNode != n.ID || nj.ParentJob != id {
 				r.violate("workflow %s: node %s's job %s is %s (node %q, parent %q)", id, n.ID, nj.ID, nj.State, nj.WorkflowNode, nj.ParentJob)
 			}
 		}
+		agree(r, j, nodeJobs)
+	}
+}
+
+// agree: a final workflow's state is the one its graph gives for its
+// node jobs as they ended — every node done, none still to run — whatever
+// state that is.
+func agree(r *Report, j *jobs.Job, nodeJobs []*jobs.Job) {
+	if !j.State.Final() {
+		return // reported as left unfinished by checkJobs
+	}
+	ev, err := workflow.Evaluate(j.Workflow, nodeJobs, j.CancelRequested)
+	switch {
+	case err != nil:
+		r.violate("workflow %s: its node jobs cannot be evaluated: %v", j.ID, err)
+	case !ev.Done:
+		r.violate("workflow %s ended %s while its graph is not done (nodes %v)", j.ID, j.State, ev.Status)
+	case ev.State != j.State:
+		r.violate("workflow %s ended %s, but its node jobs give %s (nodes %v)", j.ID, j.State, ev.State, ev.Status)
 	}
 }
