@@ -16,6 +16,10 @@ command -v java >/dev/null 2>&1 || need="$need default-jre-headless"
 /usr/bin/python3 -c 'import kazoo' >/dev/null 2>&1 || need="$need python3-kazoo"
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need="$need python3-aiosmtpd"
 command -v chromium >/dev/null 2>&1 || need="$need chromium"
+# Playbook runs, project and inventory updates: git and ansible-core
+# (ansible-playbook, ansible-inventory).
+command -v git >/dev/null 2>&1 || need="$need git"
+command -v ansible-inventory >/dev/null 2>&1 || need="$need ansible-core"
 # The Python example plugin (actions/examples/python): gRPC and protobuf for
 # Python, protoc and its gRPC plugin for Python to generate its stubs.
 /usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || need="$need python3-grpcio"

@@ -47,6 +47,10 @@ type InventorySource struct {
 	Limit       string `json:"limit,omitempty"`
 	SliceNumber int    `json:"slice-number,omitempty"`
 	SliceCount  int    `json:"slice-count,omitempty"`
+	// Current, instead of Snapshot, reads the inventory's content when the
+	// run starts: a launch that waits for an inventory update runs over
+	// what the update imported.
+	Current bool `json:"current,omitempty"`
 }
 
 var (
@@ -96,12 +100,21 @@ func (s *InventorySource) validate() error {
 	if _, err := inventory.ParseLimit(s.Limit); err != nil {
 		return bad("%v", err)
 	}
+	if s.Current && s.Snapshot != "" {
+		return bad("a snapshot and current: the run reads one or the other")
+	}
 	return nil
 }
 
 // InventoryReader reads a pinned inventory snapshot (inventory.Store).
 type InventoryReader interface {
 	ReadGeneration(ctx context.Context, name, id string) (*inventory.Generation, *inventory.Content, error)
+}
+
+// CurrentInventoryReader reads an inventory's current content
+// (inventory.Store), for a source that asks for it (InventorySource.Current).
+type CurrentInventoryReader interface {
+	Content(ctx context.Context, name string) (*inventory.Inventory, *inventory.Content, error)
 }
 
 // Sources fetches what a payload names by reference — a project's files
@@ -159,7 +172,16 @@ func (s *Sources) Resolve(ctx context.Context, p *Payload, dir string) (string, 
 // format, with their variables.
 func (s *Sources) inventory(ctx context.Context, src *InventorySource) (json.RawMessage, error) {
 	content := &inventory.Content{Hosts: []inventory.Host{}, Groups: []inventory.Group{}}
-	if src.Snapshot != "" {
+	if src.Current {
+		cur, ok := s.Inventories.(CurrentInventoryReader)
+		if !ok {
+			return nil, fmt.Errorf("%w: inventory %s: this process cannot read inventories", ErrSources, src.Inventory)
+		}
+		var err error
+		if _, content, err = cur.Content(ctx, src.Inventory); err != nil {
+			return nil, fmt.Errorf("%w: inventory %s: %w", ErrSources, src.Inventory, err)
+		}
+	} else if src.Snapshot != "" {
 		if s.Inventories == nil {
 			return nil, fmt.Errorf("%w: inventory %s: this process cannot read inventories", ErrSources, src.Inventory)
 		}

@@ -16,7 +16,7 @@ func inventoryCommand() *cli.Command {
 		Usage: "create, import, list, show and delete inventories; print them for Ansible",
 		Subcommands: []*cli.Command{
 			inventoryCreateCommand(), inventoryImportCommand(), inventoryListCommand(), inventoryShowCommand(),
-			inventoryHostsCommand(), inventoryScriptCommand(), inventoryDeleteCommand(),
+			inventoryHostsCommand(), inventoryScriptCommand(), inventoryDeleteCommand(), inventorySourceCommand(),
 		},
 	}
 }
@@ -245,6 +245,9 @@ func inventoryShowCommand() *cli.Command {
 					vs = append(vs, m.String())
 				}
 				row("filter-vars", strings.Join(vs, ", "))
+			}
+			if src := inv.Source; src != nil {
+				row("source", fmt.Sprintf("%s of project %s (see `jobengine inventory source show %s`)", src.Path, src.Project, inv.Name))
 			}
 			if g := inv.Snapshot; g != nil {
 				row("snapshot", fmt.Sprintf("%s (%d chunks, %d bytes compressed, %d raw)", g.ID, g.Chunks, g.Bytes, g.RawBytes))

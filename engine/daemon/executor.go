@@ -22,6 +22,7 @@ import (
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/instance"
 	"github.com/jobengine/jobengine/engine/inventory"
+	"github.com/jobengine/jobengine/engine/invsource"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/pluginhost"
 	"github.com/jobengine/jobengine/engine/remote"
@@ -207,8 +208,9 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 	default:
 		reg = action.Builtins()
 	}
+	invStore := inventory.NewStore(conn, inventory.Config{Logger: log.Named("inventory")})
 	ansibleOpts := actions.AnsibleOptions{Logger: log, Sources: &ansible.Sources{
-		Inventories: inventory.NewStore(conn, inventory.Config{Logger: log.Named("inventory")}),
+		Inventories: invStore,
 		ProjectsDir: actions.ProjectsDir(), Logger: log.Named("sources"),
 	}}
 	if cfg.CredentialKey != nil {
@@ -217,6 +219,13 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 	}
 	if _, ok := reg.Lookup(actions.AnsiblePlaybookName); ok {
 		if err := reg.Replace(actions.AnsiblePlaybook(ansibleOpts)); err != nil {
+			return nil, err
+		}
+	}
+	if _, ok := reg.Lookup(invsource.UpdateAction); ok {
+		if err := reg.Replace(actions.InventoryUpdate(actions.InventoryUpdateOptions{
+			Inventories: invStore, Sources: ansibleOpts.Sources, Logger: log.Named("inventory-update"),
+		})); err != nil {
 			return nil, err
 		}
 	}

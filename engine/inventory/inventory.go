@@ -129,6 +129,9 @@ type Inventory struct {
 	InstanceGroups []string `json:"instance-groups,omitempty"`
 	// Filter selects the hosts of a smart inventory.
 	Filter *Filter `json:"filter,omitempty"`
+	// Source, on a static inventory, is where an inventory update job
+	// takes its hosts from.
+	Source *Source `json:"source,omitempty"`
 	// Snapshot is the current content; nil while the inventory is empty
 	// (and for a smart inventory never launched).
 	Snapshot *Generation `json:"snapshot,omitempty"`
@@ -169,6 +172,14 @@ func (inv *Inventory) Validate() error {
 	}
 	if err := ValidInstanceGroups(inv.InstanceGroups); err != nil {
 		return err
+	}
+	if inv.Source != nil {
+		if inv.Kind != Static {
+			return fmt.Errorf("%w: %s inventory %s has a source (only static inventories do)", ErrInvalid, inv.Kind, inv.Name)
+		}
+		if err := inv.Source.Validate(); err != nil {
+			return err
+		}
 	}
 	if inv.Snapshot != nil {
 		if err := inv.Snapshot.Validate(); err != nil {

@@ -151,6 +151,9 @@ type plan struct {
 	deps   []jobs.NewJob
 	record interface{}
 	extra  []interface{}
+	// invRecord records an inventory update among deps on the
+	// inventory's source (compare-and-set).
+	invRecord interface{}
 }
 
 func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Request) (*Result, error) {
@@ -216,6 +219,7 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 	}
 	payloadOf := func(k, n int) (json.RawMessage, error) { return r.Payload, nil }
 	var dep *dependency
+	currentInventory := false
 	if fillsPlaybook(r) {
 		proj, d, err := l.projectSource(ctx, t.Name, r.Ansible.Project, req.CreatedBy)
 		if err != nil {
@@ -225,18 +229,35 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 		payloadOf = func(k, n int) (json.RawMessage, error) {
 			var inv *ansible.InventorySource
 			if r.Inventory != "" {
-				inv = &ansible.InventorySource{Inventory: r.Inventory, Snapshot: base.Launch.InventorySnapshot, Limit: r.Limit, SliceNumber: k, SliceCount: n}
+				inv = &ansible.InventorySource{Inventory: r.Inventory, Snapshot: base.Launch.InventorySnapshot, Limit: r.Limit, SliceNumber: k, SliceCount: n,
+					Current: currentInventory}
 			}
 			return playbookPayload(t.Name, r, proj, inv)
 		}
 	}
 	var p plan
+	if r.Inventory != "" {
+		// An inventory whose source updates on launch: the launch waits
+		// for the update and its runs read the content the update
+		// imported, not the snapshot of now.
+		idep, err := l.inventoryDependency(ctx, t.Name, r.Inventory, req.CreatedBy)
+		if err != nil {
+			return nil, err
+		}
+		if idep != nil {
+			base.Scheduling.DependsOn = append(base.Scheduling.DependsOn, idep.ID)
+			base.Launch.InventorySnapshot, currentInventory = "", true
+			if idep.Create != nil {
+				p.deps, p.invRecord = append(p.deps, *idep.Create), idep.Record
+			}
+		}
+	}
 	if dep != nil {
 		// Every job of the launch waits for the update: the slices too,
 		// since a container is never scheduled itself.
-		base.Scheduling.DependsOn = []string{dep.id}
+		base.Scheduling.DependsOn = append(base.Scheduling.DependsOn, dep.id)
 		if dep.create != nil {
-			p.deps, p.record = []jobs.NewJob{*dep.create}, dep.record
+			p.deps, p.record = append(p.deps, *dep.create), dep.record
 		}
 	}
 	p.top = base
@@ -325,6 +346,10 @@ func (l *Launcher) create(ctx context.Context, p plan) (*Result, error) {
 		// The launch's own checks before the project's record, which a
 		// refusal below finds last.
 		extra = append(extra, p.extra...)
+		invAt := -1
+		if i == 0 && p.invRecord != nil {
+			extra, invAt = append(extra, p.invRecord), len(extra)
+		}
 		if i == 0 && p.record != nil {
 			extra = append(extra, p.record)
 		}
@@ -332,6 +357,10 @@ func (l *Launcher) create(ctx context.Context, p plan) (*Result, error) {
 		var oe *zkconn.OpError
 		if i == 0 && errors.As(err, &oe) && oe.Index == 0 && p.pin != nil && inventory.IsPinGone(oe.Err) {
 			return nil, errPinGone
+		}
+		if invAt >= 0 && errors.As(err, &oe) && oe.Index == invAt {
+			// Another launch or update changed the inventory meanwhile.
+			return nil, errProjectChanged
 		}
 		if i == 0 && p.record != nil && (errors.As(err, &oe) && oe.Index == len(extra)-1 || errors.Is(err, jobs.ErrDuplicate)) {
 			// Another launch made the project's update meanwhile: share it.

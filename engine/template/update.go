@@ -9,8 +9,9 @@ import (
 	"github.com/jobengine/jobengine/engine/project"
 )
 
-// errProjectChanged means the project changed between reading it and
-// recording its new update job: the launch reads it again.
+// errProjectChanged means the project (or the inventory, for an
+// inventory update) changed between reading it and recording its new
+// update job: the launch reads it again.
 var errProjectChanged = errors.New("project changed while launching")
 
 // dependency is the project update a launch's jobs wait for.
