@@ -287,10 +287,7 @@ func workflowShowCommand() *cli.Command {
 			tw := newTable(c.App.Writer)
 			fmt.Fprintln(tw, "NODE\tLAUNCHES\tVALUES\tON SUCCESS\tON FAILURE\tALWAYS")
 			for _, n := range t.Nodes {
-				what := "template " + n.Template
-				if n.Workflow != "" {
-					what = "workflow " + n.Workflow
-				}
+				what := strings.Replace(n.Target(), "/", " ", 1)
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, what, dash(strings.Join(n.Values.Fields(), ",")),
 					dash(strings.Join(n.Success, ",")), dash(strings.Join(n.Failure, ",")), dash(strings.Join(n.Always, ",")))
 			}

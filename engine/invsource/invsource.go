@@ -107,6 +107,14 @@ func (s Stores) source(ctx context.Context, name string) (*inventory.Inventory, 
 // StartUpdate creates an update job of inventory name and records it on
 // the inventory's source, in one transaction.
 func (s Stores) StartUpdate(ctx context.Context, name, by string) (*jobs.Job, error) {
+	return s.StartUpdateWith(ctx, name, by, nil)
+}
+
+// StartUpdateWith is StartUpdate with set, when not nil, applied to the
+// new job (a workflow gives it its node's id and parent), and extra
+// operations (a leader's fence) joining the transaction after the
+// inventory's.
+func (s Stores) StartUpdateWith(ctx context.Context, name, by string, set func(*jobs.NewJob), extra ...interface{}) (*jobs.Job, error) {
 	for attempt := 0; ; attempt++ {
 		inv, ver, p, err := s.source(ctx, name)
 		if err != nil {
@@ -116,11 +124,14 @@ func (s Stores) StartUpdate(ctx context.Context, name, by string) (*jobs.Job, er
 		if err != nil {
 			return nil, err
 		}
+		if set != nil {
+			set(&n)
+		}
 		op, err := s.Inventories.RecordUpdateOp(inv, ver, n.ID)
 		if err != nil {
 			return nil, err
 		}
-		created, err := s.Jobs.CreateFenced(ctx, []jobs.NewJob{n}, op)
+		created, err := s.Jobs.CreateFenced(ctx, []jobs.NewJob{n}, append([]interface{}{op}, extra...)...)
 		var oe *zkconn.OpError
 		if errors.As(err, &oe) && oe.Index == 0 && attempt < 5 {
 			continue // the inventory changed meanwhile: read it again

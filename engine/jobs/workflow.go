@@ -78,10 +78,13 @@ const MaxWorkflowNodes = 200
 type WorkflowNode struct {
 	// ID names the node within its workflow.
 	ID string `json:"id" yaml:"id"`
-	// Template names a job template; Workflow a workflow template. A node
-	// has exactly one of them.
-	Template string `json:"template,omitempty" yaml:"template,omitempty"`
-	Workflow string `json:"workflow,omitempty" yaml:"workflow,omitempty"`
+	// Template names a job template; Workflow a workflow template;
+	// Project a project to update; Inventory an inventory to update from
+	// its source. A node has exactly one of them.
+	Template  string `json:"template,omitempty" yaml:"template,omitempty"`
+	Workflow  string `json:"workflow,omitempty" yaml:"workflow,omitempty"`
+	Project   string `json:"project,omitempty" yaml:"project,omitempty"`
+	Inventory string `json:"inventory,omitempty" yaml:"inventory,omitempty"`
 	// Values are the node's launch values (the template's prompts).
 	Values *LaunchValues `json:"values,omitempty" yaml:"values,omitempty"`
 	// Success, Failure and Always name the nodes that run after this one
@@ -93,6 +96,20 @@ type WorkflowNode struct {
 	// node's template when the workflow was launched: a relaunch is
 	// refused once it changed.
 	TemplateSliceCount int `json:"template-slice-count,omitempty" yaml:"-"`
+}
+
+// Target names what n launches: template/NAME, workflow/NAME,
+// project/NAME or inventory/NAME.
+func (n *WorkflowNode) Target() string {
+	switch {
+	case n.Workflow != "":
+		return "workflow/" + n.Workflow
+	case n.Project != "":
+		return "project/" + n.Project
+	case n.Inventory != "":
+		return "inventory/" + n.Inventory
+	}
+	return "template/" + n.Template
 }
 
 // Children returns the nodes that follow n, each once.
@@ -135,9 +152,26 @@ func ValidateGraph(nodes []WorkflowNode) error {
 			return fmt.Errorf("%w: node id %s appears twice (give each node its own id)", ErrInvalid, n.ID)
 		}
 		index[n.ID] = i
+		kinds := 0
+		for _, k := range []string{n.Template, n.Workflow, n.Project, n.Inventory} {
+			if k != "" {
+				kinds++
+			}
+		}
 		switch {
-		case (n.Template == "") == (n.Workflow == ""):
-			return fmt.Errorf("%w: node %s must name exactly one of template and workflow", ErrInvalid, n.ID)
+		case kinds != 1:
+			return fmt.Errorf("%w: node %s must name exactly one of template, workflow, project and inventory", ErrInvalid, n.ID)
+		case n.Project != "" || n.Inventory != "":
+			kind, name := "project", n.Project
+			if n.Inventory != "" {
+				kind, name = "inventory", n.Inventory
+			}
+			if err := configstore.ValidName(kind, name); err != nil {
+				return fmt.Errorf("%w: node %s: %v", ErrInvalid, n.ID, err)
+			}
+			if n.Values != nil && len(n.Values.Fields()) > 0 {
+				return fmt.Errorf("%w: node %s updates %s %s, which takes no launch values", ErrInvalid, n.ID, kind, name)
+			}
 		case n.Template != "":
 			if err := configstore.ValidName("template", n.Template); err != nil {
 				return fmt.Errorf("%w: node %s: %v", ErrInvalid, n.ID, err)

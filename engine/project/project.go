@@ -259,6 +259,14 @@ func UpdateJob(p *Project, by string) (jobs.NewJob, error) {
 // StartUpdate creates the update job of project name and records it on the
 // project, in one transaction.
 func (s *Store) StartUpdate(ctx context.Context, js *jobs.Store, name, by string) (*jobs.Job, error) {
+	return s.StartUpdateWith(ctx, js, name, by, nil)
+}
+
+// StartUpdateWith is StartUpdate with set, when not nil, applied to the
+// new job (a workflow gives it its node's id and parent), and extra
+// operations (a leader's fence) joining the transaction after the
+// project's.
+func (s *Store) StartUpdateWith(ctx context.Context, js *jobs.Store, name, by string, set func(*jobs.NewJob), extra ...interface{}) (*jobs.Job, error) {
 	for attempt := 0; ; attempt++ {
 		p, ver, err := s.Get(ctx, name)
 		if err != nil {
@@ -268,13 +276,16 @@ func (s *Store) StartUpdate(ctx context.Context, js *jobs.Store, name, by string
 		if err != nil {
 			return nil, err
 		}
+		if set != nil {
+			set(&n)
+		}
 		p.LastUpdateJob = n.ID
 		p.Updated = s.now().UTC()
 		op, err := s.objs.UpdateOp(p, ver)
 		if err != nil {
 			return nil, err
 		}
-		created, err := js.CreateFenced(ctx, []jobs.NewJob{n}, op)
+		created, err := js.CreateFenced(ctx, []jobs.NewJob{n}, append([]interface{}{op}, extra...)...)
 		var oe *zkconn.OpError
 		if errors.As(err, &oe) && oe.Index == 0 && attempt < 5 {
 			continue // the project changed meanwhile: read it again

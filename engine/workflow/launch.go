@@ -123,7 +123,8 @@ func (l *Launcher) create(ctx context.Context, name string, nodes []jobs.Workflo
 
 // Relaunch launches a workflow job's graph again, with the same launch
 // values, as a new workflow job. It is refused, with the reason, when a
-// node's job template or workflow template is gone, or a sliced node's
+// node's job template, workflow template, project or inventory (or its
+// source) is gone, or a sliced node's
 // template changed its slice count (unless the node prompts for it). From,
 // when set, relaunches from that node: the new run's graph is the node and
 // what follows it.
@@ -142,6 +143,14 @@ func (l *Launcher) Relaunch(ctx context.Context, id, from, by string) (*jobs.Job
 		}
 	}
 	for _, n := range nodes {
+		if n.Project != "" || n.Inventory != "" {
+			if err := l.Workflows.checkUpdate(ctx, j.ID, n); errors.Is(err, ErrInvalid) {
+				return nil, fmt.Errorf("%w: %v", ErrCannotRelaunch, err)
+			} else if err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if n.Workflow != "" {
 			if _, _, err := l.Workflows.Get(ctx, n.Workflow); errors.Is(err, configstore.ErrNotFound) {
 				return nil, fmt.Errorf("%w: node %s of %s: workflow %s no longer exists", ErrCannotRelaunch, n.ID, j.ID, n.Workflow)

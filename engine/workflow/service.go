@@ -11,6 +11,7 @@ import (
 
 	"github.com/jobengine/jobengine/engine/configstore"
 	"github.com/jobengine/jobengine/engine/election"
+	"github.com/jobengine/jobengine/engine/invsource"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/queue"
 	"github.com/jobengine/jobengine/engine/template"
@@ -296,11 +297,24 @@ func (s *Service) unindex(ctx context.Context, term *election.Term, del *zk.Dele
 func (s *Service) launchNode(ctx context.Context, term *election.Term, c *jobs.Job, n jobs.WorkflowNode) error {
 	id := jobs.NodeJobID(c.ID, n.ID)
 	fence := []interface{}{term.Fence()}
+	// An update node's job is the update job itself, placed in the
+	// workflow; it keeps the update's keys and is recorded as the last
+	// update of its project or inventory.
+	place := func(j *jobs.NewJob) {
+		j.ID, j.ParentJob, j.Launch.WorkflowNode, j.Launch.LaunchType = id, c.ID, n.ID, jobs.LaunchWorkflow
+	}
+	wfs := s.cfg.Workflows.Workflows
 	var err error
-	if n.Template != "" {
+	switch {
+	case n.Template != "":
 		_, err = s.cfg.Templates.Launch(ctx, template.Request{Template: n.Template, Values: n.Values, LaunchType: jobs.LaunchWorkflow,
 			CreatedBy: c.CreatedBy, ID: id, ParentJob: c.ID, WorkflowNode: n.ID, Extra: fence})
-	} else {
+	case n.Project != "":
+		_, err = wfs.projects.StartUpdateWith(ctx, s.cfg.Jobs, n.Project, c.CreatedBy, place, fence...)
+	case n.Inventory != "":
+		_, err = invsource.Stores{Inventories: wfs.inventories, Projects: wfs.projects, Jobs: s.cfg.Jobs}.
+			StartUpdateWith(ctx, n.Inventory, c.CreatedBy, place, fence...)
+	default:
 		_, err = s.cfg.Workflows.Launch(ctx, Request{Workflow: n.Workflow, LaunchType: jobs.LaunchWorkflow,
 			CreatedBy: c.CreatedBy, ID: id, ParentJob: c.ID, WorkflowNode: n.ID, Extra: fence})
 	}
@@ -317,11 +331,7 @@ func (s *Service) launchNode(ctx context.Context, term *election.Term, c *jobs.J
 	case !refused(err):
 		return fmt.Errorf("node %s: %w", n.ID, err)
 	}
-	target := "template/" + n.Template
-	if n.Workflow != "" {
-		target = "workflow/" + n.Workflow
-	}
-	failed := jobs.NewJob{ID: id, Action: RefusedAction, Target: target, Priority: queue.DefaultPriority, CreatedBy: c.CreatedBy,
+	failed := jobs.NewJob{ID: id, Action: RefusedAction, Target: n.Target(), Priority: queue.DefaultPriority, CreatedBy: c.CreatedBy,
 		ParentJob: c.ID, Launch: jobs.Launch{Kind: jobs.KindJob, LaunchType: jobs.LaunchWorkflow, WorkflowNode: n.ID}}
 	_, ferr := s.cfg.Jobs.CreateFailed(ctx, failed, fmt.Sprintf("workflow %s, node %s: launch refused: %v", c.ID, n.ID, err), fence...)
 	var opErr *zkconn.OpError

@@ -25,7 +25,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jobengine/jobengine/engine/configstore"
+	"github.com/jobengine/jobengine/engine/inventory"
 	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/project"
 	"github.com/jobengine/jobengine/engine/template"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
@@ -70,14 +72,19 @@ func (t *Template) Validate() error {
 }
 
 // Store reads and writes workflow templates at /config/workflows/<name>.
+// It reads, on the same connection, the projects and inventories that
+// update nodes name.
 type Store struct {
-	objs *configstore.Store
-	now  func() time.Time
+	objs        *configstore.Store
+	projects    *project.Store
+	inventories *inventory.Store
+	now         func() time.Time
 }
 
 // NewStore returns the workflow template store on conn.
 func NewStore(conn *zkconn.Conn, log *zap.Logger) *Store {
-	return &Store{objs: configstore.New(conn, "workflows", log), now: time.Now}
+	return &Store{objs: configstore.New(conn, "workflows", log), projects: project.NewStore(conn, log),
+		inventories: inventory.NewStore(conn, inventory.Config{Logger: log}), now: time.Now}
 }
 
 // Get reads a workflow template and its version.
@@ -138,6 +145,12 @@ func check(ctx context.Context, t *Template, workflows *Store, templates *templa
 			}
 			continue
 		}
+		if n.Project != "" || n.Inventory != "" {
+			if err := workflows.checkUpdate(ctx, t.Name, n); err != nil {
+				return err
+			}
+			continue
+		}
 		if slices.Contains(path, n.Workflow) {
 			return fmt.Errorf("%w: %w: workflow %s contains itself: %s → %s (node %s of %s)", ErrInvalid, jobs.ErrCycle, n.Workflow,
 				strings.Join(path, " → "), n.Workflow, n.ID, t.Name)
@@ -170,4 +183,31 @@ func nodeTemplate(ctx context.Context, templates *template.Store, workflow strin
 		return nil, fmt.Errorf("%w: node %s of %s: %w", ErrInvalid, n.ID, workflow, err)
 	}
 	return tpl, nil
+}
+
+// checkUpdate verifies what an update node names: its project exists, or
+// its inventory exists and has a source.
+func (s *Store) checkUpdate(ctx context.Context, workflow string, n jobs.WorkflowNode) error {
+	if n.Project != "" {
+		_, _, err := s.projects.Get(ctx, n.Project)
+		if errors.Is(err, configstore.ErrNotFound) {
+			return fmt.Errorf("%w: node %s of %s: project %s does not exist (create it first with `jobengine project create`)", ErrInvalid, n.ID, workflow, n.Project)
+		}
+		if err != nil {
+			return fmt.Errorf("node %s of %s: %w", n.ID, workflow, err)
+		}
+		return nil
+	}
+	inv, _, err := s.inventories.Get(ctx, n.Inventory)
+	if errors.Is(err, configstore.ErrNotFound) {
+		return fmt.Errorf("%w: node %s of %s: inventory %s does not exist (create it first with `jobengine inventory create`)", ErrInvalid, n.ID, workflow, n.Inventory)
+	}
+	if err != nil {
+		return fmt.Errorf("node %s of %s: %w", n.ID, workflow, err)
+	}
+	if inv.Source == nil {
+		return fmt.Errorf("%w: node %s of %s: inventory %s has no source to update from (set one with `jobengine inventory source set %s --project P --path FILE`)",
+			ErrInvalid, n.ID, workflow, n.Inventory, n.Inventory)
+	}
+	return nil
 }
