@@ -36,7 +36,8 @@ type ServiceConfig struct {
 	// Jobs is the job store (required).
 	Jobs *jobs.Store
 	// Templates launches template nodes (required); Workflows launches
-	// workflow nodes (required).
+	// workflow nodes (required), and its store reads the projects and
+	// inventories of update nodes.
 	Templates *template.Launcher
 	Workflows *Launcher
 	// Interval is the time between two passes over the open workflow jobs

@@ -1,5 +1,6 @@
 // Package workflow holds workflow templates — graphs of nodes, each a job
-// template or another workflow template with launch values, joined by
+// template with launch values, another workflow template, or a project or
+// inventory update, joined by
 // success, failure and always edges — and runs them: Launcher creates a
 // workflow job (a container of kind workflow carrying its graph), and
 // Service, a leader-run service, launches the nodes whose parents ended
@@ -127,7 +128,8 @@ const MaxDepth = 10
 
 // Check verifies what the nodes of t name, as a write or a launch needs:
 // every job template exists and prompts for the values its node gives,
-// every workflow template exists, and no workflow contains t (directly or
+// every workflow template and project exists, every inventory exists and
+// has a source, and no workflow contains t (directly or
 // through nested workflow templates), nor nests deeper than MaxDepth. Its
 // errors wrap ErrInvalid, with the node named.
 func Check(ctx context.Context, t *Template, workflows *Store, templates *template.Store) error {
