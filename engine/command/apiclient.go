@@ -32,8 +32,11 @@ import (
 )
 
 // apiTokenEnv holds an API token; read from the environment only, never a
-// flag.
-const apiTokenEnv = "JOBENGINE_API_TOKEN"
+// flag. apiTokenEnvAlt is read when it is unset.
+const (
+	apiTokenEnv    = "JOBENGINE_API_TOKEN"
+	apiTokenEnvAlt = "JOBENGINE_TOKEN"
+)
 
 // apiRequestTimeout bounds one request that is not a stream.
 const apiRequestTimeout = time.Minute
@@ -44,7 +47,7 @@ var errAPI = errors.New("API")
 // apiFlags are the global flags of the API client.
 func apiFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "api", EnvVars: envs("JOBENGINE_API_URL"), Usage: "talk to the controller's HTTP API at this URL (https://host:8052) instead of ZooKeeper, for the commands that support it"},
+		&cli.StringFlag{Name: "api", Aliases: []string{"server"}, EnvVars: envs("JOBENGINE_API_URL", "JOBENGINE_SERVER"), Usage: "talk to the controller's HTTP API at this URL (https://host:8052) instead of ZooKeeper, for the commands that support it"},
 		&cli.StringFlag{Name: "api-token-file", EnvVars: envs("JOBENGINE_API_TOKEN_FILE"), Usage: "file holding the API token (default: $" + apiTokenEnv + ", else the file `jobengine login` wrote)"},
 		&cli.StringFlag{Name: "api-ca-file", EnvVars: envs("JOBENGINE_API_CA_FILE"), Usage: "PEM file of the CA that signed the API's certificate (default: the system's)"},
 	}
@@ -152,7 +155,11 @@ func openAPI(c *cli.Context, withToken bool) (*apiClient, error) {
 // then the file `jobengine login` wrote.
 func readAPIToken(c *cli.Context) (string, error) {
 	file, flag := c.String("api-token-file"), "--api-token-file"
-	if t := strings.TrimSpace(os.Getenv(apiTokenEnv)); file == "" && t != "" {
+	t := strings.TrimSpace(os.Getenv(apiTokenEnv))
+	if t == "" {
+		t = strings.TrimSpace(os.Getenv(apiTokenEnvAlt))
+	}
+	if file == "" && t != "" {
 		return t, nil
 	}
 	if file == "" {
@@ -169,7 +176,7 @@ func readAPIToken(c *cli.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	t := strings.TrimSpace(string(b))
+	t = strings.TrimSpace(string(b))
 	if t == "" {
 		return "", usagef("%s (%s) is empty: run `jobengine login` again", flag, file)
 	}

@@ -282,6 +282,19 @@ func TestCLIThroughAPIBadURL(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("a ZooKeeper port as --api: exit %d, want 1:\n%s", code, errOut)
 	}
+	// The other spellings: --server, $JOBENGINE_SERVER and $JOBENGINE_TOKEN.
+	for _, tc := range []struct {
+		env  []string
+		args []string
+	}{
+		{[]string{"JOBENGINE_TOKEN=jet_x"}, []string{"--server", "http://127.0.0.1:1", "job", "list"}},
+		{[]string{"JOBENGINE_TOKEN=jet_x"}, []string{"job", "list", "--server", "http://127.0.0.1:1"}},
+		{[]string{"JOBENGINE_SERVER=http://127.0.0.1:1", "JOBENGINE_TOKEN=jet_x"}, []string{"job", "list"}},
+	} {
+		if _, errOut, code := runBinary(t, tc.env, tc.args...); code != 1 || !strings.Contains(errOut, "cannot reach the API at http://127.0.0.1:1") {
+			t.Fatalf("%v %v: exit %d:\n%s", tc.env, tc.args, code, errOut)
+		}
+	}
 }
 
 // TestCLIThroughAPIOverTLS: --api-ca-file verifies the API's certificate;
