@@ -81,6 +81,27 @@ func TestUpdateNodes(t *testing.T) {
 	if inv, _, err := e.invs.Get(e.ctx(), "lab"); err != nil || inv.Source.LastUpdateJob != up.ID {
 		t.Errorf("inventory lab records update %+v (err %v), want %s", inv.Source, err, up.ID)
 	}
+
+	// A project deleted while its node waits: the node's launch is
+	// refused at its time, and a FAILED job says why.
+	w := &Template{Name: "late", Nodes: []jobs.WorkflowNode{{ID: "first", Template: "ok", Success: []string{"update"}}, {ID: "update", Project: "src"}}}
+	if err := e.wfs.Create(e.ctx(), w); err != nil {
+		t.Fatal(err)
+	}
+	wf, err := e.wl.Launch(e.ctx(), Request{Workflow: "late", CreatedBy: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := e.waitNode(wf, "first")
+	if err := projects.Delete(e.ctx(), "src"); err != nil {
+		t.Fatal(err)
+	}
+	e.end(first.ID, jobs.Success)
+	e.waitState(wf.ID, jobs.Failed)
+	if j := e.nodeJob(wf, "update"); j == nil || j.State != jobs.Failed || j.Action != RefusedAction || j.Target() != "project/src" ||
+		!strings.Contains(j.StatusMessage, "src") {
+		t.Errorf("the refused update node's job: %+v", j)
+	}
 }
 
 // TestUpdateNodesRefused: a node naming a missing project, a missing
