@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -306,11 +307,17 @@ func TestJobDeleteFromTheHistory(t *testing.T) {
 func TestContainerCatchesUpWithItsSlices(t *testing.T) {
 	e := newJobEnv(t)
 	exectest.Join(t, e.conn, "x", 10)
-	startController(t, e.root)
+	c := startController(t, e.root)
 	e.binOK("inventory", "import", "inv", e.writeFile("inv.json", ansibleHosts(4)))
 	e.binOK("template", "create", "tpl", "--action", "echo", "--inventory", "inv", "--slices", "2")
 	res := e.launch("tpl")
 	e.waitScheduled(res.Slices[0].ID, res.Slices[1].ID)
+	// With the controller gone, nothing but the CLI brings the container up
+	// to date (its repair service would otherwise race this test).
+	c.signal(syscall.SIGTERM)
+	if rc := c.wait(30 * time.Second); rc != 0 {
+		t.Fatalf("controller exited with %d", rc)
+	}
 	e.advance(res.Slices[0].ID, jobs.Running, jobs.Success)
 	if j := state(e, res.Job.ID); j.State != jobs.Pending {
 		t.Fatalf("container %s; the test needs it left behind", j.State)
