@@ -14,7 +14,7 @@ PKGS      := ./...
 SDK       := actions/sdk
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.6.1
 
-.PHONY: all build plugins deps dev test test-unit test-faults bench lint generate packages clean
+.PHONY: all build plugins deps dev test test-unit test-faults test-faults-release test-soak bench lint generate packages clean
 
 all: build
 
@@ -58,6 +58,34 @@ test-unit: deps
 # FAULTS_ARGS='-faults.jobs=5000 -faults.executors=5 -faults.duration=10m -faults.faults=30'
 test-faults: deps
 	$(GO) test -count=1 -v -timeout 60m -run 'TestFault' -tags faults ./internal/testing/faults/ $(if $(FAULTS_ARGS),-args $(FAULTS_ARGS))
+
+# The release run of the fault suite (docs/faults.md): the release size
+# once per seed of RELEASE_SEEDS (30 faults each, every kind), each kept in
+# RELEASE_OUT/seed-N; every seed runs even when one fails, and the target
+# fails if any did. About 11 minutes a seed on 2 cores. The last step
+# prints the recovery times per fault kind over every seed's report.
+RELEASE_SEEDS ?= 101 202 303 404
+RELEASE_ARGS  ?= -faults.jobs=5000 -faults.executors=5 -faults.duration=10m -faults.faults=30
+RELEASE_OUT   ?= $(CURDIR)/faults-release
+test-faults-release: deps
+	@mkdir -p $(RELEASE_OUT); failed=""; \
+	for s in $(RELEASE_SEEDS); do \
+	  rm -rf $(RELEASE_OUT)/seed-$$s; \
+	  $(GO) test -count=1 -v -timeout 60m -run 'TestFaultInjection$$' -tags faults ./internal/testing/faults/ \
+	    -args $(RELEASE_ARGS) -faults.seed=$$s -faults.out=$(RELEASE_OUT)/seed-$$s || failed="$$failed $$s"; \
+	done; \
+	$(GO) test -count=1 -v -run 'TestFaultSummary$$' -tags faults ./internal/testing/faults/ -args -faults.summarize=$(RELEASE_OUT); \
+	if [ -n "$$failed" ]; then echo "release run: seeds$$failed failed (evidence in $(RELEASE_OUT))" >&2; exit 1; fi
+
+# The soak (docs/faults.md, "The soak"): an hour at half the measured
+# throughput with a fault every 30 s, the kinds in turn; every daemon's
+# memory and goroutines sampled every minute and judged flat at the end,
+# the outbox and the notification queue drained. SOAK_ARGS passes flags,
+# e.g. SOAK_ARGS='-soak.duration=10m -soak.sample=15s -faults.seed=3'.
+# The evidence is kept in SOAK_OUT (a new directory each run).
+SOAK_OUT ?= $(CURDIR)/soak-out/$(shell date +%Y%m%d-%H%M%S)
+test-soak: deps
+	$(GO) test -count=1 -v -timeout 3h -run 'TestSoak$$' -tags faults ./internal/testing/faults/ -args -soak -faults.out=$(SOAK_OUT) $(SOAK_ARGS)
 
 # The benchmarks of docs/benchmarks.md, on a scratch ZooKeeper of their own.
 bench: deps build

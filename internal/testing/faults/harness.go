@@ -94,6 +94,14 @@ type Harness struct {
 	DrainTimeout time.Duration
 	// Logf receives progress lines.
 	Logf func(format string, args ...any)
+	// ExtraArgs, when set, returns flags added after the command of each
+	// process of the instance (the soak's metrics addresses).
+	ExtraArgs func(role, instance string) []string
+	// Watch, when set, is called once every process runs, as the workload
+	// starts; the function it returns is called when the workload and
+	// the faults are over, before the distributors stop (the soak samples
+	// the daemons and waits for the queues to drain with it).
+	Watch func(ctx context.Context, h *Harness) (stop func())
 
 	zk      *zkserver.Cluster
 	es      *estest.Server // with Config.Index
@@ -224,6 +232,10 @@ func (h *Harness) Run(ctx context.Context) (rep *Report, err error) {
 		}
 	}
 	h.start = time.Now()
+	stopWatch := func() {}
+	if h.Watch != nil {
+		stopWatch = h.Watch(ctx, h)
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	wg.Add(2)
@@ -239,6 +251,7 @@ func (h *Harness) Run(ctx context.Context) (rep *Report, err error) {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
+		stopWatch()
 		return nil, err
 	}
 
@@ -247,6 +260,7 @@ func (h *Harness) Run(ctx context.Context) (rep *Report, err error) {
 		// scheduler that places the slices and the container repair.
 		h.waitWorkflows(ctx)
 	}
+	stopWatch()
 	for _, in := range h.dists {
 		h.stopProcess(h.current(in))
 	}
@@ -349,7 +363,13 @@ func (h *Harness) launch(in *instance) (*process, error) {
 			"--plugin-dir", h.PluginDir, "--shutdown-grace", "20s",
 			"--plugin-env", EnvLog, "--plugin-env", EnvExecutor)
 	case RoleDistributor:
-		args = append(args, "distributor", "--config-dir", h.confDir, "--identifier", id, DistributorName)
+		args = append(args, "distributor", "--config-dir", h.confDir, "--identifier", id)
+	}
+	if h.ExtraArgs != nil {
+		args = append(args, h.ExtraArgs(in.role, in.name)...)
+	}
+	if in.role == RoleDistributor {
+		args = append(args, DistributorName)
 	}
 	logf, err := os.OpenFile(h.logPath(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

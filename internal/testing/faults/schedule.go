@@ -121,6 +121,10 @@ type Config struct {
 	// slices. They need the distributor, whose elected instance runs the
 	// scheduler and the container repair.
 	Sliced int
+	// Cycle plays the kinds in turn (every kind once, then again, in the
+	// order of Kinds) instead of every kind once and a random mix: the
+	// soak's schedule, where each kind comes back at a steady rate.
+	Cycle bool `json:"cycle,omitempty"`
 }
 
 // ErrConfig is wrapped by the errors of a Config that cannot be played.
@@ -288,6 +292,12 @@ func NewPlan(cfg Config) (*Plan, error) {
 		plan = append(plan, extra[fr.IntN(len(extra))])
 	}
 	fr.Shuffle(len(plan), func(i, j int) { plan[i], plan[j] = plan[j], plan[i] })
+	if cfg.Cycle {
+		plan = plan[:0]
+		for i := 0; i < cfg.Faults; i++ {
+			plan = append(plan, kinds[i%len(kinds)])
+		}
+	}
 
 	slot := (cfg.Duration - leadIn) / time.Duration(len(plan))
 	fids := idSource(fr)

@@ -1,0 +1,55 @@
+package faults
+
+import (
+	"testing"
+	"time"
+)
+
+func samplesOf(proc string, rss []int64, gor []int) []DaemonSample {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var out []DaemonSample
+	for i := range rss {
+		out = append(out, DaemonSample{At: t0.Add(time.Duration(i) * time.Minute), Process: proc, RSS: rss[i], Goroutines: gor[i]})
+	}
+	return out
+}
+
+func TestTrendsFlat(t *testing.T) {
+	const mb = 1 << 20
+	// Warm-up in the first quarter, noise and one spike after: flat.
+	rss := []int64{10 * mb, 30 * mb, 40 * mb, 41 * mb, 42 * mb, 40 * mb, 90 * mb, 43 * mb, 41 * mb, 44 * mb, 42 * mb, 43 * mb}
+	gor := []int{20, 60, 80, 82, 81, 80, 200, 85, 82, 84, 83, 81}
+	tr := Trends(samplesOf("x1#1", rss, gor))
+	if len(tr) != 2 {
+		t.Fatalf("trends: %+v, want rss and goroutines of x1#1", tr)
+	}
+	for _, x := range tr {
+		if !x.Flat {
+			t.Errorf("%s judged not flat: %+v", x.Metric, x)
+		}
+	}
+}
+
+func TestTrendsGrowth(t *testing.T) {
+	const mb = 1 << 20
+	var rss []int64
+	var gor []int
+	for i := 0; i < 16; i++ {
+		rss = append(rss, int64(40+4*i)*mb) // 4 MB a minute
+		gor = append(gor, 80+10*i)          // 10 goroutines a minute
+	}
+	for _, x := range Trends(samplesOf("x2#1", rss, gor)) {
+		if x.Flat {
+			t.Errorf("%s judged flat despite steady growth: %+v", x.Metric, x)
+		}
+	}
+}
+
+func TestTrendsTooFewSamples(t *testing.T) {
+	// A process with fewer samples than FlatMinSamples is not judged;
+	// goroutines unknown (-1) make no series.
+	ds := samplesOf("d1#3", []int64{1, 2, 3}, []int{-1, -1, -1})
+	if tr := Trends(ds); len(tr) != 0 {
+		t.Errorf("trends of 3 samples: %+v, want none", tr)
+	}
+}
