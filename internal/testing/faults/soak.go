@@ -15,12 +15,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/jobengine/jobengine/engine/daemon"
 	"github.com/jobengine/jobengine/engine/index"
+	"github.com/jobengine/jobengine/engine/logging"
 	"github.com/jobengine/jobengine/engine/notify"
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/internal/check"
@@ -54,9 +57,9 @@ type DaemonSample struct {
 	// RSS is the resident memory in bytes: process_resident_memory_bytes
 	// from the metrics endpoint, or VmRSS of /proc/PID/status.
 	RSS int64 `json:"rss"`
-	// Goroutines is go_goroutines from the metrics endpoint; -1 when the
-	// process has no endpoint (distributors) or it did not answer (a
-	// frozen process).
+	// Goroutines is go_goroutines from an executor's metrics endpoint, or
+	// the count of a distributor's state dump (SIGUSR1); -1 when the
+	// process did not answer in time (a frozen process).
 	Goroutines int `json:"goroutines"`
 	// Threads is the Threads line of /proc/PID/status (OS threads).
 	Threads int `json:"threads"`
@@ -202,6 +205,11 @@ func (s *Soak) sample(ctx context.Context, h *Harness) {
 			continue // exited between the listing and the read
 		}
 		ds.RSS, ds.Threads = rss, threads
+		if p.Role == RoleDistributor {
+			if n, err := dumpGoroutines(ctx, p.PID, h.logPath(p.ID)); err == nil {
+				ds.Goroutines = n
+			}
+		}
 		if addr, ok := s.metrics[p.Instance]; ok && p.Role == RoleExecutor {
 			if m, err := s.scrape(ctx, addr); err == nil {
 				if v, ok := m["go_goroutines"]; ok {
@@ -513,3 +521,50 @@ func (m *Millis) UnmarshalJSON(b []byte) error {
 	*m = Millis(time.Duration(ms) * time.Millisecond)
 	return nil
 }
+
+// dumpGoroutines asks a distributor process for a state dump (SIGUSR1; the
+// distributor has no metrics endpoint) and reads the goroutine count of
+// the summary line (message daemon.LogDump) it appends to its JSON log.
+func dumpGoroutines(ctx context.Context, pid int, logPath string) (int, error) {
+	st, err := os.Stat(logPath)
+	if err != nil {
+		return -1, err
+	}
+	from := st.Size()
+	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+		return -1, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	n := -1
+	err = check.Until(dctx, 100*time.Millisecond, func() error {
+		f, err := os.Open(logPath)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if _, err := f.Seek(from, io.SeekStart); err != nil {
+			return err
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		for sc.Scan() {
+			var l map[string]json.RawMessage
+			if json.Unmarshal(sc.Bytes(), &l) != nil {
+				continue
+			}
+			var msg string
+			if json.Unmarshal(l[logging.MessageKey], &msg) != nil || msg != daemon.LogDump {
+				continue
+			}
+			if json.Unmarshal(l[dumpGoroutinesKey], &n) == nil {
+				return nil
+			}
+		}
+		return errors.New("no state dump yet")
+	})
+	return n, err
+}
+
+// dumpGoroutinesKey is the field of daemon.LogDump with runtime.NumGoroutine.
+const dumpGoroutinesKey = "goroutines"
