@@ -53,3 +53,35 @@ func TestTrendsTooFewSamples(t *testing.T) {
 		t.Errorf("trends of 3 samples: %+v, want none", tr)
 	}
 }
+
+func TestPlanCycle(t *testing.T) {
+	p, err := NewPlan(Config{Seed: 3, Duration: 10 * time.Minute, Faults: 19, Cycle: true, Distributor: true, Index: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Faults) != 19 {
+		t.Fatalf("%d faults, want 19", len(p.Faults))
+	}
+	// The kinds that apply come in turn: the first k are distinct, then
+	// each fault repeats the kind k before it.
+	seen := map[Kind]bool{}
+	k := 0
+	for _, f := range p.Faults {
+		if seen[f.Kind] {
+			break
+		}
+		seen[f.Kind] = true
+		k++
+	}
+	if k < 2 {
+		t.Fatalf("the plan starts with %d distinct kinds", k)
+	}
+	for i, f := range p.Faults {
+		if i >= k && f.Kind != p.Faults[i-k].Kind {
+			t.Errorf("fault %d is %s, want %s (the kinds in turn, %d of them)", i+1, f.Kind, p.Faults[i-k].Kind, k)
+		}
+		if i > 0 && f.At <= p.Faults[i-1].At {
+			t.Errorf("fault %d at %s, not after fault %d at %s", i+1, f.At, i, p.Faults[i-1].At)
+		}
+	}
+}
