@@ -529,11 +529,25 @@ func (s *Store) Scan(ctx context.Context, fn func(j *Job, ver int32), bad func(*
 	}
 	docs := make(chan doc, 256)
 	errc := make(chan error, 1)
+	var failed atomic.Bool
+	fail := func(err error) {
+		failed.Store(true)
+		select {
+		case errc <- err:
+		default:
+		}
+	}
 	go func() {
 		defer close(docs)
 		sem := make(chan struct{}, 16)
 		var wg sync.WaitGroup
+		// The readers still running send on docs: it is closed only
+		// once they are done, also when a listing fails.
+		defer wg.Wait()
 		for _, sh := range shards {
+			if failed.Load() {
+				return
+			}
 			dir := s.conn.Path(jobsDir, sh)
 			var uids []string
 			if err := zkconn.Do(ctx, func() error {
@@ -541,21 +555,29 @@ func (s *Store) Scan(ctx context.Context, fn func(j *Job, ver int32), bad func(*
 				uids, _, err = s.conn.Children(dir)
 				return err
 			}); err != nil && !errors.Is(err, zk.ErrNoNode) {
-				select {
-				case errc <- err:
-				default:
-				}
+				fail(err)
 				return
 			}
 			for _, uid := range uids {
+				if failed.Load() {
+					return
+				}
 				wg.Add(1)
 				sem <- struct{}{}
 				go func(uid string) {
 					defer func() { <-sem; wg.Done() }()
 					p := dir + "/" + uid
 					data, st, err := s.conn.Get(p)
-					if err != nil {
+					if errors.Is(err, zk.ErrNoNode) {
 						return // deleted meanwhile
+					}
+					if err != nil {
+						// A document that could not be read is not
+						// absent: a caller that acts on what is
+						// missing (Restore) must not see a partial
+						// listing as complete.
+						fail(fmt.Errorf("reading %s: %w", p, err))
+						return
 					}
 					j, err := Decode(uid, data)
 					var b *BadDocumentError
