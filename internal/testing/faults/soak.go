@@ -114,6 +114,7 @@ type Soak struct {
 	drainedAfter time.Duration
 	drainErr     error
 	drainLeft    QueueSample
+	crashes      []string
 }
 
 // NewSoak returns a Soak with a metrics address reserved for each of the
@@ -174,7 +175,56 @@ func (s *Soak) Watch(ctx context.Context, h *Harness) func() {
 		<-done
 		s.sample(ctx, h)
 		s.waitDrained(ctx, h)
+		s.findCrashes(h)
 	}
+}
+
+// findCrashes looks through the log of every process that ran so far for
+// the Go runtime's report of a crash ("panic: …", "fatal error: …" at the
+// start of a line): a daemon that died on its own is a finding even when
+// the run recovers from it, and the harness restarts only the processes
+// its faults kill.
+func (s *Soak) findCrashes(h *Harness) {
+	h.mu.Lock()
+	var ids []string
+	for _, in := range append(append([]*instance(nil), h.execs...), h.dists...) {
+		for _, p := range in.procs {
+			ids = append(ids, p.info.ID)
+		}
+	}
+	h.mu.Unlock()
+	for _, id := range ids {
+		lines, err := crashLines(h.logPath(id))
+		if err != nil {
+			s.logf("soak: reading the log of %s: %v", id, err)
+			continue
+		}
+		if len(lines) > 0 {
+			s.mu.Lock()
+			s.crashes = append(s.crashes, fmt.Sprintf("%s crashed: %s (%s)", id, strings.Join(lines, "; "), h.logPath(id)))
+			s.mu.Unlock()
+		}
+	}
+}
+
+// crashLines returns the lines of a log that start the Go runtime's report
+// of a crash.
+func crashLines(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.HasPrefix(l, "panic: ") || strings.HasPrefix(l, "fatal error: ") {
+			out = append(out, l)
+		}
+	}
+	return out, sc.Err()
 }
 
 // daemons returns the current process of every executor and distributor.
@@ -380,7 +430,7 @@ type SoakResult struct {
 	DrainedAfter Millis      `json:"drained_after_ms"`
 	DrainLeft    QueueSample `json:"drain_left"`
 	// Problems are the failed assertions: a series not flat, a queue not
-	// drained, an entry refused or parked.
+	// drained, an entry refused or parked, a daemon that crashed.
 	Problems []string `json:"problems"`
 }
 
@@ -400,6 +450,7 @@ func (s *Soak) Result() *SoakResult {
 	if s.drainErr != nil {
 		r.Problems = append(r.Problems, fmt.Sprintf("the outbox and the notification queue did not drain: %v", s.drainErr))
 	}
+	r.Problems = append(r.Problems, s.crashes...)
 	if l := s.drainLeft; l.OutboxFailed > 0 || l.NoticesParked > 0 {
 		r.Problems = append(r.Problems, fmt.Sprintf("%d outbox entries refused (failed/) and %d notices parked at the end", l.OutboxFailed, l.NoticesParked))
 	}

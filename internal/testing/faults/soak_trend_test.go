@@ -1,6 +1,8 @@
 package faults
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -83,5 +85,24 @@ func TestPlanCycle(t *testing.T) {
 		if i > 0 && f.At <= p.Faults[i-1].At {
 			t.Errorf("fault %d at %s, not after fault %d at %s", i+1, f.At, i, p.Faults[i-1].At)
 		}
+	}
+}
+
+func TestCrashLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "d2-1.log")
+	log := `{"level":"info","msg":"panic: not at the start of a line"}
+panic: send on closed channel
+
+goroutine 17536 [running]:
+`
+	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := crashLines(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != "panic: send on closed channel" {
+		t.Errorf("crash lines %q, want the runtime's panic line only", got)
 	}
 }
