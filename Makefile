@@ -61,16 +61,16 @@ test-faults: deps
 
 # The release run of the fault suite (docs/faults.md): the release size
 # once per seed of RELEASE_SEEDS (30 faults each, every kind), each kept in
-# RELEASE_OUT/seed-N; every seed runs even when one fails, and the target
+# RELEASE_OUT/seed-N (the seeds of an earlier run there are removed first);
+# every seed runs even when one fails, and the target
 # fails if any did. About 11 minutes a seed on 2 cores. The last step
 # prints the recovery times per fault kind over every seed's report.
 RELEASE_SEEDS ?= 101 202 303 404
 RELEASE_ARGS  ?= -faults.jobs=5000 -faults.executors=5 -faults.duration=10m -faults.faults=30
 RELEASE_OUT   ?= $(CURDIR)/faults-release
 test-faults-release: deps
-	@mkdir -p $(RELEASE_OUT); failed=""; \
+	@rm -rf $(RELEASE_OUT)/seed-*; mkdir -p $(RELEASE_OUT); failed=""; \
 	for s in $(RELEASE_SEEDS); do \
-	  rm -rf $(RELEASE_OUT)/seed-$$s; \
 	  $(GO) test -count=1 -v -timeout 60m -run 'TestFaultInjection$$' -tags faults ./internal/testing/faults/ \
 	    -args $(RELEASE_ARGS) -faults.seed=$$s -faults.out=$(RELEASE_OUT)/seed-$$s || failed="$$failed $$s"; \
 	done; \
