@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,8 +21,10 @@ import (
 
 	"github.com/jobengine/jobengine/engine/access"
 	"github.com/jobengine/jobengine/engine/daemon"
+	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/engine/zkserver"
+	"github.com/jobengine/jobengine/internal/testing/estest"
 	"github.com/jobengine/jobengine/internal/testing/poll"
 	"github.com/jobengine/jobengine/internal/testing/zktest"
 )
@@ -63,8 +66,11 @@ func startCluster(t *testing.T) *cluster {
 	log := zap.New(core)
 	zc := zkconn.Config{Hosts: testZK.Addrs(), Root: "/" + t.Name(), SessionTimeout: 5 * time.Second}
 	ctx := context.Background()
+	// The history, so that the search reaches the logs.
+	es := &index.Config{Hosts: []string{estest.Start(t, estest.Options{}).URL()}, Prefix: "dash-"}
 	cfg := daemon.NewControllerConfig()
 	cfg.ZK, cfg.Listen, cfg.Identifier, cfg.Logger = zc, "127.0.0.1:0", "ctl1", log.Named("ctl1")
+	cfg.Elasticsearch = es
 	ctl, err := daemon.StartController(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +79,7 @@ func startCluster(t *testing.T) *cluster {
 	xcfg := daemon.NewExecutorConfig()
 	xcfg.ZK, xcfg.Name, xcfg.Threads, xcfg.EnableTestActions = zc, "x1", 4, true
 	xcfg.Plugins.Dir, xcfg.Logger = t.TempDir(), log.Named("x1")
+	xcfg.Elasticsearch = es
 	x, err := daemon.StartExecutor(ctx, xcfg)
 	if err != nil {
 		t.Fatal(err)
@@ -365,6 +372,55 @@ func TestDashboard(t *testing.T) {
 	c.call("GET", "/api/v1/jobs/"+id, "", 200, &j)
 	if j.State != "CANCELED" {
 		t.Fatalf("the API says the canceled job is %s", j.State)
+	}
+
+	// Search: by the template's name, typed in the search box, and by a
+	// word of the job's log (from the history).
+	do(t, ctx, "search the jobs by template",
+		chromedp.Navigate(c.base+"/#/jobs"),
+		chromedp.WaitVisible(chromedp.ID("f-search")),
+		chromedp.SendKeys(chromedp.ID("f-search"), "long\r"),
+	)
+	poll.For(t, wait, 100*time.Millisecond, func() error {
+		rows := eval[[]string](t, ctx, `[...document.querySelectorAll('tr[data-job]')].map(r => r.dataset.job)`)
+		if len(rows) != 1 || rows[0] != id || !strings.Contains(eval[string](t, ctx, `location.hash`), "search=long") {
+			return fmt.Errorf("rows %v, want only %s", rows, id)
+		}
+		return nil
+	})
+	do(t, ctx, "search the jobs by a word of a log", chromedp.Navigate(c.base+"/#/jobs?search=sleeping"))
+	poll.For(t, wait, 200*time.Millisecond, func() error {
+		rows := eval[[]string](t, ctx, `[...document.querySelectorAll('tr[data-job]')].map(r => r.dataset.job)`)
+		if !slices.Contains(rows, id) {
+			return fmt.Errorf("rows %v, want %s among them", rows, id)
+		}
+		return nil
+	})
+	screenshot(t, ctx, shots, "jobs-search")
+
+	// Artifacts: what a playbook recorded with set_stats, on its job's page.
+	if _, err := exec.LookPath("ansible-playbook"); err != nil {
+		t.Log("ansible-playbook is not installed: the artifacts step is left out")
+	} else {
+		dir := t.TempDir()
+		book := "- hosts: all\n  gather_facts: false\n  tasks:\n    - set_stats:\n        data: {release: \"1.4.2\", image: \"registry.example/web:1.4.2\"}\n      run_once: true\n"
+		if err := os.WriteFile(filepath.Join(dir, "release.yml"), []byte(book), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c.call("POST", "/api/v1/projects", `{"name": "local", "kind": "directory", "directory": "`+dir+`"}`, 201, nil)
+		c.call("POST", "/api/v1/inventories/here/import", `{"_meta": {"hostvars": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3"}}}, "ungrouped": {"hosts": ["localhost"]}}`, 201, nil)
+		c.call("POST", "/api/v1/templates", `{"name": "release", "description": "records the release it made", "action": "ansible_playbook", "project": "local", "playbook": "release.yml", "inventory": "here"}`, 201, nil)
+		var rel struct{ Job struct{ ID string } }
+		c.call("POST", "/api/v1/templates/release/launch", "", 201, &rel)
+		do(t, ctx, "open the release job", chromedp.Navigate(c.base+"/#/jobs/"+strings.TrimPrefix(rel.Job.ID, "job/")))
+		poll.For(t, wait, 200*time.Millisecond, func() error {
+			got := eval[[]string](t, ctx, `[...document.querySelectorAll('#artifacts tr[data-artifact]')].map(r => r.textContent)`)
+			if strings.Join(got, " ") != "imageregistry.example/web:1.4.2 release1.4.2" {
+				return fmt.Errorf("artifacts shown: %v; job %s", got, eval[string](t, ctx, `(document.querySelector('main .card') || {}).textContent || ''`))
+			}
+			return nil
+		})
+		screenshot(t, ctx, shots, "job-artifacts", true)
 	}
 
 	// Filters: by state through the form, and by creation time.
