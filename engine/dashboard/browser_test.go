@@ -477,6 +477,113 @@ func TestDashboard(t *testing.T) {
 		}
 		return nil
 	})
+	// Create a template with the keyboard: a bad name is refused on its
+	// field, then a good one is created.
+	do(t, ctx, "open the new template form",
+		chromedp.Navigate(c.base+"/#/templates"),
+		chromedp.WaitVisible(chromedp.ID("new")),
+		chromedp.Click(chromedp.ID("new")),
+		chromedp.WaitVisible(chromedp.ID("template-form")),
+		chromedp.SendKeys(chromedp.ID("e-name"), "bad name"),
+		chromedp.SendKeys(chromedp.ID("e-action"), "echo"),
+		chromedp.SendKeys(chromedp.ID("e-payload"), `{"message": "the daily report"}`),
+		chromedp.SendKeys(chromedp.ID("e-prompt-limit"), " "),
+		chromedp.SendKeys(chromedp.ID("e-description"), "\r"),
+	)
+	poll.For(t, wait, 100*time.Millisecond, func() error {
+		flash := eval[string](t, ctx, `document.getElementById('flash').textContent`)
+		invalid := eval[string](t, ctx, `(document.querySelector('[aria-invalid="true"]') || {}).id || ''`)
+		if !strings.Contains(flash, "bad name") || invalid != "e-name" {
+			return fmt.Errorf("flash %q, invalid field %q", flash, invalid)
+		}
+		return nil
+	})
+	screenshot(t, ctx, shots, "template-form", true)
+	eval[string](t, ctx, `document.getElementById('e-name').value = ''`)
+	do(t, ctx, "fix the name", chromedp.SendKeys(chromedp.ID("e-name"), "report\r"))
+	poll.For(t, wait, 100*time.Millisecond, func() error {
+		if h := eval[string](t, ctx, `location.hash`); h != "#/templates/report" {
+			return fmt.Errorf("on %s: %s", h, eval[string](t, ctx, `document.getElementById('flash').textContent`))
+		}
+		return nil
+	})
+	var tpl struct {
+		Action      string
+		Description string
+		Payload     map[string]string
+		Prompts     []string
+	}
+	c.call("GET", "/api/v1/templates/report", "", 200, &tpl)
+	if tpl.Action != "echo" || tpl.Payload["message"] != "the daily report" || strings.Join(tpl.Prompts, ",") != "limit" {
+		t.Fatalf("template created as %+v", tpl)
+	}
+	// Edit it: a description.
+	do(t, ctx, "edit the template",
+		chromedp.WaitVisible(chromedp.ID("edit")),
+		chromedp.Click(chromedp.ID("edit")),
+		chromedp.WaitVisible(chromedp.ID("template-form")),
+		chromedp.SendKeys(chromedp.ID("e-description"), "mails the daily report\r"),
+	)
+	poll.For(t, wait, 100*time.Millisecond, func() error {
+		c.call("GET", "/api/v1/templates/report", "", 200, &tpl)
+		if tpl.Description != "mails the daily report" || tpl.Action != "echo" || strings.Join(tpl.Prompts, ",") != "limit" {
+			return fmt.Errorf("template is %+v", tpl)
+		}
+		return nil
+	})
+	// Schedule it from its page.
+	do(t, ctx, "schedule the template",
+		chromedp.WaitVisible(chromedp.ID("edit")),
+		chromedp.Click(chromedp.CSS(`a[href^="#/schedules/+new"]`)),
+		chromedp.WaitVisible(chromedp.ID("schedule-form")),
+		chromedp.SendKeys(chromedp.ID("e-name"), "daily-report"),
+		chromedp.SendKeys(chromedp.ID("e-cron"), "0 7 * * 1-5"),
+	)
+	eval[string](t, ctx, `document.getElementById('e-time-zone').value = 'Europe/Paris'`)
+	screenshot(t, ctx, shots, "schedule-form", true)
+	do(t, ctx, "create the schedule", chromedp.SendKeys(chromedp.ID("e-description"), "weekday mornings\r"))
+	poll.For(t, wait, 100*time.Millisecond, func() error {
+		if h := eval[string](t, ctx, `location.hash`); h != "#/schedules/daily-report" {
+			return fmt.Errorf("on %s: %s", h, eval[string](t, ctx, `document.getElementById('flash').textContent`))
+		}
+		return nil
+	})
+	var sched struct {
+		Enabled  bool
+		Cron     string
+		TimeZone string `json:"time-zone"`
+		Launch   struct{ Template string }
+	}
+	c.call("GET", "/api/v1/schedules/daily-report", "", 200, &sched)
+	if !sched.Enabled || sched.Cron != "0 7 * * 1-5" || sched.TimeZone != "Europe/Paris" || sched.Launch.Template != "report" {
+		t.Fatalf("schedule created as %+v", sched)
+	}
+	// Delete a template, confirming in the page.
+	c.call("POST", "/api/v1/templates", `{"name": "scratch", "action": "echo"}`, 201, nil)
+	do(t, ctx, "delete a template",
+		chromedp.Navigate(c.base+"/#/templates/scratch"),
+		chromedp.WaitVisible(chromedp.ID("delete")),
+		chromedp.Click(chromedp.ID("delete")),
+		chromedp.WaitVisible(chromedp.ID("confirm-delete")),
+	)
+	if f := eval[string](t, ctx, `document.activeElement.id`); f != "confirm-delete" {
+		t.Errorf("the focus is on %q after Delete, want the confirmation", f)
+	}
+	do(t, ctx, "confirm", chromedp.SendKeys(chromedp.ID("confirm-delete"), "\r"))
+	poll.For(t, wait, 100*time.Millisecond, func() error {
+		req, _ := http.NewRequest("GET", c.base+"/api/v1/templates/scratch", nil)
+		req.SetBasicAuth("root", "root-password")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		res.Body.Close()
+		if res.StatusCode != 404 || eval[string](t, ctx, `location.hash`) != "#/templates" {
+			return fmt.Errorf("scratch: %d, on %s", res.StatusCode, eval[string](t, ctx, `location.hash`))
+		}
+		return nil
+	})
+
 	// On a phone-sized screen.
 	do(t, ctx, "a phone's screen", chromedp.EmulateViewport(390, 844), chromedp.Navigate(c.base+"/#/jobs"),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-job]`)))
@@ -484,6 +591,11 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("the jobs page is %d px wide on a 390 px screen", w)
 	}
 	screenshot(t, ctx, shots, "jobs-phone")
+	do(t, ctx, "a form on a phone's screen", chromedp.Navigate(c.base+"/#/templates/report/edit"), chromedp.WaitVisible(chromedp.ID("template-form")))
+	if w := eval[int](t, ctx, `document.documentElement.scrollWidth`); w > 390 {
+		t.Errorf("the template form is %d px wide on a 390 px screen", w)
+	}
+	screenshot(t, ctx, shots, "template-form-phone")
 	do(t, ctx, "a desktop's screen", chromedp.EmulateViewport(1280, 900))
 
 	// A user who may read template web but not launch it is refused.

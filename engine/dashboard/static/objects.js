@@ -26,7 +26,9 @@ function listPage(kind, title, columns, opts) {
       let nextCursor = '';
       const prev = h('button', { type: 'button', class: 'secondary', disabled: true }, 'Previous');
       const next = h('button', { type: 'button', class: 'secondary', disabled: true }, 'Next');
-      main.append(h('h1', {}, title), h('div', { class: 'filters' }, search), h('div', { class: 'scroll' }, table), h('div', { class: 'pager' }, prev, next));
+      const create = opts && opts.create && opts.create.allowed() ?
+        h('a', { class: 'button', id: 'new', href: '#/' + kind + '/+new' }, opts.create.label || 'New') : null;
+      main.append(h('h1', {}, title), h('div', { class: 'filters' }, search, create), h('div', { class: 'scroll' }, table), h('div', { class: 'pager' }, prev, next));
       const load = async () => {
         const page = await api('GET', (opts && opts.path || '/' + kind) + params({ limit: 50, search: search.value.trim(), cursor: cursors[cursors.length - 1] }));
         nextCursor = page.next || '';
@@ -50,7 +52,7 @@ listPage('templates', 'Templates', [
   { label: 'Inventory', value: o => o.inventory || '', wide: true },
   { label: 'Slices', value: o => o['slice-count'] || 1, wide: true },
   { label: 'Description', value: o => o.description || '', wide: true },
-]);
+], { create: { allowed: () => isAdmin(), label: 'New template' } });
 listPage('inventories', 'Inventories', [
   { label: 'Kind', value: o => o.kind || '' },
   { label: 'Hosts', value: o => (o.generation && o.generation.hosts) ?? o.hosts ?? '', wide: true },
@@ -96,7 +98,11 @@ Pages.push({
         location.hash = '#/jobs/' + uuidOf(out.job.id);
       } catch (e) { report(e); launch.disabled = false; }
     });
-    main.append(h('h1', {}, 'Template ' + t.name), describe(t, ['name', 'host-config-key']), form, recentJobs({ template: t.name }));
+    const manage = holds('template', t.name, 'admin') ? h('div', { class: 'actions' },
+      h('a', { class: 'button secondary', id: 'edit', href: '#/templates/' + encodeURIComponent(t.name) + '/edit' }, 'Edit'),
+      holds('template', t.name, 'execute') ? h('a', { class: 'button secondary', href: '#/schedules/+new' + params({ template: t.name }) }, 'Schedule') : null,
+      deleteButton('template ' + t.name, '/templates/' + encodeURIComponent(t.name), '#/templates')) : null;
+    main.append(h('h1', {}, 'Template ' + t.name), manage, describe(t, ['name', 'host-config-key']), form, recentJobs({ template: t.name }));
   },
 });
 
@@ -134,7 +140,7 @@ listPage('schedules', 'Schedules', [
   { label: 'Launches', value: o => launches(o.launch) },
   { label: 'Next run', value: o => o.enabled ? fmtTime((o['next-runs'] || [])[0]) : 'disabled' },
   { label: 'Rule', value: o => o.rule, wide: true },
-]);
+], { create: { allowed: () => true, label: 'New schedule' } });
 
 Pages.push({
   match: r => r.parts[0] === 'schedules' && r.parts.length === 2,
