@@ -310,3 +310,22 @@ func TestSetStatsAreTheArtifacts(t *testing.T) {
 		t.Fatalf("a run without set_stats: rc %d, artifacts %s, %v", out.RC, out.Artifacts, err)
 	}
 }
+
+// TestArtifactsOfARunnerStatsEvent reads the artifacts of a
+// playbook_on_stats event as ansible-runner writes it (a worker's stream
+// carries the same line), and none from one without set_stats data.
+func TestArtifactsOfARunnerStatsEvent(t *testing.T) {
+	for line, want := range map[string]string{
+		`{"event": "playbook_on_stats", "event_data": {"ok": {"h1": 1}, "artifact_data": {"release": "1.4.2"}}}`: `{"release": "1.4.2"}`,
+		`{"event": "playbook_on_stats", "event_data": {"ok": {"h1": 1}, "artifact_data": {}}}`:                   ``,
+		`{"event": "playbook_on_stats", "event_data": {"ok": {"h1": 1}}}`:                                        ``,
+	} {
+		ev, err := ansible.DecodeEvent([]byte(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(ev.Artifacts()); got != want {
+			t.Errorf("artifacts of %s: %q, want %q", line, got, want)
+		}
+	}
+}
