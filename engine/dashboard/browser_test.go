@@ -487,7 +487,7 @@ func TestDashboard(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("e-name"), "bad name"),
 		chromedp.SendKeys(chromedp.ID("e-action"), "echo"),
 		chromedp.SendKeys(chromedp.ID("e-payload"), `{"message": "the daily report"}`),
-		chromedp.SendKeys(chromedp.ID("e-prompt-limit"), " "),
+		chromedp.SendKeys(chromedp.ID("e-prompt-payload"), " "),
 		chromedp.SendKeys(chromedp.ID("e-description"), "\r"),
 	)
 	poll.For(t, wait, 100*time.Millisecond, func() error {
@@ -514,7 +514,7 @@ func TestDashboard(t *testing.T) {
 		Prompts     []string
 	}
 	c.call("GET", "/api/v1/templates/report", "", 200, &tpl)
-	if tpl.Action != "echo" || tpl.Payload["message"] != "the daily report" || strings.Join(tpl.Prompts, ",") != "limit" {
+	if tpl.Action != "echo" || tpl.Payload["message"] != "the daily report" || strings.Join(tpl.Prompts, ",") != "payload" {
 		t.Fatalf("template created as %+v", tpl)
 	}
 	// Edit it: a description.
@@ -526,11 +526,34 @@ func TestDashboard(t *testing.T) {
 	)
 	poll.For(t, wait, 100*time.Millisecond, func() error {
 		c.call("GET", "/api/v1/templates/report", "", 200, &tpl)
-		if tpl.Description != "mails the daily report" || tpl.Action != "echo" || strings.Join(tpl.Prompts, ",") != "limit" {
+		if tpl.Description != "mails the daily report" || tpl.Action != "echo" || strings.Join(tpl.Prompts, ",") != "payload" {
 			return fmt.Errorf("template is %+v", tpl)
 		}
 		return nil
 	})
+	// Launch it with a value its prompts allow: the job runs with it.
+	do(t, ctx, "launch with a prompted payload",
+		chromedp.WaitVisible(chromedp.ID("launch-values")),
+		chromedp.SendKeys(chromedp.ID("launch-values"), `{"payload": {"message": "the report, now"}}`),
+		chromedp.Click(chromedp.ID("launch")),
+	)
+	poll.For(t, wait, 100*time.Millisecond, func() error {
+		hash := eval[string](t, ctx, `location.hash`)
+		if !strings.HasPrefix(hash, "#/jobs/") {
+			return fmt.Errorf("on %s: %s", hash, eval[string](t, ctx, `document.getElementById('flash').textContent`))
+		}
+		var job struct {
+			State   string
+			Payload map[string]string
+		}
+		c.call("GET", "/api/v1/jobs/"+strings.TrimPrefix(hash, "#/jobs/"), "", 200, &job)
+		if job.State != "SUCCESS" || job.Payload["message"] != "the report, now" {
+			return fmt.Errorf("the launched job: %+v", job)
+		}
+		return nil
+	})
+	do(t, ctx, "back to the template", chromedp.Navigate(c.base+"/#/templates/report"))
+
 	// Schedule it from its page.
 	do(t, ctx, "schedule the template",
 		chromedp.WaitVisible(chromedp.ID("edit")),
