@@ -120,7 +120,14 @@ async function templateForm(main, t) {
     let body;
     try { body = readForm(form, TEMPLATE_FIELDS); } catch (e) { refuse(form, e); return; }
     body.prompts = [...prompts.querySelectorAll('input:checked')].map(i => i.value);
-    if (editing && t['host-config-key'] && t['host-config-key'] !== '$hidden') body['host-config-key'] = t['host-config-key'];
+    if (editing) {
+      // A PUT replaces the template: what the form does not show (the
+      // host config key, fields of a newer API) is sent back as it was.
+      const kept = { ...t };
+      for (const k of [...Object.keys(TEMPLATE_FIELDS), 'prompts', 'created', 'updated']) delete kept[k];
+      if (kept['host-config-key'] === '$hidden') delete kept['host-config-key'];
+      body = { ...kept, ...body };
+    }
     save.disabled = true;
     try {
       const out = editing ? await api('PUT', '/templates/' + encodeURIComponent(t.name), body) : await api('POST', '/templates', body);
