@@ -120,6 +120,19 @@ func (c *cluster) call(method, path, body string, want int, out any) {
 	}
 }
 
+// status is the status code of a GET as root.
+func status(c *cluster, path string) int {
+	c.t.Helper()
+	req, _ := http.NewRequest("GET", c.base+path, nil)
+	req.SetBasicAuth("root", "root-password")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
 // browser starts headless chromium, or skips the test without it.
 func browser(t *testing.T) context.Context {
 	t.Helper()
@@ -581,6 +594,23 @@ func TestDashboard(t *testing.T) {
 	if !sched.Enabled || sched.Cron != "0 7 * * 1-5" || sched.TimeZone != "Europe/Paris" || sched.Launch.Template != "report" {
 		t.Fatalf("schedule created as %+v", sched)
 	}
+	// Disable it, then delete it, confirming in the page.
+	do(t, ctx, "disable daily-report", chromedp.WaitVisible(chromedp.ID("toggle")), chromedp.Click(chromedp.ID("toggle")))
+	poll.For(t, wait, 100*time.Millisecond, func() error {
+		c.call("GET", "/api/v1/schedules/daily-report", "", 200, &sched)
+		if sched.Enabled {
+			return fmt.Errorf("daily-report is still enabled")
+		}
+		return nil
+	})
+	do(t, ctx, "delete daily-report", chromedp.Click(chromedp.ID("delete")), chromedp.WaitVisible(chromedp.ID("confirm-delete")),
+		chromedp.SendKeys(chromedp.ID("confirm-delete"), "\r"))
+	poll.For(t, wait, 100*time.Millisecond, func() error {
+		if status(c, "/api/v1/schedules/daily-report") != 404 || eval[string](t, ctx, `location.hash`) != "#/schedules" {
+			return fmt.Errorf("daily-report still there, or the page is %s", eval[string](t, ctx, `location.hash`))
+		}
+		return nil
+	})
 	// Delete a template, confirming in the page.
 	c.call("POST", "/api/v1/templates", `{"name": "scratch", "action": "echo"}`, 201, nil)
 	do(t, ctx, "delete a template",
@@ -594,15 +624,8 @@ func TestDashboard(t *testing.T) {
 	}
 	do(t, ctx, "confirm", chromedp.SendKeys(chromedp.ID("confirm-delete"), "\r"))
 	poll.For(t, wait, 100*time.Millisecond, func() error {
-		req, _ := http.NewRequest("GET", c.base+"/api/v1/templates/scratch", nil)
-		req.SetBasicAuth("root", "root-password")
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		res.Body.Close()
-		if res.StatusCode != 404 || eval[string](t, ctx, `location.hash`) != "#/templates" {
-			return fmt.Errorf("scratch: %d, on %s", res.StatusCode, eval[string](t, ctx, `location.hash`))
+		if code := status(c, "/api/v1/templates/scratch"); code != 404 || eval[string](t, ctx, `location.hash`) != "#/templates" {
+			return fmt.Errorf("scratch: %d, on %s", code, eval[string](t, ctx, `location.hash`))
 		}
 		return nil
 	})

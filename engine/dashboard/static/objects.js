@@ -168,7 +168,7 @@ Pages.push({
           ['Last job', last && last.job ? h('a', { href: '#/jobs/' + uuidOf(last.job) }, uuidOf(last.job)) : ''],
           ['Created', fmtTime(sc.created)], ['Updated', fmtTime(sc.updated)],
         ])),
-        allowed ? h('div', { class: 'actions' }, toggle) : null);
+        allowed ? h('div', { class: 'actions' }, toggle, deleteButton('schedule ' + name, path, '#/schedules')) : null);
     };
     show(await api('GET', path));
   },
