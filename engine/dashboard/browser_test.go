@@ -546,10 +546,11 @@ func TestDashboard(t *testing.T) {
 	})
 	// Launch it with a value its prompts allow: the job runs with it.
 	do(t, ctx, "launch with a prompted payload",
-		chromedp.WaitVisible(chromedp.ID("launch-values")),
-		chromedp.SendKeys(chromedp.ID("launch-values"), `{"payload": {"message": "the report, now"}}`),
-		chromedp.Click(chromedp.ID("launch")),
+		chromedp.WaitVisible(chromedp.ID("l-payload")),
+		chromedp.SendKeys(chromedp.ID("l-payload"), `{"message": "the report, now"}`),
 	)
+	screenshot(t, ctx, shots, "template-prompts", true)
+	do(t, ctx, "launch", chromedp.Click(chromedp.ID("launch")))
 	poll.For(t, wait, 100*time.Millisecond, func() error {
 		hash := eval[string](t, ctx, `location.hash`)
 		if !strings.HasPrefix(hash, "#/jobs/") {

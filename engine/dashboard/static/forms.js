@@ -10,13 +10,18 @@ const PROMPTS = ['payload', 'extra-vars', 'inventory', 'limit', 'slice-count', '
   'check-mode', 'job-tags', 'skip-tags', 'timeout', 'priority', 'instance-groups', 'tags'];
 
 // formField is a labelled input; kind is text, number, json, list, check
-// or a datalist's id (suggestions).
+// or bool (a choice of yes, no or neither). Its id is opts.prefix ('e-')
+// and the field's name.
 function formField(id, label, kind, value, opts) {
   opts = opts || {};
   let input;
-  const common = { id: 'e-' + id, name: id, 'data-field': id, 'aria-describedby': opts.help ? 'e-' + id + '-help' : null };
-  if (kind === 'json') {
-    input = h('textarea', { ...common, rows: 3, spellcheck: 'false', placeholder: '{}' });
+  const fid = (opts.prefix || 'e-') + id;
+  const common = { id: fid, name: id, 'data-field': id, 'aria-describedby': opts.help ? fid + '-help' : null };
+  if (kind === 'bool') {
+    input = h('select', common, h('option', { value: '' }, opts.placeholder || 'default'),
+      h('option', { value: 'true' }, 'yes'), h('option', { value: 'false' }, 'no'));
+  } else if (kind === 'json') {
+    input = h('textarea', { ...common, rows: 3, spellcheck: 'false', placeholder: opts.placeholder || '{}' });
     input.value = value === undefined || value === null ? '' : JSON.stringify(value, null, 1);
   } else if (kind === 'check') {
     input = h('input', { ...common, type: 'checkbox', checked: !!value });
@@ -44,6 +49,7 @@ function readForm(form, kinds) {
     const v = el.value.trim();
     if (v === '') continue;
     if (kind === 'number') out[id] = Number(v);
+    else if (kind === 'bool') out[id] = v === 'true';
     else if (kind === 'list') out[id] = v.split(',').map(s => s.trim()).filter(Boolean);
     else if (kind === 'json') {
       try { out[id] = JSON.parse(v); } catch (e) { throw Object.assign(new Error(id + ': not JSON: ' + e.message), { field: id }); }
@@ -70,6 +76,30 @@ function suggestions(id, kind) {
     put(dl, ...(p.items || []).map(o => h('option', { value: o.name })));
   }).catch(() => {});
   return dl;
+}
+
+// The kind of each promptable field, as the launch form asks for it.
+const PROMPT_KINDS = {
+  payload: 'json', 'extra-vars': 'json', inventory: 'text', limit: 'text', 'slice-count': 'number', forks: 'number',
+  verbosity: 'number', 'diff-mode': 'bool', 'check-mode': 'bool', 'job-tags': 'text', 'skip-tags': 'text',
+  timeout: 'number', priority: 'number', 'instance-groups': 'list', tags: 'list',
+};
+
+// launchFields are the inputs of a template's prompts, each showing the
+// template's own value as its placeholder: a field left empty is not
+// sent, and the template's value holds. read() returns the launch values
+// (undefined when none is given) or throws naming a field that is not
+// JSON.
+function launchFields(t) {
+  const prompts = (t.prompts || []).filter(p => PROMPT_KINDS[p]);
+  const shown = v => v === undefined || v === null || v === '' ? '' : typeof v === 'object' && !Array.isArray(v) ? JSON.stringify(v) : String(v);
+  const els = prompts.map(p => formField(p, p, PROMPT_KINDS[p], undefined, { prefix: 'l-',
+    placeholder: PROMPT_KINDS[p] === 'bool' ? 'as the template: ' + (t[p] ? 'yes' : 'no') : shown(t[p]) || (PROMPT_KINDS[p] === 'json' ? '{}' : ''),
+    list: p === 'inventory' ? 'dl-launch-inventories' : null,
+    help: PROMPT_KINDS[p] === 'list' ? 'Comma-separated.' : null }));
+  if (prompts.includes('inventory')) els.push(suggestions('dl-launch-inventories', 'inventories'));
+  const kinds = Object.fromEntries(prompts.map(p => [p, PROMPT_KINDS[p]]));
+  return { els, read: form => { const v = readForm(form, kinds); return Object.keys(v).length ? v : undefined; } };
 }
 
 const TEMPLATE_FIELDS = {

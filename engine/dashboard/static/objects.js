@@ -80,23 +80,21 @@ Pages.push({
     const name = r.parts[1];
     const t = await api('GET', '/templates/' + encodeURIComponent(name));
     const prompts = t.prompts || [];
-    const values = h('textarea', { id: 'launch-values', rows: 3, cols: 40, 'aria-label': 'Launch values (JSON)',
-      placeholder: prompts.length ? '{"' + prompts[0] + '": …}' : 'this template takes no launch values' });
+    const fieldsOf = launchFields(t);
     const launch = h('button', { type: 'submit', id: 'launch' }, 'Launch');
-    const form = h('form', { class: 'card', 'aria-label': 'Launch' }, h('h2', {}, 'Launch'),
-      prompts.length ? h('p', { class: 'muted' }, 'May be set at launch: ' + prompts.join(', ')) : null,
-      prompts.length ? values : null, h('div', { class: 'actions' }, launch));
+    const form = h('form', { class: 'card editor', id: 'launch-form', 'aria-label': 'Launch' }, h('h2', {}, 'Launch'),
+      prompts.length ? h('fieldset', {}, h('legend', {}, 'Values for this launch (empty: the template\'s)'), fieldsOf.els) : null,
+      h('div', { class: 'actions' }, launch));
     form.addEventListener('submit', async ev => {
       ev.preventDefault();
+      for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
       let body;
-      if (values.value.trim()) {
-        try { body = JSON.parse(values.value); } catch (e) { flash('Launch values: not JSON: ' + e.message); return; }
-      }
+      try { body = fieldsOf.read(form); } catch (e) { refuse(form, e); return; }
       launch.disabled = true;
       try {
         const out = await api('POST', '/templates/' + encodeURIComponent(name) + '/launch', body);
         location.hash = '#/jobs/' + uuidOf(out.job.id);
-      } catch (e) { report(e); launch.disabled = false; }
+      } catch (e) { refuse(form, e); launch.disabled = false; }
     });
     const manage = holds('template', t.name, 'admin') ? h('div', { class: 'actions' },
       h('a', { class: 'button secondary', id: 'edit', href: '#/templates/' + encodeURIComponent(t.name) + '/edit' }, 'Edit'),
