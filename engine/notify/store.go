@@ -287,3 +287,68 @@ func (s *Store) children(ctx context.Context, dir string) ([]string, error) {
 	sort.Strings(names)
 	return names, nil
 }
+
+// Update replaces a template with compare-and-set on version (from Get):
+// ErrConflict when it changed meanwhile. secret, when not nil, replaces the
+// secret (empty: none); nil keeps it. The name and creation time stay.
+func (s *Store) Update(ctx context.Context, t Template, version int32, secret *[]byte) (*Template, error) {
+	cur, _, err := s.Get(ctx, t.Name)
+	if err != nil {
+		return nil, err
+	}
+	t.Created, t.Updated, t.HasSecret = cur.Created, s.now().UTC(), cur.HasSecret
+	var sec []byte
+	if secret != nil {
+		sec = []byte(strings.TrimRight(string(*secret), "\r\n"))
+		if err := checkSecret(sec); err != nil {
+			return nil, err
+		}
+		t.HasSecret = len(sec) > 0
+	}
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	if t.Kind == Webhook && !t.HasSecret {
+		return nil, fmt.Errorf("%w: notification template %q: a webhook needs a secret to sign its requests with", ErrInvalid, t.Name)
+	}
+	data, err := json.Marshal(t)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxTemplateBytes {
+		return nil, fmt.Errorf("%w: notification template %q is %d bytes encoded, at most %d", ErrInvalid, t.Name, len(data), MaxTemplateBytes)
+	}
+	ops := []interface{}{&zk.SetDataRequest{Path: s.templatePath(t.Name), Data: data, Version: version}}
+	if secret != nil {
+		sdata, _ := json.Marshal(secretDoc{Secret: string(sec)})
+		var exists bool
+		if err := zkconn.Do(ctx, func() error {
+			var err error
+			exists, _, err = s.conn.Exists(s.secretPath(t.Name))
+			return err
+		}); err != nil {
+			return nil, fmt.Errorf("notify: updating %s: %w", t.Name, err)
+		}
+		if exists {
+			ops = append(ops, &zk.SetDataRequest{Path: s.secretPath(t.Name), Data: sdata, Version: -1})
+		} else {
+			ops = append(ops, &zk.CreateRequest{Path: s.secretPath(t.Name), Data: sdata, Acl: zkconn.ACL})
+		}
+	}
+	var res []zk.MultiResponse
+	err = zkconn.Do(ctx, func() error {
+		var err error
+		res, err = s.conn.Multi(ops...)
+		return err
+	})
+	if _, opErr := zkconn.MultiError(res, err); err != nil {
+		switch {
+		case errors.Is(opErr, zk.ErrBadVersion):
+			return nil, fmt.Errorf("%w: %s changed meanwhile: read it again", ErrConflict, t.Name)
+		case errors.Is(opErr, zk.ErrNoNode):
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, t.Name)
+		}
+		return nil, fmt.Errorf("notify: updating %s: %w", t.Name, opErr)
+	}
+	return &t, nil
+}
