@@ -336,33 +336,38 @@ func scheduleListCommand() *cli.Command {
 				}
 				views = append(views, scheduleView(sc, state, now))
 			}
-			if c.Bool("json") {
-				return writeJSON(c.App.Writer, struct {
-					Schedules []scheduleJSON      `json:"schedules"`
-					Problems  []schedules.Problem `json:"problems,omitempty"`
-				}{views, problems})
-			}
-			tw := newTable(c.App.Writer)
-			fmt.Fprintln(tw, "NAME\tENABLED\tRULE\tLAUNCHES\tNEXT\tLAST")
-			for _, v := range views {
-				last := "-"
-				if v.State != nil {
-					last = v.State.Tick
-					if v.State.Error != "" {
-						last += " (refused)"
-					}
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Name, yesNo(v.Enabled), v.Rule, launchText(v.Schedule), nextText(v.Schedule, now), last)
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			for _, p := range problems {
-				fmt.Fprintf(c.App.ErrWriter, "jobengine: stored schedule %s is not valid: %s\n", p.Name, p.Err)
-			}
-			return nil
+			return printSchedules(c, views, problems, now)
 		},
 	}
+}
+
+// printSchedules prints schedules as `schedule list` does.
+func printSchedules(c *cli.Context, views []scheduleJSON, problems []schedules.Problem, now time.Time) error {
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, struct {
+			Schedules []scheduleJSON      `json:"schedules"`
+			Problems  []schedules.Problem `json:"problems,omitempty"`
+		}{views, problems})
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "NAME\tENABLED\tRULE\tLAUNCHES\tNEXT\tLAST")
+	for _, v := range views {
+		last := "-"
+		if v.State != nil {
+			last = v.State.Tick
+			if v.State.Error != "" {
+				last += " (refused)"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Name, yesNo(v.Enabled), v.Rule, launchText(v.Schedule), nextText(v.Schedule, now), last)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, p := range problems {
+		fmt.Fprintf(c.App.ErrWriter, "jobengine: stored schedule %s is not valid: %s\n", p.Name, p.Err)
+	}
+	return nil
 }
 
 func scheduleShowCommand() *cli.Command {

@@ -232,20 +232,25 @@ func workflowListCommand() *cli.Command {
 				return o.failWorkflow(err)
 			}
 			reportBad(c.App.ErrWriter, bad)
-			if c.Bool("json") {
-				if list == nil {
-					list = []*workflow.Template{}
-				}
-				return writeJSON(c.App.Writer, list)
-			}
-			tw := newTable(c.App.Writer)
-			fmt.Fprintln(tw, "NAME\tNODES\tDESCRIPTION\tUPDATED")
-			for _, t := range list {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", t.Name, len(t.Nodes), dash(oneLine(t.Description)), stamp(t.Updated))
-			}
-			return tw.Flush()
+			return printWorkflows(c, list)
 		},
 	}
+}
+
+// printWorkflows prints workflow templates as `workflow list` does.
+func printWorkflows(c *cli.Context, list []*workflow.Template) error {
+	if c.Bool("json") {
+		if list == nil {
+			list = []*workflow.Template{}
+		}
+		return writeJSON(c.App.Writer, list)
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "NAME\tNODES\tDESCRIPTION\tUPDATED")
+	for _, t := range list {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", t.Name, len(t.Nodes), dash(oneLine(t.Description)), stamp(t.Updated))
+	}
+	return tw.Flush()
 }
 
 func workflowShowCommand() *cli.Command {
