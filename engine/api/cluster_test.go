@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jobengine/jobengine/engine/credential"
+	"github.com/jobengine/jobengine/engine/jobs"
 )
 
 // TestLoginRateLimit: failed logins of a user are refused with 429 and
@@ -74,14 +75,22 @@ func TestClusterOverview(t *testing.T) {
 	f := e.setup()
 	var c ClusterView
 	e.must(200, uNobody, "GET", Prefix+"/cluster", nil).json(t, &c)
-	// Two slices and the db job wait for an executor (the container runs
-	// nothing itself and waits with its slices).
-	if c.Queue.Pending+c.Queue.Queued < 3 || len(c.Instances) != 0 || len(c.Controllers) != 0 || c.Controller != "test-controller" {
+	// Two slices and the db job wait for the scheduler (the container runs
+	// nothing itself and waits with its slices); nothing is queued.
+	if c.Queue != (QueueDepth{Pending: 3}) || c.Quarantined != 0 || len(c.Instances) != 0 || len(c.Controllers) != 0 || c.Controller != "test-controller" {
 		t.Fatalf("cluster %+v", c)
+	}
+	// A plain job goes to the shared queue: counted from the queue.
+	if _, err := e.store.Create(context.Background(), jobs.NewJob{Action: "echo"}); err != nil {
+		t.Fatal(err)
+	}
+	e.must(200, uNobody, "GET", Prefix+"/cluster", nil).json(t, &c)
+	if c.Queue != (QueueDepth{Pending: 3, Queued: 1, Entries: 1}) {
+		t.Fatalf("queue %+v after a plain job", c.Queue)
 	}
 	var a Activity
 	e.must(200, uAdmin, "GET", Prefix+"/cluster/activity", nil).json(t, &a)
-	if len(a.Minutes) != 60 || a.Jobs != 3 || a.Minutes[59].Waiting != 3 {
+	if len(a.Minutes) != 60 || a.Jobs != 4 || a.Minutes[59].Waiting != 4 {
 		t.Fatalf("admin's activity: %d minutes, %d jobs, last %+v", len(a.Minutes), a.Jobs, a.Minutes[len(a.Minutes)-1])
 	}
 	e.must(200, uCarol, "GET", Prefix+"/cluster/activity?minutes=5", nil).json(t, &a)

@@ -552,6 +552,32 @@ func TestAPIEndToEnd(t *testing.T) {
 	a.must(204, "texec", "DELETE", "/schedules/often", nil)
 	a.must(404, "auditor", "GET", "/schedules/often", nil)
 
+	// Once every launch has ended, the cluster's overview (from the
+	// queues' counts) says so on both controllers: nothing waits or runs.
+	poll.For(t, 60*time.Second, 100*time.Millisecond, func() error {
+		var c struct {
+			ActiveController string `json:"active-controller"`
+			Controllers      []struct {
+				Name string `json:"name"`
+			} `json:"controllers"`
+			Instances []struct {
+				Name string `json:"name"`
+				Busy int    `json:"busy"`
+			} `json:"instances"`
+			Queue map[string]int `json:"queue"`
+		}
+		a.must(200, "nobody", "GET", "/cluster", nil).decode(t, &c)
+		if len(c.Controllers) != 2 || c.ActiveController != pings[0].ActiveController || len(c.Instances) != 1 {
+			return fmt.Errorf("cluster %+v", c)
+		}
+		for _, k := range []string{"pending", "queued", "running", "shared-queue-entries"} {
+			if n, ok := c.Queue[k]; !ok || n != 0 {
+				return fmt.Errorf("queue %v", c.Queue)
+			}
+		}
+		return nil
+	})
+
 	// Revoking is seen by the next request, on either controller: a grant
 	// taken back, then a token.
 	a.must(204, "root", "DELETE", "/grants/user:tread:template:web:read", nil)
