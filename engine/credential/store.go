@@ -109,13 +109,9 @@ func (s *Store) Update(ctx context.Context, name string, fn func(c *Credential) 
 	if err != nil {
 		return nil, err
 	}
-	plain, err := s.key.open(st.Sealed, st.Name, st.Kind)
+	c, err := s.open(st)
 	if err != nil {
 		return nil, err
-	}
-	c := st.Credential
-	if err := json.Unmarshal(plain, &c.Secrets); err != nil {
-		return nil, fmt.Errorf("%w: %s: decrypted secrets do not decode", ErrInvalid, name)
 	}
 	if err := fn(&c); err != nil {
 		return nil, err
@@ -219,18 +215,27 @@ func (s *Store) Open(ctx context.Context, name string) (*Credential, error) {
 	if err != nil {
 		return nil, err
 	}
-	plain, err := s.key.open(st.Sealed, st.Name, st.Kind)
+	c, err := s.open(st)
 	if err != nil {
 		return nil, err
-	}
-	c := st.Credential
-	if err := json.Unmarshal(plain, &c.Secrets); err != nil {
-		return nil, fmt.Errorf("%w: %s: decrypted secrets do not decode", ErrInvalid, name)
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// open decrypts a stored credential's secrets (the key is needed).
+func (s *Store) open(st *stored) (Credential, error) {
+	plain, err := s.key.open(st.Sealed, st.Name, st.Kind)
+	if err != nil {
+		return Credential{}, err
+	}
+	c := st.Credential
+	if err := json.Unmarshal(plain, &c.Secrets); err != nil {
+		return Credential{}, fmt.Errorf("%w: %s: decrypted secrets do not decode", ErrInvalid, st.Name)
+	}
+	return c, nil
 }
 
 // Resolve opens the named credentials, for one run.

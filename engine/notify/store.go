@@ -87,24 +87,15 @@ func (s *Store) Create(ctx context.Context, t Template, secret []byte) error {
 
 func (s *Store) create(ctx context.Context, t Template, secret []byte, again bool) error {
 	secret = []byte(strings.TrimRight(string(secret), "\r\n"))
-	t.HasSecret = len(secret) > 0
-	now := s.now().UTC()
-	t.Created, t.Updated = now, now
-	if err := t.Validate(); err != nil {
-		return err
-	}
 	if err := checkSecret(secret); err != nil {
 		return err
 	}
-	if t.Kind == Webhook && len(secret) == 0 {
-		return fmt.Errorf("%w: notification template %q: a webhook needs a secret to sign its requests with", ErrInvalid, t.Name)
-	}
-	data, err := json.Marshal(t)
+	t.HasSecret = len(secret) > 0
+	now := s.now().UTC()
+	t.Created, t.Updated = now, now
+	data, err := encodeTemplate(&t)
 	if err != nil {
 		return err
-	}
-	if len(data) > MaxTemplateBytes {
-		return fmt.Errorf("%w: notification template %q is %d bytes encoded, at most %d", ErrInvalid, t.Name, len(data), MaxTemplateBytes)
 	}
 	if err := s.Ensure(ctx); err != nil {
 		return err
@@ -135,6 +126,25 @@ func (s *Store) create(ctx context.Context, t Template, secret []byte, again boo
 		return s.create(ctx, t, secret, false)
 	}
 	return fmt.Errorf("notify: creating %s: %w", t.Name, opErr)
+}
+
+// encodeTemplate validates a template about to be written (HasSecret
+// set) and returns its node's data.
+func encodeTemplate(t *Template) ([]byte, error) {
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	if t.Kind == Webhook && !t.HasSecret {
+		return nil, fmt.Errorf("%w: notification template %q: a webhook needs a secret to sign its requests with", ErrInvalid, t.Name)
+	}
+	data, err := json.Marshal(t)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxTemplateBytes {
+		return nil, fmt.Errorf("%w: notification template %q is %d bytes encoded, at most %d", ErrInvalid, t.Name, len(data), MaxTemplateBytes)
+	}
+	return data, nil
 }
 
 // Get reads a template and its znode version. A template that is not
@@ -305,18 +315,9 @@ func (s *Store) Update(ctx context.Context, t Template, version int32, secret *[
 		}
 		t.HasSecret = len(sec) > 0
 	}
-	if err := t.Validate(); err != nil {
-		return nil, err
-	}
-	if t.Kind == Webhook && !t.HasSecret {
-		return nil, fmt.Errorf("%w: notification template %q: a webhook needs a secret to sign its requests with", ErrInvalid, t.Name)
-	}
-	data, err := json.Marshal(t)
+	data, err := encodeTemplate(&t)
 	if err != nil {
 		return nil, err
-	}
-	if len(data) > MaxTemplateBytes {
-		return nil, fmt.Errorf("%w: notification template %q is %d bytes encoded, at most %d", ErrInvalid, t.Name, len(data), MaxTemplateBytes)
 	}
 	ops := []interface{}{&zk.SetDataRequest{Path: s.templatePath(t.Name), Data: data, Version: version}}
 	if secret != nil {
