@@ -87,14 +87,7 @@ func (rq *request) credentialWith(role access.Role, doing string) (*credential.C
 }
 
 func (s *Server) showCredential(rq *request) error {
-	if err := rq.query(); err != nil {
-		return err
-	}
-	c, err := rq.credentialWith(access.RoleRead, "reading")
-	if err != nil {
-		return err
-	}
-	return rq.reply(http.StatusOK, c)
+	return showOne(rq, func() (*credential.Credential, error) { return rq.credentialWith(access.RoleRead, "reading") }, same)
 }
 
 // credentialInput is the body of POST, PUT and PATCH /credentials: the

@@ -82,14 +82,7 @@ func (rq *request) readableTemplate() (*template.Template, int32, error) {
 }
 
 func (s *Server) showTemplate(rq *request) error {
-	if err := rq.query(); err != nil {
-		return err
-	}
-	t, _, err := rq.readableTemplate()
-	if err != nil {
-		return err
-	}
-	return rq.reply(http.StatusOK, rq.templateView(t))
+	return showOne(rq, versionless(rq.readableTemplate), rq.templateView)
 }
 
 // templateView hides the host config key from callers without the admin

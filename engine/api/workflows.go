@@ -78,14 +78,7 @@ func (rq *request) writableWorkflow() (*workflow.Template, int32, error) {
 }
 
 func (s *Server) showWorkflow(rq *request) error {
-	if err := rq.query(); err != nil {
-		return err
-	}
-	t, _, err := rq.readableWorkflow()
-	if err != nil {
-		return err
-	}
-	return rq.reply(http.StatusOK, t)
+	return showOne(rq, versionless(rq.readableWorkflow), same)
 }
 
 // checkWorkflow validates a workflow template and what its nodes name.

@@ -49,7 +49,9 @@ func newAPIEnvTLS(t *testing.T, pki *tlstest.PKI) *apiEnv {
 	if pki != nil {
 		cfg.TLSCert, cfg.TLSKey, scheme = pki.ServerCert, pki.ServerKey, "https://"
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// A bound on the whole setup, generous: hashing four passwords with a
+	// memory-hard function takes long on a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	ctl, err := daemon.StartController(ctx, cfg)
 	if err != nil {

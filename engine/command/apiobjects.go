@@ -22,19 +22,18 @@ import (
 	"github.com/jobengine/jobengine/engine/project"
 	"github.com/jobengine/jobengine/engine/schedules"
 	"github.com/jobengine/jobengine/engine/template"
-	"github.com/jobengine/jobengine/engine/workflow"
 )
 
 func init() {
 	apiActions["job delete"] = apiJobDelete
-	apiActions["template list"] = apiTemplateList
+	apiActions["template list"] = apiListAction("/templates", printTemplates)
 	apiActions["template show"] = apiTemplateShow
 	apiActions["template create"] = apiTemplateCreate
-	apiActions["inventory list"] = apiInventoryList
+	apiActions["inventory list"] = apiListAction("/inventories", printInventories)
 	apiActions["inventory show"] = apiInventoryShow
-	apiActions["project list"] = apiProjectList
+	apiActions["project list"] = apiListAction("/projects", printProjects)
 	apiActions["project show"] = apiProjectShow
-	apiActions["workflow list"] = apiWorkflowList
+	apiActions["workflow list"] = apiListAction("/workflows", printWorkflows)
 	apiActions["workflow launch"] = apiWorkflowLaunch
 	apiActions["schedule list"] = apiScheduleList
 }
@@ -65,6 +64,22 @@ func apiList[T any](ctx context.Context, cl *apiClient, path string, q url.Value
 		q.Set("cursor", page.Next)
 	}
 	return nil, fmt.Errorf("%w: GET %s: more than %d pages", errAPI, path, maxListPages)
+}
+
+// apiListAction is the API form of a listing: every page of path, printed
+// by print as the ZooKeeper form prints it.
+func apiListAction[T any](path string, print func(*cli.Context, []T) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		cl, err := apiNoArgs(c)
+		if err != nil {
+			return err
+		}
+		list, err := apiList[T](c.Context, cl, path, nil)
+		if err != nil {
+			return err
+		}
+		return print(c, list)
+	}
 }
 
 // apiNameArg reads the NAME argument of an object of kind and opens the
@@ -112,18 +127,6 @@ func apiJobDelete(c *cli.Context) error {
 	return nil
 }
 
-func apiTemplateList(c *cli.Context) error {
-	cl, err := apiNoArgs(c)
-	if err != nil {
-		return err
-	}
-	list, err := apiList[*template.Template](c.Context, cl, "/templates", nil)
-	if err != nil {
-		return err
-	}
-	return printTemplates(c, list)
-}
-
 func apiTemplateShow(c *cli.Context) error {
 	name, cl, err := apiNameArg(c, "template")
 	if err != nil {
@@ -151,18 +154,6 @@ func apiTemplateCreate(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "template %s created\n", printable(made.Name))
 	return nil
-}
-
-func apiInventoryList(c *cli.Context) error {
-	cl, err := apiNoArgs(c)
-	if err != nil {
-		return err
-	}
-	list, err := apiList[*inventory.Inventory](c.Context, cl, "/inventories", nil)
-	if err != nil {
-		return err
-	}
-	return printInventories(c, list)
 }
 
 // apiHost is a host as GET /inventories/{name}/hosts shows it.
@@ -208,18 +199,6 @@ func apiInventoryShow(c *cli.Context) error {
 	return printInventory(c, &inv, n)
 }
 
-func apiProjectList(c *cli.Context) error {
-	cl, err := apiNoArgs(c)
-	if err != nil {
-		return err
-	}
-	list, err := apiList[*project.Project](c.Context, cl, "/projects", nil)
-	if err != nil {
-		return err
-	}
-	return printProjects(c, list)
-}
-
 func apiProjectShow(c *cli.Context) error {
 	name, cl, err := apiNameArg(c, "project")
 	if err != nil {
@@ -240,18 +219,6 @@ func apiProjectShow(c *cli.Context) error {
 		}
 		return v.Job
 	})
-}
-
-func apiWorkflowList(c *cli.Context) error {
-	cl, err := apiNoArgs(c)
-	if err != nil {
-		return err
-	}
-	list, err := apiList[*workflow.Template](c.Context, cl, "/workflows", nil)
-	if err != nil {
-		return err
-	}
-	return printWorkflows(c, list)
 }
 
 func apiWorkflowLaunch(c *cli.Context) error {

@@ -182,10 +182,7 @@ func inventoryListCommand() *cli.Command {
 // printInventories prints inventories as `inventory list` does.
 func printInventories(c *cli.Context, list []*inventory.Inventory) error {
 	if c.Bool("json") {
-		if list == nil {
-			list = []*inventory.Inventory{}
-		}
-		return writeJSON(c.App.Writer, list)
+		return writeJSONList(c.App.Writer, list)
 	}
 	tw := newTable(c.App.Writer)
 	fmt.Fprintln(tw, "NAME\tKIND\tHOSTS\tENABLED\tGROUPS\tUPDATED\tDESCRIPTION")

@@ -106,10 +106,7 @@ func projectListCommand() *cli.Command {
 // printProjects prints projects as `project list` does.
 func printProjects(c *cli.Context, list []*project.Project) error {
 	if c.Bool("json") {
-		if list == nil {
-			list = []*project.Project{}
-		}
-		return writeJSON(c.App.Writer, list)
+		return writeJSONList(c.App.Writer, list)
 	}
 	tw := newTable(c.App.Writer)
 	fmt.Fprintln(tw, "NAME\tKIND\tSOURCE\tBRANCH\tREVISION\tLAST UPDATE\tDESCRIPTION")

@@ -346,10 +346,7 @@ func templateListCommand() *cli.Command {
 // printTemplates prints the templates as `template list` does.
 func printTemplates(c *cli.Context, list []*template.Template) error {
 	if c.Bool("json") {
-		if list == nil {
-			list = []*template.Template{}
-		}
-		return writeJSON(c.App.Writer, list)
+		return writeJSONList(c.App.Writer, list)
 	}
 	tw := newTable(c.App.Writer)
 	fmt.Fprintln(tw, "NAME\tACTION\tINVENTORY\tLIMIT\tSLICES\tPROMPTS\tUPDATED")

@@ -240,10 +240,7 @@ func workflowListCommand() *cli.Command {
 // printWorkflows prints workflow templates as `workflow list` does.
 func printWorkflows(c *cli.Context, list []*workflow.Template) error {
 	if c.Bool("json") {
-		if list == nil {
-			list = []*workflow.Template{}
-		}
-		return writeJSON(c.App.Writer, list)
+		return writeJSONList(c.App.Writer, list)
 	}
 	tw := newTable(c.App.Writer)
 	fmt.Fprintln(tw, "NAME\tNODES\tDESCRIPTION\tUPDATED")
