@@ -155,7 +155,7 @@ func e2eUID(id string) string { return strings.TrimPrefix(id, "job/") }
 func controllerURL(t *testing.T, p *proc, identifier string) string {
 	t.Helper()
 	var url string
-	poll.For(t, 30*time.Second, 20*time.Millisecond, func() error {
+	poll.For(t, time.Minute, 20*time.Millisecond, func() error {
 		sc := bufio.NewScanner(strings.NewReader(p.out.String()))
 		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
@@ -184,7 +184,7 @@ func TestAPIEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	c1 := startDaemon(t, root, "controller", "--listen", "127.0.0.1:0", "--identifier", "c1", "--config-dir", dir)
 	c2 := startDaemon(t, root, "controller", "--listen", "127.0.0.1:0", "--identifier", "c2", "--config-dir", dir)
-	a := &e2eAPI{t: t, tokens: map[string]string{}, client: &http.Client{Timeout: 30 * time.Second}}
+	a := &e2eAPI{t: t, tokens: map[string]string{}, client: &http.Client{Timeout: 2 * time.Minute}}
 	a.bases = [2]string{controllerURL(t, c1, "c1"), controllerURL(t, c2, "c2")}
 
 	// The first administrator is the one thing made with ZooKeeper access.
@@ -203,7 +203,7 @@ func TestAPIEndToEnd(t *testing.T) {
 			State string `json:"state"`
 		} `json:"instances"`
 	}
-	poll.For(t, 30*time.Second, 50*time.Millisecond, func() error {
+	poll.For(t, time.Minute, 50*time.Millisecond, func() error {
 		for range 2 {
 			r := a.as("", "GET", "/ping", nil)
 			if r.status != 200 {
@@ -385,7 +385,7 @@ func TestAPIEndToEnd(t *testing.T) {
 	waitFinal := func(user, id, want string) e2eJob {
 		t.Helper()
 		var j e2eJob
-		poll.For(t, 60*time.Second, 50*time.Millisecond, func() error {
+		poll.For(t, 2*time.Minute, 50*time.Millisecond, func() error {
 			r := a.must(200, user, "GET", "/jobs/"+e2eUID(id), nil)
 			r.decode(t, &j)
 			if j.State != want {
@@ -524,7 +524,7 @@ func TestAPIEndToEnd(t *testing.T) {
 		t.Fatalf("schedule made as %+v", sc)
 	}
 	var scheduled e2eJob
-	poll.For(t, 60*time.Second, 100*time.Millisecond, func() error {
+	poll.For(t, 2*time.Minute, 100*time.Millisecond, func() error {
 		var p e2eJobPage
 		a.must(200, "tread", "GET", "/jobs?template=web&launch-type=scheduled", nil).decode(t, &p)
 		for _, j := range p.Items {
@@ -554,7 +554,7 @@ func TestAPIEndToEnd(t *testing.T) {
 
 	// Once every launch has ended, the cluster's overview (from the
 	// queues' counts) says so on both controllers: nothing waits or runs.
-	poll.For(t, 60*time.Second, 100*time.Millisecond, func() error {
+	poll.For(t, 2*time.Minute, 100*time.Millisecond, func() error {
 		var c struct {
 			ActiveController string `json:"active-controller"`
 			Controllers      []struct {
