@@ -387,8 +387,8 @@ func TestCLIObjectsThroughAPI(t *testing.T) {
 		{"template", "list"}, {"template", "list", "--json"}, {"template", "show", "tpl"}, {"template", "show", "--json", "tpl"},
 		{"inventory", "list"}, {"inventory", "list", "--json"}, {"inventory", "show", "hosts"},
 		{"project", "list"}, {"project", "show", "site"}, {"project", "show", "--json", "site"},
-		{"workflow", "list"}, {"workflow", "list", "--json"},
-		{"schedule", "list"},
+		{"workflow", "list"}, {"workflow", "list", "--json"}, {"workflow", "show", "wf"}, {"workflow", "show", "--yaml", "wf"},
+		{"schedule", "list"}, {"schedule", "show", "nightly"}, {"schedule", "show", "--json", "nightly"},
 	} {
 		want, errOut, code := e.zk(args...)
 		if code != 0 {

@@ -22,6 +22,7 @@ import (
 	"github.com/jobengine/jobengine/engine/project"
 	"github.com/jobengine/jobengine/engine/schedules"
 	"github.com/jobengine/jobengine/engine/template"
+	"github.com/jobengine/jobengine/engine/workflow"
 )
 
 func init() {
@@ -34,8 +35,10 @@ func init() {
 	apiActions["project list"] = apiListAction("/projects", printProjects)
 	apiActions["project show"] = apiProjectShow
 	apiActions["workflow list"] = apiListAction("/workflows", printWorkflows)
+	apiActions["workflow show"] = apiWorkflowShow
 	apiActions["workflow launch"] = apiWorkflowLaunch
 	apiActions["schedule list"] = apiScheduleList
+	apiActions["schedule show"] = apiScheduleShow
 }
 
 // maxListPages bounds the pages a listing reads (of api.MaxLimit items).
@@ -221,6 +224,18 @@ func apiProjectShow(c *cli.Context) error {
 	})
 }
 
+func apiWorkflowShow(c *cli.Context) error {
+	name, cl, err := apiNameArg(c, "workflow")
+	if err != nil {
+		return err
+	}
+	var t workflow.Template
+	if err := cl.do(c.Context, http.MethodGet, "/workflows/"+url.PathEscape(name), nil, nil, &t); err != nil {
+		return err
+	}
+	return printWorkflow(c, &t)
+}
+
 func apiWorkflowLaunch(c *cli.Context) error {
 	name, cl, err := apiNameArg(c, "workflow")
 	if err != nil {
@@ -267,4 +282,23 @@ func apiScheduleList(c *cli.Context) error {
 		views = append(views, scheduleView(sc.Schedule, st, now))
 	}
 	return printSchedules(c, views, nil, now)
+}
+
+func apiScheduleShow(c *cli.Context) error {
+	name, cl, err := apiNameArg(c, "schedule")
+	if err != nil {
+		return err
+	}
+	var sc apiSchedule
+	if err := cl.do(c.Context, http.MethodGet, "/schedules/"+url.PathEscape(name), nil, nil, &sc); err != nil {
+		return err
+	}
+	if sc.Schedule == nil {
+		return fmt.Errorf("%w: GET /schedules/%s: no schedule in the answer", errAPI, name)
+	}
+	var st schedules.State
+	if sc.LastRun != nil {
+		st = *sc.LastRun
+	}
+	return printSchedule(c, scheduleView(sc.Schedule, st, time.Now()))
 }

@@ -396,53 +396,59 @@ func scheduleShowCommand() *cli.Command {
 				return cl.fail(err, "")
 			}
 			v := scheduleView(sc, state, time.Now())
-			if c.Bool("json") {
-				return writeJSON(c.App.Writer, v)
-			}
-			tw := newTable(c.App.Writer)
-			row := func(k, val string) {
-				if val != "" {
-					fmt.Fprintf(tw, "%s:\t%s\n", k, val)
-				}
-			}
-			row("name", sc.Name)
-			row("description", sc.Description)
-			row("enabled", yesNo(sc.Enabled))
-			row("rule", v.Rule)
-			cu := string(sc.CatchUp)
-			if cu == "" {
-				cu = string(schedule.CatchUpLast)
-			}
-			row("catch-up", cu)
-			row("launches", launchText(sc))
-			if len(sc.Launch.Values) > 0 {
-				row("values", string(sc.Launch.Values))
-			}
-			if j := sc.Launch.Job; j != nil && len(j.Payload) > 0 {
-				row("payload", oneLine(string(j.Payload)))
-			}
-			if v.State != nil {
-				row("last", v.State.Tick+" by "+v.State.By)
-				row("last job", v.State.Job)
-				row("last error", oneLine(v.State.Error))
-			}
-			if len(v.Next) == 0 {
-				row("next", nextText(sc, time.Now()))
-			}
-			for i, n := range v.Next {
-				k := ""
-				if i == 0 {
-					k = "next"
-				}
-				if k == "" {
-					fmt.Fprintf(tw, "\t%s  (%s)\n", n.Zone, n.UTC)
-				} else {
-					fmt.Fprintf(tw, "%s:\t%s  (%s)\n", k, n.Zone, n.UTC)
-				}
-			}
-			return tw.Flush()
+			return printSchedule(c, v)
 		},
 	}
+}
+
+// printSchedule prints a schedule as `schedule show` does.
+func printSchedule(c *cli.Context, v scheduleJSON) error {
+	sc := v.Schedule
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, v)
+	}
+	tw := newTable(c.App.Writer)
+	row := func(k, val string) {
+		if val != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", k, val)
+		}
+	}
+	row("name", sc.Name)
+	row("description", sc.Description)
+	row("enabled", yesNo(sc.Enabled))
+	row("rule", v.Rule)
+	cu := string(sc.CatchUp)
+	if cu == "" {
+		cu = string(schedule.CatchUpLast)
+	}
+	row("catch-up", cu)
+	row("launches", launchText(sc))
+	if len(sc.Launch.Values) > 0 {
+		row("values", string(sc.Launch.Values))
+	}
+	if j := sc.Launch.Job; j != nil && len(j.Payload) > 0 {
+		row("payload", oneLine(string(j.Payload)))
+	}
+	if v.State != nil {
+		row("last", v.State.Tick+" by "+v.State.By)
+		row("last job", v.State.Job)
+		row("last error", oneLine(v.State.Error))
+	}
+	if len(v.Next) == 0 {
+		row("next", nextText(sc, time.Now()))
+	}
+	for i, n := range v.Next {
+		k := ""
+		if i == 0 {
+			k = "next"
+		}
+		if k == "" {
+			fmt.Fprintf(tw, "\t%s  (%s)\n", n.Zone, n.UTC)
+		} else {
+			fmt.Fprintf(tw, "%s:\t%s  (%s)\n", k, n.Zone, n.UTC)
+		}
+	}
+	return tw.Flush()
 }
 
 func scheduleDeleteCommand() *cli.Command {
