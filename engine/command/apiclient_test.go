@@ -13,6 +13,7 @@ import (
 	"github.com/jobengine/jobengine/engine/access"
 	"github.com/jobengine/jobengine/engine/daemon"
 	"github.com/jobengine/jobengine/engine/zkconn"
+	"github.com/jobengine/jobengine/internal/testing/poll"
 	"github.com/jobengine/jobengine/internal/testing/tlstest"
 )
 
@@ -427,6 +428,27 @@ func TestCLIObjectsThroughAPI(t *testing.T) {
 	wf := strings.TrimSpace(e.ok(e.admin, "workflow", "launch", "wf"))
 	if out := e.ok(e.admin, "job", "show", "--json", wf); !strings.Contains(out, `"kind": "workflow"`) && !strings.Contains(out, `"kind":"workflow"`) {
 		t.Fatalf("workflow launch printed %q, whose job shows\n%s", wf, out)
+	}
+	// Once the workflow service has started its node (with no executor its
+	// job stays PENDING), both forms show the same.
+	poll.For(t, 2*time.Minute, 50*time.Millisecond, func() error {
+		out, errOut, _ := e.zk("workflow", "nodes", wf)
+		if !strings.Contains(out, "started") {
+			return fmt.Errorf("the node has not started:\n%s%s", out, errOut)
+		}
+		return nil
+	})
+	for _, args := range [][]string{{"workflow", "nodes", wf}, {"workflow", "nodes", "--json", wf}} {
+		want, errOut, code := e.zk(args...)
+		if code != 0 {
+			t.Fatalf("%v with ZooKeeper: exit %d: %s", args, code, errOut)
+		}
+		if got := e.ok(e.admin, args...); got != want {
+			t.Errorf("%v through the API printed\n%s\nwith ZooKeeper\n%s", args, got, want)
+		}
+	}
+	if _, errOut, code := e.as(e.bob, "workflow", "nodes", wf); code != 1 || !strings.Contains(errOut, "API: ") {
+		t.Fatalf("bob's workflow nodes: exit %d, want 1:\n%s", code, errOut)
 	}
 	id := strings.TrimSpace(e.ok(e.alice, "job", "cancel", strings.TrimSpace(e.ok(e.alice, "template", "launch", "tpl"))))
 	id = strings.Fields(id)[0]

@@ -37,6 +37,7 @@ func init() {
 	apiActions["workflow list"] = apiListAction("/workflows", printWorkflows)
 	apiActions["workflow show"] = apiWorkflowShow
 	apiActions["workflow launch"] = apiWorkflowLaunch
+	apiActions["workflow nodes"] = apiWorkflowNodes
 	apiActions["schedule list"] = apiScheduleList
 	apiActions["schedule show"] = apiScheduleShow
 }
@@ -251,6 +252,37 @@ func apiWorkflowLaunch(c *cli.Context) error {
 		return fmt.Errorf("%w: POST /workflows/%s/launch: no job in the answer", errAPI, name)
 	}
 	return printWorkflowJob(c, v.Job)
+}
+
+func apiWorkflowNodes(c *cli.Context) error {
+	args, err := parseArgs(c, "JOB")
+	if err != nil {
+		return err
+	}
+	_, uid, err := jobs.ParseID(args[0])
+	if err != nil {
+		return &UsageError{Err: err}
+	}
+	cl, err := openAPI(c, true)
+	if err != nil {
+		return err
+	}
+	var v struct {
+		Nodes []struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+			Job    string `json:"job"`
+			State  string `json:"state"`
+		} `json:"nodes"`
+	}
+	if err := cl.do(c.Context, http.MethodGet, "/jobs/"+uid+"/nodes", nil, nil, &v); err != nil {
+		return err
+	}
+	rows := make([]nodeRow, len(v.Nodes))
+	for i, n := range v.Nodes {
+		rows[i] = nodeRow{Node: n.ID, Status: n.Status, Job: n.Job, State: n.State}
+	}
+	return printNodes(c, rows)
 }
 
 // apiSchedule is a schedule as the API shows it: the part the listing
