@@ -301,7 +301,7 @@ func TestReadRecords(t *testing.T) {
 }
 
 func TestPlanIsReproducible(t *testing.T) {
-	cfg := Config{Seed: 42, Distributor: true, Index: true}
+	cfg := Config{Seed: 42, Distributor: true, Index: true, Controllers: true}
 	a, err := NewPlan(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -310,7 +310,7 @@ func TestPlanIsReproducible(t *testing.T) {
 	if !reflect.DeepEqual(a, b) {
 		t.Fatal("the same seed gave two plans")
 	}
-	c, _ := NewPlan(Config{Seed: 43, Distributor: true, Index: true})
+	c, _ := NewPlan(Config{Seed: 43, Distributor: true, Index: true, Controllers: true})
 	if reflect.DeepEqual(a.Faults, c.Faults) {
 		t.Fatal("two seeds gave the same faults")
 	}
@@ -324,6 +324,9 @@ func TestPlanIsReproducible(t *testing.T) {
 		ids[f.Probe] = true
 		if i > 0 && f.At < a.Faults[i-1].At+a.Faults[i-1].Hold+settleTime {
 			t.Fatalf("fault %d at %s leaves the one before no time to recover", i+1, f.At)
+		}
+		if f.At+f.Hold+settleTime > a.Config.Duration {
+			t.Fatalf("fault %d at %s, held %s, does not end within the workload of %s", i+1, f.At, f.Hold, a.Config.Duration)
 		}
 		if f.Kind == PauseExecutor && f.Hold <= a.Config.SessionTimeout {
 			t.Fatalf("a pause of %s is not longer than the session timeout", f.Hold)
@@ -343,7 +346,7 @@ func TestPlanIsReproducible(t *testing.T) {
 		t.Fatalf("%d distinct ids for 600 jobs and %d probes", len(ids), len(Kinds))
 	}
 	// More jobs leave the faults as they were.
-	d, _ := NewPlan(Config{Seed: 42, Distributor: true, Index: true, Jobs: 5000})
+	d, _ := NewPlan(Config{Seed: 42, Distributor: true, Index: true, Controllers: true, Jobs: 5000})
 	if !reflect.DeepEqual(a.Faults, d.Faults) {
 		t.Fatal("the number of jobs changed the fault schedule")
 	}
