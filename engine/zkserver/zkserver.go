@@ -75,6 +75,12 @@ type Options struct {
 	// ClientPort is the client port of a standalone server; 0: a free
 	// port. Start fails when it is taken.
 	ClientPort int
+	// PeerAddr, when set, gives the address node from reaches node to's
+	// quorum or election port at (addr, 127.0.0.1:port): a test puts a
+	// proxy there, which it can block to cut one node off from the others
+	// while its clients still reach it. Each node's zoo.cfg lists its own
+	// ports as they are and the others' as PeerAddr gives them.
+	PeerAddr func(from, to int, addr string) (string, error)
 }
 
 // NettyJars are the jars the Netty server (TLS) needs besides those that
@@ -227,7 +233,17 @@ func (s *Server) writeConfig(all []*Server) error {
 	b.WriteString("autopurge.purgeInterval=0\n")
 	if len(all) > 1 {
 		for _, o := range all {
-			fmt.Fprintf(&b, "server.%d=127.0.0.1:%d:%d\n", o.ID, o.quorumPort, o.electionPort)
+			quorum, election := fmt.Sprintf("127.0.0.1:%d", o.quorumPort), fmt.Sprintf("127.0.0.1:%d", o.electionPort)
+			if o != s && s.opts.PeerAddr != nil {
+				var err error
+				if quorum, err = s.opts.PeerAddr(s.ID, o.ID, quorum); err != nil {
+					return err
+				}
+				if election, err = s.opts.PeerAddr(s.ID, o.ID, election); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(&b, "server.%d=%s:%s\n", o.ID, quorum, portOf(election))
 		}
 		if err := os.WriteFile(filepath.Join(data, "myid"), []byte(fmt.Sprintf("%d\n", s.ID)), 0o644); err != nil {
 			return err
@@ -256,6 +272,13 @@ func (s *Server) writeConfig(all []*Server) error {
 		b.WriteString(l + "\n")
 	}
 	return os.WriteFile(s.configPath(), []byte(b.String()), 0o644)
+}
+
+// portOf returns the port of host:port: ZooKeeper's server lines give
+// one host for both peer ports.
+func portOf(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return port
 }
 
 func (s *Server) configPath() string { return filepath.Join(s.Dir, "zoo.cfg") }

@@ -37,13 +37,18 @@ type Interval struct {
 // Process is one executor, distributor or controller process (an incarnation of an
 // instance: a restart is a new process with the same instance name).
 type Process struct {
-	ID       string     `json:"id"`       // "x1#2": instance name, #, incarnation
-	Instance string     `json:"instance"` // the --name it ran with
-	Role     string     `json:"role"`     // "executor", "distributor" or "controller"
-	PID      int        `json:"pid"`
-	Started  time.Time  `json:"started"`
-	Exited   time.Time  `json:"exited"` // zero while running
-	Killed   time.Time  `json:"killed"` // when SIGKILL was sent, if it was
+	ID       string    `json:"id"`       // "x1#2": instance name, #, incarnation
+	Instance string    `json:"instance"` // the --name it ran with
+	Role     string    `json:"role"`     // "executor", "distributor" or "controller"
+	PID      int       `json:"pid"`
+	Started  time.Time `json:"started"`
+	Exited   time.Time `json:"exited"` // zero while running
+	Killed   time.Time `json:"killed"` // when SIGKILL was sent, if it was
+	// Stopped is when the harness sent SIGTERM; NotReady marks a process
+	// that exited before it was ready (the name it takes was still held)
+	// and was started again. A process that exited otherwise crashed.
+	Stopped  time.Time  `json:"stopped"`
+	NotReady bool       `json:"not_ready,omitempty"`
 	Pauses   []Interval `json:"pauses,omitempty"`
 	// Partitions are the times the process was cut off from ZooKeeper;
 	// unlike pauses they never excuse an overlap.
@@ -72,6 +77,9 @@ type FaultEvent struct {
 	// after a distributor kill; after a controller fault, when another
 	// controller led the maintenance election.
 	NewLeader time.Time `json:"new_leader,omitempty"`
+	// StillServing: a ZooKeeper node partitioned from the others still
+	// served at the end of the hold.
+	StillServing bool `json:"still_serving,omitempty"`
 	// TickPhase is where a distributor kill found its tick: "created"
 	// (the job made, the tick not recorded: mid-tick), "before" or
 	// "recorded".
@@ -310,7 +318,13 @@ func Check(in Input) *Report {
 	checkWorkflows(r, in, docs)
 	checkSliced(r, in, docs, runsByJob)
 	checkRuns(r, in, procs, runsByJob, s)
+	checkProcesses(r, in)
 	checkTicks(r, in)
+	for _, e := range in.Faults {
+		if e.Kind == PartitionZK && e.StillServing {
+			r.violate("fault %d: ZooKeeper node %s, cut off from the others for %s, still served at the end (a minority answering its clients)", e.N, e.Target, e.HealAt.Sub(e.At).Round(10*time.Millisecond))
+		}
+	}
 	checkHistory(r, in)
 	checkOccurrences(r, in)
 	checkNotices(r, in, docs)
@@ -459,6 +473,17 @@ func checkJobs(r *Report, in Input, docs map[string]*jobs.Job, runsByJob map[str
 	for _, name := range names {
 		if n := in.DirectQueues[name]; n != 0 {
 			r.violate("the direct queue of executor %s holds %d entries at the end (a job placed and never consumed, or placed twice)", name, n)
+		}
+	}
+}
+
+// checkProcesses: no process exited on its own — every exit is the
+// harness's doing (SIGKILL, SIGTERM) or a start refused while the name was
+// held.
+func checkProcesses(r *Report, in Input) {
+	for _, p := range in.Processes {
+		if !p.Exited.IsZero() && p.Killed.IsZero() && p.Stopped.IsZero() && !p.NotReady {
+			r.violate("%s %s (pid %d) exited on its own at %s: a crash (see its log)", p.Role, p.ID, p.PID, stamp(p.Exited))
 		}
 	}
 }

@@ -184,7 +184,7 @@ func TestCheckOverlaps(t *testing.T) {
 			in.Jobs[0].Executor, in.Jobs[0].Attempt = "x2", 2
 			in.Processes[0].Pauses = tc.pauses
 			if tc.exited > 0 {
-				in.Processes[0].Exited = at(tc.exited)
+				in.Processes[0].Exited, in.Processes[0].Killed = at(tc.exited), at(tc.exited-1)
 			}
 			r := Check(in)
 			if !tc.overlap {

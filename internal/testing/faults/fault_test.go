@@ -17,7 +17,7 @@ var (
 	flagJobs        = flag.Int("faults.jobs", 0, "workload jobs (default 600)")
 	flagExecutors   = flag.Int("faults.executors", 0, "executor processes (default 3)")
 	flagThreads     = flag.Int("faults.threads", 0, "workers per executor (default 3)")
-	flagDuration    = flag.Duration("faults.duration", 0, "length of the workload and fault schedule (default 2m15s)")
+	flagDuration    = flag.Duration("faults.duration", 0, "length of the workload and fault schedule (default 2m40s)")
 	flagFaults      = flag.Int("faults.faults", 0, "number of faults (default: every kind once)")
 	flagOut         = flag.String("faults.out", "", "directory for the logs, recorder log, plan and report, kept (default: a new temporary directory, removed if the run passed)")
 	flagDrain       = flag.Duration("faults.drain", 2*time.Minute, "how long the queue may take to drain after the workload")

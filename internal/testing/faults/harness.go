@@ -97,6 +97,7 @@ type Harness struct {
 	Logf func(format string, args ...any)
 
 	zk      *zkserver.Cluster
+	peers   *peerLinks     // the proxies between the ZooKeeper nodes
 	es      *estest.Server // with Config.Index
 	root    string
 	conn    *zkconn.Conn
@@ -159,7 +160,11 @@ func (h *Harness) Run(ctx context.Context) (rep *Report, err error) {
 	}
 
 	h.logf("starting a 3-node ZooKeeper ensemble")
-	h.zk, err = zkserver.Start(zkserver.Options{Servers: 3})
+	// The nodes reach each other through proxies, so that one can be
+	// partitioned from the others.
+	h.peers = &peerLinks{}
+	defer h.peers.close()
+	h.zk, err = zkserver.Start(zkserver.Options{Servers: 3, PeerAddr: h.peers.addr})
 	if err != nil {
 		return nil, err
 	}
@@ -340,6 +345,9 @@ func (h *Harness) startProcess(ctx context.Context, in *instance) (*process, err
 		}
 		select {
 		case <-p.done:
+			h.mu.Lock()
+			p.info.NotReady = true
+			h.mu.Unlock()
 		default:
 			h.kill(p)
 		}
@@ -494,6 +502,9 @@ func (h *Harness) stopProcess(p *process) {
 		return
 	default:
 	}
+	h.mu.Lock()
+	p.info.Stopped = time.Now()
+	h.mu.Unlock()
 	_ = syscall.Kill(-p.info.PID, syscall.SIGCONT)
 	_ = syscall.Kill(p.info.PID, syscall.SIGTERM)
 	select {
@@ -669,6 +680,8 @@ func (h *Harness) playFaults(ctx context.Context) error {
 			err = h.silenceExecutor(ctx, f, &e, probe)
 		case PauseZK:
 			err = h.pauseZK(ctx, f, &e, probe)
+		case PartitionZK:
+			err = h.partitionZK(ctx, f, &e, probe)
 		case ElasticsearchDown:
 			err = h.elasticsearchDown(ctx, f, &e, probe)
 		case PauseDistributorLeader:

@@ -47,6 +47,12 @@ const (
 	// timeouts. Like a partition, the executor must stop its actions on
 	// its own.
 	SilenceExecutor Kind = "silence-executor"
+	// PartitionZK cuts one ZooKeeper node — scope "leader" or "follower"
+	// — off from the other members for Hold (its peer connections go
+	// through the harness's proxies, which close them and refuse new
+	// ones), while its clients still reach it: alone, it must stop
+	// serving, and serve again once it rejoins.
+	PartitionZK Kind = "partition-zk"
 	// PauseZK freezes one ZooKeeper node with SIGSTOP for Hold, then
 	// continues it. Scope "leader" freezes the leader (the others elect a
 	// new one), "follower" a follower (its clients move to another node).
@@ -79,7 +85,7 @@ const (
 )
 
 // Kinds lists every kind of fault.
-var Kinds = []Kind{KillExecutor, PauseExecutor, PartitionExecutor, SilenceExecutor, KillZKLeader, PauseZK, RestartEnsemble,
+var Kinds = []Kind{KillExecutor, PauseExecutor, PartitionExecutor, SilenceExecutor, KillZKLeader, PauseZK, PartitionZK, RestartEnsemble,
 	KillDistributorLeader, PauseDistributorLeader, ElasticsearchDown, KillControllerLeader, PauseControllerLeader, ReceiverDown}
 
 // distributorFault reports whether k is aimed at the distributor.
@@ -109,7 +115,7 @@ type Config struct {
 	// Threads is the number of workers of each executor (default 3).
 	Threads int
 	// Duration is the length of the workload, during which jobs are
-	// submitted and faults injected (default 2m30s).
+	// submitted and faults injected (default 2m40s).
 	Duration time.Duration
 	// Faults is the number of faults (default: every kind that applies
 	// once); the schedule holds every kind at least once when there is
@@ -175,7 +181,7 @@ func (c Config) WithDefaults() Config {
 		c.Threads = 3
 	}
 	if c.Duration <= 0 {
-		c.Duration = 150 * time.Second
+		c.Duration = 160 * time.Second
 	}
 	if c.SessionTimeout <= 0 {
 		c.SessionTimeout = 2 * time.Second
@@ -323,7 +329,7 @@ func NewPlan(cfg Config) (*Plan, error) {
 		fr.Shuffle(len(plan), func(i, j int) { plan[i], plan[j] = plan[j], plan[i] })
 		plan = plan[:cfg.Faults]
 	}
-	extra := []Kind{KillExecutor, KillExecutor, PauseExecutor, PauseExecutor, PartitionExecutor, PartitionExecutor, SilenceExecutor, KillZKLeader, PauseZK}
+	extra := []Kind{KillExecutor, KillExecutor, PauseExecutor, PauseExecutor, PartitionExecutor, PartitionExecutor, SilenceExecutor, KillZKLeader, PauseZK, PartitionZK}
 	if cfg.Distributor {
 		extra = append(extra, KillDistributorLeader)
 	}
@@ -364,6 +370,9 @@ func NewPlan(cfg Config) (*Plan, error) {
 			f.Hold = between(fr, cfg.SessionTimeout*7/10, cfg.SessionTimeout+3*time.Second)
 		case PauseZK:
 			f.Hold = between(fr, 2*time.Second, 5*time.Second)
+			f.Scope = []string{"leader", "follower"}[fr.IntN(2)]
+		case PartitionZK:
+			f.Hold = between(fr, 3*time.Second, 5*time.Second)
 			f.Scope = []string{"leader", "follower"}[fr.IntN(2)]
 		case ElasticsearchDown:
 			f.Hold = between(fr, 3*time.Second, 6*time.Second)

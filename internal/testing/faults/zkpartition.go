@@ -1,0 +1,142 @@
+package faults
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jobengine/jobengine/engine/zkserver"
+	"github.com/jobengine/jobengine/internal/check"
+	"github.com/jobengine/jobengine/internal/testing/zktest"
+)
+
+// A ZooKeeper node partitioned from the other members of the ensemble:
+// the nodes reach each other's quorum and election ports through proxies
+// of the harness (zkserver.Options.PeerAddr), one per direction and port,
+// so blocking those to and from one node cuts it off from its peers while
+// its clients still reach it. A node alone is a minority: it must stop
+// serving (its clients move to the others), and serve again once it
+// rejoins.
+
+// peerLinks are the proxies between the ensemble's nodes.
+type peerLinks struct {
+	mu      sync.Mutex
+	proxies map[[2]int][]*zktest.Proxy // from, to → the quorum and election proxies
+}
+
+// addr is zkserver.Options.PeerAddr: a proxy from node from to addr.
+func (l *peerLinks) addr(from, to int, addr string) (string, error) {
+	px, err := zktest.NewProxy(addr)
+	if err != nil {
+		return "", err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.proxies == nil {
+		l.proxies = map[[2]int][]*zktest.Proxy{}
+	}
+	k := [2]int{from, to}
+	l.proxies[k] = append(l.proxies[k], px)
+	return px.Addr(), nil
+}
+
+// of returns the proxies to and from node id.
+func (l *peerLinks) of(id int) []*zktest.Proxy {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []*zktest.Proxy
+	for k, ps := range l.proxies {
+		if k[0] == id || k[1] == id {
+			out = append(out, ps...)
+		}
+	}
+	return out
+}
+
+func (l *peerLinks) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, ps := range l.proxies {
+		for _, px := range ps {
+			px.Close()
+		}
+	}
+}
+
+// serving reports whether the node answers as a member of a quorum.
+func serving(s *zkserver.Server) bool {
+	mode, err := s.Mode()
+	return err == nil && (mode == "leader" || mode == "follower")
+}
+
+// partitionZK cuts one ZooKeeper node — the leader or a follower — off
+// from the others for the hold. It notes how long the node took to stop
+// serving, and the checker holds it to that: a node still serving at the
+// end of the hold, alone, would be a minority answering clients.
+func (h *Harness) partitionZK(ctx context.Context, f Fault, e *FaultEvent, probe func()) error {
+	var target *zkserver.Server
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := check.Until(lctx, 100*time.Millisecond, func() error {
+		leader, err := h.zk.Leader()
+		if err != nil {
+			return err
+		}
+		target = leader
+		if f.Scope == "follower" {
+			for _, s := range h.zk.Servers {
+				if s != leader {
+					target = s
+					break
+				}
+			}
+		}
+		return nil
+	})
+	cancel()
+	if err != nil {
+		return err
+	}
+	links := h.peers.of(target.ID)
+	if len(links) == 0 {
+		return errors.New("faults: the ensemble's peers do not talk through the harness's proxies")
+	}
+	e.Target = fmt.Sprintf("zk%d", target.ID)
+	e.At = time.Now()
+	for _, px := range links {
+		px.Block()
+	}
+	probe()
+	// When the cut-off node stops serving: it must, within the hold.
+	var stopped time.Time
+	sctx, cancel := context.WithTimeout(ctx, f.Hold)
+	_ = check.Until(sctx, 20*time.Millisecond, func() error {
+		if serving(target) {
+			return errors.New("still serving")
+		}
+		stopped = time.Now()
+		return nil
+	})
+	cancel()
+	herr := sleep(ctx, time.Until(e.At.Add(f.Hold)))
+	e.HealAt = time.Now()
+	for _, px := range links {
+		px.Unblock()
+	}
+	if herr != nil {
+		return herr
+	}
+	e.StillServing = stopped.IsZero()
+	if err := target.WaitServing(90 * time.Second); err != nil {
+		return err
+	}
+	e.Healed = time.Now()
+	if e.StillServing {
+		e.Note = fmt.Sprintf("(still serving at the end of the hold; serving as a member again %s after the heal)", e.Healed.Sub(e.HealAt).Round(10*time.Millisecond))
+		return nil
+	}
+	e.Note = fmt.Sprintf("(stopped serving after %s; serving again %s after the heal)",
+		stopped.Sub(e.At).Round(10*time.Millisecond), e.Healed.Sub(e.HealAt).Round(10*time.Millisecond))
+	return nil
+}
