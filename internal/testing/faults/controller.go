@@ -110,7 +110,10 @@ func (h *Harness) killControllerLeader(ctx context.Context, f Fault, e *FaultEve
 		return err
 	}
 	if h.sched != nil {
-		if err := h.killMidTick(ctx, p, h.Plan.Config.ScheduleEvery, f.TickOffset, h.occurrencePhase, e); err != nil {
+		// The runner launches 3–125 ms after the occurrence is due (it
+		// reads the schedule's state first): a wider window than a
+		// distributor tick's.
+		if err := h.killMidTick(ctx, p, h.Plan.Config.ScheduleEvery, f.TickOffset, 150*time.Millisecond, h.occurrencePhase, e); err != nil {
 			return err
 		}
 	} else {

@@ -1057,7 +1057,7 @@ func (h *Harness) killDistributorLeader(ctx context.Context, f Fault, e *FaultEv
 	if err != nil {
 		return err
 	}
-	if err := h.killMidTick(ctx, p, h.Plan.Config.TickInterval, f.TickOffset, h.tickPhase, e); err != nil {
+	if err := h.killMidTick(ctx, p, h.Plan.Config.TickInterval, f.TickOffset, 20*time.Millisecond, h.tickPhase, e); err != nil {
 		return err
 	}
 	probe()
@@ -1079,12 +1079,13 @@ func (h *Harness) killDistributorLeader(ctx context.Context, f Fault, e *FaultEv
 // reads them from ZooKeeper. It freezes p offset after a tick is due,
 // reads the phase, and kills p there if the tick is half done; otherwise
 // it lets p go on and tries the next tick a little earlier or later (a
-// binary search over the offset), up to five ticks, then kills p wherever
-// it is. It sets e's target, time, tick phase and note.
-func (h *Harness) killMidTick(ctx context.Context, p *process, every, offset time.Duration,
+// binary search over the offset, up to window after the tick), up to five
+// ticks, then kills p wherever it is. It sets e's target, time, tick
+// phase and note.
+func (h *Harness) killMidTick(ctx context.Context, p *process, every, offset, window time.Duration,
 	phase func(context.Context, time.Time) (string, error), e *FaultEvent) error {
 	// Ticks are due at multiples of the interval since the epoch.
-	lo, hi := time.Duration(0), 20*time.Millisecond
+	lo, hi := time.Duration(0), window
 	const tries = 5
 	for try := 1; ; try++ {
 		due := time.Now().Truncate(every).Add(every)

@@ -446,7 +446,7 @@ func (p *Plan) Jobs() int {
 func (p *Plan) String() string {
 	var b strings.Builder
 	for i, f := range p.Faults {
-		fmt.Fprintf(&b, "  %d. at %-7s %-24s hold %-7s", i+1, f.At.Round(100*time.Millisecond), f.Kind, f.Hold.Round(100*time.Millisecond))
+		fmt.Fprintf(&b, "  %2d. at %-8s %-24s hold %-7s", i+1, f.At.Round(100*time.Millisecond), f.Kind, f.Hold.Round(100*time.Millisecond))
 		switch f.Kind {
 		case KillExecutor, PauseExecutor, PartitionExecutor, SilenceExecutor:
 			fmt.Fprintf(&b, " executor %d", f.Target+1)

@@ -108,6 +108,27 @@ func (h *Harness) partitionZK(ctx context.Context, f Fault, e *FaultEvent, probe
 		px.Block()
 	}
 	probe()
+	// When the others elect a new leader, if it was the leader.
+	elected := make(chan string, 1)
+	ectx, ecancel := context.WithTimeout(ctx, f.Hold)
+	defer ecancel()
+	go func() {
+		if f.Scope != "leader" {
+			elected <- ""
+			return
+		}
+		err := check.Until(ectx, 20*time.Millisecond, func() error {
+			nl, err := h.zk.Leader()
+			if err == nil && nl != target {
+				elected <- fmt.Sprintf("zk%d elected after %s; ", nl.ID, time.Since(e.At).Round(10*time.Millisecond))
+				return nil
+			}
+			return errors.New("no new leader")
+		})
+		if err != nil {
+			elected <- "no leader elected within the hold; "
+		}
+	}()
 	// When the cut-off node stops serving: it must, within the hold.
 	var stopped time.Time
 	sctx, cancel := context.WithTimeout(ctx, f.Hold)
@@ -124,6 +145,8 @@ func (h *Harness) partitionZK(ctx context.Context, f Fault, e *FaultEvent, probe
 	for _, px := range links {
 		px.Unblock()
 	}
+	ecancel()
+	note := <-elected
 	if herr != nil {
 		return herr
 	}
@@ -133,10 +156,10 @@ func (h *Harness) partitionZK(ctx context.Context, f Fault, e *FaultEvent, probe
 	}
 	e.Healed = time.Now()
 	if e.StillServing {
-		e.Note = fmt.Sprintf("(still serving at the end of the hold; serving as a member again %s after the heal)", e.Healed.Sub(e.HealAt).Round(10*time.Millisecond))
+		e.Note = fmt.Sprintf("(%sstill serving at the end of the hold; serving as a member again %s after the heal)", note, e.Healed.Sub(e.HealAt).Round(10*time.Millisecond))
 		return nil
 	}
-	e.Note = fmt.Sprintf("(stopped serving after %s; serving again %s after the heal)",
-		stopped.Sub(e.At).Round(10*time.Millisecond), e.Healed.Sub(e.HealAt).Round(10*time.Millisecond))
+	e.Note = fmt.Sprintf("(%sstopped serving after %s; serving again %s after the heal)",
+		note, stopped.Sub(e.At).Round(10*time.Millisecond), e.Healed.Sub(e.HealAt).Round(10*time.Millisecond))
 	return nil
 }
