@@ -34,10 +34,12 @@ type ScheduleRun struct {
 	Name  string        `json:"name"`
 	UID   string        `json:"uid"`
 	Every time.Duration `json:"every"`
-	// From is when the schedule was created; Until when the harness
-	// disabled it. Occurrences in between are due, but for the last
-	// moments before Until (the runner may not have woken for one yet).
-	From, Until time.Time
+	// From is when the schedule was created, Until when the harness
+	// turned it off; no occurrence outside is due. Through is the last
+	// occurrence due before it was turned off, which the harness waited
+	// for the runner to handle: every occurrence after From up to
+	// Through must be launched.
+	From, Until, Through time.Time
 	// Dropped are the spans of occurrences the runner said it dropped by
 	// its catch-up policy (schedules.MsgOccurrencesDropped): missed while
 	// no leader ran, from the first dropped up to the one run instead.
@@ -88,8 +90,27 @@ func (h *Harness) setUpSchedule(ctx context.Context) error {
 
 // disableSchedule turns the schedule off before the drain, so that no
 // occurrence is launched once the harness waits for every job to end.
+// It first waits (30s at most) until the runner has handled the last
+// occurrence due, so that one a late failover has not launched yet is
+// not turned off under it; the checker reports it if it never is.
 func (h *Harness) disableSchedule(ctx context.Context) error {
 	store := schedules.NewStore(h.conn)
+	h.sched.Through = time.Now().Truncate(h.sched.Every)
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	err := check.Until(wctx, 100*time.Millisecond, func() error {
+		st, _, err := store.ReadState(wctx, scheduleName)
+		if err != nil {
+			return err
+		}
+		if st.UID != h.sched.UID || st.LastTick().Before(h.sched.Through) {
+			return fmt.Errorf("the runner has handled up to %s", st.Tick)
+		}
+		return nil
+	})
+	wcancel()
+	if err != nil {
+		h.logf("the schedule runner did not handle the occurrence of %s within 30s: %v", h.sched.Through.Format(time.RFC3339), err)
+	}
 	h.sched.Until = time.Now()
 	dctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -160,7 +181,7 @@ func isScheduled(j *jobs.Job) bool {
 }
 
 // checkOccurrences: every occurrence of the run's schedule due while it
-// was on was launched exactly once — one job, of the occurrence's
+// was on (up to Through) was launched exactly once — one job, of the occurrence's
 // deterministic id — unless the runner said it dropped it by catch-up (no
 // leader for more than an interval: counted, not a violation); and no job
 // was launched for an occurrence that was not due.
@@ -187,11 +208,9 @@ func checkOccurrences(r *Report, in Input) {
 			r.violate("schedule %s: job %s launched for %s, which was not due (schedule on from %s to %s, every %s)", s.Name, j.ID, j.Tick, stamp(s.From), stamp(s.Until), s.Every)
 		}
 	}
-	// Occurrences due: after the creation, up to a moment before the
-	// schedule was turned off (the runner wakes at each occurrence; one
-	// due just before may not be launched yet).
-	last := s.Until.Add(-2 * time.Second)
-	for t := s.From.Truncate(s.Every).Add(s.Every); !t.After(last); t = t.Add(s.Every) {
+	// Occurrences due: after the creation, up to the last one before the
+	// schedule was turned off.
+	for t := s.From.Truncate(s.Every).Add(s.Every); !t.After(s.Through); t = t.Add(s.Every) {
 		id := schedule.Tick{At: t}.ID()
 		oc.Due++
 		switch n := len(byTick[id]); {

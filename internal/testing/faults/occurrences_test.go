@@ -23,11 +23,10 @@ func occurrenceJob(t time.Time, by string) (*jobs.Job, Run) {
 }
 
 // withSchedule gives the clean run a schedule every 5s on from t0 for
-// 30s: occurrences at 5s … 25s are due (the last one 2s before it was
-// turned off is not), each launched once.
+// 28s: occurrences at 5s … 25s are due, each launched once.
 func withSchedule() Input {
 	in := base()
-	in.Schedule = &ScheduleRun{Name: scheduleName, UID: testUID, Every: 5 * time.Second, From: t0, Until: at(30_000)}
+	in.Schedule = &ScheduleRun{Name: scheduleName, UID: testUID, Every: 5 * time.Second, From: t0, Until: at(28_000), Through: at(25_000)}
 	for s := 5; s <= 25; s += 5 {
 		j, r := occurrenceJob(at(s*1000), "c1#1")
 		in.Jobs = append(in.Jobs, j)
@@ -71,9 +70,12 @@ func TestCheckOccurrences(t *testing.T) {
 			in.Jobs[2].Tick = schedule.Tick{At: at(7000)}.ID()
 		}, "does not have the occurrence's id"},
 		"a job of an occurrence not due": {func(in *Input) {
-			j, _ := occurrenceJob(at(35_000), "c2#1")
+			j, _ := occurrenceJob(at(30_000), "c2#1")
 			in.Jobs = append(in.Jobs, j)
 		}, "which was not due"},
+		"the last occurrence never launched": {func(in *Input) {
+			in.Jobs = in.Jobs[:len(in.Jobs)-1] // 25s
+		}, "03:04:30Z was never launched"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			in := withSchedule()
