@@ -22,13 +22,31 @@ import (
 
 // peerLinks are the proxies between the ensemble's nodes.
 type peerLinks struct {
-	mu      sync.Mutex
-	proxies map[[2]int][]*zktest.Proxy // from, to → the quorum and election proxies
+	mu       sync.Mutex
+	proxies  map[[2]int][]*zktest.Proxy // from, to → the quorum and election proxies
+	election map[[2]int]*zktest.Proxy   // from, to → the election proxy
 }
 
-// addr is zkserver.Options.PeerAddr: a proxy from node from to addr.
-func (l *peerLinks) addr(from, to int, addr string) (string, error) {
-	px, err := zktest.NewProxy(addr)
+// addr is zkserver.Options.PeerAddr: a proxy from node from to addr. An
+// election proxy rewrites the address the connecting node names for
+// itself in its hello to the proxy back to it, so that a peer that
+// connects back (ZooKeeper's lower id dials, the higher one drops that
+// and dials back) goes through a proxy too, not around the partition.
+func (l *peerLinks) addr(from, to int, port zkserver.PeerPort, addr string) (string, error) {
+	var px *zktest.Proxy
+	var err error
+	if port == zkserver.ElectionPort {
+		px, err = zktest.NewHelloProxy(addr, zkserver.ElectionHello(func() string {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if back := l.election[[2]int{to, from}]; back != nil {
+				return back.Addr()
+			}
+			return "" // the peer's config is not written yet: keep its own
+		}))
+	} else {
+		px, err = zktest.NewProxy(addr)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -36,11 +54,16 @@ func (l *peerLinks) addr(from, to int, addr string) (string, error) {
 	defer l.mu.Unlock()
 	if l.proxies == nil {
 		l.proxies = map[[2]int][]*zktest.Proxy{}
+		l.election = map[[2]int]*zktest.Proxy{}
 	}
 	k := [2]int{from, to}
 	l.proxies[k] = append(l.proxies[k], px)
+	if port == zkserver.ElectionPort {
+		l.election[k] = px
+	}
 	return px.Addr(), nil
 }
+
 
 // of returns the proxies to and from node id.
 func (l *peerLinks) of(id int) []*zktest.Proxy {

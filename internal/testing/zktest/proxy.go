@@ -1,8 +1,10 @@
 package zktest
 
 import (
+	"io"
 	"net"
 	"sync"
+	"time"
 )
 
 // Proxy forwards TCP connections to a ZooKeeper node and can cut them, to
@@ -21,18 +23,35 @@ type Proxy struct {
 	conns   map[net.Conn]struct{}
 	closed  bool
 	wg      sync.WaitGroup
+	// hello, when set, carries the start of each connection from the
+	// client to the server (NewHelloProxy).
+	hello func(client io.Reader, server io.Writer) error
 }
 
 // NewProxy listens on a free loopback port and forwards to target.
 func NewProxy(target string) (*Proxy, error) {
+	return newProxy(target, nil)
+}
+
+func newProxy(target string, hello func(client io.Reader, server io.Writer) error) (*Proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{ln: ln, target: target, conns: make(map[net.Conn]struct{}), resumed: make(chan struct{})}
+	p := &Proxy{ln: ln, target: target, conns: make(map[net.Conn]struct{}), resumed: make(chan struct{}), hello: hello}
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
+}
+
+// NewHelloProxy is NewProxy for a protocol whose client starts by saying
+// something the proxy must change (a ZooKeeper node's election hello
+// names an address to connect back to): hello reads the start of each
+// connection from the client and writes what the server is to get, then
+// the proxy forwards the rest both ways. An error from hello closes the
+// connection.
+func NewHelloProxy(target string, hello func(client io.Reader, server io.Writer) error) (*Proxy, error) {
+	return newProxy(target, hello)
 }
 
 // Addr is the address clients connect to.
@@ -132,6 +151,24 @@ func (p *Proxy) accept() {
 		}
 		if !p.track(out) {
 			p.untrack(in)
+			continue
+		}
+		if p.hello != nil {
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				_ = in.SetReadDeadline(time.Now().Add(10 * time.Second))
+				err := p.hello(in, out)
+				_ = in.SetReadDeadline(time.Time{})
+				if err != nil {
+					p.untrack(in)
+					p.untrack(out)
+					return
+				}
+				p.wg.Add(2)
+				go p.pipe(in, out)
+				go p.pipe(out, in)
+			}()
 			continue
 		}
 		p.wg.Add(2)
