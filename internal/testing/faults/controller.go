@@ -113,7 +113,7 @@ func (h *Harness) killControllerLeader(ctx context.Context, f Fault, e *FaultEve
 		// The runner launches 3–125 ms after the occurrence is due (it
 		// reads the schedule's state first): a wider window than a
 		// distributor tick's.
-		if err := h.killMidTick(ctx, p, h.Plan.Config.ScheduleEvery, f.TickOffset, 150*time.Millisecond, h.occurrencePhase, e); err != nil {
+		if err := h.killMidTick(ctx, p, h.Plan.Config.ScheduleEvery, f.TickOffset, 150*time.Millisecond, h.occurrencePhase, h.occurrenceJobPath, e); err != nil {
 			return err
 		}
 	} else {

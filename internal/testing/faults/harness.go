@@ -1057,7 +1057,7 @@ func (h *Harness) killDistributorLeader(ctx context.Context, f Fault, e *FaultEv
 	if err != nil {
 		return err
 	}
-	if err := h.killMidTick(ctx, p, h.Plan.Config.TickInterval, f.TickOffset, 20*time.Millisecond, h.tickPhase, e); err != nil {
+	if err := h.killMidTick(ctx, p, h.Plan.Config.TickInterval, f.TickOffset, 20*time.Millisecond, h.tickPhase, h.tickJobPath, e); err != nil {
 		return err
 	}
 	probe()
@@ -1073,6 +1073,25 @@ func (h *Harness) killDistributorLeader(ctx context.Context, f Fault, e *FaultEv
 	return nil
 }
 
+// tickJobPath is the document path of the distributor's job of the tick
+// due at due.
+func (h *Harness) tickJobPath(due time.Time) (string, error) {
+	cat, err := distributor.Load(h.confDir)
+	if err != nil {
+		return "", err
+	}
+	def, err := cat.Get(DistributorName)
+	if err != nil {
+		return "", err
+	}
+	js, err := distributor.TickJobs(def, schedule.Tick{At: due}, "", nil)
+	if err != nil || len(js) != 1 {
+		return "", fmt.Errorf("faults: the tick's job: %v", err)
+	}
+	uid, _ := strings.CutPrefix(js[0].ID, "job/")
+	return h.store.DocPath(uid), nil
+}
+
 // killMidTick kills p in the middle of a tick that falls due every
 // interval (a distributor's tick, a schedule's occurrence): after the
 // tick's job was created and before the tick was recorded, as phase
@@ -1082,21 +1101,50 @@ func (h *Harness) killDistributorLeader(ctx context.Context, f Fault, e *FaultEv
 // binary search over the offset, up to window after the tick), up to five
 // ticks, then kills p wherever it is. It sets e's target, time, tick
 // phase and note.
+//
+// With jobPath (the ZooKeeper path of the tick's job document) it watches
+// that path from just before the tick and freezes p the moment the job
+// appears — between the creation and the record, if the watch comes
+// quickly enough — and freezes it wherever it is when no job appears
+// within half a second.
 func (h *Harness) killMidTick(ctx context.Context, p *process, every, offset, window time.Duration,
-	phase func(context.Context, time.Time) (string, error), e *FaultEvent) error {
+	phase func(context.Context, time.Time) (string, error), jobPath func(time.Time) (string, error), e *FaultEvent) error {
 	// Ticks are due at multiples of the interval since the epoch.
 	lo, hi := time.Duration(0), window
 	const tries = 5
 	for try := 1; ; try++ {
 		due := time.Now().Truncate(every).Add(every)
-		if time.Until(due) < 50*time.Millisecond {
+		if time.Until(due) < 500*time.Millisecond {
 			due = due.Add(every)
 		}
-		if err := sleep(ctx, time.Until(due.Add(offset))); err != nil {
+		var created <-chan zk.Event
+		if jobPath != nil {
+			if err := sleep(ctx, time.Until(due.Add(-200*time.Millisecond))); err != nil {
+				return err
+			}
+			if path, err := jobPath(due); err == nil {
+				if ok, _, ch, err := h.conn.ExistsW(path); err == nil && !ok {
+					created = ch
+				}
+			}
+		}
+		how := "at the offset"
+		if created != nil {
+			t := time.NewTimer(time.Until(due.Add(max(window, 500*time.Millisecond))))
+			select {
+			case <-created:
+				how = "as its job appeared"
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			}
+			t.Stop()
+		} else if err := sleep(ctx, time.Until(due.Add(offset))); err != nil {
 			return err
 		}
-		stopped := time.Now()
 		_ = syscall.Kill(p.info.PID, syscall.SIGSTOP)
+		stopped := time.Now()
 		// A stopped process sends nothing new, but what it wrote to its
 		// socket before still reaches ZooKeeper: let that land first, or
 		// a tick seen half done may be recorded a moment later.
@@ -1114,8 +1162,8 @@ func (h *Harness) killMidTick(ctx context.Context, p *process, every, offset, wi
 			e.At = stopped
 			h.kill(p) // SIGKILL ends a stopped process too
 			e.TickPhase = ph
-			e.Note = fmt.Sprintf("(killed %s after the tick due at %s, tick %s; try %d)",
-				stopped.Sub(due).Round(100*time.Microsecond), due.Format("15:04:05"), ph, try)
+			e.Note = fmt.Sprintf("(frozen %s %s after the tick due at %s and killed, tick %s; try %d)",
+				how, stopped.Sub(due).Round(100*time.Microsecond), due.Format("15:04:05"), ph, try)
 			return nil
 		}
 		_ = syscall.Kill(p.info.PID, syscall.SIGCONT)

@@ -161,6 +161,13 @@ func (h *Harness) occurrencePhase(ctx context.Context, due time.Time) (string, e
 	return "", err
 }
 
+// occurrenceJobPath is the document path of the job of the occurrence due
+// at due.
+func (h *Harness) occurrenceJobPath(due time.Time) (string, error) {
+	uid, _ := strings.CutPrefix(schedules.JobID(h.sched.UID, schedule.Tick{At: due}), "job/")
+	return h.store.DocPath(uid), nil
+}
+
 // droppedSpans reads the runner's lines that say occurrences were dropped
 // by catch-up from a maintenance host's log.
 func droppedSpans(path string) ([]Interval, error) {

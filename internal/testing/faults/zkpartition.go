@@ -64,7 +64,6 @@ func (l *peerLinks) addr(from, to int, port zkserver.PeerPort, addr string) (str
 	return px.Addr(), nil
 }
 
-
 // of returns the proxies to and from node id.
 func (l *peerLinks) of(id int) []*zktest.Proxy {
 	l.mu.Lock()
