@@ -110,6 +110,9 @@ func TestEnsemblePeersThroughProxies(t *testing.T) {
 			}))
 		} else {
 			px, err = zktest.NewProxy(addr)
+			if err == nil {
+				px.SetDialPatience(3 * time.Second)
+			}
 		}
 		if err != nil {
 			return "", err

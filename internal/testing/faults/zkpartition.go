@@ -20,6 +20,13 @@ import (
 // serving (its clients move to the others), and serve again once it
 // rejoins.
 
+// peerDialPatience is how long a quorum-port proxy waits for a node to
+// listen: a new leader opens its quorum port a moment after it is
+// elected, and a follower that meets a connection closed at once instead
+// of a refused one elects again, which made every election after a
+// kill wait out initLimit (10 s) instead of about a second.
+const peerDialPatience = 3 * time.Second
+
 // peerLinks are the proxies between the ensemble's nodes.
 type peerLinks struct {
 	mu       sync.Mutex
@@ -46,6 +53,11 @@ func (l *peerLinks) addr(from, to int, port zkserver.PeerPort, addr string) (str
 		}))
 	} else {
 		px, err = zktest.NewProxy(addr)
+		if err == nil {
+			// A follower that reaches a new leader before it listens
+			// must find it slow, not gone (SetDialPatience).
+			px.SetDialPatience(peerDialPatience)
+		}
 	}
 	if err != nil {
 		return "", err
