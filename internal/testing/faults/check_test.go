@@ -247,7 +247,7 @@ func TestMeasureFaults(t *testing.T) {
 	in.Submitted["job/c"] = Submission{Source: SourceWorkload}
 	in.Jobs = []*jobs.Job{doc("job/a", jobs.Success, "x2", 2), doc("job/b", jobs.Success, "x2", 1), doc("job/c", jobs.Success, "x1", 1)}
 	in.Finished["job/c"] = 1
-	in.Processes[0].Exited = at(1010)
+	in.Processes[0].Exited, in.Processes[0].Killed = at(1010), at(1000)
 	in.Processes = append(in.Processes, Process{ID: "x1#2", Instance: "x1", Role: RoleExecutor})
 	in.Faults = []FaultEvent{{N: 1, Kind: KillExecutor, At: at(1000), HealAt: at(4000), Healed: at(4100), Target: "x1#1", Restarted: "x1#2", Probe: "job/b"}}
 	r := Check(in)
