@@ -24,7 +24,7 @@ var (
 	flagTick        = flag.Duration("faults.tick", 0, "the distributor's interval (default 4s, longer than a leader failover)")
 	flagDistributor = flag.Bool("faults.distributor", true, "run a distributor on two processes and kill its leader")
 	flagControllers = flag.Bool("faults.controllers", true, "run two controller processes, which host the maintenance services, and kill and freeze their leader")
-	flagSchedule    = flag.Duration("faults.schedule", 0, "interval of the run's schedule, whose jobs notify a webhook receiver the harness stops once (default 5s; negative: none)")
+	flagSchedule    = flag.Duration("faults.schedule", 0, "interval of the run's schedule, whose jobs notify a webhook receiver the harness stops once (default 5s; negative: none; needs the controllers)")
 	flagScheduled   = flag.Float64("faults.scheduled", 0.2, "share of workload jobs launched through the scheduler (PENDING, placed on an executor's direct queue); needs the distributor")
 	flagIndex       = flag.Bool("faults.index", true, "index into an in-process Elasticsearch, stop it for a while, and check the history at the end")
 	flagWorkflows   = flag.Int("faults.workflows", 0, "workflows launched over the workload, run by the maintenance leader (default 4; -1: none)")

@@ -198,3 +198,21 @@ func TestCheckProcessThatCrashed(t *testing.T) {
 		t.Fatalf("violations: %q", got)
 	}
 }
+
+func TestPlanScheduleNeedsTheControllers(t *testing.T) {
+	p, err := NewPlan(Config{Seed: 1, Distributor: true, Index: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Config.ScheduleEvery > 0 {
+		t.Fatalf("a schedule every %s without controllers", p.Config.ScheduleEvery)
+	}
+	for _, f := range p.Faults {
+		if f.Kind == ReceiverDown || f.Kind.controllerFault() {
+			t.Fatalf("%s without controllers", f.Kind)
+		}
+	}
+	if _, err := NewPlan(Config{Seed: 1, Controllers: true, ScheduleEvery: 7 * time.Second}); err == nil {
+		t.Fatal("a schedule every 7s (it does not divide a minute) was accepted")
+	}
+}

@@ -132,8 +132,7 @@ type Config struct {
 	// ScheduleEvery is the interval of the schedule the run stores
 	// (default 5s; negative: none): its occurrences launch recorder jobs
 	// that notify the harness's webhook receiver, which adds the
-	// receiver's fault. It needs a maintenance host (the controllers or
-	// the distributor).
+	// receiver's fault. It needs the controllers.
 	ScheduleEvery time.Duration
 	// Index runs the engine with indexing on, into an in-process
 	// Elasticsearch (estest), adds its fault and checks at the end that
@@ -282,6 +281,11 @@ func NewPlan(cfg Config) (*Plan, error) {
 	sr := rand.New(rand.NewPCG(cfg.Seed, 4)) // its own stream: older plans stay as they were
 	if !cfg.Distributor && !cfg.Controllers {
 		p.Config.Scheduled, cfg.Scheduled = 0, 0
+	}
+	// The schedule's runner and the notification sender run until the
+	// end of the drain, on the controllers: distributor processes that
+	// host them would make ticks through the drain.
+	if !cfg.Controllers {
 		p.Config.ScheduleEvery, cfg.ScheduleEvery = -1, -1
 	}
 
