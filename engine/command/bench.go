@@ -55,6 +55,7 @@ func benchCommand() *cli.Command {
 				&cli.IntFlag{Name: "probes", Value: 200, Usage: "jobs timed on the idle cluster"},
 				&cli.StringFlag{Name: "executor-binary", Usage: "run the executors from this jobengine binary (another build, for a side-by-side; default: this one)"},
 				&cli.StringFlag{Name: "workload", Value: bench.WorkloadNoop, Usage: "what the jobs do: noop (nothing, no log line) or echo (one log line each)"},
+				&cli.IntFlag{Name: "zk-pid", Usage: "process id of the ZooKeeper server, to report its CPU time per job"},
 				&cli.DurationFlag{Name: "raw-duration", Value: 3 * time.Second, Usage: "length of the raw ZooKeeper phase"},
 			},
 			Action: func(c *cli.Context) error {
@@ -75,7 +76,7 @@ func benchCommand() *cli.Command {
 				res, err := bench.Executors(c.Context, bench.ExecutorOptions{
 					ZK: cfg, Binary: self, Counts: c.IntSlice("executors"), Jobs: c.Int("jobs"),
 					Threads: c.Int("threads"), Probes: c.Int("probes"), RawDuration: c.Duration("raw-duration"),
-					Workload: c.String("workload"),
+					Workload: c.String("workload"), ZKPID: c.Int("zk-pid"),
 				})
 				if err != nil {
 					return err

@@ -32,6 +32,7 @@ var intBounds = map[string][2]int{
 	"connections": {1, 256},
 	"batch":       {1, 256},
 	"probes":      {1, 1_000_000},
+	"zk-pid":      {0, 1 << 22},
 	// scheduling and capacity
 	"impact":          {0, 1_000_000},
 	"max-jobs":        {0, 1_000_000},
