@@ -25,6 +25,7 @@ func benchCommand() *cli.Command {
 				&cli.IntFlag{Name: "workers", Value: 32, Usage: "workers in all"},
 				&cli.IntFlag{Name: "connections", Value: 4, Usage: "ZooKeeper connections"},
 				&cli.IntFlag{Name: "batch", Value: 1, Usage: "entries a worker takes and consumes per transaction"},
+				&cli.BoolFlag{Name: "skip-latency", Usage: "leave out the latency phase, which first drains the whole queue"},
 				&cli.DurationFlag{Name: "raw-duration", Value: 3 * time.Second, Usage: "length of the raw ZooKeeper phase"},
 			},
 			Action: func(c *cli.Context) error {
@@ -35,6 +36,7 @@ func benchCommand() *cli.Command {
 				res, err := bench.Queue(c.Context, bench.QueueOptions{
 					ZK: cfg, Jobs: c.Int("jobs"), Depth: c.Int("depth"), Workers: c.Int("workers"),
 					Connections: c.Int("connections"), RawDuration: c.Duration("raw-duration"), Batch: c.Int("batch"),
+					SkipLatency: c.Bool("skip-latency"),
 				})
 				if err != nil {
 					return err
