@@ -74,32 +74,51 @@ type fetched struct {
 // prefetch reads the job documents of a batch of entries at once (the
 // connection pipelines the requests), so that the batch's workers start
 // together and their RUNNING writes meet in one group commit instead of
-// trickling in one read apart.
+// trickling in one read apart. The reads are made by a fixed set of
+// readers (as many as workers), whose stacks have grown to what decoding
+// a document needs once.
 func (e *Executor) prefetch(items []*queue.Item) []fetched {
 	out := make([]fetched, len(items))
 	if len(items) == 1 {
 		return out // the worker reads it: nothing to line up
 	}
 	var wg sync.WaitGroup
+	wg.Add(len(items))
 	for i, it := range items {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
-			defer cancel()
-			j, ver, err := e.store.Get(ctx, string(it.Data))
-			out[i] = fetched{j: j, ver: ver, err: err, ok: true}
-		}()
+		e.reads <- readReq{id: string(it.Data), out: &out[i], done: &wg}
 	}
 	wg.Wait()
 	return out
 }
 
-// startTakers starts the take loop; the work channel is closed when it
-// has stopped, which ends the workers once they are done.
+// readReq asks a reader for a job document.
+type readReq struct {
+	id   string
+	out  *fetched
+	done *sync.WaitGroup
+}
+
+// reader reads the documents prefetch asks for until the take loop ends.
+func (e *Executor) reader() {
+	defer e.wg.Done()
+	for r := range e.reads {
+		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
+		j, ver, err := e.store.Get(ctx, r.id)
+		cancel()
+		*r.out = fetched{j: j, ver: ver, err: err, ok: true}
+		r.done.Done()
+	}
+}
+
+// startTakers starts the take loop and its readers; the work channel is
+// closed when it has stopped, which ends the workers once they are done.
 func (e *Executor) startTakers() {
-	e.wg.Add(2)
-	go func() { defer e.wg.Done(); e.takeLoop(); close(e.work) }()
+	e.reads = make(chan readReq)
+	e.wg.Add(2 + e.cfg.Threads)
+	for i := 0; i < e.cfg.Threads; i++ {
+		go e.reader()
+	}
+	go func() { defer e.wg.Done(); e.takeLoop(); close(e.work); close(e.reads) }()
 }
 
 // takeLoop takes entries for the idle workers, in batches, until the
