@@ -32,7 +32,7 @@ for i in 1 2 3; do run "queue-1k-$i" bench queue --jobs 20000 --depth 1000 --wor
 run queue-100k bench queue --jobs 20000 --depth 100000 --workers 32 --connections 4
 run queue-1k-batch8 bench queue --jobs 20000 --depth 1000 --workers 32 --connections 4 --batch 8
 run queue-100k-batch8 bench queue --jobs 20000 --depth 100000 --workers 32 --connections 4 --batch 8
-# A million queued entries: the listing of each consumer is 25 MB; a long
+# A million queued entries: the listing of each consumer is 24 MB; a long
 # session timeout rides out the fsync stalls of filling it on a slow disk.
 run queue-1m-batch8 --zk-session-timeout 40s bench queue --jobs 20000 --depth 1000000 --workers 32 --connections 4 --batch 8 --skip-latency
 # The same workload through Python kazoo's LockingQueue (the reference
