@@ -89,6 +89,7 @@ var negativeHints = map[string]string{
 	"max-backlog":         "how many jobs may be queued or running at most",
 	"log-max-backups":     "how many rotated files to keep, or 0 for all",
 	"depth":               "how many entries to leave queued, or 0",
+	"zk-pid":              "the process id of the ZooKeeper server, or 0 for none",
 	"job add --timeout":   "a duration such as 90s, or 0 for the action's default",
 	"job wait --timeout":  "a duration such as 30s, or 0 to wait as long as it takes",
 	"demo-interval":       "whole seconds such as 15s, or 0 for no demo",
