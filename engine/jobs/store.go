@@ -541,8 +541,8 @@ func (s *Store) Scan(ctx context.Context, fn func(j *Job, ver int32), bad func(*
 		defer close(docs)
 		sem := make(chan struct{}, 16)
 		var wg sync.WaitGroup
-		// The readers still running send on docs: it is closed only
-		// once they are done, also when a listing fails.
+		// The readers of the shards listed so far send on docs: wait for
+		// them before it is closed, also when a listing fails.
 		defer wg.Wait()
 		for _, sh := range shards {
 			if failed.Load() {
@@ -594,7 +594,6 @@ func (s *Store) Scan(ctx context.Context, fn func(j *Job, ver int32), bad func(*
 				}(uid)
 			}
 		}
-		wg.Wait()
 	}()
 	for d := range docs {
 		switch {

@@ -58,7 +58,7 @@ type DaemonSample struct {
 	// from the metrics endpoint, or VmRSS of /proc/PID/status.
 	RSS int64 `json:"rss"`
 	// Goroutines is go_goroutines from an executor's metrics endpoint, or
-	// the count of a distributor's state dump (SIGUSR1); -1 when the
+	// the count of a distributor's or controller's state dump (SIGUSR1); -1 when the
 	// process did not answer in time (a frozen process).
 	Goroutines int `json:"goroutines"`
 	// Threads is the Threads line of /proc/PID/status (OS threads).
@@ -187,7 +187,7 @@ func (s *Soak) Watch(ctx context.Context, h *Harness) func() {
 func (s *Soak) findCrashes(h *Harness) {
 	h.mu.Lock()
 	var ids []string
-	for _, in := range append(append([]*instance(nil), h.execs...), h.dists...) {
+	for _, in := range h.instances() {
 		for _, p := range in.procs {
 			ids = append(ids, p.info.ID)
 		}
@@ -227,12 +227,13 @@ func crashLines(path string) ([]string, error) {
 	return out, sc.Err()
 }
 
-// daemons returns the current process of every executor and distributor.
+// daemons returns the current process of every executor, distributor and
+// controller.
 func (h *Harness) daemons() []Process {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []Process
-	for _, in := range append(append([]*instance(nil), h.execs...), h.dists...) {
+	for _, in := range h.instances() {
 		if len(in.procs) > 0 {
 			out = append(out, in.procs[len(in.procs)-1].info)
 		}
@@ -255,7 +256,7 @@ func (s *Soak) sample(ctx context.Context, h *Harness) {
 			continue // exited between the listing and the read
 		}
 		ds.RSS, ds.Threads = rss, threads
-		if p.Role == RoleDistributor {
+		if p.Role == RoleDistributor || p.Role == RoleController {
 			if n, err := dumpGoroutines(ctx, p.PID, h.logPath(p.ID)); err == nil {
 				ds.Goroutines = n
 			}
@@ -573,8 +574,8 @@ func (m *Millis) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// dumpGoroutines asks a distributor process for a state dump (SIGUSR1; the
-// distributor has no metrics endpoint) and reads the goroutine count of
+// dumpGoroutines asks a distributor or controller process for a state dump
+// (SIGUSR1; they have no metrics endpoint) and reads the goroutine count of
 // the summary line (message daemon.LogDump) it appends to its JSON log.
 func dumpGoroutines(ctx context.Context, pid int, logPath string) (int, error) {
 	st, err := os.Stat(logPath)

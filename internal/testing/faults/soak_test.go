@@ -66,6 +66,7 @@ func TestSoak(t *testing.T) {
 		Seed: seed, Jobs: int(*flagSoakRate * window.Seconds()), Executors: *flagExecutors, Threads: *flagThreads,
 		Duration: d, Faults: nf, Cycle: true, Distributor: HasDistributor(bin), Index: *flagIndex,
 		Scheduled: *flagScheduled, Workflows: launches, Sliced: launches,
+		Controllers: *flagControllers && HasController(bin), ScheduleEvery: *flagSchedule,
 	}
 	if *flagWorkflows != 0 {
 		cfg.Workflows = *flagWorkflows
@@ -85,6 +86,17 @@ func TestSoak(t *testing.T) {
 		if f := &plan.Faults[i]; f.Kind == KillExecutor && f.Target == 0 {
 			f.Target = 1 + i%(c.Executors-1)
 		}
+	}
+	// One fault in each slot of -soak.every, at a seeded point of it,
+	// so that they come at a steady rate over the hour.
+	jr := rand.New(rand.NewPCG(seed, 5))
+	for i := range plan.Faults {
+		f := &plan.Faults[i]
+		room := every - f.Hold - settleTime
+		if room < 0 {
+			t.Fatalf("a %s fault (hold %s) does not fit in a slot of %s with %s to recover: give a longer -soak.every", f.Kind, f.Hold, every, settleTime)
+		}
+		f.At = leadIn + time.Duration(i)*every + between(jr, 0, room)
 	}
 	t.Logf("soak: %d jobs (%.1f/s) over %s, %d faults (one per %s, kinds in turn), %d workflows, %d sliced launches, samples every %s",
 		plan.Jobs(), *flagSoakRate, d, len(plan.Faults), every, c.Workflows, c.Sliced, *flagSoakSample)
