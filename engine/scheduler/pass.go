@@ -143,15 +143,15 @@ func (s *Scheduler) Pass(ctx context.Context, term Term) (rep Report, err error)
 		*list = append(*list, item{p, c, d})
 	}
 	phase(&rep.Phases.Decide)
-	if err := s.commit(ctx, term, places, time.Time{}, 1, &rep); err != nil {
+	if err := s.commit(ctx, term, places, time.Time{}, &rep); err != nil {
 		return rep, err
 	}
 	phase(&rep.Phases.Place)
-	if err := s.commit(ctx, term, finals, time.Time{}, 1, &rep); err != nil {
+	if err := s.commit(ctx, term, finals, time.Time{}, &rep); err != nil {
 		return rep, err
 	}
 	phase(&rep.Phases.Final)
-	if err := s.commit(ctx, term, explains, deadline, explainInFlight, &rep); err != nil {
+	if err := s.commit(ctx, term, explains, deadline, &rep); err != nil {
 		return rep, err
 	}
 	phase(&rep.Phases.Explain)
@@ -174,14 +174,12 @@ type item struct {
 // term, and counts what was written in rep. A change whose job changed
 // meanwhile is left out (and read again next pass). With a non-zero until,
 // it stops at that time, and the pass is cut.
-//
-// Up to inFlight batches are sent at once: ZooKeeper then commits several
-// transactions per sync of its log, and a batch does not wait for the
-// round trip of the one before. Only batches whose order does not matter
-// (explanations) are sent more than one at a time.
-func (s *Scheduler) commit(ctx context.Context, term Term, items []item, until time.Time, inFlight int, rep *Report) error {
-	var batches [][]item
+func (s *Scheduler) commit(ctx context.Context, term Term, items []item, until time.Time, rep *Report) error {
 	for len(items) > 0 {
+		if !until.IsZero() && time.Now().After(until) {
+			rep.Cut = true
+			return nil
+		}
 		var batch []item
 		size := 0
 		for len(items) > 0 && (len(batch) == 0 || size+items[0].c.Size() <= s.cfg.BatchBytes) {
@@ -189,85 +187,33 @@ func (s *Scheduler) commit(ctx context.Context, term Term, items []item, until t
 			size += items[0].c.Size()
 			items = items[1:]
 		}
-		batches = append(batches, batch)
-	}
-	var mu sync.Mutex // guards rep and the cache
-	next := make(chan []item)
-	errs := make(chan error, inFlight)
-	var wg sync.WaitGroup
-	for range max(1, min(inFlight, len(batches))) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for batch := range next {
-				if err := s.commitBatch(ctx, term, batch, &mu, rep); err != nil {
-					errs <- err
-					return
+		for len(batch) > 0 {
+			changes := make([]*jobs.Change, len(batch))
+			for i, it := range batch {
+				changes[i] = it.c
+			}
+			err := s.store.CommitBatch(ctx, changes, term.Fence())
+			var be *jobs.BatchError
+			switch {
+			case err == nil:
+				for _, it := range batch {
+					s.committed(it, rep)
 				}
-			}
-		}()
-	}
-	var err error
-send:
-	for _, batch := range batches {
-		if !until.IsZero() && time.Now().After(until) {
-			mu.Lock()
-			rep.Cut = true
-			mu.Unlock()
-			break
-		}
-		select {
-		case next <- batch:
-		case err = <-errs:
-			break send
-		}
-	}
-	close(next)
-	wg.Wait()
-	if err == nil {
-		select {
-		case err = <-errs:
-		default:
-		}
-	}
-	return err
-}
-
-// commitBatch writes one batch; a change whose job changed meanwhile is
-// left out and the rest written again.
-func (s *Scheduler) commitBatch(ctx context.Context, term Term, batch []item, mu *sync.Mutex, rep *Report) error {
-	for len(batch) > 0 {
-		changes := make([]*jobs.Change, len(batch))
-		for i, it := range batch {
-			changes[i] = it.c
-		}
-		err := s.store.CommitBatch(ctx, changes, term.Fence())
-		var be *jobs.BatchError
-		switch {
-		case err == nil:
-			mu.Lock()
-			for _, it := range batch {
-				s.committed(it, rep)
-			}
-			mu.Unlock()
-			batch = nil
-		case errors.As(err, &be):
-			it := batch[be.Index]
-			s.log.Debug("job changed under the scheduler; reading it again next pass", zap.String("job", it.p.job.ID), zap.Error(be.Err))
-			mu.Lock()
-			s.forget(it.p)
-			mu.Unlock()
-			batch = append(batch[:be.Index], batch[be.Index+1:]...)
-		case errors.Is(err, jobs.ErrFenceLost):
-			return fmt.Errorf("%w: %v", ErrNotLeader, err)
-		default:
-			// Unknown outcome: read every job of the batch again.
-			mu.Lock()
-			for _, it := range batch {
+				batch = nil
+			case errors.As(err, &be):
+				it := batch[be.Index]
+				s.log.Debug("job changed under the scheduler; reading it again next pass", zap.String("job", it.p.job.ID), zap.Error(be.Err))
 				s.forget(it.p)
+				batch = append(batch[:be.Index], batch[be.Index+1:]...)
+			case errors.Is(err, jobs.ErrFenceLost):
+				return fmt.Errorf("%w: %v", ErrNotLeader, err)
+			default:
+				// Unknown outcome: read every job of the batch again.
+				for _, it := range batch {
+					s.forget(it.p)
+				}
+				return err
 			}
-			mu.Unlock()
-			return err
 		}
 	}
 	return nil
@@ -301,9 +247,6 @@ func (s *Scheduler) forget(p *pendingJob) { delete(s.pending, p.uid) }
 // pass over a new backlog reads one document per job, and the deeper the
 // pipeline of reads on the session, the less each waits for a round trip.
 const fetchParallel = 128
-
-// explainInFlight bounds the batches of explanations sent at once.
-const explainInFlight = 4
 
 // parallel runs fn(0..n-1) on at most fetchParallel goroutines and returns
 // their errors joined. The goroutines are a pool: a goroutine per call

@@ -149,7 +149,7 @@ func TestConcurrentLaunchesShareOneInventoryUpdate(t *testing.T) {
 	if err := e.l.Templates.Create(ctx, &Template{Name: "t", Action: "echo", Inventory: "inv", AllowSimultaneous: true}); err != nil {
 		t.Fatal(err)
 	}
-	const n = 4
+	const n = 12
 	results := make([]*Result, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
