@@ -8,6 +8,7 @@ import (
 
 	"github.com/jobengine/jobengine/engine/ansible"
 	"github.com/jobengine/jobengine/engine/configstore"
+	"github.com/jobengine/jobengine/engine/invsource"
 	"github.com/jobengine/jobengine/engine/project"
 )
 
@@ -23,7 +24,7 @@ func fillsPlaybook(r *Resolved) bool {
 // and what the launch waits for when the project updates on launch (its
 // runs then take the head of the branch, which the update fetched). A
 // project never updated runs the head of its branch as each run finds it.
-func (l *Launcher) projectSource(ctx context.Context, tmpl, name, by string) (*ansible.ProjectSource, *dependency, error) {
+func (l *Launcher) projectSource(ctx context.Context, tmpl, name, by string, seen *invsource.UpdateSeen) (*ansible.ProjectSource, *dependency, error) {
 	ps := l.Projects
 	if ps == nil {
 		ps = project.NewStore(l.Jobs.Conn(), l.log())
@@ -40,7 +41,7 @@ func (l *Launcher) projectSource(ctx context.Context, tmpl, name, by string) (*a
 	if err != nil {
 		return nil, nil, fmt.Errorf("template %s: %w", tmpl, err)
 	}
-	dep, err := l.projectDependency(ctx, ps, p, ver, by)
+	dep, err := l.projectDependency(ctx, ps, p, ver, by, seen)
 	if err != nil {
 		return nil, nil, fmt.Errorf("template %s: %w", tmpl, err)
 	}
