@@ -26,6 +26,7 @@ import (
 	"github.com/jobengine/jobengine/engine/invsource"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/pluginhost"
+	"github.com/jobengine/jobengine/engine/project"
 	"github.com/jobengine/jobengine/engine/remote"
 	"github.com/jobengine/jobengine/engine/systemjob"
 	"github.com/jobengine/jobengine/engine/version"
@@ -274,6 +275,9 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 	if err != nil {
 		return nil, err
 	}
+	// Runs of a launch that waited for a project update take the commit
+	// it fetched.
+	ansibleOpts.Sources.Revisions = project.Revisions{Jobs: store}
 	// System jobs run here, never on a remote node: they are the
 	// cluster's housekeeping, over this executor's session.
 	if _, ok := reg.Lookup(systemjob.Action); ok {

@@ -22,7 +22,7 @@ func fillsPlaybook(r *Resolved) bool {
 // projectSource reads the project a launch runs from, with the revision
 // of its last successful update, so that every slice runs the same files,
 // and what the launch waits for when the project updates on launch (its
-// runs then take the head of the branch, which the update fetched). A
+// runs then take the commit that update fetched). A
 // project never updated runs the head of its branch as each run finds it.
 func (l *Launcher) projectSource(ctx context.Context, tmpl, name, by string, seen *invsource.UpdateSeen) (*ansible.ProjectSource, *dependency, error) {
 	ps := l.Projects
@@ -49,7 +49,8 @@ func (l *Launcher) projectSource(ctx context.Context, tmpl, name, by string, see
 		Name: p.Name, Kind: string(p.Kind), URL: p.URL, Branch: p.Branch, Directory: p.Directory, Revision: p.Revision,
 	}
 	if dep != nil {
-		src.Revision = ""
+		// The runs take the commit the update fetches.
+		src.Revision, src.RevisionOf = "", dep.id
 	}
 	return src, dep, nil
 }

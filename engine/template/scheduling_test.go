@@ -84,8 +84,8 @@ func TestLaunchSchedulingFields(t *testing.T) {
 
 // TestUpdateOnLaunch: a template whose project updates on launch creates
 // the update (a dependency holding the project's key, recorded on the
-// project) and every job of the launch waits for it, runs taking the
-// branch's head; a second launch shares the pending update; a successful
+// project) and every job of the launch waits for it, its runs taking the
+// commit the update fetches (revision-of); a second launch shares the pending update; a successful
 // update within the cache timeout is reused (nothing to wait for); past
 // it, a new update is made.
 func TestUpdateOnLaunch(t *testing.T) {
@@ -123,8 +123,8 @@ func TestUpdateOnLaunch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(j.DependsOn, []string{up.ID}) || pl.Project.Revision != "" {
-			t.Errorf("%s depends on %v, revision %q; want %s and the branch's head", j.ID, j.DependsOn, pl.Project.Revision, up.ID)
+		if !slices.Equal(j.DependsOn, []string{up.ID}) || pl.Project.Revision != "" || pl.Project.RevisionOf != up.ID {
+			t.Errorf("%s depends on %v, revision %q of %q; want %s and the commit it fetches", j.ID, j.DependsOn, pl.Project.Revision, pl.Project.RevisionOf, up.ID)
 		}
 	}
 	for _, sl := range first.Slices {
