@@ -1,12 +1,16 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/jobengine/jobengine/engine/access"
 	"github.com/jobengine/jobengine/engine/invsource"
+	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/systemjob"
 )
 
 // TestInventorySources sets, shows, lists, changes, updates and removes
@@ -88,4 +92,41 @@ func TestInventorySources(t *testing.T) {
 	e.must(http.StatusNotFound, uAdmin, "GET", src, nil)
 	e.must(http.StatusNotFound, uAdmin, "POST", src+"/update", nil)
 	e.must(http.StatusNoContent, uAdmin, "DELETE", Prefix+"/projects/site", nil)
+}
+
+// TestSystemJobsThroughTheAPI: every caller lists the kinds; only a
+// system administrator launches one, PENDING with the system key and
+// impact 5; a bad kind or age is named.
+func TestSystemJobsThroughTheAPI(t *testing.T) {
+	e := newEnv(t)
+	e.setup()
+	var kinds struct {
+		Items []systemjob.KindInfo `json:"items"`
+	}
+	e.must(http.StatusOK, uNobody, "GET", Prefix+"/system-jobs", nil).json(t, &kinds)
+	if len(kinds.Items) != len(systemjob.Kinds) || kinds.Items[0].Kind != systemjob.CleanupJobs {
+		t.Fatalf("kinds %+v", kinds.Items)
+	}
+	launch := Prefix + "/system-jobs/cleanup_jobs/launch"
+	for user, want := range map[string]int{uAnon: 401, uNobody: 403, uCarol: 403, uAuditor: 403} {
+		e.must(want, user, "POST", launch, map[string]any{"days": 30})
+	}
+	var l launched
+	e.must(http.StatusCreated, uAdmin, "POST", launch, map[string]any{"days": 30}).json(t, &l)
+	if l.Job == nil || l.Job.Action != jobs.SystemAction || l.Job.State != jobs.Pending || l.Job.Impact != jobs.SystemImpact ||
+		!slices.Equal(l.Job.ConcurrencyKeys, []string{jobs.SystemKey}) {
+		t.Fatalf("launched %+v", l.Job)
+	}
+	e.must(http.StatusCreated, uAdmin, "POST", Prefix+"/system-jobs/cleanup_tokens/launch", nil)
+	e.must(http.StatusNotFound, uAdmin, "POST", Prefix+"/system-jobs/cleanup_all/launch", nil)
+	for body, want := range map[string]string{`{"days": -1}`: "0–36500", `{"days": 3, "x": 1}`: "x"} {
+		r := e.do(uAdmin, "POST", launch, json.RawMessage(body))
+		if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), want) {
+			t.Errorf("%s: %d %s, want 400 naming %q", body, r.status, r.body, want)
+		}
+	}
+	r := e.do(uAdmin, "POST", Prefix+"/system-jobs/cleanup_tokens/launch", map[string]any{"days": 3})
+	if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), "takes no days") {
+		t.Errorf("days for cleanup_tokens: %d %s", r.status, r.body)
+	}
 }
