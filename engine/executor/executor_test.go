@@ -477,7 +477,7 @@ func TestShutdownDrainsThenRequeues(t *testing.T) {
 	long := e.add("block", "")
 	e.waitState(long.ID, jobs.Running, 10*time.Second)
 	y.Shutdown(context.Background())
-	got := e.waitState(long.ID, jobs.Queued, time.Second)
+	got := e.waitState(long.ID, jobs.Queued, 10*time.Second)
 	if got.Attempt != 0 || !strings.Contains(got.StatusMessage, "requeued") {
 		t.Fatalf("requeued job: attempt %d %q", got.Attempt, got.StatusMessage)
 	}

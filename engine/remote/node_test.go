@@ -45,21 +45,31 @@ func TestPlacement(t *testing.T) {
 		}
 		releases = append(releases, r)
 	}
-	got := make(chan string, 1)
+	type placed struct {
+		node    string
+		release func()
+	}
+	got := make(chan placed, 1)
 	go func() {
-		n, r := place(1)
-		got <- n
-		r()
+		n, r, err := p.acquire(ctx, 1)
+		if err != nil {
+			n = err.Error()
+		}
+		got <- placed{n, r}
 	}()
 	select {
-	case n := <-got:
-		t.Fatalf("placed on %s with every node full", n)
+	case pl := <-got:
+		t.Fatalf("placed on %s with every node full", pl.node)
 	case <-time.After(50 * time.Millisecond):
 	}
 	releases[2]() // big has 4 left
-	if n := <-got; n != "big" {
-		t.Fatalf("the waiting job went to %q", n)
+	pl := <-got
+	if pl.node != "big" {
+		t.Fatalf("the waiting job went to %q", pl.node)
 	}
+	// Released here, not by the goroutine, so the next placement sees
+	// every node idle.
+	pl.release()
 	for _, r := range releases {
 		r() // releasing twice is harmless
 	}
