@@ -86,10 +86,20 @@ func apiJobList(c *cli.Context) error {
 		}
 		q.Set("cursor", a)
 	}
+	w, err := startWatch(c)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
 	cl, err := openAPI(c, true)
 	if err != nil {
 		return err
 	}
+	return watchRun(c, w, func() error { return apiListJobs(c, cl, q) })
+}
+
+// apiListJobs prints a page of GET /jobs as `job list` does.
+func apiListJobs(c *cli.Context, cl *apiClient, q url.Values) error {
 	var page apiJobPage
 	if err := cl.do(c.Context, http.MethodGet, "/jobs", q, nil, &page); err != nil {
 		return err
