@@ -302,6 +302,7 @@ func apiJobWait(c *cli.Context) error {
 	}
 	defer cancel()
 	var last *jobs.Job
+	p := newWaitProgress(c)
 	err = cl.follow(ctx, "/jobs/"+uid+"/events", func(ev sseEvent) (bool, error) {
 		switch ev.name {
 		case "job":
@@ -310,11 +311,15 @@ func apiJobWait(c *cli.Context) error {
 				return false, fmt.Errorf("%w: a job event that is not a job: %v", errAPI, err)
 			}
 			last = &j
+			if !j.State.Final() {
+				p.show(&j, apiChildren(ctx, cl, p, &j))
+			}
 		case "end":
 			return true, nil
 		}
 		return false, nil
 	})
+	p.end()
 	if errors.Is(context.Cause(ctx), errWaitTimeout) {
 		state := "still not final"
 		if last != nil {
@@ -343,4 +348,29 @@ func apiJobWait(c *cli.Context) error {
 		return err
 	}
 	return &ExitError{Code: ExitFailure, Err: &withCause{fmt.Sprintf("%s ended %s", v.ID, v.State), errJobFailed}}
+}
+
+// apiChildren reads the children of a container for the progress of `job
+// wait`, in the container's order (nil: a child missing, or one the caller
+// may not see); nil when there is no progress to show or the read failed.
+func apiChildren(ctx context.Context, cl *apiClient, p *waitProgress, j *jobs.Job) []*jobs.Job {
+	if p == nil || len(j.NestedJobs) == 0 {
+		return nil
+	}
+	q := url.Values{"slices-of": {j.ID}, "limit": {strconv.Itoa(api.MaxLimit)}}
+	var page apiJobPage
+	if err := cl.do(ctx, http.MethodGet, "/jobs", q, nil, &page); err != nil {
+		return nil
+	}
+	byID := map[string]*jobs.Job{}
+	for _, v := range page.Items {
+		if v.Job != nil {
+			byID[v.ID] = v.Job
+		}
+	}
+	out := make([]*jobs.Job, len(j.NestedJobs))
+	for i, id := range j.NestedJobs {
+		out[i] = byID[id]
+	}
+	return out
 }

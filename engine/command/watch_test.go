@@ -107,7 +107,8 @@ func TestWatchRedraws(t *testing.T) {
 }
 
 // TestWatchThroughAPI watches `job list` and `cluster status` over the
-// API: a job launched meanwhile shows up; SIGTERM ends both.
+// API: a job launched meanwhile shows up; SIGTERM ends both. `job wait`
+// shows the job's state while it waits.
 func TestWatchThroughAPI(t *testing.T) {
 	e := newAPIEnv(t)
 	env := []string{"XDG_CONFIG_HOME=" + e.cfg, "JOBENGINE_ZK_HOSTS=" + deadZK, apiTokenEnv + "=" + e.alice}
@@ -115,6 +116,12 @@ func TestWatchThroughAPI(t *testing.T) {
 	n := waitSnapshot(t, list, 0, "ID", "STATE")
 	id := strings.TrimSpace(e.ok(e.alice, "template", "launch", "tpl"))
 	waitSnapshot(t, list, n, id)
+	// job wait over the API shows the job waiting, off a terminal a line
+	// per change on stderr; stdout stays empty when it times out.
+	out, errOut, code := e.as(e.alice, "job", "wait", id, "--timeout", "1s")
+	if code != ExitTimeout || out != "" || !strings.HasPrefix(errOut, id+" PENDING") {
+		t.Fatalf("job wait over the API: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
 	cs := startProcess(t, env, "--api", e.url, "cluster", "status", "--watch", "--watch-interval", "100ms")
 	waitSnapshot(t, cs, 1, "EXECUTOR", "no executor is running")
 	for _, p := range []*proc{list, cs} {
