@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 
 	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/zkconn"
 )
 
 // ErrCannotRetry: a job cannot be retried (it did not fail, it is a
@@ -83,13 +85,33 @@ func (l *Launcher) Retry(ctx context.Context, id, by string) (*Result, error) {
 		if p.pin, err = l.Inventories.PinOp(j.Inventory, j.InventorySnapshot, uid); err != nil {
 			return nil, err
 		}
+		// Look first: the job store creates the missing parents of a
+		// transaction's nodes, which would bring back the directory of a
+		// removed snapshot for the pin. (A removal between here and the
+		// transaction is the race a launch has too.)
+		var ok bool
+		err := zkconn.Do(ctx, func() error {
+			var err error
+			ok, _, err = l.Jobs.Conn().Exists(path.Dir(p.pin.Path))
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, snapshotGone(j)
+		}
 	}
 	res, err := l.create(ctx, p)
 	if errors.Is(err, errPinGone) {
-		return nil, fmt.Errorf("%w: snapshot %s of inventory %s, which %s ran over, is gone (the inventory was written since): relaunch it to run over the inventory as it is now",
-			ErrCannotRetry, j.InventorySnapshot, j.Inventory, j.ID)
+		return nil, snapshotGone(j)
 	}
 	return res, err
+}
+
+func snapshotGone(j *jobs.Job) error {
+	return fmt.Errorf("%w: snapshot %s of inventory %s, which %s ran over, is gone (the inventory was written since): relaunch it to run over the inventory as it is now",
+		ErrCannotRetry, j.InventorySnapshot, j.Inventory, j.ID)
 }
 
 // retryable refuses the jobs that cannot be retried, saying what to do
