@@ -288,13 +288,14 @@ func apiJobLogs(c *cli.Context) error {
 // apiJobWait follows the job's events until it is final; the exit codes
 // are those of `job wait`.
 func apiJobWait(c *cli.Context) error {
-	timeout := c.Duration("timeout")
-	if timeout < 0 {
-		return usagef("--timeout %s is negative: type a duration such as 30s, or 0 to wait as long as it takes", timeout)
-	}
+	// The arguments first: flags given after the ID are read with them.
 	uid, cl, err := apiJobArg(c)
 	if err != nil {
 		return err
+	}
+	timeout := c.Duration("timeout")
+	if timeout < 0 {
+		return usagef("--timeout %s is negative: type a duration such as 30s, or 0 to wait as long as it takes", timeout)
 	}
 	ctx, cancel := c.Context, context.CancelFunc(func() {})
 	if timeout > 0 {
