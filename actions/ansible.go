@@ -132,5 +132,5 @@ func (p *playbookRunner) Run(ctx context.Context, j *action.Job, r action.Report
 		// The executor reports cancel and timeout from the context's cause.
 		return action.Result{Hosts: out.Hosts}, ctx.Err()
 	}
-	return action.Result{ReturnCode: out.RC, Message: out.Message(), Hosts: out.Hosts}, nil
+	return action.Result{ReturnCode: out.RC, Message: out.Message(), Hosts: out.Hosts, Artifacts: out.Artifacts}, nil
 }

@@ -86,8 +86,8 @@ const (
 	// RoleRead sees the object (and, for a template, its jobs).
 	RoleRead Role = "read"
 	// RoleExecute also uses it: launches a template, relaunches and cancels
-	// its jobs; uses an inventory or a project in a template, updates a
-	// project.
+	// its jobs; uses an inventory, a project or a credential in a template,
+	// updates a project.
 	RoleExecute Role = "execute"
 	// RoleAdmin also changes and deletes it and grants roles on it.
 	RoleAdmin Role = "admin"
@@ -120,17 +120,20 @@ func ParseRole(s string) (Role, error) {
 // ObjectKind is a kind of object roles are granted on.
 type ObjectKind string
 
-// Kinds of objects. Credentials join the list as they are built.
+// Kinds of objects.
 const (
 	KindTemplate  ObjectKind = "template"
 	KindInventory ObjectKind = "inventory"
 	KindProject   ObjectKind = "project"
 	// KindWorkflow is a workflow template (engine/workflow).
 	KindWorkflow ObjectKind = "workflow"
+	// KindCredential is a credential (engine/credential): execute is using
+	// it in a template.
+	KindCredential ObjectKind = "credential"
 )
 
 // ObjectKinds lists the kinds of objects roles are granted on.
-var ObjectKinds = []ObjectKind{KindTemplate, KindInventory, KindProject, KindWorkflow}
+var ObjectKinds = []ObjectKind{KindTemplate, KindInventory, KindProject, KindWorkflow, KindCredential}
 
 // ParseObjectKind parses a kind of object.
 func ParseObjectKind(s string) (ObjectKind, error) {

@@ -125,6 +125,13 @@ func LooksLikeToken(s string) bool {
 	return ok
 }
 
+// TokenID returns the id of an API token (what revokes it), and whether
+// s has the form of a token.
+func TokenID(s string) (string, bool) {
+	id, _, ok := splitSecret(tokenPrefix, s)
+	return id, ok
+}
+
 // CreateToken creates a token for user, living for lifetime (0: never
 // expires), and returns it with the token string, which is not stored and
 // cannot be shown again.

@@ -83,7 +83,15 @@ type Result struct {
 	// Hosts, when set, is the run's outcome per host (Ansible's play
 	// recap); it is kept on the job's document.
 	Hosts *HostSummary
+	// Artifacts, when set, is what the run returned for others to use (a
+	// JSON object, such as the data of Ansible's set_stats); it is kept on
+	// the job's document when it is at most MaxArtifactBytes long.
+	Artifacts json.RawMessage
 }
+
+// MaxArtifactBytes bounds Result.Artifacts: larger artifacts are left out
+// of the job's document, with a note, since it lives in ZooKeeper.
+const MaxArtifactBytes = 16 << 10
 
 // Runner runs one job. Run must return soon after ctx is done; an error means
 // the job FAILED with the error's text as its status message.

@@ -1,6 +1,7 @@
 package ansible
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -78,6 +79,9 @@ type Stats struct {
 	Rescued   map[string]int `json:"rescued"`
 	Ignored   map[string]int `json:"ignored"`
 	Processed map[string]int `json:"processed"`
+	// ArtifactData is what set_stats recorded for the run (its "_run"
+	// data): the run's artifacts.
+	ArtifactData json.RawMessage `json:"artifact_data,omitempty"`
 }
 
 // DecodeEvent parses an event line (ansible-runner's format). It needs
@@ -118,6 +122,20 @@ func (e *Event) Recap() (map[string]action.HostCounts, error) {
 		}
 	}
 	return out, nil
+}
+
+// Artifacts returns the artifacts of a playbook_on_stats event (what
+// set_stats recorded for the run); nil when there are none.
+func (e *Event) Artifacts() json.RawMessage {
+	var s Stats
+	if json.Unmarshal(e.EventData, &s) != nil {
+		return nil
+	}
+	a := bytes.TrimSpace(s.ArtifactData)
+	if len(a) == 0 || a[0] != '{' || bytes.Equal(a, []byte("{}")) {
+		return nil
+	}
+	return a
 }
 
 // Changed reports whether a host result changed something.

@@ -125,6 +125,9 @@ type Outcome struct {
 	Recap map[string]action.HostCounts
 	// Hosts summarizes Recap; nil when there is none.
 	Hosts *action.HostSummary
+	// Artifacts is what set_stats recorded for the run (a JSON object,
+	// redacted); nil when nothing was.
+	Artifacts json.RawMessage
 	// Events counts the events.
 	Events int
 	// ArtifactDir is Dir/artifacts/<ident>.
@@ -298,6 +301,7 @@ func (r *Run) Execute(ctx context.Context) (Outcome, error) {
 		out.Recap = sink.recap
 		out.Hosts = action.SummarizeHosts(sink.recap)
 	}
+	out.Artifacts = sink.artifacts
 	var ee *exec.ExitError
 	switch {
 	case stopped && errors.Is(ctx.Err(), context.DeadlineExceeded):
@@ -495,6 +499,7 @@ type eventSink struct {
 	counter   int
 	lines     int
 	recap     map[string]action.HostCounts
+	artifacts json.RawMessage
 	lastError string
 }
 
@@ -541,6 +546,7 @@ func (s *eventSink) handle(l rawLine, out *Outcome) {
 		if recap, err := ev.Recap(); err == nil {
 			s.recap = recap
 		}
+		s.artifacts = ev.Artifacts()
 	}
 	if data, err := json.Marshal(ev); err == nil {
 		_ = os.WriteFile(filepath.Join(s.dir, fmt.Sprintf("%d-%s.json", ev.Counter, ev.UUID)), data, 0o600)

@@ -271,3 +271,61 @@ func TestPlaybookMayNotLeaveTheProject(t *testing.T) {
 		}
 	}
 }
+
+// TestSetStatsAreTheArtifacts: what a playbook records with set_stats for
+// the run becomes the outcome's artifacts (redacted like every event);
+// per-host data and a run that records nothing give none.
+func TestSetStatsAreTheArtifacts(t *testing.T) {
+	project := ansibletest.Project(t, map[string]string{
+		"stats.yml": `- hosts: all
+  gather_facts: false
+  tasks:
+    - set_stats:
+        data: {release: "1.4.2", hosts_done: "{{ ansible_play_hosts | length }}", token: "s3cr3t-value"}
+      run_once: true
+    - set_stats:
+        data: {only_here: true}
+        per_host: true
+`,
+		"plain.yml": "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: {msg: hi}\n",
+	})
+	run := &ansible.Run{Dir: t.TempDir(), Payload: payload(project, "stats.yml", ansibletest.Inventory("h1", "h2")),
+		Redactor: ansible.NewRedactor("s3cr3t-value")}
+	out, err := run.Execute(context.Background())
+	if err != nil || out.RC != 0 {
+		t.Fatalf("rc %d, %v", out.RC, err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out.Artifacts, &got); err != nil {
+		t.Fatalf("artifacts %q: %v", out.Artifacts, err)
+	}
+	if got["release"] != "1.4.2" || got["hosts_done"] != "2" || got["only_here"] != nil {
+		t.Fatalf("artifacts %s, want release and hosts_done, not the per-host data", out.Artifacts)
+	}
+	if strings.Contains(string(out.Artifacts), "s3cr3t-value") {
+		t.Fatalf("artifacts %s hold a secret", out.Artifacts)
+	}
+	out, err = (&ansible.Run{Dir: t.TempDir(), Payload: payload(project, "plain.yml", ansibletest.Inventory("h1"))}).Execute(context.Background())
+	if err != nil || out.RC != 0 || out.Artifacts != nil {
+		t.Fatalf("a run without set_stats: rc %d, artifacts %s, %v", out.RC, out.Artifacts, err)
+	}
+}
+
+// TestArtifactsOfARunnerStatsEvent reads the artifacts of a
+// playbook_on_stats event as ansible-runner writes it (a worker's stream
+// carries the same line), and none from one without set_stats data.
+func TestArtifactsOfARunnerStatsEvent(t *testing.T) {
+	for line, want := range map[string]string{
+		`{"event": "playbook_on_stats", "event_data": {"ok": {"h1": 1}, "artifact_data": {"release": "1.4.2"}}}`: `{"release": "1.4.2"}`,
+		`{"event": "playbook_on_stats", "event_data": {"ok": {"h1": 1}, "artifact_data": {}}}`:                   ``,
+		`{"event": "playbook_on_stats", "event_data": {"ok": {"h1": 1}}}`:                                        ``,
+	} {
+		ev, err := ansible.DecodeEvent([]byte(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(ev.Artifacts()); got != want {
+			t.Errorf("artifacts of %s: %q, want %q", line, got, want)
+		}
+	}
+}

@@ -118,14 +118,7 @@ func (rq *request) visibleUser() (*access.User, error) {
 }
 
 func (s *Server) showUser(rq *request) error {
-	if err := rq.query(); err != nil {
-		return err
-	}
-	u, err := rq.visibleUser()
-	if err != nil {
-		return err
-	}
-	return rq.reply(http.StatusOK, u.View())
+	return showOne(rq, rq.visibleUser, (*access.User).View)
 }
 
 func (s *Server) patchUser(rq *request) error {
@@ -319,14 +312,7 @@ func (rq *request) visibleTeam() (*access.Team, error) {
 }
 
 func (s *Server) showTeam(rq *request) error {
-	if err := rq.query(); err != nil {
-		return err
-	}
-	t, err := rq.visibleTeam()
-	if err != nil {
-		return err
-	}
-	return rq.reply(http.StatusOK, t)
+	return showOne(rq, rq.visibleTeam, same)
 }
 
 func (s *Server) patchTeam(rq *request) error {
@@ -485,14 +471,7 @@ func (rq *request) visibleToken() (*access.Token, error) {
 }
 
 func (s *Server) showToken(rq *request) error {
-	if err := rq.query(); err != nil {
-		return err
-	}
-	t, err := rq.visibleToken()
-	if err != nil {
-		return err
-	}
-	return rq.reply(http.StatusOK, t.View())
+	return showOne(rq, rq.visibleToken, (*access.Token).View)
 }
 
 func (s *Server) revokeToken(rq *request) error {

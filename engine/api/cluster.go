@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sort"
 	"strconv"
 	"time"
 
@@ -35,10 +36,16 @@ type Controller struct {
 	Since time.Time `json:"since"`
 }
 
-// QueueDepth counts the jobs waiting and running.
+// QueueDepth counts the jobs waiting and running, from the queues'
+// counts (never by reading job documents, so that polling it costs the
+// same with a million live jobs as with ten).
 type QueueDepth struct {
-	// Pending jobs wait for the scheduler; queued ones for an executor.
+	// Pending jobs wait for the scheduler (the index of PENDING jobs).
 	Pending int `json:"pending"`
+	// Queued counts the entries of the shared queue and of the executors'
+	// direct queues that no executor holds yet; Running those held (the
+	// job runs, or is about to). Containers of sliced jobs and workflow
+	// jobs hold no entry and are not counted.
 	Queued  int `json:"queued"`
 	Running int `json:"running"`
 	// Entries counts the entries of the shared queue.
@@ -55,8 +62,8 @@ type ClusterView struct {
 	Instances        []Instance      `json:"instances"`
 	InstanceGroups   []InstanceGroup `json:"instance-groups"`
 	Queue            QueueDepth      `json:"queue"`
-	// Invalid counts live job documents that fail validation.
-	Invalid int `json:"invalid-documents"`
+	// Quarantined counts the quarantine records of invalid job documents.
+	Quarantined int `json:"quarantined"`
 }
 
 func (s *Server) controllers(ctx context.Context) ([]Controller, error) {
@@ -71,6 +78,10 @@ func (s *Server) controllers(ctx context.Context) ([]Controller, error) {
 	return out, nil
 }
 
+// showCluster answers from counts and bounded reads: the election's
+// contenders, the executors (their records, heartbeats and direct
+// queues, as GET /instances reads them), the shared queue's entries,
+// and the sizes of the index of PENDING jobs and of the quarantine.
 func (s *Server) showCluster(rq *request) error {
 	if err := rq.query(); err != nil {
 		return err
@@ -83,28 +94,36 @@ func (s *Server) showCluster(rq *request) error {
 	if len(out.Controllers) > 0 {
 		out.ActiveController = out.Controllers[0].Name
 	}
-	if out.Instances, err = s.instances(rq.ctx); err != nil {
-		return err
-	}
-	out.InstanceGroups = groups(out.Instances)
-	err = s.cfg.Jobs.Scan(rq.ctx, func(j *jobs.Job, _ int32) {
-		switch j.State {
-		case jobs.Pending:
-			out.Queue.Pending++
-		case jobs.Queued:
-			out.Queue.Queued++
-		case jobs.Running:
-			out.Queue.Running++
-		}
-	}, func(*jobs.BadDocumentError) { out.Invalid++ })
+	c, err := s.cluster(rq.ctx)
 	if err != nil {
 		return err
 	}
+	out.Instances = make([]Instance, 0, len(c.Executors))
+	for _, e := range c.Executors {
+		out.Instances = append(out.Instances, instanceOf(e))
+		for _, p := range e.Placed {
+			if p.Taken {
+				out.Queue.Running++
+			} else {
+				out.Queue.Queued++
+			}
+		}
+	}
+	sort.Slice(out.Instances, func(a, b int) bool { return out.Instances[a].Name < out.Instances[b].Name })
+	out.InstanceGroups = groups(out.Instances)
 	st, err := s.cfg.Jobs.Queue().Stats(rq.ctx)
 	if err != nil {
 		return err
 	}
 	out.Queue.Entries = st.Entries
+	out.Queue.Running += st.Taken
+	out.Queue.Queued += st.Entries - st.Taken
+	if out.Queue.Pending, err = s.cfg.Jobs.PendingCount(rq.ctx); err != nil {
+		return err
+	}
+	if out.Quarantined, err = s.cfg.Jobs.QuarantineCount(rq.ctx); err != nil {
+		return err
+	}
 	return rq.reply(http.StatusOK, out)
 }
 

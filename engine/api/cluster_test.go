@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jobengine/jobengine/engine/credential"
+	"github.com/jobengine/jobengine/engine/jobs"
 )
 
 // TestLoginRateLimit: failed logins of a user are refused with 429 and
@@ -74,14 +75,22 @@ func TestClusterOverview(t *testing.T) {
 	f := e.setup()
 	var c ClusterView
 	e.must(200, uNobody, "GET", Prefix+"/cluster", nil).json(t, &c)
-	// Two slices and the db job wait for an executor (the container runs
-	// nothing itself and waits with its slices).
-	if c.Queue.Pending+c.Queue.Queued < 3 || len(c.Instances) != 0 || len(c.Controllers) != 0 || c.Controller != "test-controller" {
+	// Two slices and the db job wait for the scheduler (the container runs
+	// nothing itself and waits with its slices); nothing is queued.
+	if c.Queue != (QueueDepth{Pending: 3}) || c.Quarantined != 0 || len(c.Instances) != 0 || len(c.Controllers) != 0 || c.Controller != "test-controller" {
 		t.Fatalf("cluster %+v", c)
+	}
+	// A plain job goes to the shared queue: counted from the queue.
+	if _, err := e.store.Create(context.Background(), jobs.NewJob{Action: "echo"}); err != nil {
+		t.Fatal(err)
+	}
+	e.must(200, uNobody, "GET", Prefix+"/cluster", nil).json(t, &c)
+	if c.Queue != (QueueDepth{Pending: 3, Queued: 1, Entries: 1}) {
+		t.Fatalf("queue %+v after a plain job", c.Queue)
 	}
 	var a Activity
 	e.must(200, uAdmin, "GET", Prefix+"/cluster/activity", nil).json(t, &a)
-	if len(a.Minutes) != 60 || a.Jobs != 3 || a.Minutes[59].Waiting != 3 {
+	if len(a.Minutes) != 60 || a.Jobs != 4 || a.Minutes[59].Waiting != 4 {
 		t.Fatalf("admin's activity: %d minutes, %d jobs, last %+v", len(a.Minutes), a.Jobs, a.Minutes[len(a.Minutes)-1])
 	}
 	e.must(200, uCarol, "GET", Prefix+"/cluster/activity?minutes=5", nil).json(t, &a)
@@ -165,15 +174,7 @@ func TestSecretsAreWriteOnly(t *testing.T) {
 	if !strings.Contains(string(r.body), "--credential-key-file") {
 		t.Fatalf("no key: %s", r.body)
 	}
-	raw := make([]byte, 32)
-	for i := range raw {
-		raw[i] = byte(i)
-	}
-	key, err := credential.NewKey(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.api.credentials = credential.NewStore(e.conn, key)
+	key := e.withCredentialKey()
 	r = e.must(201, uAdmin, "POST", Prefix+"/credentials", cred)
 	for _, r := range []resp{r, e.must(200, uAuditor, "GET", Prefix+"/credentials/vault1", nil), e.must(200, uAdmin, "GET", Prefix+"/credentials", nil)} {
 		if strings.Contains(string(r.body), secret) || !strings.Contains(string(r.body), `"vault-password"`) {
@@ -186,6 +187,36 @@ func TestSecretsAreWriteOnly(t *testing.T) {
 		t.Fatalf("opened %v, %v", c, err)
 	}
 	e.must(400, uAdmin, "POST", Prefix+"/credentials", map[string]any{"name": "bad", "kind": "nothing"})
+
+	// Changes keep the secrets unless given new ones, and never show them.
+	r = e.must(200, uAdmin, "PATCH", Prefix+"/credentials/vault1", map[string]any{"description": "the vault", "vault-id": "prod"})
+	if strings.Contains(string(r.body), secret) || !strings.Contains(string(r.body), `"vault-id":"prod"`) || !strings.Contains(string(r.body), `"updated"`) {
+		t.Fatalf("PATCH answered %s", r.body)
+	}
+	if c, err := credential.NewStore(e.conn, key).Open(context.Background(), "vault1"); err != nil || c.Secrets.VaultPassword != secret || c.Description != "the vault" {
+		t.Fatalf("after PATCH: %+v, %v", c, err)
+	}
+	r = e.must(200, uAdmin, "PUT", Prefix+"/credentials/vault1", map[string]any{"kind": "vault", "secrets": map[string]any{"vault-password": "an0ther-" + secret}})
+	if strings.Contains(string(r.body), secret) || strings.Contains(string(r.body), "the vault") {
+		t.Fatalf("PUT answered %s (a secret, or a field it should have cleared)", r.body)
+	}
+	if c, err := credential.NewStore(e.conn, key).Open(context.Background(), "vault1"); err != nil || c.Secrets.VaultPassword != "an0ther-"+secret || c.VaultID != "" {
+		t.Fatalf("after PUT: %+v, %v", c, err)
+	}
+	e.must(400, uAdmin, "PUT", Prefix+"/credentials/vault1", map[string]any{"description": "no kind"})
+	e.must(400, uAdmin, "PATCH", Prefix+"/credentials/vault1", map[string]any{"name": "renamed"})
+	e.must(400, uAdmin, "PATCH", Prefix+"/credentials/vault1", map[string]any{"secrets": map[string]any{"ssh-key": "x"}})
+	r = e.must(200, uAdmin, "PATCH", Prefix+"/notification-templates/hook", map[string]any{"description": "signed"})
+	if strings.Contains(string(r.body), secret) || !strings.Contains(string(r.body), `"has-secret":true`) || !strings.Contains(string(r.body), "example.invalid/hook") {
+		t.Fatalf("PATCH of a notification template answered %s", r.body)
+	}
+	e.must(400, uAdmin, "PATCH", Prefix+"/notification-templates/hook", map[string]any{"secret": ""})
+	e.must(400, uAdmin, "PATCH", Prefix+"/notification-templates/hook", map[string]any{"has-secret": false})
+	e.must(400, uAdmin, "PUT", Prefix+"/notification-templates/hook", map[string]any{"kind": "webhook"})
+	r = e.must(200, uAdmin, "PUT", Prefix+"/notification-templates/hook", map[string]any{"kind": "webhook", "webhook": map[string]any{"url": "https://example.invalid/v2"}, "secret": "n3w-" + secret})
+	if strings.Contains(string(r.body), secret) || strings.Contains(string(r.body), "signed") {
+		t.Fatalf("PUT of a notification template answered %s", r.body)
+	}
 	e.must(204, uAdmin, "DELETE", Prefix+"/credentials/vault1", nil)
 	e.must(404, uAdmin, "GET", Prefix+"/credentials/vault1", nil)
 }

@@ -4,23 +4,26 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/jobengine/jobengine/engine/access"
 	"github.com/jobengine/jobengine/engine/credential"
 )
 
 // Credentials (engine/credential): SSH keys and passwords, vault
 // passwords, secret values, sealed with the cluster's credential key. The
-// secrets are write-only: given at creation, never shown (secret-fields
-// names those that are set). Sealing needs the key
+// secrets are write-only: given at creation or in a change, never shown
+// (secret-fields names those that are set). Sealing needs the key
 // (Config.CredentialKey, the controller's --credential-key-file); reading
-// and deleting do not. They have no roles of their own yet: system
-// administrators and auditors see them, system administrators create and
-// delete them.
+// and deleting do not. A system administrator creates them; read shows
+// one, execute uses it in a template, admin changes, deletes and grants
+// on it; an auditor sees them all.
 
 func (s *Server) credentialRoutes() []route {
 	return []route{
 		{method: "GET", pattern: Prefix + "/credentials", handle: s.listCredentials},
 		{method: "POST", pattern: Prefix + "/credentials", handle: s.createCredential},
 		{method: "GET", pattern: Prefix + "/credentials/{name}", handle: s.showCredential},
+		{method: "PUT", pattern: Prefix + "/credentials/{name}", handle: s.replaceCredential},
+		{method: "PATCH", pattern: Prefix + "/credentials/{name}", handle: s.patchCredential},
 		{method: "DELETE", pattern: Prefix + "/credentials/{name}", handle: s.deleteCredential},
 	}
 }
@@ -33,7 +36,7 @@ func credentialError(err error) error {
 		return badField("", "%v", err)
 	case errors.Is(err, credential.ErrNotFound):
 		return notFound("%v", err)
-	case errors.Is(err, credential.ErrExists):
+	case errors.Is(err, credential.ErrExists), errors.Is(err, credential.ErrConflict):
 		return errorf(http.StatusConflict, "%v", err)
 	}
 	return err
@@ -44,49 +47,86 @@ func (s *Server) listCredentials(rq *request) error {
 	if err != nil {
 		return err
 	}
-	if err := rq.readsConfig("credentials"); err != nil {
-		return err
-	}
 	all, _, err := s.credentials.List(rq.ctx)
 	if err != nil {
 		return credentialError(err)
 	}
 	out := []*credential.Credential{}
 	for _, c := range all {
+		if !rq.p.Can(access.KindCredential, c.Name, access.RoleRead) {
+			continue
+		}
 		if k := rq.param("kind"); k == "" || string(c.Kind) == k {
 			out = append(out, c)
 		}
 	}
 	return rq.reply(http.StatusOK, pageOf(out, func(c *credential.Credential) named {
-		return named{Name: c.Name, Description: c.Description, Created: c.Created, Updated: c.Created}
+		updated := c.Updated
+		if updated.IsZero() {
+			updated = c.Created
+		}
+		return named{Name: c.Name, Description: c.Description, Created: c.Created, Updated: updated}
 	}, f, lp))
 }
 
-func (s *Server) showCredential(rq *request) error {
-	if err := rq.query(); err != nil {
-		return err
+// credentialWith reads a credential the caller holds role on: 404 when it
+// may not see it, 403 when it sees it without role.
+func (rq *request) credentialWith(role access.Role, doing string) (*credential.Credential, error) {
+	name := rq.r.PathValue("name")
+	if !rq.p.Can(access.KindCredential, name, access.RoleRead) {
+		return nil, notFound("%v: %s", credential.ErrNotFound, name)
 	}
-	if err := rq.readsConfig("credentials"); err != nil {
-		return err
-	}
-	c, err := s.credentials.Get(rq.ctx, rq.r.PathValue("name"))
+	c, err := rq.s.credentials.Get(rq.ctx, name)
 	if err != nil {
-		return credentialError(err)
+		return nil, credentialError(err)
 	}
-	return rq.reply(http.StatusOK, c)
+	if !rq.p.Can(access.KindCredential, name, role) {
+		return nil, forbidden("%s credential %s needs the %s role on it", doing, name, role)
+	}
+	return c, nil
 }
 
-// credentialInput is the body of POST /credentials: the credential and
-// its secrets (write-only).
+func (s *Server) showCredential(rq *request) error {
+	return showOne(rq, func() (*credential.Credential, error) { return rq.credentialWith(access.RoleRead, "reading") }, same)
+}
+
+// credentialInput is the body of POST, PUT and PATCH /credentials: the
+// credential and its secrets (write-only). In PUT and PATCH, secrets
+// replace the secrets as a whole when given and keep them when not (a
+// client never sees them to send them back).
 type credentialInput struct {
-	Name         string             `json:"name"`
-	Kind         credential.Kind    `json:"kind"`
-	Description  string             `json:"description"`
-	Username     string             `json:"username"`
-	BecomeMethod string             `json:"become-method"`
-	BecomeUser   string             `json:"become-user"`
-	VaultID      string             `json:"vault-id"`
-	Secrets      credential.Secrets `json:"secrets"`
+	Name         *string             `json:"name"`
+	Kind         *credential.Kind    `json:"kind"`
+	Description  *string             `json:"description"`
+	Username     *string             `json:"username"`
+	BecomeMethod *string             `json:"become-method"`
+	BecomeUser   *string             `json:"become-user"`
+	VaultID      *string             `json:"vault-id"`
+	Secrets      *credential.Secrets `json:"secrets"`
+}
+
+// apply sets on c the fields given (every field but the secrets when
+// replace: those not given are cleared).
+func (in credentialInput) apply(c *credential.Credential, replace bool) {
+	set := func(dst *string, v *string) {
+		switch {
+		case v != nil:
+			*dst = *v
+		case replace:
+			*dst = ""
+		}
+	}
+	if in.Kind != nil {
+		c.Kind = *in.Kind
+	}
+	set(&c.Description, in.Description)
+	set(&c.Username, in.Username)
+	set(&c.BecomeMethod, in.BecomeMethod)
+	set(&c.BecomeUser, in.BecomeUser)
+	set(&c.VaultID, in.VaultID)
+	if in.Secrets != nil {
+		c.Secrets = *in.Secrets
+	}
 }
 
 func (s *Server) createCredential(rq *request) error {
@@ -100,8 +140,11 @@ func (s *Server) createCredential(rq *request) error {
 	if err := rq.decode(&in); err != nil {
 		return err
 	}
-	c := &credential.Credential{Name: in.Name, Kind: in.Kind, Description: in.Description, Username: in.Username,
-		BecomeMethod: in.BecomeMethod, BecomeUser: in.BecomeUser, VaultID: in.VaultID, Secrets: in.Secrets}
+	c := &credential.Credential{}
+	if in.Name != nil {
+		c.Name = *in.Name
+	}
+	in.apply(c, true)
 	if err := c.Validate(); err != nil {
 		return credentialError(err)
 	}
@@ -112,18 +155,52 @@ func (s *Server) createCredential(rq *request) error {
 	return rq.reply(http.StatusCreated, c)
 }
 
+func (s *Server) replaceCredential(rq *request) error { return s.writeCredential(rq, true) }
+func (s *Server) patchCredential(rq *request) error   { return s.writeCredential(rq, false) }
+
+// writeCredential replaces (PUT) or changes (PATCH) a credential with
+// compare-and-set; its secrets are sealed again, so the key is needed.
+func (s *Server) writeCredential(rq *request, replace bool) error {
+	if err := rq.query(); err != nil {
+		return err
+	}
+	cur, err := rq.credentialWith(access.RoleAdmin, "changing")
+	if err != nil {
+		return err
+	}
+	var in credentialInput
+	if err := rq.decode(&in); err != nil {
+		return err
+	}
+	if in.Name != nil && *in.Name != cur.Name {
+		return badField("name", "the name of a credential cannot change (create another one)")
+	}
+	if replace && in.Kind == nil {
+		return badField("kind", "kind is required (machine, vault or secret)")
+	}
+	c, err := s.credentials.Update(rq.ctx, cur.Name, func(c *credential.Credential) error {
+		in.apply(c, replace)
+		return nil
+	})
+	if err != nil {
+		return credentialError(err)
+	}
+	return rq.reply(http.StatusOK, c)
+}
+
 func (s *Server) deleteCredential(rq *request) error {
 	if err := rq.query(); err != nil {
 		return err
 	}
-	if !rq.p.IsAdmin() {
-		if err := rq.readsConfig("credentials"); err != nil {
-			return notFound("%v: %s", credential.ErrNotFound, rq.r.PathValue("name"))
-		}
-		return forbidden("deleting a credential needs a system administrator")
+	c, err := rq.credentialWith(access.RoleAdmin, "deleting")
+	if err != nil {
+		return err
 	}
-	if err := s.credentials.Delete(rq.ctx, rq.r.PathValue("name")); err != nil {
+	if err := s.credentials.Delete(rq.ctx, c.Name); err != nil {
 		return credentialError(err)
+	}
+	if err := s.access.ForgetObject(rq.ctx, access.KindCredential, c.Name); err != nil {
+		return errorf(http.StatusInternalServerError, "credential %s deleted, but not the roles granted on it: %v", c.Name, err)
 	}
 	return rq.noContent()
 }

@@ -120,14 +120,7 @@ func (rq *request) writableInventory() (*inventory.Inventory, int32, error) {
 }
 
 func (s *Server) showInventory(rq *request) error {
-	if err := rq.query(); err != nil {
-		return err
-	}
-	inv, _, err := rq.readableInventory()
-	if err != nil {
-		return err
-	}
-	return rq.reply(http.StatusOK, inv)
+	return showOne(rq, versionless(rq.readableInventory), same)
 }
 
 func (s *Server) replaceInventory(rq *request) error { return s.writeInventory(rq, false) }

@@ -89,7 +89,7 @@ func (rq *request) visibleJob() (history.Job, error) {
 	return j, nil
 }
 
-var jobListParams = []string{"state", "action", "template", "workflow", "slices-of", "sliced", "slices", "launch-type", "since", "until"}
+var jobListParams = []string{"state", "action", "template", "workflow", "slices-of", "sliced", "slices", "launch-type", "since", "until", "search"}
 
 // jobPage is the answer of GET /jobs.
 type jobPage struct {
@@ -107,7 +107,10 @@ func (s *Server) listJobs(rq *request) error {
 	if err != nil {
 		return err
 	}
-	q := history.Query{Limit: lp.limit, Action: rq.param("action")}
+	q := history.Query{Limit: lp.limit, Action: rq.param("action"), Text: strings.TrimSpace(rq.param("search"))}
+	if len(q.Text) > history.MaxText {
+		return badField("search", "search is %d bytes long: search for at most %d", len(q.Text), history.MaxText)
+	}
 	if v := rq.param("cursor"); v != "" {
 		c, err := history.ParseCursor(v)
 		if err != nil {

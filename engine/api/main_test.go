@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/jobengine/jobengine/engine/access"
+	"github.com/jobengine/jobengine/engine/credential"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/engine/zkserver"
@@ -185,3 +186,19 @@ func (e *env) setup() fixtures {
 
 // uid is the uuid of a job id, as job paths take it.
 func uid(id string) string { return strings.TrimPrefix(id, "job/") }
+
+// withCredentialKey gives the API a credential key, so that credentials
+// can be created and changed, and returns it.
+func (e *env) withCredentialKey() *credential.Key {
+	e.t.Helper()
+	raw := make([]byte, 32)
+	for i := range raw {
+		raw[i] = byte(i)
+	}
+	key, err := credential.NewKey(raw)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.api.credentials = credential.NewStore(e.conn, key)
+	return key
+}

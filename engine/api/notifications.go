@@ -10,15 +10,18 @@ import (
 // Notification templates (engine/notify): a webhook, an e-mail or a
 // command run on the host that sends notifications. They have no roles of
 // their own: system administrators and auditors see them, system
-// administrators create and delete them (a command template runs what it
-// names). The secret (a webhook's signing key, an SMTP password) is
-// write-only: it is given at creation and never shown, only has-secret.
+// administrators create, change and delete them (a command template runs
+// what it names). The secret (a webhook's signing key, an SMTP password)
+// is write-only: it is given at creation or in a change and never shown,
+// only has-secret.
 
 func (s *Server) notificationRoutes() []route {
 	return []route{
 		{method: "GET", pattern: Prefix + "/notification-templates", handle: s.listNotifications},
 		{method: "POST", pattern: Prefix + "/notification-templates", handle: s.createNotification},
 		{method: "GET", pattern: Prefix + "/notification-templates/{name}", handle: s.showNotification},
+		{method: "PUT", pattern: Prefix + "/notification-templates/{name}", handle: s.replaceNotification},
+		{method: "PATCH", pattern: Prefix + "/notification-templates/{name}", handle: s.patchNotification},
 		{method: "DELETE", pattern: Prefix + "/notification-templates/{name}", handle: s.deleteNotification},
 	}
 }
@@ -128,4 +131,62 @@ func (s *Server) deleteNotification(rq *request) error {
 		return notifyError(err)
 	}
 	return rq.noContent()
+}
+
+// notificationUpdate is the body of PUT and PATCH
+// /notification-templates/{name}: the template, and its secret when it
+// changes (absent: kept; "": none).
+type notificationUpdate struct {
+	notify.Template
+	Secret *string `json:"secret"`
+}
+
+func (s *Server) replaceNotification(rq *request) error { return s.writeNotification(rq, false) }
+func (s *Server) patchNotification(rq *request) error   { return s.writeNotification(rq, true) }
+
+// writeNotification replaces a notification template (PUT: fields not
+// given are cleared) or changes the fields given (PATCH), with
+// compare-and-set on the version read.
+func (s *Server) writeNotification(rq *request, patch bool) error {
+	if err := rq.query(); err != nil {
+		return err
+	}
+	name := rq.r.PathValue("name")
+	if err := rq.readsConfig("notification templates"); err != nil {
+		return notFound("%v: %s", notify.ErrNotFound, name)
+	}
+	cur, ver, err := s.notify.Get(rq.ctx, name)
+	if err != nil {
+		return notifyError(err)
+	}
+	if !rq.p.IsAdmin() {
+		return forbidden("changing a notification template needs a system administrator")
+	}
+	var in notificationUpdate
+	if patch {
+		in.Template = *cur
+	}
+	base := in.Template
+	if err := rq.decode(&in); err != nil {
+		return err
+	}
+	if !in.Created.Equal(base.Created) || !in.Updated.Equal(base.Updated) || in.HasSecret != base.HasSecret {
+		return badField("", "created, updated and has-secret are set by the server; give the secret as \"secret\"")
+	}
+	if in.Name == "" {
+		in.Name = cur.Name
+	}
+	if in.Name != cur.Name {
+		return badField("name", "the name of a notification template cannot change (create another one)")
+	}
+	var secret *[]byte
+	if in.Secret != nil {
+		b := []byte(*in.Secret)
+		secret = &b
+	}
+	t, err := s.notify.Update(rq.ctx, in.Template, ver, secret)
+	if err != nil {
+		return notifyError(err)
+	}
+	return rq.reply(http.StatusOK, t)
 }

@@ -19,12 +19,14 @@ func w(anon, nobody, carol, auditor, admin int) []int {
 
 // TestPermissionMatrix sends every endpoint as each kind of caller — no
 // credentials, a user with no grant, carol (execute on template web, read
-// on inventory hosts), an auditor, an administrator — and checks each
+// on inventory hosts, then on workflow wf and credential c-new), an
+// auditor, an administrator — and checks each
 // status: 401 without credentials, 404 for what the caller may not see,
 // 403 for what it sees but may not do.
 func TestPermissionMatrix(t *testing.T) {
 	e := newEnv(t)
 	f := e.setup()
+	e.withCredentialKey()
 	const (
 		ok  = http.StatusOK
 		cr  = http.StatusCreated
@@ -72,6 +74,7 @@ func TestPermissionMatrix(t *testing.T) {
 		{"GET", Prefix + "/workflows", nil, w(un, ok, ok, ok, ok)},
 		{"GET", Prefix + "/workflows/wf", nil, w(un, nf, ok, ok, ok)},
 		{"PUT", Prefix + "/workflows/wf", map[string]any{"nodes": []any{map[string]any{"id": "b", "template": "db"}}}, w(un, nf, fb, fb, ok)},
+		{"PATCH", Prefix + "/workflows/wf", map[string]any{"description": "one node"}, w(un, nf, fb, fb, ok)},
 		{"POST", Prefix + "/workflows/wf/launch", nil, w(un, nf, cr, fb, cr)},
 		{"POST", Prefix + "/workflows", map[string]any{"name": "wf-new", "nodes": []any{map[string]any{"id": "a", "template": "db"}}}, w(un, fb, fb, fb, cr)},
 		{"DELETE", Prefix + "/workflows/wf-new", nil, w(un, nf, nf, fb, nc)},
@@ -114,10 +117,20 @@ func TestPermissionMatrix(t *testing.T) {
 		{"GET", Prefix + "/notification-templates", nil, w(un, fb, fb, ok, ok)},
 		{"POST", Prefix + "/notification-templates", map[string]any{"name": "n-hook", "kind": "webhook", "webhook": map[string]any{"url": "https://example.invalid/hook"}, "secret": "s3cret-value"}, w(un, fb, fb, fb, cr)},
 		{"GET", Prefix + "/notification-templates/n-hook", nil, w(un, fb, fb, ok, ok)},
+		{"PATCH", Prefix + "/notification-templates/n-hook", map[string]any{"description": "the hook"}, w(un, nf, nf, fb, ok)},
+		{"PUT", Prefix + "/notification-templates/n-hook", map[string]any{"kind": "webhook", "webhook": map[string]any{"url": "https://example.invalid/other"}}, w(un, nf, nf, fb, ok)},
 		{"DELETE", Prefix + "/notification-templates/n-hook", nil, w(un, nf, nf, fb, nc)},
-		{"GET", Prefix + "/credentials", nil, w(un, fb, fb, ok, ok)},
-		{"GET", Prefix + "/credentials/nowhere", nil, w(un, fb, fb, nf, nf)},
-		{"POST", Prefix + "/credentials", map[string]any{"name": "c-new", "kind": "vault", "secrets": map[string]any{"vault-password": "pw"}}, w(un, fb, fb, fb, http.StatusServiceUnavailable)},
+		// Credentials: carol is given execute on c-new; each sees those it
+		// may read.
+		{"GET", Prefix + "/credentials", nil, w(un, ok, ok, ok, ok)},
+		{"GET", Prefix + "/credentials/nowhere", nil, w(un, nf, nf, nf, nf)},
+		{"POST", Prefix + "/credentials", map[string]any{"name": "c-new", "kind": "vault", "secrets": map[string]any{"vault-password": "pw"}}, w(un, fb, fb, fb, cr)},
+		{"POST", Prefix + "/grants", access.Grant{SubjectKind: access.SubjectUser, Subject: uCarol, Kind: access.KindCredential, Object: "c-new", Role: access.RoleExecute}, w(un, nf, nf, fb, cr)},
+		{"GET", Prefix + "/credentials/c-new", nil, w(un, nf, ok, ok, ok)},
+		{"PATCH", Prefix + "/credentials/c-new", map[string]any{"description": "the vault"}, w(un, nf, fb, fb, ok)},
+		{"PUT", Prefix + "/credentials/c-new", map[string]any{"kind": "vault", "vault-id": "prod"}, w(un, nf, fb, fb, ok)},
+		{"DELETE", Prefix + "/credentials/c-new", nil, w(un, nf, fb, fb, nc)},
+		{"GET", Prefix + "/credentials/c-new", nil, w(un, nf, nf, nf, nf)},
 		// Users and teams.
 		{"GET", Prefix + "/users", nil, w(un, ok, ok, ok, ok)},
 		{"GET", Prefix + "/users/admin", nil, w(un, nf, nf, ok, ok)},
@@ -293,5 +306,51 @@ func TestAuthentication(t *testing.T) {
 	e.must(204, uCarol, "POST", Prefix+"/users/carol/password", map[string]any{"password": "new-password-1", "current-password": "carol-password"})
 	if got := get(func(r *http.Request) { r.SetBasicAuth("carol", "new-password-1") }); got != 200 {
 		t.Errorf("the new password: %d", got)
+	}
+}
+
+// TestCredentialUse: pointing a template at a credential needs the execute
+// role on it, even for the template's administrator; a credential already
+// there stays when the role is taken back; execute includes read.
+func TestCredentialUse(t *testing.T) {
+	e := newEnv(t)
+	e.setup()
+	e.withCredentialKey()
+	e.must(201, uAdmin, "POST", Prefix+"/credentials", map[string]any{"name": "deploy", "kind": "machine", "username": "deploy", "secrets": map[string]any{"password": "deploy-password"}})
+	e.must(201, uAdmin, "POST", Prefix+"/grants", access.Grant{SubjectKind: access.SubjectUser, Subject: uCarol, Kind: access.KindTemplate, Object: "web", Role: access.RoleAdmin})
+	r := e.must(403, uCarol, "PATCH", Prefix+"/templates/web", map[string]any{"credentials": []string{"deploy"}})
+	var ae Error
+	r.json(t, &ae)
+	if ae.Field != "credentials" {
+		t.Fatalf("the refusal names field %q: %s", ae.Field, r.body)
+	}
+	var page struct {
+		Items []struct {
+			Name string `json:"name"`
+		} `json:"items"`
+	}
+	e.must(200, uCarol, "GET", Prefix+"/credentials", nil).json(t, &page)
+	if len(page.Items) != 0 {
+		t.Fatalf("carol lists credentials %+v before any grant", page.Items)
+	}
+	e.must(201, uAdmin, "POST", Prefix+"/grants", access.Grant{SubjectKind: access.SubjectUser, Subject: uCarol, Kind: access.KindCredential, Object: "deploy", Role: access.RoleExecute})
+	e.must(200, uCarol, "GET", Prefix+"/credentials", nil).json(t, &page)
+	if len(page.Items) != 1 || page.Items[0].Name != "deploy" {
+		t.Fatalf("carol lists credentials %+v with execute on deploy", page.Items)
+	}
+	e.must(200, uCarol, "PATCH", Prefix+"/templates/web", map[string]any{"credentials": []string{"deploy"}})
+	e.must(204, uAdmin, "DELETE", Prefix+"/grants/user:carol:credential:deploy:execute", nil)
+	e.must(200, uCarol, "PATCH", Prefix+"/templates/web", map[string]any{"description": "keeps its credential"})
+	e.must(404, uCarol, "GET", Prefix+"/credentials/deploy", nil)
+	// Deleting a credential takes back the roles on it.
+	e.must(201, uAdmin, "POST", Prefix+"/grants", access.Grant{SubjectKind: access.SubjectUser, Subject: uCarol, Kind: access.KindCredential, Object: "deploy", Role: access.RoleRead})
+	e.must(200, uAdmin, "PATCH", Prefix+"/templates/web", map[string]any{"credentials": []string{}})
+	e.must(204, uAdmin, "DELETE", Prefix+"/credentials/deploy", nil)
+	var grants struct {
+		Items []any `json:"items"`
+	}
+	e.must(200, uAdmin, "GET", Prefix+"/grants?kind=credential", nil).json(t, &grants)
+	if len(grants.Items) != 0 {
+		t.Fatalf("grants on a deleted credential: %+v", grants.Items)
 	}
 }

@@ -66,14 +66,7 @@ func (rq *request) readableProject() (*project.Project, int32, error) {
 }
 
 func (s *Server) showProject(rq *request) error {
-	if err := rq.query(); err != nil {
-		return err
-	}
-	p, _, err := rq.readableProject()
-	if err != nil {
-		return err
-	}
-	return rq.reply(http.StatusOK, p)
+	return showOne(rq, versionless(rq.readableProject), same)
 }
 
 // projectInput is what a client writes of a project: not the revision and

@@ -123,3 +123,28 @@ func (rq *request) noContent() error {
 func isNotFound(err error) bool {
 	return errors.Is(err, configstore.ErrNotFound) || errors.Is(err, jobs.ErrNotFound)
 }
+
+// showOne answers the GET of one object: no query parameter, then what
+// read finds (its error as it is: 404 for what the caller may not see),
+// as view shows it.
+func showOne[T, V any](rq *request, read func() (T, error), view func(T) V) error {
+	if err := rq.query(); err != nil {
+		return err
+	}
+	v, err := read()
+	if err != nil {
+		return err
+	}
+	return rq.reply(http.StatusOK, view(v))
+}
+
+// versionless drops the version a reader returns with its object.
+func versionless[T any](read func() (T, int32, error)) func() (T, error) {
+	return func() (T, error) {
+		v, _, err := read()
+		return v, err
+	}
+}
+
+// same shows an object as it is.
+func same[T any](v T) T { return v }

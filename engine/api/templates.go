@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/jobengine/jobengine/engine/access"
 	"github.com/jobengine/jobengine/engine/configstore"
@@ -13,9 +14,9 @@ import (
 
 // Templates: a system administrator creates them; read shows one (and its
 // jobs), execute launches it, admin changes, deletes and grants on it.
-// Pointing a template at an inventory or project needs execute on that
-// inventory or project (system administrators excepted), and so does a
-// launch that prompts for another inventory.
+// Pointing a template at an inventory, a project or a credential needs
+// execute on it (system administrators excepted), and so does a launch
+// that prompts for another inventory.
 
 func (s *Server) templateRoutes() []route {
 	return []route{
@@ -81,14 +82,7 @@ func (rq *request) readableTemplate() (*template.Template, int32, error) {
 }
 
 func (s *Server) showTemplate(rq *request) error {
-	if err := rq.query(); err != nil {
-		return err
-	}
-	t, _, err := rq.readableTemplate()
-	if err != nil {
-		return err
-	}
-	return rq.reply(http.StatusOK, rq.templateView(t))
+	return showOne(rq, versionless(rq.readableTemplate), rq.templateView)
 }
 
 // templateView hides the host config key from callers without the admin
@@ -111,6 +105,18 @@ func (rq *request) checkUses(inv, proj string) error {
 	}
 	if proj != "" && !rq.p.Can(access.KindProject, proj, access.RoleExecute) {
 		return &Error{Status: http.StatusForbidden, Field: "project", Message: "using project " + proj + " needs the execute role on it"}
+	}
+	return nil
+}
+
+// checkCredentialUses refuses, for a caller who is not a system
+// administrator, credentials it may not use (execute): those of next that
+// cur did not have (a template's admin keeps the ones already there).
+func (rq *request) checkCredentialUses(cur, next []string) error {
+	for _, name := range next {
+		if !slices.Contains(cur, name) && !rq.p.Can(access.KindCredential, name, access.RoleExecute) {
+			return &Error{Status: http.StatusForbidden, Field: "credentials", Message: "using credential " + name + " needs the execute role on it"}
+		}
 	}
 	return nil
 }
@@ -226,6 +232,9 @@ func (s *Server) writeTemplate(rq *request, patch bool) error {
 		proj = next.Project
 	}
 	if err := rq.checkUses(inv, proj); err != nil {
+		return err
+	}
+	if err := rq.checkCredentialUses(cur.Credentials, next.Credentials); err != nil {
 		return err
 	}
 	if err := rq.checkRefs(&next); err != nil {

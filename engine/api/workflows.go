@@ -22,6 +22,7 @@ func (s *Server) workflowRoutes() []route {
 		{method: "POST", pattern: Prefix + "/workflows", handle: s.createWorkflow},
 		{method: "GET", pattern: Prefix + "/workflows/{name}", handle: s.showWorkflow},
 		{method: "PUT", pattern: Prefix + "/workflows/{name}", handle: s.replaceWorkflow},
+		{method: "PATCH", pattern: Prefix + "/workflows/{name}", handle: s.patchWorkflow},
 		{method: "DELETE", pattern: Prefix + "/workflows/{name}", handle: s.deleteWorkflow},
 		{method: "POST", pattern: Prefix + "/workflows/{name}/launch", handle: s.launchWorkflow},
 		{method: "GET", pattern: Prefix + "/jobs/{id}/nodes", handle: s.workflowNodes},
@@ -77,14 +78,7 @@ func (rq *request) writableWorkflow() (*workflow.Template, int32, error) {
 }
 
 func (s *Server) showWorkflow(rq *request) error {
-	if err := rq.query(); err != nil {
-		return err
-	}
-	t, _, err := rq.readableWorkflow()
-	if err != nil {
-		return err
-	}
-	return rq.reply(http.StatusOK, t)
+	return showOne(rq, versionless(rq.readableWorkflow), same)
 }
 
 // checkWorkflow validates a workflow template and what its nodes name.
@@ -135,6 +129,45 @@ func (s *Server) replaceWorkflow(rq *request) error {
 		return badField("name", "the name of a workflow template cannot change (create another one)")
 	}
 	next.Created = cur.Created
+	if err := rq.checkWorkflow(&next); err != nil {
+		return err
+	}
+	if err := s.workflows.Update(rq.ctx, &next, ver); err != nil {
+		return err
+	}
+	return rq.reply(http.StatusOK, &next)
+}
+
+// workflowPatch is the body of PATCH /workflows/{name}: the fields given
+// change (nodes as a whole), the others stay.
+type workflowPatch struct {
+	Name        *string              `json:"name"`
+	Description *string              `json:"description"`
+	Nodes       *[]jobs.WorkflowNode `json:"nodes"`
+}
+
+func (s *Server) patchWorkflow(rq *request) error {
+	if err := rq.query(); err != nil {
+		return err
+	}
+	cur, ver, err := rq.writableWorkflow()
+	if err != nil {
+		return err
+	}
+	var in workflowPatch
+	if err := rq.decode(&in); err != nil {
+		return err
+	}
+	if in.Name != nil && *in.Name != cur.Name {
+		return badField("name", "the name of a workflow template cannot change (create another one)")
+	}
+	next := *cur
+	if in.Description != nil {
+		next.Description = *in.Description
+	}
+	if in.Nodes != nil {
+		next.Nodes = *in.Nodes
+	}
 	if err := rq.checkWorkflow(&next); err != nil {
 		return err
 	}

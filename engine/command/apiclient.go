@@ -273,8 +273,17 @@ func (a *apiClient) statusError(method, path string, resp *http.Response) error 
 	case http.StatusForbidden:
 		hint = " (permission denied: the token's user lacks the role; ask an administrator for a grant)"
 	}
-	return fmt.Errorf("%w: %s%s", errAPI, e.Error, hint)
+	return &apiStatusError{code: resp.StatusCode, err: fmt.Errorf("%w: %s%s", errAPI, e.Error, hint)}
 }
+
+// apiStatusError is an error answer of the API with its status.
+type apiStatusError struct {
+	code int
+	err  error
+}
+
+func (e *apiStatusError) Error() string { return e.err.Error() }
+func (e *apiStatusError) Unwrap() error { return e.err }
 
 // follow reads the event stream of path (?follow=true) until fn says the
 // end has come; an error event or a stream that ends first is an error.

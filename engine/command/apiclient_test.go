@@ -13,6 +13,7 @@ import (
 	"github.com/jobengine/jobengine/engine/access"
 	"github.com/jobengine/jobengine/engine/daemon"
 	"github.com/jobengine/jobengine/engine/zkconn"
+	"github.com/jobengine/jobengine/internal/testing/poll"
 	"github.com/jobengine/jobengine/internal/testing/tlstest"
 )
 
@@ -49,7 +50,9 @@ func newAPIEnvTLS(t *testing.T, pki *tlstest.PKI) *apiEnv {
 	if pki != nil {
 		cfg.TLSCert, cfg.TLSKey, scheme = pki.ServerCert, pki.ServerKey, "https://"
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// A bound on the whole setup, generous: hashing four passwords with a
+	// memory-hard function takes long on a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	ctl, err := daemon.StartController(ctx, cfg)
 	if err != nil {
@@ -358,5 +361,134 @@ func TestReadEvents(t *testing.T) {
 	}
 	if want := []string{`log={"a":1}`, "end=x\ny"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("events %q, want %q", got, want)
+	}
+}
+
+// TestCLIObjectsThroughAPI: the object commands most users need print
+// through the API what they print with ZooKeeper access, and the API's
+// roles decide what each user sees; job delete and logout work through
+// the API; a command without an API form says so (exit 2).
+func TestCLIObjectsThroughAPI(t *testing.T) {
+	e := newAPIEnv(t)
+	dir := t.TempDir()
+	invFile := writeFile(t, dir, "inv.json", `{"web": {"hosts": ["w1", "w2"]}, "ungrouped": {"hosts": ["d1"]}}`, 0o600)
+	wfFile := writeFile(t, dir, "wf.yaml", "nodes:\n  - id: a\n    template: tpl\n", 0o600)
+	for _, args := range [][]string{
+		{"inventory", "create", "hosts", "--file", invFile, "--description", "all hosts"},
+		{"project", "create", "site", "--directory", "/srv/site"},
+		{"workflow", "create", "wf", "--file", wfFile},
+		{"schedule", "create", "nightly", "--cron", "0 2 * * *", "--time-zone", "Europe/Paris", "--template", "tpl"},
+	} {
+		if _, errOut, code := e.zk(args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut)
+		}
+	}
+	// The administrator sees through the API what ZooKeeper shows.
+	for _, args := range [][]string{
+		{"template", "list"}, {"template", "list", "--json"}, {"template", "show", "tpl"}, {"template", "show", "--json", "tpl"},
+		{"inventory", "list"}, {"inventory", "list", "--json"}, {"inventory", "show", "hosts"},
+		{"project", "list"}, {"project", "show", "site"}, {"project", "show", "--json", "site"},
+		{"workflow", "list"}, {"workflow", "list", "--json"}, {"workflow", "show", "wf"}, {"workflow", "show", "--yaml", "wf"},
+		{"schedule", "list"}, {"schedule", "show", "nightly"}, {"schedule", "show", "--json", "nightly"},
+	} {
+		want, errOut, code := e.zk(args...)
+		if code != 0 {
+			t.Fatalf("%v with ZooKeeper: exit %d: %s", args, code, errOut)
+		}
+		if got := e.ok(e.admin, args...); got != want {
+			t.Errorf("%v through the API printed\n%s\nwith ZooKeeper\n%s", args, got, want)
+		}
+	}
+	// alice (execute on tpl) sees tpl only; bob nothing; neither creates.
+	if out := e.ok(e.alice, "template", "list"); !strings.Contains(out, "tpl") {
+		t.Fatalf("alice's template list:\n%s", out)
+	}
+	for _, args := range [][]string{{"template", "list"}, {"inventory", "list"}, {"project", "list"}, {"workflow", "list"}, {"schedule", "list"}} {
+		if out := e.ok(e.bob, args...); strings.Count(out, "\n") != 1 {
+			t.Errorf("bob's %v shows more than its header:\n%s", args, out)
+		}
+	}
+	if _, errOut, code := e.as(e.bob, "template", "show", "tpl"); code != 1 || !strings.Contains(errOut, "does not exist") {
+		t.Fatalf("bob's template show: exit %d, want 1 saying it does not exist:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.alice, "template", "create", "t2", "--action", "echo"); code != 1 || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("alice's template create: exit %d, want 1 with the 403 message:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.admin, "template", "create", "t2"); code != 2 || !strings.Contains(errOut, "--action") {
+		t.Fatalf("template create without --action: exit %d, want 2:\n%s", code, errOut)
+	}
+	if out := e.ok(e.admin, "template", "create", "t2", "--action", "echo", "--description", "made through the API"); out != "template t2 created\n" {
+		t.Fatalf("template create printed %q", out)
+	}
+	if out, _, _ := e.zk("template", "show", "t2"); !strings.Contains(out, "made through the API") {
+		t.Fatalf("the template made through the API:\n%s", out)
+	}
+
+	// A workflow launch; a job deleted once final.
+	wf := strings.TrimSpace(e.ok(e.admin, "workflow", "launch", "wf"))
+	if out := e.ok(e.admin, "job", "show", "--json", wf); !strings.Contains(out, `"kind": "workflow"`) && !strings.Contains(out, `"kind":"workflow"`) {
+		t.Fatalf("workflow launch printed %q, whose job shows\n%s", wf, out)
+	}
+	// Once the workflow service has started its node (with no executor its
+	// job stays PENDING), both forms show the same.
+	poll.For(t, 2*time.Minute, 50*time.Millisecond, func() error {
+		out, errOut, _ := e.zk("workflow", "nodes", wf)
+		if !strings.Contains(out, "started") {
+			return fmt.Errorf("the node has not started:\n%s%s", out, errOut)
+		}
+		return nil
+	})
+	for _, args := range [][]string{{"workflow", "nodes", wf}, {"workflow", "nodes", "--json", wf}} {
+		want, errOut, code := e.zk(args...)
+		if code != 0 {
+			t.Fatalf("%v with ZooKeeper: exit %d: %s", args, code, errOut)
+		}
+		if got := e.ok(e.admin, args...); got != want {
+			t.Errorf("%v through the API printed\n%s\nwith ZooKeeper\n%s", args, got, want)
+		}
+	}
+	if _, errOut, code := e.as(e.bob, "workflow", "nodes", wf); code != 1 || !strings.Contains(errOut, "API: ") {
+		t.Fatalf("bob's workflow nodes: exit %d, want 1:\n%s", code, errOut)
+	}
+	id := strings.TrimSpace(e.ok(e.alice, "job", "cancel", strings.TrimSpace(e.ok(e.alice, "template", "launch", "tpl"))))
+	id = strings.Fields(id)[0]
+	if _, errOut, code := e.as(e.alice, "job", "delete", id); code != 1 || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("alice's job delete: exit %d, want 1 with the 403 message:\n%s", code, errOut)
+	}
+	if out := e.ok(e.admin, "job", "delete", id); out != id+" deleted\n" {
+		t.Fatalf("job delete printed %q", out)
+	}
+	if _, _, code := e.as(e.admin, "job", "show", id); code != 1 {
+		t.Fatalf("job show of a deleted job: exit %d", code)
+	}
+
+	// logout revokes the stored token and deletes its file.
+	tokenFile := filepath.Join(e.cfg, "carol-token")
+	if _, errOut, code := runBinaryIn(t, "carol-password\n", "--api", e.url, "login", "--user", "carol", "--api-token-file", tokenFile); code != 0 {
+		t.Fatalf("login: exit %d: %s", code, errOut)
+	}
+	tok, err := os.ReadFile(tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := e.ok("", "--api-token-file", tokenFile, "logout"); !strings.Contains(out, "revoked") || !strings.Contains(out, tokenFile+" deleted") {
+		t.Fatalf("logout printed %q", out)
+	}
+	if _, err := os.Stat(tokenFile); !os.IsNotExist(err) {
+		t.Fatalf("the token file after logout: %v", err)
+	}
+	if _, errOut, code := e.as(strings.TrimSpace(string(tok)), "job", "list"); code != 1 || !strings.Contains(errOut, "not authenticated") {
+		t.Fatalf("the logged-out token: exit %d, want 1:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as("", "logout"); code != 2 || !strings.Contains(errOut, "login") {
+		t.Fatalf("logout without a token: exit %d, want 2:\n%s", code, errOut)
+	}
+
+	// Commands without an API form refuse --api, naming those with one.
+	for _, args := range [][]string{{"project", "update", "site"}, {"inventory", "create", "x"}, {"schedule", "delete", "nightly"}} {
+		_, errOut, code := e.as(e.admin, args...)
+		if code != 2 || !strings.Contains(errOut, "does not work through the API") || !strings.Contains(errOut, "template list") {
+			t.Errorf("%v with --api: exit %d, want 2 saying so:\n%s", args, code, errOut)
+		}
 	}
 }

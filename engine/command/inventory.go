@@ -174,26 +174,28 @@ func inventoryListCommand() *cli.Command {
 				return o.failObj(err)
 			}
 			reportBad(c.App.ErrWriter, bad)
-			if c.Bool("json") {
-				if list == nil {
-					list = []*inventory.Inventory{}
-				}
-				return writeJSON(c.App.Writer, list)
-			}
-			tw := newTable(c.App.Writer)
-			fmt.Fprintln(tw, "NAME\tKIND\tHOSTS\tENABLED\tGROUPS\tUPDATED\tDESCRIPTION")
-			for _, inv := range list {
-				hosts, enabled, groups := "-", "-", "-"
-				if g := inv.Snapshot; g != nil && inv.Kind == inventory.Static {
-					hosts, enabled, groups = strconv.Itoa(g.Hosts), strconv.Itoa(g.Enabled), strconv.Itoa(g.Groups)
-				} else if inv.Kind == inventory.Static {
-					hosts, enabled, groups = "0", "0", "0"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", inv.Name, inv.Kind, hosts, enabled, groups, stamp(inv.Updated), oneLine(inv.Description))
-			}
-			return tw.Flush()
+			return printInventories(c, list)
 		},
 	}
+}
+
+// printInventories prints inventories as `inventory list` does.
+func printInventories(c *cli.Context, list []*inventory.Inventory) error {
+	if c.Bool("json") {
+		return writeJSONList(c.App.Writer, list)
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "NAME\tKIND\tHOSTS\tENABLED\tGROUPS\tUPDATED\tDESCRIPTION")
+	for _, inv := range list {
+		hosts, enabled, groups := "-", "-", "-"
+		if g := inv.Snapshot; g != nil && inv.Kind == inventory.Static {
+			hosts, enabled, groups = strconv.Itoa(g.Hosts), strconv.Itoa(g.Enabled), strconv.Itoa(g.Groups)
+		} else if inv.Kind == inventory.Static {
+			hosts, enabled, groups = "0", "0", "0"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", inv.Name, inv.Kind, hosts, enabled, groups, stamp(inv.Updated), oneLine(inv.Description))
+	}
+	return tw.Flush()
 }
 
 func inventoryShowCommand() *cli.Command {
@@ -220,43 +222,51 @@ func inventoryShowCommand() *cli.Command {
 			if err != nil {
 				return o.failObj(err)
 			}
-			if c.Bool("json") {
-				return writeJSON(c.App.Writer, inv)
-			}
-			tw := newTable(c.App.Writer)
-			row := func(k, v string) {
-				if v != "" {
-					fmt.Fprintf(tw, "%s:\t%s\n", k, v)
-				}
-			}
-			row("name", inv.Name)
-			row("kind", string(inv.Kind))
-			row("description", oneLine(inv.Description))
-			row("hosts", strconv.Itoa(len(content.Hosts)))
-			row("enabled-hosts", strconv.Itoa(content.EnabledCount()))
-			row("groups", strconv.Itoa(len(content.Groups)))
-			row("instance-groups", strings.Join(inv.InstanceGroups, ", "))
-			if f := inv.Filter; f != nil {
-				row("sources", strings.Join(f.Sources, ", "))
-				row("filter-name", f.Name)
-				row("filter-group", f.Group)
-				var vs []string
-				for _, m := range f.Variables {
-					vs = append(vs, m.String())
-				}
-				row("filter-vars", strings.Join(vs, ", "))
-			}
-			if src := inv.Source; src != nil {
-				row("source", fmt.Sprintf("%s of project %s (see `jobengine inventory source show %s`)", src.Path, src.Project, inv.Name))
-			}
-			if g := inv.Snapshot; g != nil {
-				row("snapshot", fmt.Sprintf("%s (%d chunks, %d bytes compressed, %d raw)", g.ID, g.Chunks, g.Bytes, g.RawBytes))
-			}
-			row("created", stamp(inv.Created))
-			row("updated", stamp(inv.Updated))
-			return tw.Flush()
+			return printInventory(c, inv, inventoryCounts{hosts: len(content.Hosts), enabled: content.EnabledCount(), groups: len(content.Groups)})
 		},
 	}
+}
+
+// inventoryCounts are the counts `inventory show` prints.
+type inventoryCounts struct{ hosts, enabled, groups int }
+
+// printInventory prints an inventory as `inventory show` does.
+func printInventory(c *cli.Context, inv *inventory.Inventory, n inventoryCounts) error {
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, inv)
+	}
+	tw := newTable(c.App.Writer)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+		}
+	}
+	row("name", inv.Name)
+	row("kind", string(inv.Kind))
+	row("description", oneLine(inv.Description))
+	row("hosts", strconv.Itoa(n.hosts))
+	row("enabled-hosts", strconv.Itoa(n.enabled))
+	row("groups", strconv.Itoa(n.groups))
+	row("instance-groups", strings.Join(inv.InstanceGroups, ", "))
+	if f := inv.Filter; f != nil {
+		row("sources", strings.Join(f.Sources, ", "))
+		row("filter-name", f.Name)
+		row("filter-group", f.Group)
+		var vs []string
+		for _, m := range f.Variables {
+			vs = append(vs, m.String())
+		}
+		row("filter-vars", strings.Join(vs, ", "))
+	}
+	if src := inv.Source; src != nil {
+		row("source", fmt.Sprintf("%s of project %s (see `jobengine inventory source show %s`)", src.Path, src.Project, inv.Name))
+	}
+	if g := inv.Snapshot; g != nil {
+		row("snapshot", fmt.Sprintf("%s (%d chunks, %d bytes compressed, %d raw)", g.ID, g.Chunks, g.Bytes, g.RawBytes))
+	}
+	row("created", stamp(inv.Created))
+	row("updated", stamp(inv.Updated))
+	return tw.Flush()
 }
 
 func inventoryHostsCommand() *cli.Command {

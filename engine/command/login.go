@@ -17,7 +17,8 @@ import (
 )
 
 func init() {
-	extraCommands = append(extraCommands, loginCommand)
+	extraCommands = append(extraCommands, loginCommand, logoutCommand)
+	apiNeutral["logout"] = true
 }
 
 // apiTokenRequest is the body of POST /tokens.
@@ -106,6 +107,57 @@ func loginCommand() *cli.Command {
 				expires = tok.Expires
 			}
 			fmt.Fprintf(c.App.Writer, "logged in as %s: token %s (expires %s) stored in %s\n", printable(tok.User), printable(tok.ID), printable(expires), file)
+			return nil
+		},
+	}
+}
+
+func logoutCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "logout",
+		Usage: "revoke the API token in use and delete the file `jobengine login` stored it in",
+		Description: "Revokes, through the API given by --api (or $JOBENGINE_API_URL), the token the commands run with\n" +
+			"--api use (--api-token-file, $JOBENGINE_API_TOKEN, or the file `jobengine login` wrote), and deletes\n" +
+			"the token's file. A token the API no longer accepts (expired or revoked) is only deleted.",
+		Action: func(c *cli.Context) error {
+			if _, err := parseArgs(c); err != nil {
+				return err
+			}
+			if c.String("api") == "" {
+				return usagef("logout needs the API's address: give --api URL or set $JOBENGINE_API_URL")
+			}
+			cl, err := openAPI(c, true)
+			if err != nil {
+				return err
+			}
+			id, ok := access.TokenID(cl.token)
+			if !ok {
+				return usagef("the API token in use does not have the form of a token (jet_…): check --api-token-file or $%s", apiTokenEnv)
+			}
+			err = cl.do(c.Context, http.MethodDelete, "/tokens/"+id, nil, nil, nil)
+			var status *apiStatusError
+			switch {
+			case errors.As(err, &status) && status.code == http.StatusUnauthorized:
+				fmt.Fprintf(c.App.ErrWriter, "jobengine: token %s was no longer accepted (expired or revoked)\n", id)
+			case err != nil:
+				return err
+			default:
+				fmt.Fprintf(c.App.Writer, "token %s revoked\n", id)
+			}
+			file := c.String("api-token-file")
+			if file == "" && os.Getenv(apiTokenEnv) == "" && os.Getenv(apiTokenEnvAlt) == "" {
+				if file, err = defaultTokenFile(); err != nil {
+					return usagef("%v", err)
+				}
+			}
+			if file == "" {
+				fmt.Fprintf(c.App.Writer, "the token came from the environment: unset $%s\n", apiTokenEnv)
+				return nil
+			}
+			if err := os.Remove(file); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("the token is revoked, but its file stays: %w", err)
+			}
+			fmt.Fprintf(c.App.Writer, "%s deleted\n", file)
 			return nil
 		},
 	}

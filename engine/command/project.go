@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/project"
 )
 
@@ -97,24 +98,26 @@ func projectListCommand() *cli.Command {
 				return o.failObj(err)
 			}
 			reportBad(c.App.ErrWriter, bad)
-			if c.Bool("json") {
-				if list == nil {
-					list = []*project.Project{}
-				}
-				return writeJSON(c.App.Writer, list)
-			}
-			tw := newTable(c.App.Writer)
-			fmt.Fprintln(tw, "NAME\tKIND\tSOURCE\tBRANCH\tREVISION\tLAST UPDATE\tDESCRIPTION")
-			for _, p := range list {
-				src := p.URL
-				if p.Kind == project.Directory {
-					src = p.Directory
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Kind, src, dash(p.Branch), dash(p.Revision), dash(p.LastUpdateJob), oneLine(p.Description))
-			}
-			return tw.Flush()
+			return printProjects(c, list)
 		},
 	}
+}
+
+// printProjects prints projects as `project list` does.
+func printProjects(c *cli.Context, list []*project.Project) error {
+	if c.Bool("json") {
+		return writeJSONList(c.App.Writer, list)
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "NAME\tKIND\tSOURCE\tBRANCH\tREVISION\tLAST UPDATE\tDESCRIPTION")
+	for _, p := range list {
+		src := p.URL
+		if p.Kind == project.Directory {
+			src = p.Directory
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Kind, src, dash(p.Branch), dash(p.Revision), dash(p.LastUpdateJob), oneLine(p.Description))
+	}
+	return tw.Flush()
 }
 
 func projectShowCommand() *cli.Command {
@@ -140,38 +143,49 @@ func projectShowCommand() *cli.Command {
 			if err != nil {
 				return o.failObj(err)
 			}
-			if c.Bool("json") {
-				return writeJSON(c.App.Writer, p)
-			}
-			tw := newTable(c.App.Writer)
-			row := func(k, v string) {
-				if v != "" {
-					fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+			return printProject(c, p, func(id string) *jobs.Job {
+				if v, err := o.jobs.Get(o.ctx, id); err == nil {
+					return v.Job
 				}
-			}
-			row("name", p.Name)
-			row("kind", string(p.Kind))
-			row("description", oneLine(p.Description))
-			row("url", p.URL)
-			row("branch", p.Branch)
-			row("directory", p.Directory)
-			row("update-on-launch", yesNo(p.UpdateOnLaunch))
-			if p.CacheTimeout > 0 {
-				row("cache-timeout", strconv.FormatFloat(p.CacheTimeout, 'f', -1, 64)+"s")
-			}
-			row("revision", p.Revision)
-			row("last-update-job", p.LastUpdateJob)
-			if p.LastUpdateJob != "" {
-				// The update job reports the revision it fetched.
-				if v, err := o.jobs.Get(o.ctx, p.LastUpdateJob); err == nil {
-					row("last-update", finalLine(v.Job))
-				}
-			}
-			row("created", stamp(p.Created))
-			row("updated", stamp(p.Updated))
-			return tw.Flush()
+				return nil
+			})
 		},
 	}
+}
+
+// printProject prints a project as `project show` does; job reads its
+// last update job (nil when it cannot).
+func printProject(c *cli.Context, p *project.Project, job func(id string) *jobs.Job) error {
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, p)
+	}
+	tw := newTable(c.App.Writer)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+		}
+	}
+	row("name", p.Name)
+	row("kind", string(p.Kind))
+	row("description", oneLine(p.Description))
+	row("url", p.URL)
+	row("branch", p.Branch)
+	row("directory", p.Directory)
+	row("update-on-launch", yesNo(p.UpdateOnLaunch))
+	if p.CacheTimeout > 0 {
+		row("cache-timeout", strconv.FormatFloat(p.CacheTimeout, 'f', -1, 64)+"s")
+	}
+	row("revision", p.Revision)
+	row("last-update-job", p.LastUpdateJob)
+	if p.LastUpdateJob != "" {
+		// The update job reports the revision it fetched.
+		if j := job(p.LastUpdateJob); j != nil {
+			row("last-update", finalLine(j))
+		}
+	}
+	row("created", stamp(p.Created))
+	row("updated", stamp(p.Updated))
+	return tw.Flush()
 }
 
 func projectUpdateCommand() *cli.Command {

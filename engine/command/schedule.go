@@ -336,33 +336,38 @@ func scheduleListCommand() *cli.Command {
 				}
 				views = append(views, scheduleView(sc, state, now))
 			}
-			if c.Bool("json") {
-				return writeJSON(c.App.Writer, struct {
-					Schedules []scheduleJSON      `json:"schedules"`
-					Problems  []schedules.Problem `json:"problems,omitempty"`
-				}{views, problems})
-			}
-			tw := newTable(c.App.Writer)
-			fmt.Fprintln(tw, "NAME\tENABLED\tRULE\tLAUNCHES\tNEXT\tLAST")
-			for _, v := range views {
-				last := "-"
-				if v.State != nil {
-					last = v.State.Tick
-					if v.State.Error != "" {
-						last += " (refused)"
-					}
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Name, yesNo(v.Enabled), v.Rule, launchText(v.Schedule), nextText(v.Schedule, now), last)
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			for _, p := range problems {
-				fmt.Fprintf(c.App.ErrWriter, "jobengine: stored schedule %s is not valid: %s\n", p.Name, p.Err)
-			}
-			return nil
+			return printSchedules(c, views, problems, now)
 		},
 	}
+}
+
+// printSchedules prints schedules as `schedule list` does.
+func printSchedules(c *cli.Context, views []scheduleJSON, problems []schedules.Problem, now time.Time) error {
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, struct {
+			Schedules []scheduleJSON      `json:"schedules"`
+			Problems  []schedules.Problem `json:"problems,omitempty"`
+		}{views, problems})
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "NAME\tENABLED\tRULE\tLAUNCHES\tNEXT\tLAST")
+	for _, v := range views {
+		last := "-"
+		if v.State != nil {
+			last = v.State.Tick
+			if v.State.Error != "" {
+				last += " (refused)"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Name, yesNo(v.Enabled), v.Rule, launchText(v.Schedule), nextText(v.Schedule, now), last)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, p := range problems {
+		fmt.Fprintf(c.App.ErrWriter, "jobengine: stored schedule %s is not valid: %s\n", p.Name, p.Err)
+	}
+	return nil
 }
 
 func scheduleShowCommand() *cli.Command {
@@ -391,53 +396,59 @@ func scheduleShowCommand() *cli.Command {
 				return cl.fail(err, "")
 			}
 			v := scheduleView(sc, state, time.Now())
-			if c.Bool("json") {
-				return writeJSON(c.App.Writer, v)
-			}
-			tw := newTable(c.App.Writer)
-			row := func(k, val string) {
-				if val != "" {
-					fmt.Fprintf(tw, "%s:\t%s\n", k, val)
-				}
-			}
-			row("name", sc.Name)
-			row("description", sc.Description)
-			row("enabled", yesNo(sc.Enabled))
-			row("rule", v.Rule)
-			cu := string(sc.CatchUp)
-			if cu == "" {
-				cu = string(schedule.CatchUpLast)
-			}
-			row("catch-up", cu)
-			row("launches", launchText(sc))
-			if len(sc.Launch.Values) > 0 {
-				row("values", string(sc.Launch.Values))
-			}
-			if j := sc.Launch.Job; j != nil && len(j.Payload) > 0 {
-				row("payload", oneLine(string(j.Payload)))
-			}
-			if v.State != nil {
-				row("last", v.State.Tick+" by "+v.State.By)
-				row("last job", v.State.Job)
-				row("last error", oneLine(v.State.Error))
-			}
-			if len(v.Next) == 0 {
-				row("next", nextText(sc, time.Now()))
-			}
-			for i, n := range v.Next {
-				k := ""
-				if i == 0 {
-					k = "next"
-				}
-				if k == "" {
-					fmt.Fprintf(tw, "\t%s  (%s)\n", n.Zone, n.UTC)
-				} else {
-					fmt.Fprintf(tw, "%s:\t%s  (%s)\n", k, n.Zone, n.UTC)
-				}
-			}
-			return tw.Flush()
+			return printSchedule(c, v)
 		},
 	}
+}
+
+// printSchedule prints a schedule as `schedule show` does.
+func printSchedule(c *cli.Context, v scheduleJSON) error {
+	sc := v.Schedule
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, v)
+	}
+	tw := newTable(c.App.Writer)
+	row := func(k, val string) {
+		if val != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", k, val)
+		}
+	}
+	row("name", sc.Name)
+	row("description", sc.Description)
+	row("enabled", yesNo(sc.Enabled))
+	row("rule", v.Rule)
+	cu := string(sc.CatchUp)
+	if cu == "" {
+		cu = string(schedule.CatchUpLast)
+	}
+	row("catch-up", cu)
+	row("launches", launchText(sc))
+	if len(sc.Launch.Values) > 0 {
+		row("values", string(sc.Launch.Values))
+	}
+	if j := sc.Launch.Job; j != nil && len(j.Payload) > 0 {
+		row("payload", oneLine(string(j.Payload)))
+	}
+	if v.State != nil {
+		row("last", v.State.Tick+" by "+v.State.By)
+		row("last job", v.State.Job)
+		row("last error", oneLine(v.State.Error))
+	}
+	if len(v.Next) == 0 {
+		row("next", nextText(sc, time.Now()))
+	}
+	for i, n := range v.Next {
+		k := ""
+		if i == 0 {
+			k = "next"
+		}
+		if k == "" {
+			fmt.Fprintf(tw, "\t%s  (%s)\n", n.Zone, n.UTC)
+		} else {
+			fmt.Fprintf(tw, "%s:\t%s  (%s)\n", k, n.Zone, n.UTC)
+		}
+	}
+	return tw.Flush()
 }
 
 func scheduleDeleteCommand() *cli.Command {

@@ -208,23 +208,8 @@ func templateCreateCommand() *cli.Command {
 			"every field a launch may override. The inventory and the project must exist.",
 		Flags: definitionFlags("template create"),
 		Action: func(c *cli.Context) error {
-			args, err := parseArgs(c, "NAME")
+			t, err := newTemplateFromFlags(c)
 			if err != nil {
-				return err
-			}
-			if err := checkName("template", args[0]); err != nil {
-				return err
-			}
-			if !c.IsSet("action") {
-				return usagef("--action is required: the action the template's jobs run")
-			}
-			apply, err := templateFlags(c, true)
-			if err != nil {
-				return err
-			}
-			t := &template.Template{Name: args[0]}
-			apply(t)
-			if err := validTemplate(t); err != nil {
 				return err
 			}
 			o, err := openObjects(c)
@@ -242,6 +227,31 @@ func templateCreateCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// newTemplateFromFlags reads the template of `template create` from its
+// argument and flags, checked.
+func newTemplateFromFlags(c *cli.Context) (*template.Template, error) {
+	args, err := parseArgs(c, "NAME")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkName("template", args[0]); err != nil {
+		return nil, err
+	}
+	if !c.IsSet("action") {
+		return nil, usagef("--action is required: the action the template's jobs run")
+	}
+	apply, err := templateFlags(c, true)
+	if err != nil {
+		return nil, err
+	}
+	t := &template.Template{Name: args[0]}
+	apply(t)
+	if err := validTemplate(t); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 func templateEditCommand() *cli.Command {
@@ -328,21 +338,23 @@ func templateListCommand() *cli.Command {
 				return o.failObj(err)
 			}
 			reportBad(c.App.ErrWriter, bad)
-			if c.Bool("json") {
-				if list == nil {
-					list = []*template.Template{}
-				}
-				return writeJSON(c.App.Writer, list)
-			}
-			tw := newTable(c.App.Writer)
-			fmt.Fprintln(tw, "NAME\tACTION\tINVENTORY\tLIMIT\tSLICES\tPROMPTS\tUPDATED")
-			for _, t := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", t.Name, t.Action, dash(t.Inventory), dash(oneLine(t.Limit)),
-					max(t.SliceCount, 1), dash(strings.Join(t.Prompts, ",")), stamp(t.Updated))
-			}
-			return tw.Flush()
+			return printTemplates(c, list)
 		},
 	}
+}
+
+// printTemplates prints the templates as `template list` does.
+func printTemplates(c *cli.Context, list []*template.Template) error {
+	if c.Bool("json") {
+		return writeJSONList(c.App.Writer, list)
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "NAME\tACTION\tINVENTORY\tLIMIT\tSLICES\tPROMPTS\tUPDATED")
+	for _, t := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", t.Name, t.Action, dash(t.Inventory), dash(oneLine(t.Limit)),
+			max(t.SliceCount, 1), dash(strings.Join(t.Prompts, ",")), stamp(t.Updated))
+	}
+	return tw.Flush()
 }
 
 func templateShowCommand() *cli.Command {
@@ -368,56 +380,61 @@ func templateShowCommand() *cli.Command {
 			if err != nil {
 				return o.failObj(err)
 			}
-			if c.Bool("json") {
-				return writeJSON(c.App.Writer, t)
-			}
-			tw := newTable(c.App.Writer)
-			row := func(k, v string) {
-				if v != "" {
-					fmt.Fprintf(tw, "%s:\t%s\n", k, v)
-				}
-			}
-			row("name", t.Name)
-			row("description", oneLine(t.Description))
-			row("action", t.Action)
-			row("payload", string(t.Payload))
-			row("project", t.Project)
-			row("playbook", t.Playbook)
-			row("extra-vars", string(t.ExtraVars))
-			if t.Forks > 0 {
-				row("forks", strconv.Itoa(t.Forks))
-			}
-			if t.Verbosity > 0 {
-				row("verbosity", strconv.Itoa(t.Verbosity))
-			}
-			if t.DiffMode {
-				row("diff-mode", "yes")
-			}
-			if t.CheckMode {
-				row("check-mode", "yes")
-			}
-			row("job-tags", t.JobTags)
-			row("skip-tags", t.SkipTags)
-			row("inventory", t.Inventory)
-			row("limit", t.Limit)
-			row("slice-count", strconv.Itoa(max(t.SliceCount, 1)))
-			row("allow-simultaneous", yesNo(t.AllowSimultaneous))
-			if t.Timeout > 0 {
-				row("timeout", strconv.FormatFloat(t.Timeout, 'f', -1, 64)+"s")
-			}
-			row("priority", strconv.Itoa(t.Priority))
-			row("instance-groups", strings.Join(t.InstanceGroups, ", "))
-			row("tags", strings.Join(t.Tags, ", "))
-			row("credentials", strings.Join(t.Credentials, ", "))
-			if t.PreventFallback {
-				row("prevent-fallback", "yes")
-			}
-			row("prompts", strings.Join(t.Prompts, ", "))
-			row("created", stamp(t.Created))
-			row("updated", stamp(t.Updated))
-			return tw.Flush()
+			return printTemplate(c, t)
 		},
 	}
+}
+
+// printTemplate prints a template as `template show` does.
+func printTemplate(c *cli.Context, t *template.Template) error {
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, t)
+	}
+	tw := newTable(c.App.Writer)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+		}
+	}
+	row("name", t.Name)
+	row("description", oneLine(t.Description))
+	row("action", t.Action)
+	row("payload", string(t.Payload))
+	row("project", t.Project)
+	row("playbook", t.Playbook)
+	row("extra-vars", string(t.ExtraVars))
+	if t.Forks > 0 {
+		row("forks", strconv.Itoa(t.Forks))
+	}
+	if t.Verbosity > 0 {
+		row("verbosity", strconv.Itoa(t.Verbosity))
+	}
+	if t.DiffMode {
+		row("diff-mode", "yes")
+	}
+	if t.CheckMode {
+		row("check-mode", "yes")
+	}
+	row("job-tags", t.JobTags)
+	row("skip-tags", t.SkipTags)
+	row("inventory", t.Inventory)
+	row("limit", t.Limit)
+	row("slice-count", strconv.Itoa(max(t.SliceCount, 1)))
+	row("allow-simultaneous", yesNo(t.AllowSimultaneous))
+	if t.Timeout > 0 {
+		row("timeout", strconv.FormatFloat(t.Timeout, 'f', -1, 64)+"s")
+	}
+	row("priority", strconv.Itoa(t.Priority))
+	row("instance-groups", strings.Join(t.InstanceGroups, ", "))
+	row("tags", strings.Join(t.Tags, ", "))
+	row("credentials", strings.Join(t.Credentials, ", "))
+	if t.PreventFallback {
+		row("prevent-fallback", "yes")
+	}
+	row("prompts", strings.Join(t.Prompts, ", "))
+	row("created", stamp(t.Created))
+	row("updated", stamp(t.Updated))
+	return tw.Flush()
 }
 
 func templateDeleteCommand() *cli.Command {

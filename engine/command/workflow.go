@@ -232,20 +232,22 @@ func workflowListCommand() *cli.Command {
 				return o.failWorkflow(err)
 			}
 			reportBad(c.App.ErrWriter, bad)
-			if c.Bool("json") {
-				if list == nil {
-					list = []*workflow.Template{}
-				}
-				return writeJSON(c.App.Writer, list)
-			}
-			tw := newTable(c.App.Writer)
-			fmt.Fprintln(tw, "NAME\tNODES\tDESCRIPTION\tUPDATED")
-			for _, t := range list {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", t.Name, len(t.Nodes), dash(oneLine(t.Description)), stamp(t.Updated))
-			}
-			return tw.Flush()
+			return printWorkflows(c, list)
 		},
 	}
+}
+
+// printWorkflows prints workflow templates as `workflow list` does.
+func printWorkflows(c *cli.Context, list []*workflow.Template) error {
+	if c.Bool("json") {
+		return writeJSONList(c.App.Writer, list)
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "NAME\tNODES\tDESCRIPTION\tUPDATED")
+	for _, t := range list {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", t.Name, len(t.Nodes), dash(oneLine(t.Description)), stamp(t.Updated))
+	}
+	return tw.Flush()
 }
 
 func workflowShowCommand() *cli.Command {
@@ -273,27 +275,32 @@ func workflowShowCommand() *cli.Command {
 			if err != nil {
 				return o.failWorkflow(err)
 			}
-			switch {
-			case c.Bool("json"):
-				return writeJSON(c.App.Writer, t)
-			case c.Bool("yaml"):
-				return writeWorkflowYAML(c, t)
-			}
-			fmt.Fprintf(c.App.Writer, "name:         %s\n", t.Name)
-			if t.Description != "" {
-				fmt.Fprintf(c.App.Writer, "description:  %s\n", oneLine(t.Description))
-			}
-			fmt.Fprintf(c.App.Writer, "updated:      %s\n\n", stamp(t.Updated))
-			tw := newTable(c.App.Writer)
-			fmt.Fprintln(tw, "NODE\tLAUNCHES\tVALUES\tON SUCCESS\tON FAILURE\tALWAYS")
-			for _, n := range t.Nodes {
-				what := strings.Replace(n.Target(), "/", " ", 1)
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, what, dash(strings.Join(n.Values.Fields(), ",")),
-					dash(strings.Join(n.Success, ",")), dash(strings.Join(n.Failure, ",")), dash(strings.Join(n.Always, ",")))
-			}
-			return tw.Flush()
+			return printWorkflow(c, t)
 		},
 	}
+}
+
+// printWorkflow prints a workflow template as `workflow show` does.
+func printWorkflow(c *cli.Context, t *workflow.Template) error {
+	switch {
+	case c.Bool("json"):
+		return writeJSON(c.App.Writer, t)
+	case c.Bool("yaml"):
+		return writeWorkflowYAML(c, t)
+	}
+	fmt.Fprintf(c.App.Writer, "name:         %s\n", t.Name)
+	if t.Description != "" {
+		fmt.Fprintf(c.App.Writer, "description:  %s\n", oneLine(t.Description))
+	}
+	fmt.Fprintf(c.App.Writer, "updated:      %s\n\n", stamp(t.Updated))
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "NODE\tLAUNCHES\tVALUES\tON SUCCESS\tON FAILURE\tALWAYS")
+	for _, n := range t.Nodes {
+		what := strings.Replace(n.Target(), "/", " ", 1)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, what, dash(strings.Join(n.Values.Fields(), ",")),
+			dash(strings.Join(n.Success, ",")), dash(strings.Join(n.Failure, ",")), dash(strings.Join(n.Always, ",")))
+	}
+	return tw.Flush()
 }
 
 // writeWorkflowYAML prints t as YAML, through its JSON form so that the

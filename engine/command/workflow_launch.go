@@ -143,15 +143,20 @@ func workflowNodesCommand() *cli.Command {
 					rows[i].State = string(nodeJobs[i].State)
 				}
 			}
-			if c.Bool("json") {
-				return writeJSON(c.App.Writer, rows)
-			}
-			tw := newTable(c.App.Writer)
-			fmt.Fprintln(tw, "NODE\tSTATUS\tJOB\tSTATE")
-			for _, r := range rows {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Node, r.Status, r.Job, dash(r.State))
-			}
-			return tw.Flush()
+			return printNodes(c, rows)
 		},
 	}
+}
+
+// printNodes prints a workflow job's nodes as `workflow nodes` does.
+func printNodes(c *cli.Context, rows []nodeRow) error {
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, rows)
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "NODE\tSTATUS\tJOB\tSTATE")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Node, r.Status, r.Job, dash(r.State))
+	}
+	return tw.Flush()
 }

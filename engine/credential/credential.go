@@ -26,6 +26,9 @@ var (
 	ErrExists = errors.New("credential exists")
 	// ErrKey is wrapped by errors about the key file and decryption.
 	ErrKey = errors.New("credential key")
+	// ErrConflict means the credential changed while it was being
+	// updated: read it again and retry.
+	ErrConflict = errors.New("credential changed meanwhile")
 )
 
 // Kind is the kind of a credential.
@@ -89,6 +92,8 @@ type Credential struct {
 	Kind        Kind      `json:"kind"`
 	Description string    `json:"description,omitempty"`
 	Created     time.Time `json:"created"`
+	// Updated is when it was last changed (zero: never).
+	Updated time.Time `json:"updated,omitempty"`
 	// Username is the login user, for Machine.
 	Username string `json:"username,omitempty"`
 	// BecomeMethod and BecomeUser choose privilege escalation, for Machine.

@@ -54,24 +54,8 @@ func (s *Store) Create(ctx context.Context, c *Credential) error {
 	if err := s.needKey("creating a credential"); err != nil {
 		return err
 	}
-	if err := c.Validate(); err != nil {
-		return err
-	}
-	plain, err := json.Marshal(&c.Secrets)
-	if err != nil {
-		return err
-	}
-	if len(plain) > MaxSecretBytes {
-		return fmt.Errorf("%w: %s: secrets of %d bytes; at most %d", ErrInvalid, c.Name, len(plain), MaxSecretBytes)
-	}
 	c.Created = s.now().UTC().Truncate(time.Millisecond)
-	c.SecretFields = c.Secrets.Fields()
-	st := stored{Credential: *c}
-	st.Sealed, err = s.key.seal(plain, c.Name, c.Kind)
-	if err != nil {
-		return err
-	}
-	data, err := json.Marshal(st)
+	data, err := s.encode(c)
 	if err != nil {
 		return err
 	}
@@ -91,24 +75,100 @@ func (s *Store) Create(ctx context.Context, c *Credential) error {
 	return err
 }
 
+// encode validates c, seals its secrets and returns its znode's data
+// (with SecretFields set from the secrets).
+func (s *Store) encode(c *Credential) ([]byte, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	plain, err := json.Marshal(&c.Secrets)
+	if err != nil {
+		return nil, err
+	}
+	if len(plain) > MaxSecretBytes {
+		return nil, fmt.Errorf("%w: %s: secrets of %d bytes; at most %d", ErrInvalid, c.Name, len(plain), MaxSecretBytes)
+	}
+	c.SecretFields = c.Secrets.Fields()
+	st := stored{Credential: *c}
+	st.Sealed, err = s.key.seal(plain, c.Name, c.Kind)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(st)
+}
+
+// Update changes a credential with compare-and-set: fn receives it with
+// its secrets opened and changes it in place (not its name). The secrets
+// are sealed again, so the key is needed. ErrConflict when it changed
+// since it was read.
+func (s *Store) Update(ctx context.Context, name string, fn func(c *Credential) error) (*Credential, error) {
+	if err := s.needKey("changing a credential"); err != nil {
+		return nil, err
+	}
+	st, ver, err := s.readVersion(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.open(st)
+	if err != nil {
+		return nil, err
+	}
+	if err := fn(&c); err != nil {
+		return nil, err
+	}
+	if c.Name != name {
+		return nil, fmt.Errorf("%w: the name of credential %s cannot change (create another one)", ErrInvalid, name)
+	}
+	c.Created, c.Updated = st.Created, s.now().UTC().Truncate(time.Millisecond)
+	data, err := s.encode(&c)
+	if err != nil {
+		return nil, err
+	}
+	err = zkconn.Do(ctx, func() error {
+		_, err := s.conn.Set(s.path(name), data, ver)
+		return err
+	})
+	switch {
+	case errors.Is(err, zk.ErrBadVersion):
+		return nil, fmt.Errorf("%w: %s", ErrConflict, name)
+	case errors.Is(err, zk.ErrNoNode):
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
+	case err != nil:
+		return nil, err
+	}
+	c.Secrets = Secrets{}
+	return &c, nil
+}
+
 // read reads and validates a credential's znode.
 func (s *Store) read(ctx context.Context, name string) (*stored, error) {
+	st, _, err := s.readVersion(ctx, name)
+	return st, err
+}
+
+// readVersion is read, with the znode's version.
+func (s *Store) readVersion(ctx context.Context, name string) (*stored, int32, error) {
 	if !ValidName(name) {
-		return nil, fmt.Errorf("%w: %q is not a credential name", ErrInvalid, name)
+		return nil, 0, fmt.Errorf("%w: %q is not a credential name", ErrInvalid, name)
 	}
 	var data []byte
+	var stat *zk.Stat
 	err := zkconn.Do(ctx, func() error {
 		var err error
-		data, _, err = s.conn.Get(s.path(name))
+		data, stat, err = s.conn.Get(s.path(name))
 		return err
 	})
 	if errors.Is(err, zk.ErrNoNode) {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
+		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading credential %s: %w", name, err)
+		return nil, 0, fmt.Errorf("reading credential %s: %w", name, err)
 	}
-	return decodeStored(name, data)
+	st, err := decodeStored(name, data)
+	if err != nil {
+		return nil, 0, err
+	}
+	return st, stat.Version, nil
 }
 
 // decodeStored validates what ZooKeeper holds: it may have been written by
@@ -155,18 +215,27 @@ func (s *Store) Open(ctx context.Context, name string) (*Credential, error) {
 	if err != nil {
 		return nil, err
 	}
-	plain, err := s.key.open(st.Sealed, st.Name, st.Kind)
+	c, err := s.open(st)
 	if err != nil {
 		return nil, err
-	}
-	c := st.Credential
-	if err := json.Unmarshal(plain, &c.Secrets); err != nil {
-		return nil, fmt.Errorf("%w: %s: decrypted secrets do not decode", ErrInvalid, name)
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// open decrypts a stored credential's secrets (the key is needed).
+func (s *Store) open(st *stored) (Credential, error) {
+	plain, err := s.key.open(st.Sealed, st.Name, st.Kind)
+	if err != nil {
+		return Credential{}, err
+	}
+	c := st.Credential
+	if err := json.Unmarshal(plain, &c.Secrets); err != nil {
+		return Credential{}, fmt.Errorf("%w: %s: decrypted secrets do not decode", ErrInvalid, st.Name)
+	}
+	return c, nil
 }
 
 // Resolve opens the named credentials, for one run.

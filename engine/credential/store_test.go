@@ -173,3 +173,66 @@ func TestKeyFile(t *testing.T) {
 		t.Errorf("no key file: %v", err)
 	}
 }
+
+// TestUpdate: an update keeps the secrets it is not given, seals the new
+// ones, refuses a change of name and a store without the key, and a
+// concurrent change is a conflict, not a lost write.
+func TestUpdate(t *testing.T) {
+	conn := dial(t)
+	ctx := context.Background()
+	s := NewStore(conn, testKey(t))
+	if err := s.Create(ctx, &Credential{Name: "web", Kind: Machine, Username: "deploy", Secrets: Secrets{Password: secretPassword}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Update(ctx, "web", func(c *Credential) error {
+		c.Username, c.Description = "ops", "the web hosts"
+		c.Secrets.BecomePassword = "become-" + secretPassword
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Username != "ops" || c.Updated.IsZero() || strings.Join(c.SecretFields, ",") != "become-password,password" || c.Secrets.Password != "" {
+		t.Fatalf("updated to %+v", c)
+	}
+	opened, err := s.Open(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opened.Secrets.Password != secretPassword || opened.Secrets.BecomePassword != "become-"+secretPassword || opened.Description != "the web hosts" {
+		t.Fatalf("opened %+v", opened)
+	}
+	data, _, err := conn.Get(conn.Path(Dir, "web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data), secretPassword) {
+		t.Fatal("a secret is stored in clear after an update")
+	}
+	if _, err := s.Update(ctx, "web", func(c *Credential) error { c.Name = "other"; return nil }); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("renaming: %v", err)
+	}
+	if _, err := s.Update(ctx, "web", func(c *Credential) error { c.Kind = Vault; return nil }); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a machine credential's secrets under kind vault: %v", err)
+	}
+	if _, err := s.Update(ctx, "nowhere", func(*Credential) error { return nil }); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("updating a missing credential: %v", err)
+	}
+	if _, err := NewStore(conn, nil).Update(ctx, "web", func(*Credential) error { return nil }); !errors.Is(err, ErrKey) {
+		t.Fatalf("updating without the key: %v", err)
+	}
+	// A change made between the read and the write: conflict.
+	_, err = s.Update(ctx, "web", func(c *Credential) error {
+		if _, err := s.Update(ctx, "web", func(c *Credential) error { c.Description = "first"; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		c.Description = "second"
+		return nil
+	})
+	if !errors.Is(err, ErrConflict) {
+		t.Fatalf("a concurrent update: %v", err)
+	}
+	if got, _ := s.Get(ctx, "web"); got.Description != "first" {
+		t.Fatalf("description %q after the conflict", got.Description)
+	}
+}

@@ -20,8 +20,10 @@ import (
 
 	"github.com/jobengine/jobengine/engine/access"
 	"github.com/jobengine/jobengine/engine/daemon"
+	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/engine/zkserver"
+	"github.com/jobengine/jobengine/internal/testing/estest"
 	"github.com/jobengine/jobengine/internal/testing/poll"
 	"github.com/jobengine/jobengine/internal/testing/zktest"
 )
@@ -63,8 +65,11 @@ func startCluster(t *testing.T) *cluster {
 	log := zap.New(core)
 	zc := zkconn.Config{Hosts: testZK.Addrs(), Root: "/" + t.Name(), SessionTimeout: 5 * time.Second}
 	ctx := context.Background()
+	// The history, so that the search reaches the logs.
+	es := &index.Config{Hosts: []string{estest.Start(t, estest.Options{}).URL()}, Prefix: "dash-"}
 	cfg := daemon.NewControllerConfig()
 	cfg.ZK, cfg.Listen, cfg.Identifier, cfg.Logger = zc, "127.0.0.1:0", "ctl1", log.Named("ctl1")
+	cfg.Elasticsearch = es
 	ctl, err := daemon.StartController(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +78,7 @@ func startCluster(t *testing.T) *cluster {
 	xcfg := daemon.NewExecutorConfig()
 	xcfg.ZK, xcfg.Name, xcfg.Threads, xcfg.EnableTestActions = zc, "x1", 4, true
 	xcfg.Plugins.Dir, xcfg.Logger = t.TempDir(), log.Named("x1")
+	xcfg.Elasticsearch = es
 	x, err := daemon.StartExecutor(ctx, xcfg)
 	if err != nil {
 		t.Fatal(err)
@@ -111,6 +117,19 @@ func (c *cluster) call(method, path, body string, want int, out any) {
 			c.t.Fatalf("%s %s: %v: %s", method, path, err, data)
 		}
 	}
+}
+
+// status is the status code of a GET as root.
+func status(c *cluster, path string) int {
+	c.t.Helper()
+	req, _ := http.NewRequest("GET", c.base+path, nil)
+	req.SetBasicAuth("root", "root-password")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
 }
 
 // browser starts headless chromium, or skips the test without it.
@@ -200,8 +219,10 @@ func login(t *testing.T, ctx context.Context, base, user, password string) {
 // controller and executor: log in with the keyboard, launch a sliced
 // template from its page and watch its slices go to SUCCESS without a
 // reload, expand the container in the jobs list, cancel a running job
-// with its button, see the cluster's executor, and, as a user who may
-// only read a template, be refused its launch. Each main page is
+// with its button, search the jobs, see a playbook's artifacts, create,
+// edit and delete templates and schedules (browser_objects_test.go), see
+// the cluster's executor, and, as a user who may only read a template,
+// be refused its launch. Each main page is
 // photographed, on a desktop and on a phone-sized screen.
 func TestDashboard(t *testing.T) {
 	if testing.Short() {
@@ -368,6 +389,9 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("the API says the canceled job is %s", j.State)
 	}
 
+	checkSearch(t, ctx, c, shots, id)
+	checkArtifacts(t, ctx, c, shots)
+
 	// Retry a failed job with its button: the page moves to the retry,
 	// which names the job it retries.
 	c.call("POST", "/api/v1/templates/flaky/launch", "", 201, &launched)
@@ -452,6 +476,8 @@ func TestDashboard(t *testing.T) {
 		}
 		return nil
 	})
+	checkForms(t, ctx, c, shots)
+
 	// On a phone-sized screen.
 	do(t, ctx, "a phone's screen", chromedp.EmulateViewport(390, 844), chromedp.Navigate(c.base+"/#/jobs"),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-job]`)))
@@ -459,6 +485,11 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("the jobs page is %d px wide on a 390 px screen", w)
 	}
 	screenshot(t, ctx, shots, "jobs-phone")
+	do(t, ctx, "a form on a phone's screen", chromedp.Navigate(c.base+"/#/templates/report/edit"), chromedp.WaitVisible(chromedp.ID("template-form")))
+	if w := eval[int](t, ctx, `document.documentElement.scrollWidth`); w > 390 {
+		t.Errorf("the template form is %d px wide on a 390 px screen", w)
+	}
+	screenshot(t, ctx, shots, "template-form-phone")
 	do(t, ctx, "a desktop's screen", chromedp.EmulateViewport(1280, 900))
 
 	// A user who may read template web but not launch it is refused.

@@ -563,7 +563,7 @@ func (e *Executor) execute(log *zap.Logger, worker int, h jobs.Hold, j *jobs.Job
 		out = jobs.Outcome{State: jobs.Failed, Message: runErr.Error()}
 	default:
 		code := res.ReturnCode
-		out = jobs.Outcome{State: jobs.Success, ReturnCode: &code, Message: res.Message, HostSummary: res.Hosts}
+		out = jobs.Outcome{State: jobs.Success, ReturnCode: &code, Message: res.Message, HostSummary: res.Hosts, Artifacts: res.Artifacts}
 		if code != 0 {
 			out.State = jobs.Failed
 			if out.Message == "" {

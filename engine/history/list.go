@@ -26,6 +26,12 @@ type Query struct {
 	After *Cursor
 	// Launch selects by template, container, launch type and time.
 	Launch jobs.LaunchFilter
+	// Text, when set, keeps the jobs it names (see textMatch), and those
+	// with a log line holding every word of it when there is a history.
+	Text string
+
+	// logIDs are the jobs whose log matches Text (set by List).
+	logIDs map[string]bool
 }
 
 // Validate checks a query; its errors wrap ErrQuery.
@@ -36,12 +42,16 @@ func (q Query) Validate() error {
 	if q.Limit < 0 {
 		return fmt.Errorf("%w: negative limit %d", ErrQuery, q.Limit)
 	}
+	if len(q.Text) > MaxText {
+		return fmt.Errorf("%w: a search text of %d bytes (at most %d)", ErrQuery, len(q.Text), MaxText)
+	}
 	return nil
 }
 
 func (q Query) match(j *jobs.Job) bool {
 	return (q.State == "" || j.State == q.State) && (q.Action == "" || j.Action == q.Action) &&
-		(q.After == nil || q.After.before(j)) && q.Launch.Match(j)
+		(q.After == nil || q.After.before(j)) && q.Launch.Match(j) &&
+		(q.Text == "" || q.logIDs[j.ID] || textMatch(q.Text, j))
 }
 
 // Page is one page of a listing.
@@ -127,8 +137,11 @@ func (r *Reader) List(ctx context.Context, q Query) (Page, error) {
 	if err := q.Validate(); err != nil {
 		return Page{}, err
 	}
-	live := map[string]bool{}
+	q.Text = strings.TrimSpace(q.Text)
 	var page Page
+	var logIDs []string
+	q.logIDs, logIDs, page.HistoryErr = r.logMatches(ctx, q)
+	live := map[string]bool{}
 	err := r.store.Scan(ctx, func(j *jobs.Job, _ int32) {
 		live[j.ID] = true
 		if q.match(j) {
@@ -152,7 +165,9 @@ func (r *Reader) List(ctx context.Context, q Query) (Page, error) {
 	var hist []Job
 	complete := true
 	if r.es != nil {
-		hist, complete, page.HistoryErr = r.search(ctx, q, live, want)
+		if page.HistoryErr == nil {
+			hist, complete, page.HistoryErr = r.search(ctx, q, logIDs, live, want)
+		}
 		if page.HistoryErr != nil {
 			hist, complete = nil, true
 		}
@@ -187,14 +202,14 @@ func cursorPtr(js []Job) *Cursor {
 
 // search reads the history in order until it has want jobs that are not
 // live, or the history ends (complete).
-func (r *Reader) search(ctx context.Context, q Query, live map[string]bool, want int) (out []Job, complete bool, err error) {
+func (r *Reader) search(ctx context.Context, q Query, logIDs []string, live map[string]bool, want int) (out []Job, complete bool, err error) {
 	after := q.After
 	for {
 		// Live jobs' indexed copies come back too and are dropped: ask for
 		// as many more as there are live jobs, within Elasticsearch's
 		// window.
 		size := min(want-len(out)+len(live), r.window)
-		iq := index.JobQuery{State: string(q.State), Action: q.Action, Limit: size, Launch: q.Launch}
+		iq := index.JobQuery{State: string(q.State), Action: q.Action, Limit: size, Launch: q.Launch, Text: q.Text, TextIDs: logIDs}
 		if after != nil {
 			iq.After = &index.JobPosition{Created: after.Created, ID: after.ID}
 		}

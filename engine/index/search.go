@@ -27,6 +27,13 @@ type JobQuery struct {
 	Limit  int    // at most this many (DefaultLimit when 0, at most MaxLimit)
 	// Launch selects by template, container, launch type and time.
 	Launch jobs.LaunchFilter
+	// Text, when set, keeps the jobs it names: a prefix of their id,
+	// template, workflow template, action, inventory or creator, every
+	// word of it in their status message, or one of TextIDs.
+	Text string
+	// TextIDs are jobs ("job/<uuid>") that match Text by their log (see
+	// JobsWithLogText).
+	TextIDs []string
 	// After, when set, returns only the jobs that come after this position
 	// in the answer's order, so a long listing is read page by page
 	// (search_after) with no bound on its depth.
@@ -111,6 +118,9 @@ func (c *Client) SearchJobs(ctx context.Context, q JobQuery) ([]jobs.Job, error)
 		filters = append(filters, obj{"term": obj{"action": q.Action}})
 	}
 	filters = append(filters, launchFilters(q.Launch)...)
+	if q.Text != "" {
+		filters = append(filters, textFilter(q.Text, q.TextIDs))
+	}
 	query := obj{"match_all": obj{}}
 	if len(filters) > 0 {
 		query = obj{"bool": obj{"filter": filters}}

@@ -3,7 +3,7 @@ package index
 // TemplateVersion is the version of the engine's index templates; it is
 // stored in each template ("version") so an operator can tell which engine
 // release installed them. Raise it whenever a mapping changes.
-const TemplateVersion = 5
+const TemplateVersion = 6
 
 // templatePriority is above Elasticsearch's built-in templates (100–200), so
 // no built-in pattern can take precedence on the engine's indices.
@@ -71,6 +71,9 @@ func jobsMapping() obj {
 				"per-host":  obj{"type": "object", "enabled": false},
 				"truncated": obj{"type": "boolean"},
 			}},
+			// What the action returned (set_stats data): any shape, so
+			// stored, never indexed.
+			"artifacts": obj{"type": "object", "enabled": false},
 			// Fields of jobs launched from templates (jobs.Launch).
 			"kind":                 keyword,
 			"sliced":               boolean,

@@ -153,6 +153,10 @@ type Job struct {
 	// HostSummary is the outcome per host of a job whose action reports
 	// one (Ansible's play recap); see hosts.go.
 	HostSummary *HostSummary `json:"host-summary,omitempty"`
+	// Artifacts is what the action returned for others to use (a JSON
+	// object, such as Ansible's set_stats data), at most
+	// action.MaxArtifactBytes; see Outcome.Artifacts.
+	Artifacts json.RawMessage `json:"artifacts,omitempty"`
 
 	// Launch holds the fields of jobs launched from templates (kind,
 	// template, inventory, slices, …: see launch.go).

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -355,6 +356,10 @@ type Outcome struct {
 	// HostSummary is the outcome per host the action reported, if any
 	// (Ansible's play recap); it is kept on the document.
 	HostSummary *HostSummary
+	// Artifacts is what the action returned for others to use, if
+	// anything: a JSON object, kept on the document when it is at most
+	// action.MaxArtifactBytes long (else left out, with a note in Trimmed).
+	Artifacts json.RawMessage
 	// CancelRequested says the writer saw a cancel request of the job: it
 	// is deleted in the same transaction, since nothing acts on it once the
 	// job is final. (The transaction fails if there is none.) A request

@@ -100,6 +100,7 @@ func (j *Job) finish(executor string, out Outcome, now time.Time) error {
 	if out.HostSummary != nil {
 		j.HostSummary = out.HostSummary
 	}
+	j.setArtifacts(out.Artifacts)
 	return nil
 }
 

@@ -131,6 +131,9 @@ func Decode(uid string, data []byte) (*Job, error) {
 	if p := bytes.TrimSpace(j.Payload); len(p) > 0 && !bytes.Equal(p, []byte("null")) && p[0] != '{' {
 		return bad("payload is not a JSON object")
 	}
+	if a := bytes.TrimSpace(j.Artifacts); len(a) > 0 && !bytes.Equal(a, []byte("null")) && a[0] != '{' {
+		return bad("artifacts are not a JSON object")
+	}
 	if err := j.Launch.validateWorkflow(); err != nil {
 		return bad("%v", err)
 	}

@@ -133,6 +133,47 @@ func TestStoreKeepsSecretsApart(t *testing.T) {
 	}
 }
 
+// TestStoreUpdate: an update keeps the secret unless given one, refuses
+// a webhook left without a secret, and is compare-and-set.
+func TestStoreUpdate(t *testing.T) {
+	e := newEnv(t)
+	ctx := e.ctx()
+	if err := e.store.Create(ctx, webhookTemplate("hook", "https://example.com/hook"), []byte("k3y-value")); err != nil {
+		t.Fatal(err)
+	}
+	cur, ver, err := e.store.Get(ctx, "hook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := *cur
+	next.Webhook = &WebhookSpec{URL: "https://example.com/other"}
+	got, err := e.store.Update(ctx, next, ver, nil)
+	if err != nil || !got.HasSecret || got.Webhook.URL != "https://example.com/other" || !got.Created.Equal(cur.Created) {
+		t.Fatalf("Update: %+v, %v", got, err)
+	}
+	if s, err := e.store.secret(ctx, "hook"); err != nil || s != "k3y-value" {
+		t.Fatalf("secret after an update without one = %q, %v", s, err)
+	}
+	if _, err := e.store.Update(ctx, next, ver, nil); !errors.Is(err, ErrConflict) {
+		t.Fatalf("an update over a stale version: %v", err)
+	}
+	_, ver, _ = e.store.Get(ctx, "hook")
+	empty := []byte{}
+	if _, err := e.store.Update(ctx, next, ver, &empty); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a webhook left without a secret: %v", err)
+	}
+	other := []byte("n3w-value\n")
+	if _, err := e.store.Update(ctx, next, ver, &other); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := e.store.secret(ctx, "hook"); err != nil || s != "n3w-value" {
+		t.Fatalf("secret after an update with one = %q, %v", s, err)
+	}
+	if _, err := e.store.Update(ctx, Template{Name: "nowhere", Kind: Command, Command: &CommandSpec{Argv: []string{"/bin/true"}}}, 0, nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("updating a missing template: %v", err)
+	}
+}
+
 // Attached to an action, a template is notified by every job of that
 // action; it cannot be deleted while attached.
 func TestAttachToAnAction(t *testing.T) {

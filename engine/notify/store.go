@@ -87,24 +87,15 @@ func (s *Store) Create(ctx context.Context, t Template, secret []byte) error {
 
 func (s *Store) create(ctx context.Context, t Template, secret []byte, again bool) error {
 	secret = []byte(strings.TrimRight(string(secret), "\r\n"))
-	t.HasSecret = len(secret) > 0
-	now := s.now().UTC()
-	t.Created, t.Updated = now, now
-	if err := t.Validate(); err != nil {
-		return err
-	}
 	if err := checkSecret(secret); err != nil {
 		return err
 	}
-	if t.Kind == Webhook && len(secret) == 0 {
-		return fmt.Errorf("%w: notification template %q: a webhook needs a secret to sign its requests with", ErrInvalid, t.Name)
-	}
-	data, err := json.Marshal(t)
+	t.HasSecret = len(secret) > 0
+	now := s.now().UTC()
+	t.Created, t.Updated = now, now
+	data, err := encodeTemplate(&t)
 	if err != nil {
 		return err
-	}
-	if len(data) > MaxTemplateBytes {
-		return fmt.Errorf("%w: notification template %q is %d bytes encoded, at most %d", ErrInvalid, t.Name, len(data), MaxTemplateBytes)
 	}
 	if err := s.Ensure(ctx); err != nil {
 		return err
@@ -135,6 +126,25 @@ func (s *Store) create(ctx context.Context, t Template, secret []byte, again boo
 		return s.create(ctx, t, secret, false)
 	}
 	return fmt.Errorf("notify: creating %s: %w", t.Name, opErr)
+}
+
+// encodeTemplate validates a template about to be written (HasSecret
+// set) and returns its node's data.
+func encodeTemplate(t *Template) ([]byte, error) {
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	if t.Kind == Webhook && !t.HasSecret {
+		return nil, fmt.Errorf("%w: notification template %q: a webhook needs a secret to sign its requests with", ErrInvalid, t.Name)
+	}
+	data, err := json.Marshal(t)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxTemplateBytes {
+		return nil, fmt.Errorf("%w: notification template %q is %d bytes encoded, at most %d", ErrInvalid, t.Name, len(data), MaxTemplateBytes)
+	}
+	return data, nil
 }
 
 // Get reads a template and its znode version. A template that is not
@@ -286,4 +296,60 @@ func (s *Store) children(ctx context.Context, dir string) ([]string, error) {
 	}
 	sort.Strings(names)
 	return names, nil
+}
+
+// Update replaces a template with compare-and-set on version (from Get):
+// ErrConflict when it changed meanwhile. secret, when not nil, replaces the
+// secret (empty: none); nil keeps it. The name and creation time stay.
+func (s *Store) Update(ctx context.Context, t Template, version int32, secret *[]byte) (*Template, error) {
+	cur, _, err := s.Get(ctx, t.Name)
+	if err != nil {
+		return nil, err
+	}
+	t.Created, t.Updated, t.HasSecret = cur.Created, s.now().UTC(), cur.HasSecret
+	var sec []byte
+	if secret != nil {
+		sec = []byte(strings.TrimRight(string(*secret), "\r\n"))
+		if err := checkSecret(sec); err != nil {
+			return nil, err
+		}
+		t.HasSecret = len(sec) > 0
+	}
+	data, err := encodeTemplate(&t)
+	if err != nil {
+		return nil, err
+	}
+	ops := []interface{}{&zk.SetDataRequest{Path: s.templatePath(t.Name), Data: data, Version: version}}
+	if secret != nil {
+		sdata, _ := json.Marshal(secretDoc{Secret: string(sec)})
+		var exists bool
+		if err := zkconn.Do(ctx, func() error {
+			var err error
+			exists, _, err = s.conn.Exists(s.secretPath(t.Name))
+			return err
+		}); err != nil {
+			return nil, fmt.Errorf("notify: updating %s: %w", t.Name, err)
+		}
+		if exists {
+			ops = append(ops, &zk.SetDataRequest{Path: s.secretPath(t.Name), Data: sdata, Version: -1})
+		} else {
+			ops = append(ops, &zk.CreateRequest{Path: s.secretPath(t.Name), Data: sdata, Acl: zkconn.ACL})
+		}
+	}
+	var res []zk.MultiResponse
+	err = zkconn.Do(ctx, func() error {
+		var err error
+		res, err = s.conn.Multi(ops...)
+		return err
+	})
+	if _, opErr := zkconn.MultiError(res, err); err != nil {
+		switch {
+		case errors.Is(opErr, zk.ErrBadVersion):
+			return nil, fmt.Errorf("%w: %s changed meanwhile: read it again", ErrConflict, t.Name)
+		case errors.Is(opErr, zk.ErrNoNode):
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, t.Name)
+		}
+		return nil, fmt.Errorf("notify: updating %s: %w", t.Name, opErr)
+	}
+	return &t, nil
 }

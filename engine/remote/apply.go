@@ -158,7 +158,7 @@ func (a *JobApplier) Finish(ctx context.Context, out Outcome) (*jobs.Job, error)
 	a.mu.Unlock()
 	rc := out.ReturnCode()
 	defer a.hold.Consumer.Close()
-	c, err := a.store.Finish(j, ver, j.Executor, jobs.Outcome{State: state, ReturnCode: &rc, Message: msg, HostSummary: out.Hosts})
+	c, err := a.store.Finish(j, ver, j.Executor, jobs.Outcome{State: state, ReturnCode: &rc, Message: msg, HostSummary: out.Hosts, Artifacts: out.Artifacts})
 	if err == nil {
 		err = c.Commit(ctx, a.hold)
 	}

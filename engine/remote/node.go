@@ -376,7 +376,7 @@ func (r *remoteRunner) Run(ctx context.Context, j *action.Job, rep action.Report
 	close(exited)
 	_ = syscall.Kill(-pgid, syscall.SIGKILL) // nothing of it stays behind
 
-	res := action.Result{ReturnCode: out.ReturnCode(), Hosts: out.Hosts}
+	res := action.Result{ReturnCode: out.ReturnCode(), Hosts: out.Hosts, Artifacts: out.Artifacts}
 	switch {
 	case ctx.Err() != nil:
 		return res, ctx.Err()

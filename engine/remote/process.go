@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -49,6 +50,8 @@ type Outcome struct {
 	Ident string
 	// Hosts is the host summary of the recap event, if any.
 	Hosts *action.HostSummary
+	// Artifacts is what set_stats recorded for the run, if anything.
+	Artifacts json.RawMessage
 	// Events counts the events.
 	Events int
 }
@@ -175,6 +178,7 @@ func (p *Processor) Run(ctx context.Context, in io.Reader) (Outcome, error) {
 				if recap, err := ev.Recap(); err == nil {
 					out.Hosts = action.SummarizeHosts(recap)
 				}
+				out.Artifacts = ev.Artifacts()
 			}
 			if p.Output != nil && ev.Stdout != "" {
 				fmt.Fprintln(p.Output, ev.Stdout)

@@ -254,6 +254,10 @@ class CallbackModule(DefaultCallbackModule):
         data = {}
         for key in ('changed', 'dark', 'failures', 'ignored', 'ok', 'processed', 'rescued', 'skipped'):
             data[key] = dict(getattr(stats, key, {}) or {})
+        # What set_stats recorded for the whole run (per_host: no), as
+        # ansible-runner's callback reports it.
+        custom = getattr(stats, 'custom', None) or {}
+        data['artifact_data'] = custom.get('_run', {}) if isinstance(custom, dict) else {}
         for k in ('task', 'task_uuid', 'task_action', 'task_path', 'play', 'play_uuid', 'play_pattern'):
             self._ctx.pop(k, None)
         self._emit('playbook_on_stats', lambda: super(CallbackModule, self).v2_playbook_on_stats(stats), data,

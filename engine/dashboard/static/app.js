@@ -35,7 +35,8 @@ function cookie(name) {
 }
 
 class APIError extends Error {
-  constructor(status, message) { super(message); this.status = status; }
+  // field is the input the API named as wrong, if any.
+  constructor(status, message, field) { super(message); this.status = status; this.field = field || ''; }
 }
 
 // api calls the API; changes carry the session's CSRF token.
@@ -58,7 +59,7 @@ async function api(method, path, body) {
     let msg = (data && data.error) || res.statusText;
     if (res.status === 403) msg = 'Permission refused: ' + msg;
     if (res.status === 429) msg += ' (try again in ' + (res.headers.get('Retry-After') || 'a few') + ' s)';
-    throw new APIError(res.status, msg);
+    throw new APIError(res.status, msg, data && data.field);
   }
   return data;
 }

@@ -46,7 +46,7 @@ Pages.push({
       put(overview,
         h('section', { class: 'card', id: 'queue' }, fields([['Leader', c['active-controller'] || 'none'], ['Answered by', c.controller],
           ['Pending', q.pending], ['Queued', q.queued], ['Running', q.running], ['Shared queue entries', q['shared-queue-entries']],
-          ['Invalid documents', c['invalid-documents'] || '']])),
+          ['Quarantined documents', c.quarantined || 0]])),
         h('h2', {}, 'Controllers'), h('div', { class: 'scroll' }, ctl),
         h('h2', {}, 'Executors'), h('div', { class: 'scroll' }, ex),
         h('h2', {}, 'Instance groups'), h('div', { class: 'scroll' }, gr));

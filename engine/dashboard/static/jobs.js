@@ -48,17 +48,20 @@ Pages.push({
     const [ltL, lt] = select('f-launch', 'Launch type', LAUNCH_TYPES, q.get('launch-type') || '');
     const tpl = h('input', { id: 'f-template', name: 'template', value: q.get('template') || '', size: 14 });
     const act = h('input', { id: 'f-action', name: 'action', value: q.get('action') || '', size: 14 });
+    const search = h('input', { id: 'f-search', name: 'search', type: 'search', value: q.get('search') || '', size: 22,
+      placeholder: 'id, template, message, log…', maxlength: 200 });
     // The time filter: jobs created since a local time (the API takes RFC 3339).
     const localValue = iso => { if (!iso) return ''; const d = new Date(iso); return isNaN(d) ? '' : new Date(d - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16); };
     const since = h('input', { id: 'f-since', name: 'since', type: 'datetime-local', value: localValue(q.get('since')) });
-    const form = h('form', { class: 'filters', 'aria-label': 'Filters' },
+    const form = h('form', { class: 'filters', 'aria-label': 'Filters', role: 'search' },
+      h('div', {}, h('label', { for: 'f-search' }, 'Search'), search),
       h('div', {}, stateL, state), h('div', {}, h('label', { for: 'f-template' }, 'Template'), tpl),
       h('div', {}, h('label', { for: 'f-action' }, 'Action'), act), h('div', {}, ltL, lt),
       h('div', {}, h('label', { for: 'f-since' }, 'Created since'), since),
       h('button', { type: 'submit' }, 'Filter'));
     form.addEventListener('submit', ev => {
       ev.preventDefault();
-      location.hash = '#/jobs' + params({ state: state.value, template: tpl.value.trim(), action: act.value.trim(), 'launch-type': lt.value,
+      location.hash = '#/jobs' + params({ search: search.value.trim(), state: state.value, template: tpl.value.trim(), action: act.value.trim(), 'launch-type': lt.value,
         since: since.value ? new Date(since.value).toISOString() : '' });
     });
     const table = jobTable();
@@ -71,7 +74,7 @@ Pages.push({
     const expanded = new Set();
     main.append(h('h1', {}, 'Jobs'), form, h('div', { class: 'scroll' }, table), h('div', { class: 'pager' }, prev, next, where), note);
     let nextCursor = '';
-    const filter = { state: q.get('state'), template: q.get('template'), action: q.get('action'), 'launch-type': q.get('launch-type'), since: q.get('since') };
+    const filter = { search: q.get('search'), state: q.get('state'), template: q.get('template'), action: q.get('action'), 'launch-type': q.get('launch-type'), since: q.get('since') };
     const load = async () => {
       const page = await api('GET', '/jobs' + params({ ...filter, limit: 20, cursor: cursors[cursors.length - 1] }));
       nextCursor = page.next || '';
@@ -100,7 +103,7 @@ Pages.push({
         }
       }
       put(body, ...rows);
-      if (rows.length === 0) body.append(h('tr', {}, h('td', { colspan: 8, class: 'muted' }, 'No job matches.')));
+      if (rows.length === 0) body.append(h('tr', {}, h('td', { colspan: 8, class: 'muted' }, filter.search ? 'No job matches “' + filter.search + '”.' : 'No job matches.')));
       prev.disabled = cursors.length <= 1;
       next.disabled = !nextCursor;
       where.textContent = 'page ' + cursors.length + ' · updated ' + new Date().toLocaleTimeString();
@@ -140,6 +143,20 @@ function hostRecap(s) {
   return h('section', { class: 'card' }, h('h2', {}, 'Host recap'),
     h('p', {}, `${s.hosts} hosts: ${s.ok} ok, ${s.changed} changed, ${s.failed} failed, ${s.unreachable} unreachable, ${s.skipped} skipped`),
     h('div', { class: 'scroll' }, t), s.truncated ? h('p', { class: 'muted' }, 'Some hosts are left out.') : null);
+}
+
+// artifactsSection shows what the action returned (a playbook's set_stats
+// data): each key with its value, as text or as JSON.
+function artifactsSection(a, trimmed) {
+  const note = trimmed && /artifacts/.test(trimmed) ? h('p', { class: 'muted' }, trimmed) : null;
+  if (!a || typeof a !== 'object' || Object.keys(a).length === 0) return note ? h('section', { class: 'card', id: 'artifacts' }, h('h2', {}, 'Artifacts'), note) : null;
+  const t = h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Value'))), h('tbody'));
+  for (const k of Object.keys(a).sort()) {
+    const v = a[k];
+    t.tBodies[0].append(h('tr', { 'data-artifact': k }, h('td', {}, k),
+      h('td', {}, typeof v === 'string' ? v : h('code', {}, JSON.stringify(v)))));
+  }
+  return h('section', { class: 'card', id: 'artifacts' }, h('h2', {}, 'Artifacts'), h('div', { class: 'scroll' }, t), note);
 }
 
 Pages.push({
@@ -198,7 +215,7 @@ Pages.push({
         final && canRelaunch(j) ? act('Relaunch', 'secondary', '/relaunch') : null,
         j.source !== 'elasticsearch' && canRetry(j) ? act('Retry', 'secondary', '/retry') : null);
       const hr = hostRecap(j['host-summary']);
-      put(recap, ...(hr ? [hr] : []));
+      put(recap, hr, artifactsSection(j.artifacts, j.trimmed));
       if (j.sliced) {
         const sl = await api('GET', '/jobs' + params({ 'slices-of': id, limit: 100 }));
         const t = jobTable();

@@ -26,7 +26,9 @@ function listPage(kind, title, columns, opts) {
       let nextCursor = '';
       const prev = h('button', { type: 'button', class: 'secondary', disabled: true }, 'Previous');
       const next = h('button', { type: 'button', class: 'secondary', disabled: true }, 'Next');
-      main.append(h('h1', {}, title), h('div', { class: 'filters' }, search), h('div', { class: 'scroll' }, table), h('div', { class: 'pager' }, prev, next));
+      const create = opts && opts.create && opts.create.allowed() ?
+        h('a', { class: 'button', id: 'new', href: '#/' + kind + '/+new' }, opts.create.label || 'New') : null;
+      main.append(h('h1', {}, title), h('div', { class: 'filters' }, search, create), h('div', { class: 'scroll' }, table), h('div', { class: 'pager' }, prev, next));
       const load = async () => {
         const page = await api('GET', (opts && opts.path || '/' + kind) + params({ limit: 50, search: search.value.trim(), cursor: cursors[cursors.length - 1] }));
         nextCursor = page.next || '';
@@ -50,7 +52,7 @@ listPage('templates', 'Templates', [
   { label: 'Inventory', value: o => o.inventory || '', wide: true },
   { label: 'Slices', value: o => o['slice-count'] || 1, wide: true },
   { label: 'Description', value: o => o.description || '', wide: true },
-]);
+], { create: { allowed: () => isAdmin(), label: 'New template' } });
 listPage('inventories', 'Inventories', [
   { label: 'Kind', value: o => o.kind || '' },
   { label: 'Hosts', value: o => (o.generation && o.generation.hosts) ?? o.hosts ?? '', wide: true },
@@ -78,25 +80,27 @@ Pages.push({
     const name = r.parts[1];
     const t = await api('GET', '/templates/' + encodeURIComponent(name));
     const prompts = t.prompts || [];
-    const values = h('textarea', { id: 'launch-values', rows: 3, cols: 40, 'aria-label': 'Launch values (JSON)',
-      placeholder: prompts.length ? '{"' + prompts[0] + '": …}' : 'this template takes no launch values' });
+    const fieldsOf = launchFields(t);
     const launch = h('button', { type: 'submit', id: 'launch' }, 'Launch');
-    const form = h('form', { class: 'card', 'aria-label': 'Launch' }, h('h2', {}, 'Launch'),
-      prompts.length ? h('p', { class: 'muted' }, 'May be set at launch: ' + prompts.join(', ')) : null,
-      prompts.length ? values : null, h('div', { class: 'actions' }, launch));
+    const form = h('form', { class: 'card editor', id: 'launch-form', 'aria-label': 'Launch' }, h('h2', {}, 'Launch'),
+      prompts.length ? h('fieldset', {}, h('legend', {}, 'Values for this launch (empty: the template\'s)'), fieldsOf.els) : null,
+      h('div', { class: 'actions' }, launch));
     form.addEventListener('submit', async ev => {
       ev.preventDefault();
+      for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
       let body;
-      if (values.value.trim()) {
-        try { body = JSON.parse(values.value); } catch (e) { flash('Launch values: not JSON: ' + e.message); return; }
-      }
+      try { body = fieldsOf.read(form); } catch (e) { refuse(form, e); return; }
       launch.disabled = true;
       try {
         const out = await api('POST', '/templates/' + encodeURIComponent(name) + '/launch', body);
         location.hash = '#/jobs/' + uuidOf(out.job.id);
-      } catch (e) { report(e); launch.disabled = false; }
+      } catch (e) { refuse(form, e); launch.disabled = false; }
     });
-    main.append(h('h1', {}, 'Template ' + t.name), describe(t, ['name', 'host-config-key']), form, recentJobs({ template: t.name }));
+    const manage = holds('template', t.name, 'admin') ? h('div', { class: 'actions' },
+      h('a', { class: 'button secondary', id: 'edit', href: '#/templates/' + encodeURIComponent(t.name) + '/edit' }, 'Edit'),
+      holds('template', t.name, 'execute') ? h('a', { class: 'button secondary', href: '#/schedules/+new' + params({ template: t.name }) }, 'Schedule') : null,
+      deleteButton('template ' + t.name, '/templates/' + encodeURIComponent(t.name), '#/templates')) : null;
+    main.append(h('h1', {}, 'Template ' + t.name), manage, describe(t, ['name', 'host-config-key']), form, recentJobs({ template: t.name }));
   },
 });
 
@@ -134,7 +138,7 @@ listPage('schedules', 'Schedules', [
   { label: 'Launches', value: o => launches(o.launch) },
   { label: 'Next run', value: o => o.enabled ? fmtTime((o['next-runs'] || [])[0]) : 'disabled' },
   { label: 'Rule', value: o => o.rule, wide: true },
-]);
+], { create: { allowed: () => true, label: 'New schedule' } });
 
 Pages.push({
   match: r => r.parts[0] === 'schedules' && r.parts.length === 2,
@@ -162,7 +166,7 @@ Pages.push({
           ['Last job', last && last.job ? h('a', { href: '#/jobs/' + uuidOf(last.job) }, uuidOf(last.job)) : ''],
           ['Created', fmtTime(sc.created)], ['Updated', fmtTime(sc.updated)],
         ])),
-        allowed ? h('div', { class: 'actions' }, toggle) : null);
+        allowed ? h('div', { class: 'actions' }, toggle, deleteButton('schedule ' + name, path, '#/schedules')) : null);
     };
     show(await api('GET', path));
   },
