@@ -17,6 +17,7 @@ clientPortAddress=127.0.0.1
 admin.enableServer=false
 4lw.commands.whitelist=srvr,mntr,ruok,stat,conf
 maxClientCnxns=0
+maxSessionTimeout=40000
 CFG
 java -Xmx1g -XX:+UseSerialGC -cp /usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar \
 	org.apache.zookeeper.server.quorum.QuorumPeerMain "$DIR/zoo.cfg" > "$DIR/zk.log" 2>&1 &
@@ -32,6 +33,13 @@ for i in 1 2 3; do run "queue-1k-$i" bench queue --jobs 20000 --depth 1000 --wor
 run queue-100k bench queue --jobs 20000 --depth 100000 --workers 32 --connections 4
 run queue-1k-batch8 bench queue --jobs 20000 --depth 1000 --workers 32 --connections 4 --batch 8
 run queue-100k-batch8 bench queue --jobs 20000 --depth 100000 --workers 32 --connections 4 --batch 8
+# A million queued entries: the listing of each consumer is 24 MB; a long
+# session timeout rides out the fsync stalls of filling it on a slow disk.
+run queue-1m-batch8 --zk-session-timeout 40s bench queue --jobs 20000 --depth 1000000 --workers 32 --connections 4 --batch 8 --skip-latency
+# The same workload through Python kazoo's LockingQueue (the reference
+# engine's queue), on the same ZooKeeper.
+echo "== kazoo LockingQueue" >&2
+/usr/bin/python3 scripts/bench_kazoo.py 127.0.0.1:$PORT --jobs 5000 --depth 1000 --procs 4 --threads 8 | tee "$OUT/kazoo-1k.json"
 # job add in batches with the outbox on (an Elasticsearch address turns it
 # on; nothing is sent there): the seconds of 20,000 jobs.
 echo "== job add --count 20000 (outbox on)" >&2
@@ -39,9 +47,13 @@ START=$(date +%s.%N)
 $BIN $Z --zk-root /bench-add --es-hosts http://127.0.0.1:9 job add --count 20000 --max-backlog 1000000 \
 	fail --payload '{"code":0}' > /dev/null
 echo "$START $(date +%s.%N)" | awk '{printf "{\"jobs\": 20000, \"seconds\": %.2f}\n", $2 - $1}' | tee "$OUT/job-add-20k.json"
-run executors bench executors --jobs 10000 --executors 1,2,4 --threads 8 --probes 200
-run executors-echo bench executors --jobs 10000 --executors 2 --threads 8 --probes 100 --workload echo
-run drain-100k bench executors --jobs 100000 --executors 4 --threads 8 --probes 50
+run executors bench executors --jobs 10000 --executors 1,2,4 --threads 8 --probes 200 --zk-pid $ZK
+run executors-echo bench executors --jobs 10000 --executors 2 --threads 8 --probes 100 --workload echo --zk-pid $ZK
+run drain-100k bench executors --jobs 100000 --executors 4 --threads 8 --probes 50 --zk-pid $ZK
 go test -run '^$' -bench BenchmarkJob -benchtime 2s -count 3 -benchmem ./engine/pluginhost | tee "$OUT/plugin.txt"
 go test -run '^$' -bench . -benchmem -benchtime 5x -count 3 ./engine/inventory ./engine/template | tee "$OUT/objects.txt"
 go test -run '^$' -bench BenchmarkPass -benchtime 3x ./engine/scheduler | tee "$OUT/scheduler.txt"
+# 100,000 jobs with indexing on (in-process Elasticsearch): the outbox depth.
+go test -run '^$' -bench OutboxDepth -benchtime 1x -timeout 40m ./engine/bench | tee "$OUT/outbox.txt"
+echo >&2
+/usr/bin/python3 scripts/bench_table.py "$OUT"

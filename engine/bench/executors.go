@@ -34,6 +34,9 @@ type ExecutorOptions struct {
 	// Workload is what the jobs do: WorkloadNoop (the default) or
 	// WorkloadEcho.
 	Workload string
+	// ZKPID, when set, is the process id of the ZooKeeper server (on this
+	// machine), whose CPU time per job is then reported.
+	ZKPID int
 }
 
 // Workloads of the end-to-end benchmark.
@@ -64,6 +67,8 @@ type DrainResult struct {
 	JobsPerS  float64 `json:"jobs_per_s"`
 	// RSSMB is the resident memory of each executor after the drain.
 	RSSMB []float64 `json:"rss_mb_after_load"`
+	// Cost is what the drain cost per job.
+	Cost Cost `json:"cost"`
 }
 
 // ExecutorResult is what the benchmark prints, as JSON.
@@ -137,7 +142,12 @@ func Executors(ctx context.Context, o ExecutorOptions) (ExecutorResult, error) {
 			closeStore()
 			return res, err
 		}
-		dr, err := drain(ctx, store, ids)
+		pids := make([]int, len(procs))
+		for i, p := range procs {
+			pids[i] = p.Process.Pid
+		}
+		meter := startCost(cfg.Hosts, o.ZKPID, pids)
+		dr, err := drain(ctx, store, ids, meter)
 		if err != nil {
 			stopExecutors(procs)
 			closeStore()
@@ -249,8 +259,9 @@ func stopExecutors(procs []*exec.Cmd) {
 }
 
 // drain waits until the queue is empty and computes the rate from the
-// jobs' timestamps.
-func drain(ctx context.Context, s *jobs.Store, ids []string) (DrainResult, error) {
+// jobs' timestamps; the cost is counted up to the empty queue, before the
+// reads of the rate's timestamps.
+func drain(ctx context.Context, s *jobs.Store, ids []string, meter *costMeter) (DrainResult, error) {
 	for {
 		n, err := s.Queue().Len(ctx)
 		if err != nil {
@@ -265,6 +276,7 @@ func drain(ctx context.Context, s *jobs.Store, ids []string) (DrainResult, error
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+	cost := meter.stop(len(ids))
 	var first, last time.Time
 	done := 0
 	err := s.Walk(ctx, func(j *jobs.Job, _ int32) {
@@ -286,7 +298,7 @@ func drain(ctx context.Context, s *jobs.Store, ids []string) (DrainResult, error
 		return DrainResult{}, fmt.Errorf("bench: %d of %d jobs finished", done, len(ids))
 	}
 	secs := last.Sub(first).Seconds()
-	return DrainResult{Jobs: done, Seconds: secs, JobsPerS: float64(done) / secs}, nil
+	return DrainResult{Jobs: done, Seconds: secs, JobsPerS: float64(done) / secs, Cost: cost}, nil
 }
 
 // claimLatency measures created → RUNNING with the executors idle, then

@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,8 +33,11 @@ type QueueOptions struct {
 	RawDuration time.Duration // how long the raw ZooKeeper phase runs
 	// Batch is the number of entries a worker takes and consumes per
 	// multi (queue.TakeMany, ApplyMany); 1 takes one at a time (Take).
-	Batch  int
-	Logger *zap.Logger
+	Batch int
+	// SkipLatency leaves out the latency phase, which first drains the
+	// whole queue (minutes at a depth of a million).
+	SkipLatency bool
+	Logger      *zap.Logger
 }
 
 // QueueResult is what the benchmark prints, as JSON.
@@ -55,6 +60,15 @@ type QueueResult struct {
 	// listings of the queue, over all consumers.
 	Contended int64 `json:"contended_takes"`
 	Listings  int64 `json:"listings"`
+	// FillPerS is the rate at which the queue was filled (PutMany, 1,000
+	// entries a call, four in flight).
+	FillPerS float64 `json:"fill_per_s"`
+	// HeapMB and RSSMB are the memory of this process, which holds the
+	// listings of all its consumers, after the throughput phase.
+	HeapMB float64 `json:"heap_mb_after_takes"`
+	RSSMB  float64 `json:"rss_mb_after_takes"`
+	// LoadAverage is the machine's one-minute load average at the end.
+	LoadAverage float64 `json:"load_average"`
 }
 
 // Queue runs the benchmark under a fresh root and removes nothing: point it
@@ -89,9 +103,11 @@ func Queue(ctx context.Context, o QueueOptions) (QueueResult, error) {
 	if err := q.Ensure(ctx); err != nil {
 		return res, err
 	}
+	fillStart := time.Now()
 	if err := fill(ctx, q, o.Depth+o.Jobs); err != nil {
 		return res, fmt.Errorf("bench: filling the queue: %w", err)
 	}
+	res.FillPerS = float64(o.Depth+o.Jobs) / time.Since(fillStart).Seconds()
 	consumers := make([]*queue.Consumer, len(conns))
 	for i, c := range conns {
 		consumers[i] = queue.New(c, "job").NewConsumer(queue.ConsumerOptions{Name: fmt.Sprintf("bench-%d", i), Logger: o.Logger})
@@ -111,6 +127,14 @@ func Queue(ctx context.Context, o QueueOptions) (QueueResult, error) {
 		st := c.Stats()
 		res.Contended += st.Contended
 		res.Listings += st.Listings
+	}
+	var mem runtime.MemStats
+	runtime.ReadMemStats(&mem)
+	res.HeapMB = float64(mem.HeapInuse) / (1 << 20)
+	res.RSSMB = rssMB(os.Getpid())
+	res.LoadAverage = loadAverage()
+	if o.SkipLatency {
+		return res, nil
 	}
 
 	// Latency: drain what is left, then put paced single entries at half the

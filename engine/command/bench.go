@@ -25,6 +25,7 @@ func benchCommand() *cli.Command {
 				&cli.IntFlag{Name: "workers", Value: 32, Usage: "workers in all"},
 				&cli.IntFlag{Name: "connections", Value: 4, Usage: "ZooKeeper connections"},
 				&cli.IntFlag{Name: "batch", Value: 1, Usage: "entries a worker takes and consumes per transaction"},
+				&cli.BoolFlag{Name: "skip-latency", Usage: "leave out the latency phase, which first drains the whole queue"},
 				&cli.DurationFlag{Name: "raw-duration", Value: 3 * time.Second, Usage: "length of the raw ZooKeeper phase"},
 			},
 			Action: func(c *cli.Context) error {
@@ -35,6 +36,7 @@ func benchCommand() *cli.Command {
 				res, err := bench.Queue(c.Context, bench.QueueOptions{
 					ZK: cfg, Jobs: c.Int("jobs"), Depth: c.Int("depth"), Workers: c.Int("workers"),
 					Connections: c.Int("connections"), RawDuration: c.Duration("raw-duration"), Batch: c.Int("batch"),
+					SkipLatency: c.Bool("skip-latency"),
 				})
 				if err != nil {
 					return err
@@ -55,6 +57,7 @@ func benchCommand() *cli.Command {
 				&cli.IntFlag{Name: "probes", Value: 200, Usage: "jobs timed on the idle cluster"},
 				&cli.StringFlag{Name: "executor-binary", Usage: "run the executors from this jobengine binary (another build, for a side-by-side; default: this one)"},
 				&cli.StringFlag{Name: "workload", Value: bench.WorkloadNoop, Usage: "what the jobs do: noop (nothing, no log line) or echo (one log line each)"},
+				&cli.IntFlag{Name: "zk-pid", Usage: "process id of the ZooKeeper server, to report its CPU time per job"},
 				&cli.DurationFlag{Name: "raw-duration", Value: 3 * time.Second, Usage: "length of the raw ZooKeeper phase"},
 			},
 			Action: func(c *cli.Context) error {
@@ -75,7 +78,7 @@ func benchCommand() *cli.Command {
 				res, err := bench.Executors(c.Context, bench.ExecutorOptions{
 					ZK: cfg, Binary: self, Counts: c.IntSlice("executors"), Jobs: c.Int("jobs"),
 					Threads: c.Int("threads"), Probes: c.Int("probes"), RawDuration: c.Duration("raw-duration"),
-					Workload: c.String("workload"),
+					Workload: c.String("workload"), ZKPID: c.Int("zk-pid"),
 				})
 				if err != nil {
 					return err

@@ -32,6 +32,7 @@ var intBounds = map[string][2]int{
 	"connections": {1, 256},
 	"batch":       {1, 256},
 	"probes":      {1, 1_000_000},
+	"zk-pid":      {0, 1 << 22},
 	// scheduling and capacity
 	"impact":          {0, 1_000_000},
 	"max-jobs":        {0, 1_000_000},
@@ -89,6 +90,7 @@ var negativeHints = map[string]string{
 	"max-backlog":         "how many jobs may be queued or running at most",
 	"log-max-backups":     "how many rotated files to keep, or 0 for all",
 	"depth":               "how many entries to leave queued, or 0",
+	"zk-pid":              "the process id of the ZooKeeper server, or 0 for none",
 	"job add --timeout":   "a duration such as 90s, or 0 for the action's default",
 	"job wait --timeout":  "a duration such as 30s, or 0 to wait as long as it takes",
 	"demo-interval":       "whole seconds such as 15s, or 0 for no demo",

@@ -28,8 +28,9 @@ import (
 // conflict or lost hold fails no other.
 
 const (
-	// takeLoops is the number of takes in flight at once.
-	takeLoops = 2
+	// staleAhead is how long an entry taken ahead waits for a worker
+	// before it is given back (takeLoop).
+	staleAhead = 20 * time.Millisecond
 	// committers is the number of group-commit transactions in flight at
 	// once: one fills while another is written.
 	committers = 2
@@ -45,45 +46,137 @@ const (
 	// before it sends what it has: long enough for the workers' writes
 	// to meet, short next to ZooKeeper's latency under load.
 	commitLinger = time.Millisecond
+	// takeLinger is how long a take waits for more idle workers while
+	// the backlog is deep (takeLoop).
+	takeLinger = 500 * time.Microsecond
 	// maxFinishing bounds, per worker, the outcomes being written after
 	// their worker moved on to its next job.
 	maxFinishing = 4
 )
 
-// taken is an entry handed to a worker, with the consumer that holds it.
+// taken is an entry handed to a worker, with the consumer that holds it
+// and its job document, read by the take loop (see prefetch).
 type taken struct {
 	from *queue.Consumer
 	it   *queue.Item
+	doc  fetched
 }
 
-// startTakers starts the take loops; the work channel is closed when the
-// last has stopped, which ends the workers once they are done.
-func (e *Executor) startTakers() {
-	var takers sync.WaitGroup
-	takers.Add(takeLoops)
-	e.wg.Add(takeLoops + 1)
-	for i := 0; i < takeLoops; i++ {
-		go func() { defer takers.Done(); e.takeLoop() }()
+// fetched is a job document read ahead for a worker: what Store.Get
+// returned, or nothing (ok false) when it was not read.
+type fetched struct {
+	j   *jobs.Job
+	ver int32
+	err error
+	ok  bool
+}
+
+// prefetch reads the job documents of a batch of entries at once (the
+// connection pipelines the requests), so that the batch's workers start
+// together and their RUNNING writes meet in one group commit instead of
+// trickling in one read apart. The reads are made by a fixed set of
+// readers (as many as workers), whose stacks have grown to what decoding
+// a document needs once.
+func (e *Executor) prefetch(items []*queue.Item) []fetched {
+	out := make([]fetched, len(items))
+	if len(items) == 1 {
+		return out // the worker reads it: nothing to line up
 	}
-	go func() { defer e.wg.Done(); takers.Wait(); close(e.work) }()
+	var wg sync.WaitGroup
+	wg.Add(len(items))
+	for i, it := range items {
+		e.reads <- readReq{id: string(it.Data), out: &out[i], done: &wg}
+	}
+	wg.Wait()
+	return out
+}
+
+// readReq asks a reader for a job document.
+type readReq struct {
+	id   string
+	out  *fetched
+	done *sync.WaitGroup
+}
+
+// reader reads the documents prefetch asks for until the take loop ends.
+func (e *Executor) reader() {
+	defer e.wg.Done()
+	for r := range e.reads {
+		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
+		j, ver, err := e.store.Get(ctx, r.id)
+		cancel()
+		*r.out = fetched{j: j, ver: ver, err: err, ok: true}
+		r.done.Done()
+	}
+}
+
+// startTakers starts the take loop and its readers; the work channel is
+// closed when it has stopped, which ends the workers once they are done.
+func (e *Executor) startTakers() {
+	e.reads = make(chan readReq)
+	e.wg.Add(2 + e.cfg.Threads)
+	for i := 0; i < e.cfg.Threads; i++ {
+		go e.reader()
+	}
+	go func() { defer e.wg.Done(); e.takeLoop(); close(e.work); close(e.reads) }()
 }
 
 // takeLoop takes entries for the idle workers, in batches, until the
-// executor stops taking. Two loops take at once, so that workers that
-// become idle while one loop's take is in flight wait for no more than
-// the other's.
+// executor stops taking.
+//
+// While the backlog is deep (the last take filled its batch), it takes
+// ahead: up to half the workers' number more than are idle, taken and
+// read while the workers run, so a worker that finishes finds its next
+// job waiting instead of waiting for a take and a read. Entries taken
+// ahead stay QUEUED (the RUNNING write is the worker's); one that no
+// worker picks up within staleAhead, because the workers run long jobs,
+// is given back for other executors. And it waits up to takeLinger after
+// the first idle worker for others, whose jobs tend to end together: one
+// take for them all. An idle executor's loop is already waiting with
+// every worker counted when a job comes, and takes it at once.
 func (e *Executor) takeLoop() {
 	defer e.wg.Done()
 	bo := backoff.New(100*time.Millisecond, e.cfg.MaxBackoff)
-	idle := 0
+	idle := 0 // idle workers not handed an entry; negative: entries waiting
+	deep := false
+	ahead := max(e.cfg.Threads/2, 1)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer e.giveBackAhead()
 	for {
-		if idle == 0 {
+		want := idle
+		if deep {
+			want += ahead
+		}
+		if want <= 0 {
+			// Enough entries wait for the workers: wait for one to be
+			// picked up, or give them back if none is for a while.
+			timer.Reset(staleAhead)
 			select {
 			case <-e.ready:
 				idle++
+			case <-timer.C:
+				idle += e.giveBackAhead()
+				deep = false
 			case <-e.takeCtx.Done():
+				timer.Stop()
 				return
 			}
+			timer.Stop()
+			continue
+		}
+		if deep && want < e.cfg.Threads/2 {
+			timer.Reset(takeLinger)
+		wait:
+			for idle+ahead < e.cfg.Threads/2 {
+				select {
+				case <-e.ready:
+					idle++
+				case <-timer.C:
+					break wait
+				}
+			}
+			timer.Stop()
 		}
 	more:
 		for {
@@ -94,7 +187,21 @@ func (e *Executor) takeLoop() {
 				break more
 			}
 		}
-		items, from, err := queue.TakeMany(e.takeCtx, idle, e.direct, e.consumer)
+		want = idle
+		if deep {
+			want += ahead
+		}
+		if want <= 0 {
+			continue
+		}
+		if idle <= 0 {
+			// Taking ahead only: not if the queue has nothing at once.
+			if !e.direct.HasCandidates() && !e.consumer.HasCandidates() {
+				deep = false
+				continue
+			}
+		}
+		items, from, err := queue.TakeMany(e.takeCtx, want, e.direct, e.consumer)
 		if err != nil {
 			if e.takeCtx.Err() != nil {
 				return
@@ -104,9 +211,26 @@ func (e *Executor) takeLoop() {
 			continue
 		}
 		bo.Reset()
-		for _, it := range items {
-			e.work <- taken{from: from, it: it}
+		deep = len(items) == want && want > 1
+		docs := e.prefetch(items)
+		for i, it := range items {
+			e.work <- taken{from: from, it: it, doc: docs[i]}
 			idle--
+		}
+	}
+}
+
+// giveBackAhead releases the entries waiting for a worker and returns how
+// many it took back.
+func (e *Executor) giveBackAhead() int {
+	n := 0
+	for {
+		select {
+		case t := <-e.work:
+			n++
+			e.release(e.log.With(zap.String(FieldJob, string(t.it.Data))), jobs.Hold{Consumer: t.from, Item: t.it})
+		default:
+			return n
 		}
 	}
 }
@@ -117,14 +241,35 @@ func (e *Executor) takeLoop() {
 // until the outcome is written, so nothing else runs the job meanwhile;
 // if the session ends first, the job is lost and rerun elsewhere, as it
 // would be if the worker waited. A worker waits only when many outcomes
-// are being written already (maxFinishing per worker).
+// are being written already (maxFinishing per worker): the outcomes are
+// written by a fixed set of finishers (finishLoop), whose stacks have
+// grown to what a write needs once, not by a new goroutine per job.
 func (e *Executor) finishLater(log *zap.Logger, h jobs.Hold, j *jobs.Job, ver int32, out jobs.Outcome) {
-	e.finishing <- struct{}{}
 	e.finishes.Add(1)
-	go func() {
-		defer func() { <-e.finishing; e.finishes.Done() }()
-		e.finish(log, h, j, ver, out)
-	}()
+	e.finishing <- func() { e.finish(log, h, j, ver, out) }
+}
+
+// startFinishers starts the finishers; stopFinishers ends them once every
+// worker has stopped.
+func (e *Executor) startFinishers() {
+	e.finishing = make(chan func())
+	n := maxFinishing * e.cfg.Threads
+	e.finishers.Add(n)
+	for i := 0; i < n; i++ {
+		go func() {
+			defer e.finishers.Done()
+			for f := range e.finishing {
+				f()
+				e.finishes.Done()
+			}
+		}()
+	}
+}
+
+func (e *Executor) stopFinishers() {
+	e.finishes.Wait()
+	close(e.finishing)
+	e.finishers.Wait()
 }
 
 // committer commits the writes of the executor's workers in batches.
@@ -133,6 +278,10 @@ type committer struct {
 	reqs chan *commitReq
 	stop chan struct{}
 	wg   sync.WaitGroup
+	// filling is held by the loop that collects a batch: one fills while
+	// the others write theirs, so writes that arrive together are not
+	// split between loops lingering side by side.
+	filling sync.Mutex
 }
 
 type commitReq struct {
@@ -167,27 +316,38 @@ func (k *committer) close() {
 func (k *committer) loop() {
 	defer k.wg.Done()
 	for {
-		var first *commitReq
-		select {
-		case first = <-k.reqs:
-		case <-k.stop:
+		batch := k.fill()
+		if batch == nil {
 			return
 		}
-		batch, size := []*commitReq{first}, first.c.Size()
-		linger := time.NewTimer(commitLinger)
-	fill:
-		for len(batch) < maxBatchItems && size < maxBatchBytes {
-			select {
-			case r := <-k.reqs:
-				batch = append(batch, r)
-				size += r.c.Size()
-			case <-linger.C:
-				break fill
-			}
-		}
-		linger.Stop()
 		k.flush(batch)
 	}
+}
+
+// fill collects the next batch: the first write, and those that come
+// within commitLinger of it. It returns nil when the committer stops.
+func (k *committer) fill() []*commitReq {
+	k.filling.Lock()
+	defer k.filling.Unlock()
+	var first *commitReq
+	select {
+	case first = <-k.reqs:
+	case <-k.stop:
+		return nil
+	}
+	batch, size := []*commitReq{first}, first.c.Size()
+	linger := time.NewTimer(commitLinger)
+	defer linger.Stop()
+	for len(batch) < maxBatchItems && size < maxBatchBytes {
+		select {
+		case r := <-k.reqs:
+			batch = append(batch, r)
+			size += r.c.Size()
+		case <-linger.C:
+			return batch
+		}
+	}
+	return batch
 }
 
 // flush commits a batch: one multi per consumer (the direct queue's and

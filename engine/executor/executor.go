@@ -136,11 +136,13 @@ type Executor struct {
 	// the entries taken for them out (batch.go).
 	ready     chan struct{}
 	work      chan taken
+	reads     chan readReq // the take loop's document reads (batch.go)
 	committer *committer
-	// finishing bounds the outcomes being written after their worker
-	// moved on; finishes counts them for Shutdown.
-	finishing chan struct{}
+	// finishing hands the outcomes to write after their worker moved on
+	// to the finishers (batch.go); finishes counts them for Shutdown.
+	finishing chan func()
 	finishes  sync.WaitGroup
+	finishers sync.WaitGroup
 
 	wg       sync.WaitGroup // workers
 	bg       sync.WaitGroup // heartbeat, cancel watcher, session watcher
@@ -251,9 +253,9 @@ func Start(ctx context.Context, conn *zkconn.Conn, cfg Config) (*Executor, error
 	go e.cancelWatchLoop(bgCtx)
 	go e.sessionLoop(bgCtx)
 	e.ready = make(chan struct{}, cfg.Threads)
-	e.work = make(chan taken, cfg.Threads)
+	e.work = make(chan taken, cfg.Threads+max(cfg.Threads/2, 1)) // the idle workers' and those taken ahead
 	e.committer = newCommitter(e)
-	e.finishing = make(chan struct{}, maxFinishing*cfg.Threads)
+	e.startFinishers()
 	e.startTakers()
 	e.wg.Add(cfg.Threads)
 	for i := 0; i < cfg.Threads; i++ {
@@ -310,7 +312,7 @@ func (e *Executor) Shutdown(ctx context.Context) {
 		}
 		e.stopJobs(errShutdown)
 		<-idle
-		e.finishes.Wait()
+		e.stopFinishers()
 		e.committer.close()
 		e.consumer.Close()
 		e.direct.Close()
@@ -343,7 +345,12 @@ func (e *Executor) worker(id int) {
 		if !ok {
 			return
 		}
-		if e.handle(id, t.from, t.it) {
+		if e.takeCtx.Err() != nil {
+			// Taken ahead, and the executor stops taking: not started.
+			e.release(e.log.With(zap.String(FieldJob, string(t.it.Data))), jobs.Hold{Consumer: t.from, Item: t.it})
+			continue
+		}
+		if e.handle(id, t.from, t.it, t.doc) {
 			bo.Reset()
 		} else {
 			bo.Wait(e.takeCtx)
@@ -351,17 +358,21 @@ func (e *Executor) worker(id int) {
 	}
 }
 
-// handle processes one taken entry. It returns false when the worker should
-// back off (ZooKeeper trouble).
-func (e *Executor) handle(worker int, from *queue.Consumer, it *queue.Item) bool {
+// handle processes one taken entry, starting from its document when the
+// take loop read it ahead (doc.ok). It returns false when the worker
+// should back off (ZooKeeper trouble).
+func (e *Executor) handle(worker int, from *queue.Consumer, it *queue.Item, doc fetched) bool {
 	ctx := context.Background()
 	h := jobs.Hold{Consumer: from, Item: it}
 	id := string(it.Data)
 	log := e.log.With(zap.String(FieldJob, id), zap.Int("worker", worker))
 	for attempt := 0; attempt < 5; attempt++ {
-		rctx, cancel := context.WithTimeout(ctx, e.cfg.SessionTimeout)
-		j, ver, err := e.store.Get(rctx, id)
-		cancel()
+		j, ver, err := doc.j, doc.ver, doc.err
+		if !doc.ok || attempt > 0 {
+			rctx, cancel := context.WithTimeout(ctx, e.cfg.SessionTimeout)
+			j, ver, err = e.store.Get(rctx, id)
+			cancel()
+		}
 		var bad *jobs.BadDocumentError
 		var st step
 		switch {

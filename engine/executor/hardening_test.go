@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -224,8 +225,10 @@ func TestStopEndsTheRetriesOfAnOutcome(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer proxy.Close()
-	release := make(chan struct{})
+	release, started := make(chan struct{}), make(chan struct{})
+	var once sync.Once
 	gate := action.RunnerFunc(func(ctx context.Context, _ *action.Job, _ action.Reporter) (action.Result, error) {
+		once.Do(func() { close(started) })
 		<-release // returns even when canceled: its outcome must still be written
 		return action.Result{}, nil
 	})
@@ -241,6 +244,13 @@ func TestStopEndsTheRetriesOfAnOutcome(t *testing.T) {
 	})
 	j := e.add("gate", "")
 	e.waitState(j.ID, jobs.Running, 10*time.Second)
+	// The document says RUNNING before the executor has the answer: cut
+	// only once the action runs, or the RUNNING write is what is retried.
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the action did not start within 10s of its job being RUNNING")
+	}
 	proxy.Block()
 	close(release)
 	poll.For(t, 20*time.Second, 20*time.Millisecond, func() error {

@@ -533,6 +533,9 @@ func (s *Store) Scan(ctx context.Context, fn func(j *Job, ver int32), bad func(*
 		defer close(docs)
 		sem := make(chan struct{}, 16)
 		var wg sync.WaitGroup
+		// The readers of the shards listed so far send on docs: wait for
+		// them before it is closed, also when a listing fails.
+		defer wg.Wait()
 		for _, sh := range shards {
 			dir := s.conn.Path(jobsDir, sh)
 			var uids []string
@@ -572,7 +575,6 @@ func (s *Store) Scan(ctx context.Context, fn func(j *Job, ver int32), bad func(*
 				}(uid)
 			}
 		}
-		wg.Wait()
 	}()
 	for d := range docs {
 		switch {

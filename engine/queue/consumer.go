@@ -267,6 +267,14 @@ func nextAnyN(ctx context.Context, cs []*Consumer, max int) (*Consumer, []string
 	}
 }
 
+// HasCandidates reports whether the consumer's listing has entries to
+// take now, without waiting for one.
+func (c *Consumer) HasCandidates() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.avail) > 0
+}
+
 // TakeEntry takes one named entry, for a holder that knows which entry it
 // wants (the reaper, acting on a lost executor's queue). It returns nil
 // and no error when the entry is gone or held by someone else: a held

@@ -24,6 +24,17 @@ const RunnerName = "schedules"
 // fired: a safety net for changes made by hand.
 const DefaultResync = time.Minute
 
+// MsgOccurrencesDropped is the message of the line that says occurrences
+// missed while no leader ran were dropped by the catch-up policy; its
+// fields FieldFirstMissed and FieldRunning are the first occurrence
+// dropped and the one run instead (absent with catch-up "none"). Checkers
+// read these constants, never the wording.
+const (
+	MsgOccurrencesDropped = "occurrences missed while no leader ran were dropped by the catch-up policy"
+	FieldFirstMissed      = "first-missed"
+	FieldRunning          = "running"
+)
+
 // errFenced: a write refused because this member's election node is gone.
 var errFenced = fmt.Errorf("%w: the election fence failed", election.ErrNotLeader)
 
@@ -207,11 +218,11 @@ func (r *Runner) handle(ctx context.Context, term *election.Term, sc *Schedule) 
 	log := r.log.With(zap.String("schedule", sc.Name))
 	d := schedule.Due(parsed, last, r.cfg.Clock.Now(), sc.catchUp())
 	if !d.FirstMissed.IsZero() {
-		fields := []zap.Field{zap.String("first-missed", schedule.Tick{At: d.FirstMissed}.ID()), zap.String("catch-up", string(sc.catchUp()))}
+		fields := []zap.Field{zap.String(FieldFirstMissed, schedule.Tick{At: d.FirstMissed}.ID()), zap.String("catch-up", string(sc.catchUp()))}
 		if d.Run {
-			fields = append(fields, zap.String("running", d.Tick.ID()))
+			fields = append(fields, zap.String(FieldRunning, d.Tick.ID()))
 		}
-		log.Warn("occurrences missed while no leader ran were dropped by the catch-up policy", fields...)
+		log.Warn(MsgOccurrencesDropped, fields...)
 	}
 	if !d.Run {
 		if d.FirstMissed.IsZero() {

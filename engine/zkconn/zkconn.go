@@ -179,7 +179,10 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 			if onDial != nil {
 				onDial(DialAttempt{Server: address, Err: err})
 			}
-			return conn, err
+			if err != nil {
+				return nil, err
+			}
+			return newBufferedConn(conn), nil
 		}),
 		zk.WithEventCallback(func(ev zk.Event) {
 			if ev.Type == zk.EventSession && ev.State == zk.StateHasSession {

@@ -9,8 +9,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -75,7 +77,25 @@ type Options struct {
 	// ClientPort is the client port of a standalone server; 0: a free
 	// port. Start fails when it is taken.
 	ClientPort int
+	// PeerAddr, when set, gives the address node from reaches node to's
+	// quorum or election port (port) at (addr, 127.0.0.1:port): a test
+	// puts a proxy there, which it can block to cut one node off from the
+	// others while its clients still reach it. Each node's zoo.cfg lists
+	// its own ports as they are and the others' as PeerAddr gives them.
+	// A node also tells a peer it connects to its own election address,
+	// and the peer may connect back there: a proxy of election ports must
+	// rewrite that (see ElectionHello).
+	PeerAddr func(from, to int, port PeerPort, addr string) (string, error)
 }
+
+// PeerPort names a port nodes of an ensemble reach each other at.
+type PeerPort string
+
+// The peer ports.
+const (
+	QuorumPort   PeerPort = "quorum"   // followers to the leader
+	ElectionPort PeerPort = "election" // leader election, between every two nodes
+)
 
 // NettyJars are the jars the Netty server (TLS) needs besides those that
 // zookeeper.jar's manifest names.
@@ -227,7 +247,17 @@ func (s *Server) writeConfig(all []*Server) error {
 	b.WriteString("autopurge.purgeInterval=0\n")
 	if len(all) > 1 {
 		for _, o := range all {
-			fmt.Fprintf(&b, "server.%d=127.0.0.1:%d:%d\n", o.ID, o.quorumPort, o.electionPort)
+			quorum, election := fmt.Sprintf("127.0.0.1:%d", o.quorumPort), fmt.Sprintf("127.0.0.1:%d", o.electionPort)
+			if o != s && s.opts.PeerAddr != nil {
+				var err error
+				if quorum, err = s.opts.PeerAddr(s.ID, o.ID, QuorumPort, quorum); err != nil {
+					return err
+				}
+				if election, err = s.opts.PeerAddr(s.ID, o.ID, ElectionPort, election); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(&b, "server.%d=%s:%s\n", o.ID, quorum, portOf(election))
 		}
 		if err := os.WriteFile(filepath.Join(data, "myid"), []byte(fmt.Sprintf("%d\n", s.ID)), 0o644); err != nil {
 			return err
@@ -256,6 +286,52 @@ func (s *Server) writeConfig(all []*Server) error {
 		b.WriteString(l + "\n")
 	}
 	return os.WriteFile(s.configPath(), []byte(b.String()), 0o644)
+}
+
+// ElectionHello rewrites the hello a ZooKeeper node sends on a connection
+// to a peer's election port (QuorumCnxManager's initial message: a
+// negative protocol version, its id, then the length and text of its
+// election addresses, big-endian) to name the address back() gives; a
+// hello of the old protocol (an id alone) passes as it is. A proxy of a
+// peer's election port (Options.PeerAddr) runs it on each connection
+// before it forwards the rest, with back() the proxy to the connecting
+// node, so that the peer connects back through a proxy too; back()
+// returning "" keeps the address.
+func ElectionHello(back func() string) func(client io.Reader, server io.Writer) error {
+	return func(client io.Reader, server io.Writer) error {
+		var head [20]byte
+		if _, err := io.ReadFull(client, head[:8]); err != nil {
+			return err
+		}
+		if int64(binary.BigEndian.Uint64(head[:8])) >= 0 {
+			_, err := server.Write(head[:8])
+			return err
+		}
+		if _, err := io.ReadFull(client, head[8:]); err != nil {
+			return err
+		}
+		n := binary.BigEndian.Uint32(head[16:])
+		if n > 4096 {
+			return fmt.Errorf("an election hello with %d bytes of addresses", n)
+		}
+		addr := make([]byte, n)
+		if _, err := io.ReadFull(client, addr); err != nil {
+			return err
+		}
+		if b := back(); b != "" {
+			addr = []byte(b)
+		}
+		out := append(head[:16:16], binary.BigEndian.AppendUint32(nil, uint32(len(addr)))...)
+		_, err := server.Write(append(out, addr...))
+		return err
+	}
+}
+
+// portOf returns the port of host:port: ZooKeeper's server lines give
+// one host for both peer ports.
+func portOf(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return port
 }
 
 func (s *Server) configPath() string { return filepath.Join(s.Dir, "zoo.cfg") }

@@ -19,6 +19,7 @@ const (
 	SourceDistributor = "distributor" // a distributor tick
 	SourceWorkflow    = "workflow"    // a workflow job of the workload, and its node jobs
 	SourceSliced      = "sliced"      // a sliced container of the workload, and its slices
+	SourceSchedule    = "schedule"    // an occurrence of the run's schedule
 )
 
 // Submission is a job the run created, with when it was created.
@@ -33,16 +34,21 @@ type Interval struct {
 	To   time.Time `json:"to"`
 }
 
-// Process is one executor or distributor process (an incarnation of an
+// Process is one executor, distributor or controller process (an incarnation of an
 // instance: a restart is a new process with the same instance name).
 type Process struct {
-	ID       string     `json:"id"`       // "x1#2": instance name, #, incarnation
-	Instance string     `json:"instance"` // the --name it ran with
-	Role     string     `json:"role"`     // "executor" or "distributor"
-	PID      int        `json:"pid"`
-	Started  time.Time  `json:"started"`
-	Exited   time.Time  `json:"exited"` // zero while running
-	Killed   time.Time  `json:"killed"` // when SIGKILL was sent, if it was
+	ID       string    `json:"id"`       // "x1#2": instance name, #, incarnation
+	Instance string    `json:"instance"` // the --name it ran with
+	Role     string    `json:"role"`     // "executor", "distributor" or "controller"
+	PID      int       `json:"pid"`
+	Started  time.Time `json:"started"`
+	Exited   time.Time `json:"exited"` // zero while running
+	Killed   time.Time `json:"killed"` // when SIGKILL was sent, if it was
+	// Stopped is when the harness sent SIGTERM; NotReady marks a process
+	// that exited before it was ready (the name it takes was still held)
+	// and was started again. A process that exited otherwise crashed.
+	Stopped  time.Time  `json:"stopped"`
+	NotReady bool       `json:"not_ready,omitempty"`
 	Pauses   []Interval `json:"pauses,omitempty"`
 	// Partitions are the times the process was cut off from ZooKeeper;
 	// unlike pauses they never excuse an overlap.
@@ -68,8 +74,12 @@ type FaultEvent struct {
 	Probe     string `json:"probe"`
 	Note      string `json:"note,omitempty"`
 	// NewLeader is when another distributor instance said it leads,
-	// after a distributor kill.
+	// after a distributor kill; after a controller fault, when another
+	// controller led the maintenance election.
 	NewLeader time.Time `json:"new_leader,omitempty"`
+	// StillServing: a ZooKeeper node partitioned from the others still
+	// served at the end of the hold.
+	StillServing bool `json:"still_serving,omitempty"`
 	// TickPhase is where a distributor kill found its tick: "created"
 	// (the job made, the tick not recorded: mid-tick), "before" or
 	// "recorded".
@@ -107,6 +117,10 @@ type Input struct {
 	// History is what Elasticsearch held at the end, when the run
 	// indexed; nil otherwise.
 	History *History
+	// Schedule is the run's schedule, Notices what its jobs notified;
+	// nil when the run had none.
+	Schedule *ScheduleRun
+	Notices  *Notices
 }
 
 // History is the Elasticsearch history at the end of a run, after the
@@ -161,9 +175,11 @@ type FaultResult struct {
 	// Rejoin: from the heal until the faulted executor (or its
 	// replacement) started a job again.
 	Rejoin Millis `json:"rejoin_ms"`
-	// NewLeader: from a distributor kill until another instance led.
+	// NewLeader: from a distributor or controller fault until another
+	// instance led.
 	NewLeader Millis `json:"new_leader_ms"`
-	// NextTick: from injection until a distributor job was created again.
+	// NextTick: from injection until a distributor job (a controller
+	// fault: a job of the schedule's) was created again.
 	NextTick Millis `json:"next_tick_ms"`
 	// Canceled counts runs that ended canceled between this fault and the
 	// next (actions stopped on session loss).
@@ -189,6 +205,7 @@ type JobCounts struct {
 	Distributor int `json:"distributor"`
 	Workflow    int `json:"workflow"`
 	Sliced      int `json:"sliced"`
+	Scheduled   int `json:"scheduled"`
 	// Containers counts the sliced containers by final state;
 	// SliceEndSpreads is, per container whose slices all succeeded, how
 	// far apart their completed runs ended (how close to "the same
@@ -256,6 +273,9 @@ type Report struct {
 	Processes []Process     `json:"processes"`
 	// History is set when the run indexed into Elasticsearch.
 	History *HistoryCounts `json:"history,omitempty"`
+	// Occurrences and Notices are set when the run had a schedule.
+	Occurrences *OccurrenceCounts `json:"occurrences,omitempty"`
+	Notices     *NoticeCounts     `json:"notices,omitempty"`
 	// Violations are broken promises; the run fails when there is any.
 	Violations []string `json:"violations"`
 }
@@ -298,8 +318,16 @@ func Check(in Input) *Report {
 	checkWorkflows(r, in, docs)
 	checkSliced(r, in, docs, runsByJob)
 	checkRuns(r, in, procs, runsByJob, s)
+	checkProcesses(r, in)
 	checkTicks(r, in)
+	for _, e := range in.Faults {
+		if e.Kind == PartitionZK && e.StillServing {
+			r.violate("fault %d: ZooKeeper node %s, cut off from the others for %s, still served at the end (a minority answering its clients)", e.N, e.Target, e.HealAt.Sub(e.At).Round(10*time.Millisecond))
+		}
+	}
 	checkHistory(r, in)
+	checkOccurrences(r, in)
+	checkNotices(r, in, docs)
 	measureFaults(r, in, runsByJob)
 	return r
 }
@@ -351,7 +379,10 @@ func checkJobs(r *Report, in Input, docs map[string]*jobs.Job, runsByJob map[str
 		submitted[id] = sub.Source
 	}
 	for _, j := range in.Jobs {
-		if j.Tick != "" {
+		switch {
+		case j.Tick != "" && isScheduled(j):
+			submitted[j.ID] = SourceSchedule
+		case j.Tick != "":
 			submitted[j.ID] = SourceDistributor
 		}
 		// A workflow's node jobs are the workflow service's, with the ids
@@ -384,6 +415,8 @@ func checkJobs(r *Report, in Input, docs map[string]*jobs.Job, runsByJob map[str
 			r.Jobs.Workflow++
 		case SourceSliced:
 			r.Jobs.Sliced++
+		case SourceSchedule:
+			r.Jobs.Scheduled++
 		}
 		r.Jobs.Submitted++
 		j, ok := docs[id]
@@ -440,6 +473,17 @@ func checkJobs(r *Report, in Input, docs map[string]*jobs.Job, runsByJob map[str
 	for _, name := range names {
 		if n := in.DirectQueues[name]; n != 0 {
 			r.violate("the direct queue of executor %s holds %d entries at the end (a job placed and never consumed, or placed twice)", name, n)
+		}
+	}
+}
+
+// checkProcesses: no process exited on its own — every exit is the
+// harness's doing (SIGKILL, SIGTERM) or a start refused while the name was
+// held.
+func checkProcesses(r *Report, in Input) {
+	for _, p := range in.Processes {
+		if !p.Exited.IsZero() && p.Killed.IsZero() && p.Stopped.IsZero() && !p.NotReady {
+			r.violate("%s %s (pid %d) exited on its own at %s: a crash (see its log)", p.Role, p.ID, p.PID, stamp(p.Exited))
 		}
 	}
 }
@@ -559,8 +603,8 @@ func explainOverlap(first, second Run, p *Process, s time.Duration) (bool, strin
 func checkTicks(r *Report, in Input) {
 	perTick := map[string][]string{}
 	for _, j := range in.Jobs {
-		if j.Tick == "" {
-			continue
+		if j.Tick == "" || isScheduled(j) {
+			continue // checkOccurrences checks a schedule's
 		}
 		name, _, _ := strings.Cut(j.CreatedBy, "@")
 		k := name + " " + j.Tick
@@ -589,13 +633,17 @@ func checkTicks(r *Report, in Input) {
 
 // measureFaults computes each fault's recovery times.
 func measureFaults(r *Report, in Input, runsByJob map[string][]Run) {
-	var tickTimes []time.Time
+	var tickTimes, occTimes []time.Time
 	for _, j := range in.Jobs {
-		if j.Tick != "" {
+		switch {
+		case j.Tick != "" && isScheduled(j):
+			occTimes = append(occTimes, j.Created)
+		case j.Tick != "":
 			tickTimes = append(tickTimes, j.Created)
 		}
 	}
 	sort.Slice(tickTimes, func(a, b int) bool { return tickTimes[a].Before(tickTimes[b]) })
+	sort.Slice(occTimes, func(a, b int) bool { return occTimes[a].Before(occTimes[b]) })
 	for i, e := range in.Faults {
 		fr := FaultResult{FaultEvent: e, Offset: Millis(e.At.Sub(in.Started)), ProbeRecovery: notMeasured, RerunAfter: notMeasured, Rejoin: notMeasured, NextTick: notMeasured, NewLeader: notMeasured}
 		at := e.At.UnixNano()
@@ -640,11 +688,16 @@ func measureFaults(r *Report, in Input, runsByJob map[string][]Run) {
 					break
 				}
 			}
-		case e.Kind == KillDistributorLeader || e.Kind == PauseDistributorLeader:
+		case e.Kind.distributorFault() || e.Kind.controllerFault():
 			if !e.NewLeader.IsZero() {
 				fr.NewLeader = Millis(e.NewLeader.Sub(e.At))
 			}
-			for _, t := range tickTimes {
+			// A controller's next tick is the schedule's next occurrence.
+			ticks := tickTimes
+			if e.Kind.controllerFault() {
+				ticks = occTimes
+			}
+			for _, t := range ticks {
 				if t.After(e.At) {
 					fr.NextTick = Millis(t.Sub(e.At))
 					break

@@ -184,7 +184,7 @@ func TestCheckOverlaps(t *testing.T) {
 			in.Jobs[0].Executor, in.Jobs[0].Attempt = "x2", 2
 			in.Processes[0].Pauses = tc.pauses
 			if tc.exited > 0 {
-				in.Processes[0].Exited = at(tc.exited)
+				in.Processes[0].Exited, in.Processes[0].Killed = at(tc.exited), at(tc.exited-1)
 			}
 			r := Check(in)
 			if !tc.overlap {
@@ -247,7 +247,7 @@ func TestMeasureFaults(t *testing.T) {
 	in.Submitted["job/c"] = Submission{Source: SourceWorkload}
 	in.Jobs = []*jobs.Job{doc("job/a", jobs.Success, "x2", 2), doc("job/b", jobs.Success, "x2", 1), doc("job/c", jobs.Success, "x1", 1)}
 	in.Finished["job/c"] = 1
-	in.Processes[0].Exited = at(1010)
+	in.Processes[0].Exited, in.Processes[0].Killed = at(1010), at(1000)
 	in.Processes = append(in.Processes, Process{ID: "x1#2", Instance: "x1", Role: RoleExecutor})
 	in.Faults = []FaultEvent{{N: 1, Kind: KillExecutor, At: at(1000), HealAt: at(4000), Healed: at(4100), Target: "x1#1", Restarted: "x1#2", Probe: "job/b"}}
 	r := Check(in)
@@ -301,7 +301,7 @@ func TestReadRecords(t *testing.T) {
 }
 
 func TestPlanIsReproducible(t *testing.T) {
-	cfg := Config{Seed: 42, Distributor: true, Index: true}
+	cfg := Config{Seed: 42, Distributor: true, Index: true, Controllers: true}
 	a, err := NewPlan(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -310,7 +310,7 @@ func TestPlanIsReproducible(t *testing.T) {
 	if !reflect.DeepEqual(a, b) {
 		t.Fatal("the same seed gave two plans")
 	}
-	c, _ := NewPlan(Config{Seed: 43, Distributor: true, Index: true})
+	c, _ := NewPlan(Config{Seed: 43, Distributor: true, Index: true, Controllers: true})
 	if reflect.DeepEqual(a.Faults, c.Faults) {
 		t.Fatal("two seeds gave the same faults")
 	}
@@ -324,6 +324,9 @@ func TestPlanIsReproducible(t *testing.T) {
 		ids[f.Probe] = true
 		if i > 0 && f.At < a.Faults[i-1].At+a.Faults[i-1].Hold+settleTime {
 			t.Fatalf("fault %d at %s leaves the one before no time to recover", i+1, f.At)
+		}
+		if f.At+f.Hold+settleTime > a.Config.Duration {
+			t.Fatalf("fault %d at %s, held %s, does not end within the workload of %s", i+1, f.At, f.Hold, a.Config.Duration)
 		}
 		if f.Kind == PauseExecutor && f.Hold <= a.Config.SessionTimeout {
 			t.Fatalf("a pause of %s is not longer than the session timeout", f.Hold)
@@ -343,7 +346,7 @@ func TestPlanIsReproducible(t *testing.T) {
 		t.Fatalf("%d distinct ids for 600 jobs and %d probes", len(ids), len(Kinds))
 	}
 	// More jobs leave the faults as they were.
-	d, _ := NewPlan(Config{Seed: 42, Distributor: true, Index: true, Jobs: 5000})
+	d, _ := NewPlan(Config{Seed: 42, Distributor: true, Index: true, Controllers: true, Jobs: 5000})
 	if !reflect.DeepEqual(a.Faults, d.Faults) {
 		t.Fatal("the number of jobs changed the fault schedule")
 	}

@@ -17,23 +17,26 @@ var (
 	flagJobs        = flag.Int("faults.jobs", 0, "workload jobs (default 600)")
 	flagExecutors   = flag.Int("faults.executors", 0, "executor processes (default 3)")
 	flagThreads     = flag.Int("faults.threads", 0, "workers per executor (default 3)")
-	flagDuration    = flag.Duration("faults.duration", 0, "length of the workload and fault schedule (default 2m15s)")
+	flagDuration    = flag.Duration("faults.duration", 0, "length of the workload and fault schedule (default 2m40s)")
 	flagFaults      = flag.Int("faults.faults", 0, "number of faults (default: every kind once)")
 	flagOut         = flag.String("faults.out", "", "directory for the logs, recorder log, plan and report, kept (default: a new temporary directory, removed if the run passed)")
 	flagDrain       = flag.Duration("faults.drain", 2*time.Minute, "how long the queue may take to drain after the workload")
 	flagTick        = flag.Duration("faults.tick", 0, "the distributor's interval (default 4s, longer than a leader failover)")
 	flagDistributor = flag.Bool("faults.distributor", true, "run a distributor on two processes and kill its leader")
+	flagControllers = flag.Bool("faults.controllers", true, "run two controller processes, which host the maintenance services, and kill and freeze their leader")
+	flagSchedule    = flag.Duration("faults.schedule", 0, "interval of the run's schedule, whose jobs notify a webhook receiver the harness stops once (default 5s; negative: none; needs the controllers)")
 	flagScheduled   = flag.Float64("faults.scheduled", 0.2, "share of workload jobs launched through the scheduler (PENDING, placed on an executor's direct queue); needs the distributor")
 	flagIndex       = flag.Bool("faults.index", true, "index into an in-process Elasticsearch, stop it for a while, and check the history at the end")
-	flagWorkflows   = flag.Int("faults.workflows", 0, "workflows launched over the workload, run by the distributor processes' maintenance leader (default 4; -1: none)")
-	flagSliced      = flag.Int("faults.sliced", 0, "sliced template launches over the workload, their slices scheduled by the distributor processes' maintenance leader (default 4; -1: none)")
+	flagWorkflows   = flag.Int("faults.workflows", 0, "workflows launched over the workload, run by the maintenance leader (default 4; -1: none)")
+	flagSliced      = flag.Int("faults.sliced", 0, "sliced template launches over the workload, their slices scheduled by the maintenance leader (default 4; -1: none)")
 )
 
 // TestFaultInjection plays a seeded workload and fault schedule against a
-// 3-node ZooKeeper ensemble and real executor and distributor processes,
-// and fails on any broken promise: a job lost or left unfinished, a job run
-// by two executors at once (unless the first had been frozen past its
-// session), a distributor tick that made two jobs.
+// 3-node ZooKeeper ensemble and real executor, distributor and controller
+// processes, and fails on any broken promise: a job lost or left
+// unfinished, a job run by two executors at once (unless the first had
+// been frozen past its session), a distributor tick that made two jobs, a
+// schedule occurrence launched twice or never, a notice never delivered.
 func TestFaultInjection(t *testing.T) {
 	seed := *flagSeed
 	if seed == 0 {
@@ -63,9 +66,13 @@ func TestFaultInjection(t *testing.T) {
 		Duration: *flagDuration, Faults: *flagFaults, TickInterval: *flagTick,
 		Distributor: *flagDistributor && HasDistributor(bin), Index: *flagIndex, Scheduled: *flagScheduled,
 		Workflows: *flagWorkflows, Sliced: *flagSliced,
+		Controllers: *flagControllers && HasController(bin), ScheduleEvery: *flagSchedule,
 	}
 	if *flagDistributor && !cfg.Distributor {
 		t.Logf("the binary has no distributor command: the distributor fault is left out")
+	}
+	if *flagControllers && !cfg.Controllers {
+		t.Logf("the binary has no controller command: the controller faults are left out")
 	}
 	plan, err := NewPlan(cfg)
 	if err != nil {

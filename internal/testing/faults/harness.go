@@ -30,6 +30,7 @@ import (
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/logging"
 	"github.com/jobengine/jobengine/engine/schedule"
+	"github.com/jobengine/jobengine/engine/schedules"
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/engine/zkserver"
 	"github.com/jobengine/jobengine/internal/check"
@@ -81,7 +82,7 @@ func HasDistributor(bin string) bool {
 }
 
 // Harness plays a Plan against a real ZooKeeper ensemble and real
-// executor and distributor processes, then checks the outcome.
+// executor, distributor and controller processes, then checks the outcome.
 type Harness struct {
 	Plan *Plan
 	// Bin is the jobengine binary; PluginDir holds the recorder plugin.
@@ -96,6 +97,7 @@ type Harness struct {
 	Logf func(format string, args ...any)
 
 	zk      *zkserver.Cluster
+	peers   *peerLinks     // the proxies between the ZooKeeper nodes
 	es      *estest.Server // with Config.Index
 	root    string
 	conn    *zkconn.Conn
@@ -104,6 +106,9 @@ type Harness struct {
 	confDir string
 	execs   []*instance
 	dists   []*instance
+	ctls    []*instance  // with Config.Controllers
+	sched   *ScheduleRun // with Config.ScheduleEvery
+	recv    *receiver    // with the schedule
 	start   time.Time
 
 	mu        sync.Mutex
@@ -111,7 +116,7 @@ type Harness struct {
 	events    []FaultEvent
 }
 
-// instance is an executor or distributor instance: a name and the
+// instance is an executor, distributor or controller instance: a name and the
 // processes that ran under it, one after the other.
 type instance struct {
 	role  string
@@ -155,7 +160,11 @@ func (h *Harness) Run(ctx context.Context) (rep *Report, err error) {
 	}
 
 	h.logf("starting a 3-node ZooKeeper ensemble")
-	h.zk, err = zkserver.Start(zkserver.Options{Servers: 3})
+	// The nodes reach each other through proxies, so that one can be
+	// partitioned from the others.
+	h.peers = &peerLinks{}
+	defer h.peers.close()
+	h.zk, err = zkserver.Start(zkserver.Options{Servers: 3, PeerAddr: h.peers.addr})
 	if err != nil {
 		return nil, err
 	}
@@ -197,27 +206,43 @@ func (h *Harness) Run(ctx context.Context) (rep *Report, err error) {
 		}
 		h.execs = append(h.execs, in)
 	}
+	if err := h.writeDistributorConfig(); err != nil {
+		return nil, err
+	}
 	if cfg.Distributor {
-		if err := h.writeDistributorConfig(); err != nil {
-			return nil, err
-		}
 		h.dists = []*instance{{role: RoleDistributor, name: "d1"}, {role: RoleDistributor, name: "d2"}}
 	}
-	for _, in := range append(append([]*instance(nil), h.execs...), h.dists...) {
+	if cfg.Controllers {
+		h.ctls = []*instance{{role: RoleController, name: "c1"}, {role: RoleController, name: "c2"}}
+	}
+	if cfg.ScheduleEvery > 0 {
+		stop, err := h.setUpReceiver(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+	}
+	for _, in := range h.instances() {
 		if _, err := h.startProcess(ctx, in); err != nil {
 			return nil, err
 		}
 	}
-	h.logf("%d executors and %d distributor instances running; playing the workload (%d jobs over %s) and %d faults",
-		len(h.execs), len(h.dists), h.Plan.Jobs(), cfg.Duration, len(h.Plan.Faults))
+	h.logf("%d executors, %d distributor and %d controller instances running; playing the workload (%d jobs over %s) and %d faults",
+		len(h.execs), len(h.dists), len(h.ctls), h.Plan.Jobs(), cfg.Duration, len(h.Plan.Faults))
+	if cfg.ScheduleEvery > 0 {
+		if err := h.setUpSchedule(ctx); err != nil {
+			return nil, err
+		}
+	}
 
-	workflows := cfg.Distributor && cfg.Workflows > 0
+	maintained := cfg.Distributor || cfg.Controllers
+	workflows := maintained && cfg.Workflows > 0
 	if workflows {
 		if err := h.setUpWorkflows(ctx); err != nil {
 			return nil, err
 		}
 	}
-	sliced := cfg.Distributor && cfg.Sliced > 0
+	sliced := maintained && cfg.Sliced > 0
 	if sliced {
 		if err := h.setUpSliced(ctx); err != nil {
 			return nil, err
@@ -243,15 +268,28 @@ func (h *Harness) Run(ctx context.Context) (rep *Report, err error) {
 	}
 
 	if workflows || sliced {
-		// The distributor processes host the workflow service, the
-		// scheduler that places the slices and the container repair.
+		// The maintenance hosts run the workflow service, the scheduler
+		// that places the slices and the container repair.
 		h.waitWorkflows(ctx)
 	}
 	for _, in := range h.dists {
 		h.stopProcess(h.current(in))
 	}
+	if h.sched != nil {
+		if err := h.disableSchedule(ctx); err != nil {
+			return nil, fmt.Errorf("faults: turning the schedule off: %w", err)
+		}
+	}
 	h.logf("workload and faults done after %s; waiting for the queue to drain", time.Since(h.start).Round(time.Second))
+	// The controllers keep running through the drain: their leader
+	// places the jobs left PENDING and sends the notices.
 	drained := h.drain(ctx)
+	if h.recv != nil {
+		h.waitNotices(ctx)
+	}
+	for _, in := range h.ctls {
+		h.stopProcess(h.current(in))
+	}
 	for _, in := range h.execs {
 		h.stopProcess(h.current(in))
 	}
@@ -307,6 +345,9 @@ func (h *Harness) startProcess(ctx context.Context, in *instance) (*process, err
 		}
 		select {
 		case <-p.done:
+			h.mu.Lock()
+			p.info.NotReady = true
+			h.mu.Unlock()
 		default:
 			h.kill(p)
 		}
@@ -349,7 +390,13 @@ func (h *Harness) launch(in *instance) (*process, error) {
 			"--plugin-dir", h.PluginDir, "--shutdown-grace", "20s",
 			"--plugin-env", EnvLog, "--plugin-env", EnvExecutor)
 	case RoleDistributor:
-		args = append(args, "distributor", "--config-dir", h.confDir, "--identifier", id, DistributorName)
+		args = append(args, "distributor", "--config-dir", h.confDir, "--identifier", id)
+		if cfg.Controllers {
+			args = append(args, "--maintenance=false")
+		}
+		args = append(args, DistributorName)
+	case RoleController:
+		args = append(args, h.controllerArgs(id)...)
 	}
 	logf, err := os.OpenFile(h.logPath(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -410,7 +457,7 @@ func (h *Harness) waitReady(ctx context.Context, p *process, deadline time.Time)
 			}
 			return nil
 		default:
-			cs, err := election.New(h.conn, DistributorName, "", zap.NewNop()).Contenders(ctx)
+			cs, err := election.New(h.conn, electionOf(p.info.Role), "", zap.NewNop()).Contenders(ctx)
 			if err != nil {
 				return err
 			}
@@ -455,6 +502,9 @@ func (h *Harness) stopProcess(p *process) {
 		return
 	default:
 	}
+	h.mu.Lock()
+	p.info.Stopped = time.Now()
+	h.mu.Unlock()
 	_ = syscall.Kill(-p.info.PID, syscall.SIGCONT)
 	_ = syscall.Kill(p.info.PID, syscall.SIGTERM)
 	select {
@@ -465,10 +515,15 @@ func (h *Harness) stopProcess(p *process) {
 	}
 }
 
+// instances returns every instance: executors, distributors, controllers.
+func (h *Harness) instances() []*instance {
+	return slices.Concat(h.execs, h.dists, h.ctls)
+}
+
 func (h *Harness) killAll() {
 	h.mu.Lock()
 	var all []*process
-	for _, in := range append(append([]*instance(nil), h.execs...), h.dists...) {
+	for _, in := range h.instances() {
 		all = append(all, in.procs...)
 	}
 	h.mu.Unlock()
@@ -603,6 +658,11 @@ func (h *Harness) playFaults(ctx context.Context) error {
 				defer probes.Done()
 				payload, _ := json.Marshal(Payload{SleepMS: 0})
 				nj := jobs.NewJob{ID: f.Probe, Action: RecordAction, Priority: probePriority, Payload: payload, CreatedBy: "faults-probe"}
+				if f.Kind.controllerFault() {
+					// Through the scheduler, which the faulted leader ran:
+					// the probe starts once another has taken over.
+					nj.Launch.InstanceGroups = []string{jobs.DefaultGroup}
+				}
 				if err := h.create(ctx, []jobs.NewJob{nj}, SourceProbe); err != nil {
 					h.logf("probe of fault %d not created: %v", e.N, err)
 				}
@@ -620,6 +680,8 @@ func (h *Harness) playFaults(ctx context.Context) error {
 			err = h.silenceExecutor(ctx, f, &e, probe)
 		case PauseZK:
 			err = h.pauseZK(ctx, f, &e, probe)
+		case PartitionZK:
+			err = h.partitionZK(ctx, f, &e, probe)
 		case ElasticsearchDown:
 			err = h.elasticsearchDown(ctx, f, &e, probe)
 		case PauseDistributorLeader:
@@ -630,6 +692,12 @@ func (h *Harness) playFaults(ctx context.Context) error {
 			err = h.restartEnsemble(ctx, f, &e, probe)
 		case KillDistributorLeader:
 			err = h.killDistributorLeader(ctx, f, &e, probe)
+		case KillControllerLeader:
+			err = h.killControllerLeader(ctx, f, &e, probe)
+		case PauseControllerLeader:
+			err = h.pauseControllerLeader(ctx, f, &e, probe)
+		case ReceiverDown:
+			err = h.receiverDown(ctx, f, &e, probe)
 		default:
 			err = fmt.Errorf("faults: unknown fault kind %q", f.Kind)
 		}
@@ -940,13 +1008,6 @@ func (h *Harness) tickPhase(ctx context.Context, due time.Time) (string, error) 
 	return "", err
 }
 
-// killDistributorLeader kills the instance that leads the distributor's
-// election in the middle of a tick: after the tick's job was created and
-// before the tick was recorded. It freezes the leader a little after a tick
-// is due, looks at ZooKeeper, and kills it there if the tick is half done;
-// otherwise it lets it go on and tries the next tick a little earlier or
-// later (a binary search over the offset, from the planned one), up to
-// five ticks, then kills it wherever it is.
 // distributorLeader returns the process that leads the distributor's
 // election (and the maintenance services).
 func (h *Harness) distributorLeader(ctx context.Context) (*instance, *process, error) {
@@ -988,53 +1049,16 @@ func (h *Harness) pauseDistributorLeader(ctx context.Context, f Fault, e *FaultE
 	return nil
 }
 
+// killDistributorLeader kills the instance that leads the distributor's
+// election in the middle of a tick (killMidTick), and starts it again
+// after the hold.
 func (h *Harness) killDistributorLeader(ctx context.Context, f Fault, e *FaultEvent, probe func()) error {
 	in, p, err := h.distributorLeader(ctx)
 	if err != nil {
 		return err
 	}
-	// Ticks are due at multiples of the interval since the epoch.
-	every := h.Plan.Config.TickInterval
-	lo, hi, offset := time.Duration(0), 20*time.Millisecond, f.TickOffset
-	const tries = 5
-	for try := 1; ; try++ {
-		due := time.Now().Truncate(every).Add(every)
-		if time.Until(due) < 50*time.Millisecond {
-			due = due.Add(every)
-		}
-		if err := sleep(ctx, time.Until(due.Add(offset))); err != nil {
-			return err
-		}
-		stopped := time.Now()
-		_ = syscall.Kill(p.info.PID, syscall.SIGSTOP)
-		// A stopped process sends nothing new, but what it wrote to its
-		// socket before still reaches ZooKeeper: let that land first, or
-		// a tick seen half done may be recorded a moment later.
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
-			_ = syscall.Kill(p.info.PID, syscall.SIGCONT)
-			return err
-		}
-		phase, err := h.tickPhase(ctx, due)
-		if err != nil {
-			_ = syscall.Kill(p.info.PID, syscall.SIGCONT)
-			return err
-		}
-		if phase == tickCreated || try == tries {
-			e.Target = p.info.ID
-			e.At = stopped
-			h.kill(p) // SIGKILL ends a stopped process too
-			e.TickPhase = phase
-			e.Note = fmt.Sprintf("(killed %s after the tick due at %s, tick %s; try %d)",
-				stopped.Sub(due).Round(100*time.Microsecond), due.Format("15:04:05"), phase, try)
-			break
-		}
-		_ = syscall.Kill(p.info.PID, syscall.SIGCONT)
-		if phase == tickBefore {
-			lo = offset
-		} else {
-			hi = offset
-		}
-		offset = (lo + hi) / 2
+	if err := h.killMidTick(ctx, p, h.Plan.Config.TickInterval, f.TickOffset, 20*time.Millisecond, h.tickPhase, h.tickJobPath, e); err != nil {
+		return err
 	}
 	probe()
 	if err := sleep(ctx, f.Hold); err != nil {
@@ -1047,6 +1071,109 @@ func (h *Harness) killDistributorLeader(ctx context.Context, f Fault, e *FaultEv
 	}
 	e.Healed, e.Restarted = time.Now(), np.info.ID
 	return nil
+}
+
+// tickJobPath is the document path of the distributor's job of the tick
+// due at due.
+func (h *Harness) tickJobPath(due time.Time) (string, error) {
+	cat, err := distributor.Load(h.confDir)
+	if err != nil {
+		return "", err
+	}
+	def, err := cat.Get(DistributorName)
+	if err != nil {
+		return "", err
+	}
+	js, err := distributor.TickJobs(def, schedule.Tick{At: due}, "", nil)
+	if err != nil || len(js) != 1 {
+		return "", fmt.Errorf("faults: the tick's job: %v", err)
+	}
+	uid, _ := strings.CutPrefix(js[0].ID, "job/")
+	return h.store.DocPath(uid), nil
+}
+
+// killMidTick kills p in the middle of a tick that falls due every
+// interval (a distributor's tick, a schedule's occurrence): after the
+// tick's job was created and before the tick was recorded, as phase
+// reads them from ZooKeeper. It freezes p offset after a tick is due,
+// reads the phase, and kills p there if the tick is half done; otherwise
+// it lets p go on and tries the next tick a little earlier or later (a
+// binary search over the offset, up to window after the tick), up to five
+// ticks, then kills p wherever it is. It sets e's target, time, tick
+// phase and note.
+//
+// With jobPath (the ZooKeeper path of the tick's job document) it watches
+// that path from just before the tick and freezes p the moment the job
+// appears — between the creation and the record, if the watch comes
+// quickly enough — and freezes it wherever it is when no job appears
+// within half a second.
+func (h *Harness) killMidTick(ctx context.Context, p *process, every, offset, window time.Duration,
+	phase func(context.Context, time.Time) (string, error), jobPath func(time.Time) (string, error), e *FaultEvent) error {
+	// Ticks are due at multiples of the interval since the epoch.
+	lo, hi := time.Duration(0), window
+	const tries = 5
+	for try := 1; ; try++ {
+		due := time.Now().Truncate(every).Add(every)
+		if time.Until(due) < 500*time.Millisecond {
+			due = due.Add(every)
+		}
+		var created <-chan zk.Event
+		if jobPath != nil {
+			if err := sleep(ctx, time.Until(due.Add(-200*time.Millisecond))); err != nil {
+				return err
+			}
+			if path, err := jobPath(due); err == nil {
+				if ok, _, ch, err := h.conn.ExistsW(path); err == nil && !ok {
+					created = ch
+				}
+			}
+		}
+		how := "at the offset"
+		if created != nil {
+			t := time.NewTimer(time.Until(due.Add(max(window, 500*time.Millisecond))))
+			select {
+			case <-created:
+				how = "as its job appeared"
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			}
+			t.Stop()
+		} else if err := sleep(ctx, time.Until(due.Add(offset))); err != nil {
+			return err
+		}
+		_ = syscall.Kill(p.info.PID, syscall.SIGSTOP)
+		stopped := time.Now()
+		// A stopped process sends nothing new, but what it wrote to its
+		// socket before still reaches ZooKeeper: let that land first, or
+		// a tick seen half done may be recorded a moment later.
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			_ = syscall.Kill(p.info.PID, syscall.SIGCONT)
+			return err
+		}
+		ph, err := phase(ctx, due)
+		if err != nil {
+			_ = syscall.Kill(p.info.PID, syscall.SIGCONT)
+			return err
+		}
+		if ph == tickCreated || try == tries {
+			e.Target = p.info.ID
+			e.At = stopped
+			h.kill(p) // SIGKILL ends a stopped process too
+			e.TickPhase = ph
+			e.Note = fmt.Sprintf("(frozen %s %s after the tick due at %s and killed, tick %s; try %d)",
+				how, stopped.Sub(due).Round(100*time.Microsecond), due.Format("15:04:05"), ph, try)
+			return nil
+		}
+		_ = syscall.Kill(p.info.PID, syscall.SIGCONT)
+		if ph == tickBefore {
+			lo = offset
+		} else {
+			hi = offset
+		}
+		offset = (lo + hi) / 2
+	}
 }
 
 // drain waits until every job is final, or DrainTimeout passes.
@@ -1117,7 +1244,7 @@ func (h *Harness) check(ctx context.Context, ended time.Time) (*Report, error) {
 	}
 	h.mu.Lock()
 	var procs []Process
-	for _, in := range append(append([]*instance(nil), h.execs...), h.dists...) {
+	for _, in := range h.instances() {
 		for _, p := range in.procs {
 			procs = append(procs, p.info)
 		}
@@ -1131,7 +1258,18 @@ func (h *Harness) check(ctx context.Context, ended time.Time) (*Report, error) {
 	finished := map[string]int{}
 	resumed := 0
 	var leading []time.Time
+	var dropped []Interval
 	for _, p := range procs {
+		if p.Role != RoleExecutor && h.sched != nil {
+			d, err := droppedSpans(h.logPath(p.ID))
+			if err != nil {
+				return nil, err
+			}
+			dropped = append(dropped, d...)
+		}
+		if p.Role == RoleController {
+			continue
+		}
 		if p.Role == RoleDistributor {
 			n, err := countLines(h.logPath(p.ID), distributor.MsgTickJobExists)
 			if err != nil {
@@ -1151,7 +1289,7 @@ func (h *Harness) check(ctx context.Context, ended time.Time) (*Report, error) {
 	}
 	sort.Slice(leading, func(a, b int) bool { return leading[a].Before(leading[b]) })
 	for i := range events {
-		if events[i].Kind != KillDistributorLeader && events[i].Kind != PauseDistributorLeader {
+		if !events[i].Kind.distributorFault() {
 			continue
 		}
 		for _, t := range leading {
@@ -1181,6 +1319,16 @@ func (h *Harness) check(ctx context.Context, ended time.Time) (*Report, error) {
 			return nil, err
 		}
 	}
+	if h.sched != nil {
+		s := *h.sched
+		s.Dropped = dropped
+		in.Schedule = &s
+	}
+	if h.recv != nil {
+		if in.Notices, err = h.notices(cctx); err != nil {
+			return nil, err
+		}
+	}
 	if qs.Entries != qs.Available+qs.Taken {
 		in.QueueAvailable = qs.Entries - qs.Taken
 	}
@@ -1199,6 +1347,8 @@ type logLine struct {
 	Msg  string
 	Time time.Time
 	Job  string
+	// FirstMissed and Running are the schedule runner's dropped span.
+	FirstMissed, Running string
 }
 
 // readLog calls fn for every line of a JSON log whose message is one of
@@ -1223,6 +1373,8 @@ func readLog(path string, fn func(logLine), msgs ...string) error {
 		}
 		_ = json.Unmarshal(fields[logging.TimeKey], &l.Time)
 		_ = json.Unmarshal(fields[executor.FieldJob], &l.Job)
+		_ = json.Unmarshal(fields[schedules.FieldFirstMissed], &l.FirstMissed)
+		_ = json.Unmarshal(fields[schedules.FieldRunning], &l.Running)
 		fn(l)
 	}
 	return sc.Err()

@@ -16,8 +16,8 @@ func (r *Report) Summary() string {
 	c := r.Config
 	fmt.Fprintf(&b, "fault run: seed %d, %d executors × %d threads, session timeout %s, workload %s, took %s\n",
 		r.Seed, c.Executors, c.Threads, c.SessionTimeout, c.Duration, r.Elapsed)
-	fmt.Fprintf(&b, "jobs:      %d submitted (%d workload, %d probes, %d by the distributor, %d workflow and node jobs, %d sliced containers and slices); placed by the scheduler: %d; final: %s; left unfinished: %d\n",
-		r.Jobs.Submitted, r.Jobs.Workload, r.Jobs.Probes, r.Jobs.Distributor, r.Jobs.Workflow, r.Jobs.Sliced, r.Jobs.Placed, counts(r.Jobs.Final), len(r.Jobs.NotFinal))
+	fmt.Fprintf(&b, "jobs:      %d submitted (%d workload, %d probes, %d by the distributor, %d by the schedule, %d workflow and node jobs, %d sliced containers and slices); placed by the scheduler: %d; final: %s; left unfinished: %d\n",
+		r.Jobs.Submitted, r.Jobs.Workload, r.Jobs.Probes, r.Jobs.Distributor, r.Jobs.Scheduled, r.Jobs.Workflow, r.Jobs.Sliced, r.Jobs.Placed, counts(r.Jobs.Final), len(r.Jobs.NotFinal))
 	fmt.Fprintf(&b, "runs:      %d; reruns: %d on %d jobs, highest attempt %d; killed mid-run: %d; stopped on session loss: %d\n",
 		r.Runs.Total, r.Runs.Reruns, r.Runs.JobsRerun, r.Runs.MaxAttempt, r.Runs.Unfinished, r.Runs.Canceled)
 	if n := len(r.Jobs.SliceEndSpreads); r.Jobs.Containers != nil {
@@ -43,6 +43,18 @@ func (r *Report) Summary() string {
 	if h := r.History; h != nil {
 		fmt.Fprintf(&b, "history:   %d job versions indexed, each with its state event exactly once; outbox left %d, refused %d\n",
 			h.Versions, h.Outbox, h.Failed)
+	}
+	if o := r.Occurrences; o != nil {
+		fmt.Fprintf(&b, "schedule:  %d occurrences due, %d launched once, %d launched more than once, %d missed; dropped by catch-up while no leader ran: %d\n",
+			o.Due, o.Launched, len(o.Doubled), len(o.Missed), o.Dropped)
+	}
+	if n := r.Notices; n != nil {
+		dups := ""
+		if len(n.DuplicateKeys) > 0 {
+			dups = " (" + strings.Join(n.DuplicateKeys, ", ") + ")"
+		}
+		fmt.Fprintf(&b, "notices:   %d expected, %d delivered at least once, in %d deliveries; duplicates: %d%s; left in the outbox %d, parked %d\n",
+			n.Expected, n.Delivered, n.Deliveries, n.Duplicates, dups, n.Pending, n.Parked)
 	}
 	fmt.Fprintf(&b, "faults:    %d injected\n", len(r.Faults))
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
@@ -78,6 +90,12 @@ func (r *Report) Summary() string {
 		b.WriteString("verdict:   no job lost, none run twice at once, no tick doubled")
 		if r.History != nil {
 			b.WriteString(", every job version in the history once")
+		}
+		if r.Occurrences != nil {
+			b.WriteString(", every occurrence launched once")
+		}
+		if r.Notices != nil {
+			b.WriteString(", every notice delivered")
 		}
 		b.WriteString("\n")
 	} else {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,6 +47,12 @@ const (
 	// timeouts. Like a partition, the executor must stop its actions on
 	// its own.
 	SilenceExecutor Kind = "silence-executor"
+	// PartitionZK cuts one ZooKeeper node — scope "leader" or "follower"
+	// — off from the other members for Hold (its peer connections go
+	// through the harness's proxies, which close them and refuse new
+	// ones), while its clients still reach it: alone, it must stop
+	// serving, and serve again once it rejoins.
+	PartitionZK Kind = "partition-zk"
 	// PauseZK freezes one ZooKeeper node with SIGSTOP for Hold, then
 	// continues it. Scope "leader" freezes the leader (the others elect a
 	// new one), "follower" a follower (its clients move to another node).
@@ -60,10 +67,36 @@ const (
 	// timeout), then continues it: it must find it no longer leads and
 	// neither double a tick nor write on behalf of a lost leadership.
 	PauseDistributorLeader Kind = "pause-distributor-leader"
+	// KillControllerLeader kills the controller process that leads the
+	// maintenance services (scheduler, reaper, workflow service, schedule
+	// runner, notification sender, index pump) with SIGKILL in the middle
+	// of a schedule occurrence — the occurrence's job created, the
+	// schedule's state not yet written — and starts it again after Hold.
+	KillControllerLeader Kind = "kill-controller-leader"
+	// PauseControllerLeader freezes the leading controller with SIGSTOP for
+	// Hold (longer than the session timeout), then continues it: the other
+	// controller takes the services over, the frozen one must find it no
+	// longer leads.
+	PauseControllerLeader Kind = "pause-controller-leader"
+	// ReceiverDown stops the harness's webhook receiver for Hold
+	// (connections refused), then starts it again on the same address: the
+	// notification sender must deliver every notice at least once.
+	ReceiverDown Kind = "receiver-down"
 )
 
 // Kinds lists every kind of fault.
-var Kinds = []Kind{KillExecutor, PauseExecutor, PartitionExecutor, SilenceExecutor, KillZKLeader, PauseZK, RestartEnsemble, KillDistributorLeader, PauseDistributorLeader, ElasticsearchDown}
+var Kinds = []Kind{KillExecutor, PauseExecutor, PartitionExecutor, SilenceExecutor, KillZKLeader, PauseZK, PartitionZK, RestartEnsemble,
+	KillDistributorLeader, PauseDistributorLeader, ElasticsearchDown, KillControllerLeader, PauseControllerLeader, ReceiverDown}
+
+// distributorFault reports whether k is aimed at the distributor.
+func (k Kind) distributorFault() bool {
+	return k == KillDistributorLeader || k == PauseDistributorLeader
+}
+
+// controllerFault reports whether k is aimed at the controllers.
+func (k Kind) controllerFault() bool {
+	return k == KillControllerLeader || k == PauseControllerLeader
+}
 
 // executorFault reports whether k is aimed at one executor.
 func (k Kind) executorFault() bool {
@@ -82,7 +115,7 @@ type Config struct {
 	// Threads is the number of workers of each executor (default 3).
 	Threads int
 	// Duration is the length of the workload, during which jobs are
-	// submitted and faults injected (default 2m30s).
+	// submitted and faults injected (default 2m40s).
 	Duration time.Duration
 	// Faults is the number of faults (default: every kind that applies
 	// once); the schedule holds every kind at least once when there is
@@ -92,6 +125,15 @@ type Config struct {
 	SessionTimeout time.Duration
 	// Distributor adds a distributor on two processes and its fault.
 	Distributor bool
+	// Controllers adds two `jobengine controller` processes, contending
+	// for the maintenance services, and their faults; the distributor
+	// processes then host no maintenance.
+	Controllers bool
+	// ScheduleEvery is the interval of the schedule the run stores
+	// (default 5s; negative: none): its occurrences launch recorder jobs
+	// that notify the harness's webhook receiver, which adds the
+	// receiver's fault. It needs the controllers.
+	ScheduleEvery time.Duration
 	// Index runs the engine with indexing on, into an in-process
 	// Elasticsearch (estest), adds its fault and checks at the end that
 	// every job version is in the history exactly once.
@@ -138,7 +180,7 @@ func (c Config) WithDefaults() Config {
 		c.Threads = 3
 	}
 	if c.Duration <= 0 {
-		c.Duration = 150 * time.Second
+		c.Duration = 160 * time.Second
 	}
 	if c.SessionTimeout <= 0 {
 		c.SessionTimeout = 2 * time.Second
@@ -148,6 +190,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.LongJobs <= 0 {
 		c.LongJobs = 0.15
+	}
+	if c.ScheduleEvery == 0 {
+		c.ScheduleEvery = 5 * time.Second
 	}
 	switch {
 	case c.Workflows == 0:
@@ -212,7 +257,7 @@ type Plan struct {
 // Time of the workload around the faults.
 const (
 	leadIn     = 5 * time.Second // the first fault comes after the workload settled
-	settleTime = 8 * time.Second // room left after a fault's hold to recover before the next
+	settleTime = 6 * time.Second // room left after a fault's hold to recover before the next
 	batchEvery = 500 * time.Millisecond
 )
 
@@ -224,13 +269,24 @@ func NewPlan(cfg Config) (*Plan, error) {
 	if cfg.Executors < 2 {
 		return nil, fmt.Errorf("%w: %d executors; at least 2, so that one survives a fault", ErrConfig, cfg.Executors)
 	}
+	if cfg.ScheduleEvery > 0 {
+		if err := checkScheduleEvery(cfg.ScheduleEvery); err != nil {
+			return nil, err
+		}
+	}
 	p := &Plan{Config: cfg}
 	jr := rand.New(rand.NewPCG(cfg.Seed, 1))
 	fr := rand.New(rand.NewPCG(cfg.Seed, 2))
 	tr := rand.New(rand.NewPCG(cfg.Seed, 3))
 	sr := rand.New(rand.NewPCG(cfg.Seed, 4)) // its own stream: older plans stay as they were
-	if !cfg.Distributor {
+	if !cfg.Distributor && !cfg.Controllers {
 		p.Config.Scheduled, cfg.Scheduled = 0, 0
+	}
+	// The schedule's runner and the notification sender run until the
+	// end of the drain, on the controllers: distributor processes that
+	// host them would make ticks through the drain.
+	if !cfg.Controllers {
+		p.Config.ScheduleEvery, cfg.ScheduleEvery = -1, -1
 	}
 
 	// Jobs are submitted in batches spread over the first 90% of the
@@ -261,8 +317,8 @@ func NewPlan(cfg Config) (*Plan, error) {
 
 	kinds := make([]Kind, 0, len(Kinds))
 	for _, k := range Kinds {
-		distributorFault := k == KillDistributorLeader || k == PauseDistributorLeader
-		if (!distributorFault || cfg.Distributor) && (k != ElasticsearchDown || cfg.Index) {
+		if (!k.distributorFault() || cfg.Distributor) && (k != ElasticsearchDown || cfg.Index) &&
+			(!k.controllerFault() || cfg.Controllers) && (k != ReceiverDown || cfg.ScheduleEvery > 0) {
 			kinds = append(kinds, k)
 		}
 	}
@@ -277,21 +333,30 @@ func NewPlan(cfg Config) (*Plan, error) {
 		fr.Shuffle(len(plan), func(i, j int) { plan[i], plan[j] = plan[j], plan[i] })
 		plan = plan[:cfg.Faults]
 	}
-	extra := []Kind{KillExecutor, KillExecutor, PauseExecutor, PauseExecutor, PartitionExecutor, PartitionExecutor, SilenceExecutor, KillZKLeader, PauseZK}
+	extra := []Kind{KillExecutor, KillExecutor, PauseExecutor, PauseExecutor, PartitionExecutor, PartitionExecutor, SilenceExecutor, KillZKLeader, PauseZK, PartitionZK}
 	if cfg.Distributor {
 		extra = append(extra, KillDistributorLeader)
 	}
 	if cfg.Index {
 		extra = append(extra, ElasticsearchDown)
 	}
+	if cfg.Controllers {
+		extra = append(extra, KillControllerLeader, PauseControllerLeader)
+	}
+	if cfg.ScheduleEvery > 0 {
+		extra = append(extra, ReceiverDown)
+	}
 	for len(plan) < cfg.Faults {
 		plan = append(plan, extra[fr.IntN(len(extra))])
 	}
 	fr.Shuffle(len(plan), func(i, j int) { plan[i], plan[j] = plan[j], plan[i] })
 
-	slot := (cfg.Duration - leadIn) / time.Duration(len(plan))
+	// Each fault gets its hold and settleTime; what is left of the
+	// duration is shared out at random between them, so the faults still
+	// come at unforeseeable times.
 	fids := idSource(fr)
-	for i, k := range plan {
+	need := time.Duration(0)
+	for _, k := range plan {
 		f := Fault{Kind: k, Probe: fids()}
 		switch k {
 		case KillExecutor:
@@ -310,25 +375,45 @@ func NewPlan(cfg Config) (*Plan, error) {
 		case PauseZK:
 			f.Hold = between(fr, 2*time.Second, 5*time.Second)
 			f.Scope = []string{"leader", "follower"}[fr.IntN(2)]
+		case PartitionZK:
+			f.Hold = between(fr, 3*time.Second, 5*time.Second)
+			f.Scope = []string{"leader", "follower"}[fr.IntN(2)]
 		case ElasticsearchDown:
 			f.Hold = between(fr, 3*time.Second, 6*time.Second)
-		case PauseDistributorLeader:
+		case PauseDistributorLeader, PauseControllerLeader:
 			f.Hold = cfg.SessionTimeout + between(fr, 500*time.Millisecond, 3*time.Second)
 		case KillZKLeader:
 			f.Hold = between(fr, 2*time.Second, 6*time.Second)
 		case RestartEnsemble:
 			f.Hold = between(fr, time.Second, 3*time.Second)
 			f.Scope = []string{"stop", "kill"}[fr.IntN(2)]
-		case KillDistributorLeader:
+		case KillDistributorLeader, KillControllerLeader:
 			f.Hold = between(fr, 2*time.Second, 5*time.Second)
 			f.TickOffset = time.Duration(tr.IntN(20_000)) * time.Microsecond
+		case ReceiverDown:
+			f.Hold = between(fr, 3*time.Second, 6*time.Second)
 		}
-		room := slot - f.Hold - settleTime
-		if room < 0 {
-			return nil, fmt.Errorf("%w: %d faults do not fit in %s (each needs its hold plus %s to recover); give a longer duration or fewer faults", ErrConfig, len(plan), cfg.Duration, settleTime)
-		}
-		f.At = leadIn + time.Duration(i)*slot + between(fr, 0, room)
+		need += f.Hold + settleTime
 		p.Faults = append(p.Faults, f)
+	}
+	slack := cfg.Duration - leadIn - need
+	if slack < 0 {
+		return nil, fmt.Errorf("%w: %d faults do not fit in %s (each needs its hold plus %s to recover: %s in all); give a longer duration or fewer faults", ErrConfig, len(plan), cfg.Duration, settleTime, need.Round(time.Second))
+	}
+	// Cut the slack at len(plan) random points: fault i waits the i-th
+	// piece before it comes.
+	cuts := make([]time.Duration, len(plan))
+	for i := range cuts {
+		cuts[i] = between(fr, 0, slack)
+	}
+	slices.Sort(cuts)
+	at := leadIn
+	prev := time.Duration(0)
+	for i := range p.Faults {
+		at += cuts[i] - prev
+		prev = cuts[i]
+		p.Faults[i].At = at
+		at += p.Faults[i].Hold + settleTime
 	}
 	return p, nil
 }
@@ -365,7 +450,7 @@ func (p *Plan) Jobs() int {
 func (p *Plan) String() string {
 	var b strings.Builder
 	for i, f := range p.Faults {
-		fmt.Fprintf(&b, "  %d. at %-7s %-24s hold %-7s", i+1, f.At.Round(100*time.Millisecond), f.Kind, f.Hold.Round(100*time.Millisecond))
+		fmt.Fprintf(&b, "  %2d. at %-8s %-24s hold %-7s", i+1, f.At.Round(100*time.Millisecond), f.Kind, f.Hold.Round(100*time.Millisecond))
 		switch f.Kind {
 		case KillExecutor, PauseExecutor, PartitionExecutor, SilenceExecutor:
 			fmt.Fprintf(&b, " executor %d", f.Target+1)
