@@ -81,6 +81,7 @@ var durationBounds = map[string]struct{ zero bool }{
 	"cache-timeout":        {zero: true},
 	"remote-idle-timeout":  {zero: true},
 	"idle-timeout":         {zero: true},
+	"watch-interval":       {},
 }
 
 // negativeHints say what to type instead of a negative number where 0 has
