@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jobengine/jobengine/engine/inventory"
+	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/project"
 )
 
@@ -33,8 +34,13 @@ type ProjectSource struct {
 	// Directory of a directory project.
 	Directory string `json:"directory,omitempty"`
 	// Revision is the commit a git project's files are taken at; empty:
-	// the head of Branch when the run starts.
+	// the head of Branch when the run starts, or the revision RevisionOf
+	// fetched.
 	Revision string `json:"revision,omitempty"`
+	// RevisionOf names the project update job ("job/<uuid>") a launch
+	// waited for: the run takes the commit that update fetched, not the
+	// head of the branch when it starts (which may have moved since).
+	RevisionOf string `json:"revision-of,omitempty"`
 }
 
 // InventorySource names the hosts of a run by the inventory snapshot its
@@ -76,6 +82,11 @@ func (s *ProjectSource) validate() error {
 		}
 		if s.Revision != "" && !commitRe.MatchString(s.Revision) {
 			return bad("revision %q is not a commit hash", s.Revision)
+		}
+		if s.RevisionOf != "" {
+			if _, _, err := jobs.ParseID(s.RevisionOf); err != nil || s.Revision != "" {
+				return bad("revision-of %q: want the id of a project update job, and no revision", s.RevisionOf)
+			}
 		}
 	case "directory":
 		if !filepath.IsAbs(s.Directory) || filepath.Clean(s.Directory) != s.Directory {
@@ -127,8 +138,17 @@ type Sources struct {
 	// ProjectsDir holds a git cache per project (the directory the
 	// project_update action fetches into).
 	ProjectsDir string
+	// Revisions reads the revision a project update fetched, for a
+	// project source with RevisionOf; without it such a source fails.
+	Revisions UpdateRevisions
 	// Logger receives what is fetched.
 	Logger *zap.Logger
+}
+
+// UpdateRevisions reads the revision a project update job fetched
+// (project.Revisions).
+type UpdateRevisions interface {
+	UpdateRevision(ctx context.Context, job string) (string, error)
 }
 
 // ErrSources means what a payload names could not be fetched.
@@ -151,6 +171,18 @@ func (s *Sources) Resolve(ctx context.Context, p *Payload, dir string) (string, 
 		case "directory":
 			p.ProjectDir = src.Directory
 		default:
+			if src.RevisionOf != "" {
+				if s.Revisions == nil {
+					return "", fmt.Errorf("%w: project %s: this process cannot read the revision %s fetched", ErrSources, src.Name, src.RevisionOf)
+				}
+				at, err := s.Revisions.UpdateRevision(ctx, src.RevisionOf)
+				if err != nil {
+					return "", fmt.Errorf("%w: project %s: %w", ErrSources, src.Name, err)
+				}
+				pinned := *src
+				pinned.Revision, pinned.RevisionOf = at, ""
+				src = &pinned
+			}
 			if rev, err = s.checkout(ctx, src, filepath.Join(dir, "project")); err != nil {
 				return "", err
 			}

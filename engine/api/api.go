@@ -162,7 +162,7 @@ func newServer(cfg Config) (*Server, error) {
 		s.metaRoutes(), s.authRoutes(), s.jobRoutes(), s.templateRoutes(), s.inventoryRoutes(), s.projectRoutes(),
 		s.callbackRoutes(), s.instanceRoutes(), s.clusterRoutes(), s.scheduleRoutes(),
 		s.notificationRoutes(), s.credentialRoutes(), s.userRoutes(), s.teamRoutes(), s.tokenRoutes(), s.grantRoutes(),
-		s.workflowRoutes(),
+		s.workflowRoutes(), s.inventorySourceRoutes(), s.systemJobRoutes(),
 	} {
 		s.routes = append(s.routes, group...)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/inventory"
 	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/project"
 	"github.com/jobengine/jobengine/engine/template"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
@@ -80,7 +81,8 @@ func toError(err error) *Error {
 		return errorf(http.StatusNotFound, "%v", err)
 	case errors.Is(err, configstore.ErrExists), errors.Is(err, configstore.ErrConflict), errors.Is(err, jobs.ErrConflict),
 		errors.Is(err, jobs.ErrFinal), errors.Is(err, jobs.ErrNotFinal), errors.Is(err, jobs.ErrDuplicate),
-		errors.Is(err, inventory.ErrInUse), errors.Is(err, template.ErrCannotRelaunch), errors.Is(err, jobs.ErrIllegalState):
+		errors.Is(err, inventory.ErrInUse), errors.Is(err, project.ErrInUse), errors.Is(err, template.ErrCannotRelaunch), errors.Is(err, jobs.ErrIllegalState),
+		errors.Is(err, template.ErrCannotRetry):
 		return errorf(http.StatusConflict, "%v", err)
 	case errors.Is(err, jobs.ErrBacklogFull):
 		return errorf(http.StatusServiceUnavailable, "%v", err)

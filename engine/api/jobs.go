@@ -24,7 +24,7 @@ import (
 //	                                 every slice with it); whoever launched it
 //	cancel                           system admin; execute on its template;
 //	                                 whoever launched it
-//	relaunch                         execute on its template
+//	relaunch, retry                  execute on its template
 //	delete                           system admin; admin on its template
 //
 // A job the caller may not see is answered 404, as an unknown one.
@@ -36,6 +36,7 @@ func (s *Server) jobRoutes() []route {
 		{method: "DELETE", pattern: Prefix + "/jobs/{id}", handle: s.deleteJob},
 		{method: "POST", pattern: Prefix + "/jobs/{id}/cancel", handle: s.cancelJob},
 		{method: "POST", pattern: Prefix + "/jobs/{id}/relaunch", handle: s.relaunchJob},
+		{method: "POST", pattern: Prefix + "/jobs/{id}/retry", handle: s.retryJob},
 		{method: "GET", pattern: Prefix + "/jobs/{id}/logs", stream: true, handle: s.jobLogs},
 		{method: "GET", pattern: Prefix + "/jobs/{id}/events", stream: true, handle: s.jobEvents},
 	}

@@ -40,7 +40,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	s := &Server{}
 	routes := slices.Concat(s.metaRoutes(), s.authRoutes(), s.jobRoutes(), s.templateRoutes(), s.inventoryRoutes(), s.projectRoutes(),
 		s.callbackRoutes(), s.instanceRoutes(), s.clusterRoutes(), s.scheduleRoutes(), s.notificationRoutes(), s.credentialRoutes(), s.userRoutes(), s.teamRoutes(), s.tokenRoutes(), s.grantRoutes(),
-		s.workflowRoutes())
+		s.workflowRoutes(), s.inventorySourceRoutes(), s.systemJobRoutes())
 	if len(routes) < 60 {
 		t.Fatalf("only %d routes: is a group missing from the test?", len(routes))
 	}

@@ -55,6 +55,7 @@ func TestPermissionMatrix(t *testing.T) {
 		{"GET", Prefix + "/jobs/" + uid(f.dbJob) + "/events", nil, w(un, nf, nf, ok, ok)},
 		{"POST", Prefix + "/jobs/" + uid(f.container) + "/relaunch", nil, w(un, nf, cr, fb, cr)},
 		{"POST", Prefix + "/jobs/" + uid(f.dbJob) + "/relaunch", nil, w(un, nf, nf, fb, cr)},
+		{"POST", Prefix + "/jobs/" + uid(f.dbJob) + "/retry", nil, w(un, nf, nf, fb, http.StatusConflict)},
 		{"POST", Prefix + "/jobs/" + uid(f.dbJob) + "/cancel", nil, w(un, nf, nf, fb, ok)},
 		{"DELETE", Prefix + "/jobs/" + uid(f.dbJob), nil, w(un, nf, nf, fb, ok)},
 		// Templates.

@@ -86,10 +86,20 @@ func apiJobList(c *cli.Context) error {
 		}
 		q.Set("cursor", a)
 	}
+	w, err := startWatch(c)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
 	cl, err := openAPI(c, true)
 	if err != nil {
 		return err
 	}
+	return watchRun(c, w, func() error { return apiListJobs(c, cl, q) })
+}
+
+// apiListJobs prints a page of GET /jobs as `job list` does.
+func apiListJobs(c *cli.Context, cl *apiClient, q url.Values) error {
 	var page apiJobPage
 	if err := cl.do(c.Context, http.MethodGet, "/jobs", q, nil, &page); err != nil {
 		return err
@@ -278,13 +288,14 @@ func apiJobLogs(c *cli.Context) error {
 // apiJobWait follows the job's events until it is final; the exit codes
 // are those of `job wait`.
 func apiJobWait(c *cli.Context) error {
-	timeout := c.Duration("timeout")
-	if timeout < 0 {
-		return usagef("--timeout %s is negative: type a duration such as 30s, or 0 to wait as long as it takes", timeout)
-	}
+	// The arguments first: flags given after the ID are read with them.
 	uid, cl, err := apiJobArg(c)
 	if err != nil {
 		return err
+	}
+	timeout := c.Duration("timeout")
+	if timeout < 0 {
+		return usagef("--timeout %s is negative: type a duration such as 30s, or 0 to wait as long as it takes", timeout)
 	}
 	ctx, cancel := c.Context, context.CancelFunc(func() {})
 	if timeout > 0 {
@@ -292,6 +303,7 @@ func apiJobWait(c *cli.Context) error {
 	}
 	defer cancel()
 	var last *jobs.Job
+	p := newWaitProgress(c)
 	err = cl.follow(ctx, "/jobs/"+uid+"/events", func(ev sseEvent) (bool, error) {
 		switch ev.name {
 		case "job":
@@ -300,11 +312,15 @@ func apiJobWait(c *cli.Context) error {
 				return false, fmt.Errorf("%w: a job event that is not a job: %v", errAPI, err)
 			}
 			last = &j
+			if !j.State.Final() {
+				p.show(&j, apiChildren(ctx, cl, p, &j))
+			}
 		case "end":
 			return true, nil
 		}
 		return false, nil
 	})
+	p.end()
 	if errors.Is(context.Cause(ctx), errWaitTimeout) {
 		state := "still not final"
 		if last != nil {
@@ -333,4 +349,29 @@ func apiJobWait(c *cli.Context) error {
 		return err
 	}
 	return &ExitError{Code: ExitFailure, Err: &withCause{fmt.Sprintf("%s ended %s", v.ID, v.State), errJobFailed}}
+}
+
+// apiChildren reads the children of a container for the progress of `job
+// wait`, in the container's order (nil: a child missing, or one the caller
+// may not see); nil when there is no progress to show or the read failed.
+func apiChildren(ctx context.Context, cl *apiClient, p *waitProgress, j *jobs.Job) []*jobs.Job {
+	if p == nil || len(j.NestedJobs) == 0 {
+		return nil
+	}
+	q := url.Values{"slices-of": {j.ID}, "limit": {strconv.Itoa(api.MaxLimit)}}
+	var page apiJobPage
+	if err := cl.do(ctx, http.MethodGet, "/jobs", q, nil, &page); err != nil {
+		return nil
+	}
+	byID := map[string]*jobs.Job{}
+	for _, v := range page.Items {
+		if v.Job != nil {
+			byID[v.ID] = v.Job
+		}
+	}
+	out := make([]*jobs.Job, len(j.NestedJobs))
+	for i, id := range j.NestedJobs {
+		out[i] = byID[id]
+	}
+	return out
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/jobengine/jobengine/engine/executor"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/queue"
+	"github.com/jobengine/jobengine/engine/systemjob"
 )
 
 // Every number a user types is bounded before anything starts: a count
@@ -51,6 +52,7 @@ var intBounds = map[string][2]int{
 	"notify-max-attempts": {0, 1000},
 	"smtp-port":           {1, 65535},
 	"zk-port":             {0, 65535},
+	"days":                {0, systemjob.MaxDays}, // system-job launch
 }
 
 // intSliceBounds are the ranges of each number of a list flag.
@@ -79,6 +81,7 @@ var durationBounds = map[string]struct{ zero bool }{
 	"cache-timeout":        {zero: true},
 	"remote-idle-timeout":  {zero: true},
 	"idle-timeout":         {zero: true},
+	"watch-interval":       {},
 }
 
 // negativeHints say what to type instead of a negative number where 0 has
@@ -107,6 +110,7 @@ var negativeHints = map[string]string{
 	"grace-period":        "minutes to keep recent directories, or 0 for none",
 	"notify-max-attempts": "how many failed deliveries park a notification, or 0 for the default",
 	"zk-port":             "a port, or 0 for a free one",
+	"days":                "an age in days, or 0 for everything finished",
 	"session-lifetime":    "a duration such as 12h, or 0 for the default",
 	"cache-timeout":       "a duration such as 15m, or 0 to update on every launch",
 	"remote-idle-timeout": "a duration such as 10m, or 0 to wait for ever",

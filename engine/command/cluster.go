@@ -104,27 +104,34 @@ func clusterCommand() *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:  "status",
 			Usage: "list live, lost and disabled executors: capacity, used capacity, heartbeats, running jobs",
-			Flags: withEnv("cluster status", jsonFlag("print JSON")),
+			Flags: append(withEnv("cluster status", jsonFlag("print JSON")), watchFlags("cluster status")...),
 			Action: func(c *cli.Context) error {
 				if _, err := parseArgs(c); err != nil {
 					return err
 				}
+				w, err := startWatch(c)
+				if err != nil {
+					return err
+				}
+				defer w.Close()
 				cl, err := openClient(c)
 				if err != nil {
 					return err
 				}
 				defer cl.Close()
-				snap, err := instance.NewReader(cl.store, nil).Read(cl.ctx)
-				if err != nil {
-					return cl.fail(err, "")
-				}
-				rows := clusterRows(snap)
-				if c.Bool("json") {
-					return writeJSON(c.App.Writer, rows)
-				}
-				writeClusterTable(c.App.Writer, rows)
-				writeClusterWarnings(c.App.ErrWriter, snap)
-				return nil
+				return watchRun(c, w, func() error {
+					snap, err := instance.NewReader(cl.store, nil).Read(cl.ctx)
+					if err != nil {
+						return cl.fail(err, "")
+					}
+					rows := clusterRows(snap)
+					if c.Bool("json") {
+						return writeJSON(c.App.Writer, rows)
+					}
+					writeClusterTable(c.App.Writer, rows)
+					writeClusterWarnings(c.App.ErrWriter, snap)
+					return nil
+				})
 			},
 		}, {
 			Name:      "disable",

@@ -448,6 +448,10 @@ func TestDistributorJobsCleanupRetention(t *testing.T) {
 	}
 	old, young := mk(3*time.Hour), mk(time.Minute)
 	p := e.start("", "jobs_cleanup", "--config-dir", e.dir, "--retention", "2h")
+	// Starting the process may build the binary: the reads that follow
+	// get a context of their own.
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	poll.For(t, 15*time.Second, 50*time.Millisecond, func() error {
 		if _, _, err := e.store.Get(ctx, old); !errors.Is(err, jobs.ErrNotFound) {
 			return fmt.Errorf("old job still there (%v)", err)

@@ -187,3 +187,28 @@ func TestInventoryUpdateOnLaunch(t *testing.T) {
 		}
 	}
 }
+
+// TestProjectOfASourceIsNotDeleted: a project that an inventory source
+// takes its file from is not deleted (exit 1, naming the inventories and
+// what to do); once the sources are removed it is.
+func TestProjectOfASourceIsNotDeleted(t *testing.T) {
+	e := newJobEnv(t)
+	e.binOK("project", "create", "src", "--directory", t.TempDir())
+	for _, inv := range []string{"fleet", "edge"} {
+		e.binOK("inventory", "create", inv)
+		e.binOK("inventory", "source", "set", inv, "--project", "src", "--path", "hosts.yml")
+	}
+	_, errOut, code := e.bin("project", "delete", "src")
+	want := "project src is the source of inventory edge, fleet (remove the source first: jobengine inventory source remove edge)"
+	if code != 1 || !strings.Contains(errOut, want) {
+		t.Fatalf("project delete: exit %d, want 1 and %q in:\n%s", code, want, errOut)
+	}
+	e.binOK("project", "show", "src")
+	for _, inv := range []string{"fleet", "edge"} {
+		e.binOK("inventory", "source", "remove", inv)
+	}
+	e.binOK("project", "delete", "src")
+	if _, _, code := e.bin("project", "show", "src"); code == 0 {
+		t.Fatal("project src still exists")
+	}
+}

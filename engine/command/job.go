@@ -21,7 +21,7 @@ func jobCommand() *cli.Command {
 		Usage: "add, list, show, cancel, wait for and follow jobs",
 		Subcommands: []*cli.Command{
 			jobAddCommand(), jobShowCommand(), jobListCommand(), jobCancelCommand(), jobWaitCommand(), jobLogsCommand(),
-			jobRelaunchCommand(), jobDeleteCommand(), jobInventoryCommand(),
+			jobRelaunchCommand(), jobRetryCommand(), jobDeleteCommand(), jobInventoryCommand(),
 		},
 	}
 }

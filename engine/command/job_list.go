@@ -33,7 +33,7 @@ func jobListCommand() *cli.Command {
 			&cli.IntFlag{Name: "limit", Value: defaultLimit, Usage: "at most this many jobs; 0: no limit"},
 			&cli.StringFlag{Name: "after", Usage: "start after this cursor, as the previous page's note printed it"},
 			jsonFlag("print a JSON array of job documents"),
-		), launchFilterFlags()...),
+		), append(launchFilterFlags(), watchFlags("job list")...)...),
 		Action: func(c *cli.Context) error {
 			_, err := parseArgs(c)
 			if err != nil {
@@ -61,37 +61,48 @@ func jobListCommand() *cli.Command {
 				}
 				q.After = &cur
 			}
+			w, err := startWatch(c)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
 			cl, err := openClient(c)
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			page, err := cl.jobs.List(cl.ctx, q)
-			if err != nil {
-				return cl.fail(err, "")
-			}
-			if page.HistoryErr != nil {
-				fmt.Fprintf(c.App.ErrWriter, "jobengine: warning: history left out: %v\n", page.HistoryErr)
-			}
-			if err := printJobs(c, page); err != nil {
-				return err
-			}
-			qs, err := cl.store.QuarantineList(cl.ctx)
-			if err != nil {
-				return cl.fail(err, "")
-			}
-			if err := printInvalid(c, page.Invalid); err != nil {
-				return err
-			}
-			if err := printQuarantined(c, qs, false); err != nil {
-				return err
-			}
-			if page.Next != nil {
-				fmt.Fprintf(c.App.ErrWriter, "jobengine: %d jobs shown, more match: for the next page, run the same command with --after %s\n", len(page.Jobs), page.Next)
-			}
-			return nil
+			return watchRun(c, w, func() error { return listJobs(c, cl, q) })
 		},
 	}
+}
+
+// listJobs prints a page of jobs, the invalid documents and the
+// quarantined objects.
+func listJobs(c *cli.Context, cl *client, q history.Query) error {
+	page, err := cl.jobs.List(cl.ctx, q)
+	if err != nil {
+		return cl.fail(err, "")
+	}
+	if page.HistoryErr != nil {
+		fmt.Fprintf(c.App.ErrWriter, "jobengine: warning: history left out: %v\n", page.HistoryErr)
+	}
+	if err := printJobs(c, page); err != nil {
+		return err
+	}
+	qs, err := cl.store.QuarantineList(cl.ctx)
+	if err != nil {
+		return cl.fail(err, "")
+	}
+	if err := printInvalid(c, page.Invalid); err != nil {
+		return err
+	}
+	if err := printQuarantined(c, qs, false); err != nil {
+		return err
+	}
+	if page.Next != nil {
+		fmt.Fprintf(c.App.ErrWriter, "jobengine: %d jobs shown, more match: for the next page, run the same command with --after %s\n", len(page.Jobs), page.Next)
+	}
+	return nil
 }
 
 func printJobs(c *cli.Context, page history.Page) error {

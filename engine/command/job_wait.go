@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/jobengine/jobengine/engine/history"
 	"github.com/jobengine/jobengine/engine/jobs"
 )
 
@@ -21,10 +22,13 @@ func jobWaitCommand() *cli.Command {
 		Description: "Watches the job document in ZooKeeper (no polling) until the job is SUCCESS, FAILED or\n" +
 			"CANCELED, then prints its final state. Exit 0: SUCCESS; 1: FAILED or CANCELED (or the job is\n" +
 			"unknown); 3: --timeout passed first. A document already removed from ZooKeeper is looked up\n" +
-			"in the Elasticsearch history when --es-hosts is set.",
+			"in the Elasticsearch history when --es-hosts is set. While it waits, each change (state, progress,\n" +
+			"executor; the children's states of a sliced or workflow job) is shown on stderr: a line redrawn\n" +
+			"with a progress bar on a terminal, a line per change otherwise (not with --json or --quiet).",
 		Flags: withEnv("job wait",
 			&cli.DurationFlag{Name: "timeout", Usage: "give up after this long (30s, 10m; exit 3); 0: wait as long as it takes"},
 			jsonFlag("print the final document as JSON"),
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "show no change while waiting: print the final line only"},
 		),
 		Action: func(c *cli.Context) error {
 			args, err := parseArgs(c, "ID")
@@ -49,7 +53,19 @@ func jobWaitCommand() *cli.Command {
 				ctx, cancel = context.WithTimeoutCause(cl.ctx, timeout, errWaitTimeout)
 			}
 			defer cancel()
-			v, err := cl.jobs.Wait(ctx, id)
+			p := newWaitProgress(c)
+			v, err := cl.jobs.Follow(ctx, id, func(v history.Job) {
+				var children []*jobs.Job
+				if p != nil && len(v.NestedJobs) > 0 {
+					// Read again at each change: a failed read shows
+					// the job without its children's counts.
+					if cs, err := cl.store.Slices(ctx, v.Job); err == nil {
+						children = cs
+					}
+				}
+				p.show(v.Job, children)
+			})
+			p.end()
 			if errors.Is(context.Cause(ctx), errWaitTimeout) {
 				state := "still not final"
 				if v.Job != nil {

@@ -295,6 +295,7 @@ func launchRows(row func(k, v string), j *jobs.Job) {
 	row("template", j.Template)
 	row("launch-type", string(j.LaunchType))
 	row("relaunch-of", j.RelaunchOf)
+	row("retry-of", j.RetryOf)
 	row("inventory", j.Inventory)
 	row("inventory-snapshot", j.InventorySnapshot)
 	row("limit", j.Limit)

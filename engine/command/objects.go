@@ -73,7 +73,7 @@ func (cl *client) failObj(err error) error {
 	case errors.Is(err, configstore.ErrInvalid), errors.Is(err, jobs.ErrInvalid):
 		return &UsageError{Err: err}
 	case errors.Is(err, configstore.ErrNotFound), errors.Is(err, configstore.ErrExists),
-		errors.Is(err, configstore.ErrConflict), errors.Is(err, inventory.ErrInUse), errors.Is(err, template.ErrCannotRelaunch):
+		errors.Is(err, configstore.ErrConflict), errors.Is(err, inventory.ErrInUse), errors.Is(err, project.ErrInUse), errors.Is(err, template.ErrCannotRelaunch):
 		return err
 	}
 	return cl.fail(err, "")

@@ -3,6 +3,8 @@ package command
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -233,5 +235,61 @@ func TestUpdateOnLaunchRunsFirst(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestUpdateOnLaunchRunsTheFetchedCommit: a launch that waits for a
+// project update runs the commit that update fetched, even when the
+// branch has moved on by the time the run starts (the run is held back
+// by a job holding the template's key until after a new commit).
+func TestUpdateOnLaunchRunsTheFetchedCommit(t *testing.T) {
+	ansibletest.Need(t)
+	repo := ansibletest.Repo(t, map[string]string{"site.yml": ansibletest.Playbook})
+	fetched := ansibletest.Head(t, repo)
+	e := newJobEnv(t)
+	startDaemonEnv(t, e.root, []string{"JOBENGINE_PROJECTS_DIR=" + t.TempDir()},
+		"executor", "--name", "x", "--threads", "3", "--enable-test-actions", "--plugin-dir", t.TempDir())
+	startController(t, e.root)
+	e.binOK("inventory", "import", "local", e.writeFile("inv.json", localHosts(1)))
+	e.binOK("project", "create", "site", "--git", "file://"+repo, "--update-on-launch")
+	e.binOK("template", "create", "deploy", "--action", "ansible_playbook", "--project", "site", "--playbook", "site.yml", "--inventory", "local")
+	blocker := strings.TrimSpace(e.binOK("job", "add", "sleep", "--payload", `{"duration": "5m"}`, "--concurrency-key", "template:deploy"))
+	waitState(e, jobs.Running, blocker)
+
+	run := strings.TrimSpace(e.binOK("template", "launch", "deploy"))
+	deps := state(e, run).DependsOn
+	if len(deps) != 1 {
+		t.Fatalf("the launch depends on %v, want its project update", deps)
+	}
+	waitState(e, jobs.Success, deps[0])
+	if msg := state(e, deps[0]).StatusMessage; msg != "revision "+fetched {
+		t.Fatalf("the update says %q, want revision %s", msg, fetched)
+	}
+	if err := os.WriteFile(filepath.Join(repo, "later.txt"), []byte("later\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"add", "later.txt"}, {"-c", "user.name=test", "-c", "user.email=test@example.invalid", "commit", "-q", "-m", "later"}} {
+		if out, err := exec.Command("git", append([]string{"-C", repo}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v %s", args, err, out)
+		}
+	}
+	if ansibletest.Head(t, repo) == fetched {
+		t.Fatal("the branch did not move")
+	}
+	e.binOK("job", "cancel", blocker)
+	waitState(e, jobs.Success, run)
+	_, uid, _ := jobs.ParseID(run)
+	lines, err := e.store.Logs(e.ctx(), uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var at string
+	for _, l := range lines {
+		if i := strings.Index(l.Message, "at revision "); i >= 0 {
+			at = strings.TrimSpace(l.Message[i+len("at revision "):])
+		}
+	}
+	if at != fetched {
+		t.Errorf("the run took revision %q, want %s (the update's)", at, fetched)
 	}
 }

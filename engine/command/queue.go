@@ -51,61 +51,71 @@ func queueStatsCommand() *cli.Command {
 			"outbox: job versions waiting for Elasticsearch, the oldest's time, and those refused for good\n" +
 			"(under /index/failed, each with why). The queue and the documents are read one after the\n" +
 			"other, not as one snapshot.",
-		Flags: withEnv("queue stats", &cli.BoolFlag{Name: "json", Usage: "print a JSON object"}),
+		Flags: append(withEnv("queue stats", &cli.BoolFlag{Name: "json", Usage: "print a JSON object"}), watchFlags("queue stats")...),
 		Action: func(c *cli.Context) error {
 			if _, err := parseArgs(c); err != nil {
 				return err
 			}
+			w, err := startWatch(c)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
 			cl, err := openClient(c)
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			st, err := cl.store.Queue().Stats(cl.ctx)
-			if err != nil {
-				return cl.fail(err, "")
-			}
-			v := queueStatsView{Stats: st, Jobs: map[jobs.State]int{}}
-			for _, s := range jobs.States {
-				v.Jobs[s] = 0
-			}
-			err = cl.store.Scan(cl.ctx, func(j *jobs.Job, _ int32) { v.Jobs[j.State]++ }, func(*jobs.BadDocumentError) { v.Invalid++ })
-			if err != nil {
-				return cl.fail(err, "")
-			}
-			if v.Quarantined, err = cl.store.QuarantineCount(cl.ctx); err != nil {
-				return cl.fail(err, "")
-			}
-			if v.Outbox, err = index.Stats(cl.ctx, cl.conn); err != nil {
-				return cl.fail(err, "")
-			}
-			if c.Bool("json") {
-				return writeJSON(c.App.Writer, v)
-			}
-			tw := newTable(c.App.Writer)
-			fmt.Fprintf(tw, "entries\t%d\ntaken\t%d\navailable\t%d\norphans\t%d\n\n", st.Entries, st.Taken, st.Available, st.Orphans)
-			fmt.Fprintln(tw, "PRIORITY\tENTRIES")
-			prios := make([]int, 0, len(st.ByPriority))
-			for p := range st.ByPriority {
-				prios = append(prios, p)
-			}
-			sort.Ints(prios)
-			for _, p := range prios {
-				fmt.Fprintf(tw, "%03d\t%d\n", p, st.ByPriority[p])
-			}
-			fmt.Fprintln(tw, "\nSTATE\tJOBS")
-			for _, s := range jobs.States {
-				fmt.Fprintf(tw, "%s\t%d\n", s, v.Jobs[s])
-			}
-			fmt.Fprintf(tw, "\ninvalid documents\t%d\nquarantined\t%d\n", v.Invalid, v.Quarantined)
-			oldest := "-"
-			if !v.Outbox.Oldest.IsZero() {
-				oldest = v.Outbox.Oldest.Format(time.RFC3339) + " (" + time.Since(v.Outbox.Oldest).Truncate(time.Second).String() + " ago)"
-			}
-			fmt.Fprintf(tw, "\noutbox entries\t%d\noutbox oldest\t%s\noutbox failed\t%d\n", v.Outbox.Entries, oldest, v.Outbox.Failed)
-			return tw.Flush()
+			return watchRun(c, w, func() error { return queueStats(c, cl) })
 		},
 	}
+}
+
+// queueStats prints the counts of `queue stats`.
+func queueStats(c *cli.Context, cl *client) error {
+	st, err := cl.store.Queue().Stats(cl.ctx)
+	if err != nil {
+		return cl.fail(err, "")
+	}
+	v := queueStatsView{Stats: st, Jobs: map[jobs.State]int{}}
+	for _, s := range jobs.States {
+		v.Jobs[s] = 0
+	}
+	err = cl.store.Scan(cl.ctx, func(j *jobs.Job, _ int32) { v.Jobs[j.State]++ }, func(*jobs.BadDocumentError) { v.Invalid++ })
+	if err != nil {
+		return cl.fail(err, "")
+	}
+	if v.Quarantined, err = cl.store.QuarantineCount(cl.ctx); err != nil {
+		return cl.fail(err, "")
+	}
+	if v.Outbox, err = index.Stats(cl.ctx, cl.conn); err != nil {
+		return cl.fail(err, "")
+	}
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, v)
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintf(tw, "entries\t%d\ntaken\t%d\navailable\t%d\norphans\t%d\n\n", st.Entries, st.Taken, st.Available, st.Orphans)
+	fmt.Fprintln(tw, "PRIORITY\tENTRIES")
+	prios := make([]int, 0, len(st.ByPriority))
+	for p := range st.ByPriority {
+		prios = append(prios, p)
+	}
+	sort.Ints(prios)
+	for _, p := range prios {
+		fmt.Fprintf(tw, "%03d\t%d\n", p, st.ByPriority[p])
+	}
+	fmt.Fprintln(tw, "\nSTATE\tJOBS")
+	for _, s := range jobs.States {
+		fmt.Fprintf(tw, "%s\t%d\n", s, v.Jobs[s])
+	}
+	fmt.Fprintf(tw, "\ninvalid documents\t%d\nquarantined\t%d\n", v.Invalid, v.Quarantined)
+	oldest := "-"
+	if !v.Outbox.Oldest.IsZero() {
+		oldest = v.Outbox.Oldest.Format(time.RFC3339) + " (" + time.Since(v.Outbox.Oldest).Truncate(time.Second).String() + " ago)"
+	}
+	fmt.Fprintf(tw, "\noutbox entries\t%d\noutbox oldest\t%s\noutbox failed\t%d\n", v.Outbox.Entries, oldest, v.Outbox.Failed)
+	return tw.Flush()
 }
 
 func queueInspectCommand() *cli.Command {

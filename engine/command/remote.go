@@ -21,6 +21,7 @@ import (
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/inventory"
 	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/project"
 	"github.com/jobengine/jobengine/engine/remote"
 	"github.com/jobengine/jobengine/engine/version"
 )
@@ -113,7 +114,7 @@ func runTransmit(c *cli.Context) error {
 	}
 	defer os.RemoveAll(dir)
 	src := &ansible.Sources{Inventories: inventory.NewStore(cl.conn, inventory.Config{Logger: cl.log.Named("inventory")}),
-		ProjectsDir: actions.ProjectsDir(), Logger: cl.log.Named("sources")}
+		ProjectsDir: actions.ProjectsDir(), Revisions: project.Revisions{Jobs: cl.store}, Logger: cl.log.Named("sources")}
 	k, err := remote.PrepareJobFrom(cl.ctx, j, creds, src, dir)
 	if errors.Is(err, ansible.ErrPayload) || errors.Is(err, credential.ErrKey) {
 		return &UsageError{Err: err}

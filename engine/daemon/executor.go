@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jobengine/jobengine/actions"
+	"github.com/jobengine/jobengine/engine/access"
 	"github.com/jobengine/jobengine/engine/action"
 	"github.com/jobengine/jobengine/engine/ansible"
 	"github.com/jobengine/jobengine/engine/api"
@@ -25,7 +26,9 @@ import (
 	"github.com/jobengine/jobengine/engine/invsource"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/pluginhost"
+	"github.com/jobengine/jobengine/engine/project"
 	"github.com/jobengine/jobengine/engine/remote"
+	"github.com/jobengine/jobengine/engine/systemjob"
 	"github.com/jobengine/jobengine/engine/version"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
@@ -271,6 +274,18 @@ func StartExecutor(ctx context.Context, cfg ExecutorConfig) (_ *Executor, err er
 	store, err := openStore(zctx, conn, es, cfg.MaxBacklog, log, func(sc *jobs.StoreConfig) { sc.Observers = observers })
 	if err != nil {
 		return nil, err
+	}
+	// Runs of a launch that waited for a project update take the commit
+	// it fetched.
+	ansibleOpts.Sources.Revisions = project.Revisions{Jobs: store}
+	// System jobs run here, never on a remote node: they are the
+	// cluster's housekeeping, over this executor's session.
+	if _, ok := reg.Lookup(systemjob.Action); ok {
+		if err := reg.Replace(systemjob.Definition(systemjob.Options{
+			Conn: conn, Jobs: store, Access: access.NewStore(conn, log.Named("access")), Logger: log.Named("system-job"),
+		})); err != nil {
+			return nil, err
+		}
 	}
 	metrics := executor.NewMetrics()
 	metrics.Registry.MustRegister(d.host.Collector())

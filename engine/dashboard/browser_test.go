@@ -246,6 +246,7 @@ func TestDashboard(t *testing.T) {
 		{"id": "ship", "template": "step", "always": ["notify"]},
 		{"id": "rollback", "template": "step"},
 		{"id": "notify", "template": "step"}]}`, 201, nil)
+	c.call("POST", "/api/v1/templates", `{"name": "flaky", "description": "fails", "action": "fail", "payload": {"code": 2}}`, 201, nil)
 	c.call("POST", "/api/v1/users", `{"name": "viewer", "password": "viewer-password"}`, 201, nil)
 	c.call("POST", "/api/v1/grants", `{"subject-kind": "user", "subject": "viewer", "kind": "template", "object": "web", "role": "read"}`, 201, nil)
 
@@ -390,6 +391,36 @@ func TestDashboard(t *testing.T) {
 
 	checkSearch(t, ctx, c, shots, id)
 	checkArtifacts(t, ctx, c, shots)
+
+	// Retry a failed job with its button: the page moves to the retry,
+	// which names the job it retries.
+	c.call("POST", "/api/v1/templates/flaky/launch", "", 201, &launched)
+	failed := strings.TrimPrefix(launched.Job.ID, "job/")
+	do(t, ctx, "open the failing job", chromedp.Navigate(c.base+"/#/jobs/"+failed))
+	poll.For(t, wait, 100*time.Millisecond, func() error {
+		if st := eval[string](t, ctx, `(document.querySelector('main .card .state') || {}).textContent || ''`); st != "FAILED" {
+			return fmt.Errorf("the job is %q", st)
+		}
+		return nil
+	})
+	do(t, ctx, "retry", chromedp.WaitVisible(chromedp.ID("retry")), chromedp.Click(chromedp.ID("retry")))
+	var retried string
+	poll.For(t, wait, 100*time.Millisecond, func() error {
+		retried = strings.TrimPrefix(eval[string](t, ctx, `location.hash`), "#/jobs/")
+		if retried == failed || !strings.Contains(eval[string](t, ctx, `(document.querySelector('main .card') || {}).textContent || ''`), "Retry of"+failed) {
+			return fmt.Errorf("on %s: %s", retried, eval[string](t, ctx, `document.body.innerText`))
+		}
+		return nil
+	})
+	var r struct {
+		RetryOf    string `json:"retry-of"`
+		LaunchType string `json:"launch-type"`
+		CreatedBy  string `json:"created-by"`
+	}
+	c.call("GET", "/api/v1/jobs/"+retried, "", 200, &r)
+	if r.RetryOf != launched.Job.ID || r.LaunchType != "retry" || r.CreatedBy != "user/root" {
+		t.Fatalf("the retry, as the API shows it: %+v", r)
+	}
 
 	// Filters: by state through the form, and by creation time.
 	do(t, ctx, "filter the jobs by state",

@@ -26,6 +26,14 @@ var ErrNotFinal = errors.New("the job left ZooKeeper before its final state was 
 // up in the history. When ctx ends first, Wait returns the last document it
 // read (Job.Job nil when none) with the context's cause.
 func (r *Reader) Wait(ctx context.Context, id string) (Job, error) {
+	return r.Follow(ctx, id, nil)
+}
+
+// Follow is Wait that calls seen, when not nil, with each document it
+// reads that is not final, in order: once per change, and for a container
+// at least every ContainerResync (its slices may change while it does
+// not). The same version may be seen twice.
+func (r *Reader) Follow(ctx context.Context, id string, seen func(Job)) (Job, error) {
 	id, uid, err := jobs.ParseID(id)
 	if err != nil {
 		return Job{}, err
@@ -66,6 +74,9 @@ func (r *Reader) Wait(ctx context.Context, id string) (Job, error) {
 		last = Job{j, Live}
 		if j.State.Final() {
 			return last, nil
+		}
+		if seen != nil {
+			seen(last)
 		}
 		r.log.Debug(LogWatching, zap.String("job", id), zap.String("action", j.Action), zap.String("state", string(j.State)))
 		select {

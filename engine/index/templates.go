@@ -3,7 +3,7 @@ package index
 // TemplateVersion is the version of the engine's index templates; it is
 // stored in each template ("version") so an operator can tell which engine
 // release installed them. Raise it whenever a mapping changes.
-const TemplateVersion = 5
+const TemplateVersion = 6
 
 // templatePriority is above Elasticsearch's built-in templates (100–200), so
 // no built-in pattern can take precedence on the engine's indices.
@@ -89,6 +89,7 @@ func jobsMapping() obj {
 			"instance-groups":      keyword,
 			"allow-simultaneous":   boolean,
 			"relaunch-of":          keyword,
+			"retry-of":             keyword,
 			"cancel-requested":     boolean,
 			// Workflow jobs and their node jobs: the graph is stored,
 			// never indexed (its launch values hold anything).

@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"go.uber.org/zap"
 
 	"github.com/jobengine/jobengine/engine/configstore"
+	"github.com/jobengine/jobengine/engine/zkconn"
 )
 
 // MaxSourceCacheTimeout bounds how long an inventory update is reused (a
@@ -121,4 +124,35 @@ func (s *Store) RecordUpdateOp(inv *Inventory, ver int32, id string) (*zk.SetDat
 	next.Source = &src
 	next.Updated = s.now()
 	return s.heads.UpdateOp(&next, ver)
+}
+
+// SourceUsers returns the inventories whose source takes its file from
+// project, sorted, and an operation per inventory read that checks it is
+// still at the version read: a deletion of the project that carries them
+// fails if a source was set meanwhile. A bad inventory head is read as
+// not using the project.
+func SourceUsers(ctx context.Context, conn *zkconn.Conn, project string) ([]string, []interface{}, error) {
+	heads := configstore.New(conn, objectKind, zap.NewNop())
+	names, err := heads.Names(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var users []string
+	var checks []interface{}
+	for _, n := range names {
+		var inv Inventory
+		ver, err := heads.Get(ctx, n, &inv)
+		switch {
+		case errors.Is(err, configstore.ErrNotFound), errors.Is(err, configstore.ErrCorrupt):
+			continue
+		case err != nil:
+			return nil, nil, err
+		}
+		if inv.Source != nil && inv.Source.Project == project {
+			users = append(users, n)
+		}
+		checks = append(checks, &zk.CheckVersionRequest{Path: heads.Path(n), Version: ver})
+	}
+	sort.Strings(users)
+	return users, checks, nil
 }

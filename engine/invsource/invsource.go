@@ -159,7 +159,12 @@ type Dependency struct {
 // launch, or the last update succeeded within the cache timeout; the
 // update pending or running, which launches share; else a new update job
 // (launch type dependency).
-func (s Stores) OnLaunch(ctx context.Context, name, by string) (*Dependency, error) {
+//
+// seen, when not nil, is what the launch saw at its first attempt: an
+// update recorded since (by a launch that won the race to record one) is
+// shared whatever its state, so that racing launches converge on it even
+// when it ends before they read it again.
+func (s Stores) OnLaunch(ctx context.Context, name, by string, seen *UpdateSeen) (*Dependency, error) {
 	inv, ver, err := s.Inventories.Get(ctx, name)
 	if err != nil {
 		return nil, err
@@ -167,13 +172,14 @@ func (s Stores) OnLaunch(ctx context.Context, name, by string) (*Dependency, err
 	if inv.Source == nil || !inv.Source.UpdateOnLaunch {
 		return nil, nil
 	}
+	newer := seen.Newer(inv.Source.LastUpdateJob)
 	if id := inv.Source.LastUpdateJob; id != "" {
 		j, _, err := s.Jobs.Get(ctx, id)
 		switch {
 		case errors.Is(err, jobs.ErrNotFound):
 		case err != nil:
 			return nil, err
-		case !j.State.Final():
+		case !j.State.Final(), newer:
 			return &Dependency{ID: j.ID}, nil
 		case j.State == jobs.Success && time.Since(j.TimeOfStatusChange) <= time.Duration(inv.Source.CacheTimeout*float64(time.Second)):
 			return nil, nil
@@ -193,4 +199,29 @@ func (s Stores) OnLaunch(ctx context.Context, name, by string) (*Dependency, err
 		return nil, err
 	}
 	return &Dependency{ID: n.ID, Create: &n, Record: op}, nil
+}
+
+// UpdateSeen is what a launch saw of an object's last update (a project's
+// or an inventory source's) at its first attempt. A launch that loses the
+// race to record a new update tries again; the update recorded meanwhile
+// was made for the launches of that race, so it is shared even if it has
+// already ended — else, with updates that end fast, each round of retries
+// lets one launch through and the others run out of attempts.
+type UpdateSeen struct {
+	read bool
+	last string
+}
+
+// Newer reports whether last, the update recorded now, was recorded after
+// the first call (which records it and reports false). A nil UpdateSeen
+// never reports one.
+func (u *UpdateSeen) Newer(last string) bool {
+	switch {
+	case u == nil:
+		return false
+	case !u.read:
+		u.read, u.last = true, last
+		return false
+	}
+	return last != "" && last != u.last
 }

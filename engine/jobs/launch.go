@@ -40,10 +40,12 @@ const (
 	// LaunchCallback is a provisioning callback: a host asked for a
 	// template to run against itself.
 	LaunchCallback LaunchType = "callback"
+	// LaunchRetry is a retry of a failed job with the inputs it had.
+	LaunchRetry LaunchType = "retry"
 )
 
 // LaunchTypes lists every launch type.
-var LaunchTypes = []LaunchType{LaunchManual, LaunchRelaunch, LaunchScheduled, LaunchDependency, LaunchWorkflow, LaunchDistributor, LaunchFanout, LaunchCallback}
+var LaunchTypes = []LaunchType{LaunchManual, LaunchRelaunch, LaunchScheduled, LaunchDependency, LaunchWorkflow, LaunchDistributor, LaunchFanout, LaunchCallback, LaunchRetry}
 
 // Limits of launch fields.
 const (
@@ -233,6 +235,8 @@ type Launch struct {
 	LaunchValues *LaunchValues `json:"launch-values,omitempty"`
 	// RelaunchOf is the job this one relaunches.
 	RelaunchOf string `json:"relaunch-of,omitempty"`
+	// RetryOf is the failed job this one retries with the same inputs.
+	RetryOf string `json:"retry-of,omitempty"`
 	// CancelRequested marks a container whose cancel was asked for: it
 	// ends CANCELED once every slice has ended.
 	CancelRequested bool `json:"cancel-requested,omitempty"`
@@ -300,6 +304,9 @@ func (l *Launch) Validate() error {
 	}
 	if len(l.RelaunchOf) > MaxIDBytes {
 		return fmt.Errorf("%w: relaunch-of is over %d bytes", ErrInvalid, MaxIDBytes)
+	}
+	if len(l.RetryOf) > MaxIDBytes {
+		return fmt.Errorf("%w: retry-of is over %d bytes", ErrInvalid, MaxIDBytes)
 	}
 	if v := l.LaunchValues; v != nil {
 		if err := ValidObject("launch payload", v.Payload, MaxPayloadBytes); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -64,6 +65,29 @@ const DefaultImpact = 1
 // ProjectKey, inventory updates InventorySourceKey; system jobs share
 // SystemKey, so one runs at a time cluster-wide.
 const SystemKey = "system"
+
+// SystemAction is the action of system jobs (engine/systemjob): the
+// cluster's own housekeeping, launched as jobs. Every job of this action
+// holds SystemKey and weighs SystemImpact unless it says more, so system
+// jobs run one at a time cluster-wide, whoever creates them (the
+// system-job command, `job add`, a schedule, a relaunch).
+const SystemAction = "system_job"
+
+// SystemImpact is the impact of a system job (AWX's).
+const SystemImpact = 5
+
+// systemRules gives a system job its key and impact.
+func systemRules(n *NewJob) {
+	if n.Action != SystemAction {
+		return
+	}
+	if !slices.Contains(n.Scheduling.ConcurrencyKeys, SystemKey) {
+		n.Scheduling.ConcurrencyKeys = append(slices.Clip(n.Scheduling.ConcurrencyKeys), SystemKey)
+	}
+	if n.Scheduling.Impact < SystemImpact {
+		n.Scheduling.Impact = SystemImpact
+	}
+}
 
 // TemplateKey returns the concurrency key of a template's launches.
 func TemplateKey(name string) string { return "template:" + name }

@@ -493,3 +493,28 @@ func TestRestoreKnowsEveryQueue(t *testing.T) {
 		t.Fatalf("second restore is not a no-op: %+v %v", rep, err)
 	}
 }
+
+// A job of the system action holds the system key and weighs the system
+// impact however it is created; a user's own key and a larger impact stay.
+func TestSystemJobsGetTheirKeyAndImpact(t *testing.T) {
+	s := newStore(t, StoreConfig{})
+	ctx := ctxT(t)
+	for name, c := range map[string]struct {
+		in         Scheduling
+		wantKeys   []string
+		wantImpact int
+	}{
+		"bare":          {Scheduling{}, []string{SystemKey}, SystemImpact},
+		"own key":       {Scheduling{ConcurrencyKeys: []string{"night"}}, []string{"night", SystemKey}, SystemImpact},
+		"larger impact": {Scheduling{Impact: 9, ConcurrencyKeys: []string{SystemKey}}, []string{SystemKey}, 9},
+		"smaller":       {Scheduling{Impact: 2}, []string{SystemKey}, SystemImpact},
+	} {
+		j, err := s.Create(ctx, NewJob{Action: SystemAction, Scheduling: c.in})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if j.State != Pending || j.Impact != c.wantImpact || strings.Join(j.ConcurrencyKeys, ",") != strings.Join(c.wantKeys, ",") {
+			t.Errorf("%s: %s, impact %d, keys %v; want PENDING, %d, %v", name, j.State, j.Impact, j.ConcurrencyKeys, c.wantImpact, c.wantKeys)
+		}
+	}
+}

@@ -225,6 +225,7 @@ func (n *NewJob) Validate() error {
 }
 
 func (s *Store) build(n NewJob) (*Job, error) {
+	systemRules(&n)
 	if err := n.Validate(); err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jobengine/jobengine/engine/configstore"
+	"github.com/jobengine/jobengine/engine/inventory"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/zkconn"
 )
@@ -217,9 +218,35 @@ func (s *Store) Update(ctx context.Context, p *Project, ver int32) error {
 	return s.objs.Update(ctx, p, ver)
 }
 
-// Delete removes a project.
+// ErrInUse: the project is the source of an inventory.
+var ErrInUse = errors.New("project in use")
+
+// deleteAttempts bounds the tries of Delete while inventories change.
+const deleteAttempts = 5
+
+// Delete removes a project, unless an inventory's source takes its file
+// from it. The deletion checks every inventory it read in the same
+// transaction, so a source set meanwhile makes it look again.
 func (s *Store) Delete(ctx context.Context, name string) error {
-	return s.objs.Delete(ctx, name, -1)
+	if err := configstore.ValidName("project", name); err != nil {
+		return err
+	}
+	for attempt := 1; ; attempt++ {
+		users, checks, err := inventory.SourceUsers(ctx, s.objs.Conn(), name)
+		if err != nil {
+			return err
+		}
+		if len(users) > 0 {
+			return fmt.Errorf("%w: project %s is the source of inventory %s (remove the source first: jobengine inventory source remove %s)",
+				ErrInUse, name, strings.Join(users, ", "), users[0])
+		}
+		err = s.objs.Delete(ctx, name, -1, checks...)
+		var oe *zkconn.OpError
+		if errors.As(err, &oe) && oe.Index > 0 && attempt < deleteAttempts {
+			continue // an inventory changed meanwhile
+		}
+		return err
+	}
 }
 
 // UpdatePayload is the payload of a project update job: where to fetch

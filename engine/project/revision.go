@@ -3,6 +3,7 @@ package project
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/jobengine/jobengine/engine/configstore"
@@ -59,4 +60,29 @@ func (s *Store) RecordRevision(ctx context.Context, js *jobs.Store, name string)
 		return nil, err
 	}
 	return p, nil
+}
+
+// Revisions reads what project update jobs fetched, for runs that take the
+// revision of the update their launch waited for
+// (ansible.ProjectSource.RevisionOf).
+type Revisions struct{ Jobs *jobs.Store }
+
+// UpdateRevision returns the revision update job id fetched; an error says
+// why there is none (the job is gone, did not succeed, or reported none).
+func (r Revisions) UpdateRevision(ctx context.Context, id string) (string, error) {
+	j, _, err := r.Jobs.Get(ctx, id)
+	if err != nil {
+		return "", fmt.Errorf("the project update %s: %w", id, err)
+	}
+	if j.Action != UpdateAction {
+		return "", fmt.Errorf("%s is a job of action %s, not a project update", id, j.Action)
+	}
+	if j.State != jobs.Success {
+		return "", fmt.Errorf("the project update %s is %s, not SUCCESS", id, j.State)
+	}
+	rev := UpdateRevision(j)
+	if rev == "" {
+		return "", fmt.Errorf("the project update %s reported no revision (%q)", id, j.StatusMessage)
+	}
+	return rev, nil
 }

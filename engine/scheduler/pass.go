@@ -243,23 +243,31 @@ func (s *Scheduler) committed(it item, rep *Report) {
 // forget drops a pending job from the cache: the next pass reads it again.
 func (s *Scheduler) forget(p *pendingJob) { delete(s.pending, p.uid) }
 
-// fetchParallel bounds the reads of a pass in flight at once.
-const fetchParallel = 32
+// fetchParallel bounds the reads of a pass in flight at once: the first
+// pass over a new backlog reads one document per job, and the deeper the
+// pipeline of reads on the session, the less each waits for a round trip.
+const fetchParallel = 128
 
-// parallel runs fn(0..n-1) with at most fetchParallel at once and returns
-// their errors joined.
+// parallel runs fn(0..n-1) on at most fetchParallel goroutines and returns
+// their errors joined. The goroutines are a pool: a goroutine per call
+// would grow a fresh stack for every document it decodes.
 func parallel(n int, fn func(i int) error) error {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, fetchParallel)
-	for i := range n {
+	next := make(chan int)
+	for range min(n, fetchParallel) {
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
-			defer func() { <-sem; wg.Done() }()
-			errs[i] = fn(i)
+			defer wg.Done()
+			for i := range next {
+				errs[i] = fn(i)
+			}
 		}()
 	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
 	wg.Wait()
 	return errors.Join(errs...)
 }

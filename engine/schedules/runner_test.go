@@ -188,3 +188,26 @@ func TestJobSpecWithLaunchValues(t *testing.T) {
 		t.Fatalf("job %+v payload %s", j, j.Payload)
 	}
 }
+
+// TestScheduledSystemJob: a schedule's job of the system action is a
+// system job: PENDING, holding the key system, weighing 5.
+func TestScheduledSystemJob(t *testing.T) {
+	e := newEnv(t, utc("2027-03-01T00:00:00Z"))
+	sc := Schedule{Name: "weekly-cleanup", Enabled: true, Cron: "0 3 * * 0", Launch: Launch{
+		Job: &JobSpec{Action: jobs.SystemAction, Payload: json.RawMessage(`{"kind": "cleanup_jobs", "days": 30}`)},
+	}}
+	if err := e.store.Create(e.ctx(), &sc); err != nil {
+		t.Fatal(err)
+	}
+	e.start("a").waitLeading()
+	e.settle()
+	e.clock.Set(utc("2027-03-07T03:00:00Z"))
+	e.waitJobs("weekly-cleanup", "2027-03-07T03:00:00Z PENDING")
+	j, _, err := e.jobs.Get(e.ctx(), JobID(sc.UID, schedule.Tick{At: utc("2027-03-07T03:00:00Z")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Impact != jobs.SystemImpact || len(j.ConcurrencyKeys) != 1 || j.ConcurrencyKeys[0] != jobs.SystemKey {
+		t.Fatalf("scheduled system job: impact %d, keys %v", j.Impact, j.ConcurrencyKeys)
+	}
+}

@@ -1,6 +1,7 @@
 package template
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"testing"
@@ -149,7 +150,7 @@ func TestConcurrentLaunchesShareOneInventoryUpdate(t *testing.T) {
 	if err := e.l.Templates.Create(ctx, &Template{Name: "t", Action: "echo", Inventory: "inv", AllowSimultaneous: true}); err != nil {
 		t.Fatal(err)
 	}
-	const n = 4
+	const n = 12
 	results := make([]*Result, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -176,6 +177,81 @@ func TestConcurrentLaunchesShareOneInventoryUpdate(t *testing.T) {
 	for i := range n {
 		if !slices.Equal(results[i].Job.DependsOn, created) {
 			t.Errorf("launch %d depends on %v, want %v", i, results[i].Job.DependsOn, created)
+		}
+	}
+}
+
+// endUpdates cancels every pending job of action as soon as it is seen,
+// until the test ends: updates that end before racing launches read them
+// again.
+func endUpdates(t *testing.T, e *env, action string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			ids, err := e.l.Jobs.PendingIDs(ctx)
+			if err != nil {
+				continue
+			}
+			for _, id := range ids {
+				if j, _, err := e.l.Jobs.Get(ctx, id); err == nil && j.Action == action {
+					_, _ = e.l.Jobs.Cancel(ctx, id, "test")
+				}
+			}
+		}
+	}()
+}
+
+// TestRacingLaunchesOutlastUpdatesThatEndFast: a dozen launches racing
+// over an inventory and a project that update on every launch (no cache)
+// all succeed when each update ends at once: a launch that lost the race
+// to record an update shares the one recorded meanwhile, ended or not,
+// rather than racing again (one launch through per round ran out of
+// attempts past five launches).
+func TestRacingLaunchesOutlastUpdatesThatEndFast(t *testing.T) {
+	e := newEnv(t, 0)
+	ctx := ctxT(t)
+	if _, _, err := e.l.Inventories.Import(ctx, "inv", hosts(3)); err != nil {
+		t.Fatal(err)
+	}
+	ps := project.NewStore(e.conn, nil)
+	if err := ps.Create(ctx, &project.Project{Name: "site", Kind: project.Git, URL: "file:///srv/site.git", UpdateOnLaunch: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.l.Inventories.SetSource(ctx, "inv", &inventory.Source{Project: "site", Path: "hosts.yml", UpdateOnLaunch: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tmpl := range []*Template{
+		{Name: "t", Action: "echo", Inventory: "inv", AllowSimultaneous: true},
+		{Name: "play", Action: ansible.ActionName, Inventory: "inv", AllowSimultaneous: true, Ansible: jobs.Ansible{Project: "site", Playbook: "site.yml"}},
+	} {
+		if err := e.l.Templates.Create(ctx, tmpl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	endUpdates(t, e, invsource.UpdateAction)
+	endUpdates(t, e, project.UpdateAction)
+	const n = 12
+	errs := make([]error, 2*n)
+	var wg sync.WaitGroup
+	for i := range 2 * n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tmpl := "t"
+			if i%2 == 1 {
+				tmpl = "play"
+			}
+			_, errs[i] = e.l.Launch(ctx, Request{Template: tmpl})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("launch %d: %v", i, err)
 		}
 	}
 }

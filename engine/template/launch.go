@@ -13,6 +13,7 @@ import (
 	"github.com/jobengine/jobengine/engine/ansible"
 	"github.com/jobengine/jobengine/engine/configstore"
 	"github.com/jobengine/jobengine/engine/inventory"
+	"github.com/jobengine/jobengine/engine/invsource"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/project"
 	"github.com/jobengine/jobengine/engine/zkconn"
@@ -108,8 +109,9 @@ func (l *Launcher) Launch(ctx context.Context, req Request) (*Result, error) {
 		}
 		r.Limit, r.SliceCount, req.LaunchType = req.Host, 1, jobs.LaunchCallback
 	}
+	seen := &updatesSeen{}
 	for attempt := 1; ; attempt++ {
-		res, err := l.launch(ctx, t, r, req)
+		res, err := l.launch(ctx, t, r, req, seen)
 		if (errors.Is(err, errPinGone) || errors.Is(err, errProjectChanged)) && attempt < maxLaunchAttempts {
 			continue // the inventory was rewritten between reading and pinning
 		}
@@ -156,7 +158,13 @@ type plan struct {
 	invRecord interface{}
 }
 
-func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Request) (*Result, error) {
+// updatesSeen is what a launch saw of its dependencies' last updates at
+// its first attempt, kept across its attempts.
+type updatesSeen struct {
+	project, inventory invsource.UpdateSeen
+}
+
+func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Request, seen *updatesSeen) (*Result, error) {
 	var snap *inventory.Snapshot
 	var hosts []string
 	if r.Inventory != "" {
@@ -221,7 +229,7 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 	var dep *dependency
 	currentInventory := false
 	if fillsPlaybook(r) {
-		proj, d, err := l.projectSource(ctx, t.Name, r.Ansible.Project, req.CreatedBy)
+		proj, d, err := l.projectSource(ctx, t.Name, r.Ansible.Project, req.CreatedBy, &seen.project)
 		if err != nil {
 			return nil, err
 		}
@@ -240,7 +248,7 @@ func (l *Launcher) launch(ctx context.Context, t *Template, r *Resolved, req Req
 		// An inventory whose source updates on launch: the launch waits
 		// for the update and its runs read the content the update
 		// imported, not the snapshot of now.
-		idep, err := l.inventoryDependency(ctx, t.Name, r.Inventory, req.CreatedBy)
+		idep, err := l.inventoryDependency(ctx, t.Name, r.Inventory, req.CreatedBy, &seen.inventory)
 		if err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jobengine/jobengine/engine/ansible"
 	"github.com/jobengine/jobengine/engine/configstore"
+	"github.com/jobengine/jobengine/engine/invsource"
 	"github.com/jobengine/jobengine/engine/project"
 )
 
@@ -21,9 +22,9 @@ func fillsPlaybook(r *Resolved) bool {
 // projectSource reads the project a launch runs from, with the revision
 // of its last successful update, so that every slice runs the same files,
 // and what the launch waits for when the project updates on launch (its
-// runs then take the head of the branch, which the update fetched). A
+// runs then take the commit that update fetched). A
 // project never updated runs the head of its branch as each run finds it.
-func (l *Launcher) projectSource(ctx context.Context, tmpl, name, by string) (*ansible.ProjectSource, *dependency, error) {
+func (l *Launcher) projectSource(ctx context.Context, tmpl, name, by string, seen *invsource.UpdateSeen) (*ansible.ProjectSource, *dependency, error) {
 	ps := l.Projects
 	if ps == nil {
 		ps = project.NewStore(l.Jobs.Conn(), l.log())
@@ -40,7 +41,7 @@ func (l *Launcher) projectSource(ctx context.Context, tmpl, name, by string) (*a
 	if err != nil {
 		return nil, nil, fmt.Errorf("template %s: %w", tmpl, err)
 	}
-	dep, err := l.projectDependency(ctx, ps, p, ver, by)
+	dep, err := l.projectDependency(ctx, ps, p, ver, by, seen)
 	if err != nil {
 		return nil, nil, fmt.Errorf("template %s: %w", tmpl, err)
 	}
@@ -48,7 +49,8 @@ func (l *Launcher) projectSource(ctx context.Context, tmpl, name, by string) (*a
 		Name: p.Name, Kind: string(p.Kind), URL: p.URL, Branch: p.Branch, Directory: p.Directory, Revision: p.Revision,
 	}
 	if dep != nil {
-		src.Revision = ""
+		// The runs take the commit the update fetches.
+		src.Revision, src.RevisionOf = "", dep.id
 	}
 	return src, dep, nil
 }

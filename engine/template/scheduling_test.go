@@ -2,6 +2,7 @@ package template
 
 import (
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -83,8 +84,8 @@ func TestLaunchSchedulingFields(t *testing.T) {
 
 // TestUpdateOnLaunch: a template whose project updates on launch creates
 // the update (a dependency holding the project's key, recorded on the
-// project) and every job of the launch waits for it, runs taking the
-// branch's head; a second launch shares the pending update; a successful
+// project) and every job of the launch waits for it, its runs taking the
+// commit the update fetches (revision-of); a second launch shares the pending update; a successful
 // update within the cache timeout is reused (nothing to wait for); past
 // it, a new update is made.
 func TestUpdateOnLaunch(t *testing.T) {
@@ -122,8 +123,8 @@ func TestUpdateOnLaunch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(j.DependsOn, []string{up.ID}) || pl.Project.Revision != "" {
-			t.Errorf("%s depends on %v, revision %q; want %s and the branch's head", j.ID, j.DependsOn, pl.Project.Revision, up.ID)
+		if !slices.Equal(j.DependsOn, []string{up.ID}) || pl.Project.Revision != "" || pl.Project.RevisionOf != up.ID {
+			t.Errorf("%s depends on %v, revision %q of %q; want %s and the commit it fetches", j.ID, j.DependsOn, pl.Project.Revision, pl.Project.RevisionOf, up.ID)
 		}
 	}
 	for _, sl := range first.Slices {
@@ -165,5 +166,54 @@ func TestUpdateOnLaunch(t *testing.T) {
 	}
 	if len(fourth.Dependencies) != 1 || fourth.Dependencies[0].ID == up.ID {
 		t.Fatalf("past the cache timeout: %d updates", len(fourth.Dependencies))
+	}
+}
+
+// TestConcurrentLaunchesShareOneProjectUpdate: many launches racing over
+// a project that updates on launch all succeed, sharing one update.
+func TestConcurrentLaunchesShareOneProjectUpdate(t *testing.T) {
+	e := newEnv(t, 0)
+	ctx := ctxT(t)
+	if _, _, err := e.l.Inventories.Import(ctx, "inv", hosts(4)); err != nil {
+		t.Fatal(err)
+	}
+	ps := project.NewStore(e.conn, nil)
+	if err := ps.Create(ctx, &project.Project{Name: "site", Kind: project.Git, URL: "file:///srv/site.git", UpdateOnLaunch: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.l.Templates.Create(ctx, &Template{Name: "play", Action: ansible.ActionName, Inventory: "inv", SliceCount: 2, AllowSimultaneous: true,
+		Ansible: jobs.Ansible{Project: "site", Playbook: "site.yml"}}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 12
+	results := make([]*Result, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = e.l.Launch(ctx, Request{Template: "play"})
+		}()
+	}
+	wg.Wait()
+	var created []string
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("launch %d: %v", i, errs[i])
+		}
+		for _, d := range results[i].Dependencies {
+			created = append(created, d.ID)
+		}
+	}
+	if len(created) != 1 {
+		t.Fatalf("%d updates created, want 1: %v", len(created), created)
+	}
+	for i := range n {
+		for _, sl := range results[i].Slices {
+			if !slices.Equal(sl.DependsOn, created) {
+				t.Errorf("launch %d: slice %s depends on %v, want %v", i, sl.ID, sl.DependsOn, created)
+			}
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/jobengine/jobengine/engine/invsource"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/project"
 )
@@ -12,7 +13,7 @@ import (
 // errProjectChanged means the project (or the inventory, for an
 // inventory update) changed between reading it and recording its new
 // update job: the launch reads it again.
-var errProjectChanged = errors.New("project changed while launching")
+var errProjectChanged = errors.New("the project or the inventory kept changing while launching (launch again)")
 
 // dependency is the project update a launch's jobs wait for.
 type dependency struct {
@@ -31,17 +32,20 @@ type dependency struct {
 // pending or running, which launches share; else a new update job
 // (launch type dependency, holding the project's key, so that one runs
 // at a time), created with the launch and recorded on the project.
-func (l *Launcher) projectDependency(ctx context.Context, ps *project.Store, p *project.Project, ver int32, by string) (*dependency, error) {
+// An update recorded since the launch's first attempt (seen) is shared
+// whatever its state (invsource.UpdateSeen).
+func (l *Launcher) projectDependency(ctx context.Context, ps *project.Store, p *project.Project, ver int32, by string, seen *invsource.UpdateSeen) (*dependency, error) {
 	if !p.UpdateOnLaunch || p.Kind != project.Git {
 		return nil, nil
 	}
+	newer := seen.Newer(p.LastUpdateJob)
 	if p.LastUpdateJob != "" {
 		j, _, err := l.Jobs.Get(ctx, p.LastUpdateJob)
 		switch {
 		case errors.Is(err, jobs.ErrNotFound):
 		case err != nil:
 			return nil, err
-		case !j.State.Final():
+		case !j.State.Final(), newer:
 			return &dependency{id: j.ID}, nil
 		case j.State == jobs.Success && time.Since(j.TimeOfStatusChange) <= time.Duration(p.CacheTimeout*float64(time.Second)):
 			return nil, nil

@@ -93,6 +93,13 @@ func TestUpdateNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := e.waitNode(wf, "first")
+	// The project is the source of inventory lab: not deleted while it is.
+	if err := projects.Delete(e.ctx(), "src"); !errors.Is(err, project.ErrInUse) {
+		t.Fatalf("deleting the project of a source: %v, want project.ErrInUse", err)
+	}
+	if _, err := e.invs.SetSource(e.ctx(), "lab", nil); err != nil {
+		t.Fatal(err)
+	}
 	if err := projects.Delete(e.ctx(), "src"); err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,7 @@
 'use strict';
 
 const STATES = ['', 'PENDING', 'QUEUED', 'RUNNING', 'SUCCESS', 'FAILED', 'CANCELED'];
-const LAUNCH_TYPES = ['', 'manual', 'relaunch', 'scheduled', 'dependency', 'workflow', 'distributor', 'fanout', 'callback'];
+const LAUNCH_TYPES = ['', 'manual', 'relaunch', 'scheduled', 'dependency', 'workflow', 'distributor', 'fanout', 'callback', 'retry'];
 const FINAL = new Set(['SUCCESS', 'FAILED', 'CANCELED']);
 
 function progressBar(p) {
@@ -126,6 +126,12 @@ function canRelaunch(j) {
   if (j.workflow) return j['workflow-template'] ? holds('workflow', j['workflow-template'], 'execute') : isAdmin();
   return j.template ? holds('template', j.template, 'execute') : isAdmin();
 }
+// canRetry: a FAILED job that is not a workflow, fan-out or update run
+// (the API says why when it refuses the rest: a gone snapshot, …).
+function canRetry(j) {
+  return j.state === 'FAILED' && !j.workflow && !j['fanout-group'] && j['launch-type'] !== 'dependency' &&
+    (j.template ? holds('template', j.template, 'execute') : isAdmin());
+}
 
 function hostRecap(s) {
   if (!s) return null;
@@ -172,7 +178,7 @@ Pages.push({
       ev.target.disabled = true;
       try {
         const out = await api('POST', '/jobs/' + id + path);
-        if (path === '/relaunch') location.hash = '#/jobs/' + uuidOf(out.job.id);
+        if (path === '/relaunch' || path === '/retry') location.hash = '#/jobs/' + uuidOf(out.job.id);
         else { flash(label + ' requested', true); await load(); }
       } catch (e) { report(e); ev.target.disabled = false; }
     } }, label);
@@ -201,11 +207,13 @@ Pages.push({
           ['Slice', j['slice-number'] ? j['slice-number'] + ' of ' + j['slice-count'] : ''],
           ['Container', j['parent-job'] ? h('a', { href: '#/jobs/' + uuidOf(j['parent-job']) }, uuidOf(j['parent-job'])) : ''],
           ['Relaunch of', j['relaunch-of'] ? h('a', { href: '#/jobs/' + uuidOf(j['relaunch-of']) }, uuidOf(j['relaunch-of'])) : ''],
+          ['Retry of', j['retry-of'] ? h('a', { href: '#/jobs/' + uuidOf(j['retry-of']) }, uuidOf(j['retry-of'])) : ''],
           ['Return code', j['return-code']], ['Source', j.source],
         ]));
       put(buttons,
         !final && canCancel(j) ? act('Cancel', 'danger', '/cancel') : null,
-        final && canRelaunch(j) ? act('Relaunch', 'secondary', '/relaunch') : null);
+        final && canRelaunch(j) ? act('Relaunch', 'secondary', '/relaunch') : null,
+        j.source !== 'elasticsearch' && canRetry(j) ? act('Retry', 'secondary', '/retry') : null);
       const hr = hostRecap(j['host-summary']);
       put(recap, hr, artifactsSection(j.artifacts, j.trimmed));
       if (j.sliced) {
