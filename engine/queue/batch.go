@@ -103,11 +103,8 @@ func (c *Consumer) tryTakeMany(ctx context.Context, names []string) (items []*It
 				&zk.CreateRequest{Path: c.q.taken + "/" + n, Data: taker, Flags: zk.FlagEphemeral, Acl: zkconn.ACL})
 		}
 		var res []zk.MultiResponse
-		err = zkconn.Do(ctx, func() error {
-			var err error
-			res, err = c.q.conn.Multi(ops...)
-			return err
-		})
+		var fl *inFlight
+		res, fl, err = c.q.multi(ctx, ops)
 		if err == nil {
 			break
 		}
@@ -124,7 +121,7 @@ func (c *Consumer) tryTakeMany(ctx context.Context, names []string) (items []*It
 			continue
 		}
 		if zkconn.Transient(opErr) {
-			c.reclaim(owner, taker, pending)
+			c.reclaim(owner, taker, pending, fl)
 		}
 		return nil, opErr
 	}
@@ -227,6 +224,11 @@ func (c *Consumer) ApplyMany(ctx context.Context, parts []Part) error {
 			ops = append(ops, p.Item.fenceOp())
 		}
 	}
+	for i, p := range parts {
+		if err := c.settle(ctx, p.Item); err != nil {
+			return &PartError{Index: i, Err: err}
+		}
+	}
 	fences := len(ops)
 	starts := make([]int, len(parts))
 	for i, p := range parts {
@@ -244,12 +246,7 @@ func (c *Consumer) ApplyMany(ctx context.Context, parts []Part) error {
 		}
 		ops = append(ops, p.Ops...)
 	}
-	var res []zk.MultiResponse
-	err := zkconn.Do(ctx, func() error {
-		var err error
-		res, err = c.q.conn.Multi(ops...)
-		return err
-	})
+	res, fl, err := c.q.multi(ctx, ops)
 	if err == nil {
 		released := false
 		for _, p := range parts {
@@ -265,6 +262,13 @@ func (c *Consumer) ApplyMany(ctx context.Context, parts []Part) error {
 	}
 	failed := zkconn.FailedOp(ops, res, err)
 	if failed == nil {
+		if zkconn.Transient(err) {
+			for _, p := range parts {
+				if p.End != Keep {
+					p.Item.unsure.Store(fl)
+				}
+			}
+		}
 		return fmt.Errorf("queue: a batch of %d entries: %w", len(parts), err)
 	}
 	if failed.Index < fences {
@@ -291,10 +295,12 @@ func (c *Consumer) ApplyMany(ctx context.Context, parts []Part) error {
 // id and belongs to the current session; it goes with the session
 // otherwise.
 //
-// Until it has looked, the entries are not taken again by this consumer:
-// a taken node made by a later take of this consumer would carry the same
-// taker id and session, and be given back under the worker holding it.
-func (c *Consumer) reclaim(owner string, taker []byte, names []string) {
+// It looks once the take's call has finished (fl): a read sent earlier
+// could overtake it. Until it has looked, the entries are not taken again
+// by this consumer: a taken node made by a later take of this consumer
+// would carry the same taker id and session, and be given back under the
+// worker holding it.
+func (c *Consumer) reclaim(owner string, taker []byte, names []string, fl *inFlight) {
 	names = slices.Clone(names)
 	c.mu.Lock()
 	for _, n := range names {
@@ -323,6 +329,13 @@ func (c *Consumer) reclaim(owner string, taker []byte, names []string) {
 			case <-ctx.Done():
 			}
 		}()
+		// A read sent before the take has finished could overtake it,
+		// find no taken node, and leave the one it then makes behind.
+		select {
+		case <-fl.finished:
+		case <-ctx.Done():
+			return
+		}
 		for _, n := range names {
 			delay := 100 * time.Millisecond
 			for ctx.Err() == nil {

@@ -323,3 +323,50 @@ func (c *expiredOnce) Err() error {
 	}
 	return context.DeadlineExceeded
 }
+
+// A release whose outcome is unknown may have gone through, and another
+// consumer may hold the entry by the time it is tried again: the retry
+// must not delete that consumer's taken node (the fence, this consumer's
+// owner node, still passes). Found by the soak: a requeue's answer lost in
+// an ensemble restart, retried after another executor took the job.
+func TestReleaseOfUnknownOutcomeLeavesTheNextHolderAlone(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("batch=%v", batch), func(t *testing.T) {
+			q, _ := newQueue(t)
+			ctx := ctxT(t, 20*time.Second)
+			if _, err := q.Put(ctx, []byte("job"), 100); err != nil {
+				t.Fatal(err)
+			}
+			a, b := consumer(t, q), q.NewConsumer(ConsumerOptions{Name: "b"})
+			t.Cleanup(b.Close)
+			it, err := a.Take(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			release := func(ctx context.Context) error {
+				if batch {
+					return a.ApplyMany(ctx, []Part{{Item: it, End: Release}})
+				}
+				return a.Release(ctx, it)
+			}
+			// The multi is sent; its caller hears a timeout.
+			if err := release(&expiredOnce{done: closedChan()}); err == nil {
+				t.Fatal("a release with an ended context succeeded")
+			}
+			got, err := b.Take(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = release(ctx)
+			if !errors.Is(err, ErrLockLost) {
+				t.Fatalf("the retried release: %v, want ErrLockLost", err)
+			}
+			if held, err := b.HoldsLock(ctx, got); !held || err != nil {
+				t.Fatalf("the retried release took the entry from its next holder (held %v, %v)", held, err)
+			}
+			if err := b.Consume(ctx, got); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

@@ -403,12 +403,7 @@ func (c *Consumer) tryTake(ctx context.Context, name string) (*Item, error) {
 		&zk.CheckVersionRequest{Path: entry, Version: -1},
 		&zk.CreateRequest{Path: taken, Data: taker, Flags: zk.FlagEphemeral, Acl: zkconn.ACL},
 	}
-	var res []zk.MultiResponse
-	err = zkconn.Do(ctx, func() error {
-		var err error
-		res, err = c.q.conn.Multi(ops...)
-		return err
-	})
+	res, fl, err := c.q.multi(ctx, ops)
 	if err != nil {
 		i, opErr := zkconn.MultiError(res, err)
 		switch {
@@ -423,7 +418,7 @@ func (c *Consumer) tryTake(ctx context.Context, name string) (*Item, error) {
 			return nil, nil
 		}
 		if zkconn.Transient(opErr) {
-			c.reclaim(owner, taker, []string{name})
+			c.reclaim(owner, taker, []string{name}, fl)
 		}
 		return nil, opErr
 	}
@@ -568,17 +563,18 @@ func (*entryGoneError) Error() string { return "queue: entry gone" }
 // checks) the taken node, ops[2] (when own == 3) deletes the entry,
 // ops[own:] are the caller's.
 func (c *Consumer) apply(ctx context.Context, it *Item, ops []interface{}, own int) error {
-	var res []zk.MultiResponse
-	err := zkconn.Do(ctx, func() error {
-		var err error
-		res, err = c.q.conn.Multi(ops...)
+	if err := c.settle(ctx, it); err != nil {
 		return err
-	})
+	}
+	res, fl, err := c.q.multi(ctx, ops)
 	if err == nil {
 		return nil
 	}
 	failed := zkconn.FailedOp(ops, res, err)
 	if failed == nil {
+		if _, deletes := ops[1].(*zk.DeleteRequest); deletes && zkconn.Transient(err) {
+			it.unsure.Store(fl)
+		}
 		return fmt.Errorf("queue: %s: %w", it.Name, err)
 	}
 	i, opErr := failed.Index, failed.Err
@@ -596,6 +592,32 @@ func (c *Consumer) apply(ctx context.Context, it *Item, ops []interface{}, own i
 		return failed.Shift(own)
 	}
 	return fmt.Errorf("queue: %s: %w", it.Name, opErr)
+}
+
+// settle finds out, before a hold's next multi, whether an earlier release
+// or consume of unknown outcome went through (Item.unsure): the taken node
+// is then gone or another consumer's, and the hold has ended.
+func (c *Consumer) settle(ctx context.Context, it *Item) error {
+	fl := it.unsure.Load()
+	if fl == nil {
+		return nil
+	}
+	select {
+	case <-fl.finished:
+	case <-ctx.Done():
+		return fmt.Errorf("queue: %s: %w: %v", it.Name, zkconn.ErrUnavailable, ctx.Err())
+	}
+	held, err := c.HoldsLock(ctx, it)
+	if err != nil {
+		return fmt.Errorf("queue: %s: %w", it.Name, err)
+	}
+	if !held {
+		c.forget(it)
+		c.markDirty()
+		return fmt.Errorf("%w: entry %s: an earlier release or consume went through, or the session ended", ErrLockLost, it.Name)
+	}
+	it.unsure.Store(nil)
+	return nil
 }
 
 // HoldsLock reports whether this consumer still holds the entry, reading

@@ -29,6 +29,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/go-zookeeper/zk"
 
@@ -380,6 +381,42 @@ type Item struct {
 	owner   string // the owner node that fences this hold
 	takerID []byte
 	q       *Queue
+	// unsure is set when a multi that deletes the taken node (a release,
+	// a consume) failed with an unknown outcome: it may have gone through,
+	// and another consumer may have taken the entry since. The fence (the
+	// owner node) still passes then, and a taken node is deleted whoever
+	// made it, so the next multi of this hold first checks, once that
+	// multi has finished, that the taken node is still this one's.
+	unsure atomic.Pointer[inFlight]
+}
+
+// inFlight is a multi whose caller stopped waiting for it.
+type inFlight struct {
+	// finished closes when the call has returned: answered, or failed
+	// with its connection. ZooKeeper has applied it or never will by then.
+	finished <-chan struct{}
+}
+
+// multi runs ops as one multi, returning when ctx ends if that comes
+// first. The returned inFlight says when the call has finished even then:
+// a read sent before that could overtake it and miss what it writes.
+func (q *Queue) multi(ctx context.Context, ops []interface{}) ([]zk.MultiResponse, *inFlight, error) {
+	finished := make(chan struct{})
+	var res []zk.MultiResponse
+	err := zkconn.Do(ctx, func() error {
+		defer close(finished)
+		r, err := q.conn.Multi(ops...)
+		res = r
+		return err
+	})
+	fl := &inFlight{finished: finished}
+	select {
+	case <-finished:
+		return res, fl, err
+	default:
+		// Do returned early: res belongs to the call still running.
+		return nil, fl, err
+	}
 }
 
 // fenceOp returns the check that fails unless this hold is still valid:
