@@ -3,6 +3,7 @@ package election
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -210,6 +211,13 @@ func TestKazooElectionInteroperates(t *testing.T) {
 	if id := g.leaderOtherThan("py", sessionTimeout+time.Second); id != "go-b" {
 		t.Fatalf("%s leads after py released, want go-b", id)
 	}
+	// go-b's term has only begun: let it do some work before the check.
+	waitFor(t, 10*time.Second, func() error {
+		if sp := g.spans(); len(sp) == 0 || sp[len(sp)-1].id != "go-b" || sp[len(sp)-1].works == 0 {
+			return errors.New("go-b's term has done no work yet")
+		}
+		return nil
+	})
 	spans := g.spans()
 	var order []string
 	for _, s := range spans {
