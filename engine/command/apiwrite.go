@@ -1,0 +1,252 @@
+package command
+
+// The commands that change templates, schedules and workflows, through
+// the API: the same arguments, checks and output as their ZooKeeper forms.
+// An edit reads the object, applies the flags as the ZooKeeper form does
+// and writes the whole object back; the API compares and sets on the
+// version it reads, so an edit never half-applies.
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/queue"
+	"github.com/jobengine/jobengine/engine/schedule"
+	"github.com/jobengine/jobengine/engine/schedules"
+	"github.com/jobengine/jobengine/engine/template"
+)
+
+func init() {
+	apiActions["template edit"] = apiTemplateEdit
+	apiActions["template delete"] = apiDeleteAction("template", "/templates/")
+	apiActions["workflow delete"] = apiDeleteAction("workflow", "/workflows/")
+	apiActions["workflow relaunch"] = apiWorkflowRelaunch
+	apiActions["schedule create"] = apiScheduleWrite(false)
+	apiActions["schedule edit"] = apiScheduleWrite(true)
+	apiActions["schedule delete"] = apiScheduleDelete
+	apiActions["schedule enable"] = apiScheduleEnable(true)
+	apiActions["schedule disable"] = apiScheduleEnable(false)
+}
+
+// apiDeleteAction is the API form of `KIND delete NAME`: DELETE prefix+NAME.
+func apiDeleteAction(kind, prefix string) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		name, cl, err := apiNameArg(c, kind)
+		if err != nil {
+			return err
+		}
+		if err := cl.do(c.Context, http.MethodDelete, prefix+url.PathEscape(name), nil, nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "%s %s deleted\n", kind, name)
+		return nil
+	}
+}
+
+func apiTemplateEdit(c *cli.Context) error {
+	args, err := parseArgs(c, "NAME")
+	if err != nil {
+		return err
+	}
+	if err := checkName("template", args[0]); err != nil {
+		return err
+	}
+	changed := false
+	for _, f := range definitionFlags("template edit") {
+		changed = changed || c.IsSet(f.Names()[0])
+	}
+	if !changed {
+		return usagef("nothing to change: give the fields to change (see --help)")
+	}
+	apply, err := templateFlags(c, false)
+	if err != nil {
+		return err
+	}
+	probe := &template.Template{Name: args[0], Action: "probe", Priority: queue.DefaultPriority}
+	apply(probe)
+	if err := validTemplate(probe); err != nil {
+		return err
+	}
+	cl, err := openAPI(c, true)
+	if err != nil {
+		return err
+	}
+	path := "/templates/" + url.PathEscape(args[0])
+	var t template.Template
+	if err := cl.do(c.Context, http.MethodGet, path, nil, nil, &t); err != nil {
+		return err
+	}
+	apply(&t)
+	if err := validTemplate(&t); err != nil {
+		return err
+	}
+	var made template.Template
+	if err := cl.do(c.Context, http.MethodPut, path, nil, &t, &made); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "template %s changed\n", printable(made.Name))
+	return nil
+}
+
+func apiWorkflowRelaunch(c *cli.Context) error {
+	args, err := parseArgs(c, "JOB")
+	if err != nil {
+		return err
+	}
+	_, uid, err := jobs.ParseID(args[0])
+	if err != nil {
+		return &UsageError{Err: err}
+	}
+	q := url.Values{}
+	if from := c.String("from"); from != "" {
+		if err := checkName("node", from); err != nil {
+			return err
+		}
+		q.Set("from", from)
+	}
+	cl, err := openAPI(c, true)
+	if err != nil {
+		return err
+	}
+	var v struct {
+		Job *jobs.Job `json:"job"`
+	}
+	if err := cl.do(c.Context, http.MethodPost, "/jobs/"+uid+"/relaunch", q, nil, &v); err != nil {
+		return err
+	}
+	if v.Job == nil {
+		return fmt.Errorf("%w: POST /jobs/%s/relaunch: no job in the answer", errAPI, uid)
+	}
+	return printWorkflowJob(c, v.Job)
+}
+
+// apiScheduleInput is the body of POST /schedules and PATCH
+// /schedules/{name}; every field is sent, so an edit writes the whole
+// schedule the flags were applied to.
+type apiScheduleInput struct {
+	Name        string           `json:"name"`
+	Description string           `json:"description"`
+	Enabled     bool             `json:"enabled"`
+	Cron        string           `json:"cron"`
+	TimeZone    string           `json:"time-zone"`
+	RRule       string           `json:"rrule"`
+	CatchUp     schedule.CatchUp `json:"catch-up"`
+	Launch      schedules.Launch `json:"launch"`
+}
+
+// apiScheduleWrite is the API form of `schedule create` (or `edit`).
+func apiScheduleWrite(edit bool) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		args, err := parseArgs(c, "NAME")
+		if err != nil {
+			return err
+		}
+		if edit && c.IsSet("disabled") {
+			return usagef("schedule edit: use schedule enable or schedule disable")
+		}
+		if !schedules.ValidName(args[0]) {
+			return usagef("%q is not a schedule name: type 1–64 letters, digits, '.', '_' or '-', such as nightly-report", args[0])
+		}
+		sc := &schedules.Schedule{Name: args[0], Enabled: !c.Bool("disabled")}
+		if !edit {
+			if err := applyScheduleFlags(c, sc); err != nil {
+				return err
+			}
+		}
+		cl, err := openAPI(c, true)
+		if err != nil {
+			return err
+		}
+		method, path, verb := http.MethodPost, "/schedules", "created"
+		if edit {
+			method, path, verb = http.MethodPatch, "/schedules/"+url.PathEscape(args[0]), "changed"
+			var cur apiSchedule
+			if err := cl.do(c.Context, http.MethodGet, path, nil, nil, &cur); err != nil {
+				return err
+			}
+			if cur.Schedule == nil {
+				return fmt.Errorf("%w: GET %s: no schedule in the answer", errAPI, path)
+			}
+			sc = cur.Schedule
+			if err := applyScheduleFlags(c, sc); err != nil {
+				return err
+			}
+		}
+		in := apiScheduleInput{Name: sc.Name, Description: sc.Description, Enabled: sc.Enabled, Cron: sc.Cron,
+			TimeZone: sc.TimeZone, RRule: sc.RRule, CatchUp: sc.CatchUp, Launch: sc.Launch}
+		var v apiSchedule
+		if err := cl.do(c.Context, method, path, nil, &in, &v); err != nil {
+			return err
+		}
+		return printScheduleWritten(c, method+" "+path, v, verb)
+	}
+}
+
+// printScheduleWritten prints the schedule the API answered with as the
+// ZooKeeper forms of create, edit, enable and disable do.
+func printScheduleWritten(c *cli.Context, call string, v apiSchedule, verb string) error {
+	if v.Schedule == nil {
+		return fmt.Errorf("%w: %s: no schedule in the answer", errAPI, call)
+	}
+	now := time.Now()
+	if c.Bool("json") {
+		var st schedules.State
+		if v.LastRun != nil {
+			st = *v.LastRun
+		}
+		return writeJSON(c.App.Writer, scheduleView(v.Schedule, st, now))
+	}
+	fmt.Fprintf(c.App.Writer, "schedule %s %s; next: %s\n", printable(v.Name), verb, nextText(v.Schedule, now))
+	return nil
+}
+
+func apiScheduleDelete(c *cli.Context) error {
+	args, err := parseArgs(c, "NAME")
+	if err != nil {
+		return err
+	}
+	cl, err := openAPI(c, true)
+	if err != nil {
+		return err
+	}
+	if err := cl.do(c.Context, http.MethodDelete, "/schedules/"+url.PathEscape(args[0]), nil, nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "schedule %s deleted\n", printable(args[0]))
+	return nil
+}
+
+// apiEnabled is the body of PATCH /schedules/{name} that enables or
+// disables a schedule.
+type apiEnabled struct {
+	Enabled bool `json:"enabled"`
+}
+
+// apiScheduleEnable is the API form of `schedule enable` (or `disable`).
+func apiScheduleEnable(enable bool) cli.ActionFunc {
+	verb := "enabled"
+	if !enable {
+		verb = "disabled"
+	}
+	return func(c *cli.Context) error {
+		args, err := parseArgs(c, "NAME")
+		if err != nil {
+			return err
+		}
+		cl, err := openAPI(c, true)
+		if err != nil {
+			return err
+		}
+		path := "/schedules/" + url.PathEscape(args[0])
+		var v apiSchedule
+		if err := cl.do(c.Context, http.MethodPatch, path, nil, &apiEnabled{Enabled: enable}, &v); err != nil {
+			return err
+		}
+		return printScheduleWritten(c, "PATCH "+path, v, verb)
+	}
+}

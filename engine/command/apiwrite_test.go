@@ -1,0 +1,124 @@
+package command
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestCLIWritesThroughAPI: template edit and delete, workflow delete and
+// relaunch, and the schedule commands that change a schedule print
+// through the API what their ZooKeeper forms print (each pair on twin
+// objects, z* with ZooKeeper and a* through the API); the API's roles
+// refuse a user without the role, and bad input is refused before any
+// request (exit 2).
+func TestCLIWritesThroughAPI(t *testing.T) {
+	e := newAPIEnv(t)
+	dir := t.TempDir()
+	wfFile := writeFile(t, dir, "wf.yaml", "nodes:\n  - id: a\n    template: tpl\n", 0o600)
+	for _, args := range [][]string{
+		{"template", "create", "tz", "--action", "echo"},
+		{"template", "create", "ta", "--action", "echo"},
+		{"workflow", "create", "wz", "--file", wfFile},
+		{"workflow", "create", "wa", "--file", wfFile},
+		{"workflow", "create", "wf", "--file", wfFile},
+	} {
+		if _, errOut, code := e.zk(args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut)
+		}
+	}
+	// same runs args with ZooKeeper on the z twin and through the API on
+	// the a twin, and compares what they print.
+	same := func(args ...string) string {
+		t.Helper()
+		zargs, aargs := make([]string, len(args)), make([]string, len(args))
+		for i, a := range args {
+			zargs[i] = strings.ReplaceAll(a, "TWIN", "z")
+			aargs[i] = strings.ReplaceAll(a, "TWIN", "a")
+		}
+		want, errOut, code := e.zk(zargs...)
+		if code != 0 {
+			t.Fatalf("%v with ZooKeeper: exit %d: %s", zargs, code, errOut)
+		}
+		got := e.ok(e.admin, aargs...)
+		if want = strings.ReplaceAll(want, "z", "a"); got != want {
+			t.Errorf("%v through the API printed\n%s\nwith ZooKeeper (z read as a)\n%s", aargs, got, want)
+		}
+		return got
+	}
+
+	// Templates.
+	same("template", "edit", "tTWIN", "--description", "changed", "--limit", "web", "--priority", "7")
+	if out, _, _ := e.zk("template", "show", "ta"); !strings.Contains(out, "changed") || !strings.Contains(out, "priority:") || !strings.Contains(out, "7") {
+		t.Fatalf("the template edited through the API:\n%s", out)
+	}
+	if _, errOut, code := e.as(e.alice, "template", "edit", "tpl", "--description", "x"); code != 1 || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("alice's template edit: exit %d, want 1 with the 403 message:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.admin, "template", "edit", "ta"); code != 2 || !strings.Contains(errOut, "nothing to change") {
+		t.Fatalf("template edit without a field: exit %d, want 2:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.admin, "template", "edit", "ta", "--priority", "5000"); code != 2 {
+		t.Fatalf("template edit --priority 5000: exit %d, want 2:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.admin, "template", "edit", "nope", "--description", "x"); code != 1 || !strings.Contains(errOut, "does not exist") {
+		t.Fatalf("template edit of a missing template: exit %d, want 1:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.alice, "template", "delete", "tpl"); code != 1 || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("alice's template delete: exit %d, want 1 with the 403 message:\n%s", code, errOut)
+	}
+	same("template", "delete", "tTWIN")
+	if _, _, code := e.zk("template", "show", "ta"); code == 0 {
+		t.Fatal("the template deleted through the API is still there")
+	}
+
+	// Schedules.
+	same("schedule", "create", "sTWIN", "--cron", "0 2 * * *", "--time-zone", "Europe/Paris", "--template", "tpl", "--description", "nightly")
+	same("schedule", "edit", "sTWIN", "--cron", "0 3 * * *")
+	if out, _, _ := e.zk("schedule", "show", "sa"); !strings.Contains(out, "0 3 * * *") || !strings.Contains(out, "nightly") {
+		t.Fatalf("the schedule edited through the API:\n%s", out)
+	}
+	same("schedule", "disable", "sTWIN")
+	same("schedule", "enable", "sTWIN")
+	if _, errOut, code := e.as(e.alice, "schedule", "create", "plain", "--cron", "0 2 * * *", "--action", "echo"); code != 1 || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("alice's schedule of a plain job: exit %d, want 1 with the 403 message:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.bob, "schedule", "disable", "sa"); code != 1 || !strings.Contains(errOut, "API: ") {
+		t.Fatalf("bob's schedule disable: exit %d, want 1:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.admin, "schedule", "create", "x", "--template", "tpl"); code != 2 || !strings.Contains(errOut, "--cron") {
+		t.Fatalf("schedule create without a rule: exit %d, want 2:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.admin, "schedule", "edit", "sa", "--disabled"); code != 2 || !strings.Contains(errOut, "schedule disable") {
+		t.Fatalf("schedule edit --disabled: exit %d, want 2:\n%s", code, errOut)
+	}
+	same("schedule", "delete", "sTWIN")
+	if _, _, code := e.zk("schedule", "show", "sa"); code == 0 {
+		t.Fatal("the schedule deleted through the API is still there")
+	}
+
+	// Workflows.
+	if _, errOut, code := e.as(e.alice, "workflow", "delete", "wa"); code != 1 || !strings.Contains(errOut, "API: ") {
+		t.Fatalf("alice's workflow delete: exit %d, want 1:\n%s", code, errOut)
+	}
+	same("workflow", "delete", "wTWIN")
+	if _, _, code := e.zk("workflow", "show", "wa"); code == 0 {
+		t.Fatal("the workflow deleted through the API is still there")
+	}
+	wf := strings.TrimSpace(e.ok(e.admin, "workflow", "launch", "wf"))
+	again := strings.TrimSpace(e.ok(e.admin, "workflow", "relaunch", wf))
+	if again == wf || strings.ContainsAny(again, " \n") {
+		t.Fatalf("workflow relaunch of %s printed %q", wf, again)
+	}
+	if out := e.ok(e.admin, "job", "show", "--json", again); !strings.Contains(out, `"kind": "workflow"`) && !strings.Contains(out, `"kind":"workflow"`) {
+		t.Fatalf("the relaunched workflow job %s shows\n%s", again, out)
+	}
+	if _, errOut, code := e.as(e.alice, "workflow", "relaunch", wf); code != 1 || !strings.Contains(errOut, "API: ") {
+		t.Fatalf("alice's workflow relaunch: exit %d, want 1:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.admin, "workflow", "relaunch", "not-an-id"); code != 2 {
+		t.Fatalf("workflow relaunch of a bad id: exit %d, want 2:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.admin, "workflow", "relaunch", wf, "--from", "bad name!"); code != 2 {
+		t.Fatalf("workflow relaunch --from with a bad name: exit %d, want 2:\n%s", code, errOut)
+	}
+}
