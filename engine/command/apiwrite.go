@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/project"
 	"github.com/jobengine/jobengine/engine/queue"
 	"github.com/jobengine/jobengine/engine/schedule"
 	"github.com/jobengine/jobengine/engine/schedules"
@@ -31,6 +32,10 @@ func init() {
 	apiActions["schedule delete"] = apiScheduleDelete
 	apiActions["schedule enable"] = apiScheduleEnable(true)
 	apiActions["schedule disable"] = apiScheduleEnable(false)
+	apiActions["project create"] = apiProjectCreate
+	apiActions["project update"] = apiProjectUpdate
+	apiActions["project delete"] = apiDeleteAction("project", "/projects/")
+	apiActions["inventory delete"] = apiDeleteAction("inventory", "/inventories/")
 }
 
 // apiDeleteAction is the API form of `KIND delete NAME`: DELETE prefix+NAME.
@@ -249,4 +254,54 @@ func apiScheduleEnable(enable bool) cli.ActionFunc {
 		}
 		return printScheduleWritten(c, "PATCH "+path, v, verb)
 	}
+}
+
+// apiProjectInput is the body of POST /projects.
+type apiProjectInput struct {
+	Name           string       `json:"name"`
+	Description    string       `json:"description,omitempty"`
+	Kind           project.Kind `json:"kind"`
+	URL            string       `json:"url,omitempty"`
+	Branch         string       `json:"branch,omitempty"`
+	Directory      string       `json:"directory,omitempty"`
+	UpdateOnLaunch bool         `json:"update-on-launch,omitempty"`
+	CacheTimeout   float64      `json:"cache-timeout,omitempty"`
+}
+
+func apiProjectCreate(c *cli.Context) error {
+	p, err := newProjectFromFlags(c)
+	if err != nil {
+		return err
+	}
+	cl, err := openAPI(c, true)
+	if err != nil {
+		return err
+	}
+	in := apiProjectInput{Name: p.Name, Description: p.Description, Kind: p.Kind, URL: p.URL, Branch: p.Branch,
+		Directory: p.Directory, UpdateOnLaunch: p.UpdateOnLaunch, CacheTimeout: p.CacheTimeout}
+	var made project.Project
+	if err := cl.do(c.Context, http.MethodPost, "/projects", nil, &in, &made); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "project %s created\n", printable(made.Name))
+	return nil
+}
+
+func apiProjectUpdate(c *cli.Context) error {
+	name, cl, err := apiNameArg(c, "project")
+	if err != nil {
+		return err
+	}
+	var v struct {
+		Job *jobs.Job `json:"job"`
+	}
+	path := "/projects/" + url.PathEscape(name) + "/update"
+	if err := cl.do(c.Context, http.MethodPost, path, nil, nil, &v); err != nil {
+		return err
+	}
+	if v.Job == nil {
+		return fmt.Errorf("%w: POST %s: no job in the answer", errAPI, path)
+	}
+	fmt.Fprintln(c.App.Writer, v.Job.ID)
+	return nil
 }

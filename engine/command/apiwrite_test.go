@@ -14,6 +14,7 @@ import (
 func TestCLIWritesThroughAPI(t *testing.T) {
 	e := newAPIEnv(t)
 	dir := t.TempDir()
+	invFile := writeFile(t, dir, "inv.json", `{"web": {"hosts": ["w1", "w2"]}}`, 0o600)
 	wfFile := writeFile(t, dir, "wf.yaml", "nodes:\n  - id: a\n    template: tpl\n", 0o600)
 	for _, args := range [][]string{
 		{"template", "create", "tz", "--action", "echo"},
@@ -21,6 +22,9 @@ func TestCLIWritesThroughAPI(t *testing.T) {
 		{"workflow", "create", "wz", "--file", wfFile},
 		{"workflow", "create", "wa", "--file", wfFile},
 		{"workflow", "create", "wf", "--file", wfFile},
+		{"inventory", "create", "iz", "--file", invFile},
+		{"inventory", "create", "ia", "--file", invFile},
+		{"project", "create", "site", "--directory", "/srv/site"},
 	} {
 		if _, errOut, code := e.zk(args...); code != 0 {
 			t.Fatalf("%v: exit %d: %s", args, code, errOut)
@@ -120,5 +124,35 @@ func TestCLIWritesThroughAPI(t *testing.T) {
 	}
 	if _, errOut, code := e.as(e.admin, "workflow", "relaunch", wf, "--from", "bad name!"); code != 2 {
 		t.Fatalf("workflow relaunch --from with a bad name: exit %d, want 2:\n%s", code, errOut)
+	}
+
+	// Projects and inventories.
+	same("project", "create", "pTWIN", "--directory", "/srv/site", "--description", "the site")
+	if out, _, _ := e.zk("project", "show", "pa"); !strings.Contains(out, "/srv/site") || !strings.Contains(out, "the site") {
+		t.Fatalf("the project created through the API:\n%s", out)
+	}
+	if _, errOut, code := e.as(e.alice, "project", "create", "p2", "--directory", "/srv/p2"); code != 1 || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("alice's project create: exit %d, want 1 with the 403 message:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.admin, "project", "create", "p2"); code != 2 || !strings.Contains(errOut, "--directory") {
+		t.Fatalf("project create without a source: exit %d, want 2:\n%s", code, errOut)
+	}
+	up := strings.TrimSpace(e.ok(e.admin, "project", "update", "site"))
+	if out := e.ok(e.admin, "job", "show", "--json", up); !strings.Contains(out, "project_update") {
+		t.Fatalf("project update printed %q, whose job shows\n%s", up, out)
+	}
+	if _, errOut, code := e.as(e.bob, "project", "update", "site"); code != 1 || !strings.Contains(errOut, "API: ") {
+		t.Fatalf("bob's project update: exit %d, want 1:\n%s", code, errOut)
+	}
+	same("project", "delete", "pTWIN")
+	if _, errOut, code := e.as(e.alice, "inventory", "delete", "ia"); code != 1 || !strings.Contains(errOut, "API: ") {
+		t.Fatalf("alice's inventory delete: exit %d, want 1:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.admin, "inventory", "delete", "bad name!"); code != 2 {
+		t.Fatalf("inventory delete of a bad name: exit %d, want 2:\n%s", code, errOut)
+	}
+	same("inventory", "delete", "iTWIN")
+	if _, _, code := e.zk("inventory", "show", "ia"); code == 0 {
+		t.Fatal("the inventory deleted through the API is still there")
 	}
 }
