@@ -15,6 +15,9 @@ func TestCLIWritesThroughAPI(t *testing.T) {
 	e := newAPIEnv(t)
 	dir := t.TempDir()
 	invFile := writeFile(t, dir, "inv.json", `{"web": {"hosts": ["w1", "w2"]}}`, 0o600)
+	inv2File := writeFile(t, dir, "inv2.json", `{"web": {"hosts": ["w1", "w2", "w3"], "vars": {"port": 80}}, "db": {"hosts": ["d1"]},
+		"_meta": {"hostvars": {"w1": {"role": "front"}, "d1": {"role": "db", "size": 2}}}}`, 0o600)
+	badFile := writeFile(t, dir, "bad.json", `{"web": [`, 0o600)
 	wfFile := writeFile(t, dir, "wf.yaml", "nodes:\n  - id: a\n    template: tpl\n", 0o600)
 	for _, args := range [][]string{
 		{"template", "create", "tz", "--action", "echo"},
@@ -154,5 +157,53 @@ func TestCLIWritesThroughAPI(t *testing.T) {
 	same("inventory", "delete", "iTWIN")
 	if _, _, code := e.zk("inventory", "show", "ia"); code == 0 {
 		t.Fatal("the inventory deleted through the API is still there")
+	}
+
+	same("inventory", "create", "jTWIN", "--file", invFile, "--description", "from a file", "--instance-group", "g1")
+	same("inventory", "create", "kTWIN")
+	same("inventory", "create", "mTWIN", "--smart", "--source", "jTWIN", "--filter-name", "w*")
+	same("inventory", "import", "jTWIN", inv2File)
+	same("inventory", "import", "nTWIN", invFile)
+	for _, args := range [][]string{{"inventory", "show", "ja"}, {"inventory", "show", "ma"}, {"inventory", "show", "na"}} {
+		if out, errOut, code := e.zk(args...); code != 0 || !strings.Contains(out, "hosts:") {
+			t.Fatalf("%v after the API made it: exit %d:\n%s%s", args, code, out, errOut)
+		}
+	}
+	if _, errOut, code := e.zk("inventory", "hosts", "ja", "--disable", "w2"); code != 0 {
+		t.Fatalf("inventory hosts --disable: exit %d: %s", code, errOut)
+	}
+	for _, args := range [][]string{
+		{"inventory", "script", "ja"}, {"inventory", "script", "ja", "--hostvars"}, {"inventory", "script", "ja", "--all", "--hostvars"},
+		{"inventory", "script", "ja", "--slice", "1/2"}, {"inventory", "script", "ja", "--slice", "2/2", "--hostvars"},
+		{"inventory", "script", "ja", "--limit", "db"}, {"inventory", "script", "ma"},
+	} {
+		want, errOut, code := e.zk(args...)
+		if code != 0 {
+			t.Fatalf("%v with ZooKeeper: exit %d: %s", args, code, errOut)
+		}
+		if got := e.ok(e.admin, args...); got != want {
+			t.Errorf("%v through the API printed\n%s\nwith ZooKeeper\n%s", args, got, want)
+		}
+	}
+	if _, errOut, code := e.as(e.alice, "inventory", "create", "x"); code != 1 || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("alice's inventory create: exit %d, want 1 with the 403 message:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.alice, "inventory", "import", "ja", invFile); code != 1 || !strings.Contains(errOut, "API: ") {
+		t.Fatalf("alice's inventory import: exit %d, want 1:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.alice, "inventory", "script", "ja"); code != 1 || !strings.Contains(errOut, "API: ") {
+		t.Fatalf("alice's inventory script: exit %d, want 1:\n%s", code, errOut)
+	}
+	for _, args := range [][]string{
+		{"inventory", "import", "bad", badFile}, {"inventory", "create", "bad", "--file", badFile},
+		{"inventory", "create", "bad", "--smart"}, {"inventory", "script", "ja", "--all", "--limit", "db"},
+		{"inventory", "script", "ja", "--slice", "x"},
+	} {
+		if _, errOut, code := e.as(e.admin, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2:\n%s", args, code, errOut)
+		}
+	}
+	if _, _, code := e.zk("inventory", "show", "bad"); code == 0 {
+		t.Fatal("an inventory made of bad input")
 	}
 }
