@@ -21,6 +21,7 @@ func init() {
 	apiActions["inventory create"] = apiInventoryCreate
 	apiActions["inventory import"] = apiInventoryImport
 	apiActions["inventory script"] = apiInventoryScript
+	apiActions["inventory hosts"] = apiInventoryHosts
 }
 
 // apiInventoryInput is the body of POST /inventories: the head of an
@@ -171,4 +172,94 @@ func scriptQuery(c *cli.Context) (string, url.Values, error) {
 		q.Set("disabled", "true")
 	}
 	return args[0], q, nil
+}
+
+// apiHostView is a host as GET /inventories/{name}/hosts lists it.
+type apiHostView struct {
+	inventory.Host
+	Groups []string `json:"groups"`
+}
+
+// apiEnabledHost is the body of PATCH /inventories/{name}/hosts/{host}.
+type apiEnabledHost struct {
+	Enabled bool `json:"enabled"`
+}
+
+func apiInventoryHosts(c *cli.Context) error {
+	name, cl, err := apiNameArg(c, "inventory")
+	if err != nil {
+		return err
+	}
+	enable, disable, limit, err := hostsFlags(c)
+	if err != nil {
+		return err
+	}
+	path := "/inventories/" + url.PathEscape(name)
+	// Ordered by name, as the inventory holds its hosts.
+	byName := url.Values{"order": {"name"}}
+	list, err := apiList[apiHostView](c.Context, cl, path+"/hosts", byName)
+	if err != nil {
+		return err
+	}
+	if len(enable)+len(disable) > 0 {
+		// All of them or none, as the ZooKeeper form: an unknown host is
+		// refused before any host changes.
+		known := make(map[string]bool, len(list))
+		for _, h := range list {
+			known[h.Name] = true
+		}
+		for _, h := range append(append([]string{}, enable...), disable...) {
+			if !known[h] {
+				return fmt.Errorf("inventory %s has no host %s: nothing changed", name, h)
+			}
+		}
+		for _, ch := range []struct {
+			hosts []string
+			on    bool
+		}{{enable, true}, {disable, false}} {
+			for _, h := range ch.hosts {
+				if err := cl.do(c.Context, http.MethodPatch, path+"/hosts/"+url.PathEscape(h), nil, &apiEnabledHost{Enabled: ch.on}, nil); err != nil {
+					return err
+				}
+			}
+		}
+		if list, err = apiList[apiHostView](c.Context, cl, path+"/hosts", byName); err != nil {
+			return err
+		}
+	}
+	var keep map[string]bool
+	if limit != nil {
+		// The API applies the pattern as a job's --limit does: the hosts
+		// of the inventory script are those it selects.
+		resp, cancel, err := cl.request(c.Context, http.MethodGet, path+"/script", url.Values{"limit": {c.String("limit")}}, nil, false)
+		if err != nil {
+			return err
+		}
+		data, err := io.ReadAll(io.LimitReader(resp.Body, 4*inventory.MaxImportBytes))
+		resp.Body.Close()
+		cancel()
+		if err != nil {
+			return err
+		}
+		sel, err := inventory.ParseAnsible(data)
+		if err != nil {
+			return fmt.Errorf("%w: GET %s/script: %v", errAPI, path, err)
+		}
+		keep = make(map[string]bool, len(sel.Hosts))
+		for _, h := range sel.Hosts {
+			keep[h.Name] = true
+		}
+	}
+	hosts := make([]inventory.Host, 0, len(list))
+	groups := make(map[string][]string, len(list))
+	for _, h := range list {
+		if keep != nil && !keep[h.Name] {
+			continue
+		}
+		hosts = append(hosts, h.Host)
+		if len(h.Groups) > 0 {
+			groups[h.Name] = h.Groups
+		}
+	}
+	return printHosts(c, hosts, groups)
 }

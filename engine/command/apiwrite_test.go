@@ -28,6 +28,9 @@ func TestCLIWritesThroughAPI(t *testing.T) {
 		{"inventory", "create", "iz", "--file", invFile},
 		{"inventory", "create", "ia", "--file", invFile},
 		{"project", "create", "site", "--directory", "/srv/site"},
+		// alice may read these, not change them: a 403, not a 404.
+		{"grant", "add", "--user", "alice", "--role", "read", "inventory/ja"},
+		{"grant", "add", "--user", "alice", "--role", "read", "project/site"},
 	} {
 		if _, errOut, code := e.zk(args...); code != 0 {
 			t.Fatalf("%v: exit %d: %s", args, code, errOut)
@@ -89,6 +92,9 @@ func TestCLIWritesThroughAPI(t *testing.T) {
 	if _, errOut, code := e.as(e.alice, "schedule", "create", "plain", "--cron", "0 2 * * *", "--action", "echo"); code != 1 || !strings.Contains(errOut, "permission denied") {
 		t.Fatalf("alice's schedule of a plain job: exit %d, want 1 with the 403 message:\n%s", code, errOut)
 	}
+	if _, errOut, code := e.as(e.carol, "schedule", "disable", "sa"); code != 1 || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("carol's schedule disable (read on tpl): exit %d, want 1 with the 403 message:\n%s", code, errOut)
+	}
 	if _, errOut, code := e.as(e.bob, "schedule", "disable", "sa"); code != 1 || !strings.Contains(errOut, "API: ") {
 		t.Fatalf("bob's schedule disable: exit %d, want 1:\n%s", code, errOut)
 	}
@@ -144,6 +150,12 @@ func TestCLIWritesThroughAPI(t *testing.T) {
 	if out := e.ok(e.admin, "job", "show", "--json", up); !strings.Contains(out, "project_update") {
 		t.Fatalf("project update printed %q, whose job shows\n%s", up, out)
 	}
+	if _, errOut, code := e.as(e.alice, "project", "update", "site"); code != 1 || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("alice's project update: exit %d, want 1 with the 403 message:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.alice, "project", "delete", "site"); code != 1 || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("alice's project delete: exit %d, want 1 with the 403 message:\n%s", code, errOut)
+	}
 	if _, errOut, code := e.as(e.bob, "project", "update", "site"); code != 1 || !strings.Contains(errOut, "API: ") {
 		t.Fatalf("bob's project update: exit %d, want 1:\n%s", code, errOut)
 	}
@@ -188,11 +200,11 @@ func TestCLIWritesThroughAPI(t *testing.T) {
 	if _, errOut, code := e.as(e.alice, "inventory", "create", "x"); code != 1 || !strings.Contains(errOut, "permission denied") {
 		t.Fatalf("alice's inventory create: exit %d, want 1 with the 403 message:\n%s", code, errOut)
 	}
-	if _, errOut, code := e.as(e.alice, "inventory", "import", "ja", invFile); code != 1 || !strings.Contains(errOut, "API: ") {
+	if _, errOut, code := e.as(e.alice, "inventory", "import", "ja", invFile); code != 1 || !strings.Contains(errOut, "permission denied") {
 		t.Fatalf("alice's inventory import: exit %d, want 1:\n%s", code, errOut)
 	}
-	if _, errOut, code := e.as(e.alice, "inventory", "script", "ja"); code != 1 || !strings.Contains(errOut, "API: ") {
-		t.Fatalf("alice's inventory script: exit %d, want 1:\n%s", code, errOut)
+	if _, errOut, code := e.as(e.bob, "inventory", "script", "ja"); code != 1 || !strings.Contains(errOut, "does not exist") {
+		t.Fatalf("bob's inventory script: exit %d, want 1:\n%s", code, errOut)
 	}
 	for _, args := range [][]string{
 		{"inventory", "import", "bad", badFile}, {"inventory", "create", "bad", "--file", badFile},
@@ -205,5 +217,35 @@ func TestCLIWritesThroughAPI(t *testing.T) {
 	}
 	if _, _, code := e.zk("inventory", "show", "bad"); code == 0 {
 		t.Fatal("an inventory made of bad input")
+	}
+
+	same("inventory", "hosts", "jTWIN", "--enable", "w2", "--disable", "w3")
+	for _, args := range [][]string{
+		{"inventory", "hosts", "ja"}, {"inventory", "hosts", "ja", "--json"}, {"inventory", "hosts", "ja", "--limit", "web"},
+		{"inventory", "hosts", "ja", "--limit", "web:!w1", "--json"}, {"inventory", "hosts", "ma"},
+	} {
+		want, errOut, code := e.zk(args...)
+		if code != 0 {
+			t.Fatalf("%v with ZooKeeper: exit %d: %s", args, code, errOut)
+		}
+		if got := e.ok(e.admin, args...); got != want {
+			t.Errorf("%v through the API printed\n%s\nwith ZooKeeper\n%s", args, got, want)
+		}
+	}
+	before, _, _ := e.zk("inventory", "hosts", "ja")
+	if _, errOut, code := e.as(e.admin, "inventory", "hosts", "ja", "--enable", "w3", "--disable", "nope"); code != 1 || !strings.Contains(errOut, "has no host nope") {
+		t.Fatalf("inventory hosts --disable of an unknown host: exit %d, want 1:\n%s", code, errOut)
+	}
+	if after, _, _ := e.zk("inventory", "hosts", "ja"); after != before {
+		t.Fatalf("a refused inventory hosts changed hosts:\n%s\nwas\n%s", after, before)
+	}
+	if _, errOut, code := e.as(e.admin, "inventory", "hosts", "ja", "--enable", "w3", "--disable", "w3"); code != 2 {
+		t.Fatalf("inventory hosts enabling and disabling a host: exit %d, want 2:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.alice, "inventory", "hosts", "ja", "--disable", "w1"); code != 1 || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("alice's inventory hosts --disable: exit %d, want 1 with the 403 message:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.alice, "inventory", "delete", "ja"); code != 1 || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("alice's inventory delete: exit %d, want 1 with the 403 message:\n%s", code, errOut)
 	}
 }

@@ -303,22 +303,9 @@ func inventoryHostsCommand() *cli.Command {
 			if err := checkName("inventory", args[0]); err != nil {
 				return err
 			}
-			enable, disable := nonEmpty(c.StringSlice("enable")), nonEmpty(c.StringSlice("disable"))
-			for _, h := range append(append([]string{}, enable...), disable...) {
-				if err := inventory.ValidHostName(h); err != nil {
-					return &UsageError{Err: err}
-				}
-			}
-			for _, h := range enable {
-				for _, d := range disable {
-					if h == d {
-						return usagef("host %s is both enabled and disabled", h)
-					}
-				}
-			}
-			limit, err := inventory.ParseLimit(c.String("limit"))
+			enable, disable, limit, err := hostsFlags(c)
 			if err != nil {
-				return usagef("--limit: %v", err)
+				return err
 			}
 			o, err := openObjects(c)
 			if err != nil {
@@ -348,18 +335,46 @@ func inventoryHostsCommand() *cli.Command {
 					hosts = append(hosts, content.Hosts[content.HostIndex(h)])
 				}
 			}
-			if c.Bool("json") {
-				return writeJSON(c.App.Writer, hosts)
-			}
-			groups := content.GroupsOf()
-			tw := newTable(c.App.Writer)
-			fmt.Fprintln(tw, "HOST\tENABLED\tGROUPS\tVARIABLES")
-			for _, h := range hosts {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", h.Name, yesNo(h.Enabled), dash(strings.Join(groups[h.Name], ",")), inventory.VarsCount(h.Variables))
-			}
-			return tw.Flush()
+			return printHosts(c, hosts, content.GroupsOf())
 		},
 	}
+}
+
+// hostsFlags checks the flags of `inventory hosts`: the hosts to enable
+// and disable, and the --limit.
+func hostsFlags(c *cli.Context) (enable, disable []string, limit *inventory.Limit, err error) {
+	enable, disable = nonEmpty(c.StringSlice("enable")), nonEmpty(c.StringSlice("disable"))
+	for _, h := range append(append([]string{}, enable...), disable...) {
+		if err := inventory.ValidHostName(h); err != nil {
+			return nil, nil, nil, &UsageError{Err: err}
+		}
+	}
+	for _, h := range enable {
+		for _, d := range disable {
+			if h == d {
+				return nil, nil, nil, usagef("host %s is both enabled and disabled", h)
+			}
+		}
+	}
+	limit, err = inventory.ParseLimit(c.String("limit"))
+	if err != nil {
+		return nil, nil, nil, usagef("--limit: %v", err)
+	}
+	return enable, disable, limit, nil
+}
+
+// printHosts prints hosts as `inventory hosts` does, with the groups of
+// each.
+func printHosts(c *cli.Context, hosts []inventory.Host, groups map[string][]string) error {
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, hosts)
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "HOST\tENABLED\tGROUPS\tVARIABLES")
+	for _, h := range hosts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", h.Name, yesNo(h.Enabled), dash(strings.Join(groups[h.Name], ",")), inventory.VarsCount(h.Variables))
+	}
+	return tw.Flush()
 }
 
 func inventoryScriptCommand() *cli.Command {
