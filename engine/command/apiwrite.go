@@ -20,12 +20,15 @@ import (
 	"github.com/jobengine/jobengine/engine/schedule"
 	"github.com/jobengine/jobengine/engine/schedules"
 	"github.com/jobengine/jobengine/engine/template"
+	"github.com/jobengine/jobengine/engine/workflow"
 )
 
 func init() {
 	apiActions["template edit"] = apiTemplateEdit
 	apiActions["template delete"] = apiDeleteAction("template", "/templates/")
 	apiActions["workflow delete"] = apiDeleteAction("workflow", "/workflows/")
+	apiActions["workflow create"] = apiWorkflowCreate
+	apiActions["workflow edit"] = apiWorkflowEdit
 	apiActions["workflow relaunch"] = apiWorkflowRelaunch
 	apiActions["schedule create"] = apiScheduleWrite(false)
 	apiActions["schedule edit"] = apiScheduleWrite(true)
@@ -303,5 +306,75 @@ func apiProjectUpdate(c *cli.Context) error {
 		return fmt.Errorf("%w: POST %s: no job in the answer", errAPI, path)
 	}
 	fmt.Fprintln(c.App.Writer, v.Job.ID)
+	return nil
+}
+
+func apiWorkflowCreate(c *cli.Context) error {
+	args, err := parseArgs(c, "NAME")
+	if err != nil {
+		return err
+	}
+	if err := checkName("workflow", args[0]); err != nil {
+		return err
+	}
+	if !c.IsSet("file") {
+		return usagef("--file is required: the workflow's nodes, a YAML or JSON file (see docs/workflows.md)")
+	}
+	t, err := workflowFromFlags(c, args[0])
+	if err != nil {
+		return err
+	}
+	cl, err := openAPI(c, true)
+	if err != nil {
+		return err
+	}
+	var made workflow.Template
+	if err := cl.do(c.Context, http.MethodPost, "/workflows", nil, t, &made); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "workflow %s created\n", printable(made.Name))
+	return nil
+}
+
+// apiWorkflowPatch is the body of PATCH /workflows/{name}: the fields
+// given change (the nodes as a whole).
+type apiWorkflowPatch struct {
+	Description *string              `json:"description,omitempty"`
+	Nodes       *[]jobs.WorkflowNode `json:"nodes,omitempty"`
+}
+
+func apiWorkflowEdit(c *cli.Context) error {
+	args, err := parseArgs(c, "NAME")
+	if err != nil {
+		return err
+	}
+	if err := checkName("workflow", args[0]); err != nil {
+		return err
+	}
+	if !c.IsSet("file") && !c.IsSet("description") {
+		return usagef("nothing to change: give --file (the new nodes) or --description")
+	}
+	var in apiWorkflowPatch
+	if c.IsSet("file") {
+		// The file's nodes and description, --description over it, as
+		// the ZooKeeper form.
+		t, err := workflowFromFlags(c, args[0])
+		if err != nil {
+			return err
+		}
+		in.Nodes, in.Description = &t.Nodes, &t.Description
+	} else {
+		d := c.String("description")
+		in.Description = &d
+	}
+	cl, err := openAPI(c, true)
+	if err != nil {
+		return err
+	}
+	var made workflow.Template
+	if err := cl.do(c.Context, http.MethodPatch, "/workflows/"+url.PathEscape(args[0]), nil, &in, &made); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "workflow %s changed\n", printable(made.Name))
 	return nil
 }

@@ -17,6 +17,8 @@ func TestCLIWritesThroughAPI(t *testing.T) {
 	invFile := writeFile(t, dir, "inv.json", `{"web": {"hosts": ["w1", "w2"]}}`, 0o600)
 	inv2File := writeFile(t, dir, "inv2.json", `{"web": {"hosts": ["w1", "w2", "w3"], "vars": {"port": 80}}, "db": {"hosts": ["d1"]},
 		"_meta": {"hostvars": {"w1": {"role": "front"}, "d1": {"role": "db", "size": 2}}}}`, 0o600)
+	wf2File := writeFile(t, dir, "wf2.yaml", "description: two nodes\nnodes:\n  - id: a\n    template: tpl\n    success: [b]\n  - id: b\n    template: tpl\n", 0o600)
+	cycleFile := writeFile(t, dir, "cycle.yaml", "nodes:\n  - id: a\n    template: tpl\n    success: [a]\n", 0o600)
 	badFile := writeFile(t, dir, "bad.json", `{"web": [`, 0o600)
 	wfFile := writeFile(t, dir, "wf.yaml", "nodes:\n  - id: a\n    template: tpl\n", 0o600)
 	for _, args := range [][]string{
@@ -25,12 +27,15 @@ func TestCLIWritesThroughAPI(t *testing.T) {
 		{"workflow", "create", "wz", "--file", wfFile},
 		{"workflow", "create", "wa", "--file", wfFile},
 		{"workflow", "create", "wf", "--file", wfFile},
+		{"workflow", "create", "yz", "--file", wfFile, "--description", "d"},
+		{"workflow", "create", "ya", "--file", wfFile, "--description", "d"},
 		{"inventory", "create", "iz", "--file", invFile},
 		{"inventory", "create", "ia", "--file", invFile},
 		{"project", "create", "site", "--directory", "/srv/site"},
 		// alice may read these, not change them: a 403, not a 404.
 		{"grant", "add", "--user", "alice", "--role", "read", "inventory/ja"},
 		{"grant", "add", "--user", "alice", "--role", "read", "project/site"},
+		{"grant", "add", "--user", "alice", "--role", "read", "workflow/wf"},
 	} {
 		if _, errOut, code := e.zk(args...); code != 0 {
 			t.Fatalf("%v: exit %d: %s", args, code, errOut)
@@ -247,5 +252,32 @@ func TestCLIWritesThroughAPI(t *testing.T) {
 	}
 	if _, errOut, code := e.as(e.alice, "inventory", "delete", "ja"); code != 1 || !strings.Contains(errOut, "permission denied") {
 		t.Fatalf("alice's inventory delete: exit %d, want 1 with the 403 message:\n%s", code, errOut)
+	}
+
+	// Workflow templates made and changed through the API.
+	same("workflow", "create", "xTWIN", "--file", wfFile, "--description", "one node")
+	same("workflow", "edit", "xTWIN", "--file", wf2File)
+	same("workflow", "edit", "yTWIN", "--description", "")
+	same("workflow", "edit", "xTWIN", "--description", "renamed")
+	want, _, _ := e.zk("workflow", "show", "--yaml", "xz")
+	if got, _, _ := e.zk("workflow", "show", "--yaml", "xa"); got != strings.ReplaceAll(want, "xz", "xa") || !strings.Contains(got, "renamed") {
+		t.Errorf("the workflow changed through the API:\n%s\nwith ZooKeeper:\n%s", got, want)
+	}
+	if _, errOut, code := e.as(e.alice, "workflow", "create", "x2", "--file", wfFile); code != 1 || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("alice's workflow create: exit %d, want 1 with the 403 message:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.alice, "workflow", "edit", "wf", "--description", "x"); code != 1 || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("alice's workflow edit: exit %d, want 1 with the 403 message:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.alice, "workflow", "delete", "wf"); code != 1 || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("alice's workflow delete: exit %d, want 1 with the 403 message:\n%s", code, errOut)
+	}
+	for _, args := range [][]string{{"workflow", "create", "x3"}, {"workflow", "edit", "xa"}, {"workflow", "create", "x3", "--file", badFile}} {
+		if _, errOut, code := e.as(e.admin, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2:\n%s", args, code, errOut)
+		}
+	}
+	if _, errOut, code := e.as(e.admin, "workflow", "edit", "xa", "--file", cycleFile); code == 0 || !strings.Contains(errOut, "cycle") {
+		t.Fatalf("workflow edit with a cycle: exit %d, want an error naming the cycle:\n%s", code, errOut)
 	}
 }
