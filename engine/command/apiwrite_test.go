@@ -1,6 +1,7 @@
 package command
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -279,5 +280,59 @@ func TestCLIWritesThroughAPI(t *testing.T) {
 	}
 	if _, errOut, code := e.as(e.admin, "workflow", "edit", "xa", "--file", cycleFile); code == 0 || !strings.Contains(errOut, "cycle") {
 		t.Fatalf("workflow edit with a cycle: exit %d, want an error naming the cycle:\n%s", code, errOut)
+	}
+
+	// Credentials (made with ZooKeeper access: their secrets come from
+	// files) listed, shown and deleted through the API; no secret shown.
+	keyFile := filepath.Join(dir, "credential.key")
+	if out, errOut, code := runBinary(t, nil, "credential", "keygen", keyFile); code != 0 {
+		t.Fatalf("keygen: %s %s", out, errOut)
+	}
+	tokenFile := writeFile(t, dir, "token", "s3cr3t-value\n", 0o600)
+	for _, name := range []string{"cz", "ca"} {
+		if _, errOut, code := e.zk("credential", "create", name, "--kind", "secret", "--secret", "MY_TOKEN="+tokenFile,
+			"--description", "api token", "--credential-key-file", keyFile); code != 0 {
+			t.Fatalf("credential create %s: exit %d: %s", name, code, errOut)
+		}
+	}
+	for _, args := range [][]string{{"credential", "list"}, {"credential", "list", "--json"}, {"credential", "show", "ca"}, {"credential", "show", "--json", "ca"}} {
+		want, errOut, code := e.zk(args...)
+		if code != 0 {
+			t.Fatalf("%v with ZooKeeper: exit %d: %s", args, code, errOut)
+		}
+		got := e.ok(e.admin, args...)
+		if got != want {
+			t.Errorf("%v through the API printed\n%s\nwith ZooKeeper\n%s", args, got, want)
+		}
+		if strings.Contains(got, "s3cr3t") {
+			t.Fatalf("%v printed the secret:\n%s", args, got)
+		}
+	}
+	if out := e.ok(e.bob, "credential", "list"); strings.Count(out, "\n") != 1 {
+		t.Errorf("bob's credential list shows more than its header:\n%s", out)
+	}
+	if _, errOut, code := e.as(e.bob, "credential", "show", "ca"); code != 1 || !strings.Contains(errOut, "API: ") {
+		t.Fatalf("bob's credential show: exit %d, want 1:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.bob, "credential", "delete", "ca"); code != 1 || !strings.Contains(errOut, "API: ") {
+		t.Fatalf("bob's credential delete: exit %d, want 1:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.admin, "credential", "show", "bad name!"); code != 2 {
+		t.Fatalf("credential show of a bad name: exit %d, want 2:\n%s", code, errOut)
+	}
+	same("credential", "delete", "cTWIN")
+
+	// Notification templates deleted through the API.
+	for _, name := range []string{"nz", "na"} {
+		if _, errOut, code := e.zk("notification", "create", name, "--command", "/bin/true"); code != 0 {
+			t.Fatalf("notification create %s: exit %d: %s", name, code, errOut)
+		}
+	}
+	if _, errOut, code := e.as(e.alice, "notification", "delete", "na"); code != 1 || !strings.Contains(errOut, "API: ") {
+		t.Fatalf("alice's notification delete: exit %d, want 1:\n%s", code, errOut)
+	}
+	same("notification", "delete", "nTWIN")
+	if _, _, code := e.zk("notification", "show", "na"); code == 0 {
+		t.Fatal("the notification template deleted through the API is still there")
 	}
 }

@@ -219,18 +219,7 @@ func credentialListCommand() *cli.Command {
 			for _, b := range bad {
 				fmt.Fprintf(c.App.ErrWriter, "skipped: %v\n", b)
 			}
-			if c.Bool("json") {
-				if list == nil {
-					list = []*credential.Credential{}
-				}
-				return writeJSON(c.App.Writer, list)
-			}
-			tw := newTable(c.App.Writer)
-			fmt.Fprintln(tw, "NAME\tKIND\tUSERNAME\tSECRETS\tCREATED\tDESCRIPTION")
-			for _, cr := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cr.Name, cr.Kind, dash(cr.Username), dash(strings.Join(cr.SecretFields, ",")), stamp(cr.Created), oneLine(cr.Description))
-			}
-			return tw.Flush()
+			return printCredentials(c, list)
 		},
 	}
 }
@@ -258,18 +247,7 @@ func credentialShowCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if c.Bool("json") {
-				return writeJSON(c.App.Writer, cr)
-			}
-			tw := newTable(c.App.Writer)
-			for _, row := range [][2]string{
-				{"name", cr.Name}, {"kind", string(cr.Kind)}, {"description", dash(cr.Description)},
-				{"username", dash(cr.Username)}, {"become-method", dash(cr.BecomeMethod)}, {"become-user", dash(cr.BecomeUser)},
-				{"vault-id", dash(cr.VaultID)}, {"secrets", dash(strings.Join(cr.SecretFields, ", "))}, {"created", stamp(cr.Created)},
-			} {
-				fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
-			}
-			return tw.Flush()
+			return printCredential(c, cr)
 		},
 	}
 }
@@ -299,4 +277,36 @@ func credentialDeleteCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// printCredentials prints credentials as `credential list` does.
+func printCredentials(c *cli.Context, list []*credential.Credential) error {
+	if c.Bool("json") {
+		if list == nil {
+			list = []*credential.Credential{}
+		}
+		return writeJSON(c.App.Writer, list)
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "NAME\tKIND\tUSERNAME\tSECRETS\tCREATED\tDESCRIPTION")
+	for _, cr := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cr.Name, cr.Kind, dash(cr.Username), dash(strings.Join(cr.SecretFields, ",")), stamp(cr.Created), oneLine(cr.Description))
+	}
+	return tw.Flush()
+}
+
+// printCredential prints a credential as `credential show` does.
+func printCredential(c *cli.Context, cr *credential.Credential) error {
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, cr)
+	}
+	tw := newTable(c.App.Writer)
+	for _, row := range [][2]string{
+		{"name", cr.Name}, {"kind", string(cr.Kind)}, {"description", dash(cr.Description)},
+		{"username", dash(cr.Username)}, {"become-method", dash(cr.BecomeMethod)}, {"become-user", dash(cr.BecomeUser)},
+		{"vault-id", dash(cr.VaultID)}, {"secrets", dash(strings.Join(cr.SecretFields, ", "))}, {"created", stamp(cr.Created)},
+	} {
+		fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
+	}
+	return tw.Flush()
 }
