@@ -1,13 +1,17 @@
 package command
 
 // Credentials and notification templates through the API: the same
-// arguments and output as their ZooKeeper forms. No secret goes through
-// these commands: the API never shows one.
+// arguments and output as their ZooKeeper forms. The API never shows a
+// secret; credential create reads its secrets from files or stdin, as
+// with ZooKeeper, and sends them in the request's body (the client
+// speaks plain HTTP to a loopback address only), for the controller to
+// seal with its key.
 
 import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -17,6 +21,7 @@ import (
 func init() {
 	apiActions["credential list"] = apiListAction("/credentials", printCredentials)
 	apiActions["credential show"] = apiCredentialShow
+	apiActions["credential create"] = apiCredentialCreate
 	apiActions["credential delete"] = apiCredentialDelete
 	apiActions["notification delete"] = apiNotificationDelete
 }
@@ -75,5 +80,41 @@ func apiNotificationDelete(c *cli.Context) error {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "notification template %s deleted\n", printable(args[0]))
+	return nil
+}
+
+// apiCredentialInput is the body of POST /credentials: the credential
+// and its secrets.
+type apiCredentialInput struct {
+	Name         string             `json:"name"`
+	Kind         credential.Kind    `json:"kind"`
+	Description  string             `json:"description,omitempty"`
+	Username     string             `json:"username,omitempty"`
+	BecomeMethod string             `json:"become-method,omitempty"`
+	BecomeUser   string             `json:"become-user,omitempty"`
+	VaultID      string             `json:"vault-id,omitempty"`
+	Secrets      credential.Secrets `json:"secrets"`
+}
+
+func apiCredentialCreate(c *cli.Context) error {
+	args, err := parseArgs(c, "NAME")
+	if err != nil {
+		return err
+	}
+	cred, err := newCredentialFromFlags(c, args[0])
+	if err != nil {
+		return err
+	}
+	cl, err := openAPI(c, true)
+	if err != nil {
+		return err
+	}
+	in := apiCredentialInput{Name: cred.Name, Kind: cred.Kind, Description: cred.Description, Username: cred.Username,
+		BecomeMethod: cred.BecomeMethod, BecomeUser: cred.BecomeUser, VaultID: cred.VaultID, Secrets: cred.Secrets}
+	var made credential.Credential
+	if err := cl.do(c.Context, http.MethodPost, "/credentials", nil, &in, &made); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "credential %s created (%s; secrets: %s)\n", printable(made.Name), made.Kind, dash(strings.Join(made.SecretFields, ", ")))
 	return nil
 }

@@ -282,17 +282,20 @@ func TestCLIWritesThroughAPI(t *testing.T) {
 		t.Fatalf("workflow edit with a cycle: exit %d, want an error naming the cycle:\n%s", code, errOut)
 	}
 
-	// Credentials (made with ZooKeeper access: their secrets come from
-	// files) listed, shown and deleted through the API; no secret shown.
+	// Credentials made (their secrets read from files), listed, shown and
+	// deleted through the API; no secret shown.
 	keyFile := filepath.Join(dir, "credential.key")
 	if out, errOut, code := runBinary(t, nil, "credential", "keygen", keyFile); code != 0 {
 		t.Fatalf("keygen: %s %s", out, errOut)
 	}
 	tokenFile := writeFile(t, dir, "token", "s3cr3t-value\n", 0o600)
-	for _, name := range []string{"cz", "ca"} {
-		if _, errOut, code := e.zk("credential", "create", name, "--kind", "secret", "--secret", "MY_TOKEN="+tokenFile,
-			"--description", "api token", "--credential-key-file", keyFile); code != 0 {
-			t.Fatalf("credential create %s: exit %d: %s", name, code, errOut)
+	same("credential", "create", "cTWIN", "--kind", "secret", "--secret", "MY_TOKEN="+tokenFile, "--description", "api token", "--credential-key-file", keyFile)
+	if _, errOut, code := e.as(e.alice, "credential", "create", "c2", "--kind", "secret", "--secret", "MY_TOKEN="+tokenFile); code != 1 || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("alice's credential create: exit %d, want 1 with the 403 message:\n%s", code, errOut)
+	}
+	for _, args := range [][]string{{"credential", "create", "c2"}, {"credential", "create", "c2", "--kind", "secret", "--secret", "MY_TOKEN"}} {
+		if _, errOut, code := e.as(e.admin, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2:\n%s", args, code, errOut)
 		}
 	}
 	for _, args := range [][]string{{"credential", "list"}, {"credential", "list", "--json"}, {"credential", "show", "ca"}, {"credential", "show", "--json", "ca"}} {
