@@ -178,17 +178,25 @@ func userListCommand() *cli.Command {
 			for _, u := range users {
 				views = append(views, u.View())
 			}
-			if c.Bool("json") {
-				return writeJSON(c.App.Writer, views)
-			}
-			tw := newTable(c.App.Writer)
-			fmt.Fprintln(tw, "NAME\tROLE\tPASSWORD\tDISABLED\tCREATED\tDESCRIPTION")
-			for _, u := range views {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Name, dash(string(u.Role)), yesNo(u.HasPassword), yesNo(u.Disabled), stamp(u.Created), oneLine(u.Description))
-			}
-			return tw.Flush()
+			return printUsers(c, views)
 		},
 	}
+}
+
+// printUsers prints users as `user list` does.
+func printUsers(c *cli.Context, views []access.UserView) error {
+	if c.Bool("json") {
+		if views == nil {
+			views = []access.UserView{}
+		}
+		return writeJSON(c.App.Writer, views)
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "NAME\tROLE\tPASSWORD\tDISABLED\tCREATED\tDESCRIPTION")
+	for _, u := range views {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Name, dash(string(u.Role)), yesNo(u.HasPassword), yesNo(u.Disabled), stamp(u.Created), oneLine(u.Description))
+	}
+	return tw.Flush()
 }
 
 func userEditCommand() *cli.Command {

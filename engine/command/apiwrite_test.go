@@ -338,4 +338,19 @@ func TestCLIWritesThroughAPI(t *testing.T) {
 	if _, _, code := e.zk("notification", "show", "na"); code == 0 {
 		t.Fatal("the notification template deleted through the API is still there")
 	}
+
+	// Users: an administrator sees them all, as with ZooKeeper; bob only
+	// himself.
+	for _, args := range [][]string{{"user", "list"}, {"user", "list", "--json"}} {
+		want, errOut, code := e.zk(args...)
+		if code != 0 {
+			t.Fatalf("%v with ZooKeeper: exit %d: %s", args, code, errOut)
+		}
+		if got := e.ok(e.admin, args...); got != want {
+			t.Errorf("%v through the API printed\n%s\nwith ZooKeeper\n%s", args, got, want)
+		}
+	}
+	if out := e.ok(e.bob, "user", "list"); strings.Count(out, "\n") != 2 || !strings.Contains(out, "bob") {
+		t.Errorf("bob's user list shows more than himself:\n%s", out)
+	}
 }
