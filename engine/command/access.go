@@ -183,6 +183,22 @@ func userListCommand() *cli.Command {
 	}
 }
 
+// printTeams prints teams as `team list` does.
+func printTeams(c *cli.Context, teams []*access.Team) error {
+	if c.Bool("json") {
+		if teams == nil {
+			teams = []*access.Team{}
+		}
+		return writeJSON(c.App.Writer, teams)
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "NAME\tMEMBERS\tDESCRIPTION")
+	for _, t := range teams {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Name, dash(strings.Join(t.Members, ",")), oneLine(t.Description))
+	}
+	return tw.Flush()
+}
+
 // printUsers prints users as `user list` does.
 func printUsers(c *cli.Context, views []access.UserView) error {
 	if c.Bool("json") {
@@ -359,18 +375,7 @@ func teamCommand() *cli.Command {
 						return a.failObj(err)
 					}
 					reportBad(c.App.ErrWriter, bad)
-					if c.Bool("json") {
-						if teams == nil {
-							teams = []*access.Team{}
-						}
-						return writeJSON(c.App.Writer, teams)
-					}
-					tw := newTable(c.App.Writer)
-					fmt.Fprintln(tw, "NAME\tMEMBERS\tDESCRIPTION")
-					for _, t := range teams {
-						fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Name, dash(strings.Join(t.Members, ",")), oneLine(t.Description))
-					}
-					return tw.Flush()
+					return printTeams(c, teams)
 				},
 			},
 			teamMembersCommand("add", "add members to a team"),

@@ -1,6 +1,6 @@
 package command
 
-// Credentials, notification templates and users through the API: the same
+// Credentials, notification templates, users and teams through the API: the same
 // arguments and output as their ZooKeeper forms. The API never shows a
 // secret; credential create reads its secrets from files or stdin, as
 // with ZooKeeper, and sends them in the request's body (the client
@@ -25,6 +25,7 @@ func init() {
 	apiActions["credential delete"] = apiCredentialDelete
 	apiActions["notification delete"] = apiNotificationDelete
 	apiActions["user list"] = apiListAction("/users", printUsers)
+	apiActions["team list"] = apiListAction("/teams", printTeams)
 }
 
 // apiCredentialArg reads the NAME argument of a credential command and

@@ -339,9 +339,17 @@ func TestCLIWritesThroughAPI(t *testing.T) {
 		t.Fatal("the notification template deleted through the API is still there")
 	}
 
-	// Users: an administrator sees them all, as with ZooKeeper; bob only
-	// himself.
-	for _, args := range [][]string{{"user", "list"}, {"user", "list", "--json"}} {
+	// Users and teams: an administrator sees them all, as with ZooKeeper;
+	// bob only himself and his teams.
+	for _, args := range [][]string{{"team", "create", "ops", "--member", "alice"}, {"team", "create", "dev", "--member", "bob", "--description", "developers"}} {
+		if _, errOut, code := e.zk(args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut)
+		}
+	}
+	if out := e.ok(e.bob, "team", "list"); strings.Count(out, "\n") != 2 || !strings.Contains(out, "dev") {
+		t.Errorf("bob's team list shows other teams than his:\n%s", out)
+	}
+	for _, args := range [][]string{{"user", "list"}, {"user", "list", "--json"}, {"team", "list"}, {"team", "list", "--json"}} {
 		want, errOut, code := e.zk(args...)
 		if code != 0 {
 			t.Fatalf("%v with ZooKeeper: exit %d: %s", args, code, errOut)
