@@ -680,23 +680,9 @@ func grantCommand() *cli.Command {
 					if _, err := parseArgs(c); err != nil {
 						return err
 					}
-					var f access.GrantFilter
-					if u := c.String("user"); u != "" {
-						f.SubjectKind, f.Subject = access.SubjectUser, u
-					}
-					if t := c.String("team"); t != "" {
-						if f.Subject != "" {
-							return usagef("--user and --team: give one")
-						}
-						f.SubjectKind, f.Subject = access.SubjectTeam, t
-					}
-					if o := c.String("object"); o != "" {
-						kind, name, ok := strings.Cut(o, "/")
-						k, err := access.ParseObjectKind(kind)
-						if !ok || err != nil {
-							return usagef("--object %q: want KIND/NAME, such as template/deploy", o)
-						}
-						f.Kind, f.Object = k, name
+					f, err := grantFilterFlags(c)
+					if err != nil {
+						return err
 					}
 					a, err := openAccess(c)
 					if err != nil {
@@ -707,20 +693,48 @@ func grantCommand() *cli.Command {
 					if err != nil {
 						return a.failObj(err)
 					}
-					if c.Bool("json") {
-						if list == nil {
-							list = []access.Grant{}
-						}
-						return writeJSON(c.App.Writer, list)
-					}
-					tw := newTable(c.App.Writer)
-					fmt.Fprintln(tw, "SUBJECT\tOBJECT\tROLE")
-					for _, g := range list {
-						fmt.Fprintf(tw, "%s/%s\t%s/%s\t%s\n", g.SubjectKind, g.Subject, g.Kind, g.Object, g.Role)
-					}
-					return tw.Flush()
+					return printGrants(c, list)
 				},
 			},
 		},
 	}
+}
+
+// grantFilterFlags reads the filter of `grant list` from its flags.
+func grantFilterFlags(c *cli.Context) (access.GrantFilter, error) {
+	var f access.GrantFilter
+	if u := c.String("user"); u != "" {
+		f.SubjectKind, f.Subject = access.SubjectUser, u
+	}
+	if t := c.String("team"); t != "" {
+		if f.Subject != "" {
+			return f, usagef("--user and --team: give one")
+		}
+		f.SubjectKind, f.Subject = access.SubjectTeam, t
+	}
+	if o := c.String("object"); o != "" {
+		kind, name, ok := strings.Cut(o, "/")
+		k, err := access.ParseObjectKind(kind)
+		if !ok || err != nil {
+			return f, usagef("--object %q: want KIND/NAME, such as template/deploy", o)
+		}
+		f.Kind, f.Object = k, name
+	}
+	return f, nil
+}
+
+// printGrants prints grants as `grant list` does.
+func printGrants(c *cli.Context, list []access.Grant) error {
+	if c.Bool("json") {
+		if list == nil {
+			list = []access.Grant{}
+		}
+		return writeJSON(c.App.Writer, list)
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "SUBJECT\tOBJECT\tROLE")
+	for _, g := range list {
+		fmt.Fprintf(tw, "%s/%s\t%s/%s\t%s\n", g.SubjectKind, g.Subject, g.Kind, g.Object, g.Role)
+	}
+	return tw.Flush()
 }

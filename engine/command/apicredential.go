@@ -1,6 +1,7 @@
 package command
 
-// Credentials, notification templates, users and teams through the API: the same
+// Credentials, notification templates, users, teams and grants through
+// the API: the same
 // arguments and output as their ZooKeeper forms. The API never shows a
 // secret; credential create reads its secrets from files or stdin, as
 // with ZooKeeper, and sends them in the request's body (the client
@@ -15,6 +16,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/jobengine/jobengine/engine/access"
 	"github.com/jobengine/jobengine/engine/credential"
 )
 
@@ -26,6 +28,7 @@ func init() {
 	apiActions["notification delete"] = apiNotificationDelete
 	apiActions["user list"] = apiListAction("/users", printUsers)
 	apiActions["team list"] = apiListAction("/teams", printTeams)
+	apiActions["grant list"] = apiGrantList
 }
 
 // apiCredentialArg reads the NAME argument of a credential command and
@@ -119,4 +122,37 @@ func apiCredentialCreate(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "credential %s created (%s; secrets: %s)\n", printable(made.Name), made.Kind, dash(strings.Join(made.SecretFields, ", ")))
 	return nil
+}
+
+func apiGrantList(c *cli.Context) error {
+	if _, err := parseArgs(c); err != nil {
+		return err
+	}
+	f, err := grantFilterFlags(c)
+	if err != nil {
+		return err
+	}
+	cl, err := openAPI(c, true)
+	if err != nil {
+		return err
+	}
+	q := url.Values{}
+	switch f.SubjectKind {
+	case access.SubjectUser:
+		q.Set("user", f.Subject)
+	case access.SubjectTeam:
+		q.Set("team", f.Subject)
+	}
+	if f.Kind != "" {
+		q.Set("kind", string(f.Kind))
+	}
+	if f.Object != "" {
+		q.Set("object", f.Object)
+	}
+	// Ordered by id, as the ZooKeeper form orders them.
+	list, err := apiList[access.Grant](c.Context, cl, "/grants", q)
+	if err != nil {
+		return err
+	}
+	return printGrants(c, list)
 }

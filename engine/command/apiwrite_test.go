@@ -349,7 +349,10 @@ func TestCLIWritesThroughAPI(t *testing.T) {
 	if out := e.ok(e.bob, "team", "list"); strings.Count(out, "\n") != 2 || !strings.Contains(out, "dev") {
 		t.Errorf("bob's team list shows other teams than his:\n%s", out)
 	}
-	for _, args := range [][]string{{"user", "list"}, {"user", "list", "--json"}, {"team", "list"}, {"team", "list", "--json"}} {
+	for _, args := range [][]string{
+		{"user", "list"}, {"user", "list", "--json"}, {"team", "list"}, {"team", "list", "--json"},
+		{"grant", "list"}, {"grant", "list", "--json"}, {"grant", "list", "--user", "alice"}, {"grant", "list", "--object", "template/tpl"},
+	} {
 		want, errOut, code := e.zk(args...)
 		if code != 0 {
 			t.Fatalf("%v with ZooKeeper: exit %d: %s", args, code, errOut)
@@ -360,5 +363,11 @@ func TestCLIWritesThroughAPI(t *testing.T) {
 	}
 	if out := e.ok(e.bob, "user", "list"); strings.Count(out, "\n") != 2 || !strings.Contains(out, "bob") {
 		t.Errorf("bob's user list shows more than himself:\n%s", out)
+	}
+	if out := e.ok(e.bob, "grant", "list"); strings.Count(out, "\n") != 1 {
+		t.Errorf("bob's grant list shows grants he may not see:\n%s", out)
+	}
+	if _, errOut, code := e.as(e.admin, "grant", "list", "--object", "nokind"); code != 2 || !strings.Contains(errOut, "--object") {
+		t.Fatalf("grant list --object without a kind: exit %d, want 2:\n%s", code, errOut)
 	}
 }
