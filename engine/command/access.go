@@ -546,19 +546,7 @@ func tokenCommand() *cli.Command {
 					for _, t := range toks {
 						views = append(views, t.View())
 					}
-					if c.Bool("json") {
-						return writeJSON(c.App.Writer, views)
-					}
-					tw := newTable(c.App.Writer)
-					fmt.Fprintln(tw, "ID\tUSER\tCREATED\tEXPIRES\tDESCRIPTION")
-					for _, t := range views {
-						exp := "never"
-						if !t.Expires.IsZero() {
-							exp = stamp(t.Expires)
-						}
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.User, stamp(t.Created), exp, oneLine(t.Description))
-					}
-					return tw.Flush()
+					return printTokens(c, views)
 				},
 			},
 			{
@@ -735,6 +723,26 @@ func printGrants(c *cli.Context, list []access.Grant) error {
 	fmt.Fprintln(tw, "SUBJECT\tOBJECT\tROLE")
 	for _, g := range list {
 		fmt.Fprintf(tw, "%s/%s\t%s/%s\t%s\n", g.SubjectKind, g.Subject, g.Kind, g.Object, g.Role)
+	}
+	return tw.Flush()
+}
+
+// printTokens prints tokens as `token list` does.
+func printTokens(c *cli.Context, views []access.TokenView) error {
+	if c.Bool("json") {
+		if views == nil {
+			views = []access.TokenView{}
+		}
+		return writeJSON(c.App.Writer, views)
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "ID\tUSER\tCREATED\tEXPIRES\tDESCRIPTION")
+	for _, t := range views {
+		exp := "never"
+		if !t.Expires.IsZero() {
+			exp = stamp(t.Expires)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.User, stamp(t.Created), exp, oneLine(t.Description))
 	}
 	return tw.Flush()
 }

@@ -1,7 +1,7 @@
 package command
 
-// Credentials, notification templates, users, teams and grants through
-// the API: the same
+// Credentials, notification templates, users, teams, grants and tokens
+// through the API: the same
 // arguments and output as their ZooKeeper forms. The API never shows a
 // secret; credential create reads its secrets from files or stdin, as
 // with ZooKeeper, and sends them in the request's body (the client
@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -29,6 +30,7 @@ func init() {
 	apiActions["user list"] = apiListAction("/users", printUsers)
 	apiActions["team list"] = apiListAction("/teams", printTeams)
 	apiActions["grant list"] = apiGrantList
+	apiActions["token list"] = apiTokenList
 }
 
 // apiCredentialArg reads the NAME argument of a credential command and
@@ -155,4 +157,27 @@ func apiGrantList(c *cli.Context) error {
 		return err
 	}
 	return printGrants(c, list)
+}
+
+func apiTokenList(c *cli.Context) error {
+	cl, err := apiNoArgs(c)
+	if err != nil {
+		return err
+	}
+	q := url.Values{}
+	if u := c.String("user"); u != "" {
+		q.Set("user", u)
+	}
+	list, err := apiList[access.TokenView](c.Context, cl, "/tokens", q)
+	if err != nil {
+		return err
+	}
+	// Oldest first, ties by id, as the ZooKeeper form.
+	slices.SortStableFunc(list, func(a, b access.TokenView) int {
+		if n := a.Created.Compare(b.Created); n != 0 {
+			return n
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return printTokens(c, list)
 }

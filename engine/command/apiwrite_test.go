@@ -352,6 +352,7 @@ func TestCLIWritesThroughAPI(t *testing.T) {
 	for _, args := range [][]string{
 		{"user", "list"}, {"user", "list", "--json"}, {"team", "list"}, {"team", "list", "--json"},
 		{"grant", "list"}, {"grant", "list", "--json"}, {"grant", "list", "--user", "alice"}, {"grant", "list", "--object", "template/tpl"},
+		{"token", "list"}, {"token", "list", "--json"}, {"token", "list", "--user", "bob"},
 	} {
 		want, errOut, code := e.zk(args...)
 		if code != 0 {
@@ -369,5 +370,8 @@ func TestCLIWritesThroughAPI(t *testing.T) {
 	}
 	if _, errOut, code := e.as(e.admin, "grant", "list", "--object", "nokind"); code != 2 || !strings.Contains(errOut, "--object") {
 		t.Fatalf("grant list --object without a kind: exit %d, want 2:\n%s", code, errOut)
+	}
+	if out := e.ok(e.bob, "token", "list"); strings.Count(out, "\n") != 2 || !strings.Contains(out, "bob") {
+		t.Errorf("bob's token list shows tokens not his:\n%s", out)
 	}
 }
