@@ -31,6 +31,9 @@ func init() {
 	apiActions["team list"] = apiListAction("/teams", printTeams)
 	apiActions["grant list"] = apiGrantList
 	apiActions["token list"] = apiTokenList
+	apiActions["user delete"] = apiAccountDelete("user", "/users/", "deleted")
+	apiActions["team delete"] = apiAccountDelete("team", "/teams/", "deleted")
+	apiActions["token revoke"] = apiAccountDelete("token", "/tokens/", "revoked")
 }
 
 // apiCredentialArg reads the NAME argument of a credential command and
@@ -180,4 +183,33 @@ func apiTokenList(c *cli.Context) error {
 		return strings.Compare(a.ID, b.ID)
 	})
 	return printTokens(c, list)
+}
+
+// apiAccountDelete is the API form of `user delete NAME`, `team delete
+// NAME` and `token revoke ID`: DELETE prefix+NAME.
+func apiAccountDelete(kind, prefix, verb string) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		arg := "NAME"
+		if kind == "token" {
+			arg = "ID"
+		}
+		args, err := parseArgs(c, arg)
+		if err != nil {
+			return err
+		}
+		if kind != "token" {
+			if err := checkUserName(kind, args[0]); err != nil {
+				return err
+			}
+		}
+		cl, err := openAPI(c, true)
+		if err != nil {
+			return err
+		}
+		if err := cl.do(c.Context, http.MethodDelete, prefix+url.PathEscape(args[0]), nil, nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "%s %s %s\n", kind, printable(args[0]), verb)
+		return nil
+	}
 }

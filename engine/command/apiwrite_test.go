@@ -374,4 +374,45 @@ func TestCLIWritesThroughAPI(t *testing.T) {
 	if out := e.ok(e.bob, "token", "list"); strings.Count(out, "\n") != 2 || !strings.Contains(out, "bob") {
 		t.Errorf("bob's token list shows tokens not his:\n%s", out)
 	}
+	// Users, teams and tokens deleted through the API.
+	for _, args := range [][]string{
+		{"user", "create", "uz", "--no-password"}, {"user", "create", "ua", "--no-password"},
+		{"team", "create", "tz"}, {"team", "create", "ta"},
+	} {
+		if _, errOut, code := e.zk(args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut)
+		}
+	}
+	if _, errOut, code := e.as(e.alice, "team", "delete", "ops"); code != 1 || !strings.Contains(errOut, "API: ") {
+		t.Fatalf("alice's team delete: exit %d, want 1:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.alice, "user", "delete", "bob"); code != 1 || !strings.Contains(errOut, "API: ") {
+		t.Fatalf("alice's user delete: exit %d, want 1:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.admin, "user", "delete", "bad name!"); code != 2 {
+		t.Fatalf("user delete of a bad name: exit %d, want 2:\n%s", code, errOut)
+	}
+	same("user", "delete", "uTWIN")
+	same("team", "delete", "tTWIN")
+	if out, _, _ := e.zk("user", "list"); strings.Contains(out, "ua ") || strings.Contains(out, "uz ") {
+		t.Fatalf("users deleted are still listed:\n%s", out)
+	}
+	var ids []string
+	for _, line := range strings.Split(e.ok(e.admin, "token", "list", "--user", "carol"), "\n")[1:] {
+		if f := strings.Fields(line); len(f) > 0 {
+			ids = append(ids, f[0])
+		}
+	}
+	if len(ids) != 1 {
+		t.Fatalf("carol's tokens: %v", ids)
+	}
+	if _, errOut, code := e.as(e.bob, "token", "revoke", ids[0]); code != 1 || !strings.Contains(errOut, "API: ") {
+		t.Fatalf("bob's token revoke of carol's token: exit %d, want 1:\n%s", code, errOut)
+	}
+	if out := e.ok(e.admin, "token", "revoke", ids[0]); out != "token "+ids[0]+" revoked\n" {
+		t.Fatalf("token revoke printed %q", out)
+	}
+	if _, errOut, code := e.as(e.carol, "job", "list"); code != 1 || !strings.Contains(errOut, "not authenticated") {
+		t.Fatalf("the revoked token: exit %d, want 1:\n%s", code, errOut)
+	}
 }
