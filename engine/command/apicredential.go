@@ -34,6 +34,8 @@ func init() {
 	apiActions["user delete"] = apiAccountDelete("user", "/users/", "deleted")
 	apiActions["team delete"] = apiAccountDelete("team", "/teams/", "deleted")
 	apiActions["token revoke"] = apiAccountDelete("token", "/tokens/", "revoked")
+	apiActions["grant add"] = apiGrantChange(true)
+	apiActions["grant remove"] = apiGrantChange(false)
 }
 
 // apiCredentialArg reads the NAME argument of a credential command and
@@ -210,6 +212,36 @@ func apiAccountDelete(kind, prefix, verb string) cli.ActionFunc {
 			return err
 		}
 		fmt.Fprintf(c.App.Writer, "%s %s %s\n", kind, printable(args[0]), verb)
+		return nil
+	}
+}
+
+// apiGrantChange is the API form of `grant add` (or `grant remove`).
+func apiGrantChange(add bool) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		args, err := parseArgs(c, "KIND/NAME")
+		if err != nil {
+			return err
+		}
+		g, err := grantFromFlags(c, args[0])
+		if err != nil {
+			return err
+		}
+		cl, err := openAPI(c, true)
+		if err != nil {
+			return err
+		}
+		verb := "granted"
+		if add {
+			err = cl.do(c.Context, http.MethodPost, "/grants", nil, &g, nil)
+		} else {
+			verb = "removed"
+			err = cl.do(c.Context, http.MethodDelete, "/grants/"+url.PathEscape(g.ID()), nil, nil, nil)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "%s %s\n", verb, printable(g.ID()))
 		return nil
 	}
 }

@@ -415,4 +415,19 @@ func TestCLIWritesThroughAPI(t *testing.T) {
 	if _, errOut, code := e.as(e.carol, "job", "list"); code != 1 || !strings.Contains(errOut, "not authenticated") {
 		t.Fatalf("the revoked token: exit %d, want 1:\n%s", code, errOut)
 	}
+	// Grants added and removed through the API.
+	same("grant", "add", "--user", "bob", "--role", "read", "inventory/jTWIN")
+	if out := e.ok(e.bob, "inventory", "list"); !strings.Contains(out, "ja") {
+		t.Fatalf("bob's template list after the grant through the API:\n%s", out)
+	}
+	if _, errOut, code := e.as(e.alice, "grant", "add", "--user", "bob", "--role", "admin", "template/tpl"); code != 1 || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("alice's grant add: exit %d, want 1 with the 403 message:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.admin, "grant", "add", "--user", "bob", "--role", "owner", "template/tpl"); code != 2 {
+		t.Fatalf("grant add --role owner: exit %d, want 2:\n%s", code, errOut)
+	}
+	same("grant", "remove", "--user", "bob", "--role", "read", "inventory/jTWIN")
+	if out := e.ok(e.bob, "inventory", "list"); strings.Contains(out, "ja") {
+		t.Fatalf("bob's template list after the grant was removed through the API:\n%s", out)
+	}
 }
