@@ -35,6 +35,7 @@ func init() {
 	apiActions["team delete"] = apiAccountDelete("team", "/teams/", "deleted")
 	apiActions["token revoke"] = apiAccountDelete("token", "/tokens/", "revoked")
 	apiActions["grant add"] = apiGrantChange(true)
+	apiActions["team create"] = apiTeamCreate
 	apiActions["grant remove"] = apiGrantChange(false)
 }
 
@@ -244,4 +245,36 @@ func apiGrantChange(add bool) cli.ActionFunc {
 		fmt.Fprintf(c.App.Writer, "%s %s\n", verb, printable(g.ID()))
 		return nil
 	}
+}
+
+// apiTeamInput is the body of POST /teams.
+type apiTeamInput struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	Members     []string `json:"members"`
+}
+
+func apiTeamCreate(c *cli.Context) error {
+	args, err := parseArgs(c, "NAME")
+	if err != nil {
+		return err
+	}
+	t := &access.Team{Name: args[0], Description: c.String("description"), Members: nonEmpty(c.StringSlice("member"))}
+	if err := t.Validate(); err != nil {
+		return &UsageError{Err: err}
+	}
+	cl, err := openAPI(c, true)
+	if err != nil {
+		return err
+	}
+	in := apiTeamInput{Name: t.Name, Description: t.Description, Members: t.Members}
+	if in.Members == nil {
+		in.Members = []string{}
+	}
+	var made access.Team
+	if err := cl.do(c.Context, http.MethodPost, "/teams", nil, &in, &made); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "team %s created\n", printable(made.Name))
+	return nil
 }

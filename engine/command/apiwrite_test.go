@@ -377,7 +377,6 @@ func TestCLIWritesThroughAPI(t *testing.T) {
 	// Users, teams and tokens deleted through the API.
 	for _, args := range [][]string{
 		{"user", "create", "uz", "--no-password"}, {"user", "create", "ua", "--no-password"},
-		{"team", "create", "tz"}, {"team", "create", "ta"},
 	} {
 		if _, errOut, code := e.zk(args...); code != 0 {
 			t.Fatalf("%v: exit %d: %s", args, code, errOut)
@@ -391,6 +390,17 @@ func TestCLIWritesThroughAPI(t *testing.T) {
 	}
 	if _, errOut, code := e.as(e.admin, "user", "delete", "bad name!"); code != 2 {
 		t.Fatalf("user delete of a bad name: exit %d, want 2:\n%s", code, errOut)
+	}
+	same("team", "create", "tTWIN", "--member", "alice", "--member", "bob", "--description", "both")
+	if _, errOut, code := e.as(e.alice, "team", "create", "t2"); code != 1 || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("alice's team create: exit %d, want 1 with the 403 message:\n%s", code, errOut)
+	}
+	if _, errOut, code := e.as(e.admin, "team", "create", "bad name!"); code != 2 {
+		t.Fatalf("team create of a bad name: exit %d, want 2:\n%s", code, errOut)
+	}
+	teams, _, _ := e.zk("team", "list")
+	if !strings.Contains(teams, "\nta ") || strings.Count(teams, "alice,bob") != 2 {
+		t.Fatalf("the team created through the API:\n%s", teams)
 	}
 	same("user", "delete", "uTWIN")
 	same("team", "delete", "tTWIN")
