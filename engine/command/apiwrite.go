@@ -3,8 +3,9 @@ package command
 // The commands that change templates, schedules and workflows, through
 // the API: the same arguments, checks and output as their ZooKeeper forms.
 // An edit reads the object, applies the flags as the ZooKeeper form does
-// and writes the whole object back; the API compares and sets on the
-// version it reads, so an edit never half-applies.
+// and writes the whole object back: the API takes no version from the
+// client, so a change made between the read and the write is lost (the
+// ZooKeeper form retries on its version instead).
 
 import (
 	"fmt"
