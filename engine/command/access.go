@@ -178,17 +178,41 @@ func userListCommand() *cli.Command {
 			for _, u := range users {
 				views = append(views, u.View())
 			}
-			if c.Bool("json") {
-				return writeJSON(c.App.Writer, views)
-			}
-			tw := newTable(c.App.Writer)
-			fmt.Fprintln(tw, "NAME\tROLE\tPASSWORD\tDISABLED\tCREATED\tDESCRIPTION")
-			for _, u := range views {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Name, dash(string(u.Role)), yesNo(u.HasPassword), yesNo(u.Disabled), stamp(u.Created), oneLine(u.Description))
-			}
-			return tw.Flush()
+			return printUsers(c, views)
 		},
 	}
+}
+
+// printTeams prints teams as `team list` does.
+func printTeams(c *cli.Context, teams []*access.Team) error {
+	if c.Bool("json") {
+		if teams == nil {
+			teams = []*access.Team{}
+		}
+		return writeJSON(c.App.Writer, teams)
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "NAME\tMEMBERS\tDESCRIPTION")
+	for _, t := range teams {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Name, dash(strings.Join(t.Members, ",")), oneLine(t.Description))
+	}
+	return tw.Flush()
+}
+
+// printUsers prints users as `user list` does.
+func printUsers(c *cli.Context, views []access.UserView) error {
+	if c.Bool("json") {
+		if views == nil {
+			views = []access.UserView{}
+		}
+		return writeJSON(c.App.Writer, views)
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "NAME\tROLE\tPASSWORD\tDISABLED\tCREATED\tDESCRIPTION")
+	for _, u := range views {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Name, dash(string(u.Role)), yesNo(u.HasPassword), yesNo(u.Disabled), stamp(u.Created), oneLine(u.Description))
+	}
+	return tw.Flush()
 }
 
 func userEditCommand() *cli.Command {
@@ -351,18 +375,7 @@ func teamCommand() *cli.Command {
 						return a.failObj(err)
 					}
 					reportBad(c.App.ErrWriter, bad)
-					if c.Bool("json") {
-						if teams == nil {
-							teams = []*access.Team{}
-						}
-						return writeJSON(c.App.Writer, teams)
-					}
-					tw := newTable(c.App.Writer)
-					fmt.Fprintln(tw, "NAME\tMEMBERS\tDESCRIPTION")
-					for _, t := range teams {
-						fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Name, dash(strings.Join(t.Members, ",")), oneLine(t.Description))
-					}
-					return tw.Flush()
+					return printTeams(c, teams)
 				},
 			},
 			teamMembersCommand("add", "add members to a team"),
@@ -533,19 +546,7 @@ func tokenCommand() *cli.Command {
 					for _, t := range toks {
 						views = append(views, t.View())
 					}
-					if c.Bool("json") {
-						return writeJSON(c.App.Writer, views)
-					}
-					tw := newTable(c.App.Writer)
-					fmt.Fprintln(tw, "ID\tUSER\tCREATED\tEXPIRES\tDESCRIPTION")
-					for _, t := range views {
-						exp := "never"
-						if !t.Expires.IsZero() {
-							exp = stamp(t.Expires)
-						}
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.User, stamp(t.Created), exp, oneLine(t.Description))
-					}
-					return tw.Flush()
+					return printTokens(c, views)
 				},
 			},
 			{
@@ -667,23 +668,9 @@ func grantCommand() *cli.Command {
 					if _, err := parseArgs(c); err != nil {
 						return err
 					}
-					var f access.GrantFilter
-					if u := c.String("user"); u != "" {
-						f.SubjectKind, f.Subject = access.SubjectUser, u
-					}
-					if t := c.String("team"); t != "" {
-						if f.Subject != "" {
-							return usagef("--user and --team: give one")
-						}
-						f.SubjectKind, f.Subject = access.SubjectTeam, t
-					}
-					if o := c.String("object"); o != "" {
-						kind, name, ok := strings.Cut(o, "/")
-						k, err := access.ParseObjectKind(kind)
-						if !ok || err != nil {
-							return usagef("--object %q: want KIND/NAME, such as template/deploy", o)
-						}
-						f.Kind, f.Object = k, name
+					f, err := grantFilterFlags(c)
+					if err != nil {
+						return err
 					}
 					a, err := openAccess(c)
 					if err != nil {
@@ -694,20 +681,68 @@ func grantCommand() *cli.Command {
 					if err != nil {
 						return a.failObj(err)
 					}
-					if c.Bool("json") {
-						if list == nil {
-							list = []access.Grant{}
-						}
-						return writeJSON(c.App.Writer, list)
-					}
-					tw := newTable(c.App.Writer)
-					fmt.Fprintln(tw, "SUBJECT\tOBJECT\tROLE")
-					for _, g := range list {
-						fmt.Fprintf(tw, "%s/%s\t%s/%s\t%s\n", g.SubjectKind, g.Subject, g.Kind, g.Object, g.Role)
-					}
-					return tw.Flush()
+					return printGrants(c, list)
 				},
 			},
 		},
 	}
+}
+
+// grantFilterFlags reads the filter of `grant list` from its flags.
+func grantFilterFlags(c *cli.Context) (access.GrantFilter, error) {
+	var f access.GrantFilter
+	if u := c.String("user"); u != "" {
+		f.SubjectKind, f.Subject = access.SubjectUser, u
+	}
+	if t := c.String("team"); t != "" {
+		if f.Subject != "" {
+			return f, usagef("--user and --team: give one")
+		}
+		f.SubjectKind, f.Subject = access.SubjectTeam, t
+	}
+	if o := c.String("object"); o != "" {
+		kind, name, ok := strings.Cut(o, "/")
+		k, err := access.ParseObjectKind(kind)
+		if !ok || err != nil {
+			return f, usagef("--object %q: want KIND/NAME, such as template/deploy", o)
+		}
+		f.Kind, f.Object = k, name
+	}
+	return f, nil
+}
+
+// printGrants prints grants as `grant list` does.
+func printGrants(c *cli.Context, list []access.Grant) error {
+	if c.Bool("json") {
+		if list == nil {
+			list = []access.Grant{}
+		}
+		return writeJSON(c.App.Writer, list)
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "SUBJECT\tOBJECT\tROLE")
+	for _, g := range list {
+		fmt.Fprintf(tw, "%s/%s\t%s/%s\t%s\n", g.SubjectKind, g.Subject, g.Kind, g.Object, g.Role)
+	}
+	return tw.Flush()
+}
+
+// printTokens prints tokens as `token list` does.
+func printTokens(c *cli.Context, views []access.TokenView) error {
+	if c.Bool("json") {
+		if views == nil {
+			views = []access.TokenView{}
+		}
+		return writeJSON(c.App.Writer, views)
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "ID\tUSER\tCREATED\tEXPIRES\tDESCRIPTION")
+	for _, t := range views {
+		exp := "never"
+		if !t.Expires.IsZero() {
+			exp = stamp(t.Expires)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.User, stamp(t.Created), exp, oneLine(t.Description))
+	}
+	return tw.Flush()
 }

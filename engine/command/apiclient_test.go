@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jobengine/jobengine/engine/access"
+	"github.com/jobengine/jobengine/engine/credential"
 	"github.com/jobengine/jobengine/engine/daemon"
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/internal/testing/poll"
@@ -46,6 +47,12 @@ func newAPIEnvTLS(t *testing.T, pki *tlstest.PKI) *apiEnv {
 	e.zc = zc
 	cfg := daemon.NewControllerConfig()
 	cfg.ZK, cfg.Listen, cfg.Identifier = zc, "127.0.0.1:0", "c1"
+	// A key to seal the credentials created through the API.
+	key, err := credential.GenerateKeyFile(filepath.Join(t.TempDir(), "credential.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.CredentialKey = key
 	scheme := "http://"
 	if pki != nil {
 		cfg.TLSCert, cfg.TLSKey, scheme = pki.ServerCert, pki.ServerKey, "https://"
@@ -485,7 +492,7 @@ func TestCLIObjectsThroughAPI(t *testing.T) {
 	}
 
 	// Commands without an API form refuse --api, naming those with one.
-	for _, args := range [][]string{{"project", "update", "site"}, {"inventory", "create", "x"}, {"schedule", "delete", "nightly"}} {
+	for _, args := range [][]string{{"user", "create", "x"}, {"notification", "list"}, {"team", "add", "x", "y"}} {
 		_, errOut, code := e.as(e.admin, args...)
 		if code != 2 || !strings.Contains(errOut, "does not work through the API") || !strings.Contains(errOut, "template list") {
 			t.Errorf("%v with --api: exit %d, want 2 saying so:\n%s", args, code, errOut)

@@ -98,47 +98,9 @@ func credentialCreateCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if c.String("kind") == "" {
-				return usagef("--kind is missing: give machine, vault or secret")
-			}
-			cred := &credential.Credential{
-				Name: args[0], Kind: credential.Kind(strings.ToLower(c.String("kind"))), Description: c.String("description"),
-				Username: c.String("username"), BecomeMethod: c.String("become-method"), BecomeUser: c.String("become-user"),
-				VaultID: c.String("vault-id"),
-			}
-			rd := &secretReader{}
-			s := &cred.Secrets
-			s.SSHKey, err = rd.read("--ssh-key-file", c.String("ssh-key-file"), false)
-			if err == nil {
-				s.Password, err = rd.read("--password-file", c.String("password-file"), true)
-			}
-			if err == nil {
-				s.BecomePassword, err = rd.read("--become-password-file", c.String("become-password-file"), true)
-			}
-			if err == nil {
-				s.VaultPassword, err = rd.read("--vault-password-file", c.String("vault-password-file"), true)
-			}
-			for _, kv := range c.StringSlice("secret") {
-				if err != nil {
-					break
-				}
-				name, file, ok := strings.Cut(kv, "=")
-				if !ok || name == "" || file == "" {
-					return usagef("--secret %q: want NAME=FILE (the value is read from FILE, or stdin for -)", kv)
-				}
-				if s.Values == nil {
-					s.Values = map[string]string{}
-				}
-				if _, dup := s.Values[name]; dup {
-					return usagef("--secret %s is given twice", name)
-				}
-				s.Values[name], err = rd.read("--secret "+name, file, true)
-			}
+			cred, err := newCredentialFromFlags(c, args[0])
 			if err != nil {
 				return err
-			}
-			if err := cred.Validate(); err != nil {
-				return &UsageError{Err: err}
 			}
 			key, err := credentialKey(c, true)
 			if err != nil {
@@ -160,6 +122,55 @@ func credentialCreateCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// newCredentialFromFlags reads the credential of `credential create`
+// from its flags, its secrets from the files (or stdin) they name, checked.
+func newCredentialFromFlags(c *cli.Context, name string) (*credential.Credential, error) {
+	var err error
+	if c.String("kind") == "" {
+		return nil, usagef("--kind is missing: give machine, vault or secret")
+	}
+	cred := &credential.Credential{
+		Name: name, Kind: credential.Kind(strings.ToLower(c.String("kind"))), Description: c.String("description"),
+		Username: c.String("username"), BecomeMethod: c.String("become-method"), BecomeUser: c.String("become-user"),
+		VaultID: c.String("vault-id"),
+	}
+	rd := &secretReader{}
+	s := &cred.Secrets
+	s.SSHKey, err = rd.read("--ssh-key-file", c.String("ssh-key-file"), false)
+	if err == nil {
+		s.Password, err = rd.read("--password-file", c.String("password-file"), true)
+	}
+	if err == nil {
+		s.BecomePassword, err = rd.read("--become-password-file", c.String("become-password-file"), true)
+	}
+	if err == nil {
+		s.VaultPassword, err = rd.read("--vault-password-file", c.String("vault-password-file"), true)
+	}
+	for _, kv := range c.StringSlice("secret") {
+		if err != nil {
+			break
+		}
+		name, file, ok := strings.Cut(kv, "=")
+		if !ok || name == "" || file == "" {
+			return nil, usagef("--secret %q: want NAME=FILE (the value is read from FILE, or stdin for -)", kv)
+		}
+		if s.Values == nil {
+			s.Values = map[string]string{}
+		}
+		if _, dup := s.Values[name]; dup {
+			return nil, usagef("--secret %s is given twice", name)
+		}
+		s.Values[name], err = rd.read("--secret "+name, file, true)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := cred.Validate(); err != nil {
+		return nil, &UsageError{Err: err}
+	}
+	return cred, nil
 }
 
 // secretReader reads secrets from files, or once from stdin.
@@ -219,18 +230,7 @@ func credentialListCommand() *cli.Command {
 			for _, b := range bad {
 				fmt.Fprintf(c.App.ErrWriter, "skipped: %v\n", b)
 			}
-			if c.Bool("json") {
-				if list == nil {
-					list = []*credential.Credential{}
-				}
-				return writeJSON(c.App.Writer, list)
-			}
-			tw := newTable(c.App.Writer)
-			fmt.Fprintln(tw, "NAME\tKIND\tUSERNAME\tSECRETS\tCREATED\tDESCRIPTION")
-			for _, cr := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cr.Name, cr.Kind, dash(cr.Username), dash(strings.Join(cr.SecretFields, ",")), stamp(cr.Created), oneLine(cr.Description))
-			}
-			return tw.Flush()
+			return printCredentials(c, list)
 		},
 	}
 }
@@ -258,18 +258,7 @@ func credentialShowCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if c.Bool("json") {
-				return writeJSON(c.App.Writer, cr)
-			}
-			tw := newTable(c.App.Writer)
-			for _, row := range [][2]string{
-				{"name", cr.Name}, {"kind", string(cr.Kind)}, {"description", dash(cr.Description)},
-				{"username", dash(cr.Username)}, {"become-method", dash(cr.BecomeMethod)}, {"become-user", dash(cr.BecomeUser)},
-				{"vault-id", dash(cr.VaultID)}, {"secrets", dash(strings.Join(cr.SecretFields, ", "))}, {"created", stamp(cr.Created)},
-			} {
-				fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
-			}
-			return tw.Flush()
+			return printCredential(c, cr)
 		},
 	}
 }
@@ -299,4 +288,36 @@ func credentialDeleteCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// printCredentials prints credentials as `credential list` does.
+func printCredentials(c *cli.Context, list []*credential.Credential) error {
+	if c.Bool("json") {
+		if list == nil {
+			list = []*credential.Credential{}
+		}
+		return writeJSON(c.App.Writer, list)
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "NAME\tKIND\tUSERNAME\tSECRETS\tCREATED\tDESCRIPTION")
+	for _, cr := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cr.Name, cr.Kind, dash(cr.Username), dash(strings.Join(cr.SecretFields, ",")), stamp(cr.Created), oneLine(cr.Description))
+	}
+	return tw.Flush()
+}
+
+// printCredential prints a credential as `credential show` does.
+func printCredential(c *cli.Context, cr *credential.Credential) error {
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, cr)
+	}
+	tw := newTable(c.App.Writer)
+	for _, row := range [][2]string{
+		{"name", cr.Name}, {"kind", string(cr.Kind)}, {"description", dash(cr.Description)},
+		{"username", dash(cr.Username)}, {"become-method", dash(cr.BecomeMethod)}, {"become-user", dash(cr.BecomeUser)},
+		{"vault-id", dash(cr.VaultID)}, {"secrets", dash(strings.Join(cr.SecretFields, ", "))}, {"created", stamp(cr.Created)},
+	} {
+		fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
+	}
+	return tw.Flush()
 }

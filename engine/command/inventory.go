@@ -40,51 +40,9 @@ func inventoryCreateCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "filter-var", Usage: "smart: hosts whose variable NAME=VALUE; repeat for more"},
 		),
 		Action: func(c *cli.Context) error {
-			args, err := parseArgs(c, "NAME")
+			inv, content, _, err := newInventoryFromFlags(c)
 			if err != nil {
 				return err
-			}
-			if err := checkName("inventory", args[0]); err != nil {
-				return err
-			}
-			inv := &inventory.Inventory{Name: args[0], Kind: inventory.Static, Description: c.String("description"),
-				InstanceGroups: nonEmpty(c.StringSlice("instance-group"))}
-			var content *inventory.Content
-			smartFlags := []string{"source", "filter-name", "filter-group", "filter-var"}
-			if c.Bool("smart") {
-				if c.IsSet("file") {
-					return usagef("--file and --smart: a smart inventory takes its hosts from its filter")
-				}
-				f := &inventory.Filter{Sources: nonEmpty(c.StringSlice("source")), Name: c.String("filter-name"), Group: c.String("filter-group")}
-				for _, v := range c.StringSlice("filter-var") {
-					m, err := inventory.ParseVarMatch(v)
-					if err != nil {
-						return &UsageError{Err: err}
-					}
-					f.Variables = append(f.Variables, m)
-				}
-				if len(f.Sources) == 0 {
-					return usagef("--smart needs at least one --source inventory")
-				}
-				inv.Kind, inv.Filter = inventory.Smart, f
-			} else {
-				for _, name := range smartFlags {
-					if c.IsSet(name) {
-						return usagef("--%s is for smart inventories: add --smart", name)
-					}
-				}
-				if c.IsSet("file") {
-					data, err := readFile(c.String("file"), inventory.MaxImportBytes)
-					if err != nil {
-						return err
-					}
-					if content, err = inventory.ParseAnsible(data); err != nil {
-						return usagef("--file %s: %v", c.String("file"), err)
-					}
-				}
-			}
-			if err := inv.Validate(); err != nil {
-				return &UsageError{Err: err}
 			}
 			o, err := openObjects(c)
 			if err != nil {
@@ -98,6 +56,60 @@ func inventoryCreateCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// newInventoryFromFlags reads the inventory of `inventory create` from
+// its argument and flags, checked: its head, and with --file its content
+// and the file's bytes.
+func newInventoryFromFlags(c *cli.Context) (*inventory.Inventory, *inventory.Content, []byte, error) {
+	args, err := parseArgs(c, "NAME")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := checkName("inventory", args[0]); err != nil {
+		return nil, nil, nil, err
+	}
+	inv := &inventory.Inventory{Name: args[0], Kind: inventory.Static, Description: c.String("description"),
+		InstanceGroups: nonEmpty(c.StringSlice("instance-group"))}
+	var content *inventory.Content
+	var data []byte
+	smartFlags := []string{"source", "filter-name", "filter-group", "filter-var"}
+	if c.Bool("smart") {
+		if c.IsSet("file") {
+			return nil, nil, nil, usagef("--file and --smart: a smart inventory takes its hosts from its filter")
+		}
+		f := &inventory.Filter{Sources: nonEmpty(c.StringSlice("source")), Name: c.String("filter-name"), Group: c.String("filter-group")}
+		for _, v := range c.StringSlice("filter-var") {
+			m, err := inventory.ParseVarMatch(v)
+			if err != nil {
+				return nil, nil, nil, &UsageError{Err: err}
+			}
+			f.Variables = append(f.Variables, m)
+		}
+		if len(f.Sources) == 0 {
+			return nil, nil, nil, usagef("--smart needs at least one --source inventory")
+		}
+		inv.Kind, inv.Filter = inventory.Smart, f
+	} else {
+		for _, name := range smartFlags {
+			if c.IsSet(name) {
+				return nil, nil, nil, usagef("--%s is for smart inventories: add --smart", name)
+			}
+		}
+		if c.IsSet("file") {
+			var err error
+			if data, err = readFile(c.String("file"), inventory.MaxImportBytes); err != nil {
+				return nil, nil, nil, err
+			}
+			if content, err = inventory.ParseAnsible(data); err != nil {
+				return nil, nil, nil, usagef("--file %s: %v", c.String("file"), err)
+			}
+		}
+	}
+	if err := inv.Validate(); err != nil {
+		return nil, nil, nil, &UsageError{Err: err}
+	}
+	return inv, content, data, nil
 }
 
 // countsText says how many hosts and groups an inventory holds.
@@ -291,22 +303,9 @@ func inventoryHostsCommand() *cli.Command {
 			if err := checkName("inventory", args[0]); err != nil {
 				return err
 			}
-			enable, disable := nonEmpty(c.StringSlice("enable")), nonEmpty(c.StringSlice("disable"))
-			for _, h := range append(append([]string{}, enable...), disable...) {
-				if err := inventory.ValidHostName(h); err != nil {
-					return &UsageError{Err: err}
-				}
-			}
-			for _, h := range enable {
-				for _, d := range disable {
-					if h == d {
-						return usagef("host %s is both enabled and disabled", h)
-					}
-				}
-			}
-			limit, err := inventory.ParseLimit(c.String("limit"))
+			enable, disable, limit, err := hostsFlags(c)
 			if err != nil {
-				return usagef("--limit: %v", err)
+				return err
 			}
 			o, err := openObjects(c)
 			if err != nil {
@@ -336,18 +335,46 @@ func inventoryHostsCommand() *cli.Command {
 					hosts = append(hosts, content.Hosts[content.HostIndex(h)])
 				}
 			}
-			if c.Bool("json") {
-				return writeJSON(c.App.Writer, hosts)
-			}
-			groups := content.GroupsOf()
-			tw := newTable(c.App.Writer)
-			fmt.Fprintln(tw, "HOST\tENABLED\tGROUPS\tVARIABLES")
-			for _, h := range hosts {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", h.Name, yesNo(h.Enabled), dash(strings.Join(groups[h.Name], ",")), inventory.VarsCount(h.Variables))
-			}
-			return tw.Flush()
+			return printHosts(c, hosts, content.GroupsOf())
 		},
 	}
+}
+
+// hostsFlags checks the flags of `inventory hosts`: the hosts to enable
+// and disable, and the --limit.
+func hostsFlags(c *cli.Context) (enable, disable []string, limit *inventory.Limit, err error) {
+	enable, disable = nonEmpty(c.StringSlice("enable")), nonEmpty(c.StringSlice("disable"))
+	for _, h := range append(append([]string{}, enable...), disable...) {
+		if err := inventory.ValidHostName(h); err != nil {
+			return nil, nil, nil, &UsageError{Err: err}
+		}
+	}
+	for _, h := range enable {
+		for _, d := range disable {
+			if h == d {
+				return nil, nil, nil, usagef("host %s is both enabled and disabled", h)
+			}
+		}
+	}
+	limit, err = inventory.ParseLimit(c.String("limit"))
+	if err != nil {
+		return nil, nil, nil, usagef("--limit: %v", err)
+	}
+	return enable, disable, limit, nil
+}
+
+// printHosts prints hosts as `inventory hosts` does, with the groups of
+// each.
+func printHosts(c *cli.Context, hosts []inventory.Host, groups map[string][]string) error {
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, hosts)
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "HOST\tENABLED\tGROUPS\tVARIABLES")
+	for _, h := range hosts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", h.Name, yesNo(h.Enabled), dash(strings.Join(groups[h.Name], ",")), inventory.VarsCount(h.Variables))
+	}
+	return tw.Flush()
 }
 
 func inventoryScriptCommand() *cli.Command {

@@ -37,33 +37,9 @@ func projectCreateCommand() *cli.Command {
 			&cli.DurationFlag{Name: "cache-timeout", Usage: "with --update-on-launch: reuse an update this recent"},
 		),
 		Action: func(c *cli.Context) error {
-			args, err := parseArgs(c, "NAME")
+			p, err := newProjectFromFlags(c)
 			if err != nil {
 				return err
-			}
-			if err := checkName("project", args[0]); err != nil {
-				return err
-			}
-			p := &project.Project{Name: args[0], Description: c.String("description"), UpdateOnLaunch: c.Bool("update-on-launch"),
-				CacheTimeout: c.Duration("cache-timeout").Seconds()}
-			switch {
-			case c.IsSet("git") && c.IsSet("directory"):
-				return usagef("--git and --directory: a project is one or the other")
-			case c.IsSet("git"):
-				p.Kind, p.URL, p.Branch = project.Git, c.String("git"), c.String("branch")
-			case c.IsSet("directory"):
-				if c.IsSet("branch") {
-					return usagef("--branch is for git projects")
-				}
-				p.Kind, p.Directory = project.Directory, c.String("directory")
-			default:
-				return usagef("give --git URL or --directory DIR")
-			}
-			if c.IsSet("cache-timeout") && !p.UpdateOnLaunch {
-				return usagef("--cache-timeout goes with --update-on-launch")
-			}
-			if err := p.Validate(); err != nil {
-				return &UsageError{Err: err}
 			}
 			o, err := openObjects(c)
 			if err != nil {
@@ -77,6 +53,40 @@ func projectCreateCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// newProjectFromFlags reads the project of `project create` from its
+// argument and flags, checked.
+func newProjectFromFlags(c *cli.Context) (*project.Project, error) {
+	args, err := parseArgs(c, "NAME")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkName("project", args[0]); err != nil {
+		return nil, err
+	}
+	p := &project.Project{Name: args[0], Description: c.String("description"), UpdateOnLaunch: c.Bool("update-on-launch"),
+		CacheTimeout: c.Duration("cache-timeout").Seconds()}
+	switch {
+	case c.IsSet("git") && c.IsSet("directory"):
+		return nil, usagef("--git and --directory: a project is one or the other")
+	case c.IsSet("git"):
+		p.Kind, p.URL, p.Branch = project.Git, c.String("git"), c.String("branch")
+	case c.IsSet("directory"):
+		if c.IsSet("branch") {
+			return nil, usagef("--branch is for git projects")
+		}
+		p.Kind, p.Directory = project.Directory, c.String("directory")
+	default:
+		return nil, usagef("give --git URL or --directory DIR")
+	}
+	if c.IsSet("cache-timeout") && !p.UpdateOnLaunch {
+		return nil, usagef("--cache-timeout goes with --update-on-launch")
+	}
+	if err := p.Validate(); err != nil {
+		return nil, &UsageError{Err: err}
+	}
+	return p, nil
 }
 
 func projectListCommand() *cli.Command {
