@@ -150,6 +150,22 @@ func processRunning(fragment string) bool {
 // answering --worker-info).
 const workerCmd = "jobengine worker --keepalive-seconds 1 --enable-test-actions\x00"
 
+// workerRunning reports whether the remote worker of a run is running:
+// the jobengine process itself, which exists only once sshd has accepted
+// the connection — not the ssh client, whose command line ends the same.
+func workerRunning() bool {
+	files, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		argv := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+		cmd := strings.Join(argv, " ") + "\x00"
+		if filepath.Base(argv[0]) == "jobengine" && strings.HasSuffix(cmd, workerCmd) {
+			return true
+		}
+	}
+	return false
+}
+
 // TestExecutorServesANodeOverSSH: an executor serving a node through a
 // real loopback sshd takes the node's capacity from its --worker-info, runs
 // a playbook there with its events in the job's log and its recap on the
@@ -206,7 +222,7 @@ func TestExecutorServesANodeOverSSH(t *testing.T) {
 		if processRunning("sleep " + marker) {
 			return errors.New("the orphaned remote run still runs")
 		}
-		if processRunning(workerCmd) {
+		if workerRunning() {
 			return errors.New("the orphaned remote worker still runs")
 		}
 		return nil
@@ -217,7 +233,7 @@ func TestExecutorServesANodeOverSSH(t *testing.T) {
 	poll.For(t, 60*time.Second, 50*time.Millisecond, func() error {
 		j, _, err := s.Get(t.Context(), rerun.ID)
 		// The worker of the run, not one answering --worker-info.
-		if err != nil || j.State != jobs.Running || !processRunning(workerCmd) {
+		if err != nil || j.State != jobs.Running || !workerRunning() {
 			return errors.New("not running remotely yet")
 		}
 		return nil
