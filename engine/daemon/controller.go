@@ -216,9 +216,19 @@ func StartController(ctx context.Context, cfg ControllerConfig) (_ *Controller, 
 		return nil, err
 	}
 	if cfg.Maintenance {
+		// The scheduler's first pass over a large backlog reads one
+		// document per pending job; ZooKeeper answers a session's requests
+		// one at a time, so a second session shares those reads.
+		var readConn *zkconn.Conn
+		if readConn, err = dial(ctx, cfg.ZK, cfg.ConnectTimeout, log.Named("read")); err != nil {
+			return nil, err
+		}
+		undo.add(readConn.Close)
+		sc := cfg.Scheduler
+		sc.Readers = append(sc.Readers, jobs.NewStore(readConn, jobs.StoreConfig{}))
 		d.m, err = maintenance.New(maintenance.Config{
 			Conn: conn, Store: store, Index: es, Identifier: cfg.Identifier, SessionTimeout: cfg.ZK.SessionTimeout,
-			Logger: log, Cleanup: cfg.Cleanup, Scheduler: cfg.Scheduler, Reaper: cfg.Reaper,
+			Logger: log, Cleanup: cfg.Cleanup, Scheduler: sc, Reaper: cfg.Reaper,
 			Workflows: cfg.Workflows, Notify: cfg.Notify,
 			Services: append([]maintenance.Service{expiryService(access.NewStore(conn, log.Named("access")), log)}, cfg.MaintenanceServices...),
 		})

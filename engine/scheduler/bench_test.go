@@ -127,7 +127,7 @@ func BenchmarkPass(b *testing.B) {
 			for range b.N {
 				b.StopTimer()
 				c := benchCluster(b, tc.keys)
-				s := c.scheduler(func(cfg *Config) { cfg.MaxStarts = benchJobs; cfg.PassDeadline = time.Minute })
+				s := c.scheduler(func(cfg *Config) { cfg.MaxStarts = benchJobs; cfg.PassDeadline = time.Minute }, c.readSession)
 				b.StartTimer()
 				reps = append(reps, measuredPass(b, c, s, &cpu))
 				b.StopTimer()
@@ -144,7 +144,7 @@ func BenchmarkPass(b *testing.B) {
 			for range b.N {
 				b.StopTimer()
 				c := benchCluster(b, tc.keys)
-				s := c.scheduler(func(cfg *Config) { cfg.MaxStarts = benchJobs; cfg.PassDeadline = time.Minute })
+				s := c.scheduler(func(cfg *Config) { cfg.MaxStarts = benchJobs; cfg.PassDeadline = time.Minute }, c.readSession)
 				c.pass(s)
 				finishPlaced(b, c)
 				b.StartTimer()
@@ -157,7 +157,7 @@ func BenchmarkPass(b *testing.B) {
 		b.Run(tc.name+"/steady", func(b *testing.B) {
 			b.StopTimer()
 			c := benchCluster(b, tc.keys)
-			s := c.scheduler(func(cfg *Config) { cfg.MaxStarts = benchJobs; cfg.PassDeadline = time.Minute })
+			s := c.scheduler(func(cfg *Config) { cfg.MaxStarts = benchJobs; cfg.PassDeadline = time.Minute }, c.readSession)
 			c.pass(s)
 			var reps []Report
 			b.StartTimer()

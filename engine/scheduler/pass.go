@@ -304,8 +304,15 @@ func (s *Scheduler) readPending(ctx context.Context) ([]*pendingJob, []string, e
 	}
 	read := make([]*pendingJob, len(fresh))
 	isStale := make([]bool, len(fresh))
+	stores := s.readers(ctx, dir, len(fresh))
 	err = parallel(len(fresh), func(i int) error {
-		j, ver, err := s.store.Get(ctx, fresh[i])
+		st := stores[i%len(stores)]
+		j, ver, err := st.Get(ctx, fresh[i])
+		if st != s.store && (err != nil || j.UUID() != fresh[i] || j.State != jobs.Pending) {
+			// Only the session that listed the job decides it is stale:
+			// another may answer from a server not yet as far along.
+			j, ver, err = s.store.Get(ctx, fresh[i])
+		}
 		switch {
 		case errors.Is(err, jobs.ErrNotFound), errors.Is(err, jobs.ErrInvalid):
 			isStale[i] = true
@@ -338,6 +345,32 @@ func (s *Scheduler) readPending(ctx context.Context) ([]*pendingJob, []string, e
 	sort.Slice(out, func(i, j int) bool { return before(out[i], out[j]) })
 	return out, stale, nil
 }
+
+// readers returns the stores that share n reads of new pending jobs: the
+// scheduler's own, and the configured readers that could be brought up to
+// date with the leader (a sync of dir) when n is large enough to gain.
+func (s *Scheduler) readers(ctx context.Context, dir string, n int) []*jobs.Store {
+	stores := []*jobs.Store{s.store}
+	if n < minSharedReads {
+		return stores
+	}
+	for _, r := range s.cfg.Readers {
+		err := zkconn.Do(ctx, func() error {
+			_, err := r.Conn().Sync(dir)
+			return err
+		})
+		if err != nil {
+			s.log.Debug("a read session is not available this pass", zap.Error(err))
+			continue
+		}
+		stores = append(stores, r)
+	}
+	return stores
+}
+
+// minSharedReads is the number of new pending jobs from which a pass
+// shares its reads with the other read sessions.
+const minSharedReads = 256
 
 // before orders pending jobs: priority, then creation time, then id. A
 // job that comes back to PENDING (its executor was lost, or requeued it)

@@ -71,6 +71,11 @@ const (
 type Config struct {
 	// Store is the job store (required).
 	Store *jobs.Store
+	// Readers are more stores over sessions of their own that share the
+	// reads of a pass's new pending jobs with Store. ZooKeeper answers
+	// one session's requests one at a time, so the first pass over a
+	// large backlog reads faster over two sessions than over one.
+	Readers []*jobs.Store
 	// Logger receives the scheduler's log lines.
 	Logger *zap.Logger
 	// Interval is the period of passes when nothing triggers one.

@@ -238,3 +238,26 @@ func TestServiceRunsOnEvents(t *testing.T) {
 	waitState(f2.ID, jobs.Queued, "e1")
 	_ = e1
 }
+
+// A read session that answers from behind (here: one that sees another
+// root, where no job exists) shares the reads of a large backlog but never
+// decides alone that a job is gone: every job is still placed or
+// explained, and none is dropped from the index.
+func TestReadSessionBehindDropsNothing(t *testing.T) {
+	c := newCluster(t)
+	c.join("x1", 10_000, 10_000, "default")
+	elsewhere := newCluster(t)
+	key := []string{jobs.TemplateKey("t")}
+	var batch []jobs.NewJob
+	for range minSharedReads + 44 {
+		batch = append(batch, jobs.NewJob{Action: "a", Scheduling: jobs.Scheduling{Impact: 1, ConcurrencyKeys: key}})
+	}
+	if _, err := c.store.CreateMany(ctxT(t), batch); err != nil {
+		t.Fatal(err)
+	}
+	s := c.scheduler(func(cfg *Config) { cfg.Readers = []*jobs.Store{elsewhere.store} })
+	rep := c.pass(s)
+	if rep.Pending != len(batch) || rep.Dropped != 0 || rep.Placed != 1 || rep.Blocked != len(batch)-1 || rep.Explained != len(batch)-1 {
+		t.Fatalf("pass with a read session behind: %+v", rep)
+	}
+}
