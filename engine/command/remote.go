@@ -21,6 +21,7 @@ import (
 	"github.com/jobengine/jobengine/engine/index"
 	"github.com/jobengine/jobengine/engine/inventory"
 	"github.com/jobengine/jobengine/engine/jobs"
+	"github.com/jobengine/jobengine/engine/pluginhost"
 	"github.com/jobengine/jobengine/engine/project"
 	"github.com/jobengine/jobengine/engine/remote"
 	"github.com/jobengine/jobengine/engine/version"
@@ -132,15 +133,16 @@ func workerCommand() *cli.Command {
 		Description: "Reads a stream of `jobengine transmit` (or ansible-runner transmit), runs it in a private data\n" +
 			"directory and writes status lines, events, keepalives, the final status with its return code, an\n" +
 			"archive of the artifacts and {\"eof\": true}, for `jobengine process` (or ansible-runner process).\n" +
-			"SIGTERM, SIGINT, SIGHUP or a closed stdout cancel the run. Logs go to stderr.",
-		Flags: withEnv("worker",
+			"SIGTERM, SIGINT, SIGHUP or a closed stdout cancel the run. Logs go to stderr.\n" +
+			"A job of an action that is not built in runs the plugin of that name found in --plugin-dir.",
+		Flags: withEnv("worker", append([]cli.Flag{
 			&cli.StringFlag{Name: "private-data-dir", Usage: "run here and keep it (default: a temporary directory, deleted)"},
 			&cli.BoolFlag{Name: "delete", Usage: "with --private-data-dir: wipe it before and after the run"},
 			&cli.IntFlag{Name: "keepalive-seconds", Usage: "send a keepalive event after this many quiet seconds (0: none)"},
 			&cli.BoolFlag{Name: "worker-info", Usage: "print this node's CPU, memory, capacity, version and uuid, and exit"},
 			&cli.StringFlag{Name: "uuid-file", Value: remote.DefaultUUIDFile(), Usage: "where the node keeps its persistent uuid"},
 			testActionsFlag(),
-		),
+		}, pluginFlags()...)...),
 		Subcommands: []*cli.Command{workerCleanupCommand()},
 		Action:      runWorker,
 	}
@@ -150,14 +152,21 @@ func runWorker(c *cli.Context) error {
 	if _, err := parseArgs(c); err != nil {
 		return err
 	}
+	if n := c.Int("keepalive-seconds"); n < 0 {
+		return usagef("--keepalive-seconds %d is negative: give the seconds between keepalives, or 0 for none", n)
+	}
+	popts, err := pluginOptions(c)
+	if err != nil {
+		return err
+	}
+	keepalive := time.Duration(c.Int("keepalive-seconds")) * time.Second
 	if c.Bool("worker-info") {
-		return writeJSON(c.App.Writer, remote.NodeInfo(version.Version, c.String("uuid-file")))
+		info := remote.NodeInfo(version.Version, c.String("uuid-file"))
+		info.OrphanSeconds = remote.OrphanBound(keepalive, max(popts.KillGrace, ansible.DefaultKillGrace))
+		return writeJSON(c.App.Writer, info)
 	}
 	if c.Bool("delete") && c.String("private-data-dir") == "" {
 		return usagef("--delete wipes the --private-data-dir; give one (without it the run's directory is temporary and deleted anyway)")
-	}
-	if n := c.Int("keepalive-seconds"); n < 0 {
-		return usagef("--keepalive-seconds %d is negative: give the seconds between keepalives, or 0 for none", n)
 	}
 	log := quietLogger(c)
 	defer func() { _ = log.Sync() }()
@@ -176,10 +185,26 @@ func runWorker(c *cli.Context) error {
 			cancel(fmt.Errorf("worker stopped by %s", sig))
 		}
 	}()
+	// A closed stdout means the other side is gone: stop at once rather
+	// than at the next write.
+	if c.App.Writer == os.Stdout {
+		remote.WatchHangup(ctx, os.Stdout, 100*time.Millisecond, func() { cancel(errors.New("the result stream was closed")) })
+	}
+	// The node's own plugins: a job of an action that is not built in
+	// runs the plugin found here, as on an executor.
+	reg := builtinActions(c)
+	popts.Logger = log.Named("plugins")
+	host, err := pluginhost.Load(ctx, popts)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = host.Close() }()
+	if err := host.Register(reg); err != nil {
+		log.Warn("some plugin actions were not added", zap.Error(err))
+	}
 	w := &remote.Worker{
 		PrivateDataDir: c.String("private-data-dir"), Delete: c.Bool("delete"),
-		Keepalive: time.Duration(c.Int("keepalive-seconds")) * time.Second,
-		Registry:  builtinActions(c), Logger: log.Named("worker"),
+		Keepalive: keepalive, Registry: reg, Logger: log.Named("worker"),
 	}
 	st, err := w.Run(ctx, os.Stdin, c.App.Writer)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -142,5 +143,77 @@ func TestWorkerInfoAndCleanupCommands(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(base, "jobengine-worker-b")); err != nil {
 		t.Error("the excluded directory was removed")
+	}
+}
+
+// TestWorkerRunsItsNodesPlugins: `jobengine worker` runs a job of an
+// action that is not built in with the plugin of that name in its own
+// --plugin-dir, and --worker-info bounds how long a run outlives its
+// connection when keepalives are on (and gives no bound without them).
+func TestWorkerRunsItsNodesPlugins(t *testing.T) {
+	root := testRoot(t)
+	s := testStore(t, root)
+	j := createJob(t, s, "hello", `{"name": "node", "steps": 1, "delay": "10ms"}`)
+	g := fmt.Sprintf("--zk-hosts %s --zk-root %s", testZK.ConnectString(), root)
+	plugins := filepath.Join(builtBinaries(t), "actions")
+	out, code := sh(t, fmt.Sprintf(`"$JE" %s transmit %s | "$JE" worker --plugin-dir %s | "$JE" %s process %s --job %s`, g, j.ID, plugins, g, t.TempDir(), j.ID))
+	got, _, err := s.Get(context.Background(), j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 0 || got.State != jobs.Success || !strings.Contains(got.StatusMessage, "Hello node") {
+		t.Fatalf("a plugin's job on a worker: exit %d, job %s %q\n%s", code, got.State, got.StatusMessage, out)
+	}
+	// Without the plugin on the node, the job fails saying so.
+	miss := createJob(t, s, "hello", `{"steps": 1}`)
+	out, code = sh(t, fmt.Sprintf(`"$JE" %s transmit %s | "$JE" worker --plugin-dir %s | "$JE" %s process %s --job %s`, g, miss.ID, t.TempDir(), g, t.TempDir(), miss.ID))
+	got, _, _ = s.Get(context.Background(), miss.ID)
+	if code != 1 || got.State != jobs.Failed || !strings.Contains(out+got.StatusMessage, "no such action on this worker: hello") {
+		t.Fatalf("a job whose plugin the node lacks: exit %d, job %s %q\n%s", code, got.State, got.StatusMessage, out)
+	}
+
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	for _, tc := range []struct {
+		args  []string
+		bound bool
+	}{{[]string{"--keepalive-seconds", "2", "--plugin-kill-grace", "3s"}, true}, {nil, false}} {
+		out, errOut, code := runBinary(t, nil, append([]string{"worker", "--worker-info", "--uuid-file", uuidFile}, tc.args...)...)
+		var info remote.Info
+		if code != 0 || json.Unmarshal([]byte(out), &info) != nil {
+			t.Fatalf("worker --worker-info %v: exit %d %s %s", tc.args, code, out, errOut)
+		}
+		// 2s·5/4 + the larger kill grace (a playbook's 5s) + 1s.
+		if want := 8.5; tc.bound && info.OrphanSeconds != want || !tc.bound && info.OrphanSeconds != 0 {
+			t.Errorf("worker --worker-info %v: orphan_seconds %v (bound expected: %v)", tc.args, info.OrphanSeconds, tc.bound)
+		}
+	}
+}
+
+// TestWorkerStopsWhenItsStreamCloses: a worker whose result stream's
+// reader goes away stops its run at once, without keepalives to fail:
+// the pipeline ends long before the action's ten minutes.
+func TestWorkerStopsWhenItsStreamCloses(t *testing.T) {
+	root := testRoot(t)
+	s := testStore(t, root)
+	j := createJob(t, s, "sleep", `{"duration": "600s"}`)
+	g := fmt.Sprintf("--zk-hosts %s --zk-root %s", testZK.ConnectString(), root)
+	// head leaves after the first two lines (the starting and running
+	// statuses); the worker then has nothing to write for ten minutes.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sh", "-c", fmt.Sprintf(`"$JE" %s transmit %s | "$JE" worker --enable-test-actions | head -n 2`, g, j.ID))
+	cmd.Env = append(os.Environ(), "JE="+filepath.Join(builtBinaries(t), "jobengine"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("the worker went on after its stream's reader left (killed after a minute):\n%s", out)
+	}
+	if err != nil && !strings.Contains(err.Error(), "exit status") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), `running`) {
+		t.Fatalf("the worker did not start the run:\n%s", out)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -39,6 +40,25 @@ type Info struct {
 	Capacity int `json:"capacity"`
 	// Version is the jobengine version of the worker.
 	Version string `json:"version"`
+	// OrphanSeconds bounds how long a run of this worker goes on after
+	// its connection is closed: it notices the closed stream (at the
+	// latest at its next keepalive) and stops its action within the kill
+	// grace. 0 means no bound is known (no keepalives, or not a jobengine
+	// worker). An executor holds a cut run's job that long before the
+	// lost-job policy may run it elsewhere.
+	OrphanSeconds float64 `json:"orphan_seconds,omitempty"`
+}
+
+// OrphanBound is Info.OrphanSeconds for a worker sending keepalives every
+// keepalive (0: none, no bound) whose actions stop within killGrace of a
+// cancel: a keepalive is due within keepalive·5/4 (its ticker checks
+// every quarter), the write fails, the run is canceled; a second is
+// allowed for the rest.
+func OrphanBound(keepalive, killGrace time.Duration) float64 {
+	if keepalive <= 0 {
+		return 0
+	}
+	return (keepalive*5/4 + killGrace + time.Second).Seconds()
 }
 
 // NodeInfo measures this node. uuidFile holds its persistent uuid,

@@ -139,9 +139,14 @@ func (p *Pool) Refresh(ctx context.Context) {
 				}
 				first := node.Err != ""
 				node.Info, node.Err = info, ""
+				if first && info.OrphanSeconds <= 0 {
+					p.log.Warn("remote node gives no bound to a run that lost its connection (no --keepalive-seconds): a job lost there may run twice at once",
+						zap.String("node", name))
+				}
 				if first {
 					p.log.Info("remote node ready", zap.String("node", name), zap.Int("capacity", info.Capacity),
-						zap.Int("cpus", info.CPUCount), zap.Int64("memory", info.MemInBytes), zap.String("uuid", info.UUID), zap.String("version", info.Version))
+						zap.Int("cpus", info.CPUCount), zap.Int64("memory", info.MemInBytes), zap.String("uuid", info.UUID), zap.String("version", info.Version),
+						zap.Float64("orphan_seconds", info.OrphanSeconds))
 				}
 			}
 			p.signal()
@@ -257,15 +262,19 @@ func (p *Pool) acquire(ctx context.Context, impact int) (string, func(), error) 
 }
 
 // markDown records that a node failed a run's connection; it is asked for
-// its --worker-info again before it gets another job.
-func (p *Pool) markDown(node string, err error) {
+// its --worker-info again before it gets another job. It returns how long
+// a run of the node may outlive its connection (Info.OrphanSeconds).
+func (p *Pool) markDown(node string, err error) time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	var orphan time.Duration
 	for _, n := range p.nodes {
 		if n.Name == node {
 			n.Err = "connection lost: " + err.Error()
+			orphan = time.Duration(n.Info.OrphanSeconds * float64(time.Second))
 		}
 	}
+	return orphan
 }
 
 // Wrap returns def running on the pool's nodes: each job is transmitted to
@@ -386,7 +395,20 @@ func (r *remoteRunner) Run(ctx context.Context, j *action.Job, rep action.Report
 			detail = " (" + firstLines(detail, 3) + ")"
 		}
 		if errors.Is(perr, ErrCut) || errors.Is(perr, ErrIdle) {
-			p.markDown(node, perr)
+			orphan := p.markDown(node, perr)
+			// The remote run may still go on until the worker notices its
+			// stream is gone: the job stays held here until it has
+			// stopped, so that the lost-job policy never runs it twice
+			// at once.
+			if orphan > 0 {
+				log.Info("remote run cut; holding the job until the node has stopped it",
+					zap.Duration("hold", orphan), zap.Error(perr))
+				select {
+				case <-time.After(orphan):
+				case <-ctx.Done():
+					return res, ctx.Err()
+				}
+			}
 			return res, fmt.Errorf("%w: remote node %s: %v%s", action.ErrLost, node, perr, detail)
 		}
 		return res, fmt.Errorf("remote node %s: %v%s", node, perr, detail)
