@@ -67,6 +67,7 @@ var durationBounds = map[string]struct{ zero bool }{
 	"zk-connect-timeout":   {},
 	"shutdown-grace":       {},
 	"plugin-kill-grace":    {},
+	"kill-grace":           {}, // worker
 	"plugin-start-timeout": {},
 	"raw-duration":         {},
 	"timeout":              {zero: true},

@@ -139,6 +139,7 @@ func workerCommand() *cli.Command {
 			&cli.StringFlag{Name: "private-data-dir", Usage: "run here and keep it (default: a temporary directory, deleted)"},
 			&cli.BoolFlag{Name: "delete", Usage: "with --private-data-dir: wipe it before and after the run"},
 			&cli.IntFlag{Name: "keepalive-seconds", Usage: "send a keepalive event after this many quiet seconds (0: none)"},
+			&cli.DurationFlag{Name: "kill-grace", Value: ansible.DefaultKillGrace, Usage: "how long a canceled playbook may take to stop before it is killed"},
 			&cli.BoolFlag{Name: "worker-info", Usage: "print this node's CPU, memory, capacity, version and uuid, and exit"},
 			&cli.StringFlag{Name: "uuid-file", Value: remote.DefaultUUIDFile(), Usage: "where the node keeps its persistent uuid"},
 			testActionsFlag(),
@@ -162,7 +163,7 @@ func runWorker(c *cli.Context) error {
 	keepalive := time.Duration(c.Int("keepalive-seconds")) * time.Second
 	if c.Bool("worker-info") {
 		info := remote.NodeInfo(version.Version, c.String("uuid-file"))
-		info.OrphanSeconds = remote.OrphanBound(keepalive, max(popts.KillGrace, ansible.DefaultKillGrace))
+		info.OrphanSeconds = remote.OrphanBound(keepalive, max(popts.KillGrace, c.Duration("kill-grace")))
 		return writeJSON(c.App.Writer, info)
 	}
 	if c.Bool("delete") && c.String("private-data-dir") == "" {
@@ -204,7 +205,7 @@ func runWorker(c *cli.Context) error {
 	}
 	w := &remote.Worker{
 		PrivateDataDir: c.String("private-data-dir"), Delete: c.Bool("delete"),
-		Keepalive: keepalive, Registry: reg, Logger: log.Named("worker"),
+		Keepalive: keepalive, KillGrace: c.Duration("kill-grace"), Registry: reg, Logger: log.Named("worker"),
 	}
 	st, err := w.Run(ctx, os.Stdin, c.App.Writer)
 	if err != nil {

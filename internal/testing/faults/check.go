@@ -84,6 +84,13 @@ type FaultEvent struct {
 	// (the job made, the tick not recorded: mid-tick), "before" or
 	// "recorded".
 	TickPhase string `json:"tick_phase,omitempty"`
+	// Job and Run name the job and the recorder run a remote fault cut,
+	// Executor the executor process that ran it; RunGone is when the
+	// run's plugin process was seen gone.
+	Job      string    `json:"job,omitempty"`
+	Run      string    `json:"run,omitempty"`
+	Executor string    `json:"executor,omitempty"`
+	RunGone  time.Time `json:"run_gone,omitempty"`
 }
 
 // Input is everything the checker looks at.
@@ -503,6 +510,15 @@ func checkRuns(r *Report, in Input, procs map[string]*Process, runsByJob map[str
 			r.violate("run %s of %s names executor process %q, which the harness did not start", run.ID, run.Job, run.Executor)
 		}
 	}
+	// A remote run cut by a fault ends, when it left no end line, when
+	// its plugin process was seen gone.
+	cut := map[string]time.Time{}
+	for _, e := range in.Faults {
+		if e.Kind.remoteFault() && e.Run != "" && !e.RunGone.IsZero() {
+			cut[e.Run] = e.RunGone
+		}
+	}
+	checkRemoteCuts(r, in, runsByJob)
 	jobIDs := make([]string, 0, len(runsByJob))
 	for id := range runsByJob {
 		jobIDs = append(jobIDs, id)
@@ -523,8 +539,8 @@ func checkRuns(r *Report, in Input, procs map[string]*Process, runsByJob map[str
 				if second.Attempt < first.Attempt {
 					first, second = second, first
 				}
-				end, why := effectiveEnd(first, procs, in.Ended)
-				end2, _ := effectiveEnd(second, procs, in.Ended)
+				end, why := effectiveEnd(first, procs, cut, in.Ended)
+				end2, _ := effectiveEnd(second, procs, cut, in.Ended)
 				if second.Start >= end || first.Start >= end2 {
 					continue
 				}
@@ -542,11 +558,15 @@ func checkRuns(r *Report, in Input, procs map[string]*Process, runsByJob map[str
 	}
 }
 
-// effectiveEnd is when a run ended: its end line, else the exit of its
-// process (killed), else the end of the run (an upper bound).
-func effectiveEnd(run Run, procs map[string]*Process, ended time.Time) (int64, string) {
+// effectiveEnd is when a run ended: its end line, else when a remote
+// fault that cut it saw its plugin gone, else the exit of its process
+// (killed), else the end of the run (an upper bound).
+func effectiveEnd(run Run, procs map[string]*Process, cut map[string]time.Time, ended time.Time) (int64, string) {
 	if run.Finished() {
 		return run.End, ""
+	}
+	if t, ok := cut[run.ID]; ok {
+		return t.UnixNano(), fmt.Sprintf("the first run left no end line; a remote fault cut it and its plugin was gone at %s", stamp(t))
 	}
 	if p := procs[run.Executor]; p != nil && !p.Exited.IsZero() {
 		return p.Exited.UnixNano(), fmt.Sprintf("the first run left no end line; it ended at the latest when %s exited at %s", p.ID, stamp(p.Exited))
@@ -631,6 +651,39 @@ func checkTicks(r *Report, in Input) {
 	}
 }
 
+// checkRemoteCuts: a remote run cut mid-job is run again (the recorder's
+// lost-job policy is rerun), by a higher attempt, unless it had ended
+// before the cut landed.
+func checkRemoteCuts(r *Report, in Input, runsByJob map[string][]Run) {
+	for _, e := range in.Faults {
+		if !e.Kind.remoteFault() || e.Run == "" {
+			continue
+		}
+		var cutRun *Run
+		for i, run := range runsByJob[e.Job] {
+			if run.ID == e.Run {
+				cutRun = &runsByJob[e.Job][i]
+			}
+		}
+		if cutRun == nil {
+			r.violate("fault %d (%s) cut run %s of %s, which the recorder log does not hold", e.N, e.Kind, e.Run, e.Job)
+			continue
+		}
+		if cutRun.Finished() && cutRun.Outcome == OutcomeDone && cutRun.End <= e.At.UnixNano() {
+			continue // it was over before the cut: nothing was lost
+		}
+		again := false
+		for _, run := range runsByJob[e.Job] {
+			if run.Start > e.At.UnixNano() && run.Attempt > cutRun.Attempt {
+				again = true
+			}
+		}
+		if !again {
+			r.violate("fault %d (%s) cut run %s (attempt %d) of %s, and the job never ran again: the lost-job policy (rerun) was not applied", e.N, e.Kind, e.Run, cutRun.Attempt, e.Job)
+		}
+	}
+}
+
 // measureFaults computes each fault's recovery times.
 func measureFaults(r *Report, in Input, runsByJob map[string][]Run) {
 	var tickTimes, occTimes []time.Time
@@ -685,6 +738,25 @@ func measureFaults(r *Report, in Input, runsByJob map[string][]Run) {
 			for _, run := range in.Runs {
 				if run.Executor == who && run.Start >= since.UnixNano() {
 					fr.Rejoin = Millis(run.Start - since.UnixNano())
+					break
+				}
+			}
+		case e.Kind.remoteFault():
+			// The cut job: when it ran again; the node: when the remote
+			// executor next started a run after the cut run was gone.
+			if e.Job != "" {
+				fr.InFlight = 1
+				for _, later := range runsByJob[e.Job] {
+					if later.Start > at && later.ID != e.Run {
+						fr.Rerun = 1
+						fr.RerunAfter = Millis(later.Start - at)
+						break
+					}
+				}
+			}
+			for _, run := range in.Runs {
+				if run.Executor == e.Executor && run.Start >= e.HealAt.UnixNano() && !e.HealAt.IsZero() {
+					fr.Rejoin = Millis(run.Start - e.HealAt.UnixNano())
 					break
 				}
 			}

@@ -28,6 +28,7 @@ var (
 	flagScheduled   = flag.Float64("faults.scheduled", 0.2, "share of workload jobs launched through the scheduler (PENDING, placed on an executor's direct queue); needs the distributor")
 	flagIndex       = flag.Bool("faults.index", true, "index into an in-process Elasticsearch, stop it for a while, and check the history at the end")
 	flagWorkflows   = flag.Int("faults.workflows", 0, "workflows launched over the workload, run by the maintenance leader (default 4; -1: none)")
+	flagRemote      = flag.Bool("faults.remote", true, "run an executor whose jobs run on a remote node through `jobengine worker` over SSH (a loopback sshd), and cut its streams and connections")
 	flagSliced      = flag.Int("faults.sliced", 0, "sliced template launches over the workload, their slices scheduled by the maintenance leader (default 4; -1: none)")
 )
 
@@ -65,7 +66,7 @@ func TestFaultInjection(t *testing.T) {
 		Seed: seed, Jobs: *flagJobs, Executors: *flagExecutors, Threads: *flagThreads,
 		Duration: *flagDuration, Faults: *flagFaults, TickInterval: *flagTick,
 		Distributor: *flagDistributor && HasDistributor(bin), Index: *flagIndex, Scheduled: *flagScheduled,
-		Workflows: *flagWorkflows, Sliced: *flagSliced,
+		Workflows: *flagWorkflows, Sliced: *flagSliced, Remote: *flagRemote && hasSSHD(),
 		Controllers: *flagControllers && HasController(bin), ScheduleEvery: *flagSchedule,
 	}
 	if *flagDistributor && !cfg.Distributor {
@@ -73,6 +74,9 @@ func TestFaultInjection(t *testing.T) {
 	}
 	if *flagControllers && !cfg.Controllers {
 		t.Logf("the binary has no controller command: the controller faults are left out")
+	}
+	if *flagRemote && !cfg.Remote {
+		t.Logf("no /usr/sbin/sshd (openssh-server): the remote executor and its faults are left out")
 	}
 	plan, err := NewPlan(cfg)
 	if err != nil {

@@ -117,6 +117,8 @@ type Harness struct {
 	ctls    []*instance  // with Config.Controllers
 	sched   *ScheduleRun // with Config.ScheduleEvery
 	recv    *receiver    // with the schedule
+	sshd    *sshd        // the remote node, with Config.Remote
+	remote  *instance    // the remote executor, with Config.Remote
 	start   time.Time
 
 	mu        sync.Mutex
@@ -213,6 +215,17 @@ func (h *Harness) Run(ctx context.Context) (rep *Report, err error) {
 			in.proxies = append(in.proxies, px)
 		}
 		h.execs = append(h.execs, in)
+	}
+	if cfg.Remote {
+		// After the others: executor faults, which target an index of
+		// the first cfg.Executors, never hit it.
+		h.sshd, err = startSSHD(ctx, filepath.Join(h.OutDir, "sshd"))
+		if err != nil {
+			return nil, err
+		}
+		defer h.sshd.close()
+		h.remote = &instance{role: RoleExecutor, name: "r1"}
+		h.execs = append(h.execs, h.remote)
 	}
 	if err := h.writeDistributorConfig(); err != nil {
 		return nil, err
@@ -403,6 +416,9 @@ func (h *Harness) launch(in *instance) (*process, error) {
 		args = append(args, "executor", "--name", in.name, "--threads", fmt.Sprint(cfg.Threads),
 			"--plugin-dir", h.PluginDir, "--shutdown-grace", "20s",
 			"--plugin-env", EnvLog, "--plugin-env", EnvExecutor)
+		if in == h.remote {
+			args = append(args, "--remote-command", h.remoteCommand(id), "--remote-node", RemoteNode)
+		}
 	case RoleDistributor:
 		args = append(args, "distributor", "--config-dir", h.confDir, "--identifier", id)
 		if cfg.Controllers {
@@ -718,6 +734,8 @@ func (h *Harness) playFaults(ctx context.Context) error {
 			err = h.pauseControllerLeader(ctx, f, &e, probe)
 		case ReceiverDown:
 			err = h.receiverDown(ctx, f, &e, probe)
+		case CutRemoteStream, KillRemoteSSH:
+			err = h.cutRemote(ctx, f, &e, probe)
 		default:
 			err = fmt.Errorf("faults: unknown fault kind %q", f.Kind)
 		}

@@ -69,7 +69,7 @@ func (r *Report) Summary() string {
 			kind += " (" + f.Scope + ")"
 		}
 		inflight, rerun := "-", "-"
-		if f.Kind.executorFault() {
+		if f.Kind.executorFault() || f.Kind.remoteFault() {
 			inflight, rerun = fmt.Sprint(f.InFlight), fmt.Sprint(f.Rerun)
 		}
 		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", f.N, f.Offset, kind, f.Target, held,

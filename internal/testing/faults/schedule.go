@@ -82,11 +82,29 @@ const (
 	// (connections refused), then starts it again on the same address: the
 	// notification sender must deliver every notice at least once.
 	ReceiverDown Kind = "receiver-down"
+	// CutRemoteStream kills the worker of a job the remote executor runs
+	// on its node over SSH, mid-job: the stream ends without its final
+	// record (the recorder plugin dies with its worker). The executor must
+	// apply the action's lost-job policy (the recorder's: run it again),
+	// and only once the cut run has stopped.
+	CutRemoteStream Kind = "cut-remote-stream"
+	// KillRemoteSSH kills the sshd processes serving the connection of a
+	// job the remote executor runs, mid-job: the executor's ssh client
+	// sees the connection close, the worker its stream; the job is
+	// handled as after CutRemoteStream, and the worker must stop the
+	// orphaned run before the job runs again.
+	KillRemoteSSH Kind = "kill-remote-ssh"
 )
 
 // Kinds lists every kind of fault.
 var Kinds = []Kind{KillExecutor, PauseExecutor, PartitionExecutor, SilenceExecutor, KillZKLeader, PauseZK, PartitionZK, RestartEnsemble,
-	KillDistributorLeader, PauseDistributorLeader, ElasticsearchDown, KillControllerLeader, PauseControllerLeader, ReceiverDown}
+	KillDistributorLeader, PauseDistributorLeader, ElasticsearchDown, KillControllerLeader, PauseControllerLeader, ReceiverDown,
+	CutRemoteStream, KillRemoteSSH}
+
+// remoteFault reports whether k is aimed at the remote executor's node.
+func (k Kind) remoteFault() bool {
+	return k == CutRemoteStream || k == KillRemoteSSH
+}
 
 // distributorFault reports whether k is aimed at the distributor.
 func (k Kind) distributorFault() bool {
@@ -163,6 +181,10 @@ type Config struct {
 	// slices. They need the distributor, whose elected instance runs the
 	// scheduler and the container repair.
 	Sliced int
+	// Remote adds an executor that runs its jobs on a remote node through
+	// `jobengine worker` over SSH (the harness's loopback sshd; the node's
+	// plugin directory holds the recorder), and the remote faults.
+	Remote bool `json:"remote,omitempty"`
 	// Cycle plays the kinds in turn (every kind once, then again, in the
 	// order of Kinds) instead of every kind once and a random mix: the
 	// soak's schedule, where each kind comes back at a steady rate.
@@ -184,7 +206,7 @@ func (c Config) WithDefaults() Config {
 		c.Threads = 3
 	}
 	if c.Duration <= 0 {
-		c.Duration = 160 * time.Second
+		c.Duration = 175 * time.Second
 	}
 	if c.SessionTimeout <= 0 {
 		c.SessionTimeout = 2 * time.Second
@@ -322,7 +344,7 @@ func NewPlan(cfg Config) (*Plan, error) {
 	kinds := make([]Kind, 0, len(Kinds))
 	for _, k := range Kinds {
 		if (!k.distributorFault() || cfg.Distributor) && (k != ElasticsearchDown || cfg.Index) &&
-			(!k.controllerFault() || cfg.Controllers) && (k != ReceiverDown || cfg.ScheduleEvery > 0) {
+			(!k.controllerFault() || cfg.Controllers) && (k != ReceiverDown || cfg.ScheduleEvery > 0) && (!k.remoteFault() || cfg.Remote) {
 			kinds = append(kinds, k)
 		}
 	}
@@ -349,6 +371,9 @@ func NewPlan(cfg Config) (*Plan, error) {
 	}
 	if cfg.ScheduleEvery > 0 {
 		extra = append(extra, ReceiverDown)
+	}
+	if cfg.Remote {
+		extra = append(extra, CutRemoteStream, KillRemoteSSH)
 	}
 	for len(plan) < cfg.Faults {
 		plan = append(plan, extra[fr.IntN(len(extra))])
@@ -402,6 +427,11 @@ func NewPlan(cfg Config) (*Plan, error) {
 			f.TickOffset = time.Duration(tr.IntN(20_000)) * time.Microsecond
 		case ReceiverDown:
 			f.Hold = between(fr, 3*time.Second, 6*time.Second)
+		case CutRemoteStream, KillRemoteSSH:
+			// Not a hold: the time the cut job is held for the node's
+			// orphan bound (3.25s) and a little, planned so that the next
+			// fault comes after it runs again.
+			f.Hold = 4 * time.Second
 		}
 		need += f.Hold + settleTime
 		p.Faults = append(p.Faults, f)
