@@ -442,3 +442,44 @@ func TestDefaultPlansFit(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckRemoteCuts: a remote run cut mid-job must be run again, with a
+// higher attempt; a cut run with no end line ends when its plugin was
+// seen gone, so a rerun after that is no overlap, and one before it is.
+func TestCheckRemoteCuts(t *testing.T) {
+	cutAt := 150
+	remote := func(rerunStart int, gone int) Input {
+		in := base()
+		in.Processes = append(in.Processes, Process{ID: "r1#1", Instance: "r1", Role: RoleExecutor})
+		in.Jobs[0] = doc("job/a", jobs.Success, "x1", 2)
+		in.Runs = []Run{run("cut", "job/a", 1, "r1#1", 100, -1), run("again", "job/a", 2, "x1#1", rerunStart, rerunStart+100), in.Runs[1]}
+		in.Finished["job/a"] = 1
+		in.Faults = []FaultEvent{{N: 1, Kind: CutRemoteStream, At: at(cutAt), HealAt: at(gone), Healed: at(rerunStart), Job: "job/a", Run: "cut", Executor: "r1#1", RunGone: at(gone)}}
+		return in
+	}
+	r := Check(remote(3500, 160))
+	if !r.OK() {
+		t.Fatalf("a cut run rerun after its plugin was gone:\n%s", violations(r))
+	}
+	if len(r.Faults) != 1 || r.Faults[0].Rerun != 1 || r.Faults[0].RerunAfter != Millis(time.Duration(3500-cutAt)*time.Millisecond) {
+		t.Fatalf("figures: %+v", r.Faults)
+	}
+	// The rerun began before the cut run's plugin was gone: two at once.
+	if r := Check(remote(155, 160)); !strings.Contains(violations(r), "ran on two executors at once") {
+		t.Fatalf("an overlap with a cut run went unseen:\n%s", violations(r))
+	}
+	// Never run again: the lost-job policy was not applied.
+	in := remote(3500, 160)
+	in.Runs = []Run{in.Runs[0], in.Runs[2]}
+	in.Jobs[0] = doc("job/a", jobs.Failed, "r1", 1)
+	if r := Check(in); !strings.Contains(violations(r), "never ran again") {
+		t.Fatalf("a cut job that never ran again went unseen:\n%s", violations(r))
+	}
+	// A run that was over before the cut lost nothing.
+	in = remote(3500, 160)
+	in.Runs = []Run{run("cut", "job/a", 1, "r1#1", 100, 120), in.Runs[2]}
+	in.Jobs[0] = doc("job/a", jobs.Success, "r1", 1)
+	if r := Check(in); !r.OK() {
+		t.Fatalf("a run over before the cut:\n%s", violations(r))
+	}
+}
