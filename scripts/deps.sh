@@ -20,6 +20,9 @@ command -v chromium >/dev/null 2>&1 || need="$need chromium"
 # (ansible-playbook, ansible-inventory).
 command -v git >/dev/null 2>&1 || need="$need git"
 command -v ansible-inventory >/dev/null 2>&1 || need="$need ansible-core"
+# Remote nodes over SSH (the command tests and the fault suite start a
+# loopback sshd of their own; no service).
+[ -x /usr/sbin/sshd ] || need="$need openssh-server"
 # The Python example plugin (actions/examples/python): gRPC and protobuf for
 # Python, protoc and its gRPC plugin for Python to generate its stubs.
 /usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || need="$need python3-grpcio"

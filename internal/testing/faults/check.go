@@ -283,6 +283,8 @@ type Report struct {
 	// Occurrences and Notices are set when the run had a schedule.
 	Occurrences *OccurrenceCounts `json:"occurrences,omitempty"`
 	Notices     *NoticeCounts     `json:"notices,omitempty"`
+	// Mail counts the e-mail notices, when the run had the SMTP receiver.
+	Mail *NoticeCounts `json:"mail,omitempty"`
 	// Violations are broken promises; the run fails when there is any.
 	Violations []string `json:"violations"`
 }

@@ -301,7 +301,7 @@ func TestReadRecords(t *testing.T) {
 }
 
 func TestPlanIsReproducible(t *testing.T) {
-	cfg := Config{Seed: 42, Distributor: true, Index: true, Controllers: true, Remote: true}
+	cfg := Config{Seed: 42, Distributor: true, Index: true, Controllers: true, Remote: true, Mail: true}
 	a, err := NewPlan(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -310,7 +310,7 @@ func TestPlanIsReproducible(t *testing.T) {
 	if !reflect.DeepEqual(a, b) {
 		t.Fatal("the same seed gave two plans")
 	}
-	c, _ := NewPlan(Config{Seed: 43, Distributor: true, Index: true, Controllers: true, Remote: true})
+	c, _ := NewPlan(Config{Seed: 43, Distributor: true, Index: true, Controllers: true, Remote: true, Mail: true})
 	if reflect.DeepEqual(a.Faults, c.Faults) {
 		t.Fatal("two seeds gave the same faults")
 	}
@@ -346,7 +346,7 @@ func TestPlanIsReproducible(t *testing.T) {
 		t.Fatalf("%d distinct ids for 600 jobs and %d probes", len(ids), len(Kinds))
 	}
 	// More jobs leave the faults as they were.
-	d, _ := NewPlan(Config{Seed: 42, Distributor: true, Index: true, Controllers: true, Remote: true, Jobs: 5000})
+	d, _ := NewPlan(Config{Seed: 42, Distributor: true, Index: true, Controllers: true, Remote: true, Mail: true, Jobs: 5000})
 	if !reflect.DeepEqual(a.Faults, d.Faults) {
 		t.Fatal("the number of jobs changed the fault schedule")
 	}
@@ -433,12 +433,17 @@ func TestCheckWorkflows(t *testing.T) {
 	}
 }
 
-// TestDefaultPlansFit: with every kind on, the default duration holds
-// every seed's schedule (each fault's hold plus its time to recover).
+// TestDefaultPlansFit: with every kind on, the default duration (and the
+// release size's) holds every seed's schedule (each fault's hold plus its time to recover).
 func TestDefaultPlansFit(t *testing.T) {
 	for seed := uint64(1); seed <= 2000; seed++ {
-		if _, err := NewPlan(Config{Seed: seed, Distributor: true, Index: true, Controllers: true, Remote: true}); err != nil {
+		if _, err := NewPlan(Config{Seed: seed, Distributor: true, Index: true, Controllers: true, Remote: true, Mail: true}); err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
+		}
+		// The release size: 30 faults over 10 minutes.
+		if _, err := NewPlan(Config{Seed: seed, Distributor: true, Index: true, Controllers: true, Remote: true, Mail: true,
+			Jobs: 50, Executors: 5, Duration: 10 * time.Minute, Faults: 30}); err != nil {
+			t.Fatalf("release size, seed %d: %v", seed, err)
 		}
 	}
 }

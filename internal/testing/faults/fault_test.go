@@ -17,7 +17,7 @@ var (
 	flagJobs        = flag.Int("faults.jobs", 0, "workload jobs (default 600)")
 	flagExecutors   = flag.Int("faults.executors", 0, "executor processes (default 3)")
 	flagThreads     = flag.Int("faults.threads", 0, "workers per executor (default 3)")
-	flagDuration    = flag.Duration("faults.duration", 0, "length of the workload and fault schedule (default 2m40s)")
+	flagDuration    = flag.Duration("faults.duration", 0, "length of the workload and fault schedule (default 3m10s)")
 	flagFaults      = flag.Int("faults.faults", 0, "number of faults (default: every kind once)")
 	flagOut         = flag.String("faults.out", "", "directory for the logs, recorder log, plan and report, kept (default: a new temporary directory, removed if the run passed)")
 	flagDrain       = flag.Duration("faults.drain", 2*time.Minute, "how long the queue may take to drain after the workload")
@@ -29,6 +29,7 @@ var (
 	flagIndex       = flag.Bool("faults.index", true, "index into an in-process Elasticsearch, stop it for a while, and check the history at the end")
 	flagWorkflows   = flag.Int("faults.workflows", 0, "workflows launched over the workload, run by the maintenance leader (default 4; -1: none)")
 	flagRemote      = flag.Bool("faults.remote", true, "run an executor whose jobs run on a remote node through `jobengine worker` over SSH (a loopback sshd), and cut its streams and connections")
+	flagMail        = flag.Bool("faults.mail", true, "the schedule's jobs also notify an e-mail template sent to an SMTP receiver (python3-aiosmtpd) that the harness kills once")
 	flagSliced      = flag.Int("faults.sliced", 0, "sliced template launches over the workload, their slices scheduled by the maintenance leader (default 4; -1: none)")
 )
 
@@ -66,7 +67,7 @@ func TestFaultInjection(t *testing.T) {
 		Seed: seed, Jobs: *flagJobs, Executors: *flagExecutors, Threads: *flagThreads,
 		Duration: *flagDuration, Faults: *flagFaults, TickInterval: *flagTick,
 		Distributor: *flagDistributor && HasDistributor(bin), Index: *flagIndex, Scheduled: *flagScheduled,
-		Workflows: *flagWorkflows, Sliced: *flagSliced, Remote: *flagRemote && hasSSHD(),
+		Workflows: *flagWorkflows, Sliced: *flagSliced, Remote: *flagRemote && hasSSHD(), Mail: *flagMail && HasSMTP(),
 		Controllers: *flagControllers && HasController(bin), ScheduleEvery: *flagSchedule,
 	}
 	if *flagDistributor && !cfg.Distributor {
@@ -74,6 +75,9 @@ func TestFaultInjection(t *testing.T) {
 	}
 	if *flagControllers && !cfg.Controllers {
 		t.Logf("the binary has no controller command: the controller faults are left out")
+	}
+	if *flagMail && !cfg.Mail {
+		t.Logf("no %s with aiosmtpd (python3-aiosmtpd): the e-mail notices and smtp-down are left out", smtpPython)
 	}
 	if *flagRemote && !cfg.Remote {
 		t.Logf("no /usr/sbin/sshd (openssh-server): the remote executor and its faults are left out")

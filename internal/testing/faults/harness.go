@@ -117,6 +117,7 @@ type Harness struct {
 	ctls    []*instance  // with Config.Controllers
 	sched   *ScheduleRun // with Config.ScheduleEvery
 	recv    *receiver    // with the schedule
+	mail    *mailServer  // the SMTP receiver, with Config.Mail
 	sshd    *sshd        // the remote node, with Config.Remote
 	remote  *instance    // the remote executor, with Config.Remote
 	start   time.Time
@@ -242,6 +243,13 @@ func (h *Harness) Run(ctx context.Context) (rep *Report, err error) {
 			return nil, err
 		}
 		defer stop()
+		if cfg.Mail {
+			stop, err := h.setUpMail(ctx)
+			if err != nil {
+				return nil, err
+			}
+			defer stop()
+		}
 	}
 	for _, in := range h.instances() {
 		if _, err := h.startProcess(ctx, in); err != nil {
@@ -736,6 +744,8 @@ func (h *Harness) playFaults(ctx context.Context) error {
 			err = h.receiverDown(ctx, f, &e, probe)
 		case CutRemoteStream, KillRemoteSSH:
 			err = h.cutRemote(ctx, f, &e, probe)
+		case SMTPDown:
+			err = h.smtpDown(ctx, f, &e, probe)
 		default:
 			err = fmt.Errorf("faults: unknown fault kind %q", f.Kind)
 		}

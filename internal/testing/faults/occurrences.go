@@ -75,11 +75,15 @@ func checkScheduleEvery(d time.Duration) error {
 func (h *Harness) setUpSchedule(ctx context.Context) error {
 	every := h.Plan.Config.ScheduleEvery
 	payload, _ := json.Marshal(Payload{SleepMS: 50})
+	notices := []string{hookName}
+	if h.mail != nil {
+		notices = append(notices, mailName)
+	}
 	prio := distributorPriority
 	sc := &schedules.Schedule{
 		Name: scheduleName, Enabled: true, Cron: fmt.Sprintf("*/%d * * * * *", int(every/time.Second)), TimeZone: "UTC",
 		Launch: schedules.Launch{Job: &schedules.JobSpec{Action: RecordAction, Priority: &prio, Payload: payload,
-			Notifications: jobs.Notifications{Success: []string{hookName}, Failure: []string{hookName}}}},
+			Notifications: jobs.Notifications{Success: notices, Failure: notices}}},
 	}
 	if err := schedules.NewStore(h.conn).Create(ctx, sc); err != nil {
 		return fmt.Errorf("faults: the schedule: %w", err)

@@ -51,6 +51,12 @@ type Notices struct {
 	// Refused counts requests the receiver refused (bad signature or
 	// body): none is expected.
 	Refused int
+	// Mail names the e-mail template, when the run had the SMTP
+	// receiver; MailDeliveries are the e-mails it accepted, MailRefused
+	// those that did not say which notice they are.
+	Mail           string     `json:"mail,omitempty"`
+	MailDeliveries []Delivery `json:"mail_deliveries,omitempty"`
+	MailRefused    int        `json:"mail_refused,omitempty"`
 }
 
 // NoticeCounts sums up the notifications.
@@ -246,7 +252,12 @@ func (h *Harness) notices(ctx context.Context) (*Notices, error) {
 		return nil, err
 	}
 	ds, refused := h.recv.snapshot()
-	return &Notices{Hook: hookName, Deliveries: ds, Pending: len(pending), Parked: len(parked), Refused: refused}, nil
+	n := &Notices{Hook: hookName, Deliveries: ds, Pending: len(pending), Parked: len(parked), Refused: refused}
+	if h.mail != nil {
+		n.Mail = mailName
+		n.MailDeliveries, n.MailRefused = h.mail.snapshot()
+	}
+	return n, nil
 }
 
 // checkNotices: every final job that notifies the hook of its outcome
@@ -270,9 +281,25 @@ func checkNotices(r *Report, in Input, docs map[string]*jobs.Job) {
 	if n.Refused > 0 {
 		r.violate("notifications: the receiver refused %d requests (bad signature or body)", n.Refused)
 	}
+	countNotices(r, in, docs, c, n.Hook, n.Deliveries)
+	if n.Mail != "" {
+		m := &NoticeCounts{Deliveries: len(n.MailDeliveries)}
+		r.Mail = m
+		if n.MailRefused > 0 {
+			r.violate("notifications: the SMTP receiver got %d e-mails that name no notice of %s (X-Jobengine-Delivery, Message-ID)", n.MailRefused, n.Mail)
+		}
+		countNotices(r, in, docs, m, n.Mail, n.MailDeliveries)
+	}
+}
+
+// countNotices applies the at-least-once rule to the deliveries of one
+// template: every final job that notifies it of its outcome got one
+// notice (one key) at least once; every delivery is explained by a job's
+// state; keys delivered more than once are counted and named.
+func countNotices(r *Report, in Input, docs map[string]*jobs.Job, c *NoticeCounts, tmpl string, deliveries []Delivery) {
 	times := map[string]int{}     // key → deliveries
 	keys := map[string][]string{} // job + event → distinct keys
-	for _, d := range n.Deliveries {
+	for _, d := range deliveries {
 		if times[d.ID] == 0 {
 			keys[d.Job+" "+string(d.Event)] = append(keys[d.Job+" "+string(d.Event)], d.ID)
 		}
@@ -281,21 +308,21 @@ func checkNotices(r *Report, in Input, docs map[string]*jobs.Job) {
 		switch {
 		case !ok:
 			r.violate("notifications: %s (%s) is about job %s, which does not exist", d.ID, d.Event, d.Job)
-		case !notifies(j, d.Event, n.Hook):
-			r.violate("notifications: %s is a %s notice of job %s, which does not notify %s of it", d.ID, d.Event, d.Job, n.Hook)
+		case !notifies(j, d.Event, tmpl):
+			r.violate("notifications: %s is a %s notice of job %s, which does not notify %s of it", d.ID, d.Event, d.Job, tmpl)
 		case d.Event != jobs.NotifyStarted && d.Event != outcome(j.State):
 			r.violate("notifications: %s is a %s notice of job %s, which ended %s", d.ID, d.Event, d.Job, j.State)
 		}
 	}
 	for _, j := range in.Jobs {
 		ev := outcome(j.State)
-		if ev == "" || !notifies(j, ev, n.Hook) {
+		if ev == "" || !notifies(j, ev, tmpl) {
 			continue
 		}
 		c.Expected++
 		switch ks := keys[j.ID+" "+string(ev)]; len(ks) {
 		case 0:
-			r.violate("notifications: job %s ended %s and its %s notice never arrived", j.ID, j.State, ev)
+			r.violate("notifications: job %s ended %s and its %s notice never arrived (%s)", j.ID, j.State, ev, tmpl)
 		case 1:
 			c.Delivered++
 		default:

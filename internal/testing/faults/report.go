@@ -56,6 +56,14 @@ func (r *Report) Summary() string {
 		fmt.Fprintf(&b, "notices:   %d expected, %d delivered at least once, in %d deliveries; duplicates: %d%s; left in the outbox %d, parked %d\n",
 			n.Expected, n.Delivered, n.Deliveries, n.Duplicates, dups, n.Pending, n.Parked)
 	}
+	if m := r.Mail; m != nil {
+		dups := ""
+		if len(m.DuplicateKeys) > 0 {
+			dups = " (" + strings.Join(m.DuplicateKeys, ", ") + ")"
+		}
+		fmt.Fprintf(&b, "e-mails:   %d expected, %d delivered at least once, in %d e-mails; duplicates: %d%s\n",
+			m.Expected, m.Delivered, m.Deliveries, m.Duplicates, dups)
+	}
 	fmt.Fprintf(&b, "faults:    %d injected\n", len(r.Faults))
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  #\tAT\tFAULT\tTARGET\tHELD\tPROBE RUNS AFTER\tIN-FLIGHT\tRERUN\tRERUN AFTER\tREJOIN\tNEW LEADER\tNEXT TICK\tSTOPPED RUNS\tNOTE")
@@ -96,6 +104,9 @@ func (r *Report) Summary() string {
 		}
 		if r.Notices != nil {
 			b.WriteString(", every notice delivered")
+		}
+		if r.Mail != nil {
+			b.WriteString(" (e-mails too)")
 		}
 		b.WriteString("\n")
 	} else {

@@ -94,12 +94,16 @@ const (
 	// handled as after CutRemoteStream, and the worker must stop the
 	// orphaned run before the job runs again.
 	KillRemoteSSH Kind = "kill-remote-ssh"
+	// SMTPDown kills the harness's SMTP receiver for Hold (connections
+	// refused), then starts it again on the same port: the notification
+	// sender must deliver every e-mail notice at least once.
+	SMTPDown Kind = "smtp-down"
 )
 
 // Kinds lists every kind of fault.
 var Kinds = []Kind{KillExecutor, PauseExecutor, PartitionExecutor, SilenceExecutor, KillZKLeader, PauseZK, PartitionZK, RestartEnsemble,
 	KillDistributorLeader, PauseDistributorLeader, ElasticsearchDown, KillControllerLeader, PauseControllerLeader, ReceiverDown,
-	CutRemoteStream, KillRemoteSSH}
+	CutRemoteStream, KillRemoteSSH, SMTPDown}
 
 // remoteFault reports whether k is aimed at the remote executor's node.
 func (k Kind) remoteFault() bool {
@@ -133,7 +137,7 @@ type Config struct {
 	// Threads is the number of workers of each executor (default 3).
 	Threads int
 	// Duration is the length of the workload, during which jobs are
-	// submitted and faults injected (default 2m40s).
+	// submitted and faults injected (default 3m10s).
 	Duration time.Duration
 	// Faults is the number of faults (default: every kind that applies
 	// once); the schedule holds every kind at least once when there is
@@ -185,6 +189,10 @@ type Config struct {
 	// `jobengine worker` over SSH (the harness's loopback sshd; the node's
 	// plugin directory holds the recorder), and the remote faults.
 	Remote bool `json:"remote,omitempty"`
+	// Mail has the schedule's jobs also notify an e-mail template sent to
+	// an SMTP receiver the harness runs (python3-aiosmtpd), which adds
+	// its fault. It needs the schedule.
+	Mail bool `json:"mail,omitempty"`
 	// Cycle plays the kinds in turn (every kind once, then again, in the
 	// order of Kinds) instead of every kind once and a random mix: the
 	// soak's schedule, where each kind comes back at a steady rate.
@@ -206,7 +214,7 @@ func (c Config) WithDefaults() Config {
 		c.Threads = 3
 	}
 	if c.Duration <= 0 {
-		c.Duration = 175 * time.Second
+		c.Duration = 190 * time.Second
 	}
 	if c.SessionTimeout <= 0 {
 		c.SessionTimeout = 2 * time.Second
@@ -314,6 +322,9 @@ func NewPlan(cfg Config) (*Plan, error) {
 	if !cfg.Controllers {
 		p.Config.ScheduleEvery, cfg.ScheduleEvery = -1, -1
 	}
+	if cfg.ScheduleEvery <= 0 {
+		p.Config.Mail, cfg.Mail = false, false
+	}
 
 	// Jobs are submitted in batches spread over the first 90% of the
 	// workload, leaving its end for the queue to drain.
@@ -344,7 +355,8 @@ func NewPlan(cfg Config) (*Plan, error) {
 	kinds := make([]Kind, 0, len(Kinds))
 	for _, k := range Kinds {
 		if (!k.distributorFault() || cfg.Distributor) && (k != ElasticsearchDown || cfg.Index) &&
-			(!k.controllerFault() || cfg.Controllers) && (k != ReceiverDown || cfg.ScheduleEvery > 0) && (!k.remoteFault() || cfg.Remote) {
+			(!k.controllerFault() || cfg.Controllers) && (k != ReceiverDown || cfg.ScheduleEvery > 0) && (!k.remoteFault() || cfg.Remote) &&
+			(k != SMTPDown || cfg.Mail && cfg.ScheduleEvery > 0) {
 			kinds = append(kinds, k)
 		}
 	}
@@ -374,6 +386,9 @@ func NewPlan(cfg Config) (*Plan, error) {
 	}
 	if cfg.Remote {
 		extra = append(extra, CutRemoteStream, KillRemoteSSH)
+	}
+	if cfg.Mail && cfg.ScheduleEvery > 0 {
+		extra = append(extra, SMTPDown)
 	}
 	for len(plan) < cfg.Faults {
 		plan = append(plan, extra[fr.IntN(len(extra))])
@@ -427,6 +442,10 @@ func NewPlan(cfg Config) (*Plan, error) {
 			f.TickOffset = time.Duration(tr.IntN(20_000)) * time.Microsecond
 		case ReceiverDown:
 			f.Hold = between(fr, 3*time.Second, 6*time.Second)
+		case SMTPDown:
+			// Longer than the schedule's interval (5s by default), so
+			// that an occurrence's e-mail is due while it is down.
+			f.Hold = cfg.ScheduleEvery + between(fr, time.Second, 3*time.Second)
 		case CutRemoteStream, KillRemoteSSH:
 			// Not a hold: the time the cut job is held for the node's
 			// orphan bound (3.25s) and a little, planned so that the next
