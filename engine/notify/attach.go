@@ -95,32 +95,52 @@ func (s *Store) readAttachment(ctx context.Context, kind AttachKind, target stri
 // Attach attaches template name to target of kind for event ev. The
 // template must exist. Attaching twice is harmless.
 func (s *Store) Attach(ctx context.Context, kind AttachKind, target string, ev jobs.NotifyEvent, name string) error {
+	return s.AttachEvents(ctx, kind, target, name, ev)
+}
+
+// AttachEvents attaches template name to target of kind for every event
+// of events, in one write. The template must exist.
+func (s *Store) AttachEvents(ctx context.Context, kind AttachKind, target, name string, events ...jobs.NotifyEvent) error {
 	if _, _, err := s.Get(ctx, name); err != nil {
 		return err
 	}
 	return s.editAttachment(ctx, kind, target, func(n *jobs.Notifications) error {
-		n.Add(ev, name)
+		for _, ev := range events {
+			n.Add(ev, name)
+		}
 		return n.Validate()
 	})
 }
 
 // Detach removes template name from target of kind for event ev.
 func (s *Store) Detach(ctx context.Context, kind AttachKind, target string, ev jobs.NotifyEvent, name string) error {
+	return s.DetachEvents(ctx, kind, target, name, ev)
+}
+
+// DetachEvents removes template name from target of kind for every event
+// of events, in one write: when it is not attached for one of them,
+// nothing changes.
+func (s *Store) DetachEvents(ctx context.Context, kind AttachKind, target, name string, events ...jobs.NotifyEvent) error {
 	return s.editAttachment(ctx, kind, target, func(n *jobs.Notifications) error {
-		var list *[]string
-		switch ev {
-		case jobs.NotifyStarted:
-			list = &n.Started
-		case jobs.NotifySuccess:
-			list = &n.Success
-		default:
-			list = &n.Failure
+		for i, ev := range events {
+			if slices.Contains(events[:i], ev) {
+				continue
+			}
+			var list *[]string
+			switch ev {
+			case jobs.NotifyStarted:
+				list = &n.Started
+			case jobs.NotifySuccess:
+				list = &n.Success
+			default:
+				list = &n.Failure
+			}
+			i := slices.Index(*list, name)
+			if i < 0 {
+				return fmt.Errorf("%w: %s is not attached to %s %s for %s", ErrNotFound, name, kind, target, ev)
+			}
+			*list = slices.Delete(*list, i, i+1)
 		}
-		i := slices.Index(*list, name)
-		if i < 0 {
-			return fmt.Errorf("%w: %s is not attached to %s %s for %s", ErrNotFound, name, kind, target, ev)
-		}
-		*list = slices.Delete(*list, i, i+1)
 		return nil
 	})
 }
