@@ -223,7 +223,7 @@ func checkTarget(kind, target string) (notify.AttachKind, error) {
 	if err != nil {
 		return "", badField("kind", "kind %q: want action, template, workflow or inventory", kind)
 	}
-	if target == "" || len(target) > 64 || target == "." || target == ".." || strings.ContainsAny(target, " /\t\r\n") {
+	if !notify.ValidTarget(target) {
 		return "", badField("target", "target %q: give the name of the %s, 1–64 characters without spaces or slashes", target, k)
 	}
 	return k, nil

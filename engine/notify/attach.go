@@ -48,9 +48,9 @@ type Attachment struct {
 	Notifications jobs.Notifications `json:"notifications"`
 }
 
-// validTarget reports whether s can name what a template is attached to:
+// ValidTarget reports whether s can name what a template is attached to:
 // one path element, as an action name is.
-func validTarget(s string) bool {
+func ValidTarget(s string) bool {
 	return s != "" && len(s) <= 64 && s != "." && s != ".." && !strings.ContainsAny(s, " /\t\r\n")
 }
 
@@ -66,7 +66,7 @@ func (s *Store) AttachedTo(ctx context.Context, kind AttachKind, target string) 
 
 // readAttachment reads an attachment and its version (-1: none).
 func (s *Store) readAttachment(ctx context.Context, kind AttachKind, target string) (jobs.Notifications, int32, error) {
-	if !validTarget(target) {
+	if !ValidTarget(target) {
 		return jobs.Notifications{}, 0, fmt.Errorf("%w: %s %q: give 1–64 characters without spaces or slashes", ErrInvalid, kind, target)
 	}
 	var data []byte
@@ -229,7 +229,7 @@ func (s *Store) Resolve(ctx context.Context, t Target) (jobs.Notifications, erro
 		kind AttachKind
 		name string
 	}{{AttachAction, t.Action}, {AttachTemplate, t.Template}, {AttachWorkflow, t.Workflow}, {AttachInventory, t.Inventory}} {
-		if p.name == "" || !validTarget(p.name) {
+		if p.name == "" || !ValidTarget(p.name) {
 			continue
 		}
 		n, err := s.AttachedTo(ctx, p.kind, p.name)
