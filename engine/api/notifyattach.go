@@ -1,10 +1,12 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/notify"
@@ -66,7 +68,8 @@ func (s *Server) notificationAttachRoutes() []route {
 		{method: "POST", pattern: Prefix + "/notification-templates/{name}/attachments", handle: s.attachNotification},
 		{method: "DELETE", pattern: Prefix + "/notification-templates/{name}/attachments/{kind}/{target}", handle: s.detachNotification},
 		// A test delivery lasts up to the template's timeout (at most
-		// notify.MaxTimeout), longer than the request timeout.
+		// notify.MaxTimeout), longer than the request timeout: the
+		// handler sets its own bound.
 		{method: "POST", pattern: Prefix + "/notification-templates/{name}/test", stream: true, handle: s.testNotification},
 		{method: "GET", pattern: Prefix + "/notifications", handle: s.listNotices},
 		{method: "POST", pattern: Prefix + "/notifications/retry", handle: s.retryNotices},
@@ -319,7 +322,15 @@ func (s *Server) testNotification(rq *request) error {
 	if err != nil {
 		return err
 	}
-	err = s.notify.Test(rq.ctx, t.Name)
+	// The route has no request timeout: the delivery's own bound, and
+	// the request timeout for the reads around it.
+	limit := time.Duration(t.Timeout)
+	if limit <= 0 {
+		limit = notify.DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(rq.ctx, limit+s.cfg.RequestTimeout)
+	defer cancel()
+	err = s.notify.Test(ctx, t.Name)
 	switch {
 	case err == nil:
 		return rq.reply(http.StatusOK, testResult{Name: t.Name, Delivered: true})
