@@ -320,3 +320,49 @@ func TestMachineCredentialOverSSH(t *testing.T) {
 		t.Fatalf("transmitted with its credential: exit %d, job %s %q\n%s", code, got.State, got.StatusMessage, out)
 	}
 }
+
+// TestKilledExecutorEndsItsRemoteRun: an executor killed by SIGKILL while
+// a job runs on its node takes the ssh connection with it — its ssh client
+// finds its stdout's reader gone and ends the session — and the worker,
+// finding its own stdout's reader (sshd) gone, stops the run at once: even
+// a worker without keepalives, whose silent run would otherwise go on
+// while the lost job runs again elsewhere.
+func TestKilledExecutorEndsItsRemoteRun(t *testing.T) {
+	sshd := startSSHD(t)
+	root := testRoot(t)
+	s := testStore(t, root)
+	// --kill-grace 3s marks this test's worker among the processes.
+	const tail = " worker --enable-test-actions --kill-grace 3s\x00"
+	command := fmt.Sprintf("ssh -T -i %s -p %d -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR {node} %s%s",
+		sshd.key, sshd.port, filepath.Join(builtBinaries(t), "jobengine"), strings.TrimSuffix(tail, "\x00"))
+	running := func() bool {
+		files, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			argv := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+			if filepath.Base(argv[0]) == "jobengine" && strings.HasSuffix(strings.Join(argv, " ")+"\x00", tail) {
+				return true
+			}
+		}
+		return false
+	}
+	d := startDaemon(t, root, "executor", "--threads", "1", "--plugin-dir", t.TempDir(), "--enable-test-actions",
+		"--remote-command", command, "--remote-node", "127.0.0.1")
+	d.waitLog(30*time.Second, "remote node ready", `"node":"127.0.0.1"`)
+	j := createJob(t, s, "sleep", `{"duration": "600s"}`)
+	poll.For(t, 60*time.Second, 50*time.Millisecond, func() error {
+		got, _, err := s.Get(t.Context(), j.ID)
+		if err != nil || got.State != jobs.Running || !running() {
+			return errors.New("not running remotely yet")
+		}
+		return nil
+	})
+	d.signal(syscall.SIGKILL)
+	d.wait(30 * time.Second)
+	poll.For(t, 30*time.Second, 100*time.Millisecond, func() error {
+		if running() {
+			return errors.New("the remote worker of the killed executor still runs")
+		}
+		return nil
+	})
+}
