@@ -331,8 +331,8 @@ func TestKilledExecutorEndsItsRemoteRun(t *testing.T) {
 	sshd := startSSHD(t)
 	root := testRoot(t)
 	s := testStore(t, root)
-	// --kill-grace 3s marks this test's worker among the processes.
-	const tail = " worker --enable-test-actions --kill-grace 3s\x00"
+	// A kill grace of its own marks this run's worker among the processes.
+	tail := fmt.Sprintf(" worker --enable-test-actions --kill-grace %dms\x00", 3000+os.Getpid()%1000)
 	command := fmt.Sprintf("ssh -T -i %s -p %d -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR {node} %s%s",
 		sshd.key, sshd.port, filepath.Join(builtBinaries(t), "jobengine"), strings.TrimSuffix(tail, "\x00"))
 	running := func() bool {
