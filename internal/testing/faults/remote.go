@@ -248,6 +248,9 @@ func (h *Harness) cutRemote(ctx context.Context, f Fault, e *FaultEvent, probe f
 	if worker == 0 {
 		return fmt.Errorf("faults: the plugin process %d of run %s is gone", rec.PID, rec.Run)
 	}
+	if cl, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", worker)); !strings.Contains(string(cl), "\x00worker\x00") {
+		return fmt.Errorf("faults: the parent %d of run %s's plugin is not a jobengine worker: %q", worker, rec.Run, cl)
+	}
 	e.Job, e.Run, e.Executor = rec.Job, rec.Run, rec.Executor
 	var victims []int
 	switch f.Kind {
