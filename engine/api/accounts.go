@@ -97,7 +97,7 @@ func (s *Server) createUser(rq *request) error {
 	}
 	u, err := s.access.CreateUser(rq.ctx, n)
 	if err != nil {
-		return validated(err)
+		return err // bad input 400, a name taken 409 (toError)
 	}
 	rq.w.Header().Set("Location", Prefix+"/users/"+u.Name)
 	return rq.reply(http.StatusCreated, u.View())
@@ -178,10 +178,7 @@ func (s *Server) patchUser(rq *request) error {
 		return nil
 	})
 	if err != nil {
-		if err := rq.conflicted(err, "user", u.Name); errors.As(err, new(*Error)) {
-			return err
-		}
-		return validated(err)
+		return rq.conflicted(err, "user", u.Name)
 	}
 	rq.setETag(written)
 	return rq.reply(http.StatusOK, next.View())
@@ -242,7 +239,7 @@ func (s *Server) setPassword(rq *request) error {
 		}
 	}
 	if err := s.access.SetPassword(rq.ctx, u.Name, in.Password); err != nil {
-		return validated(err)
+		return err
 	}
 	return rq.noContent()
 }
@@ -306,7 +303,7 @@ func (s *Server) createTeam(rq *request) error {
 		t.Members = *in.Members
 	}
 	if err := s.access.CreateTeam(rq.ctx, t); err != nil {
-		return validated(err)
+		return err // bad input 400, a name taken 409 (toError)
 	}
 	rq.w.Header().Set("Location", Prefix+"/teams/"+t.Name)
 	return rq.reply(http.StatusCreated, t)
@@ -371,10 +368,7 @@ func (s *Server) patchTeam(rq *request) error {
 		return nil
 	})
 	if err != nil {
-		if err := rq.conflicted(err, "team", t.Name); errors.As(err, new(*Error)) {
-			return err
-		}
-		return validated(err)
+		return rq.conflicted(err, "team", t.Name)
 	}
 	rq.setETag(written)
 	return rq.reply(http.StatusOK, next)
@@ -427,7 +421,7 @@ func (s *Server) changeMembers(rq *request) error {
 		return nil
 	})
 	if err != nil {
-		return validated(err)
+		return err
 	}
 	rq.setETag(written)
 	return rq.reply(http.StatusOK, next)
