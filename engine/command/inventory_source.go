@@ -7,8 +7,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/jobengine/jobengine/engine/inventory"
-	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/invsource"
+	"github.com/jobengine/jobengine/engine/jobs"
 )
 
 func inventorySourceCommand() *cli.Command {
