@@ -293,3 +293,62 @@ func TestCLIConcurrentEditsThroughAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestCLIExitCodesThroughAPI: a problem only the server sees exits
+// through the API as it exits with ZooKeeper: bad input the controller
+// refuses (a template a workflow names that does not exist, a cycle, an
+// inventory that does not exist) 2; an object that does not exist, a name
+// taken or an object in use 1; nothing written either way.
+func TestCLIExitCodesThroughAPI(t *testing.T) {
+	e := newAPIEnv(t)
+	dir := t.TempDir()
+	wfFile := writeFile(t, dir, "wf.yaml", "nodes:\n  - id: a\n    template: tpl\n", 0o600)
+	missing := writeFile(t, dir, "missing.yaml", "nodes:\n  - id: a\n    template: nope\n", 0o600)
+	cycle := writeFile(t, dir, "cycle.yaml", "nodes:\n  - id: a\n    template: tpl\n    success: [a]\n", 0o600)
+	invFile := writeFile(t, dir, "inv.json", `{"web": {"hosts": ["w1"]}}`, 0o600)
+	for _, args := range [][]string{
+		{"template", "create", "tz", "--action", "echo"}, {"template", "create", "ta", "--action", "echo"},
+		{"workflow", "create", "wz", "--file", wfFile}, {"workflow", "create", "wa", "--file", wfFile},
+		{"inventory", "create", "iz", "--file", invFile}, {"inventory", "create", "ia", "--file", invFile},
+		{"project", "create", "pz", "--directory", "/srv/p"}, {"project", "create", "pa", "--directory", "/srv/p"},
+		{"schedule", "create", "sz", "--cron", "0 2 * * *", "--template", "tpl"}, {"schedule", "create", "sa", "--cron", "0 2 * * *", "--template", "tpl"},
+	} {
+		if _, errOut, code := e.zk(args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut)
+		}
+	}
+	before, _, _ := e.zk("template", "show", "--json", "ta")
+	for _, c := range []struct {
+		code int
+		args []string
+	}{
+		{2, []string{"template", "edit", "tTWIN", "--inventory", "nope"}},
+		{2, []string{"template", "create", "xTWIN", "--action", "echo", "--inventory", "nope"}},
+		{1, []string{"template", "create", "tTWIN", "--action", "echo"}},
+		{1, []string{"template", "edit", "nopeTWIN", "--description", "x"}},
+		{1, []string{"template", "delete", "nopeTWIN"}},
+		{1, []string{"template", "show", "nopeTWIN"}},
+		{1, []string{"template", "launch", "nopeTWIN"}},
+		{2, []string{"template", "launch", "tTWIN", "--limit", "web"}},
+		{2, []string{"workflow", "create", "xTWIN", "--file", missing}},
+		{2, []string{"workflow", "edit", "wTWIN", "--file", cycle}},
+		{2, []string{"workflow", "edit", "wTWIN", "--file", missing}},
+		{1, []string{"workflow", "create", "wTWIN", "--file", wfFile}},
+		{1, []string{"workflow", "edit", "nopeTWIN", "--description", "x"}},
+		{1, []string{"workflow", "launch", "nopeTWIN"}},
+		{1, []string{"schedule", "create", "sTWIN", "--cron", "0 2 * * *", "--template", "tpl"}},
+		{1, []string{"schedule", "edit", "nopeTWIN", "--cron", "0 3 * * *"}},
+		{1, []string{"schedule", "delete", "nopeTWIN"}},
+		{1, []string{"project", "create", "pTWIN", "--directory", "/srv/p"}},
+		{1, []string{"project", "delete", "nopeTWIN"}},
+		{1, []string{"inventory", "delete", "nopeTWIN"}},
+		{1, []string{"job", "show", "job/00000000-0000-4000-8000-000000000000"}},
+	} {
+		if _, errOut, code := e.twins(e.admin, c.args...); code != c.code {
+			t.Errorf("%v: exit %d, want %d:\n%s", c.args, code, c.code, errOut)
+		}
+	}
+	if after, _, _ := e.zk("template", "show", "--json", "ta"); after != before {
+		t.Errorf("refused commands changed template ta:\n%s\nwas\n%s", after, before)
+	}
+}
