@@ -262,6 +262,16 @@ func opAt(ops []interface{}, i int) interface{} {
 	return ops[i]
 }
 
+// ensureDir creates the directory dir if its own parent exists; it leaves
+// alone a dir whose parent is gone.
+func ensureDir(conn *zkconn.Conn, dir string) error {
+	_, err := conn.Create(dir, nil, 0, zkconn.ACL)
+	if err == nil || errors.Is(err, zk.ErrNodeExists) || errors.Is(err, zk.ErrNoNode) {
+		return nil
+	}
+	return err
+}
+
 // ensureParent creates the parent directories of a node about to be
 // created; the parent of a queue entry gets the rest of its queue's
 // directories too (taken, owners), so the queue works at once.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -379,14 +380,24 @@ func (s *Store) createFenced(ctx context.Context, ns []NewJob, resolve bool, ext
 				return err
 			}
 			// A missing directory (a new shard, a fresh root): create the
-			// queue's directories and the parents of every path, and try
-			// once more.
+			// queue's directories and the parents of the jobs' paths, and
+			// try once more. A caller's own create gets its directory
+			// only where that directory's parent exists: a node whose
+			// whole branch is gone (the generation an inventory pin was
+			// for) must stay gone, and its create fail.
 			if err := s.q.EnsureSync(); err != nil {
 				return err
 			}
-			for _, op := range ops {
-				if c, ok := op.(*zk.CreateRequest); ok {
+			for k, op := range ops {
+				c, ok := op.(*zk.CreateRequest)
+				switch {
+				case !ok:
+				case k < nOwn:
 					if err := ensureParent(s.conn, c.Path); err != nil {
+						return err
+					}
+				default:
+					if err := ensureDir(s.conn, path.Dir(c.Path)); err != nil {
 						return err
 					}
 				}

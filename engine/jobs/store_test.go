@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
 	"github.com/jobengine/jobengine/internal/testing/zktest"
 
 	"github.com/jobengine/jobengine/engine/zkconn"
@@ -316,5 +317,32 @@ func TestStatusMessageTruncated(t *testing.T) {
 	got := TruncateStatus(long)
 	if len(got) > MaxStatusMessage || !strings.HasSuffix(got, "…") || !json.Valid([]byte(fmt.Sprintf("%q", got))) {
 		t.Fatalf("truncated to %d bytes", len(got))
+	}
+}
+
+// A caller's create in the job's transaction gets its missing directory
+// (a fresh root's index), but a node whose whole branch is gone (the
+// generation an inventory pin was for) is not brought back: the create
+// fails at that operation and nothing is written.
+func TestCreateFencedBringsBackNoRemovedBranch(t *testing.T) {
+	s := newStore(t, StoreConfig{})
+	ctx := ctxT(t)
+	index := &zk.CreateRequest{Path: s.conn.Path("an-index", "x"), Acl: zkconn.ACL}
+	if _, err := s.CreateFenced(ctx, []NewJob{{Action: "a"}}, index); err != nil {
+		t.Fatalf("a create whose directory is missing: %v", err)
+	}
+	pin := &zk.CreateRequest{Path: s.conn.Path("generations", "g1", "pins", "x"), Acl: zkconn.ACL}
+	_, err := s.CreateFenced(ctx, []NewJob{{Action: "a"}}, pin)
+	var oe *zkconn.OpError
+	if !errors.As(err, &oe) || oe.Index != 0 || !errors.Is(oe.Err, zk.ErrNoNode) {
+		t.Fatalf("a create whose branch is gone: %v, want the no-node error of that operation", err)
+	}
+	for _, p := range []string{s.conn.Path("generations"), s.conn.Path("generations", "g1")} {
+		if ok, _, _ := s.conn.Exists(p); ok {
+			t.Fatalf("%s was brought back", p)
+		}
+	}
+	if n, err := s.q.Len(ctx); err != nil || n != 1 {
+		t.Fatalf("queue holds %d entries (%v), want the first job's only", n, err)
 	}
 }
