@@ -16,7 +16,7 @@ import (
 // only has-secret.
 
 func (s *Server) notificationRoutes() []route {
-	return []route{
+	routes := []route{
 		{method: "GET", pattern: Prefix + "/notification-templates", handle: s.listNotifications},
 		{method: "POST", pattern: Prefix + "/notification-templates", handle: s.createNotification},
 		{method: "GET", pattern: Prefix + "/notification-templates/{name}", handle: s.showNotification},
@@ -24,6 +24,7 @@ func (s *Server) notificationRoutes() []route {
 		{method: "PATCH", pattern: Prefix + "/notification-templates/{name}", handle: s.patchNotification},
 		{method: "DELETE", pattern: Prefix + "/notification-templates/{name}", handle: s.deleteNotification},
 	}
+	return append(routes, s.notificationAttachRoutes()...)
 }
 
 func notifyError(err error) error {
@@ -32,7 +33,7 @@ func notifyError(err error) error {
 		return badField("", "%v", err)
 	case errors.Is(err, notify.ErrNotFound):
 		return notFound("%v", err)
-	case errors.Is(err, notify.ErrExists), errors.Is(err, notify.ErrConflict):
+	case errors.Is(err, notify.ErrExists), errors.Is(err, notify.ErrConflict), errors.Is(err, notify.ErrAttached):
 		return errorf(http.StatusConflict, "%v", err)
 	}
 	return err

@@ -119,6 +119,18 @@ func TestPermissionMatrix(t *testing.T) {
 		{"GET", Prefix + "/notification-templates/n-hook", nil, w(un, fb, fb, ok, ok)},
 		{"PATCH", Prefix + "/notification-templates/n-hook", map[string]any{"description": "the hook"}, w(un, nf, nf, fb, ok)},
 		{"PUT", Prefix + "/notification-templates/n-hook", map[string]any{"kind": "webhook", "webhook": map[string]any{"url": "https://example.invalid/other"}}, w(un, nf, nf, fb, ok)},
+		// Attachments, tests and notices: administrators change, auditors read.
+		{"POST", Prefix + "/notification-templates/n-hook/attachments", map[string]any{"kind": "template", "target": "web", "events": []string{"failure", "success"}}, w(un, nf, nf, fb, ok)},
+		{"GET", Prefix + "/notification-templates/n-hook/attachments", nil, w(un, fb, fb, ok, ok)},
+		{"GET", Prefix + "/notification-attachments", nil, w(un, fb, fb, ok, ok)},
+		{"DELETE", Prefix + "/notification-templates/n-hook/attachments/template/web?events=failure", nil, w(un, nf, nf, fb, nc)},
+		{"DELETE", Prefix + "/notification-templates/n-hook/attachments/template/web", nil, w(un, nf, nf, fb, nc)},
+		{"POST", Prefix + "/notification-templates", map[string]any{"name": "n-cmd", "kind": "command", "command": map[string]any{"argv": []string{"/bin/true"}}}, w(un, fb, fb, fb, cr)},
+		{"POST", Prefix + "/notification-templates/n-cmd/test", nil, w(un, nf, nf, fb, ok)},
+		{"DELETE", Prefix + "/notification-templates/n-cmd", nil, w(un, nf, nf, fb, nc)},
+		{"GET", Prefix + "/notifications?state=failed", nil, w(un, fb, fb, ok, ok)},
+		{"GET", Prefix + "/notifications?state=pending", nil, w(un, fb, fb, ok, ok)},
+		{"POST", Prefix + "/notifications/retry", nil, w(un, fb, fb, fb, ok)},
 		{"DELETE", Prefix + "/notification-templates/n-hook", nil, w(un, nf, nf, fb, nc)},
 		// Credentials: carol is given execute on c-new; each sees those it
 		// may read.

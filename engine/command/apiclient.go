@@ -90,6 +90,9 @@ type apiClient struct {
 	// user and password authenticate instead of token (login only).
 	user, password string
 	http           *http.Client
+	// timeout bounds a request that is not a stream (apiRequestTimeout
+	// when 0), for requests the server may take longer to answer.
+	timeout time.Duration
 }
 
 // apiBase checks --api and returns the URL without a trailing /api/v1.
@@ -199,7 +202,11 @@ func (a *apiClient) request(ctx context.Context, method, path string, query url.
 func (a *apiClient) requestIf(ctx context.Context, method, path string, query url.Values, body any, stream bool, ifMatch string) (*http.Response, context.CancelFunc, error) {
 	cancel := context.CancelFunc(func() {})
 	if !stream {
-		ctx, cancel = context.WithTimeout(ctx, apiRequestTimeout)
+		limit := apiRequestTimeout
+		if a.timeout > 0 {
+			limit = a.timeout
+		}
+		ctx, cancel = context.WithTimeout(ctx, limit)
 	}
 	var rd io.Reader
 	if body != nil {

@@ -492,7 +492,7 @@ func TestCLIObjectsThroughAPI(t *testing.T) {
 	}
 
 	// Commands without an API form refuse --api, naming those with one.
-	for _, args := range [][]string{{"token", "create", "--user", "x"}, {"notification", "list"}, {"queue", "stats"}} {
+	for _, args := range [][]string{{"token", "create", "--user", "x"}, {"queue", "inspect"}, {"queue", "stats"}} {
 		_, errOut, code := e.as(e.admin, args...)
 		if code != 2 || !strings.Contains(errOut, "does not work through the API") || !strings.Contains(errOut, "template list") {
 			t.Errorf("%v with --api: exit %d, want 2 saying so:\n%s", args, code, errOut)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -61,22 +62,9 @@ func notificationCreateCommand() *cli.Command {
 			&cli.StringFlag{Name: "description", Usage: "what it is for"},
 		),
 		Action: func(c *cli.Context) error {
-			args, err := parseArgs(c, "NAME")
+			t, secret, err := createFromFlags(c)
 			if err != nil {
 				return err
-			}
-			t, err := templateFromFlags(c, args[0])
-			if err != nil {
-				return err
-			}
-			var secret []byte
-			if f := c.String("secret-file"); f != "" {
-				if secret, err = readSecret(c, f); err != nil {
-					return err
-				}
-			}
-			if err := t.Validate(); err != nil {
-				return &UsageError{Err: err}
 			}
 			cl, err := openClient(c)
 			if err != nil {
@@ -90,6 +78,29 @@ func notificationCreateCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// createFromFlags reads the argument and flags of notification create: a
+// valid template and its secret.
+func createFromFlags(c *cli.Context) (*notify.Template, []byte, error) {
+	args, err := parseArgs(c, "NAME")
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := templateFromFlags(c, args[0])
+	if err != nil {
+		return nil, nil, err
+	}
+	var secret []byte
+	if f := c.String("secret-file"); f != "" {
+		if secret, err = readSecret(c, f); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := t.Validate(); err != nil {
+		return nil, nil, &UsageError{Err: err}
+	}
+	return t, secret, nil
 }
 
 // templateFromFlags builds a template from the create flags.
@@ -214,30 +225,36 @@ func notificationListCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if c.Bool("json") {
-				rows := make([]templateRow, 0, len(ts))
-				for _, t := range ts {
-					rows = append(rows, templateRow{t, attached[t.Name]})
-				}
-				return writeJSON(c.App.Writer, struct {
-					Templates []templateRow    `json:"templates"`
-					Problems  []notify.Problem `json:"problems,omitempty"`
-				}{rows, problems})
-			}
-			tw := newTable(c.App.Writer)
-			fmt.Fprintln(tw, "NAME\tKIND\tDESTINATION\tATTACHED")
-			for _, t := range ts {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, t.Kind, destination(t), dash(strings.Join(attached[t.Name], ", ")))
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			for _, p := range problems {
-				fmt.Fprintf(c.App.ErrWriter, "jobengine: stored notification template %s is not valid: %s\n", p.Name, p.Err)
-			}
-			return nil
+			return printNotificationTemplates(c, ts, attached, problems)
 		},
 	}
+}
+
+// printNotificationTemplates prints templates as notification list does,
+// with where each is attached.
+func printNotificationTemplates(c *cli.Context, ts []*notify.Template, attached map[string][]string, problems []notify.Problem) error {
+	if c.Bool("json") {
+		rows := make([]templateRow, 0, len(ts))
+		for _, t := range ts {
+			rows = append(rows, templateRow{t, attached[t.Name]})
+		}
+		return writeJSON(c.App.Writer, struct {
+			Templates []templateRow    `json:"templates"`
+			Problems  []notify.Problem `json:"problems,omitempty"`
+		}{rows, problems})
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "NAME\tKIND\tDESTINATION\tATTACHED")
+	for _, t := range ts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, t.Kind, destination(t), dash(strings.Join(attached[t.Name], ", ")))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, p := range problems {
+		fmt.Fprintf(c.App.ErrWriter, "jobengine: stored notification template %s is not valid: %s\n", p.Name, p.Err)
+	}
+	return nil
 }
 
 // destination says where a template delivers.
@@ -260,18 +277,29 @@ func attachedByTemplate(cl *client, st *notify.Store) (map[string][]string, erro
 	if err != nil {
 		return nil, cl.fail(err, "")
 	}
+	return attachedMap(atts), nil
+}
+
+// attachedMap returns, per template, where atts attach it.
+func attachedMap(atts []notify.Attachment) map[string][]string {
 	out := map[string][]string{}
 	for _, a := range atts {
 		for _, ev := range jobs.NotifyEvents {
 			for _, n := range a.Notifications.For(ev) {
-				out[n] = append(out[n], fmt.Sprintf("%s %s (%s)", a.Kind, a.Target, ev))
+				out[n] = append(out[n], attachedText(a.Kind, a.Target, ev))
 			}
 		}
 	}
 	for _, v := range out {
 		sort.Strings(v)
 	}
-	return out, nil
+	return out
+}
+
+// attachedText is one place a template is attached, as list and show say
+// it.
+func attachedText(kind notify.AttachKind, target string, ev jobs.NotifyEvent) string {
+	return fmt.Sprintf("%s %s (%s)", kind, target, ev)
 }
 
 func printRecords(c *cli.Context, recs []*notify.Record) error {
@@ -314,59 +342,65 @@ func notificationShowCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if c.Bool("json") {
-				return writeJSON(c.App.Writer, templateRow{t, attached[t.Name]})
-			}
-			tw := newTable(c.App.Writer)
-			row := func(k, v string) {
-				if v != "" {
-					fmt.Fprintf(tw, "%s:\t%s\n", k, v)
-				}
-			}
-			row("name", t.Name)
-			row("kind", string(t.Kind))
-			row("description", t.Description)
-			switch t.Kind {
-			case notify.Webhook:
-				row("url", t.Webhook.URL)
-				keys := make([]string, 0, len(t.Webhook.Headers))
-				for k := range t.Webhook.Headers {
-					keys = append(keys, k)
-				}
-				sort.Strings(keys)
-				for _, k := range keys {
-					row("header", k+": "+t.Webhook.Headers[k])
-				}
-			case notify.Email:
-				e := t.Email
-				port, tls := e.Port, e.StartTLS
-				if port == 0 {
-					port = 587
-				}
-				if tls == "" {
-					tls = notify.StartTLSRequired
-				}
-				row("smtp", fmt.Sprintf("%s:%d (starttls %s)", e.Host, port, tls))
-				row("ca-file", e.CAFile)
-				row("username", e.Username)
-				row("from", e.From)
-				row("to", strings.Join(e.To, ", "))
-			case notify.Command:
-				row("command", strings.Join(t.Command.Argv, " "))
-			}
-			if t.Timeout > 0 {
-				row("timeout", time.Duration(t.Timeout).String())
-			}
-			secret := "not set"
-			if t.HasSecret {
-				secret = "set"
-			}
-			row("secret", secret)
-			row("attached", dash(strings.Join(attached[t.Name], ", ")))
-			row("created", stamp(t.Created))
-			return tw.Flush()
+			return printNotificationTemplate(c, t, attached[t.Name])
 		},
 	}
+}
+
+// printNotificationTemplate prints a template as notification show does,
+// with where it is attached.
+func printNotificationTemplate(c *cli.Context, t *notify.Template, attached []string) error {
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, templateRow{t, attached})
+	}
+	tw := newTable(c.App.Writer)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+		}
+	}
+	row("name", t.Name)
+	row("kind", string(t.Kind))
+	row("description", t.Description)
+	switch t.Kind {
+	case notify.Webhook:
+		row("url", t.Webhook.URL)
+		keys := make([]string, 0, len(t.Webhook.Headers))
+		for k := range t.Webhook.Headers {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			row("header", k+": "+t.Webhook.Headers[k])
+		}
+	case notify.Email:
+		e := t.Email
+		port, tls := e.Port, e.StartTLS
+		if port == 0 {
+			port = 587
+		}
+		if tls == "" {
+			tls = notify.StartTLSRequired
+		}
+		row("smtp", fmt.Sprintf("%s:%d (starttls %s)", e.Host, port, tls))
+		row("ca-file", e.CAFile)
+		row("username", e.Username)
+		row("from", e.From)
+		row("to", strings.Join(e.To, ", "))
+	case notify.Command:
+		row("command", strings.Join(t.Command.Argv, " "))
+	}
+	if t.Timeout > 0 {
+		row("timeout", time.Duration(t.Timeout).String())
+	}
+	secret := "not set"
+	if t.HasSecret {
+		secret = "set"
+	}
+	row("secret", secret)
+	row("attached", dash(strings.Join(attached, ", ")))
+	row("created", stamp(t.Created))
+	return tw.Flush()
 }
 
 func notificationDeleteCommand() *cli.Command {
@@ -414,7 +448,7 @@ func notificationTestCommand() *cli.Command {
 			if err := st.Test(cl.ctx, args[0]); err != nil {
 				return notifyFail(cl, err)
 			}
-			fmt.Fprintf(c.App.Writer, "test notification delivered with %s\n", args[0])
+			printTested(c, args[0])
 			return nil
 		},
 	}
@@ -438,35 +472,9 @@ func notificationAttachCommand(attach bool) *cli.Command {
 			&cli.StringSliceFlag{Name: "on", Usage: "events: started, success, failure (comma-separated or repeated)"},
 		),
 		Action: func(c *cli.Context) error {
-			args, err := parseArgs(c, "NAME")
+			name, kind, target, events, err := attachFromFlags(c, attach)
 			if err != nil {
 				return err
-			}
-			var kind notify.AttachKind
-			var target string
-			for _, k := range notify.AttachKinds {
-				if v := c.String(string(k)); v != "" {
-					if kind != "" {
-						return usagef("%s: give one of --action, --template, --workflow and --inventory", name)
-					}
-					kind, target = k, v
-				}
-			}
-			if kind == "" {
-				return usagef("%s: say what to %s: --action NAME (or --template, --workflow, --inventory)", name, name)
-			}
-			var events []jobs.NotifyEvent
-			for _, on := range c.StringSlice("on") {
-				for _, s := range strings.Split(on, ",") {
-					ev, err := jobs.ParseNotifyEvent(s)
-					if err != nil {
-						return usagef("--on %q: type started, success or failure", s)
-					}
-					events = append(events, ev)
-				}
-			}
-			if len(events) == 0 {
-				return usagef("%s: say for which events with --on, such as --on failure or --on started,success,failure", name)
 			}
 			cl, err := openClient(c)
 			if err != nil {
@@ -474,24 +482,70 @@ func notificationAttachCommand(attach bool) *cli.Command {
 			}
 			defer cl.Close()
 			st := notify.NewStore(cl.conn)
-			for _, ev := range events {
-				if attach {
-					err = st.Attach(cl.ctx, kind, target, ev, args[0])
-				} else {
-					err = st.Detach(cl.ctx, kind, target, ev, args[0])
-				}
-				if err != nil {
-					return notifyFail(cl, err)
-				}
+			if attach {
+				err = st.AttachEvents(cl.ctx, kind, target, name, events...)
+			} else {
+				err = st.DetachEvents(cl.ctx, kind, target, name, events...)
 			}
-			what := "attached to"
-			if !attach {
-				what = "detached from"
+			if err != nil {
+				return notifyFail(cl, err)
 			}
-			fmt.Fprintf(c.App.Writer, "%s %s %s %s\n", args[0], what, kind, target)
+			printAttached(c, attach, name, kind, target)
 			return nil
 		},
 	}
+}
+
+// attachFromFlags reads the argument and flags of notification attach
+// (or detach): the template, what it is attached to, and the events
+// (without repeats).
+func attachFromFlags(c *cli.Context, attach bool) (name string, kind notify.AttachKind, target string, events []jobs.NotifyEvent, err error) {
+	verb := "attach"
+	if !attach {
+		verb = "detach"
+	}
+	args, err := parseArgs(c, "NAME")
+	if err != nil {
+		return "", "", "", nil, err
+	}
+	for _, k := range notify.AttachKinds {
+		if v := c.String(string(k)); v != "" {
+			if kind != "" {
+				return "", "", "", nil, usagef("%s: give one of --action, --template, --workflow and --inventory", verb)
+			}
+			kind, target = k, v
+		}
+	}
+	if kind == "" {
+		return "", "", "", nil, usagef("%s: say what to %s: --action NAME (or --template, --workflow, --inventory)", verb, verb)
+	}
+	if !notify.ValidTarget(target) {
+		return "", "", "", nil, usagef("--%s %q: type 1–64 characters without spaces or slashes", kind, target)
+	}
+	for _, on := range c.StringSlice("on") {
+		for _, s := range strings.Split(on, ",") {
+			ev, err := jobs.ParseNotifyEvent(s)
+			if err != nil {
+				return "", "", "", nil, usagef("--on %q: type started, success or failure", s)
+			}
+			if !slices.Contains(events, ev) {
+				events = append(events, ev)
+			}
+		}
+	}
+	if len(events) == 0 {
+		return "", "", "", nil, usagef("%s: say for which events with --on, such as --on failure or --on started,success,failure", verb)
+	}
+	return args[0], kind, target, events, nil
+}
+
+// printAttached says what attach (or detach) did.
+func printAttached(c *cli.Context, attach bool, name string, kind notify.AttachKind, target string) {
+	what := "attached to"
+	if !attach {
+		what = "detached from"
+	}
+	fmt.Fprintf(c.App.Writer, "%s %s %s %s\n", name, what, kind, target)
 }
 
 func notificationRetryCommand() *cli.Command {
@@ -509,8 +563,18 @@ func notificationRetryCommand() *cli.Command {
 			if err != nil {
 				return notifyFail(cl, err)
 			}
-			fmt.Fprintf(c.App.Writer, "%d notification(s) sent back for delivery\n", n)
+			printRetried(c, n)
 			return nil
 		},
 	}
+}
+
+// printTested says that a test notification went through.
+func printTested(c *cli.Context, name string) {
+	fmt.Fprintf(c.App.Writer, "test notification delivered with %s\n", name)
+}
+
+// printRetried says how many parked notices were sent back.
+func printRetried(c *cli.Context, n int) {
+	fmt.Fprintf(c.App.Writer, "%d notification(s) sent back for delivery\n", n)
 }

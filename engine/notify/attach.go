@@ -48,9 +48,9 @@ type Attachment struct {
 	Notifications jobs.Notifications `json:"notifications"`
 }
 
-// validTarget reports whether s can name what a template is attached to:
+// ValidTarget reports whether s can name what a template is attached to:
 // one path element, as an action name is.
-func validTarget(s string) bool {
+func ValidTarget(s string) bool {
 	return s != "" && len(s) <= 64 && s != "." && s != ".." && !strings.ContainsAny(s, " /\t\r\n")
 }
 
@@ -66,7 +66,7 @@ func (s *Store) AttachedTo(ctx context.Context, kind AttachKind, target string) 
 
 // readAttachment reads an attachment and its version (-1: none).
 func (s *Store) readAttachment(ctx context.Context, kind AttachKind, target string) (jobs.Notifications, int32, error) {
-	if !validTarget(target) {
+	if !ValidTarget(target) {
 		return jobs.Notifications{}, 0, fmt.Errorf("%w: %s %q: give 1–64 characters without spaces or slashes", ErrInvalid, kind, target)
 	}
 	var data []byte
@@ -95,32 +95,52 @@ func (s *Store) readAttachment(ctx context.Context, kind AttachKind, target stri
 // Attach attaches template name to target of kind for event ev. The
 // template must exist. Attaching twice is harmless.
 func (s *Store) Attach(ctx context.Context, kind AttachKind, target string, ev jobs.NotifyEvent, name string) error {
+	return s.AttachEvents(ctx, kind, target, name, ev)
+}
+
+// AttachEvents attaches template name to target of kind for every event
+// of events, in one write. The template must exist.
+func (s *Store) AttachEvents(ctx context.Context, kind AttachKind, target, name string, events ...jobs.NotifyEvent) error {
 	if _, _, err := s.Get(ctx, name); err != nil {
 		return err
 	}
 	return s.editAttachment(ctx, kind, target, func(n *jobs.Notifications) error {
-		n.Add(ev, name)
+		for _, ev := range events {
+			n.Add(ev, name)
+		}
 		return n.Validate()
 	})
 }
 
 // Detach removes template name from target of kind for event ev.
 func (s *Store) Detach(ctx context.Context, kind AttachKind, target string, ev jobs.NotifyEvent, name string) error {
+	return s.DetachEvents(ctx, kind, target, name, ev)
+}
+
+// DetachEvents removes template name from target of kind for every event
+// of events, in one write: when it is not attached for one of them,
+// nothing changes.
+func (s *Store) DetachEvents(ctx context.Context, kind AttachKind, target, name string, events ...jobs.NotifyEvent) error {
 	return s.editAttachment(ctx, kind, target, func(n *jobs.Notifications) error {
-		var list *[]string
-		switch ev {
-		case jobs.NotifyStarted:
-			list = &n.Started
-		case jobs.NotifySuccess:
-			list = &n.Success
-		default:
-			list = &n.Failure
+		for i, ev := range events {
+			if slices.Contains(events[:i], ev) {
+				continue
+			}
+			var list *[]string
+			switch ev {
+			case jobs.NotifyStarted:
+				list = &n.Started
+			case jobs.NotifySuccess:
+				list = &n.Success
+			default:
+				list = &n.Failure
+			}
+			i := slices.Index(*list, name)
+			if i < 0 {
+				return fmt.Errorf("%w: %s is not attached to %s %s for %s", ErrNotFound, name, kind, target, ev)
+			}
+			*list = slices.Delete(*list, i, i+1)
 		}
-		i := slices.Index(*list, name)
-		if i < 0 {
-			return fmt.Errorf("%w: %s is not attached to %s %s for %s", ErrNotFound, name, kind, target, ev)
-		}
-		*list = slices.Delete(*list, i, i+1)
 		return nil
 	})
 }
@@ -209,7 +229,7 @@ func (s *Store) Resolve(ctx context.Context, t Target) (jobs.Notifications, erro
 		kind AttachKind
 		name string
 	}{{AttachAction, t.Action}, {AttachTemplate, t.Template}, {AttachWorkflow, t.Workflow}, {AttachInventory, t.Inventory}} {
-		if p.name == "" || !validTarget(p.name) {
+		if p.name == "" || !ValidTarget(p.name) {
 			continue
 		}
 		n, err := s.AttachedTo(ctx, p.kind, p.name)

@@ -261,3 +261,35 @@ func TestUndeliverableNoticesAreParked(t *testing.T) {
 		t.Fatal("a notice that is not valid was sent back to the outbox")
 	}
 }
+
+// TestAttachEventsInOneWrite: several events are attached and detached
+// in one write; a detach for an event not attached changes nothing.
+func TestAttachEventsInOneWrite(t *testing.T) {
+	e := newEnv(t)
+	ctx := e.ctx()
+	if err := e.store.Create(ctx, Template{Name: "pager", Kind: Command, Command: &CommandSpec{Argv: []string{"/bin/true"}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.AttachEvents(ctx, AttachTemplate, "web", "nope", jobs.NotifyFailure); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("attaching a missing template: %v", err)
+	}
+	if err := e.store.AttachEvents(ctx, AttachTemplate, "web", "pager", jobs.NotifyStarted, jobs.NotifyFailure, jobs.NotifyFailure); err != nil {
+		t.Fatal(err)
+	}
+	n, err := e.store.AttachedTo(ctx, AttachTemplate, "web")
+	if err != nil || strings.Join(n.Started, ",") != "pager" || strings.Join(n.Failure, ",") != "pager" || len(n.Success) != 0 {
+		t.Fatalf("attached: %+v, %v", n, err)
+	}
+	if err := e.store.DetachEvents(ctx, AttachTemplate, "web", "pager", jobs.NotifyStarted, jobs.NotifySuccess); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("detaching for an event not attached: %v", err)
+	}
+	if n, _ := e.store.AttachedTo(ctx, AttachTemplate, "web"); len(n.Started) != 1 || len(n.Failure) != 1 {
+		t.Fatalf("a refused detach changed the attachment: %+v", n)
+	}
+	if err := e.store.DetachEvents(ctx, AttachTemplate, "web", "pager", jobs.NotifyStarted, jobs.NotifyFailure, jobs.NotifyStarted); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, _ := e.conn.Exists(e.store.attachmentPath(AttachTemplate, "web")); ok {
+		t.Fatal("an attachment with nothing attached is left")
+	}
+}

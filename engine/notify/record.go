@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -108,6 +109,8 @@ func (s *Store) records(ctx context.Context, dir string) ([]*Record, error) {
 
 // Retry moves parked notices back to the outbox with their attempts
 // cleared, all of them when ids is empty, and returns how many it moved.
+// Named notices are all checked first: when one is not a parked notice
+// that can be delivered, none is moved.
 func (s *Store) Retry(ctx context.Context, ids ...string) (int, error) {
 	if len(ids) == 0 {
 		names, err := s.children(ctx, s.FailedPath())
@@ -116,10 +119,18 @@ func (s *Store) Retry(ctx context.Context, ids ...string) (int, error) {
 		}
 		ids = names
 	}
-	moved := 0
+	type parked struct {
+		id  string
+		rec *Record
+		ver int32
+	}
+	var todo []parked
 	for _, id := range ids {
 		if _, _, _, ok := jobs.ParseNoticeName(id); !ok {
-			return moved, fmt.Errorf("%w: %q is not a notice id (see notification list --failed)", ErrInvalid, id)
+			return 0, fmt.Errorf("%w: %q is not a notice id (see notification list --failed)", ErrInvalid, id)
+		}
+		if slices.ContainsFunc(todo, func(p parked) bool { return p.id == id }) {
+			continue
 		}
 		var data []byte
 		var st *zk.Stat
@@ -129,25 +140,30 @@ func (s *Store) Retry(ctx context.Context, ids ...string) (int, error) {
 			return err
 		})
 		if errors.Is(err, zk.ErrNoNode) {
-			return moved, fmt.Errorf("%w: no parked notice %s", ErrNotFound, id)
+			return 0, fmt.Errorf("%w: no parked notice %s", ErrNotFound, id)
 		}
 		if err != nil {
-			return moved, err
+			return 0, err
 		}
 		r, err := decodeRecord(id, data)
 		if err != nil {
-			return moved, fmt.Errorf("%s cannot be delivered as it is: %w", id, err)
+			return 0, fmt.Errorf("%s cannot be delivered as it is: %w", id, err)
 		}
+		todo = append(todo, parked{id, r, st.Version})
+	}
+	moved := 0
+	for _, p := range todo {
+		r := p.rec
 		r.Attempts, r.NextAttempt, r.LastError, r.Parked = 0, nil, "", nil
 		out, _ := json.Marshal(r)
-		err = zkconn.Do(ctx, func() error {
+		err := zkconn.Do(ctx, func() error {
 			return zkconn.MultiErrorOnly(s.conn.Multi(
-				&zk.CreateRequest{Path: s.OutboxPath() + "/" + id, Data: out, Acl: zkconn.ACL},
-				&zk.DeleteRequest{Path: s.FailedPath() + "/" + id, Version: st.Version},
+				&zk.CreateRequest{Path: s.OutboxPath() + "/" + p.id, Data: out, Acl: zkconn.ACL},
+				&zk.DeleteRequest{Path: s.FailedPath() + "/" + p.id, Version: p.ver},
 			))
 		})
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) && !errors.Is(err, zk.ErrBadVersion) && !errors.Is(err, zk.ErrNoNode) {
-			return moved, fmt.Errorf("notify: moving %s back to the outbox: %w", id, err)
+			return moved, fmt.Errorf("notify: moving %s back to the outbox: %w", p.id, err)
 		}
 		if err == nil {
 			moved++
