@@ -522,16 +522,7 @@ func tokenCommand() *cli.Command {
 					&cli.StringFlag{Name: "expires", Value: "90d", Usage: "lifetime, such as 90d or 12h, or never"},
 					&cli.BoolFlag{Name: "json", Usage: "print the token with its id and expiry as JSON"}),
 				Action: func(c *cli.Context) error {
-					if _, err := parseArgs(c); err != nil {
-						return err
-					}
-					if c.String("user") == "" {
-						return usagef("token create: give --user NAME")
-					}
-					if err := checkUserName("user", c.String("user")); err != nil {
-						return err
-					}
-					life, err := parseLifetime(c.String("expires"))
+					life, err := tokenCreateFlags(c)
 					if err != nil {
 						return err
 					}
@@ -544,19 +535,7 @@ func tokenCommand() *cli.Command {
 					if err != nil {
 						return a.failObj(err)
 					}
-					if c.Bool("json") {
-						return writeJSON(c.App.Writer, struct {
-							access.TokenView
-							Token string `json:"token"`
-						}{t.View(), secret})
-					}
-					fmt.Fprintln(c.App.Writer, secret)
-					exp := "never"
-					if !t.Expires.IsZero() {
-						exp = stamp(t.Expires)
-					}
-					fmt.Fprintf(c.App.ErrWriter, "token %s for %s, expires %s; it cannot be shown again\n", t.ID, t.User, exp)
-					return nil
+					return printNewToken(c, t.View(), secret)
 				},
 			},
 			{
@@ -606,6 +585,39 @@ func tokenCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+// tokenCreateFlags checks the arguments of `token create` and returns
+// the token's lifetime (0: it never expires).
+func tokenCreateFlags(c *cli.Context) (time.Duration, error) {
+	if _, err := parseArgs(c); err != nil {
+		return 0, err
+	}
+	if c.String("user") == "" {
+		return 0, usagef("token create: give --user NAME")
+	}
+	if err := checkUserName("user", c.String("user")); err != nil {
+		return 0, err
+	}
+	return parseLifetime(c.String("expires"))
+}
+
+// printNewToken prints a new token (standard output, the only time it is
+// shown) and what it is (standard error), or both as JSON.
+func printNewToken(c *cli.Context, t access.TokenView, secret string) error {
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, struct {
+			access.TokenView
+			Token string `json:"token"`
+		}{t, secret})
+	}
+	fmt.Fprintln(c.App.Writer, secret)
+	exp := "never"
+	if !t.Expires.IsZero() {
+		exp = stamp(t.Expires)
+	}
+	fmt.Fprintf(c.App.ErrWriter, "token %s for %s, expires %s; it cannot be shown again\n", t.ID, t.User, exp)
+	return nil
 }
 
 // grantFromFlags reads --user/--team, --role and KIND/NAME.
