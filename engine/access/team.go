@@ -81,21 +81,32 @@ func (s *Store) CreateTeam(ctx context.Context, t *Team) error {
 // UpdateTeam applies fn to a team and writes it back with compare-and-set,
 // retrying when it changed meanwhile. Members added must be users.
 func (s *Store) UpdateTeam(ctx context.Context, name string, fn func(*Team) error) (*Team, error) {
+	t, _, err := s.UpdateTeamVersion(ctx, name, -1, fn)
+	return t, err
+}
+
+// UpdateTeamVersion is UpdateTeam of version ver of the team: with ver -1
+// it retries as UpdateTeam does; otherwise configstore.ErrConflict when
+// the team is at another version. It returns the version written.
+func (s *Store) UpdateTeamVersion(ctx context.Context, name string, ver int32, fn func(*Team) error) (*Team, int32, error) {
 	for attempt := 0; ; attempt++ {
-		t, ver, err := s.GetTeam(ctx, name)
+		t, read, err := s.GetTeam(ctx, name)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
+		}
+		if ver >= 0 && read != ver {
+			return nil, 0, fmt.Errorf("team %s %w", name, configstore.ErrConflict)
 		}
 		before := map[string]bool{}
 		for _, m := range t.Members {
 			before[m] = true
 		}
 		if err := fn(t); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		t.Name, t.Updated, t.Members = name, s.clock(), sortedUnique(t.Members)
 		if err := t.Validate(); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		var added []string
 		for _, m := range t.Members {
@@ -104,16 +115,16 @@ func (s *Store) UpdateTeam(ctx context.Context, name string, fn func(*Team) erro
 			}
 		}
 		if err := s.checkUsers(ctx, added); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		err = s.teams.Update(ctx, t, ver)
-		if errors.Is(err, configstore.ErrConflict) && attempt < 5 {
+		err = s.teams.Update(ctx, t, read)
+		if errors.Is(err, configstore.ErrConflict) && ver < 0 && attempt < 5 {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		return t, nil
+		return t, read + 1, nil
 	}
 }
 

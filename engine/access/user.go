@@ -149,27 +149,38 @@ func (s *Store) CreateUser(ctx context.Context, n NewUser) (*User, error) {
 // UpdateUser applies fn to a user and writes it back with compare-and-set,
 // retrying when it changed meanwhile. fn returning an error writes nothing.
 func (s *Store) UpdateUser(ctx context.Context, name string, fn func(*User) error) (*User, error) {
+	u, _, err := s.UpdateUserVersion(ctx, name, -1, fn)
+	return u, err
+}
+
+// UpdateUserVersion is UpdateUser of version ver of the user: with ver
+// -1 it retries as UpdateUser does; otherwise configstore.ErrConflict
+// when the user is at another version. It returns the version written.
+func (s *Store) UpdateUserVersion(ctx context.Context, name string, ver int32, fn func(*User) error) (*User, int32, error) {
 	for attempt := 0; ; attempt++ {
-		u, ver, err := s.GetUser(ctx, name)
+		u, read, err := s.GetUser(ctx, name)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
+		}
+		if ver >= 0 && read != ver {
+			return nil, 0, fmt.Errorf("user %s %w", name, configstore.ErrConflict)
 		}
 		if err := fn(u); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		u.Name = name
 		u.Updated = s.clock()
 		if err := u.Validate(); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		err = s.users.Update(ctx, u, ver)
-		if errors.Is(err, configstore.ErrConflict) && attempt < 5 {
+		err = s.users.Update(ctx, u, read)
+		if errors.Is(err, configstore.ErrConflict) && ver < 0 && attempt < 5 {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		return u, nil
+		return u, read + 1, nil
 	}
 }
 

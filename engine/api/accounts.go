@@ -97,7 +97,7 @@ func (s *Server) createUser(rq *request) error {
 	}
 	u, err := s.access.CreateUser(rq.ctx, n)
 	if err != nil {
-		return validated(err)
+		return err // bad input 400, a name taken 409 (toError)
 	}
 	rq.w.Header().Set("Location", Prefix+"/users/"+u.Name)
 	return rq.reply(http.StatusCreated, u.View())
@@ -106,26 +106,31 @@ func (s *Server) createUser(rq *request) error {
 // visibleUser reads a user the caller may see: itself, or anyone for a
 // system administrator or auditor.
 func (rq *request) visibleUser() (*access.User, error) {
-	name, err := rq.name("user")
-	if err != nil {
-		return nil, err
-	}
-	if !rq.p.ReadsAll() && name != rq.p.User {
-		return nil, notFound("user %s %v", name, configstore.ErrNotFound)
-	}
-	u, _, err := rq.s.access.GetUser(rq.ctx, name)
+	u, _, err := rq.visibleUserVersion()
 	return u, err
 }
 
+// visibleUserVersion is visibleUser with the user's version.
+func (rq *request) visibleUserVersion() (*access.User, int32, error) {
+	name, err := rq.name("user")
+	if err != nil {
+		return nil, 0, err
+	}
+	if !rq.p.ReadsAll() && name != rq.p.User {
+		return nil, 0, notFound("user %s %v", name, configstore.ErrNotFound)
+	}
+	return rq.s.access.GetUser(rq.ctx, name)
+}
+
 func (s *Server) showUser(rq *request) error {
-	return showOne(rq, rq.visibleUser, (*access.User).View)
+	return showVersioned(rq, rq.visibleUserVersion, (*access.User).View)
 }
 
 func (s *Server) patchUser(rq *request) error {
 	if err := rq.query(); err != nil {
 		return err
 	}
-	u, err := rq.visibleUser()
+	u, ver, err := rq.visibleUserVersion()
 	if err != nil {
 		return err
 	}
@@ -143,6 +148,12 @@ func (s *Server) patchUser(rq *request) error {
 	case !rq.p.IsAdmin() && u.Name != rq.p.User:
 		return forbidden("changing user %s needs a system administrator", u.Name)
 	}
+	if err := rq.ifMatch("user", u.Name, ver); err != nil {
+		return err
+	}
+	if len(rq.r.Header.Values("If-Match")) == 0 {
+		ver = -1
+	}
 	var role access.SystemRole
 	if in.Role != nil {
 		if role, err = access.ParseSystemRole(string(*in.Role)); err != nil {
@@ -154,7 +165,7 @@ func (s *Server) patchUser(rq *request) error {
 			return badField("description", "%v", err)
 		}
 	}
-	next, err := s.access.UpdateUser(rq.ctx, u.Name, func(u *access.User) error {
+	next, written, err := s.access.UpdateUserVersion(rq.ctx, u.Name, ver, func(u *access.User) error {
 		if in.Description != nil {
 			u.Description = *in.Description
 		}
@@ -167,8 +178,9 @@ func (s *Server) patchUser(rq *request) error {
 		return nil
 	})
 	if err != nil {
-		return validated(err)
+		return rq.conflicted(err, "user", u.Name)
 	}
+	rq.setETag(written)
 	return rq.reply(http.StatusOK, next.View())
 }
 
@@ -227,7 +239,7 @@ func (s *Server) setPassword(rq *request) error {
 		}
 	}
 	if err := s.access.SetPassword(rq.ctx, u.Name, in.Password); err != nil {
-		return validated(err)
+		return err
 	}
 	return rq.noContent()
 }
@@ -239,6 +251,7 @@ func (s *Server) teamRoutes() []route {
 		{method: "GET", pattern: Prefix + "/teams/{name}", handle: s.showTeam},
 		{method: "PATCH", pattern: Prefix + "/teams/{name}", handle: s.patchTeam},
 		{method: "DELETE", pattern: Prefix + "/teams/{name}", handle: s.deleteTeam},
+		{method: "POST", pattern: Prefix + "/teams/{name}/members", handle: s.changeMembers},
 	}
 }
 
@@ -290,41 +303,53 @@ func (s *Server) createTeam(rq *request) error {
 		t.Members = *in.Members
 	}
 	if err := s.access.CreateTeam(rq.ctx, t); err != nil {
-		return validated(err)
+		return err // bad input 400, a name taken 409 (toError)
 	}
 	rq.w.Header().Set("Location", Prefix+"/teams/"+t.Name)
 	return rq.reply(http.StatusCreated, t)
 }
 
 func (rq *request) visibleTeam() (*access.Team, error) {
+	t, _, err := rq.visibleTeamVersion()
+	return t, err
+}
+
+// visibleTeamVersion is visibleTeam with the team's version.
+func (rq *request) visibleTeamVersion() (*access.Team, int32, error) {
 	name, err := rq.name("team")
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	t, _, err := rq.s.access.GetTeam(rq.ctx, name)
+	t, ver, err := rq.s.access.GetTeam(rq.ctx, name)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if !rq.p.ReadsAll() && !t.HasMember(rq.p.User) {
-		return nil, notFound("team %s %v", name, configstore.ErrNotFound)
+		return nil, 0, notFound("team %s %v", name, configstore.ErrNotFound)
 	}
-	return t, nil
+	return t, ver, nil
 }
 
 func (s *Server) showTeam(rq *request) error {
-	return showOne(rq, rq.visibleTeam, same)
+	return showVersioned(rq, rq.visibleTeamVersion, same)
 }
 
 func (s *Server) patchTeam(rq *request) error {
 	if err := rq.query(); err != nil {
 		return err
 	}
-	t, err := rq.visibleTeam()
+	t, ver, err := rq.visibleTeamVersion()
 	if err != nil {
 		return err
 	}
 	if !rq.p.IsAdmin() {
 		return forbidden("changing team %s needs a system administrator", t.Name)
+	}
+	if err := rq.ifMatch("team", t.Name, ver); err != nil {
+		return err
+	}
+	if len(rq.r.Header.Values("If-Match")) == 0 {
+		ver = -1
 	}
 	var in teamInput
 	if err := rq.decode(&in); err != nil {
@@ -333,7 +358,7 @@ func (s *Server) patchTeam(rq *request) error {
 	if in.Name != "" && in.Name != t.Name {
 		return badField("name", "the name of a team cannot change")
 	}
-	next, err := s.access.UpdateTeam(rq.ctx, t.Name, func(t *access.Team) error {
+	next, written, err := s.access.UpdateTeamVersion(rq.ctx, t.Name, ver, func(t *access.Team) error {
 		if in.Description != nil {
 			t.Description = *in.Description
 		}
@@ -343,8 +368,62 @@ func (s *Server) patchTeam(rq *request) error {
 		return nil
 	})
 	if err != nil {
-		return validated(err)
+		return rq.conflicted(err, "team", t.Name)
 	}
+	rq.setETag(written)
+	return rq.reply(http.StatusOK, next)
+}
+
+// membersInput is the body of POST /teams/{name}/members: users to add
+// and users to remove, in one change.
+type membersInput struct {
+	Add    []string `json:"add"`
+	Remove []string `json:"remove"`
+}
+
+// changeMembers adds and removes members of a team in one
+// compare-and-set on the team as it is, so that concurrent changes of
+// other members are kept. Removing a user who is not a member is refused
+// and changes nothing.
+func (s *Server) changeMembers(rq *request) error {
+	if err := rq.query(); err != nil {
+		return err
+	}
+	t, err := rq.visibleTeam()
+	if err != nil {
+		return err
+	}
+	if !rq.p.IsAdmin() {
+		return forbidden("changing the members of team %s needs a system administrator", t.Name)
+	}
+	var in membersInput
+	if err := rq.decode(&in); err != nil {
+		return err
+	}
+	if len(in.Add)+len(in.Remove) == 0 {
+		return badField("add", "nothing to change: give users to add or remove")
+	}
+	for field, names := range map[string][]string{"add": in.Add, "remove": in.Remove} {
+		for _, n := range names {
+			if err := access.ValidUserName("user", n); err != nil {
+				return badField(field, "%v", err)
+			}
+		}
+	}
+	next, written, err := s.access.UpdateTeamVersion(rq.ctx, t.Name, -1, func(t *access.Team) error {
+		t.Members = append(t.Members, in.Add...)
+		for _, u := range in.Remove {
+			if !t.HasMember(u) {
+				return badField("remove", "%s is not a member of team %s", u, t.Name)
+			}
+			t.Members = slices.DeleteFunc(t.Members, func(m string) bool { return m == u })
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	rq.setETag(written)
 	return rq.reply(http.StatusOK, next)
 }
 

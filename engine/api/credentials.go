@@ -72,22 +72,28 @@ func (s *Server) listCredentials(rq *request) error {
 // credentialWith reads a credential the caller holds role on: 404 when it
 // may not see it, 403 when it sees it without role.
 func (rq *request) credentialWith(role access.Role, doing string) (*credential.Credential, error) {
+	c, _, err := rq.credentialVersion(role, doing)
+	return c, err
+}
+
+// credentialVersion is credentialWith with the credential's version.
+func (rq *request) credentialVersion(role access.Role, doing string) (*credential.Credential, int32, error) {
 	name := rq.r.PathValue("name")
 	if !rq.p.Can(access.KindCredential, name, access.RoleRead) {
-		return nil, notFound("%v: %s", credential.ErrNotFound, name)
+		return nil, 0, notFound("%v: %s", credential.ErrNotFound, name)
 	}
-	c, err := rq.s.credentials.Get(rq.ctx, name)
+	c, ver, err := rq.s.credentials.GetVersion(rq.ctx, name)
 	if err != nil {
-		return nil, credentialError(err)
+		return nil, 0, credentialError(err)
 	}
 	if !rq.p.Can(access.KindCredential, name, role) {
-		return nil, forbidden("%s credential %s needs the %s role on it", doing, name, role)
+		return nil, 0, forbidden("%s credential %s needs the %s role on it", doing, name, role)
 	}
-	return c, nil
+	return c, ver, nil
 }
 
 func (s *Server) showCredential(rq *request) error {
-	return showOne(rq, func() (*credential.Credential, error) { return rq.credentialWith(access.RoleRead, "reading") }, same)
+	return showVersioned(rq, func() (*credential.Credential, int32, error) { return rq.credentialVersion(access.RoleRead, "reading") }, same)
 }
 
 // credentialInput is the body of POST, PUT and PATCH /credentials: the
@@ -164,9 +170,17 @@ func (s *Server) writeCredential(rq *request, replace bool) error {
 	if err := rq.query(); err != nil {
 		return err
 	}
-	cur, err := rq.credentialWith(access.RoleAdmin, "changing")
+	cur, ver, err := rq.credentialVersion(access.RoleAdmin, "changing")
 	if err != nil {
 		return err
+	}
+	// Without If-Match the change applies to the credential as it is when
+	// written (any version); with it, to the version it names.
+	if err := rq.ifMatch("credential", cur.Name, ver); err != nil {
+		return err
+	}
+	if len(rq.r.Header.Values("If-Match")) == 0 {
+		ver = -1
 	}
 	var in credentialInput
 	if err := rq.decode(&in); err != nil {
@@ -178,13 +192,14 @@ func (s *Server) writeCredential(rq *request, replace bool) error {
 	if replace && in.Kind == nil {
 		return badField("kind", "kind is required (machine, vault or secret)")
 	}
-	c, err := s.credentials.Update(rq.ctx, cur.Name, func(c *credential.Credential) error {
+	c, next, err := s.credentials.UpdateVersion(rq.ctx, cur.Name, ver, func(c *credential.Credential) error {
 		in.apply(c, replace)
 		return nil
 	})
 	if err != nil {
-		return credentialError(err)
+		return credentialError(rq.conflicted(err, "credential", cur.Name))
 	}
+	rq.setETag(next)
 	return rq.reply(http.StatusOK, c)
 }
 

@@ -120,7 +120,7 @@ func (rq *request) writableInventory() (*inventory.Inventory, int32, error) {
 }
 
 func (s *Server) showInventory(rq *request) error {
-	return showOne(rq, versionless(rq.readableInventory), same)
+	return showVersioned(rq, rq.readableInventory, same)
 }
 
 func (s *Server) replaceInventory(rq *request) error { return s.writeInventory(rq, false) }
@@ -135,6 +135,9 @@ func (s *Server) writeInventory(rq *request, patch bool) error {
 	}
 	cur, ver, err := rq.writableInventory()
 	if err != nil {
+		return err
+	}
+	if err := rq.ifMatch("inventory", cur.Name, ver); err != nil {
 		return err
 	}
 	in := inventoryInput{Name: cur.Name, Kind: cur.Kind}
@@ -156,8 +159,9 @@ func (s *Server) writeInventory(rq *request, patch bool) error {
 		return err
 	}
 	if err := s.inv.UpdateHead(rq.ctx, &next, ver); err != nil {
-		return err
+		return rq.conflicted(err, "inventory", cur.Name)
 	}
+	rq.written(ver)
 	return rq.reply(http.StatusOK, &next)
 }
 

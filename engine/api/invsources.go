@@ -69,13 +69,14 @@ func (s *Server) showInventorySource(rq *request) error {
 	if err := rq.query(); err != nil {
 		return err
 	}
-	inv, _, err := rq.readableInventory()
+	inv, ver, err := rq.readableInventory()
 	if err != nil {
 		return err
 	}
 	if inv.Source == nil {
 		return noSource(inv)
 	}
+	rq.setETag(ver)
 	return rq.reply(http.StatusOK, sourceView{Inventory: inv.Name, Source: *inv.Source})
 }
 
@@ -90,6 +91,9 @@ func (s *Server) writeInventorySource(rq *request, patch bool) error {
 	}
 	cur, ver, err := rq.writableInventory()
 	if err != nil {
+		return err
+	}
+	if err := rq.ifMatch("inventory", cur.Name, ver); err != nil {
 		return err
 	}
 	if cur.Kind != inventory.Static {
@@ -127,8 +131,9 @@ func (s *Server) writeInventorySource(rq *request, patch bool) error {
 		return err
 	}
 	if err := s.inv.UpdateHead(rq.ctx, &next, ver); err != nil {
-		return err
+		return rq.conflicted(err, "inventory", cur.Name)
 	}
+	rq.written(ver)
 	status := http.StatusOK
 	if cur.Source == nil {
 		status = http.StatusCreated
@@ -144,14 +149,18 @@ func (s *Server) deleteInventorySource(rq *request) error {
 	if err != nil {
 		return err
 	}
+	if err := rq.ifMatch("inventory", cur.Name, ver); err != nil {
+		return err
+	}
 	if cur.Source == nil {
 		return noSource(cur)
 	}
 	next := *cur
 	next.Source = nil
 	if err := s.inv.UpdateHead(rq.ctx, &next, ver); err != nil {
-		return err
+		return rq.conflicted(err, "inventory", cur.Name)
 	}
+	rq.written(ver)
 	return rq.noContent()
 }
 

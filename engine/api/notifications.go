@@ -78,10 +78,11 @@ func (s *Server) showNotification(rq *request) error {
 	if err := rq.readsConfig("notification templates"); err != nil {
 		return err
 	}
-	t, _, err := s.notify.Get(rq.ctx, rq.r.PathValue("name"))
+	t, ver, err := s.notify.Get(rq.ctx, rq.r.PathValue("name"))
 	if err != nil {
 		return notifyError(err)
 	}
+	rq.setETag(ver)
 	return rq.reply(http.StatusOK, t)
 }
 
@@ -163,6 +164,9 @@ func (s *Server) writeNotification(rq *request, patch bool) error {
 	if !rq.p.IsAdmin() {
 		return forbidden("changing a notification template needs a system administrator")
 	}
+	if err := rq.ifMatch("notification template", name, ver); err != nil {
+		return err
+	}
 	var in notificationUpdate
 	if patch {
 		in.Template = *cur
@@ -187,7 +191,8 @@ func (s *Server) writeNotification(rq *request, patch bool) error {
 	}
 	t, err := s.notify.Update(rq.ctx, in.Template, ver, secret)
 	if err != nil {
-		return notifyError(err)
+		return notifyError(rq.conflicted(err, "notification template", name))
 	}
+	rq.written(ver)
 	return rq.reply(http.StatusOK, t)
 }

@@ -157,6 +157,7 @@ func TestPermissionMatrix(t *testing.T) {
 		{"POST", Prefix + "/teams", map[string]any{"name": "team-new", "members": []string{"carol"}}, w(un, fb, fb, fb, cr)},
 		{"GET", Prefix + "/teams/team-new", nil, w(un, nf, ok, ok, ok)},
 		{"PATCH", Prefix + "/teams/team-new", map[string]any{"description": "d"}, w(un, nf, fb, fb, ok)},
+		{"POST", Prefix + "/teams/team-new/members", map[string]any{"add": []string{"auditor"}}, w(un, nf, fb, fb, ok)},
 		{"DELETE", Prefix + "/teams/team-new", nil, w(un, nf, fb, fb, nc)},
 		// Tokens.
 		{"GET", Prefix + "/tokens", nil, w(un, ok, ok, ok, ok)},

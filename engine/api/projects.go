@@ -66,7 +66,7 @@ func (rq *request) readableProject() (*project.Project, int32, error) {
 }
 
 func (s *Server) showProject(rq *request) error {
-	return showOne(rq, versionless(rq.readableProject), same)
+	return showVersioned(rq, rq.readableProject, same)
 }
 
 // projectInput is what a client writes of a project: not the revision and
@@ -124,6 +124,9 @@ func (s *Server) writeProject(rq *request, patch bool) error {
 	if !rq.p.Can(access.KindProject, cur.Name, access.RoleAdmin) {
 		return forbidden("changing project %s needs the admin role on it", cur.Name)
 	}
+	if err := rq.ifMatch("project", cur.Name, ver); err != nil {
+		return err
+	}
 	in := projectInput{Name: cur.Name}
 	if patch {
 		in = projectInput{Name: cur.Name, Description: cur.Description, Kind: cur.Kind, URL: cur.URL, Branch: cur.Branch,
@@ -141,8 +144,9 @@ func (s *Server) writeProject(rq *request, patch bool) error {
 		return err
 	}
 	if err := s.projects.Update(rq.ctx, &next, ver); err != nil {
-		return err
+		return rq.conflicted(err, "project", cur.Name)
 	}
+	rq.written(ver)
 	return rq.reply(http.StatusOK, &next)
 }
 

@@ -152,7 +152,7 @@ func (s *Server) showSchedule(rq *request) error {
 	if err := rq.query(); err != nil {
 		return err
 	}
-	sc, _, err := rq.visibleSchedule()
+	sc, ver, err := rq.visibleSchedule()
 	if err != nil {
 		return err
 	}
@@ -160,6 +160,7 @@ func (s *Server) showSchedule(rq *request) error {
 	if err != nil {
 		return err
 	}
+	rq.setETag(ver)
 	return rq.reply(http.StatusOK, v)
 }
 
@@ -264,6 +265,9 @@ func (s *Server) patchSchedule(rq *request) error {
 	if err := canWriteSchedule(rq.p, cur); err != nil {
 		return err
 	}
+	if err := rq.ifMatch("schedule", cur.Name, ver); err != nil {
+		return err
+	}
 	var in scheduleInput
 	if err := rq.decode(&in); err != nil {
 		return err
@@ -291,12 +295,13 @@ func (s *Server) patchSchedule(rq *request) error {
 		return err
 	}
 	if err := s.schedules.Update(rq.ctx, &next, ver); err != nil {
-		return scheduleError(err)
+		return scheduleError(rq.conflicted(err, "schedule", cur.Name))
 	}
 	v, err := s.scheduleView(rq, &next)
 	if err != nil {
 		return err
 	}
+	rq.written(ver)
 	return rq.reply(http.StatusOK, v)
 }
 

@@ -82,7 +82,7 @@ func (rq *request) readableTemplate() (*template.Template, int32, error) {
 }
 
 func (s *Server) showTemplate(rq *request) error {
-	return showOne(rq, versionless(rq.readableTemplate), rq.templateView)
+	return showVersioned(rq, rq.readableTemplate, rq.templateView)
 }
 
 // templateView hides the host config key from callers without the admin
@@ -207,6 +207,9 @@ func (s *Server) writeTemplate(rq *request, patch bool) error {
 	if err != nil {
 		return err
 	}
+	if err := rq.ifMatch("template", cur.Name, ver); err != nil {
+		return err
+	}
 	next := template.Template{}
 	if patch {
 		next = *cur
@@ -241,9 +244,10 @@ func (s *Server) writeTemplate(rq *request, patch bool) error {
 		return err
 	}
 	if err := s.templates.Update(rq.ctx, &next, ver); err != nil {
-		return err
+		return rq.conflicted(err, "template", cur.Name)
 	}
-	return rq.reply(http.StatusOK, &next)
+	rq.written(ver)
+	return rq.reply(http.StatusOK, rq.templateView(&next))
 }
 
 func (s *Server) deleteTemplate(rq *request) error {

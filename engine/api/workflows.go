@@ -78,7 +78,7 @@ func (rq *request) writableWorkflow() (*workflow.Template, int32, error) {
 }
 
 func (s *Server) showWorkflow(rq *request) error {
-	return showOne(rq, versionless(rq.readableWorkflow), same)
+	return showVersioned(rq, rq.readableWorkflow, same)
 }
 
 // checkWorkflow validates a workflow template and what its nodes name.
@@ -118,6 +118,9 @@ func (s *Server) replaceWorkflow(rq *request) error {
 	if err != nil {
 		return err
 	}
+	if err := rq.ifMatch("workflow", cur.Name, ver); err != nil {
+		return err
+	}
 	var next workflow.Template
 	if err := rq.decode(&next); err != nil {
 		return err
@@ -133,8 +136,9 @@ func (s *Server) replaceWorkflow(rq *request) error {
 		return err
 	}
 	if err := s.workflows.Update(rq.ctx, &next, ver); err != nil {
-		return err
+		return rq.conflicted(err, "workflow", cur.Name)
 	}
+	rq.written(ver)
 	return rq.reply(http.StatusOK, &next)
 }
 
@@ -152,6 +156,9 @@ func (s *Server) patchWorkflow(rq *request) error {
 	}
 	cur, ver, err := rq.writableWorkflow()
 	if err != nil {
+		return err
+	}
+	if err := rq.ifMatch("workflow", cur.Name, ver); err != nil {
 		return err
 	}
 	var in workflowPatch
@@ -172,8 +179,9 @@ func (s *Server) patchWorkflow(rq *request) error {
 		return err
 	}
 	if err := s.workflows.Update(rq.ctx, &next, ver); err != nil {
-		return err
+		return rq.conflicted(err, "workflow", cur.Name)
 	}
+	rq.written(ver)
 	return rq.reply(http.StatusOK, &next)
 }
 

@@ -117,29 +117,9 @@ func userCreateCommand() *cli.Command {
 			&cli.BoolFlag{Name: "no-password", Usage: "no password: the user authenticates with tokens only"},
 		),
 		Action: func(c *cli.Context) error {
-			args, err := parseArgs(c, "NAME")
+			n, err := newUserFromFlags(c)
 			if err != nil {
 				return err
-			}
-			if err := checkUserName("user", args[0]); err != nil {
-				return err
-			}
-			n := access.NewUser{Name: args[0], Description: c.String("description")}
-			switch {
-			case c.Bool("admin") && c.Bool("auditor"):
-				return usagef("--admin and --auditor: a user has one system role")
-			case c.Bool("admin"):
-				n.Role = access.SystemAdmin
-			case c.Bool("auditor"):
-				n.Role = access.SystemAuditor
-			}
-			if c.Bool("no-password") && c.IsSet("password-file") {
-				return usagef("--no-password and --password-file: give one")
-			}
-			if !c.Bool("no-password") {
-				if n.Password, err = readPassword(c, n.Name); err != nil {
-					return err
-				}
 			}
 			a, err := openAccess(c)
 			if err != nil {
@@ -153,6 +133,36 @@ func userCreateCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// newUserFromFlags reads the arguments and flags of `user create`, and
+// the password.
+func newUserFromFlags(c *cli.Context) (access.NewUser, error) {
+	args, err := parseArgs(c, "NAME")
+	if err != nil {
+		return access.NewUser{}, err
+	}
+	if err := checkUserName("user", args[0]); err != nil {
+		return access.NewUser{}, err
+	}
+	n := access.NewUser{Name: args[0], Description: c.String("description")}
+	switch {
+	case c.Bool("admin") && c.Bool("auditor"):
+		return n, usagef("--admin and --auditor: a user has one system role")
+	case c.Bool("admin"):
+		n.Role = access.SystemAdmin
+	case c.Bool("auditor"):
+		n.Role = access.SystemAuditor
+	}
+	if c.Bool("no-password") && c.IsSet("password-file") {
+		return n, usagef("--no-password and --password-file: give one")
+	}
+	if !c.Bool("no-password") {
+		if n.Password, err = readPassword(c, n.Name); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 func userListCommand() *cli.Command {
@@ -226,22 +236,11 @@ func userEditCommand() *cli.Command {
 			&cli.BoolFlag{Name: "disabled", Usage: "--disabled refuses every login and token of the user; --disabled=false allows them again"},
 		),
 		Action: func(c *cli.Context) error {
-			args, err := parseArgs(c, "NAME")
+			name, role, err := userEditFlags(c)
 			if err != nil {
 				return err
 			}
-			if err := checkUserName("user", args[0]); err != nil {
-				return err
-			}
-			var role access.SystemRole
-			if c.IsSet("role") {
-				if role, err = access.ParseSystemRole(c.String("role")); err != nil {
-					return &UsageError{Err: err}
-				}
-			}
-			if !c.IsSet("role") && !c.IsSet("description") && !c.IsSet("disabled") {
-				return usagef("user edit: nothing to change (give --role, --description or --disabled)")
-			}
+			args := []string{name}
 			a, err := openAccess(c)
 			if err != nil {
 				return err
@@ -268,12 +267,36 @@ func userEditCommand() *cli.Command {
 	}
 }
 
+// userEditFlags reads the argument and flags of `user edit`.
+func userEditFlags(c *cli.Context) (string, access.SystemRole, error) {
+	args, err := parseArgs(c, "NAME")
+	if err != nil {
+		return "", "", err
+	}
+	if err := checkUserName("user", args[0]); err != nil {
+		return "", "", err
+	}
+	var role access.SystemRole
+	if c.IsSet("role") {
+		if role, err = access.ParseSystemRole(c.String("role")); err != nil {
+			return "", "", &UsageError{Err: err}
+		}
+	}
+	if !c.IsSet("role") && !c.IsSet("description") && !c.IsSet("disabled") {
+		return "", "", usagef("user edit: nothing to change (give --role, --description or --disabled)")
+	}
+	return args[0], role, nil
+}
+
 func userPasswdCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "passwd",
 		Usage:     "set a user's password",
 		ArgsUsage: "NAME",
-		Flags:     withEnv("user passwd", passwordFileFlag()),
+		Description: "With --api, a user setting its own password gives its current one too: from\n" +
+			"--current-password-file, or the terminal. A system administrator sets anyone else's.",
+		Flags: withEnv("user passwd", passwordFileFlag(),
+			&cli.StringFlag{Name: "current-password-file", Usage: "with --api, when setting your own password: read your current password from this file (- reads standard input)"}),
 		Action: func(c *cli.Context) error {
 			args, err := parseArgs(c, "NAME")
 			if err != nil {
@@ -281,6 +304,9 @@ func userPasswdCommand() *cli.Command {
 			}
 			if err := checkUserName("user", args[0]); err != nil {
 				return err
+			}
+			if c.IsSet("current-password-file") {
+				return usagef("--current-password-file goes with --api: with access to ZooKeeper no current password is asked for")
 			}
 			pw, err := readPassword(c, args[0])
 			if err != nil {
@@ -410,18 +436,9 @@ func teamMembersCommand(name, usage string) *cli.Command {
 	return &cli.Command{
 		Name: name, Usage: usage, ArgsUsage: "TEAM USER [USER…]",
 		Action: func(c *cli.Context) error {
-			args := c.Args().Slice()
-			if len(args) < 2 {
-				return usagef("team %s: want TEAM USER [USER…]", name)
-			}
-			for i, a := range args {
-				kind := "user"
-				if i == 0 {
-					kind = "team"
-				}
-				if err := checkUserName(kind, a); err != nil {
-					return err
-				}
+			args, err := teamMembersArgs(c, name)
+			if err != nil {
+				return err
 			}
 			a, err := openAccess(c)
 			if err != nil {
@@ -447,6 +464,25 @@ func teamMembersCommand(name, usage string) *cli.Command {
 			return nil
 		},
 	}
+}
+
+// teamMembersArgs reads the arguments of `team add` or `team remove`
+// (verb): the team, then users.
+func teamMembersArgs(c *cli.Context, verb string) ([]string, error) {
+	args := c.Args().Slice()
+	if len(args) < 2 {
+		return nil, usagef("team %s: want TEAM USER [USER…]", verb)
+	}
+	for i, a := range args {
+		kind := "user"
+		if i == 0 {
+			kind = "team"
+		}
+		if err := checkUserName(kind, a); err != nil {
+			return nil, err
+		}
+	}
+	return args, nil
 }
 
 func slicesWithout(list []string, x string) []string {
@@ -486,16 +522,7 @@ func tokenCommand() *cli.Command {
 					&cli.StringFlag{Name: "expires", Value: "90d", Usage: "lifetime, such as 90d or 12h, or never"},
 					&cli.BoolFlag{Name: "json", Usage: "print the token with its id and expiry as JSON"}),
 				Action: func(c *cli.Context) error {
-					if _, err := parseArgs(c); err != nil {
-						return err
-					}
-					if c.String("user") == "" {
-						return usagef("token create: give --user NAME")
-					}
-					if err := checkUserName("user", c.String("user")); err != nil {
-						return err
-					}
-					life, err := parseLifetime(c.String("expires"))
+					life, err := tokenCreateFlags(c)
 					if err != nil {
 						return err
 					}
@@ -508,19 +535,7 @@ func tokenCommand() *cli.Command {
 					if err != nil {
 						return a.failObj(err)
 					}
-					if c.Bool("json") {
-						return writeJSON(c.App.Writer, struct {
-							access.TokenView
-							Token string `json:"token"`
-						}{t.View(), secret})
-					}
-					fmt.Fprintln(c.App.Writer, secret)
-					exp := "never"
-					if !t.Expires.IsZero() {
-						exp = stamp(t.Expires)
-					}
-					fmt.Fprintf(c.App.ErrWriter, "token %s for %s, expires %s; it cannot be shown again\n", t.ID, t.User, exp)
-					return nil
+					return printNewToken(c, t.View(), secret)
 				},
 			},
 			{
@@ -570,6 +585,39 @@ func tokenCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+// tokenCreateFlags checks the arguments of `token create` and returns
+// the token's lifetime (0: it never expires).
+func tokenCreateFlags(c *cli.Context) (time.Duration, error) {
+	if _, err := parseArgs(c); err != nil {
+		return 0, err
+	}
+	if c.String("user") == "" {
+		return 0, usagef("token create: give --user NAME")
+	}
+	if err := checkUserName("user", c.String("user")); err != nil {
+		return 0, err
+	}
+	return parseLifetime(c.String("expires"))
+}
+
+// printNewToken prints a new token (standard output, the only time it is
+// shown) and what it is (standard error), or both as JSON.
+func printNewToken(c *cli.Context, t access.TokenView, secret string) error {
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, struct {
+			access.TokenView
+			Token string `json:"token"`
+		}{t, secret})
+	}
+	fmt.Fprintln(c.App.Writer, secret)
+	exp := "never"
+	if !t.Expires.IsZero() {
+		exp = stamp(t.Expires)
+	}
+	fmt.Fprintf(c.App.ErrWriter, "token %s for %s, expires %s; it cannot be shown again\n", t.ID, t.User, exp)
+	return nil
 }
 
 // grantFromFlags reads --user/--team, --role and KIND/NAME.

@@ -195,6 +195,11 @@ type apiErrorBody struct {
 // request sends one request and returns the response when its status is
 // below 400; a stream has no timeout.
 func (a *apiClient) request(ctx context.Context, method, path string, query url.Values, body any, stream bool) (*http.Response, context.CancelFunc, error) {
+	return a.requestIf(ctx, method, path, query, body, stream, "")
+}
+
+// requestIf is request with If-Match: ifMatch when not empty.
+func (a *apiClient) requestIf(ctx context.Context, method, path string, query url.Values, body any, stream bool, ifMatch string) (*http.Response, context.CancelFunc, error) {
 	cancel := context.CancelFunc(func() {})
 	if !stream {
 		limit := apiRequestTimeout
@@ -224,6 +229,9 @@ func (a *apiClient) request(ctx context.Context, method, path string, query url.
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if ifMatch != "" {
+		req.Header.Set("If-Match", ifMatch)
+	}
 	if stream {
 		req.Header.Set("Accept", "text/event-stream")
 	} else {
@@ -250,19 +258,61 @@ func (a *apiClient) request(ctx context.Context, method, path string, query url.
 
 // do sends a request and decodes the JSON answer into out (when not nil).
 func (a *apiClient) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
-	resp, cancel, err := a.request(ctx, method, path, query, body, false)
+	_, err := a.doIf(ctx, method, path, query, "", body, out)
+	return err
+}
+
+// doIf is do with If-Match: ifMatch when not empty; it returns the
+// answer's ETag (the version of the object read or written).
+func (a *apiClient) doIf(ctx context.Context, method, path string, query url.Values, ifMatch string, body, out any) (string, error) {
+	resp, cancel, err := a.requestIf(ctx, method, path, query, body, false, ifMatch)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer cancel()
 	defer resp.Body.Close()
+	tag := resp.Header.Get("ETag")
 	if out == nil {
-		return nil
+		return tag, nil
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out); err != nil {
-		return fmt.Errorf("%w: %s %s: the answer is not the JSON expected (is --api %s a jobengine controller?): %v", errAPI, method, path, a.base, err)
+		return "", fmt.Errorf("%w: %s %s: the answer is not the JSON expected (is --api %s a jobengine controller?): %v", errAPI, method, path, a.base, err)
 	}
-	return nil
+	return tag, nil
+}
+
+// apiEditAttempts bounds how often an edit reads an object again after
+// another change won the race, as the ZooKeeper forms retry on the
+// version.
+const apiEditAttempts = 10
+
+// editVersioned reads path, lets apply change what was read, and writes
+// it back with method and If-Match set to the version read: when the
+// object changed meanwhile (412) it reads it again and applies the change
+// again, so a concurrent edit of other fields is kept. apply receives
+// the object read (afresh each time) and returns the body to send; out
+// receives the answer.
+func editVersioned[T any](ctx context.Context, a *apiClient, method, path string, apply func(*T) (any, error), out any) error {
+	for attempt := 1; ; attempt++ {
+		var cur T
+		tag, err := a.doIf(ctx, http.MethodGet, path, nil, "", nil, &cur)
+		if err != nil {
+			return err
+		}
+		if tag == "" {
+			return fmt.Errorf("%w: GET %s answered no ETag: the controller is older than this client, which would overwrite a concurrent change; upgrade it", errAPI, path)
+		}
+		body, err := apply(&cur)
+		if err != nil {
+			return err
+		}
+		_, err = a.doIf(ctx, method, path, nil, tag, body, out)
+		var st *apiStatusError
+		if errors.As(err, &st) && st.code == http.StatusPreconditionFailed && attempt < apiEditAttempts {
+			continue
+		}
+		return err
+	}
 }
 
 // statusError turns an error answer into the error printed: the API's
@@ -280,7 +330,15 @@ func (a *apiClient) statusError(method, path string, resp *http.Response) error 
 	case http.StatusForbidden:
 		hint = " (permission denied: the token's user lacks the role; ask an administrator for a grant)"
 	}
-	return &apiStatusError{code: resp.StatusCode, err: fmt.Errorf("%w: %s%s", errAPI, e.Error, hint)}
+	se := &apiStatusError{code: resp.StatusCode, err: fmt.Errorf("%w: %s%s", errAPI, e.Error, hint)}
+	switch resp.StatusCode {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		// Bad input only the server could see (a template a workflow
+		// names that does not exist, a cycle): what the ZooKeeper forms
+		// refuse as a usage error, nothing written.
+		return &UsageError{Err: se}
+	}
+	return se
 }
 
 // apiStatusError is an error answer of the API with its status.

@@ -492,10 +492,51 @@ func TestCLIObjectsThroughAPI(t *testing.T) {
 	}
 
 	// Commands without an API form refuse --api, naming those with one.
-	for _, args := range [][]string{{"user", "create", "x"}, {"queue", "inspect"}, {"team", "add", "x", "y"}} {
+	for _, args := range [][]string{{"queue", "inspect"}, {"queue", "stats"}} {
 		_, errOut, code := e.as(e.admin, args...)
 		if code != 2 || !strings.Contains(errOut, "does not work through the API") || !strings.Contains(errOut, "template list") {
 			t.Errorf("%v with --api: exit %d, want 2 saying so:\n%s", args, code, errOut)
+		}
+	}
+}
+
+// TestCLITokenCreateThroughAPI: `token create` over the API prints a token
+// that authenticates as the user it names, once; another user's token
+// needs an administrator; bad flags exit 2 before any request.
+func TestCLITokenCreateThroughAPI(t *testing.T) {
+	e := newAPIEnv(t)
+	out, errOut, code := e.as(e.admin, "token", "create", "--user", "bob", "--expires", "2h", "--description", "ci")
+	if code != 0 || !strings.Contains(errOut, "for bob, expires") || !strings.Contains(errOut, "cannot be shown again") {
+		t.Fatalf("token create for bob: exit %d\n%s", code, errOut)
+	}
+	bob := strings.TrimSpace(out)
+	if strings.Contains(errOut, bob) {
+		t.Fatalf("the token is on standard error too:\n%s", errOut)
+	}
+	if out := e.ok(bob, "token", "list"); !strings.Contains(out, "bob") || !strings.Contains(out, "ci") || strings.Contains(out, bob) {
+		t.Fatalf("bob's token list with the new token:\n%s", out)
+	}
+	js := e.ok(e.admin, "token", "create", "--user", "carol", "--expires", "never", "--json")
+	var made struct {
+		ID, User, Token string
+		Expires         *time.Time
+	}
+	if err := json.Unmarshal([]byte(js), &made); err != nil || made.User != "carol" || made.Token == "" || made.Expires != nil {
+		t.Fatalf("token create --json: %v\n%s", err, js)
+	}
+	if out := e.ok(made.Token, "token", "list"); !strings.Contains(out, made.ID) {
+		t.Fatalf("carol's new token does not list itself:\n%s", out)
+	}
+	// A user creates their own tokens only.
+	if _, errOut, code := e.as(e.alice, "token", "create", "--user", "bob"); code != 1 || !strings.Contains(errOut, "administrator") {
+		t.Fatalf("alice creating bob's token: exit %d, want 1 naming the administrator:\n%s", code, errOut)
+	}
+	if out := e.ok(e.alice, "token", "create", "--user", "alice"); strings.TrimSpace(out) == "" {
+		t.Fatal("alice's own token: nothing printed")
+	}
+	for _, args := range [][]string{{"token", "create"}, {"token", "create", "--user", "bob", "--expires", "soon"}} {
+		if _, errOut, code := e.as(e.admin, args...); code != 2 {
+			t.Fatalf("%v: exit %d, want 2:\n%s", args, code, errOut)
 		}
 	}
 }

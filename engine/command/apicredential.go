@@ -31,6 +31,7 @@ func init() {
 	apiActions["team list"] = apiListAction("/teams", printTeams)
 	apiActions["grant list"] = apiGrantList
 	apiActions["token list"] = apiTokenList
+	apiActions["token create"] = apiTokenCreate
 	apiActions["user delete"] = apiAccountDelete("user", "/users/", "deleted")
 	apiActions["team delete"] = apiAccountDelete("team", "/teams/", "deleted")
 	apiActions["token revoke"] = apiAccountDelete("token", "/tokens/", "revoked")
@@ -277,4 +278,29 @@ func apiTeamCreate(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "team %s created\n", printable(made.Name))
 	return nil
+}
+
+// apiTokenCreate is the API form of `token create`: POST /tokens (a token
+// for another user needs a system administrator).
+func apiTokenCreate(c *cli.Context) error {
+	if _, err := tokenCreateFlags(c); err != nil {
+		return err
+	}
+	cl, err := openAPI(c, true)
+	if err != nil {
+		return err
+	}
+	in := struct {
+		User        string `json:"user"`
+		Description string `json:"description,omitempty"`
+		Expires     string `json:"expires"`
+	}{User: c.String("user"), Description: c.String("description"), Expires: strings.TrimSpace(c.String("expires"))}
+	var made struct {
+		access.TokenView
+		Token string `json:"token"`
+	}
+	if err := cl.do(c.Context, http.MethodPost, "/tokens", nil, &in, &made); err != nil {
+		return err
+	}
+	return printNewToken(c, made.TokenView, made.Token)
 }

@@ -3,9 +3,10 @@ package command
 // The commands that change templates, schedules and workflows, through
 // the API: the same arguments, checks and output as their ZooKeeper forms.
 // An edit reads the object, applies the flags as the ZooKeeper form does
-// and writes the whole object back: the API takes no version from the
-// client, so a change made between the read and the write is lost (the
-// ZooKeeper form retries on its version instead).
+// and writes the whole object back with If-Match set to the version read:
+// when another change came between the read and the write, the API
+// refuses it (412) and the edit starts again from the object as it is
+// now, as the ZooKeeper form retries on its version.
 
 import (
 	"fmt"
@@ -86,16 +87,12 @@ func apiTemplateEdit(c *cli.Context) error {
 		return err
 	}
 	path := "/templates/" + url.PathEscape(args[0])
-	var t template.Template
-	if err := cl.do(c.Context, http.MethodGet, path, nil, nil, &t); err != nil {
-		return err
-	}
-	apply(&t)
-	if err := validTemplate(&t); err != nil {
-		return err
-	}
 	var made template.Template
-	if err := cl.do(c.Context, http.MethodPut, path, nil, &t, &made); err != nil {
+	err = editVersioned(c.Context, cl, http.MethodPut, path, func(t *template.Template) (any, error) {
+		apply(t)
+		return t, validTemplate(t)
+	}, &made)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "template %s changed\n", printable(made.Name))
@@ -171,28 +168,31 @@ func apiScheduleWrite(edit bool) cli.ActionFunc {
 		if err != nil {
 			return err
 		}
-		method, path, verb := http.MethodPost, "/schedules", "created"
-		if edit {
-			method, path, verb = http.MethodPatch, "/schedules/"+url.PathEscape(args[0]), "changed"
-			var cur apiSchedule
-			if err := cl.do(c.Context, http.MethodGet, path, nil, nil, &cur); err != nil {
-				return err
-			}
-			if cur.Schedule == nil {
-				return fmt.Errorf("%w: GET %s: no schedule in the answer", errAPI, path)
-			}
-			sc = cur.Schedule
-			if err := applyScheduleFlags(c, sc); err != nil {
-				return err
-			}
+		input := func(sc *schedules.Schedule) *apiScheduleInput {
+			return &apiScheduleInput{Name: sc.Name, Description: sc.Description, Enabled: sc.Enabled, Cron: sc.Cron,
+				TimeZone: sc.TimeZone, RRule: sc.RRule, CatchUp: sc.CatchUp, Launch: sc.Launch}
 		}
-		in := apiScheduleInput{Name: sc.Name, Description: sc.Description, Enabled: sc.Enabled, Cron: sc.Cron,
-			TimeZone: sc.TimeZone, RRule: sc.RRule, CatchUp: sc.CatchUp, Launch: sc.Launch}
 		var v apiSchedule
-		if err := cl.do(c.Context, method, path, nil, &in, &v); err != nil {
+		if !edit {
+			if err := cl.do(c.Context, http.MethodPost, "/schedules", nil, input(sc), &v); err != nil {
+				return err
+			}
+			return printScheduleWritten(c, "POST /schedules", v, "created")
+		}
+		path := "/schedules/" + url.PathEscape(args[0])
+		err = editVersioned(c.Context, cl, http.MethodPatch, path, func(cur *apiSchedule) (any, error) {
+			if cur.Schedule == nil {
+				return nil, fmt.Errorf("%w: GET %s: no schedule in the answer", errAPI, path)
+			}
+			if err := applyScheduleFlags(c, cur.Schedule); err != nil {
+				return nil, err
+			}
+			return input(cur.Schedule), nil
+		}, &v)
+		if err != nil {
 			return err
 		}
-		return printScheduleWritten(c, method+" "+path, v, verb)
+		return printScheduleWritten(c, "PATCH "+path, v, "changed")
 	}
 }
 

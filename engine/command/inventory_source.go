@@ -8,6 +8,7 @@ import (
 
 	"github.com/jobengine/jobengine/engine/inventory"
 	"github.com/jobengine/jobengine/engine/invsource"
+	"github.com/jobengine/jobengine/engine/jobs"
 )
 
 func inventorySourceCommand() *cli.Command {
@@ -40,27 +41,11 @@ func inventorySourceSetCommand() *cli.Command {
 			&cli.DurationFlag{Name: "cache-timeout", Usage: "with --update-on-launch: reuse an update this recent"},
 		),
 		Action: func(c *cli.Context) error {
-			args, err := parseArgs(c, "NAME")
+			name, src, err := sourceFromFlags(c)
 			if err != nil {
 				return err
 			}
-			if err := checkName("inventory", args[0]); err != nil {
-				return err
-			}
-			if c.String("project") == "" || c.String("path") == "" {
-				return usagef("give --project P and --path FILE (the source file's path in the project)")
-			}
-			if c.IsSet("cache-timeout") && !c.Bool("update-on-launch") {
-				return usagef("--cache-timeout goes with --update-on-launch")
-			}
-			if c.Duration("cache-timeout") < 0 {
-				return usagef("--cache-timeout must not be negative")
-			}
-			src := &inventory.Source{Project: c.String("project"), Path: c.String("path"),
-				UpdateOnLaunch: c.Bool("update-on-launch"), CacheTimeout: c.Duration("cache-timeout").Seconds()}
-			if err := src.Validate(); err != nil {
-				return &UsageError{Err: err}
-			}
+			args := []string{name}
 			o, err := openObjects(c)
 			if err != nil {
 				return err
@@ -76,6 +61,65 @@ func inventorySourceSetCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// sourceFromFlags reads the argument and flags of `inventory source set`.
+func sourceFromFlags(c *cli.Context) (string, *inventory.Source, error) {
+	args, err := parseArgs(c, "NAME")
+	if err != nil {
+		return "", nil, err
+	}
+	if err := checkName("inventory", args[0]); err != nil {
+		return "", nil, err
+	}
+	if c.String("project") == "" || c.String("path") == "" {
+		return "", nil, usagef("give --project P and --path FILE (the source file's path in the project)")
+	}
+	if c.IsSet("cache-timeout") && !c.Bool("update-on-launch") {
+		return "", nil, usagef("--cache-timeout goes with --update-on-launch")
+	}
+	if c.Duration("cache-timeout") < 0 {
+		return "", nil, usagef("--cache-timeout must not be negative")
+	}
+	src := &inventory.Source{Project: c.String("project"), Path: c.String("path"),
+		UpdateOnLaunch: c.Bool("update-on-launch"), CacheTimeout: c.Duration("cache-timeout").Seconds()}
+	if err := src.Validate(); err != nil {
+		return "", nil, &UsageError{Err: err}
+	}
+	return args[0], src, nil
+}
+
+// errNoSource is the error about an inventory without a source.
+func errNoSource(name string) error {
+	return fmt.Errorf("inventory %s has no source (set one with `jobengine inventory source set %s --project P --path FILE`)", name, name)
+}
+
+// printSource prints the source of inventory name as `inventory source
+// show` does; job reads the last update job (false: not found).
+func printSource(c *cli.Context, name string, s *inventory.Source, job func(id string) (*jobs.Job, bool)) error {
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, s)
+	}
+	tw := newTable(c.App.Writer)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+		}
+	}
+	row("inventory", name)
+	row("project", s.Project)
+	row("path", s.Path)
+	row("update-on-launch", yesNo(s.UpdateOnLaunch))
+	if s.UpdateOnLaunch {
+		row("cache-timeout", (time.Duration(s.CacheTimeout * float64(time.Second))).String())
+	}
+	row("last-update-job", s.LastUpdateJob)
+	if s.LastUpdateJob != "" {
+		if j, ok := job(s.LastUpdateJob); ok {
+			row("last-update", fmt.Sprintf("%s %s", j.State, oneLine(j.StatusMessage)))
+		}
+	}
+	return tw.Flush()
 }
 
 func inventorySourceShowCommand() *cli.Command {
@@ -102,32 +146,12 @@ func inventorySourceShowCommand() *cli.Command {
 				return o.failObj(err)
 			}
 			if inv.Source == nil {
-				return fmt.Errorf("inventory %s has no source (set one with `jobengine inventory source set %s --project P --path FILE`)", inv.Name, inv.Name)
+				return errNoSource(inv.Name)
 			}
-			s := inv.Source
-			if c.Bool("json") {
-				return writeJSON(c.App.Writer, s)
-			}
-			tw := newTable(c.App.Writer)
-			row := func(k, v string) {
-				if v != "" {
-					fmt.Fprintf(tw, "%s:\t%s\n", k, v)
-				}
-			}
-			row("inventory", inv.Name)
-			row("project", s.Project)
-			row("path", s.Path)
-			row("update-on-launch", yesNo(s.UpdateOnLaunch))
-			if s.UpdateOnLaunch {
-				row("cache-timeout", (time.Duration(s.CacheTimeout * float64(time.Second))).String())
-			}
-			row("last-update-job", s.LastUpdateJob)
-			if s.LastUpdateJob != "" {
-				if j, _, err := o.store.Get(o.ctx, s.LastUpdateJob); err == nil {
-					row("last-update", fmt.Sprintf("%s %s", j.State, oneLine(j.StatusMessage)))
-				}
-			}
-			return tw.Flush()
+			return printSource(c, inv.Name, inv.Source, func(id string) (*jobs.Job, bool) {
+				j, _, err := o.store.Get(o.ctx, id)
+				return j, err == nil
+			})
 		},
 	}
 }

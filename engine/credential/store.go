@@ -102,42 +102,56 @@ func (s *Store) encode(c *Credential) ([]byte, error) {
 // are sealed again, so the key is needed. ErrConflict when it changed
 // since it was read.
 func (s *Store) Update(ctx context.Context, name string, fn func(c *Credential) error) (*Credential, error) {
+	c, _, err := s.UpdateVersion(ctx, name, -1, fn)
+	return c, err
+}
+
+// UpdateVersion is Update of version ver of the credential (-1: the
+// version it reads); it returns the version written.
+func (s *Store) UpdateVersion(ctx context.Context, name string, ver int32, fn func(c *Credential) error) (*Credential, int32, error) {
 	if err := s.needKey("changing a credential"); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	st, ver, err := s.readVersion(ctx, name)
+	st, read, err := s.readVersion(ctx, name)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
+	}
+	if ver < 0 {
+		ver = read
+	} else if ver != read {
+		return nil, 0, fmt.Errorf("%w: %s", ErrConflict, name)
 	}
 	c, err := s.open(st)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if err := fn(&c); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if c.Name != name {
-		return nil, fmt.Errorf("%w: the name of credential %s cannot change (create another one)", ErrInvalid, name)
+		return nil, 0, fmt.Errorf("%w: the name of credential %s cannot change (create another one)", ErrInvalid, name)
 	}
 	c.Created, c.Updated = st.Created, s.now().UTC().Truncate(time.Millisecond)
 	data, err := s.encode(&c)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
+	var stat *zk.Stat
 	err = zkconn.Do(ctx, func() error {
-		_, err := s.conn.Set(s.path(name), data, ver)
+		var err error
+		stat, err = s.conn.Set(s.path(name), data, ver)
 		return err
 	})
 	switch {
 	case errors.Is(err, zk.ErrBadVersion):
-		return nil, fmt.Errorf("%w: %s", ErrConflict, name)
+		return nil, 0, fmt.Errorf("%w: %s", ErrConflict, name)
 	case errors.Is(err, zk.ErrNoNode):
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
+		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, name)
 	case err != nil:
-		return nil, err
+		return nil, 0, err
 	}
 	c.Secrets = Secrets{}
-	return &c, nil
+	return &c, stat.Version, nil
 }
 
 // read reads and validates a credential's znode.
@@ -198,12 +212,18 @@ func decodeStored(name string, data []byte) (*stored, error) {
 
 // Get returns a credential without its secrets.
 func (s *Store) Get(ctx context.Context, name string) (*Credential, error) {
-	st, err := s.read(ctx, name)
+	c, _, err := s.GetVersion(ctx, name)
+	return c, err
+}
+
+// GetVersion is Get with the version of the credential (for UpdateVersion).
+func (s *Store) GetVersion(ctx context.Context, name string) (*Credential, int32, error) {
+	st, ver, err := s.readVersion(ctx, name)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	c := st.Credential
-	return &c, nil
+	return &c, ver, nil
 }
 
 // Open returns a credential with its secrets decrypted.
