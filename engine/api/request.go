@@ -138,13 +138,5 @@ func showOne[T, V any](rq *request, read func() (T, error), view func(T) V) erro
 	return rq.reply(http.StatusOK, view(v))
 }
 
-// versionless drops the version a reader returns with its object.
-func versionless[T any](read func() (T, int32, error)) func() (T, error) {
-	return func() (T, error) {
-		v, _, err := read()
-		return v, err
-	}
-}
-
 // same shows an object as it is.
 func same[T any](v T) T { return v }
