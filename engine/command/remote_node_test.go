@@ -322,17 +322,18 @@ func TestMachineCredentialOverSSH(t *testing.T) {
 }
 
 // TestKilledExecutorEndsItsRemoteRun: an executor killed by SIGKILL while
-// a job runs on its node takes the ssh connection with it — its ssh client
-// finds its stdout's reader gone and ends the session — and the worker,
-// finding its own stdout's reader (sshd) gone, stops the run at once: even
-// a worker without keepalives, whose silent run would otherwise go on
-// while the lost job runs again elsewhere.
+// a silent job runs on its node takes the ssh connection with it — the
+// worker's next keepalive makes its ssh client write to the dead
+// executor's side and end the session — and the worker, finding its own
+// stdout's reader (sshd) gone, stops the run instead of going on while
+// the lost job runs again elsewhere. (Without keepalives nothing makes
+// the ssh client write: the run would go on until it wrote something.)
 func TestKilledExecutorEndsItsRemoteRun(t *testing.T) {
 	sshd := startSSHD(t)
 	root := testRoot(t)
 	s := testStore(t, root)
 	// A kill grace of its own marks this run's worker among the processes.
-	tail := fmt.Sprintf(" worker --enable-test-actions --kill-grace %dms\x00", 3000+os.Getpid()%1000)
+	tail := fmt.Sprintf(" worker --keepalive-seconds 1 --enable-test-actions --kill-grace %dms\x00", 3000+os.Getpid()%1000)
 	command := fmt.Sprintf("ssh -T -i %s -p %d -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR {node} %s%s",
 		sshd.key, sshd.port, filepath.Join(builtBinaries(t), "jobengine"), strings.TrimSuffix(tail, "\x00"))
 	running := func() bool {
