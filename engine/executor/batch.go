@@ -71,54 +71,37 @@ type fetched struct {
 	ok  bool
 }
 
-// prefetch reads the job documents of a batch of entries at once (the
-// connection pipelines the requests), so that the batch's workers start
-// together and their RUNNING writes meet in one group commit instead of
-// trickling in one read apart. The reads are made by a fixed set of
-// readers (as many as workers), whose stacks have grown to what decoding
-// a document needs once.
+// prefetch reads the job documents of a batch of entries at once (one
+// request where the server allows, see jobs.Store.GetMany), so that the
+// batch's workers start together and their RUNNING writes meet in one
+// group commit instead of trickling in one read apart. A read that fails
+// for the connection is left to the worker (ok false).
 func (e *Executor) prefetch(items []*queue.Item) []fetched {
 	out := make([]fetched, len(items))
 	if len(items) == 1 {
 		return out // the worker reads it: nothing to line up
 	}
-	var wg sync.WaitGroup
-	wg.Add(len(items))
+	ids := make([]string, len(items))
 	for i, it := range items {
-		e.reads <- readReq{id: string(it.Data), out: &out[i], done: &wg}
+		ids[i] = string(it.Data)
 	}
-	wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
+	reads, err := e.store.GetMany(ctx, ids)
+	cancel()
+	if err != nil {
+		return out
+	}
+	for i, r := range reads {
+		out[i] = fetched{j: r.Job, ver: r.Version, err: r.Err, ok: true}
+	}
 	return out
 }
 
-// readReq asks a reader for a job document.
-type readReq struct {
-	id   string
-	out  *fetched
-	done *sync.WaitGroup
-}
-
-// reader reads the documents prefetch asks for until the take loop ends.
-func (e *Executor) reader() {
-	defer e.wg.Done()
-	for r := range e.reads {
-		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.SessionTimeout)
-		j, ver, err := e.store.Get(ctx, r.id)
-		cancel()
-		*r.out = fetched{j: j, ver: ver, err: err, ok: true}
-		r.done.Done()
-	}
-}
-
-// startTakers starts the take loop and its readers; the work channel is
-// closed when it has stopped, which ends the workers once they are done.
+// startTakers starts the take loop; the work channel is closed when it
+// has stopped, which ends the workers once they are done.
 func (e *Executor) startTakers() {
-	e.reads = make(chan readReq)
-	e.wg.Add(2 + e.cfg.Threads)
-	for i := 0; i < e.cfg.Threads; i++ {
-		go e.reader()
-	}
-	go func() { defer e.wg.Done(); e.takeLoop(); close(e.work); close(e.reads) }()
+	e.wg.Add(2) // the goroutine, and takeLoop itself
+	go func() { defer e.wg.Done(); e.takeLoop(); close(e.work) }()
 }
 
 // takeLoop takes entries for the idle workers, in batches, until the

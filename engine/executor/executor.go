@@ -136,7 +136,6 @@ type Executor struct {
 	// the entries taken for them out (batch.go).
 	ready     chan struct{}
 	work      chan taken
-	reads     chan readReq // the take loop's document reads (batch.go)
 	committer *committer
 	// finishing hands the outcomes to write after their worker moved on
 	// to the finishers (batch.go); finishes counts them for Shutdown.

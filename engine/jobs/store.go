@@ -480,6 +480,63 @@ func (s *Store) Get(ctx context.Context, id string) (*Job, int32, error) {
 	return j, st.Version, nil
 }
 
+// Read is one job read by GetMany: its document and version, or the
+// error Get would have returned for it.
+type Read struct {
+	Job     *Job
+	Version int32
+	Err     error
+}
+
+// GetMany reads the documents of the jobs ids together, in one request
+// where the server allows (see zkconn.GetMany): each result is what Get
+// would have returned. Its own error is the connection's.
+func (s *Store) GetMany(ctx context.Context, ids []string) ([]Read, error) {
+	out := make([]Read, len(ids))
+	uids := make([]string, len(ids))
+	var paths []string
+	for i, id := range ids {
+		_, uid, err := ParseID(id)
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		uids[i] = uid
+		paths = append(paths, s.DocPath(uid))
+	}
+	got, err := s.conn.GetMany(ctx, paths)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: reading %d jobs: %w", len(paths), err)
+	}
+	k := 0
+	for i, id := range ids {
+		if out[i].Err != nil {
+			continue
+		}
+		g := got[k]
+		k++
+		switch {
+		case errors.Is(g.Err, zk.ErrNoNode):
+			out[i].Err = fmt.Errorf("%w: %s", ErrNotFound, id)
+			continue
+		case g.Err != nil:
+			out[i].Err = fmt.Errorf("jobs: reading %s: %w", id, g.Err)
+			continue
+		}
+		j, err := Decode(uids[i], g.Data)
+		if err != nil {
+			var bad *BadDocumentError
+			if errors.As(err, &bad) {
+				bad.Path, bad.Version = s.DocPath(uids[i]), g.Stat.Version
+			}
+			out[i].Err = err
+			continue
+		}
+		out[i] = Read{Job: j, Version: g.Stat.Version}
+	}
+	return out, nil
+}
+
 // Filter selects jobs in List.
 type Filter struct {
 	State  State

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -125,22 +124,21 @@ func (c *Consumer) tryTakeMany(ctx context.Context, names []string) (items []*It
 		}
 		return nil, opErr
 	}
-	// The items, read in parallel: the connection pipelines the requests.
+	// The items, read together (in one request where the server allows).
+	paths := make([]string, len(pending))
+	for k, n := range pending {
+		paths[k] = c.q.entries + "/" + n
+	}
+	reads, err := c.q.conn.GetMany(ctx, paths)
 	data := make([][]byte, len(pending))
 	errs := make([]error, len(pending))
-	var wg sync.WaitGroup
-	for k, n := range pending {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[k] = zkconn.Do(ctx, func() error {
-				var err error
-				data[k], _, err = c.q.conn.Get(c.q.entries + "/" + n)
-				return err
-			})
-		}()
+	for k := range pending {
+		if err != nil {
+			errs[k] = err
+		} else {
+			data[k], errs[k] = reads[k].Data, reads[k].Err
+		}
 	}
-	wg.Wait()
 	var firstErr error
 	for k, n := range pending {
 		if errs[k] != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jobengine/jobengine/engine/zkconn"
 	"github.com/jobengine/jobengine/engine/zkserver"
+	"github.com/jobengine/jobengine/internal/testing/poll"
 	"github.com/jobengine/jobengine/internal/testing/zktest"
 )
 
@@ -129,6 +130,20 @@ func TestSecureZooKeeper(t *testing.T) {
 			t.Errorf("%s has ACL %v, want %v", p, acl, want)
 		}
 	}
+	// Reads in one request (GetMany) go over the same authenticated TLS
+	// session.
+	poll.For(t, 10*time.Second, 20*time.Millisecond, func() error {
+		got, err := c.GetMany(ctx, []string{c.Path("a", "b", "node"), c.Path("a", "multi"), c.Path("a", "none")})
+		switch {
+		case err != nil:
+			return err
+		case string(got[0].Data) != "x" || string(got[1].Data) != "y" || !errors.Is(got[2].Err, zk.ErrNoNode):
+			t.Fatalf("GetMany over TLS read %q, %q, %v", got[0].Data, got[1].Data, got[2].Err)
+		case zkconn.MultiReads(c) == 0:
+			return errors.New("no read went as one request yet")
+		}
+		return nil
+	})
 	// The empty ACL passed to go-zookeeper's own client is refused, never
 	// turned into an open node.
 	if _, err := c.Conn.Create(c.Path("a", "raw"), nil, 0, zkconn.ACL); !errors.Is(err, zk.ErrInvalidACL) {

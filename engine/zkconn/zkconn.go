@@ -141,6 +141,11 @@ type Conn struct {
 	hadSession  bool // guarded by mu
 	closing     bool // Close was called; guarded by mu
 	expirations atomic.Int64
+	// wire is the connection go-zookeeper uses now (GetMany writes on it);
+	// noMultiRead is set once the server refused a multiRead.
+	wire        atomic.Pointer[wireConn]
+	noMultiRead atomic.Bool
+	multiReads  atomic.Int64 // answered, for tests
 }
 
 // Dial connects and waits until a session is established or ctx ends.
@@ -182,7 +187,9 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 			if err != nil {
 				return nil, err
 			}
-			return newBufferedConn(conn), nil
+			w := newWireConn(conn)
+			c.wire.Store(w)
+			return w, nil
 		}),
 		zk.WithEventCallback(func(ev zk.Event) {
 			if ev.Type == zk.EventSession && ev.State == zk.StateHasSession {
