@@ -3,6 +3,7 @@ package zkconn
 import (
 	"bufio"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -73,6 +74,11 @@ func (w *wireConn) Read(p []byte) (int, error) {
 			// The handshake's reply has no xid.
 			w.greeted = true
 		case xid <= minOwnXid:
+			if n > MaxResponseBytes {
+				err := fmt.Errorf("zkconn: a reply of %d bytes, over the limit of %d", n, MaxResponseBytes)
+				w.fail(err)
+				return 0, err
+			}
 			frame := make([]byte, 4+n)
 			if _, err := io.ReadFull(w.r, frame); err != nil {
 				w.fail(err)

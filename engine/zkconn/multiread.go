@@ -34,8 +34,10 @@ const (
 	opError     = -1
 )
 
-// maxMultiRead bounds the nodes of one multiRead request.
-const maxMultiRead = 128
+// maxMultiRead bounds the nodes of one multiRead request, and so its
+// reply: 64 documents of the largest size stay well within
+// MaxResponseBytes.
+const maxMultiRead = 64
 
 // GetMany reads the nodes at paths, in one request where the server
 // allows it, and returns what each read returned, in order. Its error is
