@@ -44,7 +44,8 @@ const (
 	maxBatchBytes = zkconn.RequestBudget / 4
 	// commitLinger is how long a committer waits for more writes
 	// before it sends what it has: long enough for the workers' writes
-	// to meet, short next to ZooKeeper's latency under load.
+	// to meet, short next to ZooKeeper's latency under load. A write of
+	// an executor that holds one job only is sent at once.
 	commitLinger = time.Millisecond
 	// takeLinger is how long a take waits for more idle workers while
 	// the backlog is deep (takeLoop).
@@ -319,6 +320,10 @@ func (k *committer) fill() []*commitReq {
 		return nil
 	}
 	batch, size := []*commitReq{first}, first.c.Size()
+	if k.e.direct.Held()+k.e.consumer.Held() <= 1 {
+		// The executor's one job: no other write is coming, send it now.
+		return batch
+	}
 	linger := time.NewTimer(commitLinger)
 	defer linger.Stop()
 	for len(batch) < maxBatchItems && size < maxBatchBytes {

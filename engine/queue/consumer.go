@@ -127,6 +127,14 @@ func (c *Consumer) Stats() ConsumerStats {
 	return c.stats
 }
 
+// Held returns how many entries the consumer holds: taken, and neither
+// consumed nor released yet.
+func (c *Consumer) Held() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.held)
+}
+
 // Close stops the consumer. Entries it still holds stay taken until its
 // session ends; release them first.
 func (c *Consumer) Close() {

@@ -305,25 +305,36 @@ func (s *Scheduler) readPending(ctx context.Context) ([]*pendingJob, []string, e
 	read := make([]*pendingJob, len(fresh))
 	isStale := make([]bool, len(fresh))
 	stores := s.readers(ctx, dir, len(fresh))
-	err = parallel(len(fresh), func(i int) error {
-		st := stores[i%len(stores)]
-		j, ver, err := st.Get(ctx, fresh[i])
-		if st != s.store && (err != nil || j.UUID() != fresh[i] || j.State != jobs.Pending) {
-			// Only the session that listed the job decides it is stale:
-			// another may answer from a server not yet as far along.
-			j, ver, err = s.store.Get(ctx, fresh[i])
-		}
-		switch {
-		case errors.Is(err, jobs.ErrNotFound), errors.Is(err, jobs.ErrInvalid):
-			isStale[i] = true
-			return nil
-		case err != nil:
+	// The documents are read in chunks, each in one request (GetMany),
+	// the chunks shared among the stores.
+	chunks := (len(fresh) + readChunk - 1) / readChunk
+	err = parallel(chunks, func(c int) error {
+		st := stores[c%len(stores)]
+		ids := fresh[c*readChunk : min((c+1)*readChunk, len(fresh))]
+		reads, err := st.GetMany(ctx, ids)
+		if err != nil {
 			return err
-		case j.UUID() != fresh[i] || j.State != jobs.Pending:
-			isStale[i] = true
-			return nil
 		}
-		read[i] = &pendingJob{uid: fresh[i], job: j, ver: ver}
+		for k, r := range reads {
+			i := c*readChunk + k
+			j, ver, err := r.Job, r.Version, r.Err
+			if st != s.store && (err != nil || j.UUID() != fresh[i] || j.State != jobs.Pending) {
+				// Only the session that listed the job decides it is stale:
+				// another may answer from a server not yet as far along.
+				j, ver, err = s.store.Get(ctx, fresh[i])
+			}
+			switch {
+			case errors.Is(err, jobs.ErrNotFound), errors.Is(err, jobs.ErrInvalid):
+				isStale[i] = true
+				continue
+			case err != nil:
+				return err
+			case j.UUID() != fresh[i] || j.State != jobs.Pending:
+				isStale[i] = true
+				continue
+			}
+			read[i] = &pendingJob{uid: fresh[i], job: j, ver: ver}
+		}
 		return nil
 	})
 	if err != nil {
@@ -367,6 +378,9 @@ func (s *Scheduler) readers(ctx context.Context, dir string, n int) []*jobs.Stor
 	}
 	return stores
 }
+
+// readChunk is the number of documents read in one request.
+const readChunk = 32
 
 // minSharedReads is the number of new pending jobs from which a pass
 // shares its reads with the other read sessions.
