@@ -307,43 +307,27 @@ func parseHeader(data []byte) (header, error) {
 	return h, nil
 }
 
-// load reads the entries named; entries gone meanwhile are skipped.
+// load reads the entries named, in one request per 64 where the server
+// allows (zkconn.GetMany); entries gone meanwhile are skipped.
 func (p *Pump) load(ctx context.Context, names []string) ([]*entry, error) {
-	out := make([]*entry, len(names))
-	errs := make([]error, len(names))
-	sem := make(chan struct{}, 16)
-	var wg sync.WaitGroup
+	paths := make([]string, len(names))
 	for i, n := range names {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			var data []byte
-			var stat *zk.Stat
-			err := p.do(ctx, func() error {
-				var err error
-				data, stat, err = p.c.Get(p.c.Path(indexDir, outboxDir, n))
-				return err
-			})
-			if errors.Is(err, zk.ErrNoNode) {
-				return
-			}
-			if err != nil {
-				errs[i] = fmt.Errorf("index: reading outbox entry %s: %w", n, err)
-				return
-			}
-			out[i] = newEntry(n, data, time.UnixMilli(stat.Mtime))
-		}()
+		paths[i] = p.c.Path(indexDir, outboxDir, n)
 	}
-	wg.Wait()
+	ctx, cancel := context.WithTimeout(ctx, p.opts.OpTimeout)
+	defer cancel()
+	got, err := p.c.GetMany(ctx, paths)
+	if err != nil {
+		return nil, fmt.Errorf("index: reading %d outbox entries: %w", len(names), err)
+	}
 	var entries []*entry
-	for i := range names {
-		if errs[i] != nil {
-			return nil, errs[i]
-		}
-		if out[i] != nil {
-			entries = append(entries, out[i])
+	for i, n := range names {
+		switch g := got[i]; {
+		case errors.Is(g.Err, zk.ErrNoNode):
+		case g.Err != nil:
+			return nil, fmt.Errorf("index: reading outbox entry %s: %w", n, g.Err)
+		default:
+			entries = append(entries, newEntry(n, g.Data, time.UnixMilli(g.Stat.Mtime)))
 		}
 	}
 	return entries, nil

@@ -45,9 +45,26 @@ const maxMultiRead = 64
 // in its Got.
 func (c *Conn) GetMany(ctx context.Context, paths []string) ([]Got, error) {
 	out := make([]Got, len(paths))
-	for start := 0; start < len(paths); start += maxMultiRead {
-		end := min(start+maxMultiRead, len(paths))
-		if err := c.getMany(ctx, paths[start:end], out[start:end]); err != nil {
+	if len(paths) <= maxMultiRead {
+		if err := c.getMany(ctx, paths, out); err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+	// The requests of the chunks go together: the session pipelines them.
+	var wg sync.WaitGroup
+	errs := make([]error, (len(paths)+maxMultiRead-1)/maxMultiRead)
+	for k := range errs {
+		start, end := k*maxMultiRead, min((k+1)*maxMultiRead, len(paths))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[k] = c.getMany(ctx, paths[start:end], out[start:end])
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
 			return nil, err
 		}
 	}
