@@ -194,7 +194,7 @@ func decodeMultiRead(b []byte, out []Got) (int32, error) {
 	for i := 0; ; i++ {
 		typ := int32(d.u32())
 		done := d.byte() != 0
-		errCode := int32(d.u32())
+		d.u32() // the header's error; an error result repeats it
 		if d.err != nil {
 			return 0, d.err
 		}
@@ -213,8 +213,7 @@ func decodeMultiRead(b []byte, out []Got) (int32, error) {
 			st := d.stat()
 			out[i] = Got{Data: data, Stat: st}
 		case opError:
-			errCode = int32(d.u32())
-			out[i] = Got{Err: errOfCode(errCode)}
+			out[i] = Got{Err: errOfCode(int32(d.u32()))}
 		default:
 			return 0, fmt.Errorf("unexpected operation type %d in a read's reply", typ)
 		}
