@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/go-zookeeper/zk"
+	"go.uber.org/zap"
 )
 
 // Reading many nodes in one request.
@@ -88,8 +89,8 @@ func (c *Conn) getMany(ctx context.Context, paths []string, out []Got) error {
 		go func() {
 			defer wg.Done()
 			errs[i] = Do(ctx, func() error {
-				var err error
-				out[i].Data, out[i].Stat, err = c.Conn.Get(p)
+				data, st, err := c.Conn.Get(p)
+				out[i] = Got{Data: data, Stat: st}
 				return err
 			})
 		}()
@@ -129,9 +130,12 @@ func (c *Conn) multiRead(ctx context.Context, w *wireConn, paths []string, out [
 		code, err := decodeMultiRead(b, out)
 		switch {
 		case err != nil:
-			// A reply that cannot be read: the stream cannot be trusted.
-			_ = w.Close()
-			return true, fmt.Errorf("%w: %v", zk.ErrConnectionClosed, err)
+			// A reply that cannot be read (the frame was whole, so the
+			// stream is not out of step): a server that does not know
+			// the request and answered something else. Read one by one.
+			c.noMultiRead.Store(true)
+			c.logger.Warn("the ZooKeeper server's answer to a read of many nodes could not be read; reading them one by one", zap.Error(err))
+			return false, nil
 		case code == 0:
 			c.multiReads.Add(1)
 			return true, nil
