@@ -8,10 +8,13 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/jobengine/jobengine/engine/configstore"
 	"github.com/jobengine/jobengine/engine/jobs"
 	"github.com/jobengine/jobengine/engine/queue"
 	"github.com/jobengine/jobengine/engine/schedule"
 	"github.com/jobengine/jobengine/engine/schedules"
+	"github.com/jobengine/jobengine/engine/template"
+	"github.com/jobengine/jobengine/engine/workflow"
 )
 
 func init() {
@@ -104,6 +107,9 @@ func scheduleCreateCommand(edit bool) *cli.Command {
 				if err := applyScheduleFlags(c, sc); err != nil {
 					return err
 				}
+			}
+			if err := checkScheduleLaunch(cl, sc); err != nil {
+				return err
 			}
 			if edit {
 				err = st.Update(cl.ctx, sc, ver)
@@ -242,6 +248,29 @@ func applyScheduleFlags(c *cli.Context, sc *schedules.Schedule) error {
 	}
 	if err := check.Validate(); err != nil {
 		return &UsageError{Err: err}
+	}
+	return nil
+}
+
+// checkScheduleLaunch refuses a schedule of a template or workflow
+// template that does not exist, as the API does: it would only fail at
+// each occurrence.
+func checkScheduleLaunch(cl *client, sc *schedules.Schedule) error {
+	var err error
+	switch {
+	case sc.Launch.Template != "":
+		_, _, err = template.NewStore(cl.conn, cl.log.Named("template")).Get(cl.ctx, sc.Launch.Template)
+		if errors.Is(err, configstore.ErrNotFound) {
+			return usagef("--template %s: no such job template (see 'jobengine template list')", sc.Launch.Template)
+		}
+	case sc.Launch.Workflow != "":
+		_, _, err = workflow.NewStore(cl.conn, cl.log.Named("workflow")).Get(cl.ctx, sc.Launch.Workflow)
+		if errors.Is(err, configstore.ErrNotFound) {
+			return usagef("--workflow %s: no such workflow template (see 'jobengine workflow list')", sc.Launch.Workflow)
+		}
+	}
+	if err != nil {
+		return cl.fail(err, "")
 	}
 	return nil
 }

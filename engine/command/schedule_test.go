@@ -67,6 +67,18 @@ func TestScheduleCommands(t *testing.T) {
 		t.Fatalf("list:\n%s", list)
 	}
 	e.ok("schedule", "enable", "weekly")
+	// A schedule of a template that does not exist is refused, as the API
+	// refuses it: it would fail at every occurrence.
+	for _, args := range [][]string{{"--template", "web"}, {"--workflow", "nightly"}} {
+		_, errOut, code := e.run(append([]string{"schedule", "create", "deploy", "--cron", "30 2 * * *"}, args...)...)
+		if code != 2 || !strings.Contains(errOut, args[0]+" "+args[1]+": no such") {
+			t.Fatalf("a schedule of a missing %s: exit %d, %s", args[0], code, errOut)
+		}
+	}
+	if _, errOut, code := e.run("schedule", "show", "deploy"); code != 1 || !strings.Contains(errOut, "no such schedule") {
+		t.Fatalf("a refused schedule was written: exit %d, %s", code, errOut)
+	}
+	e.ok("template", "create", "web", "--action", "echo")
 	e.ok("schedule", "create", "deploy", "--cron", "30 2 * * *", "--template", "web", "--values", `{"limit":"web1"}`, "--disabled", "--catch-up", "none")
 	list = e.ok("schedule", "list")
 	if !strings.Contains(list, "template web") || strings.Count(list, "\n") != 3 {
