@@ -3,8 +3,11 @@ package zkconn_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -188,4 +191,115 @@ func TestGetManyOverALostConnection(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// oldServerProxy forwards ZooKeeper connections but answers every
+// multiRead itself with ZUNIMPLEMENTED, as a server older than 3.6 does.
+func oldServerProxy(t *testing.T, target string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	frame := func(r io.Reader) ([]byte, error) {
+		var head [4]byte
+		if _, err := io.ReadFull(r, head[:]); err != nil {
+			return nil, err
+		}
+		b := make([]byte, 4+binary.BigEndian.Uint32(head[:]))
+		copy(b, head[:])
+		_, err := io.ReadFull(r, b[4:])
+		return b, err
+	}
+	go func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			server, err := net.Dial("tcp", target)
+			if err != nil {
+				client.Close()
+				continue
+			}
+			var mu sync.Mutex // one frame at a time towards the client
+			go func() {
+				defer client.Close()
+				defer server.Close()
+				for {
+					b, err := frame(server)
+					if err != nil {
+						return
+					}
+					mu.Lock()
+					_, err = client.Write(b)
+					mu.Unlock()
+					if err != nil {
+						return
+					}
+				}
+			}()
+			go func() {
+				defer client.Close()
+				defer server.Close()
+				for first := true; ; first = false {
+					b, err := frame(client)
+					if err != nil {
+						return
+					}
+					if !first && len(b) >= 12 && int32(binary.BigEndian.Uint32(b[8:12])) == 22 {
+						reply := binary.BigEndian.AppendUint32(nil, 16)
+						reply = append(reply, b[4:8]...) // the xid
+						reply = binary.BigEndian.AppendUint64(reply, 0)
+						unimplemented := int32(-6)
+						reply = binary.BigEndian.AppendUint32(reply, uint32(unimplemented))
+						mu.Lock()
+						_, err = client.Write(reply)
+						mu.Unlock()
+					} else {
+						_, err = server.Write(b)
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestGetManyFromAnOlderServer reads through a server that does not know
+// multiRead: the reads go one by one, with the same results.
+func TestGetManyFromAnOlderServer(t *testing.T) {
+	c := zktest.StartT(t, zkserver.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := zkconn.Dial(ctx, zkconn.Config{Hosts: []string{oldServerProxy(t, c.Addrs()[0])}, SessionTimeout: 4 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	paths := []string{"/x", "/y", "/none"}
+	for _, p := range paths[:2] {
+		if _, err := conn.Create(p, []byte(p), 0, zkconn.ACL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := 0; round < 3; round++ {
+		got, err := conn.GetMany(ctx, paths)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if string(got[0].Data) != "/x" || string(got[1].Data) != "/y" || got[1].Stat == nil || !errors.Is(got[2].Err, zk.ErrNoNode) {
+			t.Fatalf("round %d read %+v", round, got)
+		}
+	}
+	if n := zkconn.MultiReads(conn); n != 0 {
+		t.Fatalf("%d multiRead requests answered by a server that does not know them", n)
+	}
+	if !zkconn.ReadsOneByOne(conn) {
+		t.Fatal("the refusal was not seen: no multiRead was sent")
+	}
 }
