@@ -118,18 +118,23 @@ type Soak struct {
 }
 
 // NewSoak returns a Soak with a metrics address reserved for each of the
-// executors x1 … xN.
-func NewSoak(executors int, every time.Duration) (*Soak, error) {
+// executors x1 … xN, and for the executors named in more (the remote
+// executor, r1).
+func NewSoak(executors int, every time.Duration, more ...string) (*Soak, error) {
 	s := &Soak{Every: every, metrics: map[string]string{}, client: &http.Client{Timeout: 3 * time.Second}}
 	if s.Every <= 0 {
 		s.Every = time.Minute
 	}
+	names := more
 	for i := 1; i <= executors; i++ {
+		names = append(names, fmt.Sprintf("x%d", i))
+	}
+	for _, name := range names {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
-		s.metrics[fmt.Sprintf("x%d", i)] = ln.Addr().String()
+		s.metrics[name] = ln.Addr().String()
 		ln.Close()
 	}
 	return s, nil

@@ -67,6 +67,7 @@ func TestSoak(t *testing.T) {
 		Duration: d, Faults: nf, Cycle: true, Distributor: HasDistributor(bin), Index: *flagIndex,
 		Scheduled: *flagScheduled, Workflows: launches, Sliced: launches,
 		Controllers: *flagControllers && HasController(bin), ScheduleEvery: *flagSchedule,
+		Remote: *flagRemote && hasSSHD(), Mail: *flagMail && HasSMTP(),
 	}
 	if *flagWorkflows != 0 {
 		cfg.Workflows = *flagWorkflows
@@ -101,7 +102,11 @@ func TestSoak(t *testing.T) {
 	t.Logf("soak: %d jobs (%.1f/s) over %s, %d faults (one per %s, kinds in turn), %d workflows, %d sliced launches, samples every %s",
 		plan.Jobs(), *flagSoakRate, d, len(plan.Faults), every, c.Workflows, c.Sliced, *flagSoakSample)
 
-	soak, err := NewSoak(c.Executors, *flagSoakSample)
+	var remote []string
+	if c.Remote {
+		remote = []string{"r1"} // the remote executor (harness.go)
+	}
+	soak, err := NewSoak(c.Executors, *flagSoakSample, remote...)
 	if err != nil {
 		t.Fatal(err)
 	}
