@@ -332,6 +332,23 @@ func TestPlanIsReproducible(t *testing.T) {
 			t.Fatalf("a pause of %s is not longer than the session timeout", f.Hold)
 		}
 	}
+	// Remote faults come while the workload is submitted: they wait for a
+	// run of the remote executor, and there is none once it has drained.
+	for seed := uint64(1); seed <= 400; seed++ {
+		p, err := NewPlan(Config{Seed: seed, Distributor: true, Index: true, Controllers: true, Remote: true, Mail: true, Faults: 30, Duration: 10 * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := p.Batches[len(p.Batches)-1].At
+		for i, f := range p.Faults {
+			if f.Kind.remoteFault() && f.At > last-remoteLead {
+				t.Fatalf("seed %d: fault %d (%s) at %s, after the workload's last batch at %s less %s", seed, i+1, f.Kind, f.At, last, remoteLead)
+			}
+			if i > 0 && f.At < p.Faults[i-1].At+p.Faults[i-1].Hold+settleTime {
+				t.Fatalf("seed %d: fault %d at %s leaves the one before no time to recover", seed, i+1, f.At)
+			}
+		}
+	}
 	for _, k := range Kinds {
 		if !kinds[k] {
 			t.Fatalf("no %s in %v", k, a.Faults)

@@ -474,7 +474,47 @@ func NewPlan(cfg Config) (*Plan, error) {
 		p.Faults[i].At = at
 		at += p.Faults[i].Hold + settleTime
 	}
+	p.RemoteWhileWorking()
 	return p, nil
+}
+
+// remoteLead is how long before the last workload batch a remote fault
+// comes at the latest: it waits for a run of the remote executor, and
+// once the workload is all submitted that executor soon has none.
+const remoteLead = 10 * time.Second
+
+// RemoteWhileWorking swaps each remote fault planned later than remoteLead
+// before the last workload batch with the latest other fault planned
+// before then whose place each fits (its hold and the time to recover
+// before the next fault, or the end): each place keeps its time, the
+// fault moves whole. Call it again after changing the faults' times.
+func (p *Plan) RemoteWhileWorking() {
+	if len(p.Batches) == 0 {
+		return
+	}
+	last := p.Batches[len(p.Batches)-1].At - remoteLead
+	fits := func(f Fault, at time.Duration, k int) bool {
+		next := p.Config.Duration
+		if k+1 < len(p.Faults) {
+			next = p.Faults[k+1].At
+		}
+		return at+f.Hold+settleTime <= next
+	}
+	for i := len(p.Faults) - 1; i >= 0; i-- {
+		if !p.Faults[i].Kind.remoteFault() || p.Faults[i].At <= last {
+			continue
+		}
+		for j := i - 1; j >= 0; j-- {
+			g := p.Faults[j]
+			if g.Kind.remoteFault() || g.At > last || !fits(p.Faults[i], g.At, j) || !fits(g, p.Faults[i].At, i) {
+				continue
+			}
+			fi, fj := p.Faults[i].At, g.At
+			p.Faults[i], p.Faults[j] = g, p.Faults[i]
+			p.Faults[i].At, p.Faults[j].At = fi, fj
+			break
+		}
+	}
 }
 
 // between returns a duration in [lo, hi], rounded to milliseconds.

@@ -99,6 +99,7 @@ func TestSoak(t *testing.T) {
 		}
 		f.At = leadIn + time.Duration(i)*every + between(jr, 0, room)
 	}
+	plan.RemoteWhileWorking()
 	t.Logf("soak: %d jobs (%.1f/s) over %s, %d faults (one per %s, kinds in turn), %d workflows, %d sliced launches, samples every %s",
 		plan.Jobs(), *flagSoakRate, d, len(plan.Faults), every, c.Workflows, c.Sliced, *flagSoakSample)
 
