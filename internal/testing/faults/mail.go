@@ -219,37 +219,5 @@ func (h *Harness) setUpMail(ctx context.Context) (stop func(), err error) {
 // same port; the note says how many notices waited and when an e-mail was
 // accepted again.
 func (h *Harness) smtpDown(ctx context.Context, f Fault, e *FaultEvent, probe func()) error {
-	e.Target = "SMTP receiver"
-	e.At = time.Now()
-	h.mail.down()
-	probe()
-	herr := sleep(ctx, f.Hold)
-	e.HealAt = time.Now()
-	waiting, _ := notify.NewStore(h.conn).Pending(ctx)
-	before, _ := h.mail.snapshot()
-	if err := h.mail.up(ctx); err != nil {
-		return err
-	}
-	e.Healed = time.Now()
-	if herr != nil {
-		return herr
-	}
-	if len(waiting) == 0 {
-		e.Note = "(no notice waiting at the restart)"
-		return nil
-	}
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	err := check.Until(wctx, 20*time.Millisecond, func() error {
-		if now, _ := h.mail.snapshot(); len(now) == len(before) {
-			return errors.New("nothing accepted since the restart")
-		}
-		return nil
-	})
-	if err != nil {
-		e.Note = fmt.Sprintf("(%d notices waiting at the restart; no e-mail within 30s)", len(waiting))
-		return nil
-	}
-	e.Note = fmt.Sprintf("(%d notices waiting at the restart; e-mail accepted again after %s)", len(waiting), time.Since(e.Healed).Round(10*time.Millisecond))
-	return nil
+	return h.sinkDown(ctx, f, e, probe, h.mail, "SMTP receiver", "no e-mail within 30s", "e-mail accepted again")
 }

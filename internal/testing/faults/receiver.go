@@ -183,15 +183,30 @@ func (h *Harness) setUpReceiver(ctx context.Context) (stop func(), err error) {
 // receiverDown stops the receiver for the hold and starts it again; the
 // note says how many notices waited and when one was delivered again.
 func (h *Harness) receiverDown(ctx context.Context, f Fault, e *FaultEvent, probe func()) error {
-	e.Target = "webhook receiver"
+	return h.sinkDown(ctx, f, e, probe, h.recv, "webhook receiver", "none delivered within 30s", "delivered again")
+}
+
+// sink is a receiver of notices (the webhook receiver, the SMTP
+// receiver) that a fault stops and starts again.
+type sink interface {
+	down()
+	up(ctx context.Context) error
+	snapshot() ([]Delivery, int)
+}
+
+// sinkDown stops s for the hold and starts it again; the note says how
+// many notices waited and when s received one again (lost: the note when
+// none came within 30 s; again: what came).
+func (h *Harness) sinkDown(ctx context.Context, f Fault, e *FaultEvent, probe func(), s sink, target, lost, again string) error {
+	e.Target = target
 	e.At = time.Now()
-	h.recv.down()
+	s.down()
 	probe()
 	herr := sleep(ctx, f.Hold)
 	e.HealAt = time.Now()
 	waiting, _ := notify.NewStore(h.conn).Pending(ctx)
-	before, _ := h.recv.snapshot()
-	if err := h.recv.up(ctx); err != nil {
+	before, _ := s.snapshot()
+	if err := s.up(ctx); err != nil {
 		return err
 	}
 	e.Healed = time.Now()
@@ -205,16 +220,16 @@ func (h *Harness) receiverDown(ctx context.Context, f Fault, e *FaultEvent, prob
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	err := check.Until(wctx, 20*time.Millisecond, func() error {
-		if now, _ := h.recv.snapshot(); len(now) == len(before) {
-			return errors.New("nothing delivered since the restart")
+		if now, _ := s.snapshot(); len(now) == len(before) {
+			return errors.New("nothing received since the restart")
 		}
 		return nil
 	})
 	if err != nil {
-		e.Note = fmt.Sprintf("(%d notices waiting at the restart; none delivered within 30s)", len(waiting))
+		e.Note = fmt.Sprintf("(%d notices waiting at the restart; %s)", len(waiting), lost)
 		return nil
 	}
-	e.Note = fmt.Sprintf("(%d notices waiting at the restart; delivered again after %s)", len(waiting), time.Since(e.Healed).Round(10*time.Millisecond))
+	e.Note = fmt.Sprintf("(%d notices waiting at the restart; %s after %s)", len(waiting), again, time.Since(e.Healed).Round(10*time.Millisecond))
 	return nil
 }
 
